@@ -1,0 +1,74 @@
+// Package app holds the services the frontend calls: thin adapters from UI
+// calls to the backend packages, one per screen area. Wails binds them in the
+// desktop app; Handler serves the very same methods as JSON over HTTP for the
+// web console (and for the desktop window's own fetches).
+//
+// A service method takes JSON-friendly arguments and returns a value and an
+// error; errors reach the frontend as *Error (a code and a safe message).
+package app
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+
+	"keyholder/backend/store"
+)
+
+// Config describes the running console.
+type Config struct {
+	Version string
+	DataDir string
+	Mode    string // "desktop" or "web"
+	// DevTrustSimulatedRoot is the development flag: evidence signed by the
+	// simulated AMD root is accepted, and everything it touches is SIMULATED.
+	DevTrustSimulatedRoot bool
+	Log                   *slog.Logger
+}
+
+// Services is every bound service. Each exported field is one service; its
+// type name is the name the frontend calls it by.
+type Services struct {
+	Console   *Console
+	Fleet     *Fleet
+	Approvals *Approvals
+	Images    *Images
+	Keys      *Keys
+	Audit     *Audit
+}
+
+// New makes the services over an open store. ctx bounds every call; cancel
+// it at shutdown.
+func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	b := &base{ctx: ctx, cfg: cfg, db: db, events: ev, log: cfg.Log}
+	return &Services{
+		Console:   &Console{b},
+		Fleet:     newFleet(b),
+		Approvals: &Approvals{b},
+		Images:    newImages(b),
+		Keys:      &Keys{b},
+		Audit:     &Audit{b},
+	}
+}
+
+// List returns the services in a stable order, for Wails' Bind option.
+func (s *Services) List() []any {
+	v := reflect.ValueOf(s).Elem()
+	out := make([]any, 0, v.NumField())
+	for i := 0; i < v.NumField(); i++ {
+		out = append(out, v.Field(i).Interface())
+	}
+	return out
+}
+
+// base is what every service shares.
+type base struct {
+	ctx    context.Context
+	cfg    Config
+	db     *store.DB
+	events Events
+	log    *slog.Logger
+}

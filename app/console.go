@@ -1,0 +1,42 @@
+package app
+
+import (
+	"os"
+	"runtime"
+)
+
+// Console answers questions about the running console itself (the Settings
+// screen and the header).
+type Console struct{ *base }
+
+// ConsoleInfo describes the running console.
+type ConsoleInfo struct {
+	Version       string `json:"version"`
+	Mode          string `json:"mode"`
+	DataDir       string `json:"data_dir"`
+	DatabasePath  string `json:"database_path"`
+	SchemaVersion int    `json:"schema_version"`
+	// DevSimulatedRoot is on when the console trusts the simulated AMD root.
+	DevSimulatedRoot bool   `json:"dev_simulated_root"`
+	Platform         string `json:"platform"`
+	Hostname         string `json:"hostname"`
+}
+
+// Info returns the console's version, mode, data location and schema.
+func (c *Console) Info() (ConsoleInfo, error) {
+	v, err := c.db.SchemaVersion(c.ctx)
+	if err != nil {
+		return ConsoleInfo{}, toError(c.log, "read console info", err)
+	}
+	host, _ := os.Hostname()
+	return ConsoleInfo{
+		Version:          c.cfg.Version,
+		Mode:             c.cfg.Mode,
+		DataDir:          c.cfg.DataDir,
+		DatabasePath:     c.db.Path(),
+		SchemaVersion:    v,
+		DevSimulatedRoot: c.cfg.DevTrustSimulatedRoot,
+		Platform:         runtime.GOOS + "/" + runtime.GOARCH,
+		Hostname:         host,
+	}, nil
+}

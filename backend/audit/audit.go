@@ -1,0 +1,69 @@
+// Package audit is Keyholder's append-only, hash-chained record of every
+// decision: each entry carries the hash of the one before it, so an edited,
+// removed or reordered entry breaks the chain at that point.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"keyholder/backend/store"
+)
+
+// Entry is one audit record.
+type Entry struct {
+	Seq          int64     `json:"seq"`
+	At           time.Time `json:"at"`
+	Actor        string    `json:"actor"`
+	Action       string    `json:"action"`
+	Subject      string    `json:"subject"`
+	Decision     string    `json:"decision"`
+	Reason       string    `json:"reason"`
+	EvidenceHash string    `json:"evidence_hash"`
+	PrevHash     string    `json:"prev_hash"`
+	Hash         string    `json:"hash"`
+}
+
+// Query selects entries. Zero fields match everything.
+type Query struct {
+	Search    string `json:"search"`     // substring of actor, action, subject or reason
+	BeforeSeq int64  `json:"before_seq"` // page backwards from here; 0 means the newest
+	Limit     int    `json:"limit"`      // 0 means 200
+}
+
+// List returns entries newest first.
+func List(ctx context.Context, db *store.DB, q Query) ([]Entry, error) {
+	if q.Limit <= 0 || q.Limit > 5000 {
+		q.Limit = 200
+	}
+	sqlq := `SELECT seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash FROM audit_log WHERE 1=1`
+	var args []any
+	if q.BeforeSeq > 0 {
+		sqlq += ` AND seq < ?`
+		args = append(args, q.BeforeSeq)
+	}
+	if s := strings.TrimSpace(q.Search); s != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s)) + "%"
+		sqlq += ` AND (lower(actor) LIKE ? ESCAPE '\' OR lower(action) LIKE ? ESCAPE '\' OR lower(subject) LIKE ? ESCAPE '\' OR lower(reason) LIKE ? ESCAPE '\')`
+		args = append(args, like, like, like, like)
+	}
+	sqlq += fmt.Sprintf(` ORDER BY seq DESC LIMIT %d`, q.Limit)
+	rows, err := db.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", store.Classify(err))
+	}
+	defer rows.Close()
+	out := []Entry{}
+	for rows.Next() {
+		var e Entry
+		var at string
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Subject, &e.Decision, &e.Reason, &e.EvidenceHash, &e.PrevHash, &e.Hash); err != nil {
+			return nil, err
+		}
+		e.At, _ = store.ParseTime(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,149 @@
+// Package fleet keeps the console's view of its guests: each confidential VM
+// that asked for a key, its attestation status (verified, stale, failing,
+// pending, revoked), the chip and TCB it last proved, and when.
+package fleet
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"keyholder/backend/store"
+)
+
+// Status is a guest's attestation state.
+type Status string
+
+// The statuses a guest can have.
+const (
+	Verified Status = "verified"
+	Stale    Status = "stale"
+	Failing  Status = "failing"
+	Pending  Status = "pending"
+	Revoked  Status = "revoked"
+)
+
+// Statuses lists every status in display order.
+var Statuses = []Status{Verified, Pending, Failing, Stale, Revoked}
+
+// TCB is the four TCB components a report carries.
+type TCB struct {
+	Bootloader uint8 `json:"bootloader"`
+	TEE        uint8 `json:"tee"`
+	SNP        uint8 `json:"snp"`
+	Microcode  uint8 `json:"microcode"`
+}
+
+// Guest is one VM as the console last saw it.
+type Guest struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name"`
+	ImageID        string     `json:"image_id"`
+	ImageName      string     `json:"image_name"`
+	VolumeID       string     `json:"volume_id"`
+	Status         Status     `json:"status"`
+	Product        string     `json:"product"`
+	ChipID         string     `json:"chip_id"`
+	Measurement    string     `json:"measurement"`
+	TCB            TCB        `json:"tcb"`
+	Generation     int        `json:"generation"`
+	Simulated      bool       `json:"simulated"`
+	LastEvidenceAt *time.Time `json:"last_evidence_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+}
+
+// Filter narrows a listing. Zero fields match everything.
+type Filter struct {
+	Status Status `json:"status"`
+	Search string `json:"search"` // substring of ID, name, image, chip ID
+	Limit  int    `json:"limit"`  // 0 means all
+}
+
+// Summary counts guests by status.
+type Summary struct {
+	Total    int            `json:"total"`
+	ByStatus map[Status]int `json:"by_status"`
+}
+
+// Service reads and writes the fleet.
+type Service struct{ db *store.DB }
+
+// New returns a fleet service over db.
+func New(db *store.DB) *Service { return &Service{db: db} }
+
+// List returns the guests that match f, most recently seen first.
+func (s *Service) List(ctx context.Context, f Filter) ([]Guest, error) {
+	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
+		v.status, v.product, v.chip_id, v.measurement, v.tcb, v.generation, v.simulated,
+		v.last_evidence_at, v.created_at
+		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE 1=1`
+	var args []any
+	if f.Status != "" {
+		q += ` AND v.status = ?`
+		args = append(args, string(f.Status))
+	}
+	if s := strings.TrimSpace(f.Search); s != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s)) + "%"
+		q += ` AND (lower(v.id) LIKE ? ESCAPE '\' OR lower(v.name) LIKE ? ESCAPE '\' OR lower(COALESCE(i.name, '')) LIKE ? ESCAPE '\' OR lower(v.chip_id) LIKE ? ESCAPE '\')`
+		args = append(args, like, like, like, like)
+	}
+	q += ` ORDER BY v.last_evidence_at IS NULL, v.last_evidence_at DESC, v.id`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list guests: %w", store.Classify(err))
+	}
+	defer rows.Close()
+	out := []Guest{}
+	for rows.Next() {
+		var g Guest
+		var tcb, created string
+		var last sql.NullString
+		var sim int
+		if err := rows.Scan(&g.ID, &g.Name, &g.ImageID, &g.ImageName, &g.VolumeID, &g.Status, &g.Product,
+			&g.ChipID, &g.Measurement, &tcb, &g.Generation, &sim, &last, &created); err != nil {
+			return nil, fmt.Errorf("list guests: %w", err)
+		}
+		g.Simulated = sim != 0
+		if err := json.Unmarshal([]byte(tcb), &g.TCB); err != nil {
+			return nil, fmt.Errorf("guest %s: tcb: %w", g.ID, err)
+		}
+		g.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+		if last.Valid {
+			t, err := time.Parse(time.RFC3339Nano, last.String)
+			if err == nil {
+				g.LastEvidenceAt = &t
+			}
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// Summary counts the fleet by status.
+func (s *Service) Summary(ctx context.Context) (Summary, error) {
+	sum := Summary{ByStatus: map[Status]int{}}
+	for _, st := range Statuses {
+		sum.ByStatus[st] = 0
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM vms GROUP BY status`)
+	if err != nil {
+		return sum, fmt.Errorf("count guests: %w", store.Classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st Status
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return sum, err
+		}
+		sum.ByStatus[st] = n
+		sum.Total += n
+	}
+	return sum, rows.Err()
+}

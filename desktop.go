@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+
+	"github.com/wailsapp/wails/v2"
+	"github.com/wailsapp/wails/v2/pkg/options"
+	"github.com/wailsapp/wails/v2/pkg/options/assetserver"
+	"github.com/wailsapp/wails/v2/pkg/options/linux"
+
+	"keyholder/app"
+)
+
+var desktopCommand = &command{
+	name:  "",
+	short: "open the desktop console",
+	usage: func(w io.Writer) {
+		fmt.Fprint(w, "Usage: keyholder [--data DIR]\n\nOpens the desktop console. Without a display, use 'keyholder serve'.\n")
+	},
+	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+		devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
+		return func(args []string) error {
+			if len(args) > 0 {
+				return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q; run 'keyholder help'", args[0])}
+			}
+			return runDesktop(env, *devSim)
+		}
+	},
+}
+
+func hasDisplay() bool {
+	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" {
+		return true
+	}
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
+func runDesktop(env *cliEnv, devSim bool) error {
+	if !hasDisplay() {
+		return &exitError{code: 1, msg: "no display found (DISPLAY and WAYLAND_DISPLAY are unset); run 'keyholder serve' to use the console in a browser"}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := newLogger(env.stderr)
+	db, err := openStore(ctx, env, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	events := &app.DesktopEvents{}
+	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "desktop", DevTrustSimulatedRoot: devSim, Log: log}, db, events)
+	assets, err := fs.Sub(frontendDist, "frontend/dist")
+	if err != nil {
+		return err
+	}
+	// The same HTTP API answers fetches inside the window (downloads,
+	// exports); calls and events go through Wails' bindings.
+	api, err := app.NewHandler(svcs, app.HandlerOptions{Log: log})
+	if err != nil {
+		return err
+	}
+	err = wails.Run(&options.App{
+		Title:            "Keyholder",
+		Width:            1360,
+		Height:           860,
+		MinWidth:         960,
+		MinHeight:        600,
+		AssetServer:      &assetserver.Options{Assets: assets, Handler: api},
+		BackgroundColour: &options.RGBA{R: 26, G: 27, B: 30, A: 255},
+		OnStartup:        func(c context.Context) { events.Attach(c) },
+		OnShutdown:       func(context.Context) { cancel() },
+		Bind:             svcs.List(),
+		Linux:            &linux.Options{ProgramName: "keyholder", WebviewGpuPolicy: linux.WebviewGpuPolicyNever},
+	})
+	if err != nil {
+		return fmt.Errorf("desktop window: %w (this binary may have been built without the desktop; 'keyholder serve' works everywhere)", err)
+	}
+	return nil
+}
