@@ -1,0 +1,111 @@
+// Package xts implements AES-XTS (IEEE P1619) as dm-crypt uses it for
+// aes-xts-plain64: every sector is its own XTS data unit, and the tweak of a
+// sector is the little-endian 128-bit encoding of its IV.
+//
+// It differs from golang.org/x/crypto/xts in speed only: on amd64 with AES-NI
+// it encrypts eight blocks at once in assembly (the AES rounds of eight blocks
+// are interleaved so the pipeline stays full); elsewhere a pure-Go path built
+// on crypto/aes is used. Ciphertext stealing is not implemented: sectors are
+// always a whole number of 16-byte blocks.
+package xts
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+)
+
+// Cipher is AES-XTS with a 256- or 512-bit key (AES-128 or AES-256).
+type Cipher struct {
+	k1, k2 cipher.Block
+	fast   *roundKeys // nil when the assembly path is not available
+}
+
+// ErrKeySize is returned for a key that is not 32 or 64 bytes.
+var ErrKeySize = errors.New("xts: key must be 32 or 64 bytes")
+
+// New returns an XTS cipher for key (the data key followed by the tweak key).
+func New(key []byte) (*Cipher, error) {
+	if len(key) != 32 && len(key) != 64 {
+		return nil, ErrKeySize
+	}
+	h := len(key) / 2
+	k1, err := aes.NewCipher(key[:h])
+	if err != nil {
+		return nil, err
+	}
+	k2, err := aes.NewCipher(key[h:])
+	if err != nil {
+		return nil, err
+	}
+	return &Cipher{k1: k1, k2: k2, fast: newRoundKeys(key[:h])}, nil
+}
+
+// Wipe overwrites the expanded round keys the cipher holds in its own memory.
+// (The crypto/aes schedules cannot be reached; they go with the garbage
+// collector.) The cipher must not be used afterwards.
+func (c *Cipher) Wipe() {
+	if c.fast != nil {
+		clear(c.fast.enc[:])
+		clear(c.fast.dec[:])
+	}
+	c.k1, c.k2, c.fast = nil, nil, nil
+}
+
+// Encrypt encrypts len(src) bytes, which must be a whole number of sectors of
+// sectorSize bytes, into dst (which may be src). The first sector's IV is iv;
+// each following sector's IV is larger by ivStep (dm-crypt counts 512-byte
+// units, so ivStep is sectorSize/512 there).
+func (c *Cipher) Encrypt(dst, src []byte, sectorSize int, iv, ivStep uint64) {
+	c.crypt(dst, src, sectorSize, iv, ivStep, true)
+}
+
+// Decrypt is the inverse of Encrypt.
+func (c *Cipher) Decrypt(dst, src []byte, sectorSize int, iv, ivStep uint64) {
+	c.crypt(dst, src, sectorSize, iv, ivStep, false)
+}
+
+func (c *Cipher) crypt(dst, src []byte, sectorSize int, iv, ivStep uint64, enc bool) {
+	if sectorSize <= 0 || sectorSize%16 != 0 || len(src)%sectorSize != 0 || len(dst) < len(src) {
+		panic("xts: input is not a whole number of sectors")
+	}
+	var tweak [16]byte
+	for off := 0; off < len(src); off += sectorSize {
+		clear(tweak[:])
+		binary.LittleEndian.PutUint64(tweak[:8], iv)
+		c.k2.Encrypt(tweak[:], tweak[:])
+		d, s := dst[off:off+sectorSize], src[off:off+sectorSize]
+		n := 0
+		if c.fast != nil && sectorSize >= 128 {
+			n = sectorSize / 128 * 128
+			c.fast.crypt(d[:n], s[:n], &tweak, enc)
+		}
+		c.generic(d[n:], s[n:], &tweak, enc)
+		iv += ivStep
+	}
+}
+
+// generic handles blocks one at a time with crypto/aes.
+func (c *Cipher) generic(dst, src []byte, tweak *[16]byte, enc bool) {
+	t0 := binary.LittleEndian.Uint64(tweak[:8])
+	t1 := binary.LittleEndian.Uint64(tweak[8:])
+	var b [16]byte
+	for i := 0; i < len(src); i += 16 {
+		binary.LittleEndian.PutUint64(b[:8], binary.LittleEndian.Uint64(src[i:])^t0)
+		binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(src[i+8:])^t1)
+		if enc {
+			c.k1.Encrypt(b[:], b[:])
+		} else {
+			c.k1.Decrypt(b[:], b[:])
+		}
+		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(b[:8])^t0)
+		binary.LittleEndian.PutUint64(dst[i+8:], binary.LittleEndian.Uint64(b[8:])^t1)
+		// Multiply the tweak by x in GF(2^128) (little-endian convention).
+		carry := t1 >> 63
+		t1 = t1<<1 | t0>>63
+		t0 = t0<<1 ^ (0x87 & -carry)
+	}
+	binary.LittleEndian.PutUint64(tweak[:8], t0)
+	binary.LittleEndian.PutUint64(tweak[8:], t1)
+}
