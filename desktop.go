@@ -42,6 +42,10 @@ func hasDisplay() bool {
 }
 
 func runDesktop(env *cliEnv, devSim bool) error {
+	if generatingBindings {
+		svcs := app.New(context.Background(), app.Config{Version: version, Mode: "desktop"}, nil, &app.DesktopEvents{})
+		return wails.Run(&options.App{Title: "Keyholder", Bind: svcs.List()})
+	}
 	if !hasDisplay() {
 		return &exitError{code: 1, msg: "no display found (DISPLAY and WAYLAND_DISPLAY are unset); run 'keyholder serve' to use the console in a browser"}
 	}

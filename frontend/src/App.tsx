@@ -1,0 +1,97 @@
+import { ActionIcon, AppShell, Badge, Group, NavLink, Text, Tooltip, useMantineColorScheme } from '@mantine/core';
+import {
+  IconChecklist,
+  IconDisc,
+  IconKey,
+  IconListDetails,
+  IconMoon,
+  IconServer,
+  IconSettings,
+  IconShieldLock,
+  IconSun,
+} from '@tabler/icons-react';
+import { Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
+import { SimulatedBadge } from './components/common';
+import { ApprovalsScreen } from './screens/Approvals';
+import { AuditScreen } from './screens/Audit';
+import { FleetScreen } from './screens/Fleet';
+import { ImagesScreen } from './screens/Images';
+import { KeysScreen } from './screens/Keys';
+import { SettingsScreen } from './screens/Settings';
+import { pendingRequests } from './stores/approvals';
+import { consoleInfo } from './stores/console';
+import { useResource } from './stores/resource';
+
+const nav = [
+  { to: '/fleet', label: 'Fleet', icon: IconServer },
+  { to: '/approvals', label: 'Approvals', icon: IconChecklist },
+  { to: '/images', label: 'Images', icon: IconDisc },
+  { to: '/keys', label: 'Keys', icon: IconKey },
+  { to: '/audit', label: 'Audit', icon: IconListDetails },
+  { to: '/settings', label: 'Settings', icon: IconSettings },
+];
+
+export function App() {
+  const loc = useLocation();
+  const go = useNavigate();
+  const info = useResource(consoleInfo);
+  const pending = useResource(pendingRequests);
+  const { colorScheme, toggleColorScheme } = useMantineColorScheme();
+
+  return (
+    <AppShell header={{ height: 56 }} navbar={{ width: 220, breakpoint: 0 }} padding="lg">
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between">
+          <Group gap="xs">
+            <IconShieldLock size={26} color="var(--mantine-color-teal-6)" />
+            <Text fw={700} size="lg">
+              Keyholder
+            </Text>
+            {info.data && (
+              <Text size="xs" c="dimmed">
+                {info.data.version} · {info.data.mode === 'desktop' ? 'desktop' : 'web console'}
+              </Text>
+            )}
+            {info.data?.dev_simulated_root && <SimulatedBadge />}
+          </Group>
+          <Tooltip label={colorScheme === 'dark' ? 'Light theme' : 'Dark theme'}>
+            <ActionIcon variant="default" size="lg" onClick={toggleColorScheme} aria-label="Toggle theme">
+              {colorScheme === 'dark' ? <IconSun size={18} /> : <IconMoon size={18} />}
+            </ActionIcon>
+          </Tooltip>
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="xs">
+        {nav.map((n) => (
+          <NavLink
+            key={n.to}
+            label={n.label}
+            leftSection={<n.icon size={18} />}
+            active={loc.pathname.startsWith(n.to)}
+            onClick={() => go(n.to)}
+            data-testid={`nav-${n.label.toLowerCase()}`}
+            rightSection={
+              n.to === '/approvals' && pending.data && pending.data.length > 0 ? (
+                <Badge size="sm" color="yellow" circle>
+                  {pending.data.length}
+                </Badge>
+              ) : undefined
+            }
+          />
+        ))}
+      </AppShell.Navbar>
+      <AppShell.Main>
+        <Routes>
+          <Route path="/" element={<Navigate to="/fleet" replace />} />
+          <Route path="/fleet" element={<FleetScreen />} />
+          <Route path="/approvals" element={<ApprovalsScreen />} />
+          <Route path="/images" element={<ImagesScreen />} />
+          <Route path="/keys" element={<KeysScreen />} />
+          <Route path="/audit" element={<AuditScreen />} />
+          <Route path="/settings" element={<SettingsScreen />} />
+          <Route path="*" element={<Navigate to="/fleet" replace />} />
+        </Routes>
+      </AppShell.Main>
+    </AppShell>
+  );
+}

@@ -1,0 +1,116 @@
+// DTOs as the Go services return them (app/ and backend/ JSON tags).
+
+export type GuestStatus = 'verified' | 'stale' | 'failing' | 'pending' | 'revoked';
+
+export interface TCB {
+  bootloader: number;
+  tee: number;
+  snp: number;
+  microcode: number;
+}
+
+export interface Guest {
+  id: string;
+  name: string;
+  image_id: string;
+  image_name: string;
+  volume_id: string;
+  status: GuestStatus;
+  product: string;
+  chip_id: string;
+  measurement: string;
+  tcb: TCB;
+  generation: number;
+  simulated: boolean;
+  last_evidence_at: string | null;
+  created_at: string;
+}
+
+export interface FleetFilter {
+  status?: GuestStatus | '';
+  search?: string;
+  limit?: number;
+}
+
+export interface FleetSummary {
+  total: number;
+  by_status: Record<GuestStatus, number>;
+}
+
+export interface ReleaseRequest {
+  id: string;
+  vm_id: string;
+  volume_id: string;
+  class: string;
+  status: string;
+  evidence_hash: string;
+  summary: unknown;
+  simulated: boolean;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface Image {
+  id: string;
+  name: string;
+  description: string;
+  created_at: string;
+  created_by: string;
+  volumes: number;
+  guests: number;
+}
+
+export interface Volume {
+  id: string;
+  name: string;
+  image_id: string;
+  image_name: string;
+  status: string;
+  current_generation: number;
+  created_at: string;
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  subject: string;
+  decision: string;
+  reason: string;
+  evidence_hash: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditQuery {
+  search?: string;
+  before_seq?: number;
+  limit?: number;
+}
+
+export interface ConsoleInfo {
+  version: string;
+  mode: 'desktop' | 'web';
+  data_dir: string;
+  database_path: string;
+  schema_version: number;
+  dev_simulated_root: boolean;
+  platform: string;
+  hostname: string;
+}
+
+export interface Progress {
+  id: string;
+  stage: string;
+  done: number;
+  total: number;
+  rate: number;
+  finished: boolean;
+  error?: ApiErrorBody;
+}
+
+export interface ApiErrorBody {
+  code: string;
+  message: string;
+}
