@@ -1,0 +1,68 @@
+package wire
+
+import (
+	"crypto/hpke"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The HPKE cipher suite of the release protocol.
+var (
+	kem  = hpke.MLKEM768X25519()
+	kdf  = hpke.HKDFSHA256()
+	aead = hpke.AES256GCM()
+)
+
+// sealDomain separates the HPKE info of a release from anything else.
+const sealDomain = "keyholder-release-v1 seal"
+
+// ErrOpen means a sealed secret did not open: wrong key, or sealed for
+// another request, volume or generation, or altered on the way.
+var ErrOpen = errors.New("sealed secret does not open with this key for this request")
+
+// Info returns the HPKE info string that binds a sealed secret to its
+// request, volume and generation.
+func Info(requestID, volumeID string, generation uint32) []byte {
+	b := appendLP(nil, []byte(sealDomain))
+	b = appendLP(b, []byte(requestID))
+	b = appendLP(b, []byte(volumeID))
+	return binary.BigEndian.AppendUint32(b, generation)
+}
+
+// NewKeyPair makes an ephemeral ML-KEM-768+X25519 key pair for one release
+// and returns it with its public key's serialisation.
+func NewKeyPair() (hpke.PrivateKey, []byte, error) {
+	k, err := kem.GenerateKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("make HPKE key: %w", err)
+	}
+	return k, k.PublicKey().Bytes(), nil
+}
+
+// Seal seals secret to the serialised public key pub for one request,
+// volume and generation.
+func Seal(pub []byte, requestID, volumeID string, generation uint32, secret []byte) ([]byte, error) {
+	pk, err := kem.NewPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("seal: HPKE public key: %w", err)
+	}
+	out, err := hpke.Seal(pk, kdf, aead, Info(requestID, volumeID, generation), secret)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return out, nil
+}
+
+// Open opens a value made by Seal. The caller owns (and should wipe) the
+// returned secret.
+func Open(k hpke.PrivateKey, requestID, volumeID string, generation uint32, sealed []byte) ([]byte, error) {
+	if k.KEM().ID() != kem.ID() {
+		return nil, fmt.Errorf("open: HPKE key is for KEM %#04x, want %#04x", k.KEM().ID(), kem.ID())
+	}
+	pt, err := hpke.Open(k, kdf, aead, Info(requestID, volumeID, generation), sealed)
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return pt, nil
+}
