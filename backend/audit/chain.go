@@ -1,0 +1,130 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"keyholder/backend/store"
+)
+
+// The canonical encoding of an entry, the input of its hash (format v1):
+//
+//	hash = hex(SHA-256(enc))
+//	enc  = "keyholder-audit-v1\n" || field(seq) || field(at) || field(actor) ||
+//	       field(action) || field(subject) || field(decision) || field(reason) ||
+//	       field(evidence_hash) || field(prev_hash)
+//	field(s) = uint32_be(len(s)) || s
+//
+// seq is the decimal sequence number (1, 2, ...), at the time as store.Time
+// writes it (UTC, nanoseconds), every other field its UTF-8 text exactly as
+// stored. prev_hash of entry 1 is GenesisHash; entry n>1 carries the hash of
+// entry n-1. Length prefixes make the encoding injective: no two different
+// entries share an encoding. testdata/vectors.txt pins an example.
+
+// GenesisHash is the prev_hash of the first entry.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+const encodingTag = "keyholder-audit-v1\n"
+
+// Field limits keep a single entry (and an export line) bounded.
+const (
+	maxShortField = 256
+	maxReason     = 4096
+)
+
+// ErrInvalidEntry means an entry to append is malformed.
+var ErrInvalidEntry = errors.New("invalid audit entry")
+
+// Canonical returns the canonical encoding of e (see the format above).
+func Canonical(e Entry) []byte { return canonicalAt(e, store.Time(e.At)) }
+
+// HashEntry returns the hash of e's canonical encoding, as stored in Hash.
+func HashEntry(e Entry) string {
+	return hashOf(Canonical(e))
+}
+
+// Append adds e to the log inside the caller's transaction, so that a
+// decision and its audit entry commit (or roll back) together. Seq,
+// PrevHash and Hash are assigned here; a zero At means now. It returns the
+// entry as stored. Write transactions are serialised by SQLite (the store
+// begins them IMMEDIATE), so two appends never share a sequence number.
+func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
+	if e.Actor == "" || e.Action == "" {
+		return Entry{}, fmt.Errorf("%w: actor and action are required", ErrInvalidEntry)
+	}
+	for _, f := range []string{e.Actor, e.Action, e.Subject, e.Decision, e.EvidenceHash} {
+		if len(f) > maxShortField {
+			return Entry{}, fmt.Errorf("%w: field longer than %d bytes", ErrInvalidEntry, maxShortField)
+		}
+	}
+	if len(e.Reason) > maxReason {
+		e.Reason = e.Reason[:maxReason]
+	}
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	// Round-trip the time through its stored form so that the hash computed
+	// here equals the one Verify recomputes from the row.
+	at := store.Time(e.At)
+	e.At, _ = store.ParseTime(at)
+	var last sql.NullInt64
+	var prev sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		e.Seq, e.PrevHash = 1, GenesisHash
+	case err != nil:
+		return Entry{}, fmt.Errorf("read audit head: %w", store.Classify(err))
+	default:
+		e.Seq, e.PrevHash = last.Int64+1, prev.String
+	}
+	e.Hash = HashEntry(e)
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
+	if err != nil {
+		return Entry{}, fmt.Errorf("append audit entry: %w", store.Classify(err))
+	}
+	return e, nil
+}
+
+// AppendDB is Append in a transaction of its own, for entries that record
+// no other change (a failed login, for example).
+func AppendDB(ctx context.Context, db *store.DB, e Entry) (Entry, error) {
+	var out Entry
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = Append(ctx, tx, e)
+		return err
+	})
+	return out, err
+}
+
+// Head returns the newest entry's sequence number and hash (0 and
+// GenesisHash for an empty log).
+func Head(ctx context.Context, q queryer) (int64, string, error) {
+	var seq int64
+	var hash string
+	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, GenesisHash, nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read audit head: %w", store.Classify(err))
+	}
+	return seq, hash, nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryExecer is a *sql.Tx or a *store.DB.
+type queryExecer interface {
+	queryer
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}

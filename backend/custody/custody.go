@@ -1,0 +1,379 @@
+// Package custody keeps the console's keys: the master key (only ever stored
+// wrapped), the officers who can unlock it, and the per-volume release
+// secrets with their generations.
+//
+// What to use:
+//   - New makes a Service over the store. Init creates a console (first
+//     officer, master key, audit signing key); Unlock opens the key service
+//     once per process with an officer's passphrase; Authenticate checks an
+//     officer (for UI logins and approvals) and slows down repeated failures.
+//   - CreateVolume (or CreateVolumeTx inside a caller's transaction) makes a
+//     volume and its generation-1 release secret; ReleaseSecret unwraps one;
+//     Rotate, ConfirmRotation, Revoke and Destroy manage the life cycle.
+//   - SplitRecovery and Recover handle Shamir recovery shares (see
+//     backend/shamir); WriteBackup and RestoreBackup the encrypted export.
+//
+// Every change is audited in the same transaction (backend/audit). The
+// master key exists in plaintext only in this process's memory while the
+// service is unlocked; release secrets are unwrapped on demand and the
+// caller wipes the returned slice. Nothing this package returns in an error
+// contains key material.
+//
+// Out of scope: HSM unlock (the envelope table leaves room for it) and
+// protection against an attacker who can read this process's memory.
+package custody
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"keyholder/backend/audit"
+	"keyholder/backend/store"
+)
+
+// Errors that callers branch on.
+var (
+	ErrNotInitialized  = errors.New("the console is not initialised; run keyholder init")
+	ErrInitialized     = errors.New("the console is already initialised")
+	ErrLocked          = errors.New("the key service is locked; unlock it with an officer passphrase")
+	ErrWrongPassphrase = errors.New("wrong officer name or passphrase")
+	ErrWeakPassphrase  = errors.New("passphrase too short (at least 10 characters)")
+	ErrForbidden       = errors.New("the officer's role does not allow this")
+	ErrRevoked         = errors.New("the volume is revoked")
+	ErrDestroyed       = errors.New("the volume's secrets are destroyed")
+	ErrNoGeneration    = errors.New("no such generation for this volume")
+	ErrRotationPending = errors.New("a rotation is already waiting for the agent's confirmation")
+	ErrNotPending      = errors.New("that generation is not a pending rotation")
+	ErrNotRevoked      = errors.New("only a revoked volume can be destroyed")
+	ErrConfirmation    = errors.New("confirmation does not match the volume ID")
+	ErrLastAdmin       = errors.New("the last admin cannot be removed or demoted")
+	ErrOfficerExists   = errors.New("an officer with that name exists already")
+	ErrInvalid         = errors.New("invalid argument")
+)
+
+// ThrottledError is returned while an officer must wait after repeated
+// wrong passphrases. It wraps ErrWrongPassphrase's sibling ErrThrottled.
+type ThrottledError struct {
+	Officer    string
+	RetryAfter time.Duration
+}
+
+// ErrThrottled is wrapped by *ThrottledError.
+var ErrThrottled = errors.New("too many wrong passphrases")
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many wrong passphrases for %s; try again in %s", e.Officer, e.RetryAfter.Round(time.Second))
+}
+
+// Unwrap makes errors.Is(err, ErrThrottled) true.
+func (e *ThrottledError) Unwrap() error { return ErrThrottled }
+
+// Options configures a Service.
+type Options struct {
+	// KDF is used for new officer envelopes; zero means DefaultKDF. Tests pass
+	// small parameters (they are stored with each envelope).
+	KDF KDFParams
+	// Now is the clock (backoff, audit times); nil means time.Now.
+	Now func() time.Time
+	// CheckpointEvery is N: the audit log gets a signed checkpoint once N
+	// entries follow the last one (and at Close); zero means 64.
+	CheckpointEvery int64
+}
+
+// Service is the key service. It is safe for concurrent use.
+type Service struct {
+	db   *store.DB
+	opts Options
+
+	mu        sync.RWMutex
+	master    []byte             // nil while locked
+	signer    ed25519.PrivateKey // audit signing key, nil while locked
+	consoleID string
+}
+
+// New returns a locked key service over db.
+func New(db *store.DB, opts Options) *Service {
+	if opts.KDF == (KDFParams{}) {
+		opts.KDF = DefaultKDF
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = 64
+	}
+	return &Service{db: db, opts: opts}
+}
+
+// DB is the store the service works on.
+func (s *Service) DB() *store.DB { return s.db }
+
+func (s *Service) now() time.Time { return s.opts.Now() }
+
+// State is the key service's state as the UI shows it.
+type State struct {
+	Initialized bool   `json:"initialized"`
+	Unlocked    bool   `json:"unlocked"`
+	ConsoleID   string `json:"console_id"`
+	Officers    int    `json:"officers"`
+}
+
+// State reports whether the console is initialised and the service unlocked.
+func (s *Service) State(ctx context.Context) (State, error) {
+	var st State
+	id, err := consoleID(ctx, s.db)
+	if errors.Is(err, ErrNotInitialized) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	st.Initialized, st.ConsoleID = true, id
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM officers`).Scan(&st.Officers); err != nil {
+		return st, fmt.Errorf("count officers: %w", store.Classify(err))
+	}
+	st.Unlocked = s.Unlocked()
+	return st, nil
+}
+
+// Initialized reports whether the console has a master key and officers.
+func Initialized(ctx context.Context, db *store.DB) (bool, error) {
+	_, err := consoleID(ctx, db)
+	if errors.Is(err, ErrNotInitialized) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+type rowQueryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func consoleID(ctx context.Context, q rowQueryer) (string, error) {
+	var id string
+	err := q.QueryRowContext(ctx, `SELECT console_id FROM console_identity WHERE id = 1`).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotInitialized
+	}
+	if err != nil {
+		return "", fmt.Errorf("read console identity: %w", store.Classify(err))
+	}
+	return id, nil
+}
+
+// Unlocked reports whether the key service holds the master key.
+func (s *Service) Unlocked() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.master != nil
+}
+
+// Lock wipes the master key and the audit signing key from memory.
+func (s *Service) Lock() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lockLocked()
+}
+
+func (s *Service) lockLocked() {
+	clear(s.master)
+	clear(s.signer)
+	s.master, s.signer = nil, nil
+}
+
+// Close signs a final audit checkpoint (when unlocked) and locks the service.
+func (s *Service) Close(ctx context.Context) error {
+	err := s.CheckpointNow(ctx)
+	s.Lock()
+	return err
+}
+
+// withMaster runs fn with the master key held under the read lock.
+func (s *Service) withMaster(fn func(master []byte, consoleID string) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.master == nil {
+		return ErrLocked
+	}
+	return fn(s.master, s.consoleID)
+}
+
+const minPassphrase = 10
+
+func checkPassphrase(p []byte) error {
+	if len([]rune(string(p))) < minPassphrase {
+		return ErrWeakPassphrase
+	}
+	return nil
+}
+
+// Init creates the console: a random master key, the first officer (an
+// admin) with an envelope under passphrase, and the audit signing key. The
+// service is unlocked afterwards.
+func (s *Service) Init(ctx context.Context, name string, passphrase []byte) (Officer, error) {
+	if err := checkName(name); err != nil {
+		return Officer{}, err
+	}
+	if err := checkPassphrase(passphrase); err != nil {
+		return Officer{}, err
+	}
+	master := make([]byte, keySize)
+	rand.Read(master)
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	defer clear(seed)
+	cid := store.NewID("con")
+	now := s.now()
+	off := Officer{ID: store.NewID("off"), Name: name, Role: RoleAdmin, CreatedAt: now}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := consoleID(ctx, tx); err == nil {
+			return ErrInitialized
+		} else if !errors.Is(err, ErrNotInitialized) {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO console_identity(id, console_id, key_check, created_at) VALUES (1, ?, ?, ?)`,
+			cid, keyCheck(master, cid), store.Time(now)); err != nil {
+			return fmt.Errorf("store console identity: %w", store.Classify(err))
+		}
+		if err := insertOfficer(ctx, tx, off, master, passphrase, s.opts.KDF, cid); err != nil {
+			return err
+		}
+		priv := ed25519.NewKeyFromSeed(seed)
+		pub := priv.Public().(ed25519.PublicKey)
+		clear(priv)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO wrapped_keys(name, public, wrapped, created_at) VALUES (?, ?, ?, ?)`,
+			auditKeyName, []byte(pub), wrapWith(master, infoConsoleKey, seed, consoleKeyAAD(cid, auditKeyName)), store.Time(now)); err != nil {
+			return fmt.Errorf("store audit signing key: %w", store.Classify(err))
+		}
+		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(name), Action: "console.init", Subject: cid,
+			Decision: "ok", Reason: "console initialised; first officer " + name + " (admin)"})
+		return err
+	})
+	if err != nil {
+		clear(master)
+		return Officer{}, err
+	}
+	s.mu.Lock()
+	s.lockLocked()
+	s.master, s.consoleID = master, cid
+	s.signer = ed25519.NewKeyFromSeed(seed)
+	s.mu.Unlock()
+	return off, nil
+}
+
+const auditKeyName = "audit-signing"
+
+// adopt takes a verified master key as the service's (when locked) or checks
+// it against the held one in constant time (when unlocked). It takes
+// ownership of master.
+func (s *Service) adopt(ctx context.Context, master []byte, cid string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.master != nil {
+		eq := subtle.ConstantTimeCompare(s.master, master) == 1
+		clear(master)
+		if !eq {
+			return errors.New("officer envelope does not hold this console's master key")
+		}
+		return nil
+	}
+	var wrapped []byte
+	err := s.db.QueryRowContext(ctx, `SELECT wrapped FROM wrapped_keys WHERE name = ?`, auditKeyName).Scan(&wrapped)
+	if err != nil {
+		clear(master)
+		return fmt.Errorf("read audit signing key: %w", store.Classify(err))
+	}
+	seed, err := unwrapWith(master, infoConsoleKey, wrapped, consoleKeyAAD(cid, auditKeyName))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		clear(master)
+		return errors.New("audit signing key does not open under the master key")
+	}
+	s.signer = ed25519.NewKeyFromSeed(seed)
+	clear(seed)
+	s.master, s.consoleID = master, cid
+	return nil
+}
+
+// verifyMaster checks a candidate master key against the stored check value.
+func verifyMaster(ctx context.Context, q rowQueryer, master []byte) (string, bool, error) {
+	var cid string
+	var check []byte
+	err := q.QueryRowContext(ctx, `SELECT console_id, key_check FROM console_identity WHERE id = 1`).Scan(&cid, &check)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, ErrNotInitialized
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read console identity: %w", store.Classify(err))
+	}
+	return cid, subtle.ConstantTimeCompare(keyCheck(master, cid), check) == 1, nil
+}
+
+// AuditPublicKey returns the audit signing key's public half. When the
+// service is unlocked it comes from the unwrapped private key (so a public
+// key swapped in the database is not trusted); otherwise from the store.
+func (s *Service) AuditPublicKey(ctx context.Context) (ed25519.PublicKey, bool, error) {
+	s.mu.RLock()
+	if s.signer != nil {
+		pub := s.signer.Public().(ed25519.PublicKey)
+		s.mu.RUnlock()
+		return pub, true, nil
+	}
+	s.mu.RUnlock()
+	var pub []byte
+	err := s.db.QueryRowContext(ctx, `SELECT public FROM wrapped_keys WHERE name = ?`, auditKeyName).Scan(&pub)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, ErrNotInitialized
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read audit public key: %w", store.Classify(err))
+	}
+	return ed25519.PublicKey(pub), false, nil
+}
+
+// VerifyAudit verifies the audit log against the console's signing key.
+func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	pub, _, err := s.AuditPublicKey(ctx)
+	if err != nil && !errors.Is(err, ErrNotInitialized) {
+		return audit.Report{}, err
+	}
+	return audit.Verify(ctx, s.db, pub)
+}
+
+// Checkpoint signs the audit log's head when at least N entries follow the
+// last checkpoint. It does nothing while the service is locked.
+func (s *Service) Checkpoint(ctx context.Context) error { return s.checkpoint(ctx, false) }
+
+// CheckpointNow signs the audit log's head if anything follows the last
+// checkpoint (at shutdown). It does nothing while the service is locked.
+func (s *Service) CheckpointNow(ctx context.Context) error { return s.checkpoint(ctx, true) }
+
+func (s *Service) checkpoint(ctx context.Context, force bool) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.signer == nil {
+		return nil
+	}
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		n, err := audit.SinceCheckpoint(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if n == 0 || (!force && n < s.opts.CheckpointEvery) {
+			return nil
+		}
+		_, err = audit.WriteCheckpoint(ctx, tx, s.signer, s.now())
+		return err
+	})
+}
+
+// afterWrite runs after a custody transaction commits.
+func (s *Service) afterWrite(ctx context.Context) { _ = s.Checkpoint(ctx) }
+
+func officerActor(name string) string { return "officer:" + name }

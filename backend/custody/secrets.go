@@ -1,0 +1,419 @@
+package custody
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"keyholder/backend/audit"
+	"keyholder/backend/store"
+)
+
+// Generation statuses.
+const (
+	GenPending    = "pending"    // made by Rotate, waiting for the agent's confirmation
+	GenCurrent    = "current"    // the one routine boots receive
+	GenSuperseded = "superseded" // older; kept because old backups still need it
+	GenAbandoned  = "abandoned"  // a rotation that was given up before confirmation
+	GenDestroyed  = "destroyed"  // its wrapped secret is erased
+)
+
+// Volume statuses.
+const (
+	VolumeActive    = "active"
+	VolumeRevoked   = "revoked"
+	VolumeDestroyed = "destroyed"
+)
+
+// SecretSize is the length of a release secret.
+const SecretSize = 32
+
+// Generation describes one release secret of a volume (never the secret).
+type Generation struct {
+	VolumeID    string    `json:"volume_id"`
+	Generation  int       `json:"generation"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   string    `json:"created_by"`
+	ActivatedAt time.Time `json:"activated_at"`
+}
+
+// CreateVolume registers a volume (imageID may be "") with its generation-1
+// release secret, audited, in one transaction. It returns the volume ID,
+// the generation (1) and the plaintext secret, which the caller must wipe
+// (clear) as soon as it is written into the LUKS2 keyslot.
+func (s *Service) CreateVolume(ctx context.Context, actor, imageID, name string) (volumeID string, generation int, secret []byte, err error) {
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		volumeID, generation, secret, err = s.CreateVolumeTx(ctx, tx, actor, imageID, name)
+		return err
+	})
+	if err != nil {
+		clear(secret)
+		return "", 0, nil, err
+	}
+	s.afterWrite(ctx)
+	return volumeID, generation, secret, nil
+}
+
+// CreateVolumeTx is CreateVolume inside the caller's transaction, so that the
+// caller can register more (an image, its reference values) atomically. If
+// the transaction rolls back, the caller must still wipe the secret.
+func (s *Service) CreateVolumeTx(ctx context.Context, tx *sql.Tx, actor, imageID, name string) (string, int, []byte, error) {
+	if actor == "" {
+		return "", 0, nil, fmt.Errorf("%w: actor is required", ErrInvalid)
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 {
+		return "", 0, nil, fmt.Errorf("%w: volume name must be 1-200 characters", ErrInvalid)
+	}
+	id := store.NewID("vol")
+	secret := make([]byte, SecretSize)
+	rand.Read(secret)
+	now := s.now()
+	err := s.withMaster(func(master []byte, cid string) error {
+		var img any
+		if imageID != "" {
+			img = imageID
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO volumes(id, name, image_id, status, current_generation, created_at) VALUES (?, ?, ?, 'active', 1, ?)`,
+			id, name, img, store.Time(now)); err != nil {
+			return fmt.Errorf("create volume: %w", store.Classify(err))
+		}
+		if err := insertGeneration(ctx, tx, master, cid, id, 1, GenCurrent, secret, actor, now); err != nil {
+			return err
+		}
+		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.create", Subject: id, Decision: "ok",
+			Reason: fmt.Sprintf("volume %q created with generation 1", name)})
+		return err
+	})
+	if err != nil {
+		clear(secret)
+		return "", 0, nil, err
+	}
+	return id, 1, secret, nil
+}
+
+func insertGeneration(ctx context.Context, tx *sql.Tx, master []byte, cid, volumeID string, gen int, status string, secret []byte, actor string, now time.Time) error {
+	wrapped := wrapWith(master, infoReleaseSecret, secret, secretAAD(cid, volumeID, gen))
+	activated := ""
+	if status == GenCurrent {
+		activated = store.Time(now)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO volume_generations(volume_id, generation, status, wrapped, created_at, created_by, activated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, volumeID, gen, status, wrapped, store.Time(now), actor, activated)
+	if err != nil {
+		return fmt.Errorf("store generation %d of %s: %w", gen, volumeID, store.Classify(err))
+	}
+	return nil
+}
+
+func volumeStatus(ctx context.Context, q rowQueryer, volumeID string) (status string, current int, err error) {
+	err = q.QueryRowContext(ctx, `SELECT status, current_generation FROM volumes WHERE id = ?`, volumeID).Scan(&status, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, fmt.Errorf("volume %s: %w", volumeID, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("read volume %s: %w", volumeID, store.Classify(err))
+	}
+	return status, current, nil
+}
+
+// ReleaseSecret unwraps the release secret of one generation of a volume for
+// the release engine; the caller wipes it after sealing it to the guest. It
+// refuses revoked and destroyed volumes and abandoned or destroyed
+// generations; which generation a guest may have is the engine's policy.
+func (s *Service) ReleaseSecret(ctx context.Context, volumeID string, generation int) ([]byte, error) {
+	return s.releaseSecret(ctx, s.db, volumeID, generation)
+}
+
+// ReleaseSecretTx is ReleaseSecret reading inside the caller's transaction.
+func (s *Service) ReleaseSecretTx(ctx context.Context, tx *sql.Tx, volumeID string, generation int) ([]byte, error) {
+	return s.releaseSecret(ctx, tx, volumeID, generation)
+}
+
+func (s *Service) releaseSecret(ctx context.Context, q rowQueryer, volumeID string, generation int) ([]byte, error) {
+	vs, _, err := volumeStatus(ctx, q, volumeID)
+	if err != nil {
+		return nil, err
+	}
+	switch vs {
+	case VolumeRevoked:
+		return nil, fmt.Errorf("volume %s: %w", volumeID, ErrRevoked)
+	case VolumeDestroyed:
+		return nil, fmt.Errorf("volume %s: %w", volumeID, ErrDestroyed)
+	}
+	var status string
+	var wrapped []byte
+	err = q.QueryRowContext(ctx, `SELECT status, wrapped FROM volume_generations WHERE volume_id = ? AND generation = ?`, volumeID, generation).Scan(&status, &wrapped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("volume %s generation %d: %w", volumeID, generation, ErrNoGeneration)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read generation: %w", store.Classify(err))
+	}
+	switch status {
+	case GenDestroyed:
+		return nil, fmt.Errorf("volume %s generation %d: %w", volumeID, generation, ErrDestroyed)
+	case GenAbandoned:
+		return nil, fmt.Errorf("volume %s generation %d: %w (abandoned rotation)", volumeID, generation, ErrNoGeneration)
+	}
+	var secret []byte
+	err = s.withMaster(func(master []byte, cid string) error {
+		var err error
+		secret, err = unwrapWith(master, infoReleaseSecret, wrapped, secretAAD(cid, volumeID, generation))
+		if err != nil {
+			return fmt.Errorf("unwrap secret of volume %s generation %d: %w (the row was altered or moved)", volumeID, generation, err)
+		}
+		return nil
+	})
+	return secret, err
+}
+
+// CurrentGeneration returns the volume's current generation and, if a
+// rotation waits for confirmation, the pending one (0 if none).
+func (s *Service) CurrentGeneration(ctx context.Context, volumeID string) (current, pending int, err error) {
+	return currentGeneration(ctx, s.db, volumeID)
+}
+
+// CurrentGenerationTx is CurrentGeneration inside the caller's transaction.
+func (s *Service) CurrentGenerationTx(ctx context.Context, tx *sql.Tx, volumeID string) (current, pending int, err error) {
+	return currentGeneration(ctx, tx, volumeID)
+}
+
+func currentGeneration(ctx context.Context, q rowQueryer, volumeID string) (int, int, error) {
+	_, cur, err := volumeStatus(ctx, q, volumeID)
+	if err != nil {
+		return 0, 0, err
+	}
+	var pending sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(generation) FROM volume_generations WHERE volume_id = ? AND status = 'pending'`, volumeID).Scan(&pending); err != nil {
+		return 0, 0, fmt.Errorf("read pending generation: %w", store.Classify(err))
+	}
+	return cur, int(pending.Int64), nil
+}
+
+// Rotate creates generation N+1 of an active volume as pending: the guest
+// agent receives it beside the current one, adds a keyslot for it and
+// confirms; only ConfirmRotation makes it current, so a guest that dies half
+// way still opens with the old one. A second Rotate while one is pending
+// returns ErrRotationPending (and the pending generation).
+func (s *Service) Rotate(ctx context.Context, actor, volumeID string) (int, error) {
+	var gen int
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		gen, err = s.RotateTx(ctx, tx, actor, volumeID)
+		return err
+	})
+	if err == nil {
+		s.afterWrite(ctx)
+	}
+	return gen, err
+}
+
+// RotateTx is Rotate inside the caller's transaction.
+func (s *Service) RotateTx(ctx context.Context, tx *sql.Tx, actor, volumeID string) (int, error) {
+	vs, _, err := volumeStatus(ctx, tx, volumeID)
+	if err != nil {
+		return 0, err
+	}
+	if vs != VolumeActive {
+		return 0, fmt.Errorf("rotate volume %s: %w", volumeID, statusErr(vs))
+	}
+	_, pending, err := currentGeneration(ctx, tx, volumeID)
+	if err != nil {
+		return 0, err
+	}
+	if pending != 0 {
+		return pending, fmt.Errorf("rotate volume %s: %w (generation %d)", volumeID, ErrRotationPending, pending)
+	}
+	var max int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(generation), 0) FROM volume_generations WHERE volume_id = ?`, volumeID).Scan(&max); err != nil {
+		return 0, fmt.Errorf("read generations: %w", store.Classify(err))
+	}
+	gen := max + 1
+	now := s.now()
+	secret := make([]byte, SecretSize)
+	rand.Read(secret)
+	defer clear(secret)
+	err = s.withMaster(func(master []byte, cid string) error {
+		if err := insertGeneration(ctx, tx, master, cid, volumeID, gen, GenPending, secret, actor, now); err != nil {
+			return err
+		}
+		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.rotate", Subject: volumeID, Decision: "pending",
+			Reason: fmt.Sprintf("generation %d created; waits for the agent's confirmation", gen)})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return gen, nil
+}
+
+func statusErr(vs string) error {
+	if vs == VolumeDestroyed {
+		return ErrDestroyed
+	}
+	return ErrRevoked
+}
+
+// ConfirmRotation makes a pending generation current (after the guest agent
+// confirmed that the volume opens with it); the previous current generation
+// becomes superseded and is kept.
+func (s *Service) ConfirmRotation(ctx context.Context, actor, volumeID string, generation int) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error { return s.ConfirmRotationTx(ctx, tx, actor, volumeID, generation) })
+	if err == nil {
+		s.afterWrite(ctx)
+	}
+	return err
+}
+
+// ConfirmRotationTx is ConfirmRotation inside the caller's transaction.
+func (s *Service) ConfirmRotationTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, generation int) error {
+	vs, cur, err := volumeStatus(ctx, tx, volumeID)
+	if err != nil {
+		return err
+	}
+	if vs != VolumeActive {
+		return fmt.Errorf("confirm rotation of %s: %w", volumeID, statusErr(vs))
+	}
+	var status string
+	err = tx.QueryRowContext(ctx, `SELECT status FROM volume_generations WHERE volume_id = ? AND generation = ?`, volumeID, generation).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && status != GenPending) {
+		return fmt.Errorf("confirm generation %d of %s: %w", generation, volumeID, ErrNotPending)
+	}
+	if err != nil {
+		return fmt.Errorf("read generation: %w", store.Classify(err))
+	}
+	now := store.Time(s.now())
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE volume_generations SET status = 'superseded' WHERE volume_id = ? AND status = 'current'`, []any{volumeID}},
+		{`UPDATE volume_generations SET status = 'current', activated_at = ? WHERE volume_id = ? AND generation = ?`, []any{now, volumeID, generation}},
+		{`UPDATE volumes SET current_generation = ? WHERE id = ?`, []any{generation, volumeID}},
+	} {
+		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+			return fmt.Errorf("confirm rotation: %w", store.Classify(err))
+		}
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.rotation_confirmed", Subject: volumeID, Decision: "ok",
+		Reason: fmt.Sprintf("generation %d is current; generation %d superseded", generation, cur)})
+	return err
+}
+
+// AbandonRotation gives up a pending generation (the officer cancelled the
+// rotation); its wrapped secret stays until the volume is destroyed.
+func (s *Service) AbandonRotation(ctx context.Context, actor, volumeID string, generation int, reason string) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE volume_generations SET status = 'abandoned' WHERE volume_id = ? AND generation = ? AND status = 'pending'`, volumeID, generation)
+		if err != nil {
+			return fmt.Errorf("abandon rotation: %w", store.Classify(err))
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("abandon generation %d of %s: %w", generation, volumeID, ErrNotPending)
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.rotation_abandoned", Subject: volumeID,
+			Decision: "ok", Reason: fmt.Sprintf("generation %d abandoned: %s", generation, reason)})
+		return err
+	})
+	if err == nil {
+		s.afterWrite(ctx)
+	}
+	return err
+}
+
+// Revoke stops every release of the volume. Its secrets stay (wrapped) until
+// an admin destroys them.
+func (s *Service) Revoke(ctx context.Context, actor, volumeID, reason string) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error { return s.RevokeTx(ctx, tx, actor, volumeID, reason) })
+	if err == nil {
+		s.afterWrite(ctx)
+	}
+	return err
+}
+
+// RevokeTx is Revoke inside the caller's transaction.
+func (s *Service) RevokeTx(ctx context.Context, tx *sql.Tx, actor, volumeID, reason string) error {
+	vs, _, err := volumeStatus(ctx, tx, volumeID)
+	if err != nil {
+		return err
+	}
+	if vs != VolumeActive {
+		return fmt.Errorf("revoke volume %s: %w", volumeID, statusErr(vs))
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE volumes SET status = 'revoked' WHERE id = ?`, volumeID); err != nil {
+		return fmt.Errorf("revoke volume: %w", store.Classify(err))
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.revoke", Subject: volumeID, Decision: "deny", Reason: reason})
+	return err
+}
+
+// Destroy erases every wrapped secret of a revoked volume. It is a separate
+// admin action: admin must be an admin officer and confirm must repeat the
+// volume ID. The database runs with secure_delete, so the erased bytes are
+// overwritten in the file.
+func (s *Service) Destroy(ctx context.Context, admin, volumeID, confirm string) error {
+	if confirm != volumeID {
+		return ErrConfirmation
+	}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
+			return err
+		}
+		vs, _, err := volumeStatus(ctx, tx, volumeID)
+		if err != nil {
+			return err
+		}
+		if vs != VolumeRevoked {
+			return fmt.Errorf("destroy volume %s: %w", volumeID, ErrNotRevoked)
+		}
+		var n int
+		tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM volume_generations WHERE volume_id = ?`, volumeID).Scan(&n)
+		if _, err := tx.ExecContext(ctx, `UPDATE volume_generations SET status = 'destroyed', wrapped = X'' WHERE volume_id = ?`, volumeID); err != nil {
+			return fmt.Errorf("destroy secrets: %w", store.Classify(err))
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE volumes SET status = 'destroyed' WHERE id = ?`, volumeID); err != nil {
+			return fmt.Errorf("destroy volume: %w", store.Classify(err))
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: officerActor(admin), Action: "volume.destroy", Subject: volumeID,
+			Decision: "ok", Reason: strconv.Itoa(n) + " release secrets erased"})
+		return err
+	})
+	if err == nil {
+		s.afterWrite(ctx)
+	}
+	return err
+}
+
+// Generations lists a volume's generations, newest first.
+func (s *Service) Generations(ctx context.Context, volumeID string) ([]Generation, error) {
+	if _, _, err := volumeStatus(ctx, s.db, volumeID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT volume_id, generation, status, created_at, created_by, activated_at
+		FROM volume_generations WHERE volume_id = ? ORDER BY generation DESC`, volumeID)
+	if err != nil {
+		return nil, fmt.Errorf("list generations: %w", store.Classify(err))
+	}
+	defer rows.Close()
+	out := []Generation{}
+	for rows.Next() {
+		var g Generation
+		var created, activated string
+		if err := rows.Scan(&g.VolumeID, &g.Generation, &g.Status, &created, &g.CreatedBy, &activated); err != nil {
+			return nil, err
+		}
+		g.CreatedAt, _ = store.ParseTime(created)
+		if activated != "" {
+			g.ActivatedAt, _ = store.ParseTime(activated)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
