@@ -66,7 +66,7 @@ func runDesktop(env *cliEnv, devSim bool) error {
 	}
 	// The same HTTP API answers fetches inside the window (downloads,
 	// exports); calls and events go through Wails' bindings.
-	api, err := app.NewHandler(svcs, app.HandlerOptions{Log: log})
+	api, err := app.NewHandler(svcs, app.HandlerOptions{AnyHost: true, Log: log})
 	if err != nil {
 		return err
 	}

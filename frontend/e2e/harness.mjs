@@ -1,0 +1,69 @@
+// Test harness for the browser tests: starts `keyholder` on a free loopback
+// port with a temporary data directory, and Debian's Chromium through
+// playwright-core (never a downloaded browser).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const BIN = path.resolve(process.env.KEYHOLDER_BIN ?? '../bin/keyholder-web');
+export const ARTIFACTS = path.resolve(process.env.ARTIFACTS ?? '../artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+/** startConsole runs `keyholder <args> --listen 127.0.0.1:0 --data TMP` and resolves with its URL. */
+export async function startConsole(args = ['serve'], { urlPattern = /Keyholder console: (http\S+)/ } = {}) {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'keyholder-e2e-'));
+  const proc = spawn(BIN, [...args, '--listen', '127.0.0.1:0', '--data', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (d) => (err += d));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`keyholder did not print its URL in 60s:\n${out}\n${err}`)), 60_000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = urlPattern.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`keyholder exited with ${code}:\n${out}\n${err}`));
+    });
+  });
+  return {
+    url: url.replace(/\/$/, ''),
+    dataDir,
+    output: () => out,
+    stderr: () => err,
+    async stop() {
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await new Promise((r) => proc.once('exit', r));
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+export async function screenshot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}

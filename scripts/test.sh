@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test: Go (vet, unit, fuzz seed corpora), the frontend (type
+# check, Vitest), the browser end-to-end tests (Playwright driving Debian's
+# Chromium against `keyholder serve`) and the desktop smoke test (Wails build
+# under Xvfb). Screenshots land in artifacts/. Prints one summary line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CI="${CI:-}"
+mkdir -p artifacts
+pass=0; fail=0; failed=()
+step() {
+  local name=$1; shift
+  echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then pass=$((pass+1)); echo "--- ok   $name ($((SECONDS-t0))s)"
+  else fail=$((fail+1)); failed+=("$name"); echo "--- FAIL $name ($((SECONDS-t0))s)"; fi
+}
+gopkgs=$(go list ./... | grep -v /node_modules/)
+
+gofmt_check() { local bad; bad=$(gofmt -l $(git ls-files '*.go') 2>/dev/null); [ -z "$bad" ] || { echo "gofmt wants to change: $bad"; return 1; }; }
+step "gofmt" gofmt_check
+step "go vet" go vet $gopkgs
+step "go test" go test -timeout 20m $gopkgs
+step "frontend type check" bash -c 'cd frontend && npm run --silent typecheck'
+step "frontend unit tests (vitest)" bash -c 'cd frontend && npx vitest run --reporter=dot'
+step "build web console" go build -o bin/keyholder-web .
+step "browser tests (playwright + chromium)" bash -c 'cd frontend && KEYHOLDER_BIN=../bin/keyholder-web ARTIFACTS=../artifacts node --test --test-concurrency=1 e2e/'
+step "desktop smoke (wails build + Xvfb)" ./scripts/desktop-smoke.sh
+
+echo
+[ $fail -eq 0 ] || echo "failed steps: ${failed[*]}"
+echo "make test: $pass passed, $fail failed"
+[ $fail -eq 0 ]
