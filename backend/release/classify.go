@@ -1,0 +1,203 @@
+package release
+
+import (
+	"crypto/subtle"
+	"fmt"
+
+	"keyholder/backend/fleet"
+	"keyholder/backend/release/wire"
+)
+
+// Class is the kind of event a request represents.
+type Class string
+
+// The event classes, in the order the engine reports them when several
+// apply (the first is the request's class).
+const (
+	ClassRefused        Class = "refused"
+	ClassRotation       Class = "rotation"
+	ClassFirstBoot      Class = "first_boot"
+	ClassMigration      Class = "migration"
+	ClassRestore        Class = "restore"
+	ClassPlatformChange Class = "platform_change"
+	ClassRoutine        Class = "routine_boot"
+)
+
+// Classes lists the classes a policy can act on.
+var Classes = []Class{ClassRoutine, ClassFirstBoot, ClassMigration, ClassRestore, ClassPlatformChange, ClassRotation}
+
+// Action is what the console does with a class.
+type Action string
+
+// Actions, from the most to the least permissive.
+const (
+	ActionRelease Action = "release"
+	ActionApprove Action = "approve"
+	ActionDeny    Action = "deny"
+)
+
+func (a Action) strictness() int {
+	switch a {
+	case ActionRelease:
+		return 0
+	case ActionApprove:
+		return 1
+	}
+	return 2 // deny, and anything unknown
+}
+
+// Claims is what verified evidence says about the guest, reduced to what the
+// decision needs. The attestation adapter fills it.
+type Claims struct {
+	// Verified is the verifier's verdict; Reasons say why not.
+	Verified bool
+	Reasons  []wire.Reason
+	// Simulated is true for evidence under the simulated AMD root.
+	Simulated   bool
+	Product     string
+	ChipID      string // hex
+	Measurement string // hex
+	ReportID    string // hex: the launch's REPORT_ID
+	ReportData  [64]byte
+	TCB         fleet.TCB // reported TCB
+	// Guest policy bits.
+	Debug          bool
+	MigrationAgent bool
+}
+
+// Known is what the console knows about the VM and volume a request names.
+type Known struct {
+	VMKnown    bool
+	VMRevoked  bool
+	VMVolumeID string // the volume the VM is bound to; "" before its first release
+	// Volume state.
+	VolumeExists      bool
+	VolumeRevoked     bool
+	CurrentGeneration int
+	// History.
+	EverReleased    bool       // a secret was released to this VM before
+	ChipApproved    bool       // this chip received a release for this VM before
+	MeasurementSeen bool       // this measurement received a release for this VM before
+	LastTCB         *fleet.TCB // the TCB of the last approved release
+	// ReportIDOtherVM: this launch's REPORT_ID is the current launch of a different VM.
+	ReportIDOtherVM bool
+	// ReportIDEarlierLaunch: the REPORT_ID is one this VM had before its current launch.
+	ReportIDEarlierLaunch bool
+}
+
+// Ask is what the guest asks for.
+type Ask struct {
+	Purpose    wire.Purpose
+	VolumeID   string
+	Generation int // 0: the current one
+	// Expected is the transcript hash the report must carry.
+	Expected [64]byte
+}
+
+// Decision is the engine's verdict on one request.
+type Decision struct {
+	Class  Class  `json:"class"`
+	Action Action `json:"action"`
+	// Code and Message explain a deny.
+	Code    wire.Code `json:"code,omitempty"`
+	Message string    `json:"message,omitempty"`
+	// Signals is every class that matched, the strongest reason first.
+	Signals []Class `json:"signals"`
+	// Approvers is how many distinct officers must approve (Action approve).
+	Approvers int `json:"approvers,omitempty"`
+}
+
+func refuse(code wire.Code, format string, a ...any) Decision {
+	return Decision{Class: ClassRefused, Action: ActionDeny, Code: code, Message: fmt.Sprintf(format, a...), Signals: []Class{ClassRefused}}
+}
+
+// Classify decides a request from the verified claims, what the console
+// knows, and the effective policy. It is a pure function: the same inputs
+// always give the same decision, and it touches nothing.
+func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
+	// Refusals first: nothing a policy can override.
+	if !c.Verified {
+		msg := "the evidence did not verify"
+		if len(c.Reasons) > 0 {
+			msg = c.Reasons[0].Message
+		}
+		return refuse(wire.CodeEvidenceInvalid, "%s", msg)
+	}
+	if subtle.ConstantTimeCompare(c.ReportData[:], ask.Expected[:]) != 1 {
+		return refuse(wire.CodeReportDataMismatch, "the report's REPORT_DATA does not bind this nonce, HPKE key and volume")
+	}
+	if k.VMRevoked {
+		return refuse(wire.CodeVMRevoked, "the VM is revoked")
+	}
+	if !k.VolumeExists {
+		return refuse(wire.CodeVolumeUnknown, "volume %s is unknown", ask.VolumeID)
+	}
+	if k.VolumeRevoked {
+		return refuse(wire.CodeVolumeRevoked, "volume %s is revoked", ask.VolumeID)
+	}
+	if k.VMVolumeID != "" && k.VMVolumeID != ask.VolumeID {
+		return refuse(wire.CodeVolumeNotForVM, "the VM is bound to volume %s, not %s", k.VMVolumeID, ask.VolumeID)
+	}
+	if k.ReportIDOtherVM {
+		return refuse(wire.CodeReportOtherVM, "the report comes from the launch of another VM")
+	}
+	if c.Debug {
+		return refuse(wire.CodePolicyDebug, "the guest policy allows debugging")
+	}
+	if c.MigrationAgent && !p.AllowMigrationAgent {
+		return refuse(wire.CodePolicyMigration, "the guest policy allows a migration agent")
+	}
+	if ask.Generation > k.CurrentGeneration {
+		return refuse(wire.CodeGenerationUnknown, "volume %s has no generation %d (current %d)", ask.VolumeID, ask.Generation, k.CurrentGeneration)
+	}
+
+	var sig []Class
+	if ask.Purpose == wire.PurposeRotate {
+		sig = append(sig, ClassRotation)
+	}
+	if !k.EverReleased || !k.MeasurementSeen {
+		sig = append(sig, ClassFirstBoot)
+	}
+	if k.EverReleased && !k.ChipApproved {
+		sig = append(sig, ClassMigration)
+	}
+	if (ask.Generation > 0 && ask.Generation < k.CurrentGeneration) || k.ReportIDEarlierLaunch {
+		sig = append(sig, ClassRestore)
+	}
+	if k.EverReleased && k.LastTCB != nil && *k.LastTCB != c.TCB {
+		sig = append(sig, ClassPlatformChange)
+	}
+	if len(sig) == 0 {
+		sig = append(sig, ClassRoutine)
+	}
+	d := Decision{Class: sig[0], Action: ActionRelease, Signals: sig}
+	for _, s := range sig {
+		a := p.action(s)
+		if a.strictness() > d.Action.strictness() {
+			d.Action = a
+		}
+		if a == ActionApprove {
+			d.Approvers = max(d.Approvers, p.approvers(s))
+		}
+	}
+	switch d.Action {
+	case ActionDeny:
+		d.Code = wire.CodeDeniedByPolicy
+		d.Message = fmt.Sprintf("the console's policy denies %s", joinClasses(sig))
+		d.Approvers = 0
+	case ActionRelease:
+		d.Approvers = 0
+	}
+	return d
+}
+
+func joinClasses(cs []Class) string {
+	s := ""
+	for i, c := range cs {
+		if i > 0 {
+			s += " + "
+		}
+		s += string(c)
+	}
+	return s
+}
