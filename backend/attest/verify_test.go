@@ -1,0 +1,63 @@
+package attest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"keyholder/backend/attest"
+	"keyholder/backend/sim"
+)
+
+// testNow is inside the validity of every simulated certificate.
+var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func newVerifier(t testing.TB, o attest.Options) *attest.Verifier {
+	t.Helper()
+	o.TrustSimulatedRoot = true
+	o.SimulatedRoots = sim.Root().TrustedRoots()
+	if o.Now == nil {
+		o.Now = func() time.Time { return testNow }
+	}
+	v, err := attest.NewVerifier(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func chip(t testing.TB, p attest.Product, seed string) *sim.Chip {
+	t.Helper()
+	c, err := sim.NewChip(p, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestVerifyPositive(t *testing.T) {
+	v := newVerifier(t, attest.Options{})
+	for _, p := range attest.Products {
+		for _, vlek := range []bool{false, true} {
+			for _, mode := range []sim.CertMode{sim.CertTable, sim.CertFields} {
+				c := chip(t, p, "host-1")
+				var rd [64]byte
+				rd[0] = 7
+				ev, err := c.Evidence(sim.ReportOptions{ReportData: rd, VLEK: vlek, Certs: mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				vd, err := v.Verify(context.Background(), ev, nil, attest.Expectation{ReportData: rd[:]})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !vd.Verified || !vd.Simulated {
+					t.Fatalf("%s vlek=%v mode=%d: verified=%v simulated=%v reasons=%v", p, vlek, mode, vd.Verified, vd.Simulated, vd.Reasons)
+				}
+				if vd.Claims.Product != p {
+					t.Errorf("product %q, want %q", vd.Claims.Product, p)
+				}
+			}
+		}
+	}
+}
