@@ -76,7 +76,7 @@ func truncate(b []byte) string {
 }
 
 type metadata struct {
-	Keyslots map[string]*keyslotJSON   `json:"keyslots"`
+	Keyslots map[string]*keyslotJSON    `json:"keyslots"`
 	Tokens   map[string]json.RawMessage `json:"tokens"`
 	Segments map[string]*segmentJSON    `json:"segments"`
 	Digests  map[string]*digestJSON     `json:"digests"`
@@ -84,12 +84,12 @@ type metadata struct {
 }
 
 type keyslotJSON struct {
-	Type     string          `json:"type"`
-	KeySize  int             `json:"key_size"`
-	AF       afJSON          `json:"af"`
-	Area     areaJSON        `json:"area"`
-	KDF      kdfJSON         `json:"kdf"`
-	Priority *int            `json:"priority,omitempty"`
+	Type     string   `json:"type"`
+	KeySize  int      `json:"key_size"`
+	AF       afJSON   `json:"af"`
+	Area     areaJSON `json:"area"`
+	KDF      kdfJSON  `json:"kdf"`
+	Priority *int     `json:"priority,omitempty"`
 }
 
 type afJSON struct {

@@ -272,7 +272,7 @@ func (v *Volume) UnlockKeyslot(r io.ReaderAt, id int, secret []byte) ([]byte, er
 func (v *Volume) checkDigest(slot int, key []byte) bool {
 	sid := strconv.Itoa(slot)
 	for _, d := range v.md.Digests {
-		if !slices.Contains(d.Keyslots, sid) && slot >= 0 {
+		if !slices.Contains(d.Keyslots, sid) {
 			continue
 		}
 		h, _ := hashFunc(d.Hash)
@@ -297,6 +297,11 @@ func (v *Volume) CheckKey(key []byte) bool {
 // AddKeyslot adds a keyslot opened by secret for volumeKey and rewrites
 // both header copies. It returns the new keyslot's ID.
 func (v *Volume) AddKeyslot(rw io.WriterAt, volumeKey, secret []byte, kdf KDF) (int, error) {
+	for _, ks := range v.md.Keyslots {
+		if ks.KeySize != len(volumeKey) {
+			return -1, errors.New("add keyslot: the volume key does not match the volume")
+		}
+	}
 	if !v.CheckKey(volumeKey) {
 		return -1, errors.New("add keyslot: the volume key does not match the volume")
 	}
