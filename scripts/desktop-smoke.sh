@@ -27,7 +27,7 @@ for _ in $(seq 300); do
 done
 [ -n "$win" ] || { echo "no Keyholder window appeared"; cat "$tmp/app.log"; exit 1; }
 echo "window: $win"
-geom=$(echo "$win" | grep -oE '[0-9]+x[0-9]+' | head -1)
+geom=$(echo "$win" | grep -oE '[0-9]+x[0-9]+[+-][0-9]+[+-][0-9]+' | head -1 | grep -oE '^[0-9]+x[0-9]+')
 w=${geom%x*}; h=${geom#*x}
 [ "$w" -ge 960 ] && [ "$h" -ge 600 ] || { echo "window too small: $geom"; exit 1; }
 # Wait until the page has rendered: a blank or half-painted window has few colours.
