@@ -154,7 +154,9 @@ func TestOpenRejects(t *testing.T) {
 			both(t, m, func(md map[string]any) { obj(md, "tokens")["1"] = map[string]any{"type": "x"} })
 		}, "token \"1\" lacks", nil},
 		{"requirements", func(t *testing.T, m *memFile) {
-			both(t, m, func(md map[string]any) { obj(md, "config")["requirements"] = map[string]any{"mandatory": []any{"online-reencrypt-v2"}} })
+			both(t, m, func(md map[string]any) {
+				obj(md, "config")["requirements"] = map[string]any{"mandatory": []any{"online-reencrypt-v2"}}
+			})
 		}, "requirements", ErrUnsupported},
 		{"missing digests", func(t *testing.T, m *memFile) {
 			both(t, m, func(md map[string]any) { delete(md, "digests") })
