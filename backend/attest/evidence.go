@@ -141,6 +141,9 @@ type evidenceCerts struct {
 
 func (ev *Evidence) certs() (*evidenceCerts, error) {
 	c := &evidenceCerts{vcek: ev.VCEK, vlek: ev.VLEK, ask: ev.ASK, asvk: ev.ASVK, ark: ev.ARK}
+	if len(ev.CertTable) > MaxCertTableSize {
+		return nil, fmt.Errorf("%w: certificate table is %d bytes, the limit is %d", ErrMalformed, len(ev.CertTable), MaxCertTableSize)
+	}
 	if len(ev.CertTable) > 0 {
 		var t abi.CertTable
 		if err := t.Unmarshal(ev.CertTable); err != nil {

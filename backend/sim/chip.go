@@ -120,7 +120,10 @@ type ReportOptions struct {
 	// VLEK signs with the simulated cloud provider's VLEK instead of the VCEK.
 	VLEK bool
 	// MaskChipID zeroes CHIP_ID and sets MASK_CHIP_ID, as some hosts do.
-	MaskChipID   bool
+	MaskChipID bool
+	// ChipID (64 bytes) overrides CHIP_ID while the chip's own VCEK still
+	// signs: a host lying about the chip, for negative tests.
+	ChipID       []byte
 	PlatformInfo uint64
 	Certs        CertMode
 }
@@ -225,6 +228,11 @@ func (c *Chip) Evidence(o ReportOptions) (*attest.Evidence, error) {
 	r.ChipId = c.ID()
 	if o.MaskChipID {
 		r.ChipId = make([]byte, 64)
+	}
+	if o.ChipID != nil {
+		if r.ChipId, err = fixed(o.ChipID, 64, "chip ID"); err != nil {
+			return nil, err
+		}
 	}
 	info := abi.SignerInfo{MaskChipKey: o.MaskChipID, AuthorKeyEn: o.AuthorKeyDigest != nil}
 	var k *signingKey

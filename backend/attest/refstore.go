@@ -1,0 +1,139 @@
+package attest
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"keyholder/backend/store"
+)
+
+// ReferenceVersion is one stored version of an image's reference values.
+type ReferenceVersion struct {
+	ImageID   string          `json:"image_id"`
+	Version   int             `json:"version"`
+	Values    ReferenceValues `json:"values"`
+	Hash      string          `json:"hash"` // hex SHA-256 of the canonical JSON
+	Comment   string          `json:"comment"`
+	CreatedAt time.Time       `json:"created_at"`
+	CreatedBy string          `json:"created_by"`
+}
+
+// ErrInvalidReference wraps reference values that fail Validate.
+var ErrInvalidReference = errors.New("invalid reference values")
+
+// References stores reference values per image, versioned: every change adds
+// a version, old versions are kept and listed.
+type References struct{ db *store.DB }
+
+// NewReferences returns the reference value store over db.
+func NewReferences(db *store.DB) *References { return &References{db: db} }
+
+// Put records rv as the image's newest version, made by `by`. Values equal to
+// the newest version add nothing and return it.
+func (s *References) Put(ctx context.Context, imageID string, rv *ReferenceValues, by, comment string) (ReferenceVersion, error) {
+	var out ReferenceVersion
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = PutReferenceTx(ctx, tx, s.db.Now(), imageID, rv, by, comment)
+		return err
+	})
+	return out, err
+}
+
+// PutReferenceTx is Put inside the caller's transaction, so the change and
+// its audit entry commit together.
+func PutReferenceTx(ctx context.Context, tx *sql.Tx, now time.Time, imageID string, rv *ReferenceValues, by, comment string) (ReferenceVersion, error) {
+	if err := rv.Validate(); err != nil {
+		return ReferenceVersion{}, fmt.Errorf("%w: %v", ErrInvalidReference, err)
+	}
+	if by == "" {
+		return ReferenceVersion{}, fmt.Errorf("%w: the author of a change must be named", ErrInvalidReference)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE id = ?`, imageID).Scan(&n); err != nil {
+		return ReferenceVersion{}, store.Classify(err)
+	}
+	if n == 0 {
+		return ReferenceVersion{}, fmt.Errorf("image %q: %w", imageID, store.ErrNotFound)
+	}
+	body, err := json.Marshal(rv.canonical())
+	if err != nil {
+		return ReferenceVersion{}, err
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	latest, err := latestTx(ctx, tx, imageID)
+	switch {
+	case err == nil && latest.Hash == hash:
+		return latest, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return ReferenceVersion{}, err
+	}
+	out := ReferenceVersion{ImageID: imageID, Version: latest.Version + 1, Hash: hash, Comment: comment, CreatedAt: now.UTC(), CreatedBy: by}
+	if err := json.Unmarshal(body, &out.Values); err != nil {
+		return ReferenceVersion{}, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO reference_values(image_id, version, body, body_hash, comment, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, imageID, out.Version, string(body), hash, comment, store.Time(now), by)
+	if err != nil {
+		return ReferenceVersion{}, fmt.Errorf("store reference values: %w", store.Classify(err))
+	}
+	return out, nil
+}
+
+// Latest returns the image's newest version, or store.ErrNotFound.
+func (s *References) Latest(ctx context.Context, imageID string) (ReferenceVersion, error) {
+	return scanRef(s.db.QueryRowContext(ctx, refSelect+` WHERE image_id = ? ORDER BY version DESC LIMIT 1`, imageID))
+}
+
+// Get returns one version, or store.ErrNotFound.
+func (s *References) Get(ctx context.Context, imageID string, version int) (ReferenceVersion, error) {
+	return scanRef(s.db.QueryRowContext(ctx, refSelect+` WHERE image_id = ? AND version = ?`, imageID, version))
+}
+
+// List returns every version of the image's reference values, newest first.
+func (s *References) List(ctx context.Context, imageID string) ([]ReferenceVersion, error) {
+	rows, err := s.db.QueryContext(ctx, refSelect+` WHERE image_id = ? ORDER BY version DESC`, imageID)
+	if err != nil {
+		return nil, fmt.Errorf("list reference values: %w", store.Classify(err))
+	}
+	defer rows.Close()
+	out := []ReferenceVersion{}
+	for rows.Next() {
+		r, err := scanRef(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func latestTx(ctx context.Context, tx *sql.Tx, imageID string) (ReferenceVersion, error) {
+	return scanRef(tx.QueryRowContext(ctx, refSelect+` WHERE image_id = ? ORDER BY version DESC LIMIT 1`, imageID))
+}
+
+const refSelect = `SELECT image_id, version, body, body_hash, comment, created_at, created_by FROM reference_values`
+
+func scanRef(row interface{ Scan(...any) error }) (ReferenceVersion, error) {
+	var r ReferenceVersion
+	var body, created string
+	err := row.Scan(&r.ImageID, &r.Version, &body, &r.Hash, &r.Comment, &created, &r.CreatedBy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("reference values: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("read reference values: %w", store.Classify(err))
+	}
+	if err := json.Unmarshal([]byte(body), &r.Values); err != nil {
+		return r, fmt.Errorf("reference values %s v%d: %w", r.ImageID, r.Version, err)
+	}
+	r.CreatedAt, _ = store.ParseTime(created)
+	return r, nil
+}
