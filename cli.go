@@ -112,6 +112,9 @@ func (c *command) helpText(w io.Writer) {
 // humanError turns a backend error into one line with a hint where we know one.
 func humanError(err error) string {
 	msg := err.Error()
+	if h := custodyHint(err); h != "" {
+		return h
+	}
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		return msg

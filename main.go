@@ -24,6 +24,13 @@ var version = "0.1.0-dev"
 var commands = []*command{
 	desktopCommand,
 	serveCommand,
+	initCommand,
+	officersCommand,
+	backupCommand,
+	restoreCommand,
+	recoverySharesCommand,
+	recoverCommand,
+	auditCommand,
 	versionCommand,
 }
 

@@ -400,7 +400,7 @@ func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts Restore
 		return info, err
 	}
 	info.Bytes = n
-	if err := checkRestored(ctx, tmpPath, hdr, master); err != nil {
+	if err := checkRestored(ctx, tmpPath, hdr, master, env.Name); err != nil {
 		cleanup()
 		return info, err
 	}
@@ -431,7 +431,7 @@ func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts Restore
 // checkRestored opens the decrypted database, migrates it to this binary's
 // schema, and checks its integrity and that it is the console the header
 // names.
-func checkRestored(ctx context.Context, path string, hdr backupHeader, master []byte) error {
+func checkRestored(ctx context.Context, path string, hdr backupHeader, master []byte, officer string) error {
 	db, err := store.Open(ctx, path, store.Options{})
 	if err != nil {
 		return fmt.Errorf("%w: restored database: %v", ErrBackupCorrupt, err)
@@ -443,6 +443,10 @@ func checkRestored(ctx context.Context, path string, hdr backupHeader, master []
 	cid, ok, err := verifyMaster(ctx, db, master)
 	if err != nil || !ok || cid != hdr.ConsoleID {
 		return fmt.Errorf("%w: the database inside does not match its header", ErrBackupCorrupt)
+	}
+	if _, err := audit.AppendDB(ctx, db, audit.Entry{Actor: officerActor(officer), Action: "console.restore", Subject: cid, Decision: "ok",
+		Reason: "restored from the backup of " + store.Time(hdr.CreatedAt)}); err != nil {
+		return err
 	}
 	if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return fmt.Errorf("restore: %w", store.Classify(err))
