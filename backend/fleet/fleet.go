@@ -74,16 +74,30 @@ type Service struct{ db *store.DB }
 // New returns a fleet service over db.
 func New(db *store.DB) *Service { return &Service{db: db} }
 
+// statusExpr is a guest's effective status: a verified guest whose last
+// evidence is older than three heartbeat intervals is stale. The first
+// argument is the current time (store.Time).
+const statusExpr = `CASE WHEN v.status = 'verified' AND v.stale_after != '' AND v.stale_after < ? THEN 'stale' ELSE v.status END`
+
 // List returns the guests that match f, most recently seen first.
 func (s *Service) List(ctx context.Context, f Filter) ([]Guest, error) {
+	return s.list(ctx, f, "")
+}
+
+func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error) {
+	now := store.Time(s.db.Now())
 	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
-		v.status, v.product, v.chip_id, v.measurement, v.tcb, v.generation, v.simulated,
+		` + statusExpr + `, v.product, v.chip_id, v.measurement, v.tcb, v.generation, v.simulated,
 		v.last_evidence_at, v.created_at
 		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE 1=1`
-	var args []any
+	args := []any{now}
+	if id != "" {
+		q += ` AND v.id = ?`
+		args = append(args, id)
+	}
 	if f.Status != "" {
-		q += ` AND v.status = ?`
-		args = append(args, string(f.Status))
+		q += ` AND ` + statusExpr + ` = ?`
+		args = append(args, now, string(f.Status))
 	}
 	if s := strings.TrimSpace(f.Search); s != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s)) + "%"
@@ -113,7 +127,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Guest, error) {
 		if err := json.Unmarshal([]byte(tcb), &g.TCB); err != nil {
 			return nil, fmt.Errorf("guest %s: tcb: %w", g.ID, err)
 		}
-		g.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+		g.CreatedAt, _ = store.ParseTime(created)
 		if last.Valid {
 			t, err := time.Parse(time.RFC3339Nano, last.String)
 			if err == nil {
@@ -131,7 +145,7 @@ func (s *Service) Summary(ctx context.Context) (Summary, error) {
 	for _, st := range Statuses {
 		sum.ByStatus[st] = 0
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM vms GROUP BY status`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+statusExpr+` AS st, COUNT(*) FROM vms v GROUP BY st`, store.Time(s.db.Now()))
 	if err != nil {
 		return sum, fmt.Errorf("count guests: %w", store.Classify(err))
 	}

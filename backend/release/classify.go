@@ -50,19 +50,23 @@ func (a Action) strictness() int {
 // decision needs. The attestation adapter fills it.
 type Claims struct {
 	// Verified is the verifier's verdict; Reasons say why not.
-	Verified bool
-	Reasons  []wire.Reason
+	Verified bool          `json:"verified"`
+	Reasons  []wire.Reason `json:"reasons,omitempty"`
+	// Authentic is true when the report is signed by a trusted AMD chain,
+	// even if it is refused for what it says (measurement, TCB, policy).
+	// Only authentic evidence changes what the fleet believes about a VM.
+	Authentic bool `json:"authentic"`
 	// Simulated is true for evidence under the simulated AMD root.
-	Simulated   bool
-	Product     string
-	ChipID      string // hex
-	Measurement string // hex
-	ReportID    string // hex: the launch's REPORT_ID
-	ReportData  [64]byte
-	TCB         fleet.TCB // reported TCB
+	Simulated   bool      `json:"simulated,omitempty"`
+	Product     string    `json:"product"`
+	ChipID      string    `json:"chip_id"`     // hex
+	Measurement string    `json:"measurement"` // hex
+	ReportID    string    `json:"report_id"`   // hex: the launch's REPORT_ID
+	ReportData  [64]byte  `json:"-"`
+	TCB         fleet.TCB `json:"tcb"` // reported TCB
 	// Guest policy bits.
-	Debug          bool
-	MigrationAgent bool
+	Debug          bool `json:"debug,omitempty"`
+	MigrationAgent bool `json:"migration_agent,omitempty"`
 }
 
 // Known is what the console knows about the VM and volume a request names.
@@ -83,6 +87,8 @@ type Known struct {
 	ReportIDOtherVM bool
 	// ReportIDEarlierLaunch: the REPORT_ID is one this VM had before its current launch.
 	ReportIDEarlierLaunch bool
+	// EvidenceSeen: this exact evidence was decided on before.
+	EvidenceSeen bool
 }
 
 // Ask is what the guest asks for.
@@ -125,6 +131,9 @@ func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 	}
 	if subtle.ConstantTimeCompare(c.ReportData[:], ask.Expected[:]) != 1 {
 		return refuse(wire.CodeReportDataMismatch, "the report's REPORT_DATA does not bind this nonce, HPKE key and volume")
+	}
+	if k.EvidenceSeen {
+		return refuse(wire.CodeEvidenceReplayed, "this evidence was presented before")
 	}
 	if k.VMRevoked {
 		return refuse(wire.CodeVMRevoked, "the VM is revoked")

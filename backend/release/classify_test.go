@@ -72,6 +72,7 @@ func TestClassify(t *testing.T) {
 		},
 			class: ClassRefused, action: ActionDeny, code: wire.CodeEvidenceInvalid, signals: []Class{ClassRefused}},
 		{name: "report data mismatch", claims: func(c *Claims) { c.ReportData[63] ^= 1 }, class: ClassRefused, action: ActionDeny, code: wire.CodeReportDataMismatch, signals: []Class{ClassRefused}},
+		{name: "evidence seen before", known: func(k *Known) { k.EvidenceSeen = true }, class: ClassRefused, action: ActionDeny, code: wire.CodeEvidenceReplayed, signals: []Class{ClassRefused}},
 		{name: "revoked vm", known: func(k *Known) { k.VMRevoked = true }, class: ClassRefused, action: ActionDeny, code: wire.CodeVMRevoked, signals: []Class{ClassRefused}},
 		{name: "unknown volume", known: func(k *Known) { k.VolumeExists = false }, class: ClassRefused, action: ActionDeny, code: wire.CodeVolumeUnknown, signals: []Class{ClassRefused}},
 		{name: "revoked volume", known: func(k *Known) { k.VolumeRevoked = true }, class: ClassRefused, action: ActionDeny, code: wire.CodeVolumeRevoked, signals: []Class{ClassRefused}},

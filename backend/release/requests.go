@@ -1,52 +1,429 @@
-// Package release is the key release protocol and its decision engine: it
-// classifies each guest's request, releases routine boots, and keeps the
-// requests that wait for an officer.
 package release
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"keyholder/backend/audit"
+	"keyholder/backend/fleet"
+	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
+)
+
+// Request statuses.
+const (
+	StatusPending   = "pending"   // waiting for approvals
+	StatusApproved  = "approved"  // approved; the guest has not collected yet
+	StatusDenied    = "denied"    // final
+	StatusExpired   = "expired"   // final
+	StatusCompleted = "completed" // the guest received its secret
 )
 
 // Request is a release request that needed (or needs) an officer.
 type Request struct {
-	ID           string          `json:"id"`
-	VMID         string          `json:"vm_id"`
-	VolumeID     string          `json:"volume_id"`
-	Class        string          `json:"class"`
-	Status       string          `json:"status"`
-	EvidenceHash string          `json:"evidence_hash"`
-	Summary      json.RawMessage `json:"summary"`
-	Simulated    bool            `json:"simulated"`
-	CreatedAt    time.Time       `json:"created_at"`
-	ExpiresAt    time.Time       `json:"expires_at"`
+	ID              string          `json:"id"`
+	VMID            string          `json:"vm_id"`
+	VolumeID        string          `json:"volume_id"`
+	Purpose         string          `json:"purpose"`
+	Generation      int             `json:"generation"`
+	Class           string          `json:"class"`
+	Signals         []Class         `json:"signals"`
+	Status          string          `json:"status"`
+	ApprovalsNeeded int             `json:"approvals_needed"`
+	Approvals       []Approval      `json:"approvals"`
+	EvidenceHash    string          `json:"evidence_hash"`
+	Summary         json.RawMessage `json:"summary"`
+	Simulated       bool            `json:"simulated"`
+	Reason          string          `json:"reason"`
+	CreatedAt       time.Time       `json:"created_at"`
+	ExpiresAt       time.Time       `json:"expires_at"`
 }
 
-// ListRequests returns requests with the given status ("" for all), newest first.
+// Approval is one officer's approval of a request.
+type Approval struct {
+	Officer      string    `json:"officer"`
+	Note         string    `json:"note"`
+	At           time.Time `json:"at"`
+	EvidenceHash string    `json:"evidence_hash"`
+}
+
+// Approver is the officer deciding, with when they last authenticated (the
+// UI session's or the command line's passphrase check).
+type Approver struct {
+	Name            string
+	AuthenticatedAt time.Time
+}
+
+const requestColumns = `id, vm_id, volume_id, purpose, generation, class, signals, status, approvals_needed, evidence_hash, summary, simulated, reason, created_at, expires_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRequest(sc scanner) (Request, error) {
+	var r Request
+	var signals, summary, created, expires string
+	var sim int
+	if err := sc.Scan(&r.ID, &r.VMID, &r.VolumeID, &r.Purpose, &r.Generation, &r.Class, &signals, &r.Status, &r.ApprovalsNeeded,
+		&r.EvidenceHash, &summary, &sim, &r.Reason, &created, &expires); err != nil {
+		return r, err
+	}
+	json.Unmarshal([]byte(signals), &r.Signals)
+	r.Summary = json.RawMessage(summary)
+	r.Simulated = sim != 0
+	r.CreatedAt, _ = store.ParseTime(created)
+	r.ExpiresAt, _ = store.ParseTime(expires)
+	r.Approvals = []Approval{}
+	return r, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// ListRequests returns requests with the given status ("" for all), newest
+// first, each with its approvals.
 func ListRequests(ctx context.Context, db *store.DB, status string) ([]Request, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id, vm_id, volume_id, class, status, evidence_hash, summary, simulated, created_at, expires_at
-		FROM approval_requests WHERE ? = '' OR status = ? ORDER BY created_at DESC, id`, status, status)
+	return listRequests(ctx, db, `? = '' OR status = ?`, status, status)
+}
+
+func listRequests(ctx context.Context, q querier, where string, args ...any) ([]Request, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+requestColumns+` FROM approval_requests WHERE `+where+` ORDER BY created_at DESC, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", store.Classify(err))
 	}
-	defer rows.Close()
 	out := []Request{}
+	idx := map[string]int{}
 	for rows.Next() {
-		var r Request
-		var summary, created, expires string
-		var sim int
-		if err := rows.Scan(&r.ID, &r.VMID, &r.VolumeID, &r.Class, &r.Status, &r.EvidenceHash, &summary, &sim, &created, &expires); err != nil {
-			return nil, err
+		r, err := scanRequest(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list requests: %w", err)
 		}
-		r.Summary = json.RawMessage(summary)
-		r.Simulated = sim != 0
-		r.CreatedAt, _ = store.ParseTime(created)
-		r.ExpiresAt, _ = store.ParseTime(expires)
+		idx[r.ID] = len(out)
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	arows, err := q.QueryContext(ctx, `SELECT request_id, officer, note, at, evidence_hash FROM approvals
+		WHERE request_id IN (SELECT id FROM approval_requests WHERE `+where+`) ORDER BY at`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals: %w", store.Classify(err))
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var id, at string
+		var a Approval
+		if err := arows.Scan(&id, &a.Officer, &a.Note, &at, &a.EvidenceHash); err != nil {
+			return nil, err
+		}
+		a.At, _ = store.ParseTime(at)
+		if i, ok := idx[id]; ok {
+			out[i].Approvals = append(out[i].Approvals, a)
+		}
+	}
+	return out, arows.Err()
+}
+
+// GetRequest returns one request with its approvals.
+func GetRequest(ctx context.Context, db *store.DB, id string) (Request, error) {
+	return getRequest(ctx, db, id)
+}
+
+func getRequest(ctx context.Context, q querier, id string) (Request, error) {
+	rs, err := listRequests(ctx, q, `id = ?`, id)
+	if err != nil {
+		return Request{}, err
+	}
+	if len(rs) == 0 {
+		return Request{}, fmt.Errorf("request %s: %w", id, store.ErrNotFound)
+	}
+	return rs[0], nil
+}
+
+func officerActor(name string) string { return "officer:" + name }
+
+// Approve records by's approval of request id, bound to the evidence hash
+// the request carries. When the request has all the approvals its class
+// needs it becomes approved, and the guest may collect its secret until the
+// approval expires. The same officer cannot approve twice.
+func (s *Service) Approve(ctx context.Context, id string, by Approver, note string) (Request, error) {
+	now := s.now()
+	if strings.TrimSpace(by.Name) == "" {
+		return Request{}, ErrNoOfficer
+	}
+	if by.AuthenticatedAt.IsZero() || now.Sub(by.AuthenticatedAt) > s.authAge || by.AuthenticatedAt.After(now.Add(time.Minute)) {
+		return Request{}, ErrReauthenticate
+	}
+	var expired bool
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r, err := getRequest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status != StatusPending {
+			return fmt.Errorf("approve %s (%s): %w", id, r.Status, ErrNotPending)
+		}
+		if !now.Before(r.ExpiresAt) {
+			expired = true
+			return s.expireTx(ctx, tx, r, now)
+		}
+		for _, a := range r.Approvals {
+			if a.Officer == by.Name {
+				return fmt.Errorf("approve %s: %w", id, ErrAlreadyApproved)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO approvals(request_id, officer, evidence_hash, note, at) VALUES (?, ?, ?, ?, ?)`,
+			id, by.Name, r.EvidenceHash, note, store.Time(now)); err != nil {
+			return fmt.Errorf("record approval: %w", store.Classify(err))
+		}
+		have := len(r.Approvals) + 1
+		decision := fmt.Sprintf("approval %d of %d", have, r.ApprovalsNeeded)
+		if have >= r.ApprovalsNeeded {
+			decision = "approved"
+			ttl := r.ExpiresAt.Sub(r.CreatedAt)
+			if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'approved', decided_at = ?, expires_at = ? WHERE id = ?`,
+				store.Time(now), store.Time(now.Add(ttl)), id); err != nil {
+				return fmt.Errorf("approve request: %w", store.Classify(err))
+			}
+		}
+		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: decision, Class: r.Class,
+			Message: fmt.Sprintf("%s by %s", decision, by.Name), RequestID: id, Simulated: r.Simulated}); err != nil {
+			return err
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Name), Action: "release.approve", Subject: id,
+			Decision: decision, Reason: fmt.Sprintf("%s of %s (volume %s): %s", r.Class, r.VMID, r.VolumeID, note), EvidenceHash: r.EvidenceHash})
+		return err
+	})
+	if err != nil {
+		return Request{}, err
+	}
+	s.notify(Event{Kind: "request", RequestID: id})
+	if expired {
+		return Request{}, fmt.Errorf("approve %s: %w", id, ErrExpired)
+	}
+	return GetRequest(ctx, s.db, id)
+}
+
+// Deny refuses request id for good. Approvals already given do not matter.
+func (s *Service) Deny(ctx context.Context, id string, by Approver, note string) (Request, error) {
+	now := s.now()
+	if strings.TrimSpace(by.Name) == "" {
+		return Request{}, ErrNoOfficer
+	}
+	var vm string
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r, err := getRequest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		vm = r.VMID
+		if r.Status != StatusPending && r.Status != StatusApproved {
+			return fmt.Errorf("deny %s (%s): %w", id, r.Status, ErrNotPending)
+		}
+		reason := "denied by " + by.Name
+		if note != "" {
+			reason += ": " + note
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`,
+			reason, store.Time(now), id); err != nil {
+			return fmt.Errorf("deny request: %w", store.Classify(err))
+		}
+		if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, reason); err != nil {
+			return err
+		}
+		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: fleet.ResultDenied, Class: r.Class,
+			Code: string(wire.CodeDeniedByOfficer), Message: reason, RequestID: id, Simulated: r.Simulated}); err != nil {
+			return err
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Name), Action: "release.deny", Subject: id,
+			Decision: "denied", Reason: fmt.Sprintf("%s of %s (volume %s): %s", r.Class, r.VMID, r.VolumeID, note), EvidenceHash: r.EvidenceHash})
+		return err
+	})
+	if err != nil {
+		return Request{}, err
+	}
+	s.notify(Event{Kind: "request", RequestID: id})
+	s.notify(Event{Kind: "fleet", VMID: vm})
+	return GetRequest(ctx, s.db, id)
+}
+
+func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.Time) error {
+	reason := "no decision before " + r.ExpiresAt.UTC().Format(time.RFC3339)
+	if r.Status == StatusApproved {
+		reason = "approved, but the guest did not collect before " + r.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'expired', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.ID); err != nil {
+		return fmt.Errorf("expire request: %w", store.Classify(err))
+	}
+	if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, "request expired"); err != nil {
+		return err
+	}
+	_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
+		Decision: "expired", Reason: fmt.Sprintf("%s of %s: %s", r.Class, r.VMID, reason), EvidenceHash: r.EvidenceHash})
+	return err
+}
+
+// ExpireDue expires every pending or approved request past its expiry and
+// returns how many it expired.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	now := s.now()
+	rs, err := listRequests(ctx, s.db, `status IN ('pending', 'approved') AND expires_at <= ?`, store.Time(now))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range rs {
+		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+			var st string
+			if err := tx.QueryRowContext(ctx, `SELECT status FROM approval_requests WHERE id = ?`, r.ID).Scan(&st); err != nil {
+				return err
+			}
+			if st != StatusPending && st != StatusApproved {
+				return nil // decided meanwhile
+			}
+			n++
+			return s.expireTx(ctx, tx, r, now)
+		})
+		if err != nil {
+			return n, err
+		}
+		s.notify(Event{Kind: "request", RequestID: r.ID})
+		s.notify(Event{Kind: "fleet", VMID: r.VMID})
+	}
+	return n, nil
+}
+
+// Poll answers a guest that waits for request id: still pending, released
+// (once, when approved), or refused.
+func (s *Service) Poll(ctx context.Context, id string) (*wire.Release, error) {
+	if err := wire.CheckID(id); err != nil {
+		return nil, refusal(wire.CodeBadRequest, "request ID: "+err.Error())
+	}
+	now := s.now()
+	var out *wire.Release
+	var werr *wire.Error
+	var vm string
+	changed := false
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r, err := getRequest(ctx, tx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			werr = refusal(wire.CodeRequestUnknown, "no such request")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		vm = r.VMID
+		if (r.Status == StatusPending || r.Status == StatusApproved) && !now.Before(r.ExpiresAt) {
+			werr = refusal(wire.CodeRequestExpired, "the request expired before it was approved and collected")
+			changed = true
+			return s.expireTx(ctx, tx, r, now)
+		}
+		switch r.Status {
+		case StatusPending:
+			out = &wire.Release{RequestID: r.ID, Status: wire.StatusPending, Class: r.Class, RetryAfter: 5, ExpiresAt: r.ExpiresAt, Simulated: r.Simulated}
+			return nil
+		case StatusDenied:
+			werr = refusal(wire.CodeDeniedByOfficer, r.Reason)
+			return nil
+		case StatusExpired:
+			werr = refusal(wire.CodeRequestExpired, r.Reason)
+			return nil
+		case StatusCompleted:
+			werr = refusal(wire.CodeRequestUnknown, "the request was completed; start a new one")
+			return nil
+		}
+		// Approved: check again what may have changed since.
+		changed = true
+		out, werr, err = s.collectTx(ctx, tx, r, now)
+		return err
+	})
+	if err != nil {
+		return nil, s.internal("poll", err)
+	}
+	if changed {
+		s.notify(Event{Kind: "request", RequestID: id})
+		s.notify(Event{Kind: "fleet", VMID: vm})
+	}
+	if werr != nil {
+		return nil, werr
+	}
+	return out, nil
+}
+
+// collectTx releases the secret of an approved request.
+func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time.Time) (*wire.Release, *wire.Error, error) {
+	final := func(code wire.Code, msg string) (*wire.Release, *wire.Error, error) {
+		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`, msg, store.Time(now), r.ID); err != nil {
+			return nil, nil, err
+		}
+		if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, msg); err != nil {
+			return nil, nil, err
+		}
+		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release", Subject: r.VolumeID, Decision: "denied",
+			Reason: fmt.Sprintf("%s: %s (request %s)", code, msg, r.ID), EvidenceHash: r.EvidenceHash})
+		return nil, refusal(code, msg), err
+	}
+	// Every approval must be bound to the evidence this request carries.
+	var bound, unbound int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(evidence_hash = ?), 0), COALESCE(SUM(evidence_hash != ?), 0) FROM approvals WHERE request_id = ?`,
+		r.EvidenceHash, r.EvidenceHash, r.ID).Scan(&bound, &unbound); err != nil {
+		return nil, nil, fmt.Errorf("read approvals: %w", store.Classify(err))
+	}
+	if unbound > 0 || bound < r.ApprovalsNeeded {
+		return final(wire.CodeDeniedByOfficer, "the approvals do not cover this evidence")
+	}
+	hist, err := fleet.Lookup(ctx, tx, r.VMID, "", "", "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if hist.Revoked {
+		return final(wire.CodeVMRevoked, "the VM was revoked after the approval")
+	}
+	vol, err := readVolume(ctx, tx, r.VolumeID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !vol.exists || vol.status != "active" {
+		return final(wire.CodeVolumeRevoked, "the volume was revoked after the approval")
+	}
+	var claims Claims
+	var pub []byte
+	var claimsJSON string
+	if err := tx.QueryRowContext(ctx, `SELECT claims, hpke_public_key FROM approval_requests WHERE id = ?`, r.ID).Scan(&claimsJSON, &pub); err != nil {
+		return nil, nil, fmt.Errorf("read request: %w", store.Classify(err))
+	}
+	if err := json.Unmarshal([]byte(claimsJSON), &claims); err != nil {
+		return nil, nil, fmt.Errorf("request %s claims: %w", r.ID, err)
+	}
+	policy, err := loadPolicy(ctx, tx, vol.imageID)
+	if err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(r.Approvals))
+	for _, a := range r.Approvals {
+		names = append(names, a.Officer)
+	}
+	rel, err := s.releaseTx(ctx, tx, releaseArgs{
+		reqID: r.ID, vmID: r.VMID, volumeID: r.VolumeID, imageID: vol.imageID, purpose: wire.Purpose(r.Purpose), gen: r.Generation,
+		pub: pub, claims: claims, evHash: r.EvidenceHash, class: Class(r.Class), now: now, heartbeat: policy.Heartbeat(),
+		reason: "approved by " + strings.Join(names, ", "), actor: guestActor(r.VMID),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ?`, store.Time(now), r.ID); err != nil {
+		return nil, nil, fmt.Errorf("complete request: %w", store.Classify(err))
+	}
+	return rel, nil, nil
 }

@@ -44,6 +44,8 @@ const (
 	CodeDeniedByPolicy     Code = "denied_by_policy"       // the console's policy denies this class of event
 	CodeDeniedByOfficer    Code = "denied_by_officer"      // an officer denied the request
 	CodeRequestExpired     Code = "request_expired"        // the pending request or its approval expired
+	CodeUnexpectedEvent    Code = "unexpected_event"       // a heartbeat shows an event that needs a new release
+	CodeBadProof           Code = "bad_proof"              // a rotation confirmation without proof of the new secret
 	CodeRequestUnknown     Code = "request_unknown"        // no such request
 	CodeUnavailable        Code = "unavailable"            // the console cannot release now (locked, busy)
 	CodeInternal           Code = "internal"               // a console bug; its log has the details

@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -69,4 +71,16 @@ func Transcript(nonce, hpkePublicKey []byte, volumeID string) ([ReportDataSize]b
 	buf = appendLP(buf, hpkePublicKey)
 	buf = appendLP(buf, []byte(volumeID))
 	return sha512.Sum512(buf), nil
+}
+
+// EvidenceHash is the hex SHA-256 that approvals and audit entries bind to:
+//
+//	SHA-256( lp("keyholder-evidence-v1") ‖ lp(snp_report) ‖ lp(cert_table) ‖ lp(tpm_attestation) )
+func EvidenceHash(ev Evidence) string {
+	b := appendLP(nil, []byte("keyholder-evidence-v1"))
+	b = appendLP(b, ev.Report)
+	b = appendLP(b, ev.CertTable)
+	b = appendLP(b, ev.TPM)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

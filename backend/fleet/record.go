@@ -1,0 +1,339 @@
+package fleet
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"keyholder/backend/audit"
+	"keyholder/backend/store"
+)
+
+// Results an attestation can have.
+const (
+	ResultReleased = "released" // a secret was released
+	ResultPending  = "pending"  // an officer must decide
+	ResultDenied   = "denied"   // refused
+	ResultVerified = "verified" // heartbeat with good evidence
+	ResultFailing  = "failing"  // heartbeat with refused evidence
+)
+
+// Observation is one decided release request or heartbeat, as the fleet
+// records it.
+type Observation struct {
+	At       time.Time
+	VMID     string
+	VolumeID string
+	ImageID  string
+	Kind     string // release, heartbeat, approval
+	Result   string // Result* constants
+	Status   Status // the VM's new status; "" leaves it unchanged
+	// Reason for the status (a class or a refusal message).
+	Class, Code, Message string
+	RequestID            string
+	EvidenceHash         string
+	// Authentic is true when the evidence verified (whatever the decision):
+	// only then are its chip, measurement and TCB taken as the VM's.
+	Authentic   bool
+	Product     string
+	ChipID      string
+	Measurement string
+	ReportID    string
+	TCB         TCB
+	Simulated   bool
+	// Released: a secret went to this launch, so its chip, measurement, TCB
+	// and launch become approved for the VM and the VM is bound to VolumeID.
+	Released   bool
+	Generation int
+	// HeartbeatEvery sets when a verified VM turns stale (three intervals).
+	HeartbeatEvery time.Duration
+	// Create makes the VM's row when it does not exist yet. Unauthenticated
+	// requests never create rows.
+	Create bool
+}
+
+// History is what the fleet remembers about a VM, for the release engine.
+type History struct {
+	Exists          bool
+	Revoked         bool
+	VolumeID        string // the volume the VM is bound to
+	EverReleased    bool
+	ChipApproved    bool
+	MeasurementSeen bool
+	ApprovedTCB     *TCB
+	// ReportIDOtherVM: the launch is the current one of another VM.
+	ReportIDOtherVM bool
+	// ReportIDEarlierLaunch: the launch is one of this VM's earlier ones.
+	ReportIDEarlierLaunch bool
+}
+
+// Queryer runs read queries in a transaction or on the database.
+type Queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Lookup reads what the fleet knows about vmID seen on chipID with
+// measurement and launch reportID.
+func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID string) (History, error) {
+	var h History
+	var revoked int
+	var vol, tcb, curReport, lastRelease string
+	err := q.QueryRowContext(ctx, `SELECT revoked, COALESCE(volume_id, ''), approved_tcb, report_id, last_release_at FROM vms WHERE id = ?`, vmID).
+		Scan(&revoked, &vol, &tcb, &curReport, &lastRelease)
+	if errors.Is(err, sql.ErrNoRows) {
+		h.ReportIDOtherVM, err = launchOfOther(ctx, q, vmID, reportID)
+		return h, err
+	}
+	if err != nil {
+		return h, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
+	}
+	h.Exists, h.Revoked, h.EverReleased = true, revoked != 0, lastRelease != ""
+	if h.EverReleased {
+		h.VolumeID = vol
+	}
+	if tcb != "" {
+		var t TCB
+		if err := json.Unmarshal([]byte(tcb), &t); err != nil {
+			return h, fmt.Errorf("guest %s: approved TCB: %w", vmID, err)
+		}
+		h.ApprovedTCB = &t
+	}
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vm_chips WHERE vm_id = ? AND chip_id = ?`, vmID, chipID).Scan(&n); err != nil {
+		return h, fmt.Errorf("look up chips: %w", store.Classify(err))
+	}
+	h.ChipApproved = n > 0
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vm_measurements WHERE vm_id = ? AND measurement = ?`, vmID, measurement).Scan(&n); err != nil {
+		return h, fmt.Errorf("look up measurements: %w", store.Classify(err))
+	}
+	h.MeasurementSeen = n > 0
+	if reportID != "" && reportID != curReport {
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vm_launches WHERE vm_id = ? AND report_id = ?`, vmID, reportID).Scan(&n); err != nil {
+			return h, fmt.Errorf("look up launches: %w", store.Classify(err))
+		}
+		h.ReportIDEarlierLaunch = n > 0
+	}
+	h.ReportIDOtherVM, err = launchOfOther(ctx, q, vmID, reportID)
+	return h, err
+}
+
+func launchOfOther(ctx context.Context, q Queryer, vmID, reportID string) (bool, error) {
+	if reportID == "" {
+		return false, nil
+	}
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vms WHERE report_id = ? AND id != ?`, reportID, vmID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up launch: %w", store.Classify(err))
+	}
+	return n > 0, nil
+}
+
+// EvidenceSeen reports whether evidence with this hash was decided before.
+func EvidenceSeen(ctx context.Context, q Queryer, evidenceHash string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM attestations WHERE evidence_hash = ? AND kind != 'approval'`, evidenceHash).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up evidence: %w", store.Classify(err))
+	}
+	return n > 0, nil
+}
+
+// Record writes an observation inside the caller's transaction: the VM's row
+// (created when o.Create), its approved chips, measurements and launches
+// when a secret was released, and one history row. It returns whether the
+// VM's row exists afterwards.
+func Record(ctx context.Context, tx *sql.Tx, o Observation) (bool, error) {
+	at := store.Time(o.At)
+	tcb, _ := json.Marshal(o.TCB)
+	var exists int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM vms WHERE id = ?`, o.VMID).Scan(&exists); err != nil {
+		return false, fmt.Errorf("record attestation: %w", store.Classify(err))
+	}
+	if exists == 0 && o.Create {
+		var img, vol any
+		if o.ImageID != "" {
+			img = o.ImageID
+		}
+		if o.VolumeID != "" {
+			vol = o.VolumeID
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO vms(id, name, image_id, volume_id, status, created_at) VALUES (?, ?, ?, ?, 'pending', ?)`,
+			o.VMID, o.VMID, img, vol, at); err != nil {
+			return false, fmt.Errorf("add guest %s: %w", o.VMID, store.Classify(err))
+		}
+		exists = 1
+	}
+	if exists == 0 {
+		return false, nil
+	}
+	reason := o.Message
+	if reason == "" {
+		reason = o.Class
+	}
+	// A revoked VM stays revoked whatever it presents; an empty status
+	// leaves the VM as it was (unauthenticated input).
+	if o.Status != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE vms SET status = CASE WHEN revoked != 0 THEN 'revoked' ELSE ? END, status_reason = ?, simulated = ? WHERE id = ?`,
+			string(o.Status), reason, boolInt(o.Simulated), o.VMID); err != nil {
+			return false, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
+		}
+	}
+	if o.Authentic {
+		staleAfter := ""
+		if o.Status == Verified {
+			every := o.HeartbeatEvery
+			if every <= 0 {
+				every = time.Minute
+			}
+			staleAfter = store.Time(o.At.Add(3 * every))
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE vms SET product = ?, chip_id = ?, measurement = ?, tcb = ?, last_evidence_at = ?,
+			stale_after = CASE WHEN ? != '' THEN ? ELSE stale_after END WHERE id = ?`,
+			o.Product, o.ChipID, o.Measurement, string(tcb), at, staleAfter, staleAfter, o.VMID); err != nil {
+			return false, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
+		}
+	}
+	if o.Released {
+		var img any
+		if o.ImageID != "" {
+			img = o.ImageID
+		}
+		stmts := []struct {
+			q    string
+			args []any
+		}{
+			{`UPDATE vms SET volume_id = ?, image_id = COALESCE(?, image_id), generation = ?, approved_tcb = ?, report_id = ?, last_release_at = ? WHERE id = ?`,
+				[]any{o.VolumeID, img, o.Generation, string(tcb), o.ReportID, at, o.VMID}},
+			{`INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ChipID, at}},
+			{`INSERT OR IGNORE INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.Measurement, at}},
+			{`INSERT OR IGNORE INTO vm_launches(vm_id, report_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ReportID, at}},
+		}
+		for _, s := range stmts {
+			if _, err := tx.ExecContext(ctx, s.q, s.args...); err != nil {
+				return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO attestations(vm_id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.VMID, at, o.Kind, o.Result, o.Class, o.Code, o.Message, o.RequestID, o.EvidenceHash, o.ChipID, o.Measurement, string(tcb), boolInt(o.Simulated)); err != nil {
+		return false, fmt.Errorf("record attestation of %s: %w", o.VMID, store.Classify(err))
+	}
+	return true, nil
+}
+
+// SetStatusTx sets a VM's status and reason (for example pending → failing
+// when an officer denies its request). A revoked VM stays revoked.
+func SetStatusTx(ctx context.Context, tx *sql.Tx, vmID string, st Status, reason string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE vms SET status = CASE WHEN revoked != 0 THEN 'revoked' ELSE ? END, status_reason = ? WHERE id = ?`, string(st), reason, vmID)
+	if err != nil {
+		return fmt.Errorf("set status of %s: %w", vmID, store.Classify(err))
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Attestation is one row of a guest's history.
+type Attestation struct {
+	ID           int64     `json:"id"`
+	At           time.Time `json:"at"`
+	Kind         string    `json:"kind"`
+	Result       string    `json:"result"`
+	Class        string    `json:"class"`
+	Code         string    `json:"code"`
+	Message      string    `json:"message"`
+	RequestID    string    `json:"request_id"`
+	EvidenceHash string    `json:"evidence_hash"`
+	ChipID       string    `json:"chip_id"`
+	Measurement  string    `json:"measurement"`
+	TCB          TCB       `json:"tcb"`
+	Simulated    bool      `json:"simulated"`
+}
+
+// GuestDetail is one guest with its recent history, newest first.
+type GuestDetail struct {
+	Guest
+	StatusReason string        `json:"status_reason"`
+	History      []Attestation `json:"history"`
+}
+
+// Get returns one guest and its latest limit history rows (0: 100).
+func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 100
+	}
+	var d GuestDetail
+	gs, err := s.list(ctx, Filter{}, id)
+	if err != nil {
+		return d, err
+	}
+	if len(gs) == 0 {
+		return d, fmt.Errorf("guest %s: %w", id, store.ErrNotFound)
+	}
+	d.Guest = gs[0]
+	if err := s.db.QueryRowContext(ctx, `SELECT status_reason FROM vms WHERE id = ?`, id).Scan(&d.StatusReason); err != nil {
+		return d, fmt.Errorf("guest %s: %w", id, store.Classify(err))
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated
+		FROM attestations WHERE vm_id = ? ORDER BY id DESC LIMIT ?`, id, limit)
+	if err != nil {
+		return d, fmt.Errorf("guest %s history: %w", id, store.Classify(err))
+	}
+	defer rows.Close()
+	d.History = []Attestation{}
+	for rows.Next() {
+		var a Attestation
+		var at, tcb string
+		var sim int
+		if err := rows.Scan(&a.ID, &at, &a.Kind, &a.Result, &a.Class, &a.Code, &a.Message, &a.RequestID, &a.EvidenceHash, &a.ChipID, &a.Measurement, &tcb, &sim); err != nil {
+			return d, err
+		}
+		a.At, _ = store.ParseTime(at)
+		json.Unmarshal([]byte(tcb), &a.TCB)
+		a.Simulated = sim != 0
+		d.History = append(d.History, a)
+	}
+	return d, rows.Err()
+}
+
+// Revoke marks a guest revoked: every release and heartbeat it makes is
+// refused until an officer reinstates it. Audited in the same transaction.
+func (s *Service) Revoke(ctx context.Context, actor, id, reason string) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE vms SET revoked = 1, status = 'revoked', status_reason = ? WHERE id = ?`, reason, id)
+		if err != nil {
+			return fmt.Errorf("revoke guest %s: %w", id, store.Classify(err))
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("guest %s: %w", id, store.ErrNotFound)
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: s.db.Now(), Actor: actor, Action: "guest.revoke", Subject: id, Decision: "revoked", Reason: reason})
+		return err
+	})
+}
+
+// Reinstate clears a guest's revocation; its next request is classified
+// afresh. Audited in the same transaction.
+func (s *Service) Reinstate(ctx context.Context, actor, id, reason string) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE vms SET revoked = 0, status = 'pending', status_reason = 'reinstated' WHERE id = ? AND revoked != 0`, id)
+		if err != nil {
+			return fmt.Errorf("reinstate guest %s: %w", id, store.Classify(err))
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("guest %s is not revoked: %w", id, store.ErrNotFound)
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: s.db.Now(), Actor: actor, Action: "guest.reinstate", Subject: id, Decision: "reinstated", Reason: reason})
+		return err
+	})
+}

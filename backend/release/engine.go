@@ -1,0 +1,556 @@
+package release
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"keyholder/backend/audit"
+	"keyholder/backend/fleet"
+	"keyholder/backend/release/wire"
+	"keyholder/backend/store"
+)
+
+// Verifier checks a guest's evidence against the reference values of
+// imageID ("" when the volume has no image: authenticity only, which the
+// engine then treats as unverified) and the transcript hash expected in
+// REPORT_DATA. A refusal is Claims.Verified false with reasons; an error
+// means the check could not be made at all.
+type Verifier interface {
+	Verify(ctx context.Context, ev wire.Evidence, imageID string, expected [64]byte) (Claims, error)
+}
+
+// Secrets is the part of the key service the engine uses
+// (*custody.Service implements it). Every call runs in the engine's
+// transaction so that a release and its audit entry commit together.
+type Secrets interface {
+	// ReleaseSecretTx unwraps one generation's secret; the caller wipes it.
+	ReleaseSecretTx(ctx context.Context, tx *sql.Tx, volumeID string, generation int) ([]byte, error)
+	// CurrentGenerationTx returns the current and the pending (0: none) generation.
+	CurrentGenerationTx(ctx context.Context, tx *sql.Tx, volumeID string) (current, pending int, err error)
+	// RotateTx makes a pending generation N+1.
+	RotateTx(ctx context.Context, tx *sql.Tx, actor, volumeID string) (int, error)
+	// ConfirmRotationTx makes a pending generation current.
+	ConfirmRotationTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, generation int) error
+}
+
+// Errors that officers' calls branch on.
+var (
+	ErrNotPending      = errors.New("the request is no longer waiting for a decision")
+	ErrExpired         = errors.New("the request expired")
+	ErrAlreadyApproved = errors.New("this officer has approved the request already")
+	ErrReauthenticate  = errors.New("approving needs a recent authentication; sign in again")
+	ErrNoOfficer       = errors.New("no officer named")
+)
+
+// Event tells the UI what changed; Notify receives it after the commit.
+type Event struct {
+	Kind      string // "fleet" or "request"
+	VMID      string
+	RequestID string
+}
+
+// Config is what the engine needs.
+type Config struct {
+	DB       *store.DB
+	Verifier Verifier
+	Secrets  Secrets
+	// Nonces issues challenges; nil makes a 60 s in-memory issuer.
+	Nonces *Nonces
+	// Now is the clock; nil means the database's clock.
+	Now func() time.Time
+	// Notify is called after each committed change; nil ignores them.
+	Notify func(Event)
+	// MaxAuthAge is how recently an approver must have authenticated; zero
+	// means 5 minutes.
+	MaxAuthAge time.Duration
+	Log        *slog.Logger
+}
+
+// Service is the release engine. It is safe for concurrent use.
+type Service struct {
+	db       *store.DB
+	verifier Verifier
+	secrets  Secrets
+	nonces   *Nonces
+	now      func() time.Time
+	notify   func(Event)
+	authAge  time.Duration
+	log      *slog.Logger
+}
+
+// New returns an engine over cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil || cfg.Verifier == nil || cfg.Secrets == nil {
+		return nil, errors.New("release engine needs a database, a verifier and a key service")
+	}
+	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, nonces: cfg.Nonces, now: cfg.Now,
+		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log}
+	if s.now == nil {
+		s.now = cfg.DB.Now
+	}
+	if s.nonces == nil {
+		s.nonces = NewNonces(0, 0, s.now)
+	}
+	if s.notify == nil {
+		s.notify = func(Event) {}
+	}
+	if s.authAge <= 0 {
+		s.authAge = 5 * time.Minute
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s, nil
+}
+
+// Challenge issues a nonce for one release or heartbeat.
+func (s *Service) Challenge() (*wire.Challenge, error) {
+	n, exp, err := s.nonces.Issue()
+	if err != nil {
+		return nil, &wire.Error{Code: wire.CodeUnavailable, Message: "too many outstanding challenges; retry shortly"}
+	}
+	return &wire.Challenge{Nonce: n, ExpiresAt: exp}, nil
+}
+
+// volumeInfo is the volume row as the engine reads it.
+type volumeInfo struct {
+	exists  bool
+	imageID string
+	status  string
+}
+
+func readVolume(ctx context.Context, q fleet.Queryer, id string) (volumeInfo, error) {
+	var v volumeInfo
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(image_id, ''), status FROM volumes WHERE id = ?`, id).Scan(&v.imageID, &v.status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, nil
+	}
+	if err != nil {
+		return v, fmt.Errorf("read volume %s: %w", id, store.Classify(err))
+	}
+	v.exists = true
+	return v, nil
+}
+
+func refusal(code wire.Code, msg string) *wire.Error { return &wire.Error{Code: code, Message: msg} }
+
+// internal logs err and returns the generic refusal the guest sees.
+func (s *Service) internal(op string, err error) *wire.Error {
+	if errors.Is(err, store.ErrBusy) {
+		return refusal(wire.CodeUnavailable, "the console is busy; retry shortly")
+	}
+	s.log.Error("release engine", "op", op, "err", err)
+	return refusal(wire.CodeInternal, "the console could not decide; its log has the details")
+}
+
+func guestActor(vmID string) string { return "guest:" + vmID }
+
+// Release decides a release request (purpose boot or rotate). It returns a
+// released or pending answer, or a *wire.Error for every refusal.
+func (s *Service) Release(ctx context.Context, req *wire.ReleaseRequest) (*wire.Release, error) {
+	if err := req.Check(); err != nil {
+		return nil, refusal(wire.CodeBadRequest, err.Error())
+	}
+	if req.Purpose == wire.PurposeHeartbeat {
+		return nil, refusal(wire.CodeBadRequest, "heartbeats go to /v1/heartbeat")
+	}
+	var out *wire.Release
+	werr := s.decide(ctx, req, func(tx *sql.Tx, d decided) (*wire.Error, error) {
+		r, werr, err := s.act(ctx, tx, req, d)
+		out = r
+		return werr, err
+	})
+	if werr != nil {
+		return nil, werr
+	}
+	return out, nil
+}
+
+// decided is everything known once the evidence is checked.
+type decided struct {
+	reqID     string
+	now       time.Time
+	evHash    string
+	expected  [64]byte
+	claims    Claims
+	authentic bool
+	vol       volumeInfo
+	hist      fleet.History
+	current   int
+	pending   int
+	policy    Policy
+	decision  Decision
+	gen       int // the generation to release
+}
+
+// decide runs the common part of releases and heartbeats: nonce, evidence,
+// what the console knows, classification; then act inside the transaction.
+// Refusals are recorded and audited here.
+func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func(*sql.Tx, decided) (*wire.Error, error)) *wire.Error {
+	d := decided{reqID: store.NewID("req"), now: s.now(), evHash: wire.EvidenceHash(req.Evidence)}
+	var err error
+	d.expected, err = wire.Transcript(req.Nonce, req.HPKEPublicKey, req.VolumeID)
+	if err != nil {
+		return refusal(wire.CodeBadRequest, err.Error())
+	}
+	// The nonce is used up first, whatever happens next.
+	if err := s.nonces.Consume(req.Nonce); err != nil {
+		d.decision = refuse(wire.CodeNonceUnknown, "the nonce is unknown, used or expired; ask for a new challenge")
+		return s.refuse(ctx, req, d)
+	}
+	d.vol, err = readVolume(ctx, s.db, req.VolumeID)
+	if err != nil {
+		return s.internal("read volume", err)
+	}
+	d.claims, err = s.verifier.Verify(ctx, req.Evidence, d.vol.imageID, d.expected)
+	if err != nil {
+		return s.internal("verify evidence", err)
+	}
+	d.authentic = d.claims.Authentic && subtle.ConstantTimeCompare(d.claims.ReportData[:], d.expected[:]) == 1
+	d.policy, err = s.PolicyFor(ctx, d.vol.imageID)
+	if err != nil {
+		return s.internal("read policy", err)
+	}
+	var werr *wire.Error
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
+		if err != nil {
+			return err
+		}
+		seen, err := fleet.EvidenceSeen(ctx, tx, d.evHash)
+		if err != nil {
+			return err
+		}
+		if d.vol.exists {
+			d.current, d.pending, err = s.secrets.CurrentGenerationTx(ctx, tx, req.VolumeID)
+			if err != nil {
+				return fmt.Errorf("read generations: %w", err)
+			}
+		}
+		known := Known{
+			VMKnown: d.hist.Exists, VMRevoked: d.hist.Revoked, VMVolumeID: d.hist.VolumeID,
+			VolumeExists: d.vol.exists, VolumeRevoked: d.vol.exists && d.vol.status != "active", CurrentGeneration: d.current,
+			EverReleased: d.hist.EverReleased, ChipApproved: d.hist.ChipApproved, MeasurementSeen: d.hist.MeasurementSeen,
+			LastTCB: d.hist.ApprovedTCB, ReportIDOtherVM: d.hist.ReportIDOtherVM, ReportIDEarlierLaunch: d.hist.ReportIDEarlierLaunch,
+			EvidenceSeen: seen,
+		}
+		d.decision = Classify(Ask{Purpose: req.Purpose, VolumeID: req.VolumeID, Generation: req.Generation, Expected: d.expected}, d.claims, known, d.policy)
+		d.gen = req.Generation
+		if d.gen == 0 {
+			d.gen = d.current
+		}
+		if d.decision.Action == ActionDeny {
+			return s.recordRefusal(ctx, tx, req, d)
+		}
+		werr, err = act(tx, d)
+		return err
+	})
+	if err != nil {
+		return s.internal("decide", err)
+	}
+	if d.decision.Action == ActionDeny {
+		s.notify(Event{Kind: "fleet", VMID: req.VMID})
+		return &wire.Error{Code: d.decision.Code, Message: d.decision.Message, Reasons: d.claims.Reasons}
+	}
+	if werr == nil {
+		s.notify(Event{Kind: "fleet", VMID: req.VMID})
+		if d.decision.Action == ActionApprove && req.Purpose != wire.PurposeHeartbeat {
+			s.notify(Event{Kind: "request", VMID: req.VMID, RequestID: d.reqID})
+		}
+	}
+	return werr
+}
+
+// refuse records and audits a refusal made before the transaction.
+func (s *Service) refuse(ctx context.Context, req *wire.ReleaseRequest, d decided) *wire.Error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error { return s.recordRefusal(ctx, tx, req, d) })
+	if err != nil {
+		return s.internal("record refusal", err)
+	}
+	s.notify(Event{Kind: "fleet", VMID: req.VMID})
+	return &wire.Error{Code: d.decision.Code, Message: d.decision.Message}
+}
+
+func (s *Service) recordRefusal(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) error {
+	kind, result := "release", fleet.ResultDenied
+	if req.Purpose == wire.PurposeHeartbeat {
+		kind, result = "heartbeat", fleet.ResultFailing
+	}
+	o := s.observation(req, d, kind, result)
+	o.Status = fleet.Failing
+	o.Code, o.Message = string(d.decision.Code), d.decision.Message
+	if !d.authentic {
+		// Unauthenticated input never changes what the fleet believes: it
+		// goes to the VM's history (if the VM exists) and the audit log only.
+		o.Authentic, o.Create = false, false
+		o.Status = "" // unchanged
+	}
+	if _, err := fleet.Record(ctx, tx, o); err != nil {
+		return err
+	}
+	action := "release"
+	if req.Purpose == wire.PurposeHeartbeat {
+		action = "heartbeat"
+	}
+	_, err := audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: action, Subject: req.VolumeID,
+		Decision: "denied", Reason: fmt.Sprintf("%s: %s (request %s)", d.decision.Code, d.decision.Message, d.reqID), EvidenceHash: d.evHash})
+	return err
+}
+
+func (s *Service) observation(req *wire.ReleaseRequest, d decided, kind, result string) fleet.Observation {
+	c := d.claims
+	return fleet.Observation{
+		At: d.now, VMID: req.VMID, VolumeID: req.VolumeID, ImageID: d.vol.imageID, Kind: kind, Result: result,
+		Class: string(d.decision.Class), RequestID: d.reqID, EvidenceHash: d.evHash,
+		Authentic: d.authentic, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID,
+		TCB: c.TCB, Simulated: c.Simulated, Generation: d.gen, HeartbeatEvery: d.policy.Heartbeat(),
+		Create: d.authentic && d.vol.exists,
+	}
+}
+
+// act carries out a release or approval decision inside the transaction.
+func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) (*wire.Release, *wire.Error, error) {
+	switch d.decision.Action {
+	case ActionRelease:
+		rel, err := s.releaseTx(ctx, tx, releaseArgs{
+			reqID: d.reqID, vmID: req.VMID, volumeID: req.VolumeID, imageID: d.vol.imageID, purpose: req.Purpose,
+			gen: d.gen, pub: req.HPKEPublicKey, claims: d.claims, evHash: d.evHash, class: d.decision.Class,
+			now: d.now, heartbeat: d.policy.Heartbeat(), reason: "policy releases " + joinClasses(d.decision.Signals),
+		})
+		return rel, nil, err
+	case ActionApprove:
+		if err := s.insertPending(ctx, tx, req, d); err != nil {
+			return nil, nil, err
+		}
+		return &wire.Release{RequestID: d.reqID, Status: wire.StatusPending, Class: string(d.decision.Class),
+			RetryAfter: 5, ExpiresAt: d.now.Add(d.policy.TTL()), Simulated: d.claims.Simulated}, nil, nil
+	}
+	return nil, nil, fmt.Errorf("unexpected action %q", d.decision.Action)
+}
+
+type releaseArgs struct {
+	reqID, vmID, volumeID, imageID string
+	purpose                        wire.Purpose
+	gen                            int
+	pub                            []byte
+	claims                         Claims
+	evHash                         string
+	class                          Class
+	now                            time.Time
+	heartbeat                      time.Duration
+	reason                         string
+	actor                          string // who decided; "" for the policy
+}
+
+// releaseTx unwraps, seals, records and audits one release.
+func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wire.Release, error) {
+	secret, err := s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, a.gen)
+	if err != nil {
+		return nil, fmt.Errorf("release secret: %w", err)
+	}
+	sealed, err := wire.Seal(a.pub, a.reqID, a.volumeID, uint32(a.gen), secret)
+	clear(secret)
+	if err != nil {
+		return nil, err
+	}
+	rel := &wire.Release{RequestID: a.reqID, Status: wire.StatusReleased, Class: string(a.class), Generation: a.gen, Sealed: sealed, Simulated: a.claims.Simulated}
+	if a.purpose == wire.PurposeRotate {
+		_, pending, err := s.secrets.CurrentGenerationTx(ctx, tx, a.volumeID)
+		if err != nil {
+			return nil, err
+		}
+		if pending == 0 {
+			if pending, err = s.secrets.RotateTx(ctx, tx, guestActor(a.vmID), a.volumeID); err != nil {
+				return nil, fmt.Errorf("rotate: %w", err)
+			}
+		}
+		next, err := s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, pending)
+		if err != nil {
+			return nil, fmt.Errorf("release new secret: %w", err)
+		}
+		rel.NewSealed, err = wire.Seal(a.pub, a.reqID, a.volumeID, uint32(pending), next)
+		clear(next)
+		if err != nil {
+			return nil, err
+		}
+		rel.NewGeneration = pending
+	}
+	c := a.claims
+	if _, err := fleet.Record(ctx, tx, fleet.Observation{
+		At: a.now, VMID: a.vmID, VolumeID: a.volumeID, ImageID: a.imageID, Kind: "release", Result: fleet.ResultReleased,
+		Status: fleet.Verified, Class: string(a.class), RequestID: a.reqID, EvidenceHash: a.evHash,
+		Authentic: true, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
+		Simulated: c.Simulated, Released: true, Generation: a.gen, HeartbeatEvery: a.heartbeat, Create: true,
+	}); err != nil {
+		return nil, err
+	}
+	actor := a.actor
+	if actor == "" {
+		actor = guestActor(a.vmID)
+	}
+	reason := fmt.Sprintf("%s; %s; generation %d; request %s", a.class, a.reason, a.gen, a.reqID)
+	if rel.NewGeneration != 0 {
+		reason += fmt.Sprintf("; new generation %d", rel.NewGeneration)
+	}
+	if c.Simulated {
+		reason += "; SIMULATED evidence"
+	}
+	if _, err := audit.Append(ctx, tx, audit.Entry{At: a.now, Actor: actor, Action: "release", Subject: a.volumeID,
+		Decision: "released", Reason: reason, EvidenceHash: a.evHash}); err != nil {
+		return nil, err
+	}
+	return rel, nil
+}
+
+// Summary is what the officer sees about a pending request.
+type Summary struct {
+	VMID        string        `json:"vm_id"`
+	Signals     []Class       `json:"signals"`
+	Product     string        `json:"product"`
+	ChipID      string        `json:"chip_id"`
+	Measurement string        `json:"measurement"`
+	TCB         fleet.TCB     `json:"tcb"`
+	PreviousTCB *fleet.TCB    `json:"previous_tcb,omitempty"`
+	NewChip     bool          `json:"new_chip"`
+	Generation  int           `json:"generation"`
+	Current     int           `json:"current_generation"`
+	Simulated   bool          `json:"simulated"`
+	Reasons     []wire.Reason `json:"reasons,omitempty"`
+}
+
+func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) error {
+	sum := Summary{VMID: req.VMID, Signals: d.decision.Signals, Product: d.claims.Product, ChipID: d.claims.ChipID,
+		Measurement: d.claims.Measurement, TCB: d.claims.TCB, PreviousTCB: d.hist.ApprovedTCB,
+		NewChip: d.hist.EverReleased && !d.hist.ChipApproved, Generation: d.gen, Current: d.current, Simulated: d.claims.Simulated,
+		Reasons: d.claims.Reasons}
+	sumJSON, _ := json.Marshal(sum)
+	claimsJSON, err := json.Marshal(d.claims)
+	if err != nil {
+		return err
+	}
+	sigJSON, _ := json.Marshal(d.decision.Signals)
+	purpose := string(req.Purpose)
+	_, err = tx.ExecContext(ctx, `INSERT INTO approval_requests(id, vm_id, volume_id, purpose, generation, class, signals, status, approvals_needed,
+		evidence_hash, hpke_public_key, claims, summary, simulated, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.reqID, req.VMID, req.VolumeID, purpose, d.gen, string(d.decision.Class), string(sigJSON), max(1, d.decision.Approvers),
+		d.evHash, req.HPKEPublicKey, string(claimsJSON), string(sumJSON), boolInt(d.claims.Simulated),
+		store.Time(d.now), store.Time(d.now.Add(d.policy.TTL())))
+	if err != nil {
+		return fmt.Errorf("store pending request: %w", store.Classify(err))
+	}
+	o := s.observation(req, d, "release", fleet.ResultPending)
+	o.Status = fleet.Pending
+	o.Message = "waiting for approval: " + joinClasses(d.decision.Signals)
+	if _, err := fleet.Record(ctx, tx, o); err != nil {
+		return err
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "release", Subject: req.VolumeID,
+		Decision: "pending", Reason: fmt.Sprintf("%s needs %d approval(s); request %s", joinClasses(d.decision.Signals), max(1, d.decision.Approvers), d.reqID),
+		EvidenceHash: d.evHash})
+	return err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Heartbeat checks a running guest's fresh evidence. A routine result keeps
+// the guest verified; anything else (a new chip, a changed TCB or
+// measurement, a refusal) marks it failing, and the guest must ask for a
+// release again to be trusted.
+func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wire.Heartbeat, error) {
+	if err := req.Check(); err != nil {
+		return nil, refusal(wire.CodeBadRequest, err.Error())
+	}
+	if req.Purpose != wire.PurposeHeartbeat {
+		return nil, refusal(wire.CodeBadRequest, "a heartbeat's purpose is heartbeat")
+	}
+	var out *wire.Heartbeat
+	werr := s.decide(ctx, req, func(tx *sql.Tx, d decided) (*wire.Error, error) {
+		o := s.observation(req, d, "heartbeat", fleet.ResultVerified)
+		o.Create = false
+		if d.decision.Class != ClassRoutine || !d.hist.EverReleased {
+			msg := "the evidence shows " + joinClasses(d.decision.Signals) + "; the guest must ask for a release again"
+			o.Result, o.Status, o.Code, o.Message = fleet.ResultFailing, fleet.Failing, string(wire.CodeUnexpectedEvent), msg
+			if _, err := fleet.Record(ctx, tx, o); err != nil {
+				return nil, err
+			}
+			_, err := audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "heartbeat", Subject: req.VolumeID,
+				Decision: "failing", Reason: msg, EvidenceHash: d.evHash})
+			return refusal(wire.CodeUnexpectedEvent, msg), err
+		}
+		o.Status = fleet.Verified
+		if _, err := fleet.Record(ctx, tx, o); err != nil {
+			return nil, err
+		}
+		out = &wire.Heartbeat{Status: "verified", NextIn: int(d.policy.Heartbeat() / time.Second), Simulated: d.claims.Simulated}
+		return nil, nil
+	})
+	if werr != nil {
+		return nil, werr
+	}
+	return out, nil
+}
+
+// ConfirmRotation makes the new generation of a completed rotation request
+// current, once the agent proves it holds the new secret (it has added the
+// keyslot). Until then the old generation stays current, so a guest that
+// died half-way still opens with it.
+func (s *Service) ConfirmRotation(ctx context.Context, c *wire.RotationConfirm) error {
+	now := s.now()
+	var werr *wire.Error
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r, err := getRequest(ctx, tx, c.RequestID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (r.Purpose != string(wire.PurposeRotate) || r.Status != StatusCompleted || r.VMID != c.VMID || r.VolumeID != c.VolumeID)) {
+			werr = refusal(wire.CodeRequestUnknown, "no completed rotation request matches")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, pending, err := s.secrets.CurrentGenerationTx(ctx, tx, c.VolumeID)
+		if err != nil {
+			return err
+		}
+		if pending == 0 || pending != c.Generation {
+			werr = refusal(wire.CodeGenerationUnknown, "that generation is not waiting for confirmation")
+			return nil
+		}
+		secret, err := s.secrets.ReleaseSecretTx(ctx, tx, c.VolumeID, c.Generation)
+		if err != nil {
+			return err
+		}
+		want := wire.RotationProof(secret, c.RequestID, c.VolumeID, c.Generation)
+		clear(secret)
+		if subtle.ConstantTimeCompare(want, c.Proof) != 1 {
+			werr = refusal(wire.CodeBadProof, "the proof does not match the new generation's secret")
+			_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: guestActor(c.VMID), Action: "rotation.confirm", Subject: c.VolumeID,
+				Decision: "denied", Reason: fmt.Sprintf("bad proof for generation %d (request %s)", c.Generation, c.RequestID)})
+			return err
+		}
+		if err := s.secrets.ConfirmRotationTx(ctx, tx, guestActor(c.VMID), c.VolumeID, c.Generation); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE vms SET generation = ? WHERE id = ?`, c.Generation, c.VMID)
+		return err
+	})
+	if err != nil {
+		return s.internal("confirm rotation", err)
+	}
+	if werr != nil {
+		return werr
+	}
+	s.notify(Event{Kind: "fleet", VMID: c.VMID})
+	return nil
+}

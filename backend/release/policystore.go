@@ -1,0 +1,98 @@
+package release
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"keyholder/backend/audit"
+	"keyholder/backend/store"
+)
+
+// settingPolicy is the settings key of the console-wide default policy.
+const settingPolicy = "release.policy"
+
+// PolicyFor returns the effective policy for imageID ("" for the console
+// default alone).
+func (s *Service) PolicyFor(ctx context.Context, imageID string) (Policy, error) {
+	return loadPolicy(ctx, s.db, imageID)
+}
+
+// LoadPolicy returns the effective policy for imageID from db.
+func LoadPolicy(ctx context.Context, db *store.DB, imageID string) (Policy, error) {
+	return loadPolicy(ctx, db, imageID)
+}
+
+func loadPolicy(ctx context.Context, q querier, imageID string) (Policy, error) {
+	p := DefaultPolicy()
+	var raw string
+	err := q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, settingPolicy).Scan(&raw)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return p, fmt.Errorf("read release policy: %w", store.Classify(err))
+	default:
+		var def Policy
+		if err := json.Unmarshal([]byte(raw), &def); err != nil {
+			return p, fmt.Errorf("release policy setting: %w", err)
+		}
+		p = p.Override(&def)
+	}
+	if imageID == "" {
+		return p, nil
+	}
+	err = q.QueryRowContext(ctx, `SELECT policy FROM release_policies WHERE image_id = ?`, imageID).Scan(&raw)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return p, nil
+	case err != nil:
+		return p, fmt.Errorf("read policy of image %s: %w", imageID, store.Classify(err))
+	}
+	var img Policy
+	if err := json.Unmarshal([]byte(raw), &img); err != nil {
+		return p, fmt.Errorf("policy of image %s: %w", imageID, err)
+	}
+	return p.Override(&img), nil
+}
+
+// SetPolicy stores the console default (imageID "") or an image's override
+// (nil removes it), audited in the same transaction.
+func SetPolicy(ctx context.Context, db *store.DB, actor, imageID string, p *Policy) error {
+	if p != nil {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
+	now := db.Now()
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		var b []byte
+		if p != nil {
+			b, _ = json.Marshal(p)
+		}
+		var err error
+		switch {
+		case imageID == "" && p != nil:
+			_, err = tx.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?)
+				ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, settingPolicy, string(b), store.Time(now))
+		case imageID == "":
+			_, err = tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, settingPolicy)
+		case p != nil:
+			_, err = tx.ExecContext(ctx, `INSERT INTO release_policies(image_id, policy, updated_at, updated_by) VALUES (?, ?, ?, ?)
+				ON CONFLICT(image_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+				imageID, string(b), store.Time(now), actor)
+		default:
+			_, err = tx.ExecContext(ctx, `DELETE FROM release_policies WHERE image_id = ?`, imageID)
+		}
+		if err != nil {
+			return fmt.Errorf("store release policy: %w", store.Classify(err))
+		}
+		subject := "console"
+		if imageID != "" {
+			subject = imageID
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "policy.set", Subject: subject, Decision: "changed", Reason: string(b)})
+		return err
+	})
+}
