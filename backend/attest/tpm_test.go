@@ -100,7 +100,9 @@ func TestVerifyTPMNegative(t *testing.T) {
 		wantCode attest.Code
 	}{
 		{name: "quote with wrong nonce", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
-			edit:     func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) { exp.TPMNonce = []byte("another nonce") },
+			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
+				exp.TPMNonce = []byte("another nonce")
+			},
 			wantCode: attest.CodeTPMNonce},
 		{name: "AK not bound", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
 			edit:     func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) { exp.AKDigest = nil },
@@ -111,7 +113,9 @@ func TestVerifyTPMNegative(t *testing.T) {
 			},
 			wantCode: attest.CodeTPMAKNotBound},
 		{name: "AK bound but REPORT_DATA wrong", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
-			edit:     func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) { exp.ReportData = make([]byte, 64) },
+			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
+				exp.ReportData = make([]byte, 64)
+			},
 			wantCode: attest.CodeTPMAKNotBound},
 		{name: "PCR mismatch", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
@@ -124,7 +128,9 @@ func TestVerifyTPMNegative(t *testing.T) {
 			},
 			wantCode: attest.CodePCRMismatch},
 		{name: "secure boot required but off", o: sim.TPMOptions{Seed: 1, SecureBoot: false},
-			edit:     func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) { ref.RequireSecureBoot = true },
+			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
+				ref.RequireSecureBoot = true
+			},
 			wantCode: attest.CodeSecureBootOff},
 		{name: "quote tampered", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
