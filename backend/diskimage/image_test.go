@@ -1,0 +1,166 @@
+package diskimage
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func tool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/sbin"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		t.Fatalf("%s is required (see .ci/apt-packages.txt): %v", name, err)
+	}
+	return p
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(tool(t, name), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// sourceDisk writes a raw disk of size bytes with random data, zero runs
+// and holes, so that readers meet allocated, zero and unallocated clusters.
+func sourceDisk(t testing.TB, dir string, size int64) (string, []byte) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	// zero runs of assorted lengths and alignments
+	for off := int64(100 << 10); off < size; off += 900 << 10 {
+		end := min(size, off+300<<10+off%4096)
+		clear(data[off:end])
+	}
+	// a compressible run
+	for i := size / 2; i < size/2+200<<10 && i < size; i++ {
+		data[i] = byte(i / 4096)
+	}
+	p := filepath.Join(dir, "src.raw")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, data
+}
+
+func readAll(t *testing.T, im Image) []byte {
+	t.Helper()
+	out := make([]byte, im.Size())
+	// odd chunk sizes cross cluster, grain and block boundaries
+	for off, step := int64(0), int64(77777); off < im.Size(); off += step {
+		end := min(im.Size(), off+step)
+		if n, err := im.ReadAt(out[off:end], off); err != nil || int64(n) != end-off {
+			t.Fatalf("ReadAt(%d, %d): %d, %v", off, end-off, n, err)
+		}
+	}
+	return out
+}
+
+// TestReadersMatchQemuImg converts a raw disk with qemu-img into every
+// supported format and variant and reads it back byte for byte.
+func TestReadersMatchQemuImg(t *testing.T) {
+	dir := t.TempDir()
+	const size = 5<<20 + 64<<10 // not a multiple of 1 MiB: VHD/VMDK tails
+	src, want := sourceDisk(t, dir, size)
+	cases := []struct {
+		name   string
+		args   []string
+		format Format
+		detail string
+	}{
+		{"raw", nil, Raw, "raw"},
+		{"qcow2v2", []string{"-O", "qcow2", "-o", "compat=0.10"}, QCOW2, "qcow2 v2"},
+		{"qcow2v3", []string{"-O", "qcow2", "-o", "compat=1.1,cluster_size=4096"}, QCOW2, "qcow2 v3"},
+		{"qcow2-zlib", []string{"-O", "qcow2", "-c"}, QCOW2, "qcow2 v3"},
+		{"qcow2-zlib-2M", []string{"-O", "qcow2", "-c", "-o", "cluster_size=2M"}, QCOW2, "qcow2 v3"},
+		{"vmdk-sparse", []string{"-O", "vmdk", "-o", "subformat=monolithicSparse"}, VMDK, "monolithicSparse"},
+		{"vmdk-stream", []string{"-O", "vmdk", "-o", "subformat=streamOptimized"}, VMDK, "streamOptimized"},
+		{"vhd-fixed", []string{"-O", "vpc", "-o", "subformat=fixed,force_size=on"}, VHD, "vhd fixed"},
+		{"vhd-dynamic", []string{"-O", "vpc", "-o", "subformat=dynamic,force_size=on"}, VHD, "vhd dynamic"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := src
+			if tc.args != nil {
+				p = filepath.Join(dir, tc.name)
+				run(t, "qemu-img", append(append([]string{"convert", "-f", "raw"}, tc.args...), src, p)...)
+			}
+			f, err := OpenFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Format() != tc.format || !strings.Contains(f.Detail(), tc.detail) {
+				t.Fatalf("detected %s (%s), want %s (%s)", f.Format(), f.Detail(), tc.format, tc.detail)
+			}
+			if f.Size() != size {
+				t.Fatalf("virtual size %d, want %d", f.Size(), size)
+			}
+			if got := readAll(t, f); !bytes.Equal(got, want) {
+				t.Fatal("virtual disk differs from the raw source")
+			}
+			// reads past the end are clipped with io.EOF
+			buf := make([]byte, 1024)
+			if n, err := f.ReadAt(buf, size-512); n != 512 || err == nil {
+				t.Fatalf("read across the end: %d, %v", n, err)
+			}
+		})
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	src, _ := sourceDisk(t, dir, 1<<20)
+	base := filepath.Join(dir, "base.qcow2")
+	run(t, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", src, base)
+	over := filepath.Join(dir, "over.qcow2")
+	run(t, "qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", base, over)
+	vbase := filepath.Join(dir, "base.vmdk")
+	run(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", src, vbase)
+	vover := filepath.Join(dir, "over.vmdk")
+	run(t, "qemu-img", "create", "-f", "vmdk", "-F", "vmdk", "-b", vbase, vover)
+	luks := filepath.Join(dir, "luks.img")
+	os.WriteFile(luks, append([]byte("LUKS\xba\xbe\x00\x02"), make([]byte, 8192)...), 0o644)
+	truncated := filepath.Join(dir, "trunc.qcow2")
+	b, _ := os.ReadFile(base)
+	os.WriteFile(truncated, b[:70], 0o644)
+	badL1 := filepath.Join(dir, "badl1.qcow2")
+	b2 := bytes.Clone(b)
+	copy(b2[40:48], []byte{0, 0, 0, 0x10, 0, 0, 0, 0})
+	os.WriteFile(badL1, b2, 0o644)
+	cases := []struct {
+		name, path, wantErr string
+		wantIs              error
+	}{
+		{"qcow2 backing file", over, "backing file", ErrUnsupported},
+		{"vmdk delta", vover, "delta disk", ErrUnsupported},
+		{"luks", luks, "already a LUKS volume", ErrUnsupported},
+		{"truncated qcow2", truncated, "truncated", ErrCorrupt},
+		{"qcow2 L1 outside", badL1, "L1 table", ErrCorrupt},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := OpenFile(tc.path)
+			if err == nil {
+				f.Close()
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, tc.wantIs) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err %v, want %v %q", err, tc.wantIs, tc.wantErr)
+			}
+		})
+	}
+}
