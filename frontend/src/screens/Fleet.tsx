@@ -1,9 +1,11 @@
-import { Card, Group, SegmentedControl, SimpleGrid, Table, Text, TextInput } from '@mantine/core';
+import { Card, Group, SegmentedControl, SimpleGrid, Text, TextInput } from '@mantine/core';
 import { IconSearch, IconServer } from '@tabler/icons-react';
-import { useState } from 'react';
+import { useMemo, useState } from 'react';
+import { useNavigate } from 'react-router-dom';
 import type { GuestStatus } from '../api';
-import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader, shortHex, SimulatedBadge, StatusBadge } from '../components/common';
-import { fleetList, fleetSummary } from '../stores/fleet';
+import { EmptyState, ErrorNotice, Loading, PageHeader } from '../components/common';
+import { GuestTable } from '../components/GuestTable';
+import { filterGuests, fleetSummary, useFleet } from '../stores/fleet';
 import { useResource } from '../stores/resource';
 
 const counters: { status: GuestStatus; label: string; color: string }[] = [
@@ -17,7 +19,9 @@ export function FleetScreen() {
   const [status, setStatus] = useState<GuestStatus | ''>('');
   const [search, setSearch] = useState('');
   const summary = useResource(fleetSummary);
-  const list = useResource(fleetList({ status, search }));
+  const fl = useFleet();
+  const go = useNavigate();
+  const rows = useMemo(() => filterGuests(fl.guests, { status, search }), [fl.guests, status, search]);
 
   return (
     <>
@@ -56,53 +60,20 @@ export function FleetScreen() {
           data={[{ label: 'All', value: '' }, ...counters.map((c) => ({ label: c.label, value: c.status })), { label: 'Revoked', value: 'revoked' }]}
         />
       </Group>
-      {list.error && <ErrorNotice error={list.error} onRetry={list.reload} />}
-      {!list.data && list.loading && <Loading />}
-      {list.data && list.data.length === 0 && (
+      {fl.error && <ErrorNotice error={fl.error} onRetry={fl.reload} />}
+      {!fl.loaded && fl.loading && <Loading />}
+      {fl.loaded && fl.guests.size === 0 && (
         <EmptyState icon={<IconServer />} title="No guests yet" testId="fleet-empty">
           Guests appear here when they first ask for a disk key. Prepare an image on the Images screen, boot it with the Keyholder agent,
           or run <code>keyholder demo</code> to see a simulated fleet.
         </EmptyState>
       )}
-      {list.data && list.data.length > 0 && (
-        <Table striped highlightOnHover data-testid="fleet-table">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>VM</Table.Th>
-              <Table.Th>Status</Table.Th>
-              <Table.Th>Image</Table.Th>
-              <Table.Th>Product</Table.Th>
-              <Table.Th>Chip</Table.Th>
-              <Table.Th>TCB (BL/TEE/SNP/µcode)</Table.Th>
-              <Table.Th>Last evidence</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.data.map((g) => (
-              <Table.Tr key={g.id}>
-                <Table.Td>
-                  <Group gap={6}>
-                    <Text size="sm" fw={500}>
-                      {g.name || g.id}
-                    </Text>
-                    {g.simulated && <SimulatedBadge />}
-                  </Group>
-                </Table.Td>
-                <Table.Td>
-                  <StatusBadge status={g.status} />
-                </Table.Td>
-                <Table.Td>{g.image_name || '—'}</Table.Td>
-                <Table.Td>{g.product || '—'}</Table.Td>
-                <Table.Td ff="monospace">{shortHex(g.chip_id)}</Table.Td>
-                <Table.Td ff="monospace">
-                  {g.tcb.bootloader}/{g.tcb.tee}/{g.tcb.snp}/{g.tcb.microcode}
-                </Table.Td>
-                <Table.Td>{formatTime(g.last_evidence_at)}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+      {fl.loaded && fl.guests.size > 0 && rows.length === 0 && (
+        <Text c="dimmed" ta="center" py="xl" data-testid="fleet-no-match">
+          No guest matches this filter.
+        </Text>
       )}
+      {rows.length > 0 && <GuestTable guests={rows} onOpen={(g) => go(`/fleet/${encodeURIComponent(g.id)}`)} />}
     </>
   );
 }

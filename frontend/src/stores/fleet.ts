@@ -1,17 +1,137 @@
-import { api, Events, type FleetFilter } from '../api';
+import { useEffect, useSyncExternalStore } from 'react';
+import { api, ApiError, Events, type Guest, type GuestStatus } from '../api';
 import { Resource } from './resource';
 
-export const fleetSummary = new Resource(() => api().fleet.summary(), [Events.fleetChanged]);
+export const fleetSummary = new Resource(() => api().fleet.summary(), [Events.fleetChanged], 1000);
 
-const lists = new Map<string, Resource<Awaited<ReturnType<ReturnType<typeof api>['fleet']['list']>>>>();
+export interface FleetState {
+  /** guests by ID; replaced (not mutated) on every change so React sees it. */
+  guests: Map<string, Guest>;
+  loaded: boolean;
+  loading: boolean;
+  error: ApiError | null;
+  /** receivedAt maps a guest ID to when its last pushed change arrived (ms). */
+  version: number;
+}
 
-/** fleetList returns the (cached) resource for one filter. */
-export function fleetList(filter: FleetFilter) {
-  const key = JSON.stringify(filter);
-  let r = lists.get(key);
-  if (!r) {
-    r = new Resource(() => api().fleet.list(filter), [Events.fleetChanged]);
-    lists.set(key, r);
+/**
+ * FleetStore keeps every guest in memory and applies pushed changes one by
+ * one: a `fleet:changed` event carrying a guest replaces that row; one
+ * without data (or a resync) reloads the whole list. Filtering and search run
+ * on the client, so a 10,000-guest fleet is loaded once, not per keystroke.
+ */
+export class FleetStore {
+  private state: FleetState = { guests: new Map(), loaded: false, loading: false, error: null, version: 0 };
+  private listeners = new Set<() => void>();
+  private unsubs: (() => void)[] = [];
+  private pending = new Map<string, Guest>();
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private reloadTimer: ReturnType<typeof setTimeout> | null = null;
+
+  getState = () => this.state;
+
+  subscribe = (fn: () => void) => {
+    this.listeners.add(fn);
+    if (this.listeners.size === 1) {
+      this.unsubs = [
+        api().on(Events.fleetChanged, (d) => this.onChange(d)),
+        api().on(Events.resync, () => this.scheduleReload()),
+      ];
+    }
+    return () => {
+      this.listeners.delete(fn);
+      if (this.listeners.size === 0) {
+        this.unsubs.forEach((u) => u());
+        this.unsubs = [];
+      }
+    };
+  };
+
+  private set(patch: Partial<FleetState>) {
+    this.state = { ...this.state, ...patch };
+    this.listeners.forEach((l) => l());
   }
-  return r;
+
+  load = async () => {
+    if (this.state.loading) return;
+    this.set({ loading: true });
+    try {
+      const list = await api().fleet.list({});
+      const m = new Map<string, Guest>();
+      for (const g of list) m.set(g.id, g);
+      this.set({ guests: m, loaded: true, loading: false, error: null, version: this.state.version + 1 });
+    } catch (e) {
+      this.set({ loading: false, error: e instanceof ApiError ? e : new ApiError('internal', String(e)) });
+    }
+  };
+
+  private scheduleReload() {
+    if (this.reloadTimer) return;
+    this.reloadTimer = setTimeout(() => {
+      this.reloadTimer = null;
+      void this.load();
+    }, 300);
+  }
+
+  /** onChange batches pushed guests and applies them at most every 100 ms. */
+  onChange(data: unknown) {
+    const g = data as Guest | null;
+    if (!g || typeof g !== 'object' || typeof g.id !== 'string') {
+      this.scheduleReload();
+      return;
+    }
+    this.pending.set(g.id, g);
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => this.flush(), 100);
+    }
+  }
+
+  flush() {
+    this.flushTimer = null;
+    if (this.pending.size === 0) return;
+    const m = new Map(this.state.guests);
+    for (const [id, g] of this.pending) m.set(id, g);
+    this.pending.clear();
+    this.set({ guests: m, version: this.state.version + 1 });
+  }
+}
+
+export const fleet = new FleetStore();
+
+export function useFleet(): FleetState & { reload: () => Promise<void> } {
+  const s = useSyncExternalStore(fleet.subscribe, fleet.getState);
+  useEffect(() => {
+    if (!s.loaded && !s.loading && !s.error) void fleet.load();
+  }, [s.loaded, s.loading, s.error]);
+  return { ...s, reload: fleet.load };
+}
+
+export interface FleetQuery {
+  status: GuestStatus | '';
+  search: string;
+}
+
+/** filterGuests returns the guests matching q, most recently seen first. */
+export function filterGuests(guests: Map<string, Guest>, q: FleetQuery): Guest[] {
+  const s = q.search.trim().toLowerCase();
+  const out: Guest[] = [];
+  for (const g of guests.values()) {
+    if (q.status && g.status !== q.status) continue;
+    if (
+      s &&
+      !g.id.toLowerCase().includes(s) &&
+      !g.name.toLowerCase().includes(s) &&
+      !g.image_name.toLowerCase().includes(s) &&
+      !g.chip_id.toLowerCase().includes(s)
+    )
+      continue;
+    out.push(g);
+  }
+  out.sort((a, b) => {
+    const ta = a.last_evidence_at ?? '';
+    const tb = b.last_evidence_at ?? '';
+    if (ta !== tb) return ta < tb ? 1 : -1;
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  });
+  return out;
 }
