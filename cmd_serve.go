@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"keyholder/app"
+	"keyholder/backend/custody"
 )
 
 var serveCommand = &command{
@@ -72,7 +73,7 @@ func serve(env *cliEnv, o serveOptions) error {
 	if useTLS && (o.tlsCert == "" || o.tlsKey == "") {
 		return &exitError{code: 2, msg: "--tls-cert and --tls-key go together"}
 	}
-	if err := checkListen(o.listen, useTLS, webLoginAvailable); err != nil {
+	if err := checkListen(o.listen, useTLS, webLoginAvailable(env)); err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	ctx, cancel := signalContext()
@@ -86,6 +87,7 @@ func serve(env *cliEnv, o serveOptions) error {
 
 	hub := app.NewHub()
 	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, Log: log}, db, hub)
+	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	assets, err := fs.Sub(frontendDist, "frontend/dist")
 	if err != nil {
 		return err
@@ -134,6 +136,18 @@ func serve(env *cliEnv, o serveOptions) error {
 	return nil
 }
 
-// webLoginAvailable reports whether officer login protects the web console.
-// Login arrives with custody; until then only loopback is served.
-var webLoginAvailable = false
+// webLoginAvailable reports whether officer login protects the web console:
+// once the console is initialised (officers exist), every web call needs an
+// officer session (app.Session.Login sets an HttpOnly, SameSite=Strict
+// cookie).
+func webLoginAvailable(env *cliEnv) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := openStore(ctx, env, false)
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	ok, err := custody.Initialized(ctx, db)
+	return ok && err == nil
+}

@@ -11,7 +11,9 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
+	"time"
 
+	"keyholder/backend/custody"
 	"keyholder/backend/store"
 )
 
@@ -24,6 +26,15 @@ type Config struct {
 	// simulated AMD root is accepted, and everything it touches is SIMULATED.
 	DevTrustSimulatedRoot bool
 	Log                   *slog.Logger
+	// Custody is the key service; nil makes one over the store with
+	// CustodyOptions. A command that unlocks it at start (serve
+	// --passphrase-file) passes its own.
+	Custody        *custody.Service
+	CustodyOptions custody.Options
+	// IdleLock and FreshAuth time the officer session (zero: the defaults,
+	// DefaultIdleLock and DefaultFreshAuth); Now is the clock (nil: time.Now).
+	IdleLock, FreshAuth time.Duration
+	Now                 func() time.Time
 }
 
 // Services is every bound service. Each exported field is one service; its
@@ -35,6 +46,7 @@ type Services struct {
 	Images    *Images
 	Keys      *Keys
 	Audit     *Audit
+	Session   *Session
 }
 
 // New makes the services over an open store. ctx bounds every call; cancel
@@ -43,7 +55,12 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	b := &base{ctx: ctx, cfg: cfg, db: db, events: ev, log: cfg.Log}
+	if cfg.Custody == nil {
+		cfg.Custody = custody.New(db, cfg.CustodyOptions)
+	}
+	b := &base{ctx: ctx, cfg: cfg, db: db, events: ev, log: cfg.Log, custody: cfg.Custody}
+	b.session = newSession(b)
+	go b.checkpoints()
 	return &Services{
 		Console:   &Console{b},
 		Fleet:     newFleet(b),
@@ -51,6 +68,7 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 		Images:    newImages(b),
 		Keys:      &Keys{b},
 		Audit:     &Audit{b},
+		Session:   b.session,
 	}
 }
 
@@ -71,4 +89,7 @@ type base struct {
 	db     *store.DB
 	events Events
 	log    *slog.Logger
+	// custody is the key service; session the officer's UI session.
+	custody *custody.Service
+	session *Session
 }

@@ -1,12 +1,61 @@
 package app
 
-import "keyholder/backend/audit"
+import (
+	"bytes"
+	"errors"
+
+	"keyholder/backend/audit"
+)
 
 // Audit serves the Audit screen: the hash-chained decision log.
 type Audit struct{ *base }
 
 // List returns audit entries matching q, newest first.
 func (a *Audit) List(q audit.Query) ([]audit.Entry, error) {
+	if _, err := a.session.requireOfficer(); err != nil {
+		return nil, err
+	}
 	es, err := audit.List(a.ctx, a.db, q)
 	return es, toError(a.log, "list audit entries", err)
+}
+
+// VerifyResult is the outcome of checking the whole audit log.
+type VerifyResult struct {
+	OK     bool         `json:"ok"`
+	Report audit.Report `json:"report"`
+	// FirstBad is the first entry that does not verify (0 when OK).
+	FirstBad int64  `json:"first_bad"`
+	Problem  string `json:"problem"`
+	// KeyAuthenticated is true when the checkpoint key came from its wrapped
+	// private half (the key service is unlocked), not only from the database.
+	KeyAuthenticated bool `json:"key_authenticated"`
+}
+
+// Verify checks every entry's hash and link and every signed checkpoint.
+func (a *Audit) Verify() (VerifyResult, error) {
+	if _, err := a.session.requireOfficer(); err != nil {
+		return VerifyResult{}, err
+	}
+	pub, authentic, err := a.custody.AuditPublicKey(a.ctx)
+	if err != nil {
+		return VerifyResult{}, toError(a.log, "verify the audit log", err)
+	}
+	rep, err := audit.Verify(a.ctx, a.db, pub)
+	res := VerifyResult{OK: err == nil, Report: rep, KeyAuthenticated: authentic}
+	var ve *audit.VerifyError
+	if errors.As(err, &ve) {
+		res.FirstBad, res.Problem = ve.Seq, ve.Problem
+		return res, nil
+	}
+	return res, toError(a.log, "verify the audit log", err)
+}
+
+// Export returns the whole log as JSON lines, oldest first (for a download).
+func (a *Audit) Export() (string, error) {
+	if _, err := a.session.requireOfficer(); err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	_, err := audit.Export(a.ctx, a.db, &b)
+	return b.String(), toError(a.log, "export the audit log", err)
 }

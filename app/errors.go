@@ -62,6 +62,9 @@ func toError(log *slog.Logger, op string, err error) error {
 	case errors.Is(err, images.ErrExists):
 		return &Error{Code: CodeConflict, Message: err.Error()}
 	}
+	if ce := custodyError(err); ce != nil {
+		return ce
+	}
 	log.Error("service call failed", "op", op, "err", err)
 	return &Error{Code: CodeInternal, Message: op + " failed; the console log has the details"}
 }

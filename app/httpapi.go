@@ -47,6 +47,7 @@ type Handler struct {
 	methods map[string]*method
 	opts    HandlerOptions
 	files   http.Handler
+	session *Session // officer login gate (web console)
 }
 
 type method struct {
@@ -64,7 +65,7 @@ func NewHandler(s *Services, opts HandlerOptions) (*Handler, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	h := &Handler{methods: map[string]*method{}, opts: opts}
+	h := &Handler{methods: map[string]*method{}, opts: opts, session: s.Session}
 	for _, svc := range s.List() {
 		v := reflect.ValueOf(svc)
 		name := v.Elem().Type().Name()
@@ -151,10 +152,17 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, &Error{Code: CodeForbidden, Message: "cross-origin request refused"})
 		return
 	}
-	m := h.methods[strings.TrimPrefix(r.URL.Path, "/api/call/")]
+	key := strings.TrimPrefix(r.URL.Path, "/api/call/")
+	m := h.methods[key]
 	if m == nil {
 		writeError(w, http.StatusNotFound, &Error{Code: CodeNotFound, Message: "no such method"})
 		return
+	}
+	if h.session != nil {
+		if e := h.session.gate(r, key); e != nil {
+			writeError(w, statusFor(e.Code), e)
+			return
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
 	if err != nil {
@@ -179,6 +187,9 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request) {
 	var result any
 	if m.outs == 2 {
 		result = out[0].Interface()
+	}
+	if h.session != nil {
+		h.session.afterCall(w, r, key)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"result": result})
 }
@@ -220,6 +231,12 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeError(w, http.StatusInternalServerError, &Error{Code: CodeInternal, Message: "streaming unsupported"})
 		return
+	}
+	if h.session != nil {
+		if e := h.session.gate(r, ""); e != nil {
+			writeError(w, statusFor(e.Code), e)
+			return
+		}
 	}
 	events, stop := h.opts.Hub.Subscribe()
 	defer stop()
@@ -286,7 +303,7 @@ func statusFor(c Code) int {
 		return http.StatusNotFound
 	case CodeConflict:
 		return http.StatusConflict
-	case CodeUnauthorized:
+	case CodeUnauthorized, CodeReauth:
 		return http.StatusUnauthorized
 	case CodeForbidden:
 		return http.StatusForbidden

@@ -1,12 +1,164 @@
 package app
 
-import "keyholder/backend/custody"
+import (
+	"context"
+	"time"
 
-// Keys serves the Keys screen: volumes and their release-secret generations.
+	"keyholder/backend/custody"
+)
+
+// Keys serves the Keys screen: volumes, their release-secret generations,
+// and the officers. No method returns key material.
 type Keys struct{ *base }
 
 // Volumes returns every encrypted volume (never key material).
 func (k *Keys) Volumes() ([]custody.Volume, error) {
+	if _, err := k.session.requireOfficer(); err != nil {
+		return nil, err
+	}
 	vs, err := custody.ListVolumes(k.ctx, k.db)
 	return vs, toError(k.log, "list volumes", err)
+}
+
+// State reports whether the console is initialised and the key service
+// unlocked (it can serve releases).
+func (k *Keys) State() (custody.State, error) {
+	st, err := k.custody.State(k.ctx)
+	return st, toError(k.log, "read key service state", err)
+}
+
+// Generations lists a volume's release-secret generations, newest first.
+func (k *Keys) Generations(volumeID string) ([]custody.Generation, error) {
+	if _, err := k.session.requireOfficer(); err != nil {
+		return nil, err
+	}
+	gs, err := k.custody.Generations(k.ctx, volumeID)
+	return gs, toError(k.log, "list generations", err)
+}
+
+// Rotate starts a rotation of the volume's release secret: generation N+1
+// is made pending; the guest agent's confirmation makes it current. Needs an
+// approver or admin with a recent authentication.
+func (k *Keys) Rotate(volumeID string) (int, error) {
+	o, err := k.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+	if err != nil {
+		return 0, err
+	}
+	gen, err := k.custody.Rotate(k.ctx, "officer:"+o.Name, volumeID)
+	k.changed()
+	return gen, toError(k.log, "rotate volume", err)
+}
+
+// Revoke stops every release of the volume (its secrets stay until an admin
+// destroys them). Needs an approver or admin with a recent authentication.
+func (k *Keys) Revoke(volumeID, reason string) error {
+	o, err := k.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	err = k.custody.Revoke(k.ctx, "officer:"+o.Name, volumeID, reason)
+	k.changed()
+	return toError(k.log, "revoke volume", err)
+}
+
+// Destroy erases every release secret of a revoked volume; confirm must
+// repeat the volume ID. Admins only, with a recent authentication.
+func (k *Keys) Destroy(volumeID, confirm string) error {
+	o, err := k.session.requireFresh(custody.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	err = k.custody.Destroy(k.ctx, o.Name, volumeID, confirm)
+	k.changed()
+	return toError(k.log, "destroy volume secrets", err)
+}
+
+// Officers lists the officers (names, roles, last login; no envelopes).
+func (k *Keys) Officers() ([]custody.Officer, error) {
+	if _, err := k.session.requireOfficer(); err != nil {
+		return nil, err
+	}
+	os, err := k.custody.Officers(k.ctx)
+	return os, toError(k.log, "list officers", err)
+}
+
+// AddOfficer adds an officer with their own passphrase. Admins only, with a
+// recent authentication.
+func (k *Keys) AddOfficer(name, role, passphrase string) (custody.Officer, error) {
+	o, err := k.session.requireFresh(custody.RoleAdmin)
+	if err != nil {
+		return custody.Officer{}, err
+	}
+	pass := []byte(passphrase)
+	defer clear(pass)
+	added, err := k.custody.AddOfficer(k.ctx, o.Name, name, custody.Role(role), pass)
+	k.changed()
+	return added, toError(k.log, "add officer", err)
+}
+
+// RemoveOfficer removes an officer (never the last admin). Admins only.
+func (k *Keys) RemoveOfficer(name string) error {
+	o, err := k.session.requireFresh(custody.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	err = k.custody.RemoveOfficer(k.ctx, o.Name, name)
+	k.changed()
+	return toError(k.log, "remove officer", err)
+}
+
+// SetRole changes an officer's role (the last admin stays admin). Admins only.
+func (k *Keys) SetRole(name, role string) error {
+	o, err := k.session.requireFresh(custody.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	err = k.custody.SetRole(k.ctx, o.Name, name, custody.Role(role))
+	k.changed()
+	return toError(k.log, "change role", err)
+}
+
+// ChangePassphrase changes the logged-in officer's own passphrase.
+func (k *Keys) ChangePassphrase(oldPassphrase, newPassphrase string) error {
+	o, err := k.session.requireOfficer()
+	if err != nil {
+		return err
+	}
+	old, nw := []byte(oldPassphrase), []byte(newPassphrase)
+	defer clear(old)
+	defer clear(nw)
+	err = k.custody.ChangePassphrase(k.ctx, o.Name, old, nw)
+	return toError(k.log, "change passphrase", err)
+}
+
+func (k *Keys) changed() {
+	k.events.Emit(EventKeysChanged, nil)
+	k.events.Emit(EventAuditAppended, nil)
+}
+
+// checkpoints signs audit checkpoints in the background while the console
+// runs (custody also signs after its own writes); Services.Close signs the
+// last one.
+func (b *base) checkpoints() {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			if err := b.custody.Checkpoint(b.ctx); err != nil && b.ctx.Err() == nil {
+				b.log.Warn("audit checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close signs a final audit checkpoint and locks the key service. Call it
+// at shutdown, before closing the store.
+func (s *Services) Close() error {
+	b := s.Session.base
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return b.custody.Close(ctx)
 }
