@@ -31,6 +31,7 @@ var commands = []*command{
 	recoverySharesCommand,
 	recoverCommand,
 	auditCommand,
+	attestCommand,
 	versionCommand,
 }
 

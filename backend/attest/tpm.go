@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -50,6 +51,16 @@ func parseTPMAttestation(b []byte) (*pb.Attestation, error) {
 		return nil, fmt.Errorf("%w: vTPM attestation has no attestation key or no quote", ErrMalformed)
 	}
 	return &att, nil
+}
+
+// CheckTPM checks that raw is a go-tpm-tools attestation with an
+// attestation key and at least one quote, without verifying anything.
+func CheckTPM(raw []byte) error {
+	_, err := parseTPMAttestation(raw)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), ErrMalformed.Error()+": "))
+	}
+	return nil
 }
 
 // VerifyTPM checks a go-tpm-tools attestation on its own (the CLI's

@@ -182,7 +182,7 @@ func (v *Verifier) checkCRL(der []byte) (Product, *x509.RevocationList, error) {
 		return Unknown, nil, fmt.Errorf("parse CRL: %w", err)
 	}
 	for _, r := range v.roots {
-		if crl.CheckSignatureFrom(r.ARK) == nil {
+		if bytes.Equal(crl.RawIssuer, r.ARK.RawSubject) && crl.CheckSignatureFrom(r.ARK) == nil {
 			return r.Product, crl, nil
 		}
 	}
@@ -418,7 +418,7 @@ func (v *Verifier) coldChain(vd *Verdict, raw []byte, report *spb.Report, produc
 	// others to say "wrong product" rather than "untrusted".
 	var root *Root
 	for _, r := range v.roots {
-		if ica := r.intermediate(signer); ica != nil && cert.CheckSignatureFrom(ica) == nil {
+		if ica := r.intermediate(signer); ica != nil && bytes.Equal(cert.RawIssuer, ica.RawSubject) && cert.CheckSignatureFrom(ica) == nil {
 			if r.Product == want {
 				root = r
 				break
