@@ -6,6 +6,14 @@ import { launchBrowser, screenshot, startConsole } from './harness.mjs';
 
 let ks, browser, page;
 const calls = [];
+const results = new Map(); // "Service/Method" -> last JSON body
+
+/** resultOf waits until the page has called `call` and returns its JSON body. */
+async function resultOf(call) {
+  for (let i = 0; i < 1200 && !results.has(call); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(results.has(call), `the page never called ${call}; calls: ${calls}`);
+  return results.get(call);
+}
 
 before(async () => {
   ks = await startConsole(['serve']);
@@ -15,6 +23,15 @@ before(async () => {
   page.setDefaultTimeout(120_000);
   page.on('request', (r) => {
     if (r.url().includes('/api/call/')) calls.push(new URL(r.url()).pathname.replace('/api/call/', ''));
+  });
+  page.on('response', async (r) => {
+    if (!r.url().includes('/api/call/')) return;
+    const name = new URL(r.url()).pathname.replace('/api/call/', '');
+    try {
+      results.set(name, { status: r.status(), body: await r.json() });
+    } catch {
+      results.set(name, { status: r.status(), body: null });
+    }
   });
 });
 
@@ -40,12 +57,10 @@ for (const [nav, heading, marker, call] of [
   ['audit', 'Audit', null, 'Audit/List'],
 ]) {
   test(`${heading} screen loads its data from ${call}`, async () => {
-    const resp = page.waitForResponse((r) => r.url().endsWith('/api/call/' + call));
     await page.getByTestId(`nav-${nav}`).click();
     await page.getByRole('heading', { name: heading, exact: true }).waitFor();
-    const r = await resp;
-    assert.equal(r.status(), 200);
-    const body = await r.json();
+    const { status, body } = await resultOf(call);
+    assert.equal(status, 200);
     assert.ok(Array.isArray(body.result), `${call} returned ${JSON.stringify(body)}`);
     if (marker && body.result.length === 0) await page.getByTestId(marker).waitFor();
     if (!marker) {
