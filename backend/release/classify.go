@@ -122,15 +122,21 @@ func refuse(code wire.Code, format string, a ...any) Decision {
 // always give the same decision, and it touches nothing.
 func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 	// Refusals first: nothing a policy can override.
+	if subtle.ConstantTimeCompare(c.ReportData[:], ask.Expected[:]) != 1 {
+		return refuse(wire.CodeReportDataMismatch, "the report's REPORT_DATA does not bind this nonce, HPKE key and volume")
+	}
+	if c.Authentic && c.Debug {
+		return refuse(wire.CodePolicyDebug, "the guest policy allows debugging")
+	}
+	if c.Authentic && c.MigrationAgent && !p.AllowMigrationAgent {
+		return refuse(wire.CodePolicyMigration, "the guest policy allows a migration agent")
+	}
 	if !c.Verified {
 		msg := "the evidence did not verify"
 		if len(c.Reasons) > 0 {
 			msg = c.Reasons[0].Message
 		}
 		return refuse(wire.CodeEvidenceInvalid, "%s", msg)
-	}
-	if subtle.ConstantTimeCompare(c.ReportData[:], ask.Expected[:]) != 1 {
-		return refuse(wire.CodeReportDataMismatch, "the report's REPORT_DATA does not bind this nonce, HPKE key and volume")
 	}
 	if k.EvidenceSeen {
 		return refuse(wire.CodeEvidenceReplayed, "this evidence was presented before")
@@ -149,12 +155,6 @@ func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 	}
 	if k.ReportIDOtherVM {
 		return refuse(wire.CodeReportOtherVM, "the report comes from the launch of another VM")
-	}
-	if c.Debug {
-		return refuse(wire.CodePolicyDebug, "the guest policy allows debugging")
-	}
-	if c.MigrationAgent && !p.AllowMigrationAgent {
-		return refuse(wire.CodePolicyMigration, "the guest policy allows a migration agent")
 	}
 	if ask.Generation > k.CurrentGeneration {
 		return refuse(wire.CodeGenerationUnknown, "volume %s has no generation %d (current %d)", ask.VolumeID, ask.Generation, k.CurrentGeneration)

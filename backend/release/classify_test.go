@@ -14,7 +14,7 @@ func TestClassify(t *testing.T) {
 	tcb := fleet.TCB{Bootloader: 3, TEE: 0, SNP: 20, Microcode: 209}
 	newer := tcb
 	newer.SNP = 21
-	goodClaims := Claims{Verified: true, ChipID: "c1", Measurement: "m1", ReportID: "r1", ReportData: expected, TCB: tcb}
+	goodClaims := Claims{Verified: true, Authentic: true, ChipID: "c1", Measurement: "m1", ReportID: "r1", ReportData: expected, TCB: tcb}
 	known := Known{VMKnown: true, VMVolumeID: "vol_1", VolumeExists: true, CurrentGeneration: 2,
 		EverReleased: true, ChipApproved: true, MeasurementSeen: true, LastTCB: &tcb}
 	ask := Ask{Purpose: wire.PurposeBoot, VolumeID: "vol_1", Generation: 2, Expected: expected}
@@ -81,6 +81,8 @@ func TestClassify(t *testing.T) {
 		{name: "debug policy", claims: func(c *Claims) { c.Debug = true }, class: ClassRefused, action: ActionDeny, code: wire.CodePolicyDebug, signals: []Class{ClassRefused}},
 		{name: "debug policy even if routine is released", claims: func(c *Claims) { c.Debug = true }, policy: func(p *Policy) { p.AllowMigrationAgent = true },
 			class: ClassRefused, action: ActionDeny, code: wire.CodePolicyDebug, signals: []Class{ClassRefused}},
+		{name: "debug policy refused by the verifier keeps its code", claims: func(c *Claims) { c.Debug = true; c.Verified = false }, class: ClassRefused, action: ActionDeny, code: wire.CodePolicyDebug, signals: []Class{ClassRefused}},
+		{name: "debug bit of forged evidence is just bad evidence", claims: func(c *Claims) { c.Debug = true; c.Verified = false; c.Authentic = false }, class: ClassRefused, action: ActionDeny, code: wire.CodeEvidenceInvalid, signals: []Class{ClassRefused}},
 		{name: "migration agent", claims: func(c *Claims) { c.MigrationAgent = true }, class: ClassRefused, action: ActionDeny, code: wire.CodePolicyMigration, signals: []Class{ClassRefused}},
 		{name: "migration agent allowed", claims: func(c *Claims) { c.MigrationAgent = true }, policy: func(p *Policy) { p.AllowMigrationAgent = true },
 			class: ClassRoutine, action: ActionRelease, signals: []Class{ClassRoutine}},

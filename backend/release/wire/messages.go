@@ -57,15 +57,22 @@ type Challenge struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Evidence is what the guest proves itself with.
+// Evidence is what the guest proves itself with. Its JSON is the same as
+// the console's attestation evidence (backend/attest.Evidence).
 type Evidence struct {
 	// Report is the raw SEV-SNP attestation report (1184 bytes).
-	Report []byte `json:"snp_report"`
+	Report []byte `json:"report"`
 	// CertTable is the extended report's certificate table (GUID table with
 	// VCEK or VLEK, ASK, ARK) when the host provides one.
 	CertTable []byte `json:"cert_table,omitempty"`
+	// VCEK, VLEK, ASK, ASVK and ARK are DER certificates given separately.
+	VCEK []byte `json:"vcek,omitempty"`
+	VLEK []byte `json:"vlek,omitempty"`
+	ASK  []byte `json:"ask,omitempty"`
+	ASVK []byte `json:"asvk,omitempty"`
+	ARK  []byte `json:"ark,omitempty"`
 	// TPM is a go-tpm-tools Attestation (protobuf) when the guest has a vTPM.
-	TPM []byte `json:"tpm_attestation,omitempty"`
+	TPM []byte `json:"tpm,omitempty"`
 }
 
 // ReleaseRequest is the body of POST /v1/release and POST /v1/heartbeat.
@@ -182,14 +189,23 @@ func (req *ReleaseRequest) Check() error {
 	if len(req.HPKEPublicKey) != PublicKeySize {
 		return bad("hpke_public_key is %d bytes, want %d", len(req.HPKEPublicKey), PublicKeySize)
 	}
-	if len(req.Evidence.Report) != SnpReportSize {
-		return bad("evidence.snp_report is %d bytes, want %d", len(req.Evidence.Report), SnpReportSize)
+	ev := &req.Evidence
+	if len(ev.Report) != SnpReportSize {
+		return bad("evidence.report is %d bytes, want %d", len(ev.Report), SnpReportSize)
 	}
-	if len(req.Evidence.CertTable) > MaxCertTableSize {
-		return bad("evidence.cert_table is %d bytes, at most %d", len(req.Evidence.CertTable), MaxCertTableSize)
+	if len(ev.CertTable) > MaxCertTableSize {
+		return bad("evidence.cert_table is %d bytes, at most %d", len(ev.CertTable), MaxCertTableSize)
 	}
-	if len(req.Evidence.TPM) > MaxTPMSize {
-		return bad("evidence.tpm_attestation is %d bytes, at most %d", len(req.Evidence.TPM), MaxTPMSize)
+	for _, c := range []struct {
+		name string
+		b    []byte
+	}{{"vcek", ev.VCEK}, {"vlek", ev.VLEK}, {"ask", ev.ASK}, {"asvk", ev.ASVK}, {"ark", ev.ARK}} {
+		if len(c.b) > MaxCertSize {
+			return bad("evidence.%s is %d bytes, at most %d", c.name, len(c.b), MaxCertSize)
+		}
+	}
+	if len(ev.TPM) > MaxTPMSize {
+		return bad("evidence.tpm is %d bytes, at most %d", len(ev.TPM), MaxTPMSize)
 	}
 	return nil
 }

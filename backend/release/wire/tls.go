@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,13 +23,27 @@ func SPKIPin(cert *x509.Certificate) string {
 	return hex.EncodeToString(h[:])
 }
 
+// ParsePin reads an SPKI SHA-256 pin written as 64 hex digits (as Settings
+// shows it) or as standard base64 (as the LUKS2 token and HPKP-style pins
+// carry it).
+func ParsePin(pin string) ([]byte, error) {
+	pin = strings.TrimSpace(pin)
+	if b, err := hex.DecodeString(strings.ToLower(pin)); err == nil && len(b) == sha256.Size {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(pin); err == nil && len(b) == sha256.Size {
+		return b, nil
+	}
+	return nil, fmt.Errorf("pin must be the SHA-256 of the certificate's public key, as 64 hex digits or base64")
+}
+
 // PinnedTLSConfig returns a TLS 1.3 client configuration that trusts exactly
-// the server key whose SPKI SHA-256 is pin (64 hex digits), whatever names or
+// the server key whose SPKI SHA-256 is pin (see ParsePin), whatever names or
 // issuer its certificate carries.
 func PinnedTLSConfig(pin string) (*tls.Config, error) {
-	want, err := hex.DecodeString(strings.ToLower(strings.TrimSpace(pin)))
-	if err != nil || len(want) != sha256.Size {
-		return nil, fmt.Errorf("pin must be 64 hex digits (SHA-256 of the certificate's public key)")
+	want, err := ParsePin(pin)
+	if err != nil {
+		return nil, err
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,

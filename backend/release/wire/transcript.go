@@ -21,6 +21,7 @@ const (
 	MaxIDLen         = 128
 	SnpReportSize    = 1184 // an SEV-SNP ATTESTATION_REPORT (AMD SEV-SNP ABI, table 21/23)
 	MaxCertTableSize = 16 << 10
+	MaxCertSize      = 8 << 10
 	MaxTPMSize       = 32 << 10
 )
 
@@ -73,14 +74,21 @@ func Transcript(nonce, hpkePublicKey []byte, volumeID string) ([ReportDataSize]b
 	return sha512.Sum512(buf), nil
 }
 
-// EvidenceHash is the hex SHA-256 that approvals and audit entries bind to:
+// EvidenceHash is the hex SHA-256 that approvals and audit entries bind to.
+// It is the console's canonical evidence hash (backend/attest's
+// Evidence.Hash):
 //
-//	SHA-256( lp("keyholder-evidence-v1") ‖ lp(snp_report) ‖ lp(cert_table) ‖ lp(tpm_attestation) )
+//	SHA-256( "keyholder evidence v1" 0x00 ‖ for each field in the order report,
+//	         cert_table, vcek, vlek, ask, asvk, ark, tpm: tag byte (1..8) ‖ uint32_be(len) ‖ bytes )
 func EvidenceHash(ev Evidence) string {
-	b := appendLP(nil, []byte("keyholder-evidence-v1"))
-	b = appendLP(b, ev.Report)
-	b = appendLP(b, ev.CertTable)
-	b = appendLP(b, ev.TPM)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
+	h := sha256.New()
+	h.Write([]byte("keyholder evidence v1\x00"))
+	for i, f := range [][]byte{ev.Report, ev.CertTable, ev.VCEK, ev.VLEK, ev.ASK, ev.ASVK, ev.ARK, ev.TPM} {
+		var hdr [5]byte
+		hdr[0] = byte(i + 1)
+		binary.BigEndian.PutUint32(hdr[1:], uint32(len(f)))
+		h.Write(hdr[:])
+		h.Write(f)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

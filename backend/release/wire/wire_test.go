@@ -195,7 +195,7 @@ func TestDecodeReleaseRequest(t *testing.T) {
 		{"valid with certs and tpm", mod(func(r *ReleaseRequest) { r.Evidence.CertTable = []byte{1}; r.Evidence.TPM = []byte{2} }), ""},
 		{"unknown field", strings.Replace(good, `"vm_id"`, `"vm_idx":"a","vm_id"`, 1), "unknown field"},
 		{"duplicate field", strings.Replace(good, `"vm_id"`, `"volume_id":"vol_2","vm_id"`, 1), "appears twice"},
-		{"duplicate nested field", strings.Replace(good, `"snp_report"`, `"tpm_attestation":"","tpm_attestation"`, 1), "appears twice"},
+		{"duplicate nested field", strings.Replace(good, `"report"`, `"tpm":"","tpm"`, 1), "appears twice"},
 		{"trailing data", good + "{}", "after the JSON object"},
 		{"not an object", `[1,2]`, "bad request"},
 		{"empty", ``, "bad request"},
@@ -206,7 +206,8 @@ func TestDecodeReleaseRequest(t *testing.T) {
 		{"negative generation", mod(func(r *ReleaseRequest) { r.Generation = -1 }), "generation"},
 		{"short nonce", mod(func(r *ReleaseRequest) { r.Nonce = r.Nonce[:16] }), "nonce is 16 bytes"},
 		{"short key", mod(func(r *ReleaseRequest) { r.HPKEPublicKey = r.HPKEPublicKey[:32] }), "hpke_public_key is 32 bytes"},
-		{"short report", mod(func(r *ReleaseRequest) { r.Evidence.Report = r.Evidence.Report[:1000] }), "snp_report is 1000 bytes"},
+		{"short report", mod(func(r *ReleaseRequest) { r.Evidence.Report = r.Evidence.Report[:1000] }), "report is 1000 bytes"},
+		{"big vcek", mod(func(r *ReleaseRequest) { r.Evidence.VCEK = make([]byte, MaxCertSize+1) }), "vcek"},
 		{"big cert table", mod(func(r *ReleaseRequest) { r.Evidence.CertTable = make([]byte, MaxCertTableSize+1) }), "cert_table"},
 		{"bad base64", strings.Replace(good, `"nonce":"`+b64(make([]byte, 32)), `"nonce":"!!!`, 1), "bad request"},
 		{"deep nesting", `{"evidence":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, "nested too deeply"},
@@ -227,6 +228,9 @@ func TestDecodeReleaseRequest(t *testing.T) {
 func TestPinnedTLSConfig(t *testing.T) {
 	if _, err := PinnedTLSConfig("abc"); err == nil {
 		t.Fatal("short pin accepted")
+	}
+	if _, err := PinnedTLSConfig(base64.StdEncoding.EncodeToString(make([]byte, 32))); err != nil {
+		t.Fatalf("base64 pin refused: %v", err)
 	}
 	c, err := PinnedTLSConfig(strings.Repeat("ab", 32))
 	if err != nil {

@@ -1,0 +1,294 @@
+// Package agent is the guest side of the key release protocol, used by
+// cmd/keyholder-agent inside a confidential VM: it asks the console for a
+// challenge, makes an ephemeral HPKE key, binds both into an SEV-SNP report,
+// asks for the release, waits politely while an officer decides, and opens
+// the sealed secret. It also sends heartbeats and confirms rotations, and
+// drives cryptsetup with the secret on a pipe (never argv, never disk).
+//
+// It imports neither the console's store nor any UI code; the wire format
+// lives in keyholder/backend/release/wire.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/hpke"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"keyholder/backend/release/wire"
+)
+
+// Evidencer produces attestation evidence whose REPORT_DATA is reportData:
+// the SEV-SNP guest device on real hardware, a simulated chip in tests and
+// demos.
+type Evidencer interface {
+	Evidence(ctx context.Context, reportData [64]byte) (wire.Evidence, error)
+}
+
+// Client talks to one console's release API over pinned TLS 1.3.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the release API at consoleURL (https)
+// trusting only the key whose SPKI SHA-256 is pin.
+func NewClient(consoleURL, pin string) (*Client, error) {
+	u, err := url.Parse(consoleURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("console URL %q must be https://HOST:PORT", consoleURL)
+	}
+	cfg, err := wire.PinnedTLSConfig(pin)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConnsPerHost: 2, ForceAttemptHTTP2: false}
+	return &Client{base: strings.TrimRight(u.String(), "/"), hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}, nil
+}
+
+// NewClientWith returns a client over an existing HTTP client (tests, and
+// the demo's in-process fleet).
+func NewClientWith(base string, hc *http.Client) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), hc: hc}
+}
+
+// RefusedError is a refusal from the console.
+type RefusedError struct {
+	Status int
+	Reason *wire.Error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("the console refused (HTTP %d): %s", e.Status, e.Reason.Error())
+}
+
+func (e *RefusedError) Unwrap() error { return e.Reason }
+
+// Code returns the reason code of a refusal, or "" for other errors.
+func Code(err error) wire.Code {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we.Code
+	}
+	return ""
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb wire.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+			return resp.StatusCode, &RefusedError{Status: resp.StatusCode, Reason: eb.Error}
+		}
+		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Request says what the agent asks for.
+type Request struct {
+	VMID       string
+	VolumeID   string
+	Generation int // as the volume's token names it; 0: current
+	Purpose    wire.Purpose
+	// MaxWait bounds how long to wait for an officer; zero means 20 minutes.
+	MaxWait time.Duration
+	// Waiting is called while an officer must decide (may be nil).
+	Waiting func(rel *wire.Release)
+	// PollEvery overrides the console's Retry-After (tests, demos).
+	PollEvery time.Duration
+}
+
+// Result is a released secret (and, for a rotation, the next one). The
+// caller wipes the secrets (Wipe) as soon as cryptsetup has them.
+type Result struct {
+	RequestID     string
+	Class         string
+	Generation    int
+	Secret        []byte
+	NewGeneration int
+	NewSecret     []byte
+	Simulated     bool
+}
+
+// Wipe overwrites the secrets.
+func (r *Result) Wipe() {
+	if r != nil {
+		clear(r.Secret)
+		clear(r.NewSecret)
+	}
+}
+
+// prepared is one challenge with its key and evidence.
+type prepared struct {
+	key hpke.PrivateKey
+	req wire.ReleaseRequest
+}
+
+func (c *Client) prepare(ctx context.Context, ev Evidencer, r Request) (*prepared, error) {
+	var ch wire.Challenge
+	if _, err := c.do(ctx, http.MethodPost, "/v1/challenge", nil, &ch); err != nil {
+		return nil, fmt.Errorf("challenge: %w", err)
+	}
+	k, pub, err := wire.NewKeyPair()
+	if err != nil {
+		return nil, err
+	}
+	rd, err := wire.Transcript(ch.Nonce, pub, r.VolumeID)
+	if err != nil {
+		return nil, err
+	}
+	evidence, err := ev.Evidence(ctx, rd)
+	if err != nil {
+		return nil, fmt.Errorf("attestation report: %w", err)
+	}
+	return &prepared{key: k, req: wire.ReleaseRequest{VMID: r.VMID, VolumeID: r.VolumeID, Purpose: r.Purpose, Generation: r.Generation,
+		Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: evidence}}, nil
+}
+
+// Obtain runs the release protocol once: challenge, evidence, release, wait
+// while pending, open. A nonce_unknown refusal (for example after a console
+// restart) is retried once with a fresh challenge.
+func (c *Client) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, error) {
+	if r.Purpose == "" {
+		r.Purpose = wire.PurposeBoot
+	}
+	if r.MaxWait <= 0 {
+		r.MaxWait = 20 * time.Minute
+	}
+	var p *prepared
+	var rel wire.Release
+	for attempt := 0; ; attempt++ {
+		var err error
+		if p, err = c.prepare(ctx, ev, r); err != nil {
+			return nil, err
+		}
+		_, err = c.do(ctx, http.MethodPost, "/v1/release", &p.req, &rel)
+		if Code(err) == wire.CodeNonceUnknown && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	deadline := time.Now().Add(r.MaxWait)
+	for rel.Status == wire.StatusPending {
+		if r.Waiting != nil {
+			r.Waiting(&rel)
+		}
+		wait := time.Duration(rel.RetryAfter) * time.Second
+		if wait <= 0 || wait > time.Minute {
+			wait = 5 * time.Second
+		}
+		if r.PollEvery > 0 {
+			wait = r.PollEvery
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("no decision on request %s within %s", rel.RequestID, r.MaxWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		id := rel.RequestID
+		if err := wire.CheckID(id); err != nil {
+			return nil, fmt.Errorf("console answered a bad request ID: %w", err)
+		}
+		rel = wire.Release{}
+		if _, err := c.do(ctx, http.MethodGet, "/v1/release/"+id, nil, &rel); err != nil {
+			return nil, err
+		}
+	}
+	if rel.Status != wire.StatusReleased {
+		return nil, fmt.Errorf("console answered status %q", rel.Status)
+	}
+	return open(p, &rel)
+}
+
+func open(p *prepared, rel *wire.Release) (*Result, error) {
+	res := &Result{RequestID: rel.RequestID, Class: rel.Class, Generation: rel.Generation, Simulated: rel.Simulated}
+	var err error
+	res.Secret, err = wire.Open(p.key, rel.RequestID, p.req.VolumeID, uint32(rel.Generation), rel.Sealed)
+	if err != nil {
+		return nil, err
+	}
+	if rel.NewGeneration != 0 {
+		res.NewGeneration = rel.NewGeneration
+		res.NewSecret, err = wire.Open(p.key, rel.RequestID, p.req.VolumeID, uint32(rel.NewGeneration), rel.NewSealed)
+		if err != nil {
+			res.Wipe()
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// Heartbeat sends fresh evidence once.
+func (c *Client) Heartbeat(ctx context.Context, ev Evidencer, r Request) (*wire.Heartbeat, error) {
+	r.Purpose = wire.PurposeHeartbeat
+	for attempt := 0; ; attempt++ {
+		p, err := c.prepare(ctx, ev, r)
+		if err != nil {
+			return nil, err
+		}
+		var hb wire.Heartbeat
+		_, err = c.do(ctx, http.MethodPost, "/v1/heartbeat", &p.req, &hb)
+		if Code(err) == wire.CodeNonceUnknown && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &hb, nil
+	}
+}
+
+// ConfirmRotation tells the console the volume opens with the new
+// generation, proving it holds the new secret.
+func (c *Client) ConfirmRotation(ctx context.Context, vmID, volumeID string, res *Result) error {
+	if res.NewGeneration == 0 {
+		return errors.New("no rotation to confirm")
+	}
+	body := wire.RotationConfirm{RequestID: res.RequestID, VMID: vmID, VolumeID: volumeID, Generation: res.NewGeneration,
+		Proof: wire.RotationProof(res.NewSecret, res.RequestID, volumeID, res.NewGeneration)}
+	_, err := c.do(ctx, http.MethodPost, "/v1/rotation/confirm", &body, nil)
+	return err
+}
