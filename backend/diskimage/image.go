@@ -98,8 +98,6 @@ func Open(r io.ReaderAt, size int64) (Image, error) {
 		return openVMDK(r, size)
 	case bytes.HasPrefix(h, []byte("# Disk DescriptorFile")):
 		return nil, fmt.Errorf("%w: VMDK descriptor without its extent; use a monolithic VMDK", ErrUnsupported)
-	case bytes.HasPrefix(h, []byte("LUKS\xba\xbe")):
-		return nil, fmt.Errorf("%w: this is already a LUKS volume", ErrUnsupported)
 	}
 	if size >= 512 {
 		var foot [512]byte
@@ -113,6 +111,9 @@ func Open(r io.ReaderAt, size int64) (Image, error) {
 		if bytes.HasPrefix(h, []byte("conectix")) {
 			return openVHD(r, size, h)
 		}
+	}
+	if bytes.HasPrefix(h, []byte("LUKS\xba\xbe")) {
+		return nil, fmt.Errorf("%w: this is already a LUKS volume", ErrUnsupported)
 	}
 	return &rawImage{r: r, size: size}, nil
 }

@@ -25,7 +25,7 @@ func tool(t testing.TB, name string) string {
 	return p
 }
 
-func run(t testing.TB, name string, args ...string) string {
+func runTool(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(tool(t, name), args...).CombinedOutput()
 	if err != nil {
@@ -96,7 +96,7 @@ func TestReadersMatchQemuImg(t *testing.T) {
 			p := src
 			if tc.args != nil {
 				p = filepath.Join(dir, tc.name)
-				run(t, "qemu-img", append(append([]string{"convert", "-f", "raw"}, tc.args...), src, p)...)
+				runTool(t, "qemu-img", append(append([]string{"convert", "-f", "raw"}, tc.args...), src, p)...)
 			}
 			f, err := OpenFile(p)
 			if err != nil {
@@ -125,13 +125,13 @@ func TestOpenRefuses(t *testing.T) {
 	dir := t.TempDir()
 	src, _ := sourceDisk(t, dir, 1<<20)
 	base := filepath.Join(dir, "base.qcow2")
-	run(t, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", src, base)
+	runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", src, base)
 	over := filepath.Join(dir, "over.qcow2")
-	run(t, "qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", base, over)
+	runTool(t, "qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", base, over)
 	vbase := filepath.Join(dir, "base.vmdk")
-	run(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", src, vbase)
+	runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", src, vbase)
 	vover := filepath.Join(dir, "over.vmdk")
-	run(t, "qemu-img", "create", "-f", "vmdk", "-F", "vmdk", "-b", vbase, vover)
+	runTool(t, "qemu-img", "create", "-f", "vmdk", "-F", "vmdk", "-b", vbase, vover)
 	luks := filepath.Join(dir, "luks.img")
 	os.WriteFile(luks, append([]byte("LUKS\xba\xbe\x00\x02"), make([]byte, 8192)...), 0o644)
 	truncated := filepath.Join(dir, "trunc.qcow2")

@@ -1,0 +1,460 @@
+package diskimage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"keyholder/backend/luks2"
+)
+
+// Outputs of Prepare.
+const (
+	OutputRaw   = "raw"   // the disk as is
+	OutputGCP   = "gcp"   // disk.raw in a tar.gz, as Compute Engine imports it
+	OutputAzure = "azure" // a fixed VHD, size rounded up to a whole MiB
+	OutputAWS   = "aws"   // raw, as EC2 VM Import takes it
+)
+
+// Options configure Prepare.
+type Options struct {
+	Source, Dest string
+	Mode         string // ModeData (default) or ModeOS
+	Output       string // OutputRaw (default), OutputGCP, OutputAzure, OutputAWS
+	SectorSize   int    // 512 or 4096 (default)
+	// RecoveryPassphrase, if set, adds a recovery keyslot under RecoveryKDF
+	// (nil: luks2.RecoveryKDF()).
+	RecoveryPassphrase []byte
+	RecoveryKDF        *luks2.KDF
+	// Name is the image's name in the registry (default: the source file's
+	// base name); the volume is named after it.
+	Name        string
+	Description string
+	Actor       string
+	// ReleaseURL and SPKIPin override what the registrar issues.
+	ReleaseURL, SPKIPin    string
+	ReferenceValuesVersion string
+	// Progress, if set, is called at most every ProgressEvery (default
+	// 250ms) and once at the end of each stage.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+	// Workers encrypting in parallel; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Progress reports how far Prepare is.
+type Progress struct {
+	Stage string  `json:"stage"` // "encrypt", "register", "hash", "package"
+	Done  int64   `json:"done"`  // bytes
+	Total int64   `json:"total"` // bytes
+	Rate  float64 `json:"rate"`  // bytes per second
+}
+
+// Registration asks a Registrar for a new image and volume.
+type Registration struct {
+	ImageName, VolumeName, Description, Actor string
+}
+
+// Issued is what a Registrar hands to the final step: the new volume's
+// identity and its generation-1 release secret (wiped after the step).
+type Issued struct {
+	ImageID, VolumeID      string
+	Generation             int
+	Secret                 []byte
+	ReleaseURL, SPKIPin    string
+	ReferenceValuesVersion string
+}
+
+// Registrar registers the image and its volume. Register calls finish
+// inside one transaction with the issued secret; if finish fails, nothing
+// is registered; if finish succeeds, the registration commits. Prepare
+// renames the output into place only after Register returned nil.
+type Registrar interface {
+	Register(ctx context.Context, r Registration, finish func(Issued) error) error
+}
+
+// Result is what Prepare made.
+type Result struct {
+	Output       string   `json:"output"`
+	ManifestPath string   `json:"manifest_path"`
+	Manifest     Manifest `json:"manifest"`
+}
+
+// chunk is the unit of work; a multiple of 4096.
+const chunk = 4 << 20
+
+// Prepare encrypts opts.Source into opts.Dest and registers it. The output
+// is written to a temporary file in Dest's folder, synced, and renamed into
+// place only after the registration committed; on error or cancellation
+// the temporary files are removed and nothing is registered. Memory use is
+// bounded by a few chunks per worker whatever the image size.
+func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	src, err := OpenFile(opts.Source)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var p *plan
+	if opts.Mode == ModeOS {
+		if p, err = osPlan(src, opts.SectorSize); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	} else {
+		p = dataPlan(src.Size(), opts.SectorSize)
+	}
+
+	dest, err := filepath.Abs(opts.Dest)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(dest); err == nil {
+		return nil, fmt.Errorf("prepare: %s exists; choose another output name", opts.Dest)
+	}
+	dir := filepath.Dir(dest)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("prepare: create temporary output: %w", err)
+	}
+	var temps []string
+	temps = append(temps, tmp.Name())
+	committed := false
+	defer func() {
+		tmp.Close()
+		if !committed {
+			for _, t := range temps {
+				os.Remove(t)
+			}
+		}
+	}()
+	if err := tmp.Truncate(p.size); err != nil {
+		return nil, fmt.Errorf("prepare: size output: %w", err)
+	}
+
+	key, err := luks2.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	cipher, err := luks2.NewCipher(key, opts.SectorSize)
+	if err != nil {
+		return nil, err
+	}
+	defer cipher.Wipe()
+
+	prog := newProgress(opts, "encrypt", src.Size())
+	srcHash := sha256.New()
+	if err := run(ctx, opts.Workers, src, tmp, p, cipher, srcHash, prog); err != nil {
+		return nil, err
+	}
+	prog.finish()
+	if p.gptHead != nil {
+		if _, err := tmp.WriteAt(p.gptHead, 0); err != nil {
+			return nil, err
+		}
+		if _, err := tmp.WriteAt(p.gptTail, p.size-int64(len(p.gptTail))); err != nil {
+			return nil, err
+		}
+	}
+
+	name := opts.Name
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(opts.Source), filepath.Ext(opts.Source))
+	}
+	m := Manifest{
+		ManifestVersion: 1, ImageName: name, Cipher: "aes-xts-plain64", KeyBits: luks2.KeySize * 8,
+		SectorSize: opts.SectorSize, Mode: opts.Mode,
+		Source: SourceInfo{File: filepath.Base(opts.Source), Format: src.Format(), Detail: src.Detail(), VirtualSize: src.Size(), SHA256: hex.EncodeToString(srcHash.Sum(nil))},
+	}
+	out := &Result{Output: dest, ManifestPath: dest + ".manifest.json"}
+
+	err = reg.Register(ctx, Registration{ImageName: name, VolumeName: name, Description: opts.Description, Actor: opts.Actor}, func(is Issued) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if opts.ReleaseURL != "" {
+			is.ReleaseURL = opts.ReleaseURL
+		}
+		if opts.SPKIPin != "" {
+			is.SPKIPin = opts.SPKIPin
+		}
+		if opts.ReferenceValuesVersion != "" {
+			is.ReferenceValuesVersion = opts.ReferenceValuesVersion
+		}
+		slots := []luks2.Keyslot{{Secret: is.Secret, KDF: luks2.ReleaseKDF()}}
+		if len(opts.RecoveryPassphrase) > 0 {
+			kdf := luks2.RecoveryKDF()
+			if opts.RecoveryKDF != nil {
+				kdf = *opts.RecoveryKDF
+			}
+			slots = append(slots, luks2.Keyslot{Secret: opts.RecoveryPassphrase, KDF: kdf})
+		}
+		hdrW := &offsetWriter{w: tmp, base: p.header}
+		vol, err := luks2.Format(hdrW, key, luks2.Options{
+			SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: slots,
+			Token: &luks2.Token{Keyslot: 0, VolumeID: is.VolumeID, Generation: is.Generation, ReleaseURL: is.ReleaseURL, SPKIPin: is.SPKIPin},
+		})
+		if err != nil {
+			return fmt.Errorf("write LUKS2 header: %w", err)
+		}
+		final, err := finishOutput(ctx, opts, tmp, p.size, dir, dest, &temps)
+		if err != nil {
+			return err
+		}
+		m.fill(is, vol, opts, p)
+		m.Output.Format, m.Output.File = opts.Output, filepath.Base(dest)
+		hp := newProgress(opts, "hash", 0)
+		if m.Output.Size, m.Output.SHA256, err = hashFile(ctx, final, hp); err != nil {
+			return err
+		}
+		hp.finish()
+		if err := final.Sync(); err != nil {
+			return fmt.Errorf("sync output: %w", err)
+		}
+		m.CreatedAt = time.Now().UTC()
+		mtmp, err := writeManifestTemp(dir, dest, &m)
+		if err != nil {
+			return err
+		}
+		temps = append(temps, mtmp)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	// Registered: move the manifest, then the image, into place.
+	committed = true
+	mtmp, otmp := temps[len(temps)-1], temps[len(temps)-2]
+	if err := os.Rename(mtmp, out.ManifestPath); err != nil {
+		return nil, fmt.Errorf("prepare: the volume is registered but the manifest could not be moved into place (%s): %w", mtmp, err)
+	}
+	if err := os.Rename(otmp, dest); err != nil {
+		return nil, fmt.Errorf("prepare: the volume is registered but the image could not be moved into place (%s): %w", otmp, err)
+	}
+	for _, t := range temps[:len(temps)-2] {
+		os.Remove(t)
+	}
+	syncDir(dir)
+	out.Manifest = m
+	return out, nil
+}
+
+func (o *Options) defaults() error {
+	if o.Mode == "" {
+		o.Mode = ModeData
+	}
+	if o.Output == "" {
+		o.Output = OutputRaw
+	}
+	if o.SectorSize == 0 {
+		o.SectorSize = 4096
+	}
+	if o.Actor == "" {
+		o.Actor = "cli"
+	}
+	switch {
+	case o.Source == "" || o.Dest == "":
+		return errors.New("prepare: source and destination are required")
+	case o.Mode != ModeData && o.Mode != ModeOS:
+		return fmt.Errorf("prepare: mode %q (want data or os)", o.Mode)
+	case o.Output != OutputRaw && o.Output != OutputGCP && o.Output != OutputAzure && o.Output != OutputAWS:
+		return fmt.Errorf("prepare: output %q (want raw, gcp, azure or aws)", o.Output)
+	case o.SectorSize != 512 && o.SectorSize != 4096:
+		return fmt.Errorf("prepare: sector size %d (want 512 or 4096)", o.SectorSize)
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 250 * time.Millisecond
+	}
+	return nil
+}
+
+// run copies and encrypts the plan's spans: one goroutine reads the source
+// in order and hashes it, workers encrypt and write. At most 2*workers+2
+// chunks are in flight.
+func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *plan, c *luks2.SegmentCipher, srcHash hash.Hash, prog *progress) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		buf      []byte
+		n        int
+		dst, pay int64
+		enc      bool
+	}
+	nbuf := 2*workers + 2
+	pool := make(chan []byte, nbuf)
+	for i := 0; i < nbuf; i++ {
+		pool <- make([]byte, chunk)
+	}
+	jobs := make(chan job, nbuf)
+	var firstErr error
+	var once sync.Once
+	fail := func(err error) {
+		once.Do(func() { firstErr = err; cancel() })
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				b := j.buf[:j.n]
+				if j.enc {
+					c.Encrypt(b, b, j.pay)
+				}
+				if _, err := dst.WriteAt(b, j.dst); err != nil {
+					fail(fmt.Errorf("write output: %w", err))
+				}
+				pool <- j.buf
+			}
+		}()
+	}
+	var done atomic.Int64
+	stopTick := prog.start(&done)
+	func() {
+		defer close(jobs)
+		for _, s := range p.spans {
+			for off := int64(0); off < s.n; off += chunk {
+				var buf []byte
+				select {
+				case buf = <-pool:
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
+				}
+				n := int(min(chunk, s.n-off))
+				r := int(max(0, min(int64(n), s.srcN-off)))
+				if r > 0 {
+					if _, err := src.ReadAt(buf[:r], s.src+off); err != nil {
+						fail(fmt.Errorf("read source at %d: %w", s.src+off, err))
+						return
+					}
+					srcHash.Write(buf[:r])
+					done.Add(int64(r))
+				}
+				clear(buf[r:n])
+				if s.dst < 0 {
+					pool <- buf
+					continue
+				}
+				jobs <- job{buf: buf, n: n, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
+			}
+		}
+	}()
+	wg.Wait()
+	stopTick()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+type offsetWriter struct {
+	w    io.WriterAt
+	base int64
+}
+
+func (o *offsetWriter) WriteAt(p []byte, off int64) (int, error) { return o.w.WriteAt(p, o.base+off) }
+
+// hashFile hashes f from its start; it also returns f's size.
+func hashFile(ctx context.Context, f *os.File, prog *progress) (int64, string, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	prog.total = st.Size()
+	h := sha256.New()
+	var done atomic.Int64
+	stop := prog.start(&done)
+	defer stop()
+	buf := make([]byte, chunk)
+	for off := int64(0); off < st.Size(); {
+		if err := ctx.Err(); err != nil {
+			return 0, "", err
+		}
+		n, err := f.ReadAt(buf, off)
+		if n > 0 {
+			h.Write(buf[:n])
+			off += int64(n)
+			done.Store(off)
+		}
+		if err != nil && !(errors.Is(err, io.EOF) && off == st.Size()) {
+			return 0, "", fmt.Errorf("hash output: %w", err)
+		}
+	}
+	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// progress throttles Options.Progress.
+type progress struct {
+	fn    func(Progress)
+	every time.Duration
+	stage string
+	total int64
+	t0    time.Time
+	done  *atomic.Int64
+}
+
+func newProgress(o Options, stage string, total int64) *progress {
+	return &progress{fn: o.Progress, every: o.ProgressEvery, stage: stage, total: total}
+}
+
+func (p *progress) report() {
+	if p.fn == nil || p.done == nil {
+		return
+	}
+	d := p.done.Load()
+	rate := 0.0
+	if el := time.Since(p.t0).Seconds(); el > 0 {
+		rate = float64(d) / el
+	}
+	p.fn(Progress{Stage: p.stage, Done: d, Total: p.total, Rate: rate})
+}
+
+func (p *progress) start(done *atomic.Int64) func() {
+	p.done, p.t0 = done, time.Now()
+	if p.fn == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(p.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.report()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() { close(stop); wg.Wait() }
+}
+
+func (p *progress) finish() { p.report() }

@@ -1,0 +1,320 @@
+package diskimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"keyholder/backend/custody"
+	"keyholder/backend/images"
+	"keyholder/backend/luks2"
+	"keyholder/backend/store"
+)
+
+var cheapRecovery = &luks2.KDF{Type: luks2.KDFArgon2id, Time: 4, MemoryKiB: 64, Threads: 1}
+
+type console struct {
+	db  *store.DB
+	svc *custody.Service
+	reg *StoreRegistrar
+}
+
+func newConsole(t *testing.T) *console {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
+	if _, err := svc.Init(ctx, "alice", []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?), (?, ?, ?)`,
+		SettingReleaseURL, `"https://console.example:8443/v1/release"`, "x", SettingSPKIPin, `"pinpinpin="`, "x"); err != nil {
+		t.Fatal(err)
+	}
+	return &console{db: db, svc: svc, reg: &StoreRegistrar{DB: db, Custody: svc}}
+}
+
+func cryptsetup(t *testing.T, args ...string) error {
+	t.Helper()
+	out, err := exec.Command(tool(t, "cryptsetup"), args...).CombinedOutput()
+	if err != nil {
+		return errors.New(string(out))
+	}
+	return nil
+}
+
+var mkRE = regexp.MustCompile(`(?s)MK dump:\s*((?:[0-9a-f]{2}\s+)+)`)
+
+func volumeKey(t *testing.T, img, keyFile string) []byte {
+	t.Helper()
+	out, err := exec.Command(tool(t, "cryptsetup"), "luksDump", "--dump-volume-key", "-q", "--key-file", keyFile, img).CombinedOutput()
+	m := mkRE.FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("luksDump --dump-volume-key: %v\n%s", err, out)
+	}
+	k, _ := hex.DecodeString(strings.Join(strings.Fields(string(m[1])), ""))
+	return k
+}
+
+// checkVolume opens the LUKS2 volume at off in path with cryptsetup (a copy
+// when off > 0), checks both keyslots and that the payload decrypts to want.
+func checkVolume(t *testing.T, c *console, path string, off int64, want []byte, m *Manifest, recovery []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	img := path
+	if off > 0 || true {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = filepath.Join(dir, "part.img")
+		end := off + luksHeaderSize + roundUp64(int64(len(want)), int64(m.SectorSize))
+		os.WriteFile(img, b[off:end], 0o600)
+	}
+	secret, err := c.svc.ReleaseSecret(context.Background(), m.VolumeID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := filepath.Join(dir, "secret")
+	os.WriteFile(sf, secret, 0o600)
+	rf := filepath.Join(dir, "recovery")
+	os.WriteFile(rf, recovery, 0o600)
+	if err := cryptsetup(t, "isLuks", "--type", "luks2", img); err != nil {
+		t.Fatalf("isLuks: %v", err)
+	}
+	if err := cryptsetup(t, "open", "--test-passphrase", "--key-slot", "0", "--key-file", sf, img); err != nil {
+		t.Fatalf("release keyslot: %v", err)
+	}
+	if err := cryptsetup(t, "open", "--test-passphrase", "--key-slot", "1", "--key-file", rf, img); err != nil {
+		t.Fatalf("recovery keyslot: %v", err)
+	}
+	out, _ := exec.Command(tool(t, "cryptsetup"), "token", "export", "--token-id", "0", img).Output()
+	var tok map[string]any
+	json.Unmarshal(out, &tok)
+	if tok["volume_id"] != m.VolumeID || tok["release_url"] != "https://console.example:8443/v1/release" || tok["spki_sha256"] != "pinpinpin=" {
+		t.Fatalf("token %s", out)
+	}
+	key := volumeKey(t, img, sf)
+	ciph, _ := luks2.NewCipher(key, m.SectorSize)
+	b, _ := os.ReadFile(img)
+	payload := b[luksHeaderSize:]
+	ciph.Decrypt(payload, payload, 0)
+	if !bytes.Equal(payload[:len(want)], want) || !allZero(payload[len(want):]) {
+		t.Fatal("payload does not decrypt to the source")
+	}
+	v, err := luks2.Open(bytes.NewReader(b))
+	if err != nil || v.UUID() != m.LUKSUUID {
+		t.Fatalf("luks UUID: %v", err)
+	}
+}
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+func TestPrepareData(t *testing.T) {
+	for _, sectorSize := range []int{512, 4096} {
+		t.Run(map[int]string{512: "512", 4096: "4096"}[sectorSize], func(t *testing.T) {
+			c := newConsole(t)
+			dir := t.TempDir()
+			src, want := sourceDisk(t, dir, 3<<20+512) // not a whole 4 KiB sector
+			q := filepath.Join(dir, "src.qcow2")
+			runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-c", src, q)
+			dst := filepath.Join(dir, "out", "disk.img")
+			os.Mkdir(filepath.Dir(dst), 0o755)
+			var stages []string
+			res, err := Prepare(context.Background(), Options{Source: q, Dest: dst, SectorSize: sectorSize, Name: "web",
+				RecoveryPassphrase: []byte("recovery words"), RecoveryKDF: cheapRecovery, Actor: "officer:alice",
+				Progress: func(p Progress) { stages = append(stages, p.Stage) }}, c.reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := res.Manifest
+			if m.Source.SHA256 != sha(want) || m.Source.Format != QCOW2 || m.SectorSize != sectorSize || m.Mode != ModeData {
+				t.Fatalf("manifest source %+v", m)
+			}
+			out, _ := os.ReadFile(dst)
+			if m.Output.SHA256 != sha(out) || m.Output.Size != int64(len(out)) {
+				t.Fatal("manifest output hash or size is wrong")
+			}
+			var onDisk Manifest
+			mb, _ := os.ReadFile(dst + ".manifest.json")
+			if err := json.Unmarshal(mb, &onDisk); err != nil || onDisk.VolumeID != m.VolumeID || len(onDisk.Keyslots) != 2 || onDisk.Keyslots[0].Role != "release" {
+				t.Fatalf("manifest on disk: %v %s", err, mb)
+			}
+			if bytes.Contains(mb, []byte("recovery words")) {
+				t.Fatal("manifest contains the recovery passphrase")
+			}
+			checkVolume(t, c, dst, 0, want, &m, []byte("recovery words"))
+			ims, _ := images.New(c.db).List(context.Background())
+			vols, _ := custody.ListVolumes(context.Background(), c.db)
+			if len(ims) != 1 || ims[0].Name != "web" || len(vols) != 1 || vols[0].ID != m.VolumeID || vols[0].ImageID != ims[0].ID {
+				t.Fatalf("registered %v %v", ims, vols)
+			}
+			var n int
+			c.db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE action = 'image.prepare' AND subject = ?`, ims[0].ID).Scan(&n)
+			if n != 1 {
+				t.Fatal("no audit entry")
+			}
+			if len(stages) == 0 || stages[0] != "encrypt" {
+				t.Fatalf("progress stages %v", stages)
+			}
+			assertOnly(t, filepath.Dir(dst), "disk.img", "disk.img.manifest.json")
+		})
+	}
+}
+
+func assertOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, ",") != strings.Join(names, ",") {
+		t.Fatalf("folder holds %v, want %v", got, names)
+	}
+}
+
+type failingRegistrar struct {
+	inner   Registrar
+	atStart bool
+}
+
+var errBoom = errors.New("boom")
+
+func (f *failingRegistrar) Register(ctx context.Context, r Registration, finish func(Issued) error) error {
+	if f.atStart {
+		return errBoom
+	}
+	return f.inner.Register(ctx, r, func(is Issued) error {
+		if err := finish(is); err != nil {
+			return err
+		}
+		return errBoom // fails after the header and manifest were written
+	})
+}
+
+// TestPrepareFailsClean: a failed registration, a cancelled run and a bad
+// input leave no output, no temporary file and nothing registered.
+func TestPrepareFailsClean(t *testing.T) {
+	dir := t.TempDir()
+	src, _ := sourceDisk(t, dir, 1<<20)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	cases := []struct {
+		name    string
+		ctx     context.Context
+		reg     func(c *console) Registrar
+		opts    Options
+		wantIs  error
+		wantErr string
+	}{
+		{"registration fails late", context.Background(), func(c *console) Registrar { return &failingRegistrar{inner: c.reg} }, Options{}, errBoom, ""},
+		{"registration fails early", context.Background(), func(c *console) Registrar { return &failingRegistrar{atStart: true} }, Options{}, errBoom, ""},
+		{"cancelled", cancelled, func(c *console) Registrar { return c.reg }, Options{}, context.Canceled, ""},
+		{"os mode without GPT", context.Background(), func(c *console) Registrar { return c.reg }, Options{Mode: ModeOS}, nil, "needs a GPT disk"},
+		{"bad output", context.Background(), func(c *console) Registrar { return c.reg }, Options{Output: "ova"}, nil, "output \"ova\""},
+		{"custody locked", context.Background(), func(c *console) Registrar { c.svc.Lock(); return c.reg }, Options{}, nil, "lock"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConsole(t)
+			out := t.TempDir()
+			o := tc.opts
+			o.Source, o.Dest = src, filepath.Join(out, "disk.img")
+			_, err := Prepare(tc.ctx, o, tc.reg(c))
+			if err == nil || (tc.wantIs != nil && !errors.Is(err, tc.wantIs)) || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.wantErr)) {
+				t.Fatalf("err %v, want %v %q", err, tc.wantIs, tc.wantErr)
+			}
+			assertOnly(t, out)
+			vols, _ := custody.ListVolumes(context.Background(), c.db)
+			ims, _ := images.New(c.db).List(context.Background())
+			if len(vols) != 0 || len(ims) != 0 {
+				t.Fatalf("registered after failure: %v %v", vols, ims)
+			}
+		})
+	}
+}
+
+func TestPrepareRefusesExistingDest(t *testing.T) {
+	c := newConsole(t)
+	dir := t.TempDir()
+	src, _ := sourceDisk(t, dir, 1<<20)
+	dst := filepath.Join(dir, "exists")
+	os.WriteFile(dst, []byte("x"), 0o644)
+	if _, err := Prepare(context.Background(), Options{Source: src, Dest: dst}, c.reg); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestPrepareOutputs(t *testing.T) {
+	c := newConsole(t)
+	dir := t.TempDir()
+	src, want := sourceDisk(t, dir, 2<<20+4096)
+	for _, output := range []string{OutputAzure, OutputGCP, OutputAWS} {
+		t.Run(output, func(t *testing.T) {
+			dst := filepath.Join(dir, "out-"+output)
+			res, err := Prepare(context.Background(), Options{Source: src, Dest: dst, Output: output, Name: "img-" + output,
+				RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, c.reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := filepath.Join(t.TempDir(), "disk.raw")
+			switch output {
+			case OutputAzure:
+				out := runTool(t, "qemu-img", "info", "-f", "vpc", "--output=json", dst)
+				var info struct {
+					Format      string `json:"format"`
+					VirtualSize int64  `json:"virtual-size"`
+				}
+				json.Unmarshal([]byte(out), &info)
+				st, _ := os.Stat(dst)
+				if info.Format != "vpc" || info.VirtualSize%(1<<20) != 0 || st.Size() != info.VirtualSize+512 {
+					t.Fatalf("qemu-img info: %s", out)
+				}
+				f, err := OpenFile(dst)
+				if err != nil || f.Format() != VHD || f.Detail() != "vhd fixed" {
+					t.Fatalf("our reader: %v", err)
+				}
+				b := make([]byte, f.Size())
+				f.ReadAt(b, 0)
+				f.Close()
+				os.WriteFile(raw, b, 0o600)
+			case OutputGCP:
+				f, _ := os.Open(dst)
+				zr, err := gzip.NewReader(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr := tar.NewReader(zr)
+				h, err := tr.Next()
+				if err != nil || h.Name != "disk.raw" {
+					t.Fatalf("tar: %v %v", h, err)
+				}
+				b, _ := io.ReadAll(tr)
+				f.Close()
+				os.WriteFile(raw, b, 0o600)
+			case OutputAWS:
+				raw = dst
+			}
+			checkVolume(t, c, raw, 0, want, &res.Manifest, []byte("r"))
+		})
+	}
+	_ = time.Now
+}

@@ -1,0 +1,71 @@
+package diskimage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"keyholder/backend/audit"
+	"keyholder/backend/custody"
+	"keyholder/backend/images"
+	"keyholder/backend/store"
+)
+
+// Settings keys the registrar reads (JSON strings; absent means empty).
+const (
+	SettingReleaseURL = "release.url"         // the guests' release API, https://host:port/path
+	SettingSPKIPin    = "release.spki_sha256" // base64 SHA-256 of its certificate's public key
+	SettingRefVersion = "reference_values.version"
+)
+
+// StoreRegistrar registers prepared images in the console's store: the
+// image (images.CreateTx), the volume with its generation-1 release secret
+// (custody, which must be unlocked) and an audit entry, in one transaction.
+type StoreRegistrar struct {
+	DB      *store.DB
+	Custody *custody.Service
+	Now     func() time.Time
+}
+
+// Register implements Registrar.
+func (r *StoreRegistrar) Register(ctx context.Context, req Registration, finish func(Issued) error) error {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		im, err := images.CreateTx(ctx, tx, now(), req.ImageName, req.Description, req.Actor)
+		if err != nil {
+			return err
+		}
+		volID, gen, secret, err := r.Custody.CreateVolumeTx(ctx, tx, req.Actor, im.ID, req.VolumeName)
+		if err != nil {
+			return err
+		}
+		defer clear(secret)
+		is := Issued{ImageID: im.ID, VolumeID: volID, Generation: gen, Secret: secret}
+		is.ReleaseURL = setting(ctx, tx, SettingReleaseURL)
+		is.SPKIPin = setting(ctx, tx, SettingSPKIPin)
+		is.ReferenceValuesVersion = setting(ctx, tx, SettingRefVersion)
+		if err := finish(is); err != nil {
+			return err
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: now(), Actor: req.Actor, Action: "image.prepare", Subject: im.ID, Decision: "ok",
+			Reason: fmt.Sprintf("image %q prepared with volume %s (generation %d)", im.Name, volID, gen)})
+		return err
+	})
+}
+
+func setting(ctx context.Context, tx *sql.Tx, key string) string {
+	var raw string
+	if tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&raw) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal([]byte(raw), &s) != nil {
+		return ""
+	}
+	return s
+}
