@@ -47,7 +47,7 @@ var DefaultKDF = KDFParams{Time: 2, MemoryKiB: 256 * 1024, Threads: 4}
 // console allocate without bound or skip the work.
 const (
 	minKDFMemoryKiB = 8
-	maxKDFMemoryKiB = 4 * 1024 * 1024
+	maxKDFMemoryKiB = 1024 * 1024
 	maxKDFTime      = 64
 )
 
