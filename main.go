@@ -32,6 +32,7 @@ var commands = []*command{
 	recoverCommand,
 	auditCommand,
 	attestCommand,
+	imageCommand,
 	versionCommand,
 }
 
