@@ -1,9 +1,12 @@
-import { ActionIcon, AppShell, Badge, Group, NavLink, Text, Tooltip, useMantineColorScheme } from '@mantine/core';
+import { ActionIcon, AppShell, Badge, Group, Menu, NavLink, Text, Tooltip, UnstyledButton, useMantineColorScheme } from '@mantine/core';
 import {
   IconChecklist,
   IconDisc,
   IconKey,
   IconListDetails,
+  IconLock,
+  IconLogout,
+  IconUserShield,
   IconMoon,
   IconServer,
   IconSettings,
@@ -12,6 +15,10 @@ import {
 } from '@tabler/icons-react';
 import { Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
 import { SimulatedBadge } from './components/common';
+import { ReauthProvider } from './components/Reauth';
+import { SessionGate } from './components/SessionGate';
+import { api } from './api';
+import { session, useSession } from './stores/session';
 import { ApprovalsScreen } from './screens/Approvals';
 import { AuditScreen } from './screens/Audit';
 import { FleetScreen } from './screens/Fleet';
@@ -32,6 +39,17 @@ const nav = [
 ];
 
 export function App() {
+  return (
+    <SessionGate>
+      <ReauthProvider>
+        <Shell />
+      </ReauthProvider>
+    </SessionGate>
+  );
+}
+
+function Shell() {
+  const sess = useSession().session;
   const loc = useLocation();
   const go = useNavigate();
   const info = useResource(consoleInfo);
@@ -54,11 +72,43 @@ export function App() {
             )}
             {info.data?.dev_simulated_root && <SimulatedBadge />}
           </Group>
+          <Group gap="xs">
+          {sess?.logged_in && (
+            <Menu position="bottom-end" withinPortal>
+              <Menu.Target>
+                <UnstyledButton data-testid="officer-menu">
+                  <Group gap={6}>
+                    <IconUserShield size={18} />
+                    <Text size="sm" fw={500}>
+                      {sess.officer}
+                    </Text>
+                    <Badge size="xs" variant="light">
+                      {sess.role}
+                    </Badge>
+                  </Group>
+                </UnstyledButton>
+              </Menu.Target>
+              <Menu.Dropdown>
+                <Menu.Item leftSection={<IconLock size={16} />} onClick={() => void api().session.lock().then(session.refresh)} data-testid="lock-now">
+                  Lock now
+                </Menu.Item>
+                <Menu.Item
+                  leftSection={<IconLogout size={16} />}
+                  color="red"
+                  onClick={() => void api().session.logout().then(session.refresh)}
+                  data-testid="logout"
+                >
+                  Log out
+                </Menu.Item>
+              </Menu.Dropdown>
+            </Menu>
+          )}
           <Tooltip label={colorScheme === 'dark' ? 'Light theme' : 'Dark theme'}>
             <ActionIcon variant="default" size="lg" onClick={toggleColorScheme} aria-label="Toggle theme">
               {colorScheme === 'dark' ? <IconSun size={18} /> : <IconMoon size={18} />}
             </ActionIcon>
           </Tooltip>
+          </Group>
         </Group>
       </AppShell.Header>
       <AppShell.Navbar p="xs">

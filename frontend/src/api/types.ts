@@ -114,3 +114,50 @@ export interface ApiErrorBody {
   code: string;
   message: string;
 }
+
+export type Role = 'admin' | 'approver' | 'viewer';
+
+export interface SessionState {
+  initialized: boolean;
+  key_service_unlocked: boolean;
+  logged_in: boolean;
+  locked: boolean;
+  officer: string;
+  role: Role | '';
+  fresh_until: string;
+  idle_lock_seconds: number;
+  login_required: boolean;
+}
+
+export interface Officer {
+  id: string;
+  name: string;
+  role: Role;
+  created_at: string;
+  last_login_at: string;
+  failed_attempts: number;
+}
+
+export interface Generation {
+  volume_id: string;
+  generation: number;
+  status: string;
+  created_at: string;
+  created_by: string;
+  activated_at: string;
+}
+
+export interface CustodyState {
+  initialized: boolean;
+  unlocked: boolean;
+  console_id: string;
+  officers: number;
+}
+
+export interface AuditVerifyResult {
+  ok: boolean;
+  report: { entries: number; head: string; checkpoints: number; last_checkpoint: number; unsigned: number };
+  first_bad: number;
+  problem: string;
+  key_authenticated: boolean;
+}
