@@ -1,6 +1,25 @@
 // Package audit is Keyholder's append-only, hash-chained record of every
 // decision: each entry carries the hash of the one before it, so an edited,
 // removed or reordered entry breaks the chain at that point.
+//
+// What to use:
+//   - Append(ctx, tx, Entry) inside the transaction that makes the change
+//     being recorded, so that both commit or neither does. Seq, PrevHash and
+//     Hash are filled in; a zero At means now.
+//   - WriteCheckpoint signs the head of the log with the console's Ed25519
+//     audit key (custody holds it wrapped under the master key and signs
+//     every N entries and at shutdown), so that a log cut short is detected.
+//   - Verify walks the whole log and the checkpoints and returns a
+//     *VerifyError naming the first bad entry; Export writes JSON lines.
+//
+// The canonical encoding that the hashes cover is specified in chain.go and
+// pinned by testdata/vector-entry7.txt; the checkpoint message in verify.go.
+//
+// Limits: entries appended after the newest checkpoint can be removed from
+// the end of the log without detection until the next checkpoint; someone
+// who can write the database and holds the audit key (that is, the master
+// key) can rewrite the log. Verify with the key taken from custody while
+// unlocked, or compare the key fingerprint with a recorded one.
 package audit
 
 import (

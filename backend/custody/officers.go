@@ -162,7 +162,9 @@ func (s *Service) Unlock(ctx context.Context, name string, passphrase []byte) (O
 func (s *Service) Authenticate(ctx context.Context, name string, passphrase []byte) (Officer, error) {
 	r, err := findOfficer(ctx, s.db, name)
 	if errors.Is(err, store.ErrNotFound) {
-		// Same answer as a wrong passphrase, so names cannot be probed.
+		// Same answer and about the same work as a wrong passphrase, so
+		// officer names cannot be probed.
+		clear(passphraseKey(passphrase, make([]byte, saltSize), s.opts.KDF))
 		audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: officerActor(name), Action: "officer.auth", Decision: "deny", Reason: "unknown officer"})
 		return Officer{}, ErrWrongPassphrase
 	}
