@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/release"
 	"keyholder/backend/store"
 )
 
@@ -35,6 +36,10 @@ type Config struct {
 	// DefaultIdleLock and DefaultFreshAuth); Now is the clock (nil: time.Now).
 	IdleLock, FreshAuth time.Duration
 	Now                 func() time.Time
+	// Release is the release engine (with its verifier) when this process
+	// serves the release API; nil gives an officer-side engine for the
+	// Approvals screen only. Services.ConnectRelease routes its events.
+	Release *release.Service
 }
 
 // Services is every bound service. Each exported field is one service; its
@@ -64,7 +69,7 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	return &Services{
 		Console:   &Console{b},
 		Fleet:     newFleet(b),
-		Approvals: &Approvals{b},
+		Approvals: &Approvals{base: b},
 		Images:    newImages(b),
 		Keys:      &Keys{b},
 		Audit:     &Audit{b},

@@ -1,12 +1,131 @@
 package app
 
-import "keyholder/backend/release"
+import (
+	"errors"
+	"sync"
 
-// Approvals serves the Approvals screen: release requests waiting for an officer.
-type Approvals struct{ *base }
+	"keyholder/backend/custody"
+	"keyholder/backend/release"
+)
+
+// Approvals serves the Approvals screen: release requests waiting for an
+// officer, and the release policy.
+type Approvals struct {
+	*base
+	once sync.Once
+	eng  *release.Service
+	err  error
+}
+
+// engine returns the release engine: the configured one, or an
+// officer-side one over the store (approve, deny, list) when this process
+// does not serve releases.
+func (a *Approvals) engine() (*release.Service, error) {
+	a.once.Do(func() {
+		if a.cfg.Release != nil {
+			a.eng = a.cfg.Release
+			return
+		}
+		a.eng, a.err = release.New(release.Config{DB: a.db, Secrets: a.custody, Now: a.cfg.Now, Log: a.log})
+	})
+	return a.eng, a.err
+}
 
 // Pending returns the requests that wait for a decision, newest first.
 func (a *Approvals) Pending() ([]release.Request, error) {
-	rs, err := release.ListRequests(a.ctx, a.db, "pending")
-	return rs, toError(a.log, "list pending requests", err)
+	return a.List(release.StatusPending)
+}
+
+// List returns requests with a status (pending, approved, denied, expired,
+// completed; "" for all), newest first, each with its approvals.
+func (a *Approvals) List(status string) ([]release.Request, error) {
+	if _, err := a.session.requireOfficer(); err != nil {
+		return nil, err
+	}
+	rs, err := release.ListRequests(a.ctx, a.db, status)
+	return rs, toError(a.log, "list requests", err)
+}
+
+// Get returns one request with its approvals.
+func (a *Approvals) Get(id string) (release.Request, error) {
+	if _, err := a.session.requireOfficer(); err != nil {
+		return release.Request{}, err
+	}
+	r, err := release.GetRequest(a.ctx, a.db, id)
+	return r, toError(a.log, "read request", err)
+}
+
+// Approve records the logged-in officer's approval of request id, bound to
+// the evidence it carries. Needs an approver or admin who authenticated
+// recently (CodeReauth otherwise: Session.Unlock, then retry). A class that
+// needs M of N officers stays pending until M distinct officers approved.
+func (a *Approvals) Approve(id, note string) (release.Request, error) {
+	o, err := a.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+	if err != nil {
+		return release.Request{}, err
+	}
+	eng, err := a.engine()
+	if err != nil {
+		return release.Request{}, toError(a.log, "approve request", err)
+	}
+	r, err := eng.Approve(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: a.session.now()}, note)
+	if err == nil {
+		a.events.Emit(EventApprovalsChanged, r)
+	}
+	return r, releaseError(a, "approve request", err)
+}
+
+// Deny refuses request id for good (same role and freshness as Approve).
+func (a *Approvals) Deny(id, note string) (release.Request, error) {
+	o, err := a.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+	if err != nil {
+		return release.Request{}, err
+	}
+	eng, err := a.engine()
+	if err != nil {
+		return release.Request{}, toError(a.log, "deny request", err)
+	}
+	r, err := eng.Deny(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: a.session.now()}, note)
+	if err == nil {
+		a.events.Emit(EventApprovalsChanged, r)
+	}
+	return r, releaseError(a, "deny request", err)
+}
+
+// Policy returns the effective release policy of an image ("" for the
+// console default).
+func (a *Approvals) Policy(imageID string) (release.Policy, error) {
+	if _, err := a.session.requireOfficer(); err != nil {
+		return release.Policy{}, err
+	}
+	p, err := release.LoadPolicy(a.ctx, a.db, imageID)
+	return p, toError(a.log, "read release policy", err)
+}
+
+// SetPolicy changes the console default (imageID "") or an image's policy
+// (nil removes the image's override). Admins only, recently authenticated.
+func (a *Approvals) SetPolicy(imageID string, p *release.Policy) error {
+	o, err := a.session.requireFresh(custody.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	err = release.SetPolicy(a.ctx, a.db, "officer:"+o.Name, imageID, p)
+	return releaseError(a, "change release policy", err)
+}
+
+// releaseError maps the release engine's errors to codes the UI branches on.
+func releaseError(a *Approvals, op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, release.ErrNotPending), errors.Is(err, release.ErrExpired), errors.Is(err, release.ErrAlreadyApproved):
+		return &Error{Code: CodeConflict, Message: err.Error()}
+	case errors.Is(err, release.ErrReauthenticate):
+		return &Error{Code: CodeReauth, Message: err.Error()}
+	case errors.Is(err, release.ErrNoOfficer):
+		return &Error{Code: CodeUnauthorized, Message: err.Error()}
+	case errors.Is(err, release.ErrInvalidPolicy):
+		return &Error{Code: CodeInvalid, Message: err.Error()}
+	}
+	return toError(a.log, op, err)
 }

@@ -1,8 +1,17 @@
 package app
 
-import "keyholder/backend/fleet"
+import (
+	"context"
+	"sync"
+	"time"
 
-// Fleet serves the Fleet screen: every guest and its attestation status.
+	"keyholder/backend/custody"
+	"keyholder/backend/fleet"
+	"keyholder/backend/release"
+)
+
+// Fleet serves the Fleet and Guest screens: every guest, its attestation
+// status and history.
 type Fleet struct {
 	*base
 	svc *fleet.Service
@@ -20,4 +29,123 @@ func (f *Fleet) List(filter fleet.Filter) ([]fleet.Guest, error) {
 func (f *Fleet) Summary() (fleet.Summary, error) {
 	s, err := f.svc.Summary(f.ctx)
 	return s, toError(f.log, "count guests", err)
+}
+
+// Guest returns one guest with its latest 200 attestation results.
+func (f *Fleet) Guest(id string) (fleet.GuestDetail, error) {
+	if _, err := f.session.requireOfficer(); err != nil {
+		return fleet.GuestDetail{}, err
+	}
+	d, err := f.svc.Get(f.ctx, id, 200)
+	return d, toError(f.log, "read guest", err)
+}
+
+// Revoke refuses every further release and heartbeat of guest id until an
+// officer reinstates it. Approvers and admins, recently authenticated.
+func (f *Fleet) Revoke(id, reason string) error {
+	o, err := f.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	err = f.svc.Revoke(f.ctx, "officer:"+o.Name, id, reason)
+	if err == nil {
+		f.emitGuest(id)
+	}
+	return toError(f.log, "revoke guest", err)
+}
+
+// Reinstate clears a guest's revocation; its next request is classified
+// afresh (and usually needs an approval).
+func (f *Fleet) Reinstate(id, reason string) error {
+	o, err := f.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	err = f.svc.Reinstate(f.ctx, "officer:"+o.Name, id, reason)
+	if err == nil {
+		f.emitGuest(id)
+	}
+	return toError(f.log, "reinstate guest", err)
+}
+
+// ReleaseAPI describes the release listener for Settings and manifests.
+type ReleaseAPI struct {
+	Serving bool   `json:"serving"`
+	Address string `json:"address"`
+	// Pin is the hex SHA-256 of the listener certificate's public key.
+	Pin string `json:"pin"`
+}
+
+// ReleaseAPI reports where this console serves the release API and its pin.
+func (f *Fleet) ReleaseAPI() (ReleaseAPI, error) {
+	if f.cfg.Release == nil {
+		return ReleaseAPI{}, nil
+	}
+	addr, pin := f.cfg.Release.Listener()
+	return ReleaseAPI{Serving: addr != "", Address: addr, Pin: pin}, nil
+}
+
+func (f *Fleet) emitGuest(id string) {
+	if d, err := f.svc.Get(f.ctx, id, 1); err == nil {
+		f.events.Emit(EventFleetChanged, d.Guest)
+	}
+}
+
+// ConnectRelease routes the release engine's events to the frontend:
+// EventApprovalsChanged with the release.Request, and EventFleetChanged
+// with the fleet.Guest — coalesced every 500 ms, and as one nil ("reload")
+// when more than 20 guests changed, so a boot storm does not flood the UI.
+// main calls it once after New when cfg.Release is set.
+func (s *Services) ConnectRelease() {
+	b := s.Fleet.base
+	if b.cfg.Release == nil {
+		return
+	}
+	n := &fleetNotifier{f: s.Fleet, dirty: map[string]bool{}}
+	b.cfg.Release.OnEvent(func(ev release.Event) {
+		switch ev.Kind {
+		case "request":
+			if r, err := release.GetRequest(b.ctx, b.db, ev.RequestID); err == nil {
+				b.events.Emit(EventApprovalsChanged, r)
+			}
+		case "fleet":
+			n.mark(ev.VMID)
+		}
+	})
+	go n.run(b.ctx)
+}
+
+type fleetNotifier struct {
+	f     *Fleet
+	mu    sync.Mutex
+	dirty map[string]bool
+}
+
+func (n *fleetNotifier) mark(id string) {
+	n.mu.Lock()
+	n.dirty[id] = true
+	n.mu.Unlock()
+}
+
+func (n *fleetNotifier) run(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		ids := n.dirty
+		n.dirty = map[string]bool{}
+		n.mu.Unlock()
+		if len(ids) > 20 {
+			n.f.events.Emit(EventFleetChanged, nil)
+			continue
+		}
+		for id := range ids {
+			n.f.emitGuest(id)
+		}
+	}
 }

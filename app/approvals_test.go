@@ -1,0 +1,175 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"keyholder/backend/agent/agentsim"
+	"keyholder/backend/attest"
+	"keyholder/backend/custody"
+	"keyholder/backend/fleet"
+	"keyholder/backend/release"
+	"keyholder/backend/release/wire"
+	"keyholder/backend/sim"
+	"keyholder/backend/store"
+)
+
+// releaseConsole is the app services over a release engine with the real
+// verifier trusting the simulated AMD root.
+type releaseConsole struct {
+	svcs *Services
+	eng  *release.Service
+	clk  *testClock
+	hub  *Hub
+	vol  string
+}
+
+func newReleaseConsole(t *testing.T) *releaseConsole {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c := &testClock{t: time.Now().UTC()}
+	cust := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.now})
+	v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots(), Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := release.New(release.Config{DB: db, Secrets: cust, Now: c.now,
+		Verifier: release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := NewHub()
+	svcs := New(ctx, Config{Mode: "desktop", Now: c.now, Custody: cust, Release: eng}, db, hub)
+	svcs.ConnectRelease()
+	if _, err := svcs.Session.Setup("alice", "alice's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_1', 'web', ?)`, store.Time(c.now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attest.NewReferences(db).Put(ctx, "img_1", &attest.ReferenceValues{Measurements: []attest.Hex{sim.DemoMeasurement}}, "officer:alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	vol, _, secret, err := cust.CreateVolume(ctx, "officer:alice", "img_1", "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(secret)
+	return &releaseConsole{svcs: svcs, eng: eng, clk: c, hub: hub, vol: vol}
+}
+
+func (rc *releaseConsole) ask(t *testing.T, g *agentsim.Guest, vm string) *wire.Release {
+	t.Helper()
+	ch, err := rc.eng.Challenge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pub, _ := wire.NewKeyPair()
+	rd, _ := wire.Transcript(ch.Nonce, pub, rc.vol)
+	ev, err := g.Evidence(context.Background(), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := rc.eng.Release(context.Background(), &wire.ReleaseRequest{VMID: vm, VolumeID: rc.vol, Purpose: wire.PurposeBoot,
+		Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: ev})
+	if err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	return rel
+}
+
+func TestApprovalsThroughTheApp(t *testing.T) {
+	rc := newReleaseConsole(t)
+	events, stop := rc.hub.Subscribe()
+	defer stop()
+	a := rc.svcs.Approvals
+	g, _ := agentsim.NewGuest(attest.Genoa, "app-chip-1")
+
+	rel := rc.ask(t, g, "vm-app")
+	if rel.Status != wire.StatusPending || rel.Class != "first_boot" {
+		t.Fatalf("first boot: %+v", rel)
+	}
+	pending, err := a.Pending()
+	if err != nil || len(pending) != 1 || pending[0].ID != rel.RequestID {
+		t.Fatalf("pending: %+v %v", pending, err)
+	}
+	// The UI got an approvals event with the request.
+	sawApproval := false
+	for len(events) > 0 {
+		var ev struct {
+			Name string          `json:"name"`
+			Data json.RawMessage `json:"data"`
+		}
+		json.Unmarshal(<-events, &ev)
+		sawApproval = sawApproval || ev.Name == EventApprovalsChanged
+	}
+	if !sawApproval {
+		t.Error("no approvals:changed event for a new pending request")
+	}
+	if _, err := a.Approve(rel.RequestID, "first boot of the app VM"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rc.eng.Poll(context.Background(), rel.RequestID); err != nil || got.Status != wire.StatusReleased {
+		t.Fatalf("collect: %+v %v", got, err)
+	}
+
+	// Migration: pending, approved through the app, completes.
+	g.MoveTo(attest.Genoa, "app-chip-2")
+	g.NewLaunch()
+	rel = rc.ask(t, g, "vm-app")
+	if rel.Class != "migration" {
+		t.Fatalf("migration: %+v", rel)
+	}
+	r, err := a.Approve(rel.RequestID, "planned")
+	if err != nil || r.Status != release.StatusApproved || r.Approvals[0].Officer != "alice" {
+		t.Fatalf("approve migration: %+v %v", r, err)
+	}
+	if _, err := a.Approve(rel.RequestID, "again"); code(err) != CodeConflict {
+		t.Fatalf("approve twice: %v", err)
+	}
+	if got, err := rc.eng.Poll(context.Background(), rel.RequestID); err != nil || got.Status != wire.StatusReleased {
+		t.Fatalf("collect migration: %+v %v", got, err)
+	}
+	d, err := rc.svcs.Fleet.Guest("vm-app")
+	if err != nil || d.Status != fleet.Verified || len(d.History) < 4 || !d.Simulated {
+		t.Fatalf("guest: %+v %v", d, err)
+	}
+
+	// Deny is final; an old authentication cannot approve.
+	g.MoveTo(attest.Genoa, "app-chip-3")
+	g.NewLaunch()
+	rel = rc.ask(t, g, "vm-app")
+	rc.clk.advance(DefaultFreshAuth + time.Second)
+	if _, err := a.Deny(rel.RequestID, "no"); code(err) != CodeReauth {
+		t.Fatalf("deny with a stale authentication: %v", err)
+	}
+	if _, err := rc.svcs.Session.Unlock("alice's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Deny(rel.RequestID, "unexpected host"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Approve(rel.RequestID, ""); code(err) != CodeConflict {
+		t.Fatalf("approve after deny: %v", err)
+	}
+
+	// Revoke through the app.
+	if err := rc.svcs.Fleet.Revoke("vm-app", "compromised"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := rc.svcs.Fleet.Guest("vm-app"); d.Status != fleet.Revoked {
+		t.Fatalf("status after revoke: %s", d.Status)
+	}
+	if err := rc.svcs.Approvals.SetPolicy("", &release.Policy{Actions: map[release.Class]release.Action{"nonsense": release.ActionRelease}}); code(err) != CodeInvalid {
+		t.Fatalf("invalid policy: %v", err)
+	}
+}
