@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -107,7 +108,9 @@ func SinceCheckpoint(ctx context.Context, q queryer) (int64, error) {
 // truncated). It returns a *VerifyError naming the first bad entry.
 func Verify(ctx context.Context, db *store.DB, pub ed25519.PublicKey) (Report, error) {
 	var rep Report
-	tx, err := db.BeginTx(ctx, nil) // one snapshot for entries and checkpoints
+	// One read snapshot for entries and checkpoints; read-only so that it
+	// does not take the write lock (the store begins writes IMMEDIATE).
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return rep, fmt.Errorf("verify audit log: %w", store.Classify(err))
 	}
