@@ -1,17 +1,153 @@
 package app
 
-import "keyholder/backend/images"
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"keyholder/backend/custody"
+	"keyholder/backend/diskimage"
+	"keyholder/backend/images"
+	"keyholder/backend/store"
+)
 
 // Images serves the Images screen: registered images and the preparation wizard.
 type Images struct {
 	*base
 	svc *images.Service
+
+	mu  sync.Mutex
+	ops map[string]*prepareOp
 }
 
-func newImages(b *base) *Images { return &Images{base: b, svc: images.New(b.db)} }
+type prepareOp struct {
+	cancel context.CancelFunc
+	done   bool
+	result *diskimage.Result
+	err    error
+}
+
+func newImages(b *base) *Images {
+	return &Images{base: b, svc: images.New(b.db), ops: map[string]*prepareOp{}}
+}
 
 // List returns every registered image.
 func (i *Images) List() ([]images.Image, error) {
 	ims, err := i.svc.List(i.ctx)
 	return ims, toError(i.log, "list images", err)
+}
+
+// Inspect describes the disk image at path (format, virtual size,
+// partitions, filesystems, the partition os mode would encrypt).
+func (i *Images) Inspect(path string) (*diskimage.Info, error) {
+	if _, err := i.session.requireOfficer(); err != nil {
+		return nil, toError(i.log, "inspect image", err)
+	}
+	info, err := diskimage.Inspect(path)
+	return info, toError(i.log, "inspect image", imageError(err))
+}
+
+// PrepareRequest is what the preparation wizard asks for.
+type PrepareRequest struct {
+	Source     string `json:"source"`
+	Dest       string `json:"dest"`
+	Mode       string `json:"mode"`        // "data" (default) or "os"
+	Output     string `json:"output"`      // "raw" (default), "gcp", "azure", "aws"
+	SectorSize int    `json:"sector_size"` // 512 or 4096 (default)
+	Name       string `json:"name"`
+	// RecoveryPassphrase, if not empty, adds a recovery keyslot.
+	RecoveryPassphrase string `json:"recovery_passphrase"`
+}
+
+// Prepare starts encrypting req.Source into req.Dest in the background and
+// returns the operation's ID. Progress arrives as EventProgress events with
+// that ID (stages "encrypt", "hash"); the last one has Finished set, and an
+// Error unless it succeeded. Result returns the outcome. Needs a fresh
+// admin session (it creates a volume and its release secret).
+func (i *Images) Prepare(req PrepareRequest) (string, error) {
+	o, err := i.session.requireFresh(custody.RoleAdmin)
+	if err != nil {
+		return "", toError(i.log, "prepare image", err)
+	}
+	if !i.custody.Unlocked() {
+		return "", &Error{Code: CodeUnavailable, Message: "the key service is locked"}
+	}
+	id := store.NewID("op")
+	ctx, cancel := context.WithCancel(i.ctx)
+	op := &prepareOp{cancel: cancel}
+	i.mu.Lock()
+	i.ops[id] = op
+	i.mu.Unlock()
+	opts := diskimage.Options{Source: req.Source, Dest: req.Dest, Mode: req.Mode, Output: req.Output, SectorSize: req.SectorSize,
+		Name: req.Name, Actor: "officer:" + o.Name}
+	if req.RecoveryPassphrase != "" {
+		opts.RecoveryPassphrase = []byte(req.RecoveryPassphrase)
+	}
+	opts.Progress = func(p diskimage.Progress) {
+		i.events.Emit(EventProgress, Progress{ID: id, Stage: p.Stage, Done: p.Done, Total: p.Total, Rate: p.Rate})
+	}
+	go func() {
+		defer cancel()
+		defer clear(opts.RecoveryPassphrase)
+		res, err := diskimage.Prepare(ctx, opts, &diskimage.StoreRegistrar{DB: i.db, Custody: i.custody, Now: i.cfg.Now})
+		i.mu.Lock()
+		op.done, op.result, op.err = true, res, err
+		i.mu.Unlock()
+		final := Progress{ID: id, Stage: "done", Finished: true}
+		if err != nil {
+			var ae *Error
+			if errors.As(toError(i.log, "prepare image", imageError(err)), &ae) {
+				final.Error = ae
+			}
+		} else {
+			final.Done, final.Total = res.Manifest.Output.Size, res.Manifest.Output.Size
+		}
+		i.events.Emit(EventProgress, final)
+	}()
+	return id, nil
+}
+
+// Cancel stops a running preparation; it ends with a CodeCanceled error
+// and leaves no output and no registered volume.
+func (i *Images) Cancel(opID string) error {
+	i.mu.Lock()
+	op, ok := i.ops[opID]
+	i.mu.Unlock()
+	if !ok {
+		return &Error{Code: CodeNotFound, Message: "no such operation"}
+	}
+	op.cancel()
+	return nil
+}
+
+// Result returns the outcome of a finished preparation (the manifest).
+func (i *Images) Result(opID string) (*diskimage.Result, error) {
+	i.mu.Lock()
+	op, ok := i.ops[opID]
+	i.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, &Error{Code: CodeNotFound, Message: "no such operation"}
+	case !op.done:
+		return nil, &Error{Code: CodeConflict, Message: "the operation is still running"}
+	}
+	return op.result, toError(i.log, "prepare image", imageError(op.err))
+}
+
+// imageError maps diskimage's errors to codes the wizard branches on.
+func imageError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, diskimage.ErrUnsupported), errors.Is(err, diskimage.ErrCorrupt), errors.Is(err, diskimage.ErrInvalid):
+		return &Error{Code: CodeInvalid, Message: err.Error()}
+	case errors.Is(err, diskimage.ErrExists):
+		return &Error{Code: CodeConflict, Message: err.Error()}
+	case errors.Is(err, context.Canceled):
+		return err
+	case strings.Contains(err.Error(), "no such file"):
+		return &Error{Code: CodeNotFound, Message: err.Error()}
+	}
+	return err
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"keyholder/backend/luks2"
 )
 
 // Info is what Inspect finds in an image.
@@ -26,6 +28,11 @@ type Info struct {
 // Inspect opens path and describes it.
 func Inspect(path string) (*Info, error) {
 	f, err := OpenFile(path)
+	if errors.Is(err, ErrUnsupported) {
+		if info := inspectLUKS(path); info != nil {
+			return info, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -111,4 +118,23 @@ func DetectFilesystem(r io.ReaderAt) string {
 		return ""
 	}
 	return "unknown"
+}
+
+// inspectLUKS describes a LUKS2 volume (a prepared data-mode image).
+func inspectLUKS(path string) *Info {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	v, err := luks2.Open(f)
+	if err != nil {
+		return nil
+	}
+	st, _ := f.Stat()
+	d := fmt.Sprintf("LUKS2 %s, UUID %s, %d-byte sectors, %d keyslots", v.Cipher(), v.UUID(), v.SectorSize(), len(v.Keyslots()))
+	if t, ok := v.Token(); ok {
+		d += fmt.Sprintf(", volume %s generation %d", t.VolumeID, t.Generation)
+	}
+	return &Info{Path: path, Format: LUKS, Detail: d, FileSize: st.Size(), VirtualSize: st.Size() - v.PayloadOffset(), PartitionTable: "none", Partitions: []Partition{}, Filesystem: "crypto_LUKS"}
 }

@@ -91,6 +91,12 @@ type Result struct {
 	Manifest     Manifest `json:"manifest"`
 }
 
+// ErrInvalid wraps options Prepare refuses.
+var ErrInvalid = errors.New("invalid preparation request")
+
+// ErrExists means the output file exists already.
+var ErrExists = errors.New("the output file exists")
+
 // chunk is the unit of work; a multiple of 4096.
 const chunk = 4 << 20
 
@@ -111,7 +117,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 	var p *plan
 	if opts.Mode == ModeOS {
 		if p, err = osPlan(src, opts.SectorSize); err != nil {
-			return nil, fmt.Errorf("prepare: %w", err)
+			return nil, fmt.Errorf("prepare: %w: %w", ErrInvalid, err)
 		}
 	} else {
 		p = dataPlan(src.Size(), opts.SectorSize)
@@ -122,7 +128,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		return nil, err
 	}
 	if _, err := os.Stat(dest); err == nil {
-		return nil, fmt.Errorf("prepare: %s exists; choose another output name", opts.Dest)
+		return nil, fmt.Errorf("prepare: %w: %s; choose another output name", ErrExists, opts.Dest)
 	}
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
@@ -267,13 +273,13 @@ func (o *Options) defaults() error {
 	}
 	switch {
 	case o.Source == "" || o.Dest == "":
-		return errors.New("prepare: source and destination are required")
+		return fmt.Errorf("prepare: %w: source and destination are required", ErrInvalid)
 	case o.Mode != ModeData && o.Mode != ModeOS:
-		return fmt.Errorf("prepare: mode %q (want data or os)", o.Mode)
+		return fmt.Errorf("prepare: %w: mode %q (want data or os)", ErrInvalid, o.Mode)
 	case o.Output != OutputRaw && o.Output != OutputGCP && o.Output != OutputAzure && o.Output != OutputAWS:
-		return fmt.Errorf("prepare: output %q (want raw, gcp, azure or aws)", o.Output)
+		return fmt.Errorf("prepare: %w: output %q (want raw, gcp, azure or aws)", ErrInvalid, o.Output)
 	case o.SectorSize != 512 && o.SectorSize != 4096:
-		return fmt.Errorf("prepare: sector size %d (want 512 or 4096)", o.SectorSize)
+		return fmt.Errorf("prepare: %w: sector size %d (want 512 or 4096)", ErrInvalid, o.SectorSize)
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
