@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -161,7 +162,7 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer) (B
 // backupHeader reads the envelopes from the snapshot itself, so header and
 // content agree.
 func (s *Service) backupHeader(ctx context.Context, snap string) (backupHeader, error) {
-	sdb, err := sql.Open("sqlite", "file:"+snap+"?mode=ro")
+	sdb, err := sql.Open("sqlite", "file:"+(&url.URL{Path: snap}).EscapedPath()+"?mode=ro")
 	if err != nil {
 		return backupHeader{}, fmt.Errorf("read backup snapshot: %w", err)
 	}
