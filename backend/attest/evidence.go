@@ -211,6 +211,23 @@ func trimDER(b []byte) []byte {
 	return b
 }
 
+// EvidenceFromQuote splits a raw quote as go-sev-guest's QuoteProvider
+// returns it (configfs-tsm or the ioctl device): the report, then the
+// certificate table.
+func EvidenceFromQuote(quote []byte) (*Evidence, error) {
+	if len(quote) < ReportSize {
+		return nil, fmt.Errorf("%w: quote is %d bytes, shorter than a report", ErrMalformed, len(quote))
+	}
+	ev := &Evidence{Report: append([]byte(nil), quote[:ReportSize]...)}
+	if len(quote) > ReportSize {
+		ev.CertTable = append([]byte(nil), quote[ReportSize:]...)
+	}
+	if err := ev.Check(); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
 // ParseEvidence decodes the JSON encoding of an Evidence, refusing unknown
 // fields, trailing data and anything over MaxEvidenceJSON, and checks it.
 func ParseEvidence(data []byte) (*Evidence, error) {
