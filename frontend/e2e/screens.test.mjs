@@ -81,8 +81,12 @@ for (const [nav, heading, marker, call] of [
     assert.ok(Array.isArray(body.result), `${call} returned ${JSON.stringify(body)}`);
     if (marker && body.result.length === 0) await page.getByTestId(marker).waitFor();
     if (!marker) {
-      // The audit screen shows whatever the log holds: empty state or a table.
-      await page.locator('[data-testid="audit-empty"], [data-testid="audit-table"]').first().waitFor();
+      // Setting up the console was audited: the log has entries and its chain verifies.
+      assert.ok(body.result.some((e) => /init|officer/i.test(e.action)), `audit entries: ${JSON.stringify(body.result)}`);
+      await page.getByTestId('audit-table').waitFor();
+      const badge = page.getByTestId('chain-badge');
+      await badge.waitFor();
+      assert.equal(await badge.getAttribute('data-ok'), 'true', await badge.innerText());
     }
     await screenshot(page, nav);
   });

@@ -1,10 +1,55 @@
-import { Table, Text, TextInput } from '@mantine/core';
+import { Badge, Button, Group, Table, Text, TextInput, Tooltip } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconListDetails, IconSearch } from '@tabler/icons-react';
+import { IconDownload, IconListDetails, IconSearch, IconShieldCheck, IconShieldX } from '@tabler/icons-react';
+import { notifications } from '@mantine/notifications';
+import { api, ApiError, Events } from '../api';
+import { Resource } from '../stores/resource';
 import { useState } from 'react';
 import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader, shortHex } from '../components/common';
 import { auditList } from '../stores/audit';
 import { useResource } from '../stores/resource';
+
+const chain = new Resource(() => api().audit.verify(), [Events.auditAppended], 2000);
+
+/** ChainBadge shows whether the whole hash chain and its signed checkpoints verify. */
+export function ChainBadge() {
+  const r = useResource(chain);
+  if (r.error) return <Badge color="gray">chain not checked: {r.error.message}</Badge>;
+  if (!r.data) return <Badge color="gray">checking chain…</Badge>;
+  const v = r.data;
+  if (!v.ok) {
+    return (
+      <Tooltip label={v.problem} multiline w={360}>
+        <Badge color="red" size="lg" leftSection={<IconShieldX size={14} />} data-testid="chain-badge" data-ok="false">
+          chain broken at entry #{v.first_bad}
+        </Badge>
+      </Tooltip>
+    );
+  }
+  return (
+    <Tooltip
+      label={`${v.report.entries} entries, ${v.report.checkpoints} signed checkpoints${v.report.unsigned ? `, ${v.report.unsigned} entries since the last checkpoint` : ''}`}
+    >
+      <Badge color="teal" size="lg" leftSection={<IconShieldCheck size={14} />} data-testid="chain-badge" data-ok="true">
+        chain verified · {v.report.entries} entries
+      </Badge>
+    </Tooltip>
+  );
+}
+
+async function exportLog() {
+  try {
+    const text = await api().audit.export();
+    const url = URL.createObjectURL(new Blob([text], { type: 'application/x-ndjson' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `keyholder-audit-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}.jsonl`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  } catch (e) {
+    notifications.show({ color: 'red', title: 'Export failed', message: e instanceof ApiError ? e.message : String(e) });
+  }
+}
 
 export function AuditScreen() {
   const [search, setSearch] = useState('');
@@ -15,6 +60,14 @@ export function AuditScreen() {
       <PageHeader
         title="Audit"
         description="Every release, approval, denial and key operation, in an append-only log where each entry carries the hash of the one before it."
+        right={
+          <Group>
+            <ChainBadge />
+            <Button variant="default" leftSection={<IconDownload size={16} />} onClick={() => void exportLog()} data-testid="audit-export">
+              Export
+            </Button>
+          </Group>
+        }
       />
       <TextInput
         placeholder="Search actor, action, subject or reason"
