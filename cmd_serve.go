@@ -31,11 +31,12 @@ only; a non-loopback address needs TLS and officer login.
 		tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM) for a non-loopback listener")
 		tlsKey := fs.String("tls-key", "", "TLS private key (PEM) for a non-loopback listener")
 		devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
+		releaseListen := fs.String("release-listen", defaultReleaseListen, "address of the release API for guests (TLS 1.3, pinned); \"off\" to serve none")
 		return func(args []string) error {
 			if len(args) > 0 {
 				return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[0])}
 			}
-			return serve(env, serveOptions{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, devSim: *devSim})
+			return serve(env, serveOptions{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, devSim: *devSim, releaseListen: *releaseListen})
 		}
 	},
 }
@@ -43,6 +44,7 @@ only; a non-loopback address needs TLS and officer login.
 type serveOptions struct {
 	listen, tlsCert, tlsKey string
 	devSim                  bool
+	releaseListen           string
 }
 
 // checkListen refuses an officer listener that anyone but this machine could
@@ -86,7 +88,14 @@ func serve(env *cliEnv, o serveOptions) error {
 	defer db.Close()
 
 	hub := app.NewHub()
-	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, Log: log}, db, hub)
+	cust := custody.New(db, custodyOptions)
+	rel, stopRelease, err := startRelease(ctx, env, log, db, cust, o.releaseListen, o.devSim)
+	if err != nil {
+		return err
+	}
+	defer stopRelease()
+	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, Log: log, Custody: cust, Release: rel}, db, hub)
+	svcs.ConnectRelease()
 	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	assets, err := fs.Sub(frontendDist, "frontend/dist")
 	if err != nil {

@@ -32,6 +32,8 @@ var commands = []*command{
 	recoverCommand,
 	auditCommand,
 	attestCommand,
+	requestsCommand,
+	fleetCommand,
 	imageCommand,
 	versionCommand,
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"keyholder/backend/audit"
+	"keyholder/backend/custody"
 	"keyholder/backend/fleet"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
@@ -57,7 +59,10 @@ type Event struct {
 
 // Config is what the engine needs.
 type Config struct {
-	DB       *store.DB
+	DB *store.DB
+	// Verifier checks evidence; nil gives an officer-side engine (list,
+	// approve, deny, expire) whose release and heartbeat calls answer
+	// unavailable.
 	Verifier Verifier
 	Secrets  Secrets
 	// Nonces issues challenges; nil makes a 60 s in-memory issuer.
@@ -82,12 +87,50 @@ type Service struct {
 	notify   func(Event)
 	authAge  time.Duration
 	log      *slog.Logger
+
+	mu         sync.Mutex
+	listenAddr string
+	pin        string
+}
+
+// OnEvent replaces the function that receives events after each commit.
+// Call it before serving.
+func (s *Service) OnEvent(fn func(Event)) {
+	if fn == nil {
+		fn = func(Event) {}
+	}
+	s.mu.Lock()
+	s.notify = fn
+	s.mu.Unlock()
+}
+
+func (s *Service) emit(ev Event) {
+	s.mu.Lock()
+	fn := s.notify
+	s.mu.Unlock()
+	fn(ev)
+}
+
+// SetListener records where the release API listens and its SPKI pin, for
+// the UI (Settings) and image manifests.
+func (s *Service) SetListener(addr, pin string) {
+	s.mu.Lock()
+	s.listenAddr, s.pin = addr, pin
+	s.mu.Unlock()
+}
+
+// Listener returns the address and pin SetListener recorded ("" when the
+// release API is not served by this process).
+func (s *Service) Listener() (addr, pin string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listenAddr, s.pin
 }
 
 // New returns an engine over cfg.
 func New(cfg Config) (*Service, error) {
-	if cfg.DB == nil || cfg.Verifier == nil || cfg.Secrets == nil {
-		return nil, errors.New("release engine needs a database, a verifier and a key service")
+	if cfg.DB == nil || cfg.Secrets == nil {
+		return nil, errors.New("release engine needs a database and a key service")
 	}
 	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, nonces: cfg.Nonces, now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log}
@@ -145,6 +188,9 @@ func (s *Service) internal(op string, err error) *wire.Error {
 	if errors.Is(err, store.ErrBusy) {
 		return refusal(wire.CodeUnavailable, "the console is busy; retry shortly")
 	}
+	if errors.Is(err, custody.ErrLocked) {
+		return refusal(wire.CodeUnavailable, "the console's key service is locked; an officer must unlock it")
+	}
 	s.log.Error("release engine", "op", op, "err", err)
 	return refusal(wire.CodeInternal, "the console could not decide; its log has the details")
 }
@@ -198,6 +244,9 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 	d.expected, err = wire.Transcript(req.Nonce, req.HPKEPublicKey, req.VolumeID)
 	if err != nil {
 		return refusal(wire.CodeBadRequest, err.Error())
+	}
+	if s.verifier == nil {
+		return refusal(wire.CodeUnavailable, "this console does not serve releases")
 	}
 	// The nonce is used up first, whatever happens next.
 	if err := s.nonces.Consume(req.Nonce); err != nil {
@@ -256,13 +305,13 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 		return s.internal("decide", err)
 	}
 	if d.decision.Action == ActionDeny {
-		s.notify(Event{Kind: "fleet", VMID: req.VMID})
+		s.emit(Event{Kind: "fleet", VMID: req.VMID})
 		return &wire.Error{Code: d.decision.Code, Message: d.decision.Message, Reasons: d.claims.Reasons}
 	}
 	if werr == nil {
-		s.notify(Event{Kind: "fleet", VMID: req.VMID})
+		s.emit(Event{Kind: "fleet", VMID: req.VMID})
 		if d.decision.Action == ActionApprove && req.Purpose != wire.PurposeHeartbeat {
-			s.notify(Event{Kind: "request", VMID: req.VMID, RequestID: d.reqID})
+			s.emit(Event{Kind: "request", VMID: req.VMID, RequestID: d.reqID})
 		}
 	}
 	return werr
@@ -274,7 +323,7 @@ func (s *Service) refuse(ctx context.Context, req *wire.ReleaseRequest, d decide
 	if err != nil {
 		return s.internal("record refusal", err)
 	}
-	s.notify(Event{Kind: "fleet", VMID: req.VMID})
+	s.emit(Event{Kind: "fleet", VMID: req.VMID})
 	return &wire.Error{Code: d.decision.Code, Message: d.decision.Message}
 }
 
@@ -551,6 +600,6 @@ func (s *Service) ConfirmRotation(ctx context.Context, c *wire.RotationConfirm) 
 	if werr != nil {
 		return werr
 	}
-	s.notify(Event{Kind: "fleet", VMID: c.VMID})
+	s.emit(Event{Kind: "fleet", VMID: c.VMID})
 	return nil
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"keyholder/backend/fleet"
+)
+
+var fleetCommand = &command{
+	name:  "fleet",
+	short: "print every guest with its attestation status, chip, TCB and last evidence",
+	usage: func(w io.Writer) {
+		fmt.Fprint(w, `Usage: keyholder fleet [--status verified|stale|failing|pending|revoked] [--search TEXT] [--json] [--data DIR]
+
+Prints the guests the console knows: status (verified: fresh evidence;
+stale: no heartbeat for three intervals; failing: evidence refused; pending:
+waiting for an officer; revoked), chip, TCB, image, generation and the time
+of the last evidence. SIMULATED marks guests whose evidence came from the
+simulated AMD root.
+`)
+	},
+	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+		status := fs.String("status", "", "only guests with this status")
+		search := fs.String("search", "", "only guests whose ID, name, image or chip contains this")
+		asJSON := fs.Bool("json", false, "print JSON")
+		return func(args []string) error {
+			if len(args) > 0 {
+				return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[0])}
+			}
+			ok := *status == ""
+			for _, s := range fleet.Statuses {
+				ok = ok || string(s) == *status
+			}
+			if !ok {
+				return &exitError{code: 2, msg: fmt.Sprintf("--status %q: want verified, stale, failing, pending or revoked", *status)}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			db, err := openStore(ctx, env, false)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			gs, err := fleet.New(db).List(ctx, fleet.Filter{Status: fleet.Status(*status), Search: *search})
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				enc := json.NewEncoder(env.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(gs)
+			}
+			if len(gs) == 0 {
+				fmt.Fprintln(env.stdout, "No guests yet.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GUEST\tSTATUS\tIMAGE\tPRODUCT\tCHIP\tTCB (bl/tee/snp/ucode)\tGEN\tLAST EVIDENCE\t")
+			for _, g := range gs {
+				st := string(g.Status)
+				if g.Simulated {
+					st += " SIMULATED"
+				}
+				chip := g.ChipID
+				if len(chip) > 16 {
+					chip = chip[:16] + "…"
+				}
+				last := "never"
+				if g.LastEvidenceAt != nil {
+					last = g.LastEvidenceAt.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d/%d/%d\t%d\t%s\t\n", g.ID, st, orDash(g.ImageName), orDash(g.Product), orDash(chip),
+					g.TCB.Bootloader, g.TCB.TEE, g.TCB.SNP, g.TCB.Microcode, g.Generation, last)
+			}
+			return tw.Flush()
+		}
+	},
+}

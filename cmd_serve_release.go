@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"keyholder/backend/attest"
+	"keyholder/backend/custody"
+	"keyholder/backend/release"
+	"keyholder/backend/sim"
+	"keyholder/backend/store"
+)
+
+// defaultReleaseListen is where guests reach the release API unless
+// --release-listen says otherwise. It is its own port, never the officer
+// console's.
+const defaultReleaseListen = ":8443"
+
+// releaseEngine makes the release engine over the real verifier (AMD's
+// roots; the simulated root only with the development flag) and the key
+// service.
+func releaseEngine(ctx context.Context, log *slog.Logger, db *store.DB, cust *custody.Service, devSim bool) (*release.Service, error) {
+	o := attest.Options{Certs: attest.NewCertCache(db)}
+	if devSim {
+		o.TrustSimulatedRoot = true
+		o.SimulatedRoots = sim.Root().TrustedRoots()
+	}
+	v, err := attest.NewVerifier(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("attestation verifier: %w", err)
+	}
+	return release.New(release.Config{DB: db, Secrets: cust, Log: log,
+		Verifier: release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}})
+}
+
+// startRelease serves the release API on addr (TLS 1.3 with the console's
+// own certificate, kept in the data directory) and prints its address and
+// SPKI pin. "off" or "" serves nothing and returns a nil engine.
+func startRelease(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.DB, cust *custody.Service, addr string, devSim bool) (*release.Service, func(), error) {
+	if addr == "" || addr == "off" {
+		return nil, func() {}, nil
+	}
+	eng, err := releaseEngine(ctx, log, db, cust, devSim)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := release.LoadOrCreateTLS(env.dataDir, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("release API: listen on %s: %w", addr, err)
+	}
+	srv := release.NewServer(release.NewHandler(eng, release.ServerOptions{Log: log}), id, log)
+	go func() {
+		if err := srv.Serve(tls.NewListener(ln, id.ServerTLSConfig())); err != nil && ctx.Err() == nil {
+			log.Error("release API stopped", "err", err)
+		}
+	}()
+	rctx, cancel := context.WithCancel(ctx)
+	go eng.RunExpiry(rctx, 30*time.Second)
+	eng.SetListener(ln.Addr().String(), id.Pin)
+	fmt.Fprintf(env.stdout, "Release API for guests: https://%s/  (SPKI pin, SHA-256: %s)\n", ln.Addr(), id.Pin)
+	if !cust.Unlocked() {
+		fmt.Fprintln(env.stdout, "The key service is locked: guests are answered \"unavailable\" until an officer logs in.")
+	}
+	return eng, func() {
+		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+	}, nil
+}
