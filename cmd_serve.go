@@ -31,7 +31,7 @@ only; a non-loopback address needs TLS and officer login.
 		tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM) for a non-loopback listener")
 		tlsKey := fs.String("tls-key", "", "TLS private key (PEM) for a non-loopback listener")
 		devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
-		releaseListen := fs.String("release-listen", defaultReleaseListen, "address of the release API for guests (TLS 1.3, pinned); \"off\" to serve none")
+		releaseListen := fs.String("release-listen", "", "address of the release API for guests (TLS 1.3, pinned; default "+defaultReleaseListen+" when free); \"off\" to serve none")
 		return func(args []string) error {
 			if len(args) > 0 {
 				return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[0])}

@@ -39,10 +39,15 @@ func releaseEngine(ctx context.Context, log *slog.Logger, db *store.DB, cust *cu
 
 // startRelease serves the release API on addr (TLS 1.3 with the console's
 // own certificate, kept in the data directory) and prints its address and
-// SPKI pin. "off" or "" serves nothing and returns a nil engine.
+// SPKI pin. "" means defaultReleaseListen if that port is free (a warning
+// otherwise); "off" serves nothing. Without a listener the engine is nil.
 func startRelease(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.DB, cust *custody.Service, addr string, devSim bool) (*release.Service, func(), error) {
-	if addr == "" || addr == "off" {
+	if addr == "off" {
 		return nil, func() {}, nil
+	}
+	soft := addr == ""
+	if soft {
+		addr = defaultReleaseListen
 	}
 	eng, err := releaseEngine(ctx, log, db, cust, devSim)
 	if err != nil {
@@ -53,6 +58,10 @@ func startRelease(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.
 		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && soft {
+		fmt.Fprintf(env.stdout, "Release API not started: %v; pass --release-listen ADDR to serve guests.\n", err)
+		return nil, func() {}, nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("release API: listen on %s: %w", addr, err)
 	}
