@@ -285,3 +285,37 @@ func writeTemp(t *testing.T, dir string, b []byte) string {
 	f.Close()
 	return f.Name()
 }
+
+func TestOfficersCLI(t *testing.T) {
+	useCheapKDF(t)
+	root := t.TempDir()
+	data := filepath.Join(root, "a")
+	admin := secretFile(t, root, "admin", "admin's long passphrase")
+	bob := secretFile(t, root, "bob", "bob's long passphrase")
+	bob2 := secretFile(t, root, "bob2", "bob's newer passphrase")
+	var l cliLog
+	l.run(t, 0, "init", "--data", data, "--officer", "root", "--passphrase-file", admin)
+	as := []string{"--data", data, "--officer", "root", "--passphrase-file", admin}
+	steps := []struct {
+		args []string
+		want int
+		out  string
+	}{
+		{append([]string{"officers", "add", "bob", "--role", "viewer", "--new-passphrase-file", bob}, as...), 0, "Added officer bob (viewer)"},
+		{append([]string{"officers", "role", "bob", "approver"}, as...), 0, "bob is now approver"},
+		{append([]string{"officers", "role", "root", "viewer"}, as...), 1, "last admin"},
+		{append([]string{"officers", "remove", "root"}, as...), 1, "last admin"},
+		{[]string{"officers", "passwd", "--data", data, "--officer", "bob", "--passphrase-file", bob, "--new-passphrase-file", bob2}, 0, "Passphrase changed"},
+		{[]string{"officers", "list", "--json", "--data", data}, 0, `"role":"approver"`},
+		{[]string{"audit", "export", "--data", data}, 0, "officer.passphrase"},
+		{[]string{"audit", "verify", "--json", "--data", data, "--officer", "bob", "--passphrase-file", bob2}, 0, `"key_authenticated":true`},
+		{[]string{"audit", "verify", "--data", data, "--officer", "bob", "--passphrase-file", bob}, 1, "wrong officer name or passphrase"},
+		{append([]string{"officers", "remove", "bob"}, as...), 0, "Removed officer bob"},
+		{[]string{"officers", "frobnicate", "--data", data}, 2, "unknown subcommand"},
+	}
+	for _, s := range steps {
+		if out := l.run(t, s.want, s.args...); !strings.Contains(out, s.out) {
+			t.Fatalf("keyholder %s: output %q, want %q", strings.Join(s.args, " "), out, s.out)
+		}
+	}
+}
