@@ -3,6 +3,7 @@ package custody
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -271,5 +272,32 @@ func TestRecoverWithConsistentlyAlteredShare(t *testing.T) {
 	}
 	if s.Unlocked() || snapshot(t, s) != before {
 		t.Fatal("a refused recovery unlocked the service or changed the officers")
+	}
+}
+
+// TestBackupVector restores a backup file written by format v1 (officer
+// alice, passphrase "correct horse battery", test Argon2id parameters), so
+// a change to the format or the envelopes that breaks old backups fails here.
+func TestBackupVector(t *testing.T) {
+	ctx := context.Background()
+	f, err := os.Open(filepath.Join("testdata", "backup-v1.khbackup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := t.TempDir()
+	if _, err := RestoreBackup(ctx, f, filepath.Join(dir, "keyholder.db"), RestoreOptions{Officer: "alice", Passphrase: []byte("correct horse battery")}); err != nil {
+		t.Fatal(err)
+	}
+	s := New(openTestDB(t, dir), Options{KDF: testKDF})
+	if _, err := s.Unlock(ctx, "alice", []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := s.ReleaseSecret(ctx, "vol_cffa43f55ea47591642b", 1)
+	if err != nil || hex.EncodeToString(sec) != "6950e3ec15bc74bbd8481e852adfcd8fafa8d8f647636d27ff720238cdbd63d5" {
+		t.Fatalf("vector secret: %x, %v", sec, err)
+	}
+	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
