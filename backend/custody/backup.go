@@ -349,6 +349,9 @@ func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts Restore
 		return BackupInfo{}, err
 	}
 	br.hdr, br.hh = hdr, hh
+	if hdr.SchemaVersion > store.LatestVersion() {
+		return BackupInfo{}, fmt.Errorf("%w: the backup has schema version %d, this binary knows up to %d; use a newer Keyholder", store.ErrTooNew, hdr.SchemaVersion, store.LatestVersion())
+	}
 	info := BackupInfo{ConsoleID: hdr.ConsoleID, CreatedAt: hdr.CreatedAt, SchemaVersion: hdr.SchemaVersion}
 	var env *backupOfficer
 	for i := range hdr.Officers {
