@@ -245,12 +245,12 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, ref *ReferenceValue
 			vd.Claims = claimsOf(report, product)
 		}
 		vd.Simulated = entry.root.Simulated
+		if vd.Simulated {
+			vd.warn(CodeSimulated, "SIMULATED: this evidence is signed by the simulated AMD root, trusted only in development mode")
+		}
 		v.checkValidity(vd, entry, now)
 		checkConsistency(vd, report, entry)
 		v.checkRevocation(vd, entry, now)
-	}
-	if vd.Simulated {
-		vd.warn(CodeSimulated, "SIMULATED: this evidence is signed by the simulated AMD root, trusted only in development mode")
 	}
 
 	// REPORT_DATA binding.

@@ -2,6 +2,7 @@ package attest_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,12 +27,25 @@ func newVerifier(t testing.TB, o attest.Options) *attest.Verifier {
 	return v
 }
 
+var (
+	chipMu sync.Mutex
+	chips  = map[string]*sim.Chip{}
+)
+
+// chip returns the simulated chip, shared by the tests of this process so
+// that its VCEK certificates are issued once.
 func chip(t testing.TB, p attest.Product, seed string) *sim.Chip {
 	t.Helper()
+	chipMu.Lock()
+	defer chipMu.Unlock()
+	if c := chips[string(p)+"/"+seed]; c != nil {
+		return c
+	}
 	c, err := sim.NewChip(p, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
+	chips[string(p)+"/"+seed] = c
 	return c
 }
 
