@@ -410,11 +410,14 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 		return nil, err
 	}
 	rel := &wire.Release{RequestID: a.reqID, Status: wire.StatusReleased, Class: string(a.class), Generation: a.gen, Sealed: sealed, Simulated: a.claims.Simulated}
-	if a.purpose == wire.PurposeRotate {
-		_, pending, err := s.secrets.CurrentGenerationTx(ctx, tx, a.volumeID)
-		if err != nil {
-			return nil, err
-		}
+	// A pending generation (an officer started a rotation, or an approved
+	// rotation request made one) travels beside the current secret; the
+	// agent's confirmation makes it current.
+	_, pending, err := s.secrets.CurrentGenerationTx(ctx, tx, a.volumeID)
+	if err != nil {
+		return nil, err
+	}
+	if a.purpose == wire.PurposeRotate || (pending != 0 && a.gen < pending) {
 		if pending == 0 {
 			if pending, err = s.secrets.RotateTx(ctx, tx, guestActor(a.vmID), a.volumeID); err != nil {
 				return nil, fmt.Errorf("rotate: %w", err)

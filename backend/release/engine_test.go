@@ -599,6 +599,19 @@ func TestRestoreAndRotation(t *testing.T) {
 	if rel, err := e.svc.Release(ctx, a.req); err != nil || rel.Class != string(ClassRestore) {
 		t.Fatalf("earlier launch: %+v %v", rel, err)
 	}
+
+	// An officer starts a rotation: the next routine boot carries the
+	// pending generation beside the current one.
+	if _, err := e.cust.Rotate(ctx, "officer:alice", vol); err != nil {
+		t.Fatal(err)
+	}
+	g.launch = 5
+	a = e.request(g, wire.PurposeBoot, 0)
+	rel, err = e.svc.Release(ctx, a.req)
+	e.wantReleased(a, rel, err, 2)
+	if rel.NewGeneration != 3 || len(rel.NewSealed) == 0 {
+		t.Fatalf("officer rotation not delivered: %+v", rel)
+	}
 	_ = strings.TrimSpace
 	_ = binary.BigEndian
 }

@@ -2,6 +2,7 @@ package release
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -112,30 +113,40 @@ func (p Policy) Override(img *Policy) Policy {
 	return out
 }
 
+// ErrInvalidPolicy wraps every Validate refusal.
+var ErrInvalidPolicy = errors.New("invalid release policy")
+
 // Validate refuses unknown classes and actions and silly numbers.
 func (p Policy) Validate() error {
+	if err := p.validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+	}
+	return nil
+}
+
+func (p Policy) validate() error {
 	known := map[Class]bool{}
 	for _, c := range Classes {
 		known[c] = true
 	}
 	for c, a := range p.Actions {
 		if !known[c] {
-			return fmt.Errorf("policy: unknown class %q", c)
+			return fmt.Errorf("unknown class %q", c)
 		}
 		if a != ActionRelease && a != ActionApprove && a != ActionDeny {
-			return fmt.Errorf("policy: class %s: unknown action %q", c, a)
+			return fmt.Errorf("class %s: unknown action %q", c, a)
 		}
 	}
 	for c, n := range p.Approvers {
 		if !known[c] || n < 0 || n > 16 {
-			return fmt.Errorf("policy: approvers for %q: %d", c, n)
+			return fmt.Errorf("approvers for %q: %d", c, n)
 		}
 	}
 	if p.ApprovalTTL < 0 || time.Duration(p.ApprovalTTL) > 7*24*time.Hour {
-		return fmt.Errorf("policy: approval_ttl %s out of range", time.Duration(p.ApprovalTTL))
+		return fmt.Errorf("approval_ttl %s out of range", time.Duration(p.ApprovalTTL))
 	}
 	if p.HeartbeatInterval < 0 || (p.HeartbeatInterval > 0 && time.Duration(p.HeartbeatInterval) < 5*time.Second) {
-		return fmt.Errorf("policy: heartbeat_interval %s out of range", time.Duration(p.HeartbeatInterval))
+		return fmt.Errorf("heartbeat_interval %s out of range", time.Duration(p.HeartbeatInterval))
 	}
 	return nil
 }

@@ -207,7 +207,7 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 	if err != nil {
 		return Request{}, err
 	}
-	s.notify(Event{Kind: "request", RequestID: id})
+	s.emit(Event{Kind: "request", RequestID: id})
 	if expired {
 		return Request{}, fmt.Errorf("approve %s: %w", id, ErrExpired)
 	}
@@ -252,8 +252,8 @@ func (s *Service) Deny(ctx context.Context, id string, by Approver, note string)
 	if err != nil {
 		return Request{}, err
 	}
-	s.notify(Event{Kind: "request", RequestID: id})
-	s.notify(Event{Kind: "fleet", VMID: vm})
+	s.emit(Event{Kind: "request", RequestID: id})
+	s.emit(Event{Kind: "fleet", VMID: vm})
 	return GetRequest(ctx, s.db, id)
 }
 
@@ -297,8 +297,8 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		s.notify(Event{Kind: "request", RequestID: r.ID})
-		s.notify(Event{Kind: "fleet", VMID: r.VMID})
+		s.emit(Event{Kind: "request", RequestID: r.ID})
+		s.emit(Event{Kind: "fleet", VMID: r.VMID})
 	}
 	return n, nil
 }
@@ -352,8 +352,8 @@ func (s *Service) Poll(ctx context.Context, id string) (*wire.Release, error) {
 		return nil, s.internal("poll", err)
 	}
 	if changed {
-		s.notify(Event{Kind: "request", RequestID: id})
-		s.notify(Event{Kind: "fleet", VMID: vm})
+		s.emit(Event{Kind: "request", RequestID: id})
+		s.emit(Event{Kind: "fleet", VMID: vm})
 	}
 	if werr != nil {
 		return nil, werr
