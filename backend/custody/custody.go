@@ -92,6 +92,11 @@ type Service struct {
 	db   *store.DB
 	opts Options
 
+	// kdf bounds concurrent passphrase checks: each takes the envelope's
+	// Argon2id memory (256 MiB by default), so a burst of logins must not
+	// exhaust the machine.
+	kdf chan struct{}
+
 	mu        sync.RWMutex
 	master    []byte             // nil while locked
 	signer    ed25519.PrivateKey // audit signing key, nil while locked
@@ -109,7 +114,19 @@ func New(db *store.DB, opts Options) *Service {
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = 64
 	}
-	return &Service{db: db, opts: opts}
+	return &Service{db: db, opts: opts, kdf: make(chan struct{}, 2)}
+}
+
+// withKDFSlot runs fn when one of the passphrase-check slots is free.
+func (s *Service) withKDFSlot(ctx context.Context, fn func()) error {
+	select {
+	case s.kdf <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.kdf }()
+	fn()
+	return nil
 }
 
 // DB is the store the service works on.

@@ -164,7 +164,7 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 	if errors.Is(err, store.ErrNotFound) {
 		// Same answer and about the same work as a wrong passphrase, so
 		// officer names cannot be probed.
-		clear(passphraseKey(passphrase, make([]byte, saltSize), s.opts.KDF))
+		s.withKDFSlot(ctx, func() { clear(passphraseKey(passphrase, make([]byte, saltSize), s.opts.KDF)) })
 		audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: officerActor(name), Action: "officer.auth", Decision: "deny", Reason: "unknown officer"})
 		return Officer{}, ErrWrongPassphrase
 	}
@@ -182,7 +182,10 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 	if err != nil {
 		return Officer{}, err
 	}
-	master, err := unwrapMaster(passphrase, r.salt, r.wrapped, r.kdf, cid, r.ID)
+	var master []byte
+	if kerr := s.withKDFSlot(ctx, func() { master, err = unwrapMaster(passphrase, r.salt, r.wrapped, r.kdf, cid, r.ID) }); kerr != nil {
+		return Officer{}, kerr
+	}
 	if err == nil {
 		var ok bool
 		_, ok, err = verifyMaster(ctx, s.db, master)

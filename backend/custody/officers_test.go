@@ -124,3 +124,21 @@ func TestLockedServiceRefusesKeys(t *testing.T) {
 		t.Fatalf("second init: %v", err)
 	}
 }
+
+func TestPassphraseChecksAreBounded(t *testing.T) {
+	s, _ := newTestService(t)
+	// Both slots busy: a check waits, and gives up with its context
+	// without counting a failure.
+	s.kdf <- struct{}{}
+	s.kdf <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Authenticate(ctx, "alice", []byte("wrong passphrase!")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	<-s.kdf
+	o, err := s.Authenticate(context.Background(), "alice", []byte("correct horse battery"))
+	if err != nil || o.FailedAttempts != 0 {
+		t.Fatalf("after a slot frees: %+v %v", o, err)
+	}
+}
