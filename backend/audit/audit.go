@@ -33,16 +33,21 @@ import (
 
 // Entry is one audit record.
 type Entry struct {
-	Seq          int64     `json:"seq"`
-	At           time.Time `json:"at"`
-	Actor        string    `json:"actor"`
-	Action       string    `json:"action"`
-	Subject      string    `json:"subject"`
-	Decision     string    `json:"decision"`
-	Reason       string    `json:"reason"`
-	EvidenceHash string    `json:"evidence_hash"`
-	PrevHash     string    `json:"prev_hash"`
-	Hash         string    `json:"hash"`
+	Seq int64     `json:"seq"` // 1, 2, ... without gaps
+	At  time.Time `json:"at"`
+	// Actor is who acted: "officer:NAME", "guest:VMID" or "system:WHAT".
+	Actor string `json:"actor"`
+	// Action is a dotted verb, e.g. "release", "volume.rotate", "officer.auth".
+	Action string `json:"action"`
+	// Subject is what it acted on: a VM, volume, image, officer or request ID.
+	Subject string `json:"subject"`
+	// Decision is "allow", "deny", "pending" or "ok" (a change was made).
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+	// EvidenceHash is the hex SHA-256 of the evidence a decision rests on.
+	EvidenceHash string `json:"evidence_hash"`
+	PrevHash     string `json:"prev_hash"` // Hash of entry Seq-1 (GenesisHash for 1)
+	Hash         string `json:"hash"`      // see HashEntry
 }
 
 // Query selects entries. Zero fields match everything.
