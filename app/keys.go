@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"time"
 
 	"keyholder/backend/custody"
@@ -129,6 +131,40 @@ func (k *Keys) ChangePassphrase(oldPassphrase, newPassphrase string) error {
 	defer clear(nw)
 	err = k.custody.ChangePassphrase(k.ctx, o.Name, old, nw)
 	return toError(k.log, "change passphrase", err)
+}
+
+// Backup writes an encrypted backup of the whole console to path on this
+// machine (the desktop's save dialog picks it). The web console refuses it:
+// there the browser's machine is not the console's; use keyholder backup.
+// Admins only, with a recent authentication.
+func (k *Keys) Backup(path string) (custody.BackupInfo, error) {
+	if k.cfg.Mode != "desktop" {
+		return custody.BackupInfo{}, &Error{Code: CodeForbidden, Message: "backups are written from the desktop console or with keyholder backup"}
+	}
+	o, err := k.session.requireFresh(custody.RoleAdmin)
+	if err != nil {
+		return custody.BackupInfo{}, err
+	}
+	if !filepath.IsAbs(path) {
+		return custody.BackupInfo{}, &Error{Code: CodeInvalid, Message: "choose where to save the backup"}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return custody.BackupInfo{}, &Error{Code: CodeInvalid, Message: "cannot write there: " + err.Error()}
+	}
+	defer os.Remove(tmp.Name())
+	info, err := k.custody.WriteBackup(k.ctx, "officer:"+o.Name, tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	k.events.Emit(EventAuditAppended, nil)
+	return info, toError(k.log, "write backup", err)
 }
 
 func (k *Keys) changed() {

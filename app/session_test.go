@@ -178,3 +178,23 @@ func TestWebLoginGate(t *testing.T) {
 		t.Fatalf("events without a session: %d", rec.Code)
 	}
 }
+
+func TestKeysBackup(t *testing.T) {
+	s, _ := newSessionServices(t, "desktop")
+	if _, err := s.Session.Setup("alice", "alice's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "console.khbackup")
+	info, err := s.Keys.Backup(out)
+	if err != nil || info.Bytes == 0 {
+		t.Fatalf("Backup = %+v, %v", info, err)
+	}
+	if _, err := s.Keys.Backup("relative.khbackup"); code(err) != CodeInvalid {
+		t.Fatalf("relative path: %v", err)
+	}
+	web, _ := newSessionServices(t, "web")
+	web.Session.Setup("alice", "alice's passphrase")
+	if _, err := web.Keys.Backup(out); code(err) != CodeForbidden {
+		t.Fatalf("web backup: %v", err)
+	}
+}
