@@ -71,7 +71,7 @@ func TestCustodyLifecycleLeavesNoKeyInPlaintext(t *testing.T) {
 	if out := l.run(t, 0, "officers", "list", "--data", data); !strings.Contains(out, "bob") || !strings.Contains(out, "approver") {
 		t.Fatalf("officers list: %s", out)
 	}
-	shareOut := l.run(t, 0, "recovery-shares", "--threshold", "2", "--shares", "3", "--data", data, "--officer", "alice", "--passphrase-file", alice)
+	shareOut := l.run(t, 0, "split-key", "--threshold", "2", "--shares", "3", "--data", data, "--officer", "alice", "--passphrase-file", alice)
 
 	// Secrets, as image preparation and the release engine make them.
 	var secrets [][]byte
@@ -121,7 +121,7 @@ func TestCustodyLifecycleLeavesNoKeyInPlaintext(t *testing.T) {
 		}
 	}
 	if len(lines) != 3 {
-		t.Fatalf("recovery-shares printed %d shares:\n%s", len(lines), shareOut)
+		t.Fatalf("split-key printed %d shares:\n%s", len(lines), shareOut)
 	}
 	sharesFile := secretFile(t, root, "shares.txt", lines[0]+"\n"+lines[2])
 	newPass := secretFile(t, root, "new.pass", "after recovery passphrase")

@@ -17,7 +17,7 @@ var initCommand = &command{
 Creates the console's master key (kept only wrapped under each officer's
 passphrase with Argon2id) and its first officer, an admin. Without
 --passphrase-file the passphrase is asked for twice without echo. Afterwards,
-split the master key into recovery shares: keyholder recovery-shares.
+split the master key into recovery shares: keyholder split-key.
 `)
 	},
 	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
@@ -52,7 +52,7 @@ split the master key into recovery shares: keyholder recovery-shares.
 			defer svc.Close(ctx)
 			st, _ := svc.State(ctx)
 			fmt.Fprintf(env.stdout, "Initialised console %s with officer %s (%s).\n", st.ConsoleID, o.Name, o.Role)
-			fmt.Fprintln(env.stdout, "Next: split the master key into recovery shares (keyholder recovery-shares) and keep them apart.")
+			fmt.Fprintln(env.stdout, "Next: split the master key into recovery shares (keyholder split-key) and keep them apart.")
 			return nil
 		}
 	},

@@ -12,10 +12,10 @@ import (
 )
 
 var recoverySharesCommand = &command{
-	name:  "recovery-shares",
+	name:  "split-key",
 	short: "split the master key into M-of-N recovery shares",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage: keyholder recovery-shares --threshold M --shares N [--officer ADMIN] [--passphrase-file F] [--data DIR]
+		fmt.Fprint(w, `Usage: keyholder split-key --threshold M --shares N [--officer ADMIN] [--passphrase-file F] [--data DIR]
 
 Splits the master key with Shamir's scheme into N printable shares, any M of
 which rebuild access with 'keyholder recover'. Each share carries a checksum,
@@ -101,7 +101,7 @@ A share with a typo is named before anything is combined.
 					continue
 				}
 				if _, s, ok := strings.Cut(line, ": "); ok && strings.HasPrefix(line, "share ") {
-					line = s // accept the lines recovery-shares printed
+					line = s // accept the lines split-key printed
 				}
 				shares = append(shares, line)
 			}
