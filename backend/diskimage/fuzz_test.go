@@ -1,0 +1,93 @@
+package diskimage
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// fuzzImage opens data as an image and reads it: never a panic, never a
+// read that claims more than it returns.
+func fuzzImage(t *testing.T, data []byte) {
+	im, err := Open(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 64<<10)
+	for _, off := range []int64{0, im.Size() / 2, im.Size() - 1000} {
+		if off < 0 {
+			continue
+		}
+		n, _ := im.ReadAt(buf, off)
+		if n < 0 || n > len(buf) {
+			t.Fatalf("ReadAt returned %d", n)
+		}
+	}
+	ReadGPT(im, im.Size())
+	_ = im.Detail()
+}
+
+func FuzzQCOW2(f *testing.F) { f.Fuzz(fuzzImage) }
+func FuzzVMDK(f *testing.F)  { f.Fuzz(fuzzImage) }
+func FuzzVHD(f *testing.F)   { f.Fuzz(fuzzImage) }
+
+// FuzzGPT reads partition tables from arbitrary disks.
+func FuzzGPT(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := ReadGPT(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		if _, _, err := g.Encode(int64(len(data)) / 512 * 512); err != nil && len(g.Partitions) == 0 {
+			t.Fatalf("encode a table without partitions: %v", err)
+		}
+	})
+}
+
+// TestWriteSeeds regenerates the fuzz seed corpora (small qemu-img and
+// sgdisk outputs) when KEYHOLDER_WRITE_SEEDS is set.
+func TestWriteSeeds(t *testing.T) {
+	if os.Getenv("KEYHOLDER_WRITE_SEEDS") == "" {
+		return
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.raw")
+	data := make([]byte, 64<<10)
+	rand.Read(data[:8192])
+	os.WriteFile(src, data, 0o644)
+	seeds := map[string][][]string{
+		"FuzzQCOW2": {{"-O", "qcow2", "-o", "cluster_size=512"}, {"-O", "qcow2", "-c", "-o", "cluster_size=4096"}, {"-O", "qcow2", "-o", "compat=0.10,cluster_size=512"}},
+		"FuzzVMDK":  {{"-O", "vmdk", "-o", "subformat=streamOptimized"}},
+		"FuzzVHD":   {{"-O", "vpc", "-o", "subformat=fixed,force_size=on"}},
+	}
+	for name, variants := range seeds {
+		os.MkdirAll(filepath.Join("testdata", "fuzz", name), 0o755)
+		for i, args := range variants {
+			out := filepath.Join(dir, name+strconv.Itoa(i))
+			runTool(t, "qemu-img", append(append([]string{"convert", "-f", "raw"}, args...), src, out)...)
+			writeSeed(t, name, "seed"+strconv.Itoa(i), out)
+		}
+	}
+	// A dynamic VHD of an empty disk: no blocks, so a small seed.
+	empty := filepath.Join(dir, "empty.raw")
+	os.WriteFile(empty, make([]byte, 64<<10), 0o644)
+	vhd := filepath.Join(dir, "dyn.vhd")
+	runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", empty, vhd)
+	writeSeed(t, "FuzzVHD", "seed1", vhd)
+	g := filepath.Join(dir, "gpt.raw")
+	os.WriteFile(g, make([]byte, 48<<10), 0o644)
+	runTool(t, "sgdisk", "-a", "1", "-n", "1:34:50", "-n", "2:51:60", g)
+	os.MkdirAll(filepath.Join("testdata", "fuzz", "FuzzGPT"), 0o755)
+	writeSeed(t, "FuzzGPT", "seed0", g)
+}
+
+func writeSeed(t *testing.T, fuzz, name, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join("testdata", "fuzz", fuzz, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644)
+}
