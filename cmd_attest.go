@@ -136,6 +136,7 @@ func decodeHexFlag(name, s string, n int) ([]byte, error) {
 // attestJSON is the one object `verify --json` prints.
 type attestJSON struct {
 	Verified          bool            `json:"verified"`
+	Authentic         bool            `json:"authentic"`
 	Simulated         bool            `json:"simulated"`
 	Reasons           []attest.Reason `json:"reasons"`
 	Warnings          []attest.Reason `json:"warnings"`
@@ -166,7 +167,7 @@ func attestVerify(env *cliEnv, args []string) error {
 	if *refFile != "" && *image != "" {
 		return &exitError{code: 2, msg: "--reference and --image exclude each other"}
 	}
-	var exp attest.Expectation
+	exp := attest.Expectation{SkipReportData: *reportData == ""}
 	if *product != "" {
 		p, err := attest.ParseProduct(*product)
 		if err != nil {
@@ -252,7 +253,7 @@ func attestVerify(env *cliEnv, args []string) error {
 	}
 	vd.ReferenceVersion = refVersion
 	if *asJSON {
-		out := attestJSON{Verified: vd.Verified, Simulated: vd.Simulated, Reasons: vd.Reasons, Warnings: vd.Warnings,
+		out := attestJSON{Verified: vd.Verified, Authentic: vd.Authentic, Simulated: vd.Simulated, Reasons: vd.Reasons, Warnings: vd.Warnings,
 			EvidenceHash: vd.EvidenceHash, RevocationChecked: vd.RevocationChecked, ReferenceVersion: refVersion, Claims: vd.Claims}
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")

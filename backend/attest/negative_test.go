@@ -104,6 +104,7 @@ var negCases = []negCase{
 	{name: "VMPL outside an explicit set", opts: func(o *sim.ReportOptions) { o.VMPL = 0 }, ref: func(r *attest.ReferenceValues) { r.AllowedVMPLs = []uint32{1, 2} }, wantCode: attest.CodeVMPL},
 	{name: "REPORT_DATA mismatch", exp: func(e *attest.Expectation) { e.ReportData = make([]byte, 64) }, wantCode: attest.CodeReportData},
 	{name: "REPORT_DATA expectation of the wrong length", exp: func(e *attest.Expectation) { e.ReportData = rd[:32] }, wantCode: attest.CodeReportData},
+	{name: "no REPORT_DATA expectation", exp: func(e *attest.Expectation) { e.ReportData = nil }, wantCode: attest.CodeReportData, wantMsg: "no expected REPORT_DATA"},
 	{name: "host data mismatch", ref: func(r *attest.ReferenceValues) { r.HostData = bytes.Repeat([]byte{1}, 32) }, wantCode: attest.CodeHostData},
 	{name: "family ID mismatch", ref: func(r *attest.ReferenceValues) { r.FamilyID = bytes.Repeat([]byte{2}, 16) }, wantCode: attest.CodeFamilyID},
 	{name: "image ID mismatch", ref: func(r *attest.ReferenceValues) { r.ImageID = bytes.Repeat([]byte{3}, 16) }, wantCode: attest.CodeImageID},
@@ -309,6 +310,12 @@ func TestNegativeCorpus(t *testing.T) {
 				}
 				if !vd.Has(tc.wantCode) {
 					t.Fatalf("reasons %v, want code %s", vd.Reasons, tc.wantCode)
+				}
+				chainCodes := map[attest.Code]bool{attest.CodeMalformed: true, attest.CodeBadSignature: true, attest.CodeUntrustedChain: true,
+					attest.CodeChainMismatch: true, attest.CodeMissingCert: true, attest.CodeCertExpired: true, attest.CodeCertNotYetValid: true,
+					attest.CodeCertRevoked: true, attest.CodeTCBInconsistent: true, attest.CodeChipIDMismatch: true}
+				if want := !chainCodes[tc.wantCode] && tc.name != "wrong product expected"; vd.Authentic != want {
+					t.Fatalf("authentic=%v, want %v (%v)", vd.Authentic, want, vd.Reasons)
 				}
 				if tc.wantMsg != "" {
 					found := false

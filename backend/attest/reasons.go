@@ -68,6 +68,11 @@ func reasonf(c Code, format string, args ...any) Reason {
 type Verdict struct {
 	// Verified is true only when there is no Reason.
 	Verified bool `json:"verified"`
+	// Authentic is true when the report's signature, its certificate chain
+	// to a trusted root, the certificates' validity and revocation, and the
+	// report's internal consistency all checked out, whatever the reference
+	// values and REPORT_DATA say.
+	Authentic bool `json:"authentic"`
 	// Simulated is true when the chain ends at the simulated AMD root.
 	Simulated bool     `json:"simulated"`
 	Reasons   []Reason `json:"reasons"`

@@ -59,8 +59,11 @@ type Options struct {
 // Expectation is what the caller's protocol binds into the evidence.
 type Expectation struct {
 	// ReportData is the 64-byte REPORT_DATA the caller expects (its
-	// transcript hash). Nil checks authenticity only and the Verdict warns.
+	// transcript hash). Nil refuses the evidence unless SkipReportData.
 	ReportData []byte
+	// SkipReportData checks authenticity without a REPORT_DATA binding (the
+	// CLI without --report-data); the Verdict warns. Never on a release path.
+	SkipReportData bool
 	// TPMNonce is the nonce the vTPM quote must be over; nil means ReportData.
 	TPMNonce []byte
 	// AKDigest is Evidence.AKDigest as the caller hashed it into ReportData:
@@ -251,12 +254,15 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, ref *ReferenceValue
 		v.checkValidity(vd, entry, now)
 		checkConsistency(vd, report, entry)
 		v.checkRevocation(vd, entry, now)
+		vd.Authentic = len(vd.Reasons) == 0
 	}
 
 	// REPORT_DATA binding.
 	reportDataOK := false
-	if exp.ReportData == nil {
+	if exp.ReportData == nil && exp.SkipReportData {
 		vd.warn(CodeReportDataNotChecked, "REPORT_DATA was not compared with an expected value")
+	} else if exp.ReportData == nil {
+		vd.refuse(CodeReportData, "no expected REPORT_DATA was given to compare the report's with")
 	} else if len(exp.ReportData) != ReportDataSize || subtle.ConstantTimeCompare(exp.ReportData, report.GetReportData()) != 1 {
 		vd.refuse(CodeReportData, "REPORT_DATA %s… is not the expected transcript hash %s…", shortHex(report.GetReportData()), shortHex(exp.ReportData))
 	} else {
