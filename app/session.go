@@ -74,7 +74,37 @@ type SessionState struct {
 	LoginRequired bool `json:"login_required"`
 }
 
-func newSession(b *base) *Session { return &Session{base: b} }
+func newSession(b *base) *Session {
+	s := &Session{base: b}
+	go s.watchIdle()
+	return s
+}
+
+// watchIdle tells the UI when the session idle-locks, so it shows the lock
+// screen without waiting for the next call.
+func (s *Session) watchIdle() {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.mu.Lock()
+			was := s.cur != nil && !s.cur.locked
+			s.expireLocked(s.now())
+			var st SessionState
+			locked := was && s.cur.locked
+			if locked {
+				st = s.stateLocked()
+			}
+			s.mu.Unlock()
+			if locked {
+				s.events.Emit(EventSessionChanged, st)
+			}
+		}
+	}
+}
 
 func (s *Session) idle() time.Duration {
 	if s.cfg.IdleLock > 0 {
