@@ -19,8 +19,27 @@
 // caller wipes the returned slice. Nothing this package returns in an error
 // contains key material.
 //
-// Out of scope: HSM unlock (the envelope table leaves room for it) and
-// protection against an attacker who can read this process's memory.
+// Formats: the envelopes and their associated data are specified in
+// envelope.go, the backup file in backup.go (testdata/backup-v1.khbackup is
+// a vector that must keep restoring), the recovery shares in backend/shamir.
+//
+// Security assumptions and limits, in plain words:
+//   - An officer's passphrase is as strong as its Argon2id cost (DefaultKDF,
+//     about one second and 256 MiB per guess); repeated wrong guesses through
+//     the console wait (persisted per officer), but a stolen database file
+//     can be attacked offline at that cost per guess.
+//   - Wrapped values are bound to their row: a secret copied to another
+//     volume, generation, officer or console does not open. Someone who can
+//     write the database can still delete rows (destroying access, which
+//     backups and the audit log reveal) but cannot read or forge keys.
+//   - While unlocked, the master key and the audit signing key live in this
+//     process's memory; Go may keep copies the package cannot wipe (the
+//     garbage collector moves nothing, but strings passed in from the UI are
+//     immutable). Protection against memory readers is out of scope.
+//   - Recovery shares are not verifiable: a wrong share is caught only after
+//     combining, by the key check value (ErrWrongShares), not attributed.
+//   - HSM unlock is not implemented yet; the officer table's envelope
+//     columns leave room for another kind of envelope.
 package custody
 
 import (
