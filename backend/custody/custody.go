@@ -33,9 +33,10 @@
 //     write the database can still delete rows (destroying access, which
 //     backups and the audit log reveal) but cannot read or forge keys.
 //   - While unlocked, the master key and the audit signing key live in this
-//     process's memory; Go may keep copies the package cannot wipe (the
-//     garbage collector moves nothing, but strings passed in from the UI are
-//     immutable). Protection against memory readers is out of scope.
+//     process's memory; Go may keep copies the package cannot wipe (a
+//     growing stack is copied; passphrases that arrive from the UI as
+//     strings are immutable). Protection against memory readers is out of
+//     scope.
 //   - Recovery shares are not verifiable: a wrong share is caught only after
 //     combining, by the key check value (ErrWrongShares), not attributed.
 //   - HSM unlock is not implemented yet; the officer table's envelope
