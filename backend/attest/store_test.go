@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
@@ -269,5 +270,18 @@ func TestEvidenceHashVectors(t *testing.T) {
 	}
 	if !bytes.Equal([]byte(a.HashHex()), []byte(a.HashHex())) {
 		t.Fatal("unstable")
+	}
+}
+
+func TestGCECertificatesParse(t *testing.T) {
+	for _, f := range []string{"gcecerts/gcp_ek_ak_ca_root.crt", "gcecerts/gcp_ek_ak_ca_intermediate_v3.crt", "gcecerts/tpm_ek_intermediate_3.crt"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(b)
+		if err != nil || !c.IsCA {
+			t.Fatalf("%s: CA=%v %v", f, c != nil && c.IsCA, err)
+		}
 	}
 }

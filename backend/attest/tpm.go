@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -119,8 +120,9 @@ func (v *Verifier) verifyTPM(raw, nonce, boundAKDigest []byte, gce bool, ref *TP
 		opts.TrustedAKs = append(opts.TrustedAKs, key)
 		st.AKTrust = "snp_report"
 	case gce && len(att.GetAkCert()) > 0:
-		opts.TrustedRootCerts = server.GceEKRoots
-		opts.IntermediateCerts = server.GceEKIntermediates
+		roots, ints := gceCAs()
+		opts.TrustedRootCerts = roots
+		opts.IntermediateCerts = append([]*x509.Certificate(nil), ints...)
 		st.AKTrust = "gce_certificate"
 	case gce:
 		refuse(CodeTPMAKUntrusted, "the vTPM attestation has no AK certificate to check against Google's roots")
