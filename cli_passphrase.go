@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -119,12 +118,29 @@ func readSecretFile(env *cliEnv, file string) ([]byte, error) {
 		defer f.Close()
 		r = f
 	}
-	line, err := bufio.NewReaderSize(r, 4096).ReadSlice('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("passphrase file: %w", err)
+	// Byte by byte, so that two passphrases can come one per line from the
+	// same standard input (--passphrase-file - --new-passphrase-file -).
+	line := make([]byte, 0, 128)
+	var b [1]byte
+	for len(line) < 4096 {
+		n, err := r.Read(b[:])
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			line = append(line, b[0])
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			clear(line)
+			return nil, fmt.Errorf("passphrase file: %w", err)
+		}
 	}
-	p := bytes.Clone(bytes.TrimRight(line, "\r\n"))
+	p := bytes.Clone(bytes.TrimRight(line, "\r"))
 	clear(line)
+	clear(b[:])
 	if len(p) == 0 {
 		return nil, &exitError{code: 2, msg: "the passphrase file is empty"}
 	}

@@ -319,3 +319,23 @@ func TestOfficersCLI(t *testing.T) {
 		}
 	}
 }
+
+func TestPassphraseFromStandardInput(t *testing.T) {
+	useCheapKDF(t)
+	data := filepath.Join(t.TempDir(), "a")
+	for _, c := range []struct {
+		name, stdin string
+		args        []string
+		want        int
+	}{
+		{"init from stdin", "a passphrase from stdin\n", []string{"init", "--data", data, "--passphrase-file", "-"}, 0},
+		{"two passphrases, CRLF", "a passphrase from stdin\r\nthe new officer's one\r\n", []string{"officers", "add", "x", "--data", data, "--passphrase-file", "-", "--new-passphrase-file", "-"}, 0},
+		{"wrong one", "another passphrase\n", []string{"split-key", "--data", data, "--passphrase-file", "-"}, 1},
+		{"empty", "", []string{"split-key", "--data", data, "--passphrase-file", "-"}, 2},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, strings.NewReader(c.stdin), &out, &errb); code != c.want {
+			t.Errorf("%s: exit %d, want %d: %s", c.name, code, c.want, errb.String())
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package custody
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -140,5 +141,24 @@ func TestPassphraseChecksAreBounded(t *testing.T) {
 	o, err := s.Authenticate(context.Background(), "alice", []byte("correct horse battery"))
 	if err != nil || o.FailedAttempts != 0 {
 		t.Fatalf("after a slot frees: %+v %v", o, err)
+	}
+}
+
+// TestDefaultKDFEnvelope is the one test that pays the production Argon2id
+// cost: the default parameters pass validation and round-trip an envelope.
+func TestDefaultKDFEnvelope(t *testing.T) {
+	if err := DefaultKDF.validate(); err != nil {
+		t.Fatal(err)
+	}
+	master := bytes.Repeat([]byte{9}, keySize)
+	salt, wrapped := wrapMaster(master, []byte("production passphrase"), DefaultKDF, "con_x", "off_x")
+	got, err := unwrapMaster([]byte("production passphrase"), salt, wrapped, DefaultKDF, "con_x", "off_x")
+	if err != nil || !bytes.Equal(got, master) {
+		t.Fatalf("round trip: %v", err)
+	}
+	for _, p := range []KDFParams{{}, {Time: 1, MemoryKiB: 4, Threads: 1}, {Time: 1, MemoryKiB: 2 << 20, Threads: 1}, {Time: 100, MemoryKiB: 64, Threads: 1}} {
+		if _, err := unwrapMaster([]byte("x"), salt, wrapped, p, "con_x", "off_x"); err == nil {
+			t.Errorf("parameters %+v accepted", p)
+		}
 	}
 }
