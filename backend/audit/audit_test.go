@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +204,33 @@ func TestAppendRollsBackWithCaller(t *testing.T) {
 		if _, err := AppendDB(ctx, f.db, e); !errors.Is(err, ErrInvalidEntry) {
 			t.Errorf("Append(%.20v): err = %v, want ErrInvalidEntry", e, err)
 		}
+	}
+}
+
+func TestConcurrentAppendsKeepOneChain(t *testing.T) {
+	f := newLog(t, 0)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				if _, err := AppendDB(ctx, f.db, Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "release", Decision: "allow"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, f.db, nil)
+	if err != nil || rep.Entries != 200 {
+		t.Fatalf("after concurrent appends: %+v, %v", rep, err)
 	}
 }
