@@ -2,6 +2,7 @@ package attest_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -73,5 +74,44 @@ func TestVerifyPositive(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestConcurrentVerify shares one verifier (and its chain cache) between
+// goroutines verifying different chips, products and signers.
+func TestConcurrentVerify(t *testing.T) {
+	v := newVerifier(t, attest.Options{ChainCacheSize: 2})
+	var evs []*attest.Evidence
+	for _, p := range attest.Products {
+		for _, vlek := range []bool{false, true} {
+			ev, err := chip(t, p, "concurrent").Evidence(sim.ReportOptions{ReportData: [64]byte{1}, VLEK: vlek})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	rd := make([]byte, 64)
+	rd[0] = 1
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 6; i++ {
+				ev := evs[(g+i)%len(evs)]
+				vd, err := v.Verify(context.Background(), ev, nil, attest.Expectation{ReportData: rd})
+				if err != nil || !vd.Verified {
+					errs <- fmt.Sprint(err, vd.Reasons)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
