@@ -16,9 +16,6 @@ import (
 // finishOutput turns the raw temporary disk into the requested output and
 // returns the file to hash and rename (its name is the last of temps).
 func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir, dest string, temps *[]string) (*os.File, error) {
-	if err := raw.Sync(); err != nil {
-		return nil, fmt.Errorf("sync output: %w", err)
-	}
 	switch o.Output {
 	case OutputAzure:
 		// Azure wants a fixed VHD whose virtual size is a whole MiB.
@@ -29,7 +26,7 @@ func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir,
 		if _, err := raw.WriteAt(vhdFooter(vs, time.Now()), vs); err != nil {
 			return nil, fmt.Errorf("write VHD footer: %w", err)
 		}
-		return raw, raw.Sync()
+		return raw, nil
 	case OutputGCP:
 		f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
 		if err != nil {
@@ -41,7 +38,7 @@ func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir,
 			return nil, err
 		}
 		// The raw temporary is no longer needed.
-		return f, f.Sync()
+		return f, nil
 	}
 	return raw, nil
 }

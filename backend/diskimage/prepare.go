@@ -222,12 +222,19 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		}
 		m.fill(is, vol, opts, p)
 		m.Output.Format, m.Output.File = opts.Output, filepath.Base(dest)
+		// Flush to disk while hashing what is (mostly) in the page cache.
+		synced := make(chan error, 1)
+		go func() { synced <- final.Sync() }()
 		hp := newProgress(opts, "hash", 0)
-		if m.Output.Size, m.Output.SHA256, err = hashFile(ctx, final, hp); err != nil {
+		m.Output.Size, m.Output.SHA256, err = hashFile(ctx, final, hp)
+		if serr := <-synced; err == nil && serr != nil {
+			err = fmt.Errorf("sync output: %w", serr)
+		}
+		if err != nil {
 			return err
 		}
 		hp.finish()
-		if err := final.Sync(); err != nil {
+		if err := final.Sync(); err != nil { // the footer or header written meanwhile
 			return fmt.Errorf("sync output: %w", err)
 		}
 		m.CreatedAt = time.Now().UTC()
@@ -290,80 +297,115 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// run copies and encrypts the plan's spans: one goroutine reads the source
-// in order and hashes it, workers encrypt and write. At most 2*workers+2
-// chunks are in flight.
+// run copies and encrypts the plan's spans. One goroutine reads the source
+// in order, one hashes it in order, and workers encrypt (into their own
+// buffer) and write, starting the write-back of what they wrote so the disk
+// works while the CPUs do. At most 2*workers+2 source chunks and one output
+// chunk per worker are in memory.
 func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *plan, c *luks2.SegmentCipher, srcHash hash.Hash, prog *progress) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	type buffer struct {
+		b    []byte
+		n, r int // bytes in the chunk, bytes of them from the source
+		refs atomic.Int32
+	}
 	type job struct {
-		buf      []byte
-		n        int
+		buf      *buffer
 		dst, pay int64
 		enc      bool
 	}
 	nbuf := 2*workers + 2
-	pool := make(chan []byte, nbuf)
+	pool := make(chan *buffer, nbuf)
 	for i := 0; i < nbuf; i++ {
-		pool <- make([]byte, chunk)
+		pool <- &buffer{b: make([]byte, chunk)}
+	}
+	release := func(b *buffer) {
+		if b.refs.Add(-1) == 0 {
+			pool <- b
+		}
 	}
 	jobs := make(chan job, nbuf)
+	hashQ := make(chan *buffer, nbuf)
 	var firstErr error
 	var once sync.Once
 	fail := func(err error) {
 		once.Do(func() { firstErr = err; cancel() })
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for b := range hashQ {
+			srcHash.Write(b.b[:b.r])
+			release(b)
+		}
+	}()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			out := make([]byte, chunk)
 			for j := range jobs {
-				b := j.buf[:j.n]
+				b := j.buf.b[:j.buf.n]
 				if j.enc {
-					c.Encrypt(b, b, j.pay)
+					c.Encrypt(out[:len(b)], b, j.pay)
+					b = out[:len(b)]
 				}
-				if _, err := dst.WriteAt(b, j.dst); err != nil {
-					fail(fmt.Errorf("write output: %w", err))
+				if ctx.Err() == nil {
+					if _, err := dst.WriteAt(b, j.dst); err != nil {
+						fail(fmt.Errorf("write output: %w", err))
+					} else {
+						startWriteback(dst, j.dst, int64(len(b)))
+					}
 				}
-				pool <- j.buf
+				release(j.buf)
 			}
+			clear(out)
 		}()
 	}
 	var done atomic.Int64
 	stopTick := prog.start(&done)
 	func() {
 		defer close(jobs)
+		defer close(hashQ)
 		for _, s := range p.spans {
 			for off := int64(0); off < s.n; off += chunk {
-				var buf []byte
+				var buf *buffer
 				select {
 				case buf = <-pool:
 				case <-ctx.Done():
 					fail(ctx.Err())
 					return
 				}
-				n := int(min(chunk, s.n-off))
-				r := int(max(0, min(int64(n), s.srcN-off)))
-				if r > 0 {
-					if _, err := src.ReadAt(buf[:r], s.src+off); err != nil {
+				buf.n = int(min(chunk, s.n-off))
+				buf.r = int(max(0, min(int64(buf.n), s.srcN-off)))
+				if buf.r > 0 {
+					if _, err := src.ReadAt(buf.b[:buf.r], s.src+off); err != nil {
 						fail(fmt.Errorf("read source at %d: %w", s.src+off, err))
+						pool <- buf
 						return
 					}
-					srcHash.Write(buf[:r])
-					done.Add(int64(r))
+					done.Add(int64(buf.r))
 				}
-				clear(buf[r:n])
-				if s.dst < 0 {
-					pool <- buf
-					continue
+				clear(buf.b[buf.r:buf.n])
+				refs := int32(1)
+				if s.dst >= 0 {
+					refs++
 				}
-				jobs <- job{buf: buf, n: n, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
+				buf.refs.Store(refs)
+				hashQ <- buf
+				if s.dst >= 0 {
+					jobs <- job{buf: buf, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
+				}
 			}
 		}
 	}()
 	wg.Wait()
 	stopTick()
+	for len(pool) > 0 {
+		clear((<-pool).b) // plaintext of the source
+	}
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
