@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"keyholder/backend/audit"
+	"keyholder/backend/custody"
 )
 
 // Audit serves the Audit screen: the hash-chained decision log.
@@ -37,6 +38,9 @@ func (a *Audit) Verify() (VerifyResult, error) {
 		return VerifyResult{}, err
 	}
 	pub, authentic, err := a.custody.AuditPublicKey(a.ctx)
+	if errors.Is(err, custody.ErrNotInitialized) {
+		err = nil // no key yet, so no checkpoints to check
+	}
 	if err != nil {
 		return VerifyResult{}, toError(a.log, "verify the audit log", err)
 	}

@@ -198,3 +198,31 @@ func TestKeysBackup(t *testing.T) {
 		t.Fatalf("web backup: %v", err)
 	}
 }
+
+func TestAuditVerifyService(t *testing.T) {
+	s, _ := newSessionServices(t, "desktop")
+	if res, err := s.Audit.Verify(); err != nil || !res.OK {
+		t.Fatalf("uninitialised console: %+v, %v", res, err)
+	}
+	s.Session.Setup("alice", "alice's passphrase")
+	s.Keys.AddOfficer("bob", "viewer", "bob's passphrase!")
+	if _, err := s.Session.Setup("x", "y"); err == nil {
+		t.Fatal("setup twice")
+	}
+	if _, err := s.Keys.Volumes(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Audit.Verify()
+	if err != nil || !res.OK || !res.KeyAuthenticated || res.Report.Entries < 2 {
+		t.Fatalf("verify: %+v, %v", res, err)
+	}
+	s.Session.base.db.Exec(`UPDATE audit_log SET actor = 'officer:mallory' WHERE seq = 2`)
+	res, err = s.Audit.Verify()
+	if err != nil || res.OK || res.FirstBad != 2 {
+		t.Fatalf("after tampering: %+v, %v", res, err)
+	}
+	lines, err := s.Audit.Export()
+	if err != nil || strings.Count(lines, "\n") != int(res.Report.Entries) {
+		t.Fatalf("export: %d lines, %v", strings.Count(lines, "\n"), err)
+	}
+}
