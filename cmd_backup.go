@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/release"
 )
 
 var backupCommand = &command{
@@ -17,8 +18,9 @@ var backupCommand = &command{
 		fmt.Fprint(w, `Usage: keyholder backup --out FILE [--officer NAME] [--passphrase-file F] [--data DIR]
 
 Writes the whole console state (database, officer envelopes, wrapped
-secrets, audit log) encrypted and integrity-protected under a key derived
-from the master key. It works beside a running console. Restore it with
+secrets, audit log, and the release listener's TLS identity, whose pin the
+image manifests carry) encrypted and integrity-protected under a key
+derived from the master key. It works beside a running console. Restore it with
 'keyholder restore' and the passphrase of an officer of the time.
 `)
 	},
@@ -51,7 +53,7 @@ from the master key. It works beside a running console. Restore it with
 				return fmt.Errorf("create backup file: %w", err)
 			}
 			defer os.Remove(tmp.Name())
-			info, err := svc.WriteBackup(ctx, "officer:"+o.Name, tmp)
+			info, err := svc.WriteBackup(ctx, "officer:"+o.Name, tmp, release.TLSCertFile, release.TLSKeyFile)
 			if err == nil {
 				err = tmp.Sync()
 			}
@@ -64,7 +66,7 @@ from the master key. It works beside a running console. Restore it with
 			if err := os.Rename(tmp.Name(), *out); err != nil {
 				return fmt.Errorf("install backup file: %w", err)
 			}
-			fmt.Fprintf(env.stdout, "Backup of console %s written to %s (%d bytes of state, officers: %v).\n", info.ConsoleID, *out, info.Bytes, info.Officers)
+			fmt.Fprintf(env.stdout, "Backup of console %s written to %s (%d bytes of state, officers: %v, files: %v).\n", info.ConsoleID, *out, info.Bytes, info.Officers, info.Files)
 			return nil
 		}
 	},

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/release"
 	"keyholder/backend/shamir"
 	"keyholder/backend/store"
 )
@@ -105,8 +106,15 @@ func TestCustodyLifecycleLeavesNoKeyInPlaintext(t *testing.T) {
 	pub, _, _ := svc.AuditPublicKey(ctx)
 	svc.Close(ctx)
 
+	// The release listener's TLS identity travels with the backup, so a
+	// restored console keeps the pin that image manifests carry.
+	tlsKey := []byte("-----BEGIN PRIVATE KEY-----\nnot a real key\n-----END PRIVATE KEY-----\n")
+	os.WriteFile(filepath.Join(data, release.TLSKeyFile), tlsKey, 0o600)
 	l.run(t, 0, "backup", "--out", backup, "--data", data, "--officer", "bob", "--passphrase-file", bob)
 	l.run(t, 0, "restore", "--in", backup, "--data", data2, "--officer", "alice", "--passphrase-file", alice)
+	if got, err := os.ReadFile(filepath.Join(data2, release.TLSKeyFile)); err != nil || !bytes.Equal(got, tlsKey) {
+		t.Fatalf("the release TLS key did not travel with the backup: %v", err)
+	}
 	l.run(t, 1, "restore", "--in", backup, "--data", data2, "--officer", "alice", "--passphrase-file", alice)
 	l.run(t, 1, "restore", "--in", backup, "--data", filepath.Join(root, "c"), "--officer", "alice", "--passphrase-file", bob)
 	l.run(t, 0, "audit", "verify", "--data", data2, "--officer", "alice", "--passphrase-file", alice)

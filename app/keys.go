@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/release"
 )
 
 // Keys serves the Keys screen: volumes, their release-secret generations,
@@ -153,7 +154,7 @@ func (k *Keys) Backup(path string) (custody.BackupInfo, error) {
 		return custody.BackupInfo{}, &Error{Code: CodeInvalid, Message: "cannot write there: " + err.Error()}
 	}
 	defer os.Remove(tmp.Name())
-	info, err := k.custody.WriteBackup(k.ctx, "officer:"+o.Name, tmp)
+	info, err := k.custody.WriteBackup(k.ctx, "officer:"+o.Name, tmp, release.TLSCertFile, release.TLSKeyFile)
 	if err == nil {
 		err = tmp.Sync()
 	}

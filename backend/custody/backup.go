@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"keyholder/backend/audit"
@@ -32,6 +33,12 @@ import (
 //	             master key check value, a random 32-byte file salt, the chunk
 //	             size, and every officer's envelope (already Argon2id-wrapped)
 //	chunks       repeated: uint32 length || AES-256-GCM ciphertext
+//
+// The header may list files (name and size) kept beside the database in the
+// data directory, such as the release listener's TLS identity, whose pin the
+// image manifests carry. The plaintext stream is then those files' bytes in
+// the listed order, followed by the database; without files it is the
+// database alone.
 //
 // The stream key is HKDF-SHA256(master key, salt = file salt,
 // info = "keyholder-backup-stream-v1" || console ID). Chunk i (from 0) is
@@ -75,6 +82,32 @@ type backupHeader struct {
 	FileSalt      []byte          `json:"file_salt"`
 	ChunkSize     int             `json:"chunk_size"`
 	Officers      []backupOfficer `json:"officers"`
+	Files         []backupFile    `json:"files,omitempty"`
+}
+
+// backupFile is a file of the data directory carried in a backup.
+type backupFile struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+const (
+	maxBackupFiles    = 16
+	maxBackupFileSize = 16 << 20
+)
+
+// validFileName accepts plain names of the data directory that are not the
+// database itself.
+func validFileName(name string) bool {
+	if name == "" || len(name) > 64 || name[0] == '.' || strings.HasPrefix(name, "keyholder.db") {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // BackupInfo describes a backup file.
@@ -84,6 +117,7 @@ type BackupInfo struct {
 	SchemaVersion int       `json:"schema_version"`
 	Officers      []string  `json:"officers"`
 	Bytes         int64     `json:"bytes"` // size of the database inside
+	Files         []string  `json:"files"` // further data-directory files inside
 }
 
 func streamKey(master, salt []byte, cid string) []byte {
@@ -106,10 +140,41 @@ func chunkNonce(i uint64, final bool) []byte {
 // WriteBackup writes an encrypted, integrity-protected export of the whole
 // console state to w. The service must be unlocked (the stream key derives
 // from the master key). actor is recorded in the audit log; the audit entry
-// is written before the snapshot, so the backup contains it.
-func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer) (BackupInfo, error) {
+// is written before the snapshot, so the backup contains it. files names
+// further files of the data directory (the database's directory) to carry,
+// e.g. the release listener's TLS certificate and key; missing ones are
+// left out. RestoreBackup puts them back beside the database.
+func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, files ...string) (BackupInfo, error) {
 	if !s.Unlocked() {
 		return BackupInfo{}, ErrLocked
+	}
+	if len(files) > maxBackupFiles {
+		return BackupInfo{}, fmt.Errorf("%w: at most %d files", ErrInvalid, maxBackupFiles)
+	}
+	var extra [][]byte
+	defer func() {
+		for _, b := range extra {
+			clear(b)
+		}
+	}()
+	var listed []backupFile
+	for _, name := range files {
+		if !validFileName(name) {
+			return BackupInfo{}, fmt.Errorf("%w: backup file name %q", ErrInvalid, name)
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(s.db.Path()), name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return BackupInfo{}, fmt.Errorf("read %s for the backup: %w", name, err)
+		}
+		if len(b) > maxBackupFileSize {
+			clear(b)
+			return BackupInfo{}, fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalid, name, maxBackupFileSize)
+		}
+		extra = append(extra, b)
+		listed = append(listed, backupFile{Name: name, Size: int64(len(b))})
 	}
 	if _, err := audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: actor, Action: "console.backup", Decision: "ok", Reason: "encrypted backup written"}); err != nil {
 		return BackupInfo{}, err
@@ -137,11 +202,17 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer) (B
 	if err != nil {
 		return BackupInfo{}, err
 	}
-	in, err := os.Open(snap)
+	hdr.Files = listed
+	snapFile, err := os.Open(snap)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", err)
 	}
-	defer in.Close()
+	defer snapFile.Close()
+	parts := make([]io.Reader, 0, len(extra)+1)
+	for _, b := range extra {
+		parts = append(parts, bytes.NewReader(b))
+	}
+	in := io.MultiReader(append(parts, snapFile)...)
 	var info BackupInfo
 	err = s.withMaster(func(master []byte, cid string) error {
 		if cid != hdr.ConsoleID {
@@ -153,6 +224,10 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer) (B
 		info = BackupInfo{ConsoleID: cid, CreatedAt: hdr.CreatedAt, SchemaVersion: hdr.SchemaVersion, Bytes: n}
 		return err
 	})
+	for _, f := range listed {
+		info.Files = append(info.Files, f.Name)
+		info.Bytes -= f.Size
+	}
 	for _, o := range hdr.Officers {
 		info.Officers = append(info.Officers, o.Name)
 	}
@@ -275,6 +350,16 @@ func readBackupHeader(r *bufio.Reader) (backupHeader, [32]byte, error) {
 	if hdr.ChunkSize < 1 || hdr.ChunkSize > 1<<20 || len(hdr.FileSalt) != 32 || len(hdr.KeyCheck) != 32 || hdr.ConsoleID == "" || len(hdr.Officers) == 0 {
 		return hdr, hh, fmt.Errorf("%w: header fields out of range", ErrBackupCorrupt)
 	}
+	if len(hdr.Files) > maxBackupFiles {
+		return hdr, hh, fmt.Errorf("%w: too many files", ErrBackupCorrupt)
+	}
+	seen := map[string]bool{}
+	for _, f := range hdr.Files {
+		if !validFileName(f.Name) || f.Size < 0 || f.Size > maxBackupFileSize || seen[f.Name] {
+			return hdr, hh, fmt.Errorf("%w: bad file entry in the header", ErrBackupCorrupt)
+		}
+		seen[f.Name] = true
+	}
 	h := sha256.New()
 	h.Write(magic)
 	binary.Write(h, binary.BigEndian, n)
@@ -392,7 +477,17 @@ func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts Restore
 			os.Remove(p)
 		}
 	}
-	n, err := br.decryptTo(tmp)
+	var filesLen int64
+	for _, f := range hdr.Files {
+		filesLen += f.Size
+	}
+	split := &splitWriter{head: make([]byte, 0, filesLen), headLen: filesLen, rest: tmp}
+	defer clear(split.head)
+	n, err := br.decryptTo(split)
+	if err == nil && int64(len(split.head)) < filesLen {
+		err = fmt.Errorf("%w: the files listed in the header are cut short", ErrBackupCorrupt)
+	}
+	n -= filesLen
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -419,6 +514,16 @@ func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts Restore
 		}
 		os.Remove(dbPath + "-wal")
 		os.Remove(dbPath + "-shm")
+	}
+	// The files first, the database last: the database is the commit point.
+	off := int64(0)
+	for _, f := range hdr.Files {
+		if err := installFile(filepath.Join(dir, f.Name), split.head[off:off+f.Size]); err != nil {
+			cleanup()
+			return info, err
+		}
+		off += f.Size
+		info.Files = append(info.Files, f.Name)
 	}
 	if err := os.Rename(tmpPath, dbPath); err != nil {
 		cleanup()
@@ -475,4 +580,49 @@ func checkReplaceable(ctx context.Context, dbPath, want string) error {
 	}
 	_, err = db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	return err
+}
+
+// splitWriter sends the first headLen bytes to head and the rest to rest.
+type splitWriter struct {
+	head    []byte
+	headLen int64
+	rest    io.Writer
+}
+
+func (w *splitWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := w.headLen - int64(len(w.head)); room > 0 {
+		k := min(int64(len(p)), room)
+		w.head = append(w.head, p[:k]...)
+		p = p[k:]
+	}
+	if len(p) > 0 {
+		if _, err := w.rest.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// installFile writes b to path (mode 0600) through a synced temp file.
+func installFile(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".keyholder-restore-*.tmp")
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", filepath.Base(path), err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", filepath.Base(path), err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,6 +299,44 @@ func TestBackupVector(t *testing.T) {
 		t.Fatalf("vector secret: %x, %v", sec, err)
 	}
 	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackupCarriesDataDirFiles(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	src := filepath.Dir(s.DB().Path())
+	key := []byte("-----BEGIN PRIVATE KEY-----\nlistener key\n-----END PRIVATE KEY-----\n")
+	os.WriteFile(filepath.Join(src, "release-tls.key"), key, 0o600)
+	os.WriteFile(filepath.Join(src, "release-tls.crt"), []byte("certificate"), 0o600)
+	var buf bytes.Buffer
+	info, err := s.WriteBackup(ctx, "officer:alice", &buf, "release-tls.crt", "release-tls.key", "absent.file")
+	if err != nil || len(info.Files) != 2 {
+		t.Fatalf("WriteBackup = %+v, %v", info, err)
+	}
+	if bytes.Contains(buf.Bytes(), []byte("listener key")) {
+		t.Fatal("a carried file is in the backup in plaintext")
+	}
+	for _, bad := range []string{"../etc/passwd", "keyholder.db", ".hidden", "a/b"} {
+		if _, err := s.WriteBackup(ctx, "officer:alice", io.Discard, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("file %q: err = %v, want ErrInvalid", bad, err)
+		}
+	}
+	dst := t.TempDir()
+	rinfo, err := RestoreBackup(ctx, bytes.NewReader(buf.Bytes()), filepath.Join(dst, "keyholder.db"), RestoreOptions{Passphrase: []byte("correct horse battery")})
+	if err != nil || len(rinfo.Files) != 2 || rinfo.Bytes != info.Bytes {
+		t.Fatalf("restore = %+v, %v (written %+v)", rinfo, err, info)
+	}
+	got, err := os.ReadFile(filepath.Join(dst, "release-tls.key"))
+	if err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("restored key file: %q, %v", got, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dst, "release-tls.key")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("restored key file mode %v", fi.Mode())
+	}
+	r := New(openTestDB(t, dst), Options{KDF: testKDF})
+	if _, err := r.Unlock(ctx, "alice", []byte("correct horse battery")); err != nil {
 		t.Fatal(err)
 	}
 }
