@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"golang.org/x/term"
 
@@ -160,8 +159,6 @@ func custodyHint(err error) string {
 	}
 	return ""
 }
-
-func joinLines(s []string) string { return strings.Join(s, "\n") }
 
 // interspersed lets flags follow positional arguments ("officers add bob
 // --role viewer"): it parses what the command table's first parse left.
