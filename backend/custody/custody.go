@@ -79,7 +79,8 @@ var (
 )
 
 // ThrottledError is returned while an officer must wait after repeated
-// wrong passphrases. It wraps ErrWrongPassphrase's sibling ErrThrottled.
+// wrong passphrases; errors.Is(err, ErrThrottled) is true for it. No
+// passphrase is checked (and no failure counted) while it applies.
 type ThrottledError struct {
 	Officer    string
 	RetryAfter time.Duration
