@@ -305,9 +305,11 @@ func (s *Session) now() time.Time {
 	return time.Now()
 }
 
-// publicMethods may be called without a session in the web console.
+// publicMethods may be called without a session in the web console. The
+// rest, Console.Info too (it names the host and the data directory), need
+// one.
 var publicMethods = map[string]bool{
-	"Session/State": true, "Session/Login": true, "Session/Setup": true, "Session/Logout": true, "Console/Info": true,
+	"Session/State": true, "Session/Login": true, "Session/Setup": true, "Session/Logout": true,
 }
 
 // gate decides whether an HTTP request may call method ("Service/Method",

@@ -141,6 +141,7 @@ func TestWebLoginGate(t *testing.T) {
 		{"no cookie", "Keys/Volumes", "", 401},
 		{"wrong cookie", "Keys/Volumes", strings.Repeat("0", 64), 401},
 		{"no cookie, public state", "Session/State", "", 200},
+		{"no cookie, console info", "Console/Info", "", 401},
 		{"cookie", "Keys/Volumes", tok, 200},
 		{"cookie, audit", "Audit/List", tok, 200},
 	} {
