@@ -34,6 +34,7 @@ var commands = []*command{
 	attestCommand,
 	requestsCommand,
 	fleetCommand,
+	benchCommand,
 	imageCommand,
 	versionCommand,
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -76,19 +75,30 @@ type Queryer interface {
 }
 
 // Lookup reads what the fleet knows about vmID seen on chipID with
-// measurement and launch reportID.
+// measurement and launch reportID, in one statement (it runs for every
+// release and heartbeat).
 func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID string) (History, error) {
 	var h History
-	var revoked int
-	var vol, tcb, curReport, lastRelease string
-	err := q.QueryRowContext(ctx, `SELECT revoked, COALESCE(volume_id, ''), approved_tcb, report_id, last_release_at FROM vms WHERE id = ?`, vmID).
-		Scan(&revoked, &vol, &tcb, &curReport, &lastRelease)
-	if errors.Is(err, sql.ErrNoRows) {
-		h.ReportIDOtherVM, err = launchOfOther(ctx, q, vmID, reportID)
-		return h, err
-	}
+	var exists, revoked, chip, meas, earlier, other int
+	var vol, tcb, lastRelease string
+	err := q.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM vms WHERE id = ?1),
+		COALESCE((SELECT revoked FROM vms WHERE id = ?1), 0),
+		COALESCE((SELECT volume_id FROM vms WHERE id = ?1), ''),
+		COALESCE((SELECT approved_tcb FROM vms WHERE id = ?1), ''),
+		COALESCE((SELECT last_release_at FROM vms WHERE id = ?1), ''),
+		(SELECT COUNT(*) FROM vm_chips WHERE vm_id = ?1 AND chip_id = ?2),
+		(SELECT COUNT(*) FROM vm_measurements WHERE vm_id = ?1 AND measurement = ?3),
+		(SELECT COUNT(*) FROM vm_launches WHERE vm_id = ?1 AND report_id = ?4 AND ?4 != ''
+			AND ?4 != COALESCE((SELECT report_id FROM vms WHERE id = ?1), '')),
+		(SELECT COUNT(*) FROM vms WHERE report_id = ?4 AND report_id != '' AND id != ?1)`,
+		vmID, chipID, measurement, reportID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other)
 	if err != nil {
 		return h, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
+	}
+	h.ReportIDOtherVM = other > 0
+	if exists == 0 {
+		return h, nil
 	}
 	h.Exists, h.Revoked, h.EverReleased = true, revoked != 0, lastRelease != ""
 	if h.EverReleased {
@@ -101,41 +111,14 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 		}
 		h.ApprovedTCB = &t
 	}
-	var n int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vm_chips WHERE vm_id = ? AND chip_id = ?`, vmID, chipID).Scan(&n); err != nil {
-		return h, fmt.Errorf("look up chips: %w", store.Classify(err))
-	}
-	h.ChipApproved = n > 0
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vm_measurements WHERE vm_id = ? AND measurement = ?`, vmID, measurement).Scan(&n); err != nil {
-		return h, fmt.Errorf("look up measurements: %w", store.Classify(err))
-	}
-	h.MeasurementSeen = n > 0
-	if reportID != "" && reportID != curReport {
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vm_launches WHERE vm_id = ? AND report_id = ?`, vmID, reportID).Scan(&n); err != nil {
-			return h, fmt.Errorf("look up launches: %w", store.Classify(err))
-		}
-		h.ReportIDEarlierLaunch = n > 0
-	}
-	h.ReportIDOtherVM, err = launchOfOther(ctx, q, vmID, reportID)
-	return h, err
-}
-
-func launchOfOther(ctx context.Context, q Queryer, vmID, reportID string) (bool, error) {
-	if reportID == "" {
-		return false, nil
-	}
-	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM vms WHERE report_id = ? AND id != ?`, reportID, vmID).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("look up launch: %w", store.Classify(err))
-	}
-	return n > 0, nil
+	h.ChipApproved, h.MeasurementSeen, h.ReportIDEarlierLaunch = chip > 0, meas > 0, earlier > 0
+	return h, nil
 }
 
 // EvidenceSeen reports whether evidence with this hash was decided before.
 func EvidenceSeen(ctx context.Context, q Queryer, evidenceHash string) (bool, error) {
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM attestations WHERE evidence_hash = ? AND kind != 'approval'`, evidenceHash).Scan(&n)
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM attestations WHERE evidence_hash = ? AND evidence_hash != '' AND kind != 'approval'`, evidenceHash).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("look up evidence: %w", store.Classify(err))
 	}
@@ -149,15 +132,59 @@ func EvidenceSeen(ctx context.Context, q Queryer, evidenceHash string) (bool, er
 func Record(ctx context.Context, tx *sql.Tx, o Observation) (bool, error) {
 	at := store.Time(o.At)
 	tcb, _ := json.Marshal(o.TCB)
-	var exists int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM vms WHERE id = ?`, o.VMID).Scan(&exists); err != nil {
-		return false, fmt.Errorf("record attestation: %w", store.Classify(err))
+	reason := o.Message
+	if reason == "" {
+		reason = o.Class
 	}
-	if exists == 0 && o.Create {
-		var img, vol any
-		if o.ImageID != "" {
-			img = o.ImageID
+	staleAfter := ""
+	if o.Authentic && o.Status == Verified {
+		every := o.HeartbeatEvery
+		if every <= 0 {
+			every = time.Minute
 		}
+		staleAfter = store.Time(o.At.Add(3 * every))
+	}
+	var img any
+	if o.ImageID != "" {
+		img = o.ImageID
+	}
+	// One UPDATE carries everything the observation changes: the status
+	// (a revoked VM stays revoked; "" leaves it), what authentic evidence
+	// showed, and what a release approved.
+	update := func() (int64, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE vms SET
+			status = CASE WHEN revoked != 0 THEN 'revoked' WHEN ?1 = '' THEN status ELSE ?1 END,
+			status_reason = CASE WHEN ?1 = '' THEN status_reason ELSE ?2 END,
+			simulated = CASE WHEN ?1 = '' THEN simulated ELSE ?3 END,
+			product = CASE WHEN ?4 THEN ?5 ELSE product END,
+			chip_id = CASE WHEN ?4 THEN ?6 ELSE chip_id END,
+			measurement = CASE WHEN ?4 THEN ?7 ELSE measurement END,
+			tcb = CASE WHEN ?4 THEN ?8 ELSE tcb END,
+			last_evidence_at = CASE WHEN ?4 THEN ?9 ELSE last_evidence_at END,
+			stale_after = CASE WHEN ?10 != '' THEN ?10 ELSE stale_after END,
+			volume_id = CASE WHEN ?11 THEN ?12 ELSE volume_id END,
+			image_id = CASE WHEN ?11 THEN COALESCE(?13, image_id) ELSE image_id END,
+			generation = CASE WHEN ?11 THEN ?14 ELSE generation END,
+			approved_tcb = CASE WHEN ?11 THEN ?8 ELSE approved_tcb END,
+			report_id = CASE WHEN ?11 THEN ?15 ELSE report_id END,
+			last_release_at = CASE WHEN ?11 THEN ?9 ELSE last_release_at END
+			WHERE id = ?16`,
+			string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
+			staleAfter, o.Released, o.VolumeID, img, o.Generation, o.ReportID, o.VMID)
+		if err != nil {
+			return 0, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
+		}
+		return res.RowsAffected()
+	}
+	n, err := update()
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		if !o.Create {
+			return false, nil
+		}
+		var vol any
 		if o.VolumeID != "" {
 			vol = o.VolumeID
 		}
@@ -165,57 +192,16 @@ func Record(ctx context.Context, tx *sql.Tx, o Observation) (bool, error) {
 			o.VMID, o.VMID, img, vol, at); err != nil {
 			return false, fmt.Errorf("add guest %s: %w", o.VMID, store.Classify(err))
 		}
-		exists = 1
-	}
-	if exists == 0 {
-		return false, nil
-	}
-	reason := o.Message
-	if reason == "" {
-		reason = o.Class
-	}
-	// A revoked VM stays revoked whatever it presents; an empty status
-	// leaves the VM as it was (unauthenticated input).
-	if o.Status != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE vms SET status = CASE WHEN revoked != 0 THEN 'revoked' ELSE ? END, status_reason = ?, simulated = ? WHERE id = ?`,
-			string(o.Status), reason, boolInt(o.Simulated), o.VMID); err != nil {
-			return false, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
-		}
-	}
-	if o.Authentic {
-		staleAfter := ""
-		if o.Status == Verified {
-			every := o.HeartbeatEvery
-			if every <= 0 {
-				every = time.Minute
-			}
-			staleAfter = store.Time(o.At.Add(3 * every))
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE vms SET product = ?, chip_id = ?, measurement = ?, tcb = ?, last_evidence_at = ?,
-			stale_after = CASE WHEN ? != '' THEN ? ELSE stale_after END WHERE id = ?`,
-			o.Product, o.ChipID, o.Measurement, string(tcb), at, staleAfter, staleAfter, o.VMID); err != nil {
-			return false, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
+		if _, err := update(); err != nil {
+			return false, err
 		}
 	}
 	if o.Released {
-		var img any
-		if o.ImageID != "" {
-			img = o.ImageID
-		}
-		stmts := []struct {
-			q    string
-			args []any
-		}{
-			{`UPDATE vms SET volume_id = ?, image_id = COALESCE(?, image_id), generation = ?, approved_tcb = ?, report_id = ?, last_release_at = ? WHERE id = ?`,
-				[]any{o.VolumeID, img, o.Generation, string(tcb), o.ReportID, at, o.VMID}},
-			{`INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ChipID, at}},
-			{`INSERT OR IGNORE INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.Measurement, at}},
-			{`INSERT OR IGNORE INTO vm_launches(vm_id, report_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ReportID, at}},
-		}
-		for _, s := range stmts {
-			if _, err := tx.ExecContext(ctx, s.q, s.args...); err != nil {
-				return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))
-			}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO vm_launches(vm_id, report_id, first_seen) VALUES (?1, ?2, ?3);
+			INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) VALUES (?1, ?4, ?3);
+			INSERT OR IGNORE INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?1, ?5, ?3)`,
+			o.VMID, o.ReportID, at, o.ChipID, o.Measurement); err != nil {
+			return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO attestations(vm_id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated)

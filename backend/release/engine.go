@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -91,6 +92,15 @@ type Service struct {
 	mu         sync.Mutex
 	listenAddr string
 	pin        string
+
+	// cpu bounds the goroutines doing public-key work (verify, seal) to
+	// the processors, so that under a storm the committer (one goroutine,
+	// the serial part) is not starved behind hundreds of runnable ones.
+	cpu            chan struct{}
+	jobs           chan *job
+	startCommitter sync.Once
+	closed         chan struct{}
+	closeOnce      sync.Once
 }
 
 // OnEvent replaces the function that receives events after each commit.
@@ -133,7 +143,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("release engine needs a database and a key service")
 	}
 	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, nonces: cfg.Nonces, now: cfg.Now,
-		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log}
+		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
+		cpu: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if s.now == nil {
 		s.now = cfg.DB.Now
 	}
@@ -150,6 +161,15 @@ func New(cfg Config) (*Service, error) {
 		s.log = slog.Default()
 	}
 	return s, nil
+}
+
+func (s *Service) acquireCPU(ctx context.Context) error {
+	select {
+	case s.cpu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Challenge issues a nonce for one release or heartbeat.
@@ -207,13 +227,27 @@ func (s *Service) Release(ctx context.Context, req *wire.ReleaseRequest) (*wire.
 		return nil, refusal(wire.CodeBadRequest, "heartbeats go to /v1/heartbeat")
 	}
 	var out *wire.Release
+	var ts *toSeal
 	werr := s.decide(ctx, req, func(tx *sql.Tx, d decided) (*wire.Error, error) {
-		r, werr, err := s.act(ctx, tx, req, d)
-		out = r
+		ts.wipe() // a batch retried the decision
+		r, t, werr, err := s.act(ctx, tx, req, d)
+		out, ts = r, t
 		return werr, err
 	})
 	if werr != nil {
+		ts.wipe()
 		return nil, werr
+	}
+	if ts != nil {
+		if err := s.acquireCPU(ctx); err != nil {
+			ts.wipe()
+			return nil, refusal(wire.CodeUnavailable, "the request was cancelled")
+		}
+		err := ts.seal(out)
+		<-s.cpu
+		if err != nil {
+			return nil, s.internal("seal", err)
+		}
 	}
 	return out, nil
 }
@@ -257,7 +291,11 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 	if err != nil {
 		return s.internal("read volume", err)
 	}
+	if err := s.acquireCPU(ctx); err != nil {
+		return refusal(wire.CodeUnavailable, "the request was cancelled")
+	}
 	d.claims, err = s.verifier.Verify(ctx, req.Evidence, d.vol.imageID, d.expected)
+	<-s.cpu
 	if err != nil {
 		return s.internal("verify evidence", err)
 	}
@@ -267,7 +305,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 		return s.internal("read policy", err)
 	}
 	var werr *wire.Error
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
 		if err != nil {
@@ -319,7 +357,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 
 // refuse records and audits a refusal made before the transaction.
 func (s *Service) refuse(ctx context.Context, req *wire.ReleaseRequest, d decided) *wire.Error {
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error { return s.recordRefusal(ctx, tx, req, d) })
+	err := s.tx(ctx, func(tx *sql.Tx) error { return s.recordRefusal(ctx, tx, req, d) })
 	if err != nil {
 		return s.internal("record refusal", err)
 	}
@@ -365,23 +403,24 @@ func (s *Service) observation(req *wire.ReleaseRequest, d decided, kind, result 
 }
 
 // act carries out a release or approval decision inside the transaction.
-func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) (*wire.Release, *wire.Error, error) {
+func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) (*wire.Release, *toSeal, *wire.Error, error) {
 	switch d.decision.Action {
 	case ActionRelease:
-		rel, err := s.releaseTx(ctx, tx, releaseArgs{
+		rel, ts, err := s.releaseTx(ctx, tx, releaseArgs{
 			reqID: d.reqID, vmID: req.VMID, volumeID: req.VolumeID, imageID: d.vol.imageID, purpose: req.Purpose,
 			gen: d.gen, pub: req.HPKEPublicKey, claims: d.claims, evHash: d.evHash, class: d.decision.Class,
 			now: d.now, heartbeat: d.policy.Heartbeat(), reason: "policy releases " + joinClasses(d.decision.Signals),
+			pending: d.pending, pendingKnown: true,
 		})
-		return rel, nil, err
+		return rel, ts, nil, err
 	case ActionApprove:
 		if err := s.insertPending(ctx, tx, req, d); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		return &wire.Release{RequestID: d.reqID, Status: wire.StatusPending, Class: string(d.decision.Class),
-			RetryAfter: 5, ExpiresAt: d.now.Add(d.policy.TTL()), Simulated: d.claims.Simulated}, nil, nil
+			RetryAfter: 5, ExpiresAt: d.now.Add(d.policy.TTL()), Simulated: d.claims.Simulated}, nil, nil, nil
 	}
-	return nil, nil, fmt.Errorf("unexpected action %q", d.decision.Action)
+	return nil, nil, nil, fmt.Errorf("unexpected action %q", d.decision.Action)
 }
 
 type releaseArgs struct {
@@ -396,43 +435,79 @@ type releaseArgs struct {
 	heartbeat                      time.Duration
 	reason                         string
 	actor                          string // who decided; "" for the policy
+	// pending is the volume's pending generation when the caller read it
+	// in this transaction already (pendingKnown).
+	pending      int
+	pendingKnown bool
 }
 
-// releaseTx unwraps, seals, records and audits one release.
-func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wire.Release, error) {
+// toSeal holds unwrapped secrets between the transaction that decided and
+// audited a release and the HPKE sealing, which runs after the commit so
+// that the committer (one writer) does no public-key work. Its owner calls
+// seal or wipe exactly once.
+type toSeal struct {
+	pub, secret, newSecret []byte
+	reqID, volumeID        string
+	gen, newGen            int
+}
+
+func (t *toSeal) wipe() {
+	if t != nil {
+		clear(t.secret)
+		clear(t.newSecret)
+	}
+}
+
+// seal seals the secrets into rel and wipes them.
+func (t *toSeal) seal(rel *wire.Release) error {
+	defer t.wipe()
+	var err error
+	if rel.Sealed, err = wire.Seal(t.pub, t.reqID, t.volumeID, uint32(t.gen), t.secret); err != nil {
+		return err
+	}
+	if t.newGen != 0 {
+		rel.NewSealed, err = wire.Seal(t.pub, t.reqID, t.volumeID, uint32(t.newGen), t.newSecret)
+	}
+	return err
+}
+
+// releaseTx unwraps, records and audits one release; the caller seals after
+// the commit (or wipes if it fails).
+func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wire.Release, *toSeal, error) {
+	if err := wire.CheckPublicKey(a.pub); err != nil {
+		return nil, nil, err
+	}
 	secret, err := s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, a.gen)
 	if err != nil {
-		return nil, fmt.Errorf("release secret: %w", err)
+		return nil, nil, fmt.Errorf("release secret: %w", err)
 	}
-	sealed, err := wire.Seal(a.pub, a.reqID, a.volumeID, uint32(a.gen), secret)
-	clear(secret)
-	if err != nil {
-		return nil, err
-	}
-	rel := &wire.Release{RequestID: a.reqID, Status: wire.StatusReleased, Class: string(a.class), Generation: a.gen, Sealed: sealed, Simulated: a.claims.Simulated}
+	ts := &toSeal{pub: a.pub, secret: secret, reqID: a.reqID, volumeID: a.volumeID, gen: a.gen}
+	ok := false
+	defer func() {
+		if !ok {
+			ts.wipe()
+		}
+	}()
+	rel := &wire.Release{RequestID: a.reqID, Status: wire.StatusReleased, Class: string(a.class), Generation: a.gen, Simulated: a.claims.Simulated}
 	// A pending generation (an officer started a rotation, or an approved
 	// rotation request made one) travels beside the current secret; the
 	// agent's confirmation makes it current.
-	_, pending, err := s.secrets.CurrentGenerationTx(ctx, tx, a.volumeID)
-	if err != nil {
-		return nil, err
+	pending := a.pending
+	if !a.pendingKnown {
+		if _, pending, err = s.secrets.CurrentGenerationTx(ctx, tx, a.volumeID); err != nil {
+			return nil, nil, err
+		}
 	}
 	if a.purpose == wire.PurposeRotate || (pending != 0 && a.gen < pending) {
 		if pending == 0 {
 			if pending, err = s.secrets.RotateTx(ctx, tx, guestActor(a.vmID), a.volumeID); err != nil {
-				return nil, fmt.Errorf("rotate: %w", err)
+				return nil, nil, fmt.Errorf("rotate: %w", err)
 			}
 		}
-		next, err := s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, pending)
-		if err != nil {
-			return nil, fmt.Errorf("release new secret: %w", err)
+		if ts.newSecret, err = s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, pending); err != nil {
+			return nil, nil, fmt.Errorf("release new secret: %w", err)
 		}
-		rel.NewSealed, err = wire.Seal(a.pub, a.reqID, a.volumeID, uint32(pending), next)
-		clear(next)
-		if err != nil {
-			return nil, err
-		}
-		rel.NewGeneration = pending
+		ts.newGen, rel.NewGeneration = pending, pending
 	}
 	c := a.claims
 	if _, err := fleet.Record(ctx, tx, fleet.Observation{
@@ -441,7 +516,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 		Authentic: true, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
 		Simulated: c.Simulated, Released: true, Generation: a.gen, HeartbeatEvery: a.heartbeat, Create: true,
 	}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	actor := a.actor
 	if actor == "" {
@@ -456,9 +531,10 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 	}
 	if _, err := audit.Append(ctx, tx, audit.Entry{At: a.now, Actor: actor, Action: "release", Subject: a.volumeID,
 		Decision: "released", Reason: reason, EvidenceHash: a.evHash}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return rel, nil
+	ok = true
+	return rel, ts, nil
 }
 
 // Summary is what the officer sees about a pending request.
@@ -562,7 +638,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wir
 func (s *Service) ConfirmRotation(ctx context.Context, c *wire.RotationConfirm) error {
 	now := s.now()
 	var werr *wire.Error
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		r, err := getRequest(ctx, tx, c.RequestID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && (r.Purpose != string(wire.PurposeRotate) || r.Status != StatusCompleted || r.VMID != c.VMID || r.VolumeID != c.VolumeID)) {
 			werr = refusal(wire.CodeRequestUnknown, "no completed rotation request matches")

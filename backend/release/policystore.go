@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"keyholder/backend/audit"
@@ -27,34 +26,27 @@ func LoadPolicy(ctx context.Context, db *store.DB, imageID string) (Policy, erro
 
 func loadPolicy(ctx context.Context, q querier, imageID string) (Policy, error) {
 	p := DefaultPolicy()
-	var raw string
-	err := q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, settingPolicy).Scan(&raw)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
+	var def, img sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT (SELECT value FROM settings WHERE key = ?), (SELECT policy FROM release_policies WHERE image_id = ?)`,
+		settingPolicy, imageID).Scan(&def, &img)
+	if err != nil {
 		return p, fmt.Errorf("read release policy: %w", store.Classify(err))
-	default:
-		var def Policy
-		if err := json.Unmarshal([]byte(raw), &def); err != nil {
+	}
+	if def.Valid {
+		var d Policy
+		if err := json.Unmarshal([]byte(def.String), &d); err != nil {
 			return p, fmt.Errorf("release policy setting: %w", err)
 		}
-		p = p.Override(&def)
+		p = p.Override(&d)
 	}
-	if imageID == "" {
-		return p, nil
+	if img.Valid && imageID != "" {
+		var ip Policy
+		if err := json.Unmarshal([]byte(img.String), &ip); err != nil {
+			return p, fmt.Errorf("policy of image %s: %w", imageID, err)
+		}
+		p = p.Override(&ip)
 	}
-	err = q.QueryRowContext(ctx, `SELECT policy FROM release_policies WHERE image_id = ?`, imageID).Scan(&raw)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return p, nil
-	case err != nil:
-		return p, fmt.Errorf("read policy of image %s: %w", imageID, store.Classify(err))
-	}
-	var img Policy
-	if err := json.Unmarshal([]byte(raw), &img); err != nil {
-		return p, fmt.Errorf("policy of image %s: %w", imageID, err)
-	}
-	return p.Override(&img), nil
+	return p, nil
 }
 
 // SetPolicy stores the console default (imageID "") or an image's override

@@ -165,7 +165,7 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 		return Request{}, ErrReauthenticate
 	}
 	var expired bool
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		r, err := getRequest(ctx, tx, id)
 		if err != nil {
 			return err
@@ -221,7 +221,7 @@ func (s *Service) Deny(ctx context.Context, id string, by Approver, note string)
 		return Request{}, ErrNoOfficer
 	}
 	var vm string
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		r, err := getRequest(ctx, tx, id)
 		if err != nil {
 			return err
@@ -283,7 +283,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, r := range rs {
-		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
 			var st string
 			if err := tx.QueryRowContext(ctx, `SELECT status FROM approval_requests WHERE id = ?`, r.ID).Scan(&st); err != nil {
 				return err
@@ -311,10 +311,11 @@ func (s *Service) Poll(ctx context.Context, id string) (*wire.Release, error) {
 	}
 	now := s.now()
 	var out *wire.Release
+	var ts *toSeal
 	var werr *wire.Error
 	var vm string
 	changed := false
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		r, err := getRequest(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			werr = refusal(wire.CodeRequestUnknown, "no such request")
@@ -345,11 +346,18 @@ func (s *Service) Poll(ctx context.Context, id string) (*wire.Release, error) {
 		}
 		// Approved: check again what may have changed since.
 		changed = true
-		out, werr, err = s.collectTx(ctx, tx, r, now)
+		ts.wipe()
+		out, ts, werr, err = s.collectTx(ctx, tx, r, now)
 		return err
 	})
 	if err != nil {
+		ts.wipe()
 		return nil, s.internal("poll", err)
+	}
+	if ts != nil {
+		if err := ts.seal(out); err != nil {
+			return nil, s.internal("seal", err)
+		}
 	}
 	if changed {
 		s.emit(Event{Kind: "request", RequestID: id})
@@ -362,37 +370,37 @@ func (s *Service) Poll(ctx context.Context, id string) (*wire.Release, error) {
 }
 
 // collectTx releases the secret of an approved request.
-func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time.Time) (*wire.Release, *wire.Error, error) {
-	final := func(code wire.Code, msg string) (*wire.Release, *wire.Error, error) {
+func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time.Time) (*wire.Release, *toSeal, *wire.Error, error) {
+	final := func(code wire.Code, msg string) (*wire.Release, *toSeal, *wire.Error, error) {
 		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`, msg, store.Time(now), r.ID); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, msg); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release", Subject: r.VolumeID, Decision: "denied",
 			Reason: fmt.Sprintf("%s: %s (request %s)", code, msg, r.ID), EvidenceHash: r.EvidenceHash})
-		return nil, refusal(code, msg), err
+		return nil, nil, refusal(code, msg), err
 	}
 	// Every approval must be bound to the evidence this request carries.
 	var bound, unbound int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(evidence_hash = ?), 0), COALESCE(SUM(evidence_hash != ?), 0) FROM approvals WHERE request_id = ?`,
 		r.EvidenceHash, r.EvidenceHash, r.ID).Scan(&bound, &unbound); err != nil {
-		return nil, nil, fmt.Errorf("read approvals: %w", store.Classify(err))
+		return nil, nil, nil, fmt.Errorf("read approvals: %w", store.Classify(err))
 	}
 	if unbound > 0 || bound < r.ApprovalsNeeded {
 		return final(wire.CodeDeniedByOfficer, "the approvals do not cover this evidence")
 	}
 	hist, err := fleet.Lookup(ctx, tx, r.VMID, "", "", "")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if hist.Revoked {
 		return final(wire.CodeVMRevoked, "the VM was revoked after the approval")
 	}
 	vol, err := readVolume(ctx, tx, r.VolumeID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !vol.exists || vol.status != "active" {
 		return final(wire.CodeVolumeRevoked, "the volume was revoked after the approval")
@@ -401,29 +409,30 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	var pub []byte
 	var claimsJSON string
 	if err := tx.QueryRowContext(ctx, `SELECT claims, hpke_public_key FROM approval_requests WHERE id = ?`, r.ID).Scan(&claimsJSON, &pub); err != nil {
-		return nil, nil, fmt.Errorf("read request: %w", store.Classify(err))
+		return nil, nil, nil, fmt.Errorf("read request: %w", store.Classify(err))
 	}
 	if err := json.Unmarshal([]byte(claimsJSON), &claims); err != nil {
-		return nil, nil, fmt.Errorf("request %s claims: %w", r.ID, err)
+		return nil, nil, nil, fmt.Errorf("request %s claims: %w", r.ID, err)
 	}
 	policy, err := loadPolicy(ctx, tx, vol.imageID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	names := make([]string, 0, len(r.Approvals))
 	for _, a := range r.Approvals {
 		names = append(names, a.Officer)
 	}
-	rel, err := s.releaseTx(ctx, tx, releaseArgs{
+	rel, ts, err := s.releaseTx(ctx, tx, releaseArgs{
 		reqID: r.ID, vmID: r.VMID, volumeID: r.VolumeID, imageID: vol.imageID, purpose: wire.Purpose(r.Purpose), gen: r.Generation,
 		pub: pub, claims: claims, evHash: r.EvidenceHash, class: Class(r.Class), now: now, heartbeat: policy.Heartbeat(),
 		reason: "approved by " + strings.Join(names, ", "), actor: guestActor(r.VMID),
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ?`, store.Time(now), r.ID); err != nil {
-		return nil, nil, fmt.Errorf("complete request: %w", store.Classify(err))
+		ts.wipe()
+		return nil, nil, nil, fmt.Errorf("complete request: %w", store.Classify(err))
 	}
-	return rel, nil, nil
+	return rel, ts, nil, nil
 }

@@ -189,6 +189,9 @@ func (req *ReleaseRequest) Check() error {
 	if len(req.HPKEPublicKey) != PublicKeySize {
 		return bad("hpke_public_key is %d bytes, want %d", len(req.HPKEPublicKey), PublicKeySize)
 	}
+	if err := CheckPublicKey(req.HPKEPublicKey); err != nil {
+		return bad("hpke_public_key: %v", err)
+	}
 	ev := &req.Evidence
 	if len(ev.Report) != SnpReportSize {
 		return bad("evidence.report is %d bytes, want %d", len(ev.Report), SnpReportSize)

@@ -66,3 +66,12 @@ func Open(k hpke.PrivateKey, requestID, volumeID string, generation uint32, seal
 	}
 	return pt, nil
 }
+
+// CheckPublicKey reports whether pub is a valid serialised
+// ML-KEM-768+X25519 public key (Seal to it cannot fail for its shape).
+func CheckPublicKey(pub []byte) error {
+	if _, err := kem.NewPublicKey(pub); err != nil {
+		return fmt.Errorf("HPKE public key: %w", err)
+	}
+	return nil
+}
