@@ -263,3 +263,18 @@ func TestAttestVerifyTPMCLI(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestAttestVerifyCLIRealReport checks a report from real AMD hardware with
+// AMD's production roots, the way an officer would.
+func TestAttestVerifyCLIRealReport(t *testing.T) {
+	dir := filepath.Join("backend", "attest", "testdata", "real-milan")
+	args := []string{"attest", "verify", "--data", t.TempDir(), "--report", filepath.Join(dir, "report.bin"), "--vcek", filepath.Join(dir, "vcek.der")}
+	code, out, errOut := runCLI(t, append(args, "--at", "2024-03-01T00:00:00Z", "--json")...)
+	if code != 0 || !strings.Contains(out, `"simulated": false`) || !strings.Contains(out, `"product": "Milan"`) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, append(args, "--at", "2029-12-01T00:00:00Z")...)
+	if code != 1 || !strings.Contains(out, "refused: certificate_expired") {
+		t.Fatalf("after expiry: exit %d\n%s", code, out)
+	}
+}
