@@ -53,9 +53,9 @@ seconds qemu-img sh -c "qemu-img convert -f raw -O luks --object secret,id=sec0,
 rm -f "$WORK/out.luks"
 
 openssl speed -evp aes-256-xts -multi "$NCPU" -seconds 3 2>/dev/null > "$WORK/openssl" || true
-# the last column of the evp line is the largest block size, in 1000s of bytes/s
-OSSL=$(awk '/^aes-256-xts|^AES-256-XTS/ {v=$NF} END {sub("k","",v); print v*1000}' "$WORK/openssl")
-printf "  %-12s %8.0f MB/s (aes-256-xts, %d processes, largest block)\n" openssl "$(echo "$OSSL / 1000000" | bc -l)" "$NCPU"
+# the best column of the aes-256-xts line (in 1000s of bytes/s)
+OSSL=$(awk 'tolower($1) ~ /^aes-256-xts/ {for (i = 2; i <= NF; i++) {v = $i; sub("k", "", v); if (v + 0 > m) m = v + 0}} END {printf "%.0f", m * 1000}' "$WORK/openssl")
+printf "  %-12s %8.0f MB/s (aes-256-xts, %d processes, best block size)\n" openssl "$(echo "$OSSL / 1000000" | bc -l)" "$NCPU"
 
 XTS=$(go test -run XXX -bench 'Encrypt4096$' -benchtime 2s ./backend/luks2/internal/xts | awk '/MB\/s/ {print $(NF-1)}')
 XTS512=$(go test -run XXX -bench 'Encrypt512$' -benchtime 2s ./backend/luks2/internal/xts | awk '/MB\/s/ {print $(NF-1)}')

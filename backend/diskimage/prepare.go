@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,13 @@ type Registrar interface {
 	Register(ctx context.Context, r Registration, finish func(Issued) error) error
 }
 
+// Checker is implemented by registrars that can tell up front whether a
+// registration would be refused (a taken name, a locked key service), so
+// that Prepare fails before encrypting rather than after.
+type Checker interface {
+	Check(ctx context.Context, r Registration) error
+}
+
 // Result is what Prepare made.
 type Result struct {
 	Output       string   `json:"output"`
@@ -123,6 +131,16 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		p = dataPlan(src.Size(), opts.SectorSize)
 	}
 
+	name := opts.Name
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(opts.Source), filepath.Ext(opts.Source))
+	}
+	regReq := Registration{ImageName: name, VolumeName: name, Description: opts.Description, Actor: opts.Actor}
+	if c, ok := reg.(Checker); ok {
+		if err := c.Check(ctx, regReq); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
 	dest, err := filepath.Abs(opts.Dest)
 	if err != nil {
 		return nil, err
@@ -167,6 +185,9 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		return nil, err
 	}
 	prog.finish()
+	// Give the chunk buffers back before the recovery keyslot's Argon2id
+	// takes its memory, so the two never add up.
+	debug.FreeOSMemory()
 	if p.gptHead != nil {
 		if _, err := tmp.WriteAt(p.gptHead, 0); err != nil {
 			return nil, err
@@ -176,10 +197,6 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		}
 	}
 
-	name := opts.Name
-	if name == "" {
-		name = strings.TrimSuffix(filepath.Base(opts.Source), filepath.Ext(opts.Source))
-	}
 	m := Manifest{
 		ManifestVersion: 1, ImageName: name, Cipher: "aes-xts-plain64", KeyBits: luks2.KeySize * 8,
 		SectorSize: opts.SectorSize, Mode: opts.Mode,
@@ -187,7 +204,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 	}
 	out := &Result{Output: dest, ManifestPath: dest + ".manifest.json"}
 
-	err = reg.Register(ctx, Registration{ImageName: name, VolumeName: name, Description: opts.Description, Actor: opts.Actor}, func(is Issued) error {
+	err = reg.Register(ctx, regReq, func(is Issued) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -230,6 +230,10 @@ func TestPrepareFailsClean(t *testing.T) {
 		{"cancelled", cancelled, func(c *console) Registrar { return c.reg }, Options{}, context.Canceled, ""},
 		{"os mode without GPT", context.Background(), func(c *console) Registrar { return c.reg }, Options{Mode: ModeOS}, nil, "needs a GPT disk"},
 		{"bad output", context.Background(), func(c *console) Registrar { return c.reg }, Options{Output: "ova"}, nil, "output \"ova\""},
+		{"name taken", context.Background(), func(c *console) Registrar {
+			c.db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_x', 'taken', 'x')`)
+			return c.reg
+		}, Options{Name: "taken"}, images.ErrExists, ""},
 		{"custody locked", context.Background(), func(c *console) Registrar { c.svc.Lock(); return c.reg }, Options{}, nil, "lock"},
 	}
 	for _, tc := range cases {
@@ -245,7 +249,7 @@ func TestPrepareFailsClean(t *testing.T) {
 			assertOnly(t, out)
 			vols, _ := custody.ListVolumes(context.Background(), c.db)
 			ims, _ := images.New(c.db).List(context.Background())
-			if len(vols) != 0 || len(ims) != 0 {
+			if len(vols) != 0 || len(ims) > 0 && ims[0].Name != "taken" {
 				t.Fatalf("registered after failure: %v %v", vols, ims)
 			}
 		})

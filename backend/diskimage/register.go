@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"keyholder/backend/audit"
@@ -56,6 +57,22 @@ func (r *StoreRegistrar) Register(ctx context.Context, req Registration, finish 
 			Reason: fmt.Sprintf("image %q prepared with volume %s (generation %d)", im.Name, volID, gen)})
 		return err
 	})
+}
+
+// Check implements Checker: the key service must be unlocked and the image
+// name free.
+func (r *StoreRegistrar) Check(ctx context.Context, req Registration) error {
+	if !r.Custody.Unlocked() {
+		return custody.ErrLocked
+	}
+	var n int
+	if err := r.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE name = ?`, strings.TrimSpace(req.ImageName)).Scan(&n); err != nil {
+		return store.Classify(err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %q", images.ErrExists, req.ImageName)
+	}
+	return nil
 }
 
 func setting(ctx context.Context, tx *sql.Tx, key string) string {
