@@ -97,8 +97,8 @@ func parseSub(env *cliEnv, fs *flag.FlagSet, args []string) error {
 // attestVerifier builds the verifier of a command-line check: AMD's roots,
 // the simulated root only with the development flag, and the console's
 // certificate cache when the data directory has a database.
-func attestVerifier(ctx context.Context, env *cliEnv, devSim bool) (*attest.Verifier, *store.DB, error) {
-	o := attest.Options{}
+func attestVerifier(ctx context.Context, env *cliEnv, devSim bool, crlMaxAge time.Duration) (*attest.Verifier, *store.DB, error) {
+	o := attest.Options{CRLMaxAge: crlMaxAge}
 	if devSim {
 		o.TrustSimulatedRoot = true
 		o.SimulatedRoots = sim.Root().TrustedRoots()
@@ -157,9 +157,13 @@ func attestVerify(env *cliEnv, args []string) error {
 	image := fs.String("image", "", "apply the newest reference values of image `NAME` from the console's database")
 	reportData := fs.String("report-data", "", "expected REPORT_DATA (128 hex digits)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	crlAge := fs.Duration("crl-max-age", 30*24*time.Hour, "a cached CRL older than this does not count as a revocation check")
 	devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
 	if err := parseSub(env, fs, args); err != nil {
 		return err
+	}
+	if *crlAge <= 0 {
+		return &exitError{code: 2, msg: "--crl-max-age must be positive"}
 	}
 	if *report == "" {
 		return &exitError{code: 2, msg: "--report FILE is required"}
@@ -225,7 +229,7 @@ func attestVerify(env *cliEnv, args []string) error {
 
 	ctx, cancel := signalContext()
 	defer cancel()
-	v, db, err := attestVerifier(ctx, env, *devSim)
+	v, db, err := attestVerifier(ctx, env, *devSim, *crlAge)
 	if err != nil {
 		return err
 	}
@@ -246,12 +250,12 @@ func attestVerify(env *cliEnv, args []string) error {
 			return fmt.Errorf("--image %q: %w", *image, err)
 		}
 		ref, refVersion = &rv.Values, rv.Version
+		exp.Image, exp.ReferenceVersion = *image, rv.Version
 	}
 	vd, err := v.Verify(ctx, ev, ref, exp)
 	if err != nil {
 		return err
 	}
-	vd.ReferenceVersion = refVersion
 	if *asJSON {
 		out := attestJSON{Verified: vd.Verified, Authentic: vd.Authentic, Simulated: vd.Simulated, Reasons: vd.Reasons, Warnings: vd.Warnings,
 			EvidenceHash: vd.EvidenceHash, RevocationChecked: vd.RevocationChecked, ReferenceVersion: refVersion, Claims: vd.Claims}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -14,7 +16,9 @@ import (
 	"time"
 
 	"keyholder/backend/attest"
+	"keyholder/backend/images"
 	"keyholder/backend/sim"
+	"keyholder/backend/store"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -276,5 +280,57 @@ func TestAttestVerifyCLIRealReport(t *testing.T) {
 	code, out, _ = runCLI(t, append(args, "--at", "2029-12-01T00:00:00Z")...)
 	if code != 1 || !strings.Contains(out, "refused: certificate_expired") {
 		t.Fatalf("after expiry: exit %d\n%s", code, out)
+	}
+}
+
+// TestAttestVerifyCLIImage applies an image's newest reference values from
+// the console's database, and a CRL age limit.
+func TestAttestVerifyCLIImage(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	db, err := store.Open(ctx, filepath.Join(data, "keyholder.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imgID string
+	if err := db.Tx(ctx, func(tx *sql.Tx) error {
+		im, err := images.CreateTx(ctx, tx, time.Now(), "web-01", "", "alice")
+		imgID = im.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	refs := attest.NewReferences(db)
+	if _, err := refs.Put(ctx, imgID, &attest.ReferenceValues{Measurements: []attest.Hex{bytes.Repeat([]byte{1}, 48)}}, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refs.Put(ctx, imgID, &attest.ReferenceValues{Measurements: []attest.Hex{bytes.Repeat([]byte{2}, 48)}}, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	crl, _ := sim.Root().CRL(attest.Milan, time.Now().Add(-10*24*time.Hour))
+	cache := attest.NewCertCache(db)
+	v, _ := attest.NewVerifier(ctx, attest.Options{Certs: cache, TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots()})
+	if _, err := v.ImportCRL(ctx, cache, crl, "test"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	_, report := snpguestFiles(t, attest.Milan, sim.ReportOptions{})
+	args := []string{"attest", "verify", "--data", data, "--report", report, "--certs", filepath.Join(filepath.Dir(report), "certs"), "--dev-trust-simulated-amd-root"}
+	code, out, errOut := runCLI(t, append(args, "--image", "web-01")...)
+	if code != 1 || !strings.Contains(out, "not in the approved set of image web-01 (version 2)") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, append(args, "--json")...)
+	if code != 0 || !strings.Contains(out, `"revocation_checked": true`) {
+		t.Fatalf("default CRL age: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, append(args, "--json", "--crl-max-age", "24h")...)
+	if code != 0 || !strings.Contains(out, `"revocation_checked": false`) || !strings.Contains(out, "revocation_not_checked") {
+		t.Fatalf("1-day CRL age: exit %d\n%s", code, out)
+	}
+	code, _, errOut = runCLI(t, append(args, "--image", "nope")...)
+	if code != 1 || !strings.Contains(errOut, `--image "nope": no such image`) {
+		t.Fatalf("unknown image: exit %d %q", code, errOut)
 	}
 }

@@ -74,6 +74,10 @@ type Expectation struct {
 	Product Product
 	// At verifies as of this time (archived evidence); zero means Options.Now.
 	At time.Time
+	// Image and ReferenceVersion name the reference values for messages and
+	// the Verdict ("not in the approved set of image web-01 (version 4)").
+	Image            string
+	ReferenceVersion int
 }
 
 // Verifier checks evidence. It is safe for concurrent use.
@@ -269,8 +273,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, ref *ReferenceValue
 		reportDataOK = true
 	}
 
+	vd.Image, vd.ReferenceVersion = exp.Image, exp.ReferenceVersion
 	if ref != nil {
-		checkReference(vd, report, product, ref)
+		checkReference(vd, report, product, ref, refLabel(exp))
 	} else {
 		vd.warn(CodeReferenceNotChecked, "no reference values were applied: authenticity only")
 	}
@@ -562,13 +567,23 @@ func (v *Verifier) checkRevocation(vd *Verdict, e *chainEntry, now time.Time) {
 }
 
 // checkReference applies the officer's reference values, one reason per failure.
-func checkReference(vd *Verdict, r *spb.Report, p Product, ref *ReferenceValues) {
+func refLabel(exp Expectation) string {
+	switch {
+	case exp.Image != "" && exp.ReferenceVersion > 0:
+		return fmt.Sprintf(" of image %s (version %d)", exp.Image, exp.ReferenceVersion)
+	case exp.Image != "":
+		return " of image " + exp.Image
+	}
+	return ""
+}
+
+func checkReference(vd *Verdict, r *spb.Report, p Product, ref *ReferenceValues, label string) {
 	c := vd.Claims
 	if ref.Product != Unknown && p != ref.Product {
 		vd.refuse(CodeWrongProduct, "the report comes from %s, the reference values allow only %s", orAny(p), ref.Product)
 	}
 	if !containsHex(ref.Measurements, r.GetMeasurement()) {
-		vd.refuse(CodeMeasurement, "measurement %s… is not in the approved set (%d approved)", shortHex(r.GetMeasurement()), len(ref.Measurements))
+		vd.refuse(CodeMeasurement, "measurement %s… is not in the approved set%s (%d approved)", shortHex(r.GetMeasurement()), label, len(ref.Measurements))
 	}
 	got := c.ReportedTCB
 	for _, m := range []struct {
