@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"keyholder/backend/custody"
+	"keyholder/backend/luks2"
+	"keyholder/backend/store"
+)
+
+func TestImageCommands(t *testing.T) {
+	useCheapKDF(t)
+	old := imageRecoveryKDF
+	imageRecoveryKDF = &luks2.KDF{Type: luks2.KDFArgon2id, Time: 4, MemoryKiB: 64, Threads: 1}
+	t.Cleanup(func() { imageRecoveryKDF = old })
+	var l cliLog
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	pass := secretFile(t, dir, "pass", "officer passphrase")
+	rec := secretFile(t, dir, "rec", "recovery passphrase")
+	l.run(t, 0, "init", "--data", data, "--passphrase-file", pass)
+	src := filepath.Join(dir, "disk.raw")
+	img := make([]byte, 1<<20)
+	rand.Read(img)
+	os.WriteFile(src, img, 0o644)
+
+	out := l.run(t, 0, "image", "inspect", src, "--json")
+	var info map[string]any
+	if err := json.Unmarshal([]byte(out), &info); err != nil || info["format"] != "raw" || info["virtual_size"] != float64(1<<20) {
+		t.Fatalf("inspect: %v %s", err, out)
+	}
+	l.run(t, 2, "image", "prepare", "--data", data, "--in", src)
+	l.run(t, 2, "image", "frobnicate")
+
+	dst := filepath.Join(dir, "out", "disk.img")
+	os.Mkdir(filepath.Dir(dst), 0o755)
+	out = l.run(t, 0, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", dst,
+		"--recovery-passphrase-file", rec, "--name", "web", "--sector-size", "512", "--json")
+	var volumeID string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sawProgress := false
+	for sc.Scan() {
+		var line struct {
+			Progress *struct{ Stage string } `json:"progress"`
+			Result   *struct {
+				Manifest struct {
+					VolumeID string `json:"volume_id"`
+				} `json:"manifest"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("not a JSON line: %q", sc.Text())
+		}
+		sawProgress = sawProgress || line.Progress != nil
+		if line.Result != nil {
+			volumeID = line.Result.Manifest.VolumeID
+		}
+	}
+	if !sawProgress || volumeID == "" {
+		t.Fatalf("prepare --json output:\n%s", out)
+	}
+	out = l.run(t, 0, "image", "inspect", dst)
+	if !strings.Contains(out, "luks") || !strings.Contains(out, volumeID) {
+		t.Fatalf("inspect of the output: %s", out)
+	}
+	// the same name again is refused before any work
+	l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", dst+"2", "--name", "web")
+	if _, err := os.Stat(dst + "2"); err == nil {
+		t.Fatal("output written for a refused name")
+	}
+
+	// The release secret is nowhere in what the commands printed or wrote
+	// in clear (the manifest).
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(data, "keyholder.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := custody.New(db, custodyOptions)
+	if _, err := svc.Unlock(ctx, "", []byte("officer passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := svc.ReleaseSecret(ctx, volumeID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ := os.ReadFile(dst + ".manifest.json")
+	for _, blob := range [][]byte{l.out.Bytes(), l.err.Bytes(), manifest} {
+		if bytes.Contains(blob, secret) || bytes.Contains(blob, []byte(hex.EncodeToString(secret))) || bytes.Contains(blob, []byte("recovery passphrase")) {
+			t.Fatal("a secret leaked into output or the manifest")
+		}
+	}
+}
