@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -114,6 +115,8 @@ that looks finished. DST.manifest.json describes the result.
 				return err
 			}
 			defer svc.Close(ctx)
+			// Hand the unlock's Argon2id memory back before the pipeline's buffers.
+			debug.FreeOSMemory()
 			opts.Actor = "officer:" + o.Name
 			opts.Progress = progressPrinter(env, *asJSON)
 			res, err := diskimage.Prepare(ctx, opts, &diskimage.StoreRegistrar{DB: db, Custody: svc})
