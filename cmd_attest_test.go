@@ -18,6 +18,7 @@ import (
 	"keyholder/backend/attest"
 	"keyholder/backend/images"
 	"keyholder/backend/sim"
+	"keyholder/backend/sim/simtpm"
 	"keyholder/backend/store"
 )
 
@@ -237,7 +238,7 @@ func beU64(v uint64) []byte {
 
 func TestAttestVerifyTPMCLI(t *testing.T) {
 	nonce := []byte("cli nonce 0123456789")
-	att, err := sim.TPMAttestation(sim.TPMOptions{Seed: 9, SecureBoot: true}, nonce)
+	att, err := simtpm.Attestation(simtpm.Options{Seed: 9, SecureBoot: true}, nonce)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"keyholder/backend/attest"
 	"keyholder/backend/sim"
+	"keyholder/backend/sim/simtpm"
 )
 
 var (
@@ -19,7 +20,7 @@ var (
 
 // tpmAtt caches simulator attestations per options and nonce (each run of
 // the C simulator costs tens of milliseconds).
-func tpmAtt(t testing.TB, o sim.TPMOptions, nonce []byte) []byte {
+func tpmAtt(t testing.TB, o simtpm.Options, nonce []byte) []byte {
 	t.Helper()
 	key := string(rune(o.Seed)) + map[bool]string{true: "sb", false: "nosb"}[o.SecureBoot] + string(o.ExtraPCR16) + string(nonce)
 	tpmMu.Lock()
@@ -27,7 +28,7 @@ func tpmAtt(t testing.TB, o sim.TPMOptions, nonce []byte) []byte {
 	if b, ok := tpmCache[key]; ok {
 		return b
 	}
-	b, err := sim.TPMAttestation(o, nonce)
+	b, err := simtpm.Attestation(o, nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func tpmAtt(t testing.TB, o sim.TPMOptions, nonce []byte) []byte {
 
 // boundEvidence makes SNP evidence whose REPORT_DATA binds the vTPM's AK
 // digest, the way a release transcript does.
-func boundEvidence(t testing.TB, o sim.TPMOptions, nonce []byte) (*attest.Evidence, []byte, []byte) {
+func boundEvidence(t testing.TB, o simtpm.Options, nonce []byte) (*attest.Evidence, []byte, []byte) {
 	t.Helper()
 	tpm := tpmAtt(t, o, nonce)
 	probe := &attest.Evidence{TPM: tpm}
@@ -62,7 +63,7 @@ func boundEvidence(t testing.TB, o sim.TPMOptions, nonce []byte) (*attest.Eviden
 func TestVerifyTPMBound(t *testing.T) {
 	v := newVerifier(t, attest.Options{})
 	nonce := []byte("0123456789abcdef0123456789abcdef")
-	ev, reportData, akd := boundEvidence(t, sim.TPMOptions{Seed: 1, SecureBoot: true}, nonce)
+	ev, reportData, akd := boundEvidence(t, simtpm.Options{Seed: 1, SecureBoot: true}, nonce)
 	ref := goodRef(attest.Genoa)
 	ref.TPM = &attest.TPMReference{Required: true, RequireSecureBoot: true}
 	vd, err := v.Verify(context.Background(), ev, ref, attest.Expectation{ReportData: reportData, TPMNonce: nonce, AKDigest: akd})
@@ -94,45 +95,45 @@ func TestVerifyTPMNegative(t *testing.T) {
 	nonce := []byte("0123456789abcdef0123456789abcdef")
 	cases := []struct {
 		name string
-		o    sim.TPMOptions
+		o    simtpm.Options
 		// edit changes what the verifier is told or given.
 		edit     func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference)
 		wantCode attest.Code
 	}{
-		{name: "quote with wrong nonce", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
+		{name: "quote with wrong nonce", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				exp.TPMNonce = []byte("another nonce")
 			},
 			wantCode: attest.CodeTPMNonce},
-		{name: "AK not bound", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
+		{name: "AK not bound", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit:     func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) { exp.AKDigest = nil },
 			wantCode: attest.CodeTPMAKNotBound},
-		{name: "AK of another TPM", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
+		{name: "AK of another TPM", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
-				ev.TPM = tpmAtt(t, sim.TPMOptions{Seed: 2, SecureBoot: true}, nonce)
+				ev.TPM = tpmAtt(t, simtpm.Options{Seed: 2, SecureBoot: true}, nonce)
 			},
 			wantCode: attest.CodeTPMAKNotBound},
-		{name: "AK bound but REPORT_DATA wrong", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
+		{name: "AK bound but REPORT_DATA wrong", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				exp.ReportData = make([]byte, 64)
 			},
 			wantCode: attest.CodeTPMAKNotBound},
-		{name: "PCR mismatch", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
+		{name: "PCR mismatch", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				ref.PCRs = map[uint32]attest.Hex{7: bytes.Repeat([]byte{0xab}, 32)}
 			},
 			wantCode: attest.CodePCRMismatch},
-		{name: "PCR 16 extended after boot", o: sim.TPMOptions{Seed: 1, SecureBoot: true, ExtraPCR16: []byte("rootkit")},
+		{name: "PCR 16 extended after boot", o: simtpm.Options{Seed: 1, SecureBoot: true, ExtraPCR16: []byte("rootkit")},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				ref.PCRs = map[uint32]attest.Hex{16: make([]byte, 32)}
 			},
 			wantCode: attest.CodePCRMismatch},
-		{name: "secure boot required but off", o: sim.TPMOptions{Seed: 1, SecureBoot: false},
+		{name: "secure boot required but off", o: simtpm.Options{Seed: 1, SecureBoot: false},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				ref.RequireSecureBoot = true
 			},
 			wantCode: attest.CodeSecureBootOff},
-		{name: "quote tampered", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
+		{name: "quote tampered", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				// The event log's first bytes change: replay no longer matches.
 				tpm := append([]byte(nil), ev.TPM...)
@@ -144,7 +145,7 @@ func TestVerifyTPMNegative(t *testing.T) {
 				ev.TPM = tpm
 			},
 			wantCode: attest.CodeTPMQuote},
-		{name: "truncated attestation", o: sim.TPMOptions{Seed: 1, SecureBoot: true},
+		{name: "truncated attestation", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				ev.TPM = ev.TPM[:len(ev.TPM)/2]
 			},
@@ -172,13 +173,13 @@ func TestVerifyTPMNegative(t *testing.T) {
 func TestVerifyTPMSecureBootOffState(t *testing.T) {
 	v := newVerifier(t, attest.Options{})
 	nonce := []byte("n1")
-	att := tpmAtt(t, sim.TPMOptions{Seed: 4}, nonce)
+	att := tpmAtt(t, simtpm.Options{Seed: 4}, nonce)
 	akd := (&attest.Evidence{TPM: att}).AKDigest()
 	st, reasons := v.VerifyTPM(att, nonce, akd, false, nil)
 	if len(reasons) != 0 || !st.Verified {
 		t.Fatalf("reasons %v", reasons)
 	}
-	if st.SecureBoot || st.KernelCmdline != sim.NoSecureBootCmdline {
+	if st.SecureBoot || st.KernelCmdline != simtpm.NoSecureBootCmdline {
 		t.Fatalf("secure boot %v, command line %q", st.SecureBoot, st.KernelCmdline)
 	}
 }
@@ -187,7 +188,7 @@ func TestVerifyTPMStandaloneGCE(t *testing.T) {
 	// The simulator's AK has no Google certificate: --gce refuses it.
 	v := newVerifier(t, attest.Options{})
 	nonce := []byte("gce nonce")
-	st, reasons := v.VerifyTPM(tpmAtt(t, sim.TPMOptions{Seed: 3, SecureBoot: true}, nonce), nonce, nil, true, nil)
+	st, reasons := v.VerifyTPM(tpmAtt(t, simtpm.Options{Seed: 3, SecureBoot: true}, nonce), nonce, nil, true, nil)
 	if len(reasons) == 0 || reasons[0].Code != attest.CodeTPMAKUntrusted || st == nil || st.Verified {
 		t.Fatalf("reasons %v", reasons)
 	}

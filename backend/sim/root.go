@@ -1,7 +1,8 @@
 // Package sim makes realistic SEV-SNP and vTPM evidence without hardware:
 // attestation reports signed by a simulated AMD root for Milan, Genoa and
 // Turin, with chosen measurement, REPORT_DATA, chip, TCB, policy and signer
-// (VCEK or VLEK), and vTPM attestations from go-tpm-tools' TPM simulator.
+// (VCEK or VLEK). vTPM attestations from go-tpm-tools' TPM simulator live in
+// the subpackage simtpm, which needs cgo; this package does not.
 //
 // The simulated root is derived deterministically from Seed, so a console
 // started with its development flag and a separately started simulated agent

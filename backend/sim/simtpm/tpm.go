@@ -1,4 +1,8 @@
-package sim
+// Package simtpm makes vTPM attestations with go-tpm-tools' TPM simulator
+// (the Microsoft reference TPM, compiled with cgo), replaying recorded boot
+// event logs so that they verify and parse like a real guest's. It is apart
+// from package sim so that binaries that simulate only SEV-SNP stay free of cgo.
+package simtpm
 
 import (
 	_ "embed"
@@ -24,8 +28,8 @@ var (
 // (Ubuntu 24.04 SEV-SNP) event log.
 const NoSecureBootCmdline = "/vmlinuz-6.8.0-1010-gcp root=PARTUUID=8270f3c9-b4e4-4345-80ee-5a62db7ebf3f ro console=ttyS0,115200 panic=-1"
 
-// TPMOptions choose a simulated vTPM and the boot it measured.
-type TPMOptions struct {
+// Options choose a simulated vTPM and the boot it measured.
+type Options struct {
 	// Seed fixes the TPM's identity: the same seed gives the same
 	// attestation key in every process.
 	Seed int64
@@ -37,11 +41,11 @@ type TPMOptions struct {
 	ExtraPCR16 []byte
 }
 
-// TPMAttestation boots go-tpm-tools' TPM simulator, replays a recorded boot
+// Attestation boots go-tpm-tools' TPM simulator, replays a recorded boot
 // event log into its PCRs, and returns a go-tpm-tools attest.Attestation
 // (protobuf wire format) over nonce, signed by an ECC attestation key. Only
 // one simulator runs per process; concurrent calls wait for each other.
-func TPMAttestation(o TPMOptions, nonce []byte) ([]byte, error) {
+func Attestation(o Options, nonce []byte) ([]byte, error) {
 	if len(nonce) == 0 {
 		return nil, fmt.Errorf("vTPM attestation needs a nonce")
 	}
@@ -52,7 +56,7 @@ func TPMAttestation(o TPMOptions, nonce []byte) ([]byte, error) {
 	return attestLog(o, log, nonce)
 }
 
-func attestLog(o TPMOptions, log, nonce []byte) ([]byte, error) {
+func attestLog(o Options, log, nonce []byte) ([]byte, error) {
 	tpm, err := simulator.GetWithFixedSeedInsecure(o.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("start TPM simulator: %w", err)
