@@ -1,4 +1,4 @@
-// Package sim makes realistic SEV-SNP and vTPM evidence without hardware:
+// Package sim makes realistic SEV-SNP evidence without hardware:
 // attestation reports signed by a simulated AMD root for Milan, Genoa and
 // Turin, with chosen measurement, REPORT_DATA, chip, TCB, policy and signer
 // (VCEK or VLEK). vTPM attestations from go-tpm-tools' TPM simulator live in
