@@ -1,6 +1,9 @@
 package attest
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Code is a stable, machine-readable reason for refusing (or qualifying) a
 // verification. Codes never change meaning; new ones may be added.
@@ -117,4 +120,33 @@ func (v *Verdict) refuse(c Code, format string, args ...any) {
 
 func (v *Verdict) warn(c Code, format string, args ...any) {
 	v.Warnings = append(v.Warnings, reasonf(c, format, args...))
+}
+
+// Summary is one line for logs and audit entries: the outcome, the first
+// reason, and the claims that identify the guest. It holds no secrets
+// (verdicts never do).
+func (v *Verdict) Summary() string {
+	var b strings.Builder
+	switch {
+	case v.Verified:
+		b.WriteString("verified")
+	case len(v.Reasons) > 0:
+		fmt.Fprintf(&b, "refused (%s", v.Reasons[0].Code)
+		if len(v.Reasons) > 1 {
+			fmt.Fprintf(&b, " +%d", len(v.Reasons)-1)
+		}
+		b.WriteString(")")
+	default:
+		b.WriteString("refused")
+	}
+	if v.Simulated {
+		b.WriteString(" SIMULATED")
+	}
+	if c := v.Claims; c != nil {
+		fmt.Fprintf(&b, " %s %s chip %s measurement %s tcb %s", orAny(c.Product), c.Signer, shortHex(c.ChipID), shortHex(c.Measurement), c.ReportedTCB)
+	}
+	if v.EvidenceHash != "" {
+		fmt.Fprintf(&b, " evidence %s", v.EvidenceHash[:min(16, len(v.EvidenceHash))])
+	}
+	return b.String()
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,6 +283,18 @@ func TestGCECertificatesParse(t *testing.T) {
 		c, err := x509.ParseCertificate(b)
 		if err != nil || !c.IsCA {
 			t.Fatalf("%s: CA=%v %v", f, c != nil && c.IsCA, err)
+		}
+	}
+}
+
+func TestVerdictSummary(t *testing.T) {
+	v := newVerifier(t, attest.Options{})
+	ev, _ := chip(t, attest.Milan, "summary").Evidence(sim.ReportOptions{ReportData: rd, Policy: attest.PolicyBits(true, false, false, false)})
+	vd, _ := v.Verify(context.Background(), ev, goodRef(attest.Milan), attest.Expectation{ReportData: rd[:]})
+	got := vd.Summary()
+	for _, want := range []string{"refused (debug_enabled)", "SIMULATED", "Milan VCEK", "measurement " + hex.EncodeToString(sim.DemoMeasurement)[:16], "evidence " + vd.EvidenceHash[:16]} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary %q lacks %q", got, want)
 		}
 	}
 }
