@@ -59,7 +59,7 @@ func runDesktop(env *cliEnv, devSim bool) error {
 	defer db.Close()
 
 	events := &app.DesktopEvents{}
-	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "desktop", DevTrustSimulatedRoot: devSim, Log: log}, db, events)
+	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "desktop", DevTrustSimulatedRoot: devSim, Log: log, Dialogs: events}, db, events)
 	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	assets, err := fs.Sub(frontendDist, "frontend/dist")
 	if err != nil {

@@ -40,6 +40,14 @@ type Config struct {
 	// serves the release API; nil gives an officer-side engine for the
 	// Approvals screen only. Services.ConnectRelease routes its events.
 	Release *release.Service
+	// Dialogs opens native file dialogs (desktop only; nil in the web console).
+	Dialogs Dialogs
+}
+
+// Dialogs are the native file dialogs of the desktop app.
+type Dialogs interface {
+	OpenFile(title string) (string, error)
+	SaveFile(title, defaultName string) (string, error)
 }
 
 // Services is every bound service. Each exported field is one service; its

@@ -40,3 +40,23 @@ func (c *Console) Info() (ConsoleInfo, error) {
 		Hostname:         host,
 	}, nil
 }
+
+// PickFile opens the desktop's native file dialog and returns the chosen
+// path ("" when cancelled). The web console has no dialogs: it answers
+// unavailable and the wizard asks for a path on the console's machine.
+func (c *Console) PickFile(title string) (string, error) {
+	if c.cfg.Dialogs == nil {
+		return "", &Error{Code: CodeUnavailable, Message: "file dialogs exist only in the desktop app; type a path on the console's machine"}
+	}
+	p, err := c.cfg.Dialogs.OpenFile(title)
+	return p, toError(c.log, "open file dialog", err)
+}
+
+// PickSaveFile opens the native save dialog (desktop only).
+func (c *Console) PickSaveFile(title, defaultName string) (string, error) {
+	if c.cfg.Dialogs == nil {
+		return "", &Error{Code: CodeUnavailable, Message: "file dialogs exist only in the desktop app; type a path on the console's machine"}
+	}
+	p, err := c.cfg.Dialogs.SaveFile(title, defaultName)
+	return p, toError(c.log, "save file dialog", err)
+}

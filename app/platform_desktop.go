@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"github.com/wailsapp/wails/v2/pkg/runtime"
@@ -32,4 +33,22 @@ func (d *DesktopEvents) BringToFront() {
 		runtime.WindowShow(*p)
 		runtime.WindowUnminimise(*p)
 	}
+}
+
+// OpenFile shows the native open-file dialog; "" means the officer cancelled.
+func (d *DesktopEvents) OpenFile(title string) (string, error) {
+	p := d.ctx.Load()
+	if p == nil {
+		return "", errors.New("the desktop window is not ready")
+	}
+	return runtime.OpenFileDialog(*p, runtime.OpenDialogOptions{Title: title})
+}
+
+// SaveFile shows the native save-file dialog; "" means the officer cancelled.
+func (d *DesktopEvents) SaveFile(title, defaultName string) (string, error) {
+	p := d.ctx.Load()
+	if p == nil {
+		return "", errors.New("the desktop window is not ready")
+	}
+	return runtime.SaveFileDialog(*p, runtime.SaveDialogOptions{Title: title, DefaultFilename: defaultName})
 }

@@ -67,3 +67,16 @@ export async function launchBrowser() {
 export async function screenshot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
+
+export const OFFICER = 'alice';
+export const PASS = 'correct horse battery staple';
+
+/** setupOfficer initialises a fresh console through its setup screen. */
+export async function setupOfficer(page, url) {
+  await page.goto(url + '/');
+  await page.getByTestId('setup-name').fill(OFFICER);
+  await page.getByTestId('setup-pass').fill(PASS);
+  await page.getByTestId('setup-pass2').fill(PASS);
+  await page.getByTestId('setup-submit').click();
+  await page.getByTestId('officer-menu').waitFor();
+}

@@ -2,6 +2,11 @@ import type { Transport } from './transport';
 import type {
   AuditEntry,
   AuditVerifyResult,
+  DiskInfo,
+  PrepareRequest,
+  PrepareResult,
+  ReferenceValues,
+  ReferenceVersion,
   CustodyState,
   Generation,
   Officer,
@@ -31,13 +36,25 @@ export const Events = {
 /** Client is the one typed interface every screen and store uses. */
 export interface Client {
   readonly transport: Transport['kind'];
-  console: { info(): Promise<ConsoleInfo> };
+  console: {
+    info(): Promise<ConsoleInfo>;
+    pickFile(title: string): Promise<string>;
+    pickSaveFile(title: string, defaultName: string): Promise<string>;
+  };
   fleet: {
     list(filter: FleetFilter): Promise<Guest[]>;
     summary(): Promise<FleetSummary>;
   };
   approvals: { pending(): Promise<ReleaseRequest[]> };
-  images: { list(): Promise<Image[]> };
+  images: {
+    list(): Promise<Image[]>;
+    inspect(path: string): Promise<DiskInfo>;
+    prepare(req: PrepareRequest): Promise<string>;
+    cancel(opID: string): Promise<void>;
+    result(opID: string): Promise<PrepareResult>;
+    references(imageID: string): Promise<ReferenceVersion[]>;
+    setReference(imageID: string, values: ReferenceValues, comment: string): Promise<ReferenceVersion>;
+  };
   keys: {
     volumes(): Promise<Volume[]>;
     state(): Promise<CustodyState>;
@@ -75,13 +92,25 @@ export function makeClient(t: Transport): Client {
       t.call<T>(service, method, args);
   return {
     transport: t.kind,
-    console: { info: () => c('Console', 'Info')<ConsoleInfo>() },
+    console: {
+      info: () => c('Console', 'Info')<ConsoleInfo>(),
+      pickFile: (t) => c('Console', 'PickFile')<string>(t),
+      pickSaveFile: (t, n) => c('Console', 'PickSaveFile')<string>(t, n),
+    },
     fleet: {
       list: (f) => c('Fleet', 'List')<Guest[]>(f),
       summary: () => c('Fleet', 'Summary')<FleetSummary>(),
     },
     approvals: { pending: () => c('Approvals', 'Pending')<ReleaseRequest[]>() },
-    images: { list: () => c('Images', 'List')<Image[]>() },
+    images: {
+      list: () => c('Images', 'List')<Image[]>(),
+      inspect: (p) => c('Images', 'Inspect')<DiskInfo>(p),
+      prepare: (r) => c('Images', 'Prepare')<string>(r),
+      cancel: (id) => c('Images', 'Cancel')<void>(id),
+      result: (id) => c('Images', 'Result')<PrepareResult>(id),
+      references: (id) => c('Images', 'References')<ReferenceVersion[]>(id),
+      setReference: (id, v, cm) => c('Images', 'SetReference')<ReferenceVersion>(id, v, cm),
+    },
     keys: {
       volumes: () => c('Keys', 'Volumes')<Volume[]>(),
       state: () => c('Keys', 'State')<CustodyState>(),

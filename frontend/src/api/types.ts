@@ -161,3 +161,93 @@ export interface AuditVerifyResult {
   problem: string;
   key_authenticated: boolean;
 }
+
+export interface DiskPartition {
+  index: number;
+  type: string;
+  type_name?: string;
+  uuid?: string;
+  name?: string;
+  first_lba: number;
+  last_lba: number;
+  filesystem?: string;
+}
+
+export interface DiskInfo {
+  path: string;
+  format: string;
+  detail: string;
+  file_size: number;
+  virtual_size: number;
+  partition_table: 'gpt' | 'mbr' | 'none';
+  disk_guid?: string;
+  partitions: DiskPartition[];
+  filesystem?: string;
+  root_partition?: number;
+}
+
+export type PrepareMode = 'data' | 'os';
+export type OutputFormat = 'raw' | 'gcp' | 'azure' | 'aws';
+
+export interface PrepareRequest {
+  source: string;
+  dest: string;
+  mode: PrepareMode;
+  output: OutputFormat;
+  sector_size: 512 | 4096;
+  name: string;
+  recovery_passphrase: string;
+}
+
+export interface Manifest {
+  manifest_version: number;
+  image_id: string;
+  image_name: string;
+  volume_id: string;
+  luks_uuid: string;
+  cipher: string;
+  key_bits: number;
+  sector_size: number;
+  keyslots: { id: number; role: string; kdf: string; generation?: number }[];
+  mode: string;
+  output: { format: string; file: string; size: number; sha256: string; disk_size: number };
+  source: Record<string, unknown>;
+  release_url: string;
+  spki_sha256: string;
+  reference_values_version: string;
+  os?: Record<string, unknown>;
+  created_at: string;
+}
+
+export interface PrepareResult {
+  output: string;
+  manifest_path: string;
+  manifest: Manifest;
+}
+
+export interface TCBMinimum {
+  bootloader: number;
+  tee: number;
+  snp: number;
+  microcode: number;
+}
+
+export interface ReferenceValues {
+  measurements: string[];
+  minimum_tcb: TCBMinimum;
+  product?: string;
+  allow_migration_agent: boolean;
+  allow_smt: boolean;
+  require_single_socket: boolean;
+  allowed_vmpls?: number[];
+}
+
+export interface ReferenceVersion {
+  image_id: string;
+  version: number;
+  values: ReferenceValues;
+  hash: string;
+  comment: string;
+  created_at: string;
+  created_by: string;
+}

@@ -1,0 +1,108 @@
+// Walks the image preparation wizard in Chromium on a small image made here,
+// then checks the output with the real cryptsetup.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { launchBrowser, screenshot, setupOfficer, startConsole } from './harness.mjs';
+
+let ks, browser, page, dir;
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'keyholder-wizard-'));
+  ks = await startConsole(['serve']);
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  page.setDefaultTimeout(120_000);
+  await setupOfficer(page, ks.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await ks?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a damaged disk image is refused with a clear message', async () => {
+  // A qcow2 magic followed by garbage: the header lies about everything.
+  const bad = path.join(dir, 'broken.qcow2');
+  writeFileSync(bad, Buffer.concat([Buffer.from('QFI\xfb', 'latin1'), randomBytes(4096)]));
+  await page.getByTestId('nav-images').click();
+  await page.getByTestId('prepare-image').click();
+  await page.getByTestId('wizard-source').fill(bad);
+  await page.getByTestId('wizard-inspect').click();
+  const err = page.getByTestId('wizard-inspect-error');
+  await err.waitFor();
+  assert.match(await err.innerText(), /qcow2|corrupt|header|version|unsupported/i);
+  await screenshot(page, 'wizard-bad-source');
+});
+
+test('the wizard encrypts a raw image that cryptsetup then opens with the recovery passphrase', async () => {
+  const src = path.join(dir, 'web-01.raw');
+  const plain = randomBytes(8 << 20);
+  writeFileSync(src, plain);
+
+  await page.getByTestId('wizard-source').fill(src);
+  await page.getByTestId('wizard-inspect').click();
+  const summary = page.getByTestId('disk-summary');
+  await summary.waitFor();
+  assert.match(await summary.innerText(), /raw/i);
+  assert.match(await summary.innerText(), /8\.00 MiB/);
+  await screenshot(page, 'wizard-inspect');
+  await page.getByTestId('wizard-next').click();
+
+  await page.getByTestId('mode-data').click();
+  await page.getByTestId('wizard-next').click();
+
+  const recovery = (await page.getByTestId('recovery-passphrase').innerText()).trim();
+  assert.match(recovery, /^([0-9A-Z]{5}-){5}[0-9A-Z]{5}$/);
+  await screenshot(page, 'wizard-keys');
+  await page.getByText('I have stored the recovery passphrase safely').click();
+  await page.getByTestId('wizard-next').click();
+
+  await page.getByTestId('wizard-measurements').fill('ab'.repeat(48));
+  await page.getByTestId('wizard-next').click();
+
+  await page.getByTestId('output-raw').click();
+  await page.getByTestId('wizard-name').fill('web-01');
+  const dest = path.join(dir, 'web-01-encrypted.raw');
+  await page.getByTestId('wizard-dest').fill(dest);
+  await screenshot(page, 'wizard-output');
+  await page.getByTestId('wizard-start').click();
+
+  const done = page.getByTestId('wizard-summary');
+  await done.waitFor();
+  await screenshot(page, 'wizard-summary');
+  const manifest = JSON.parse(await page.getByTestId('manifest').innerText());
+  assert.equal(manifest.image_name, 'web-01');
+  assert.match(manifest.volume_id, /^vol_/);
+  assert.match(await page.getByTestId('upload-command').innerText(), /web-01-encrypted\.raw/);
+  assert.ok(existsSync(dest), 'the output file exists');
+
+  // The real cryptsetup agrees: a LUKS2 volume that opens with the recovery passphrase.
+  execFileSync('cryptsetup', ['isLuks', '--type', 'luks2', dest]);
+  const open = spawnSync('cryptsetup', ['open', '--test-passphrase', '--key-file=-', dest], { input: recovery });
+  assert.equal(open.status, 0, `cryptsetup open --test-passphrase: ${open.stderr}`);
+  const wrong = spawnSync('cryptsetup', ['open', '--test-passphrase', '--key-file=-', dest], { input: 'WRONG-WRONG' });
+  assert.notEqual(wrong.status, 0, 'a wrong passphrase must not open it');
+  // And the plaintext is not in the output.
+  const out = readFileSync(dest);
+  assert.equal(out.indexOf(plain.subarray(1 << 20, (1 << 20) + 64)), -1, 'plaintext bytes found in the encrypted image');
+
+  // The volume and the image are registered; the image has its reference values.
+  await page.getByRole('button', { name: 'Done' }).click();
+  await page.getByTestId('image-row').first().click();
+  await page.getByTestId('reference-versions').waitFor();
+  await page.getByTestId('nav-keys').click();
+  await page.getByTestId('volume-row').first().waitFor();
+  assert.match(await page.getByTestId('keys-table').innerText(), /web-01/);
+  await page.getByTestId('nav-audit').click();
+  const badge = page.getByTestId('chain-badge');
+  await badge.waitFor();
+  assert.equal(await badge.getAttribute('data-ok'), 'true');
+  assert.match(await page.getByTestId('audit-table').innerText(), /reference\.set/);
+  await screenshot(page, 'wizard-audit');
+});
