@@ -45,6 +45,7 @@ type serveOptions struct {
 	listen, tlsCert, tlsKey string
 	devSim                  bool
 	releaseListen           string
+	hooks                   consoleHooks // the demo's; zero for serve
 }
 
 // checkListen refuses an officer listener that anyone but this machine could
@@ -88,8 +89,7 @@ func serve(env *cliEnv, o serveOptions) error {
 	defer db.Close()
 
 	hub := app.NewHub()
-	cust := custody.New(db, custodyOptions)
-	rel, stopRelease, err := startRelease(ctx, env, log, db, cust, o.releaseListen, o.devSim)
+	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, o.releaseListen, o.devSim, o.hooks)
 	if err != nil {
 		return err
 	}

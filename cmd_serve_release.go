@@ -15,6 +15,33 @@ import (
 	"keyholder/backend/store"
 )
 
+// consoleHooks let `keyholder demo` prepare the console that serve (or the
+// desktop) runs: unlock the key service before anything is served, and
+// start the simulated fleet once the release API listens.
+type consoleHooks struct {
+	unlock  func(ctx context.Context, cust *custody.Service) error
+	started func(ctx context.Context, eng *release.Service)
+}
+
+// startConsoleCore makes the key service and the release API that a
+// console serves: the engine is nil when no release listener runs.
+func startConsoleCore(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.DB, releaseListen string, devSim bool, h consoleHooks) (*custody.Service, *release.Service, func(), error) {
+	cust := custody.New(db, custodyOptions)
+	if h.unlock != nil {
+		if err := h.unlock(ctx, cust); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	eng, stop, err := startRelease(ctx, env, log, db, cust, releaseListen, devSim)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if eng != nil && h.started != nil {
+		go h.started(ctx, eng)
+	}
+	return cust, eng, stop, nil
+}
+
 // defaultReleaseListen is where guests reach the release API unless
 // --release-listen says otherwise. It is its own port, never the officer
 // console's.

@@ -35,6 +35,7 @@ var commands = []*command{
 	requestsCommand,
 	fleetCommand,
 	benchCommand,
+	demoCommand,
 	imageCommand,
 	versionCommand,
 }

@@ -62,6 +62,15 @@ func (g *Guest) Launch() []byte {
 	return append([]byte(nil), g.launch...)
 }
 
+// SetDebug sets the debug policy bit of the next reports.
+func (g *Guest) SetDebug(on bool) { g.mu.Lock(); g.Debug = on; g.mu.Unlock() }
+
+// SetMeasurement sets the launch measurement of the next reports.
+func (g *Guest) SetMeasurement(m []byte) { g.mu.Lock(); g.Measurement = m; g.mu.Unlock() }
+
+// SetTCB sets the reported TCB of the next reports (nil: the chip's default).
+func (g *Guest) SetTCB(t *attest.TCB) { g.mu.Lock(); g.TCB = t; g.mu.Unlock() }
+
 // MoveTo puts the guest on another chip (a migration).
 func (g *Guest) MoveTo(p attest.Product, chipSeed string) error {
 	c, err := sim.NewChip(p, chipSeed)
