@@ -162,7 +162,7 @@ func Record(ctx context.Context, tx *sql.Tx, o Observation) (bool, error) {
 			tcb = CASE WHEN ?4 THEN ?8 ELSE tcb END,
 			last_evidence_at = CASE WHEN ?4 THEN ?9 ELSE last_evidence_at END,
 			stale_after = CASE WHEN ?10 != '' THEN ?10 ELSE stale_after END,
-			volume_id = CASE WHEN ?11 THEN ?12 ELSE volume_id END,
+			volume_id = CASE WHEN ?11 THEN NULLIF(?12, '') ELSE volume_id END,
 			image_id = CASE WHEN ?11 THEN COALESCE(?13, image_id) ELSE image_id END,
 			generation = CASE WHEN ?11 THEN ?14 ELSE generation END,
 			approved_tcb = CASE WHEN ?11 THEN ?8 ELSE approved_tcb END,

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/hpke"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -612,6 +610,4 @@ func TestRestoreAndRotation(t *testing.T) {
 	if rel.NewGeneration != 3 || len(rel.NewSealed) == 0 {
 		t.Fatalf("officer rotation not delivered: %+v", rel)
 	}
-	_ = strings.TrimSpace
-	_ = binary.BigEndian
 }

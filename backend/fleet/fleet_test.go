@@ -1,0 +1,120 @@
+package fleet
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"keyholder/backend/store"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestRecordStatusAndHistory(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := New(db)
+	rec := func(o Observation) bool {
+		t.Helper()
+		var ok bool
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			ok, err = Record(ctx, tx, o)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	tcb := TCB{Bootloader: 1, SNP: 20}
+	base := Observation{VMID: "vm-1", Kind: "release", ChipID: "c1", Measurement: "m1", ReportID: "r1", TCB: tcb, HeartbeatEvery: time.Minute}
+
+	// Unauthenticated input for an unknown VM creates nothing.
+	o := base
+	o.At, o.Result, o.Status = clk.now(), ResultDenied, Failing
+	if rec(o) {
+		t.Fatal("a refusal created a guest")
+	}
+	if _, err := svc.Get(ctx, "vm-1", 0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get: %v", err)
+	}
+
+	// A release creates the guest and approves its chip, measurement, launch.
+	o = base
+	o.At, o.Result, o.Status, o.Authentic, o.Released, o.Create, o.Generation = clk.now(), ResultReleased, Verified, true, true, true, 1
+	if !rec(o) {
+		t.Fatal("release did not create the guest")
+	}
+	h, err := Lookup(ctx, db, "vm-1", "c1", "m1", "r2")
+	if err != nil || !h.Exists || !h.EverReleased || !h.ChipApproved || !h.MeasurementSeen || h.ApprovedTCB == nil || *h.ApprovedTCB != tcb || h.ReportIDEarlierLaunch {
+		t.Fatalf("lookup after release: %+v %v", h, err)
+	}
+	if h, _ := Lookup(ctx, db, "vm-1", "c2", "m2", "r1"); h.ChipApproved || h.MeasurementSeen {
+		t.Fatalf("another chip or measurement counts as approved: %+v", h)
+	}
+	if h, _ := Lookup(ctx, db, "vm-2", "c1", "m1", "r1"); h.Exists || !h.ReportIDOtherVM {
+		t.Fatalf("vm-2 presenting vm-1's launch: %+v", h)
+	}
+
+	// Verified until three heartbeat intervals pass, then stale.
+	clk.add(3*time.Minute - time.Second)
+	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Verified {
+		t.Fatalf("status = %s", g.Status)
+	}
+	clk.add(2 * time.Second)
+	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Stale {
+		t.Fatalf("status after 3 intervals = %s", g.Status)
+	}
+	if gs, _ := svc.List(ctx, Filter{Status: Stale}); len(gs) != 1 {
+		t.Fatalf("filter stale: %d", len(gs))
+	}
+	sum, _ := svc.Summary(ctx)
+	if sum.Total != 1 || sum.ByStatus[Stale] != 1 || sum.ByStatus[Verified] != 0 {
+		t.Fatalf("summary: %+v", sum)
+	}
+
+	// An unauthenticated refusal goes to history without changing status.
+	o = base
+	o.At, o.Result, o.Status, o.Code = clk.now(), ResultDenied, "", "nonce_unknown"
+	rec(o)
+	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Stale || len(g.History) != 2 || g.History[0].Code != "nonce_unknown" {
+		t.Fatalf("after unauthenticated refusal: %s, %d rows", g.Status, len(g.History))
+	}
+
+	// Revoked is sticky until reinstated.
+	if err := svc.Revoke(ctx, "officer:a", "vm-1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	o = base
+	o.At, o.Result, o.Status, o.Authentic = clk.now(), ResultVerified, Verified, true
+	rec(o)
+	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Revoked {
+		t.Fatalf("a heartbeat un-revoked the guest: %s", g.Status)
+	}
+	if err := svc.Reinstate(ctx, "officer:a", "vm-1", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Revoke(ctx, "officer:a", "vm-nope", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoke unknown: %v", err)
+	}
+}

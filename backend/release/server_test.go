@@ -1,0 +1,76 @@
+package release
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"keyholder/backend/release/wire"
+)
+
+func TestHandlerRefusals(t *testing.T) {
+	e := newEnv(t)
+	h := NewHandler(e.svc, ServerOptions{SourceRate: 1, SourceBurst: 8, Now: e.clk.Now})
+	do := func(method, path, body, remote string) (int, wire.ErrorBody) {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var eb wire.ErrorBody
+		json.Unmarshal(rec.Body.Bytes(), &eb)
+		return rec.Code, eb
+	}
+	cases := []struct {
+		name         string
+		method, path string
+		body         string
+		status       int
+		code         wire.Code
+	}{
+		{"challenge", "POST", "/v1/challenge", "", http.StatusOK, ""},
+		{"challenge by GET", "GET", "/v1/challenge", "", http.StatusMethodNotAllowed, wire.CodeBadRequest},
+		{"garbage body", "POST", "/v1/release", "{", http.StatusBadRequest, wire.CodeBadRequest},
+		{"oversized body", "POST", "/v1/release", `{"vm_id":"` + strings.Repeat("a", wire.MaxBody) + `"}`, http.StatusBadRequest, wire.CodeBadRequest},
+		{"unknown request", "GET", "/v1/release/req_nope", "", http.StatusNotFound, wire.CodeRequestUnknown},
+		{"bad request id", "GET", "/v1/release/a%20b", "", http.StatusBadRequest, wire.CodeBadRequest},
+		{"bad rotation confirm", "POST", "/v1/rotation/confirm", `{"request_id":"x"}`, http.StatusBadRequest, wire.CodeBadRequest},
+		{"no such endpoint", "GET", "/v2/anything", "", http.StatusBadRequest, wire.CodeBadRequest},
+	}
+	for _, c := range cases {
+		status, eb := do(c.method, c.path, c.body, "192.0.2.1:1234")
+		got := wire.Code("")
+		if eb.Error != nil {
+			got = eb.Error.Code
+		}
+		if status != c.status || got != c.code {
+			t.Errorf("%s: HTTP %d %q, want %d %q", c.name, status, got, c.status, c.code)
+		}
+	}
+	// The source 192.0.2.1 has used its burst of 8; another source has not.
+	if status, eb := do("POST", "/v1/challenge", "", "192.0.2.1:1234"); status != http.StatusTooManyRequests || eb.Error.Code != wire.CodeRateLimited {
+		t.Fatalf("rate limit: HTTP %d %+v", status, eb.Error)
+	}
+	if status, _ := do("POST", "/v1/challenge", "", "192.0.2.2:1234"); status != http.StatusOK {
+		t.Fatalf("another source: HTTP %d", status)
+	}
+
+	// Per-VM limit: a valid-looking request body, many times for one VM.
+	hv := NewHandler(e.svc, ServerOptions{SourceRate: 1000, SourceBurst: 1000, VMRate: 1, VMBurst: 2, Now: e.clk.Now})
+	g := guest{vm: "vm-limited", vol: e.volume("limited"), chip: 1, meas: 1, launch: 1}
+	var last int
+	for i := 0; i < 3; i++ {
+		b, _ := json.Marshal(e.request(g, wire.PurposeBoot, 0).req)
+		req := httptest.NewRequest("POST", "/v1/release", strings.NewReader(string(b)))
+		rec := httptest.NewRecorder()
+		hv.ServeHTTP(rec, req)
+		last = rec.Code
+		if i < 2 && rec.Code != http.StatusAccepted {
+			t.Fatalf("request %d for the VM: HTTP %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("third request within the VM's burst of 2: HTTP %d", last)
+	}
+}
