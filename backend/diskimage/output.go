@@ -27,13 +27,17 @@ func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir,
 			return nil, fmt.Errorf("write VHD footer: %w", err)
 		}
 		return raw, nil
-	case OutputGCP:
+	case OutputGCP, OutputAWS:
 		f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
 		if err != nil {
 			return nil, err
 		}
 		*temps = append(*temps, f.Name())
-		if err := writeGCP(ctx, f, raw, size); err != nil {
+		write := writeGCP
+		if o.Output == OutputAWS {
+			write = writeVMDKStream
+		}
+		if err := write(ctx, f, raw, size); err != nil {
 			f.Close()
 			return nil, err
 		}

@@ -25,7 +25,7 @@ const (
 	OutputRaw   = "raw"   // the disk as is
 	OutputGCP   = "gcp"   // disk.raw in a tar.gz, as Compute Engine imports it
 	OutputAzure = "azure" // a fixed VHD, size rounded up to a whole MiB
-	OutputAWS   = "aws"   // raw, as EC2 VM Import takes it
+	OutputAWS   = "aws"   // a streamOptimized VMDK, as EC2 VM Import takes it
 )
 
 // Options configure Prepare.

@@ -315,7 +315,23 @@ func TestPrepareOutputs(t *testing.T) {
 				f.Close()
 				os.WriteFile(raw, b, 0o600)
 			case OutputAWS:
-				raw = dst
+				f, err := OpenFile(dst)
+				if err != nil || f.Format() != VMDK || !strings.Contains(f.Detail(), "streamOptimized") {
+					t.Fatalf("our reader: %v", err)
+				}
+				b := make([]byte, f.Size())
+				f.ReadAt(b, 0)
+				f.Close()
+				os.WriteFile(raw, b, 0o600)
+				// qemu-img reads it to the same bytes.
+				q := filepath.Join(t.TempDir(), "q.raw")
+				runTool(t, "qemu-img", "convert", "-f", "vmdk", "-O", "raw", dst, q)
+				if qb, _ := os.ReadFile(q); !bytes.Equal(qb, b) {
+					t.Fatal("qemu-img reads the VMDK differently")
+				}
+				if out := runTool(t, "qemu-img", "check", "-f", "vmdk", dst); !strings.Contains(out, "No errors") {
+					t.Fatalf("qemu-img check: %s", out)
+				}
 			}
 			checkVolume(t, c, raw, 0, want, &res.Manifest, []byte("r"))
 		})
