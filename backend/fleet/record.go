@@ -74,6 +74,13 @@ type Queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// Writer runs statements in a write transaction: a *sql.Tx, or a wrapper
+// that reuses prepared statements across the decisions of one group commit.
+type Writer interface {
+	Queryer
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // Lookup reads what the fleet knows about vmID seen on chipID with
 // measurement and launch reportID, in one statement (it runs for every
 // release and heartbeat).
@@ -129,7 +136,7 @@ func EvidenceSeen(ctx context.Context, q Queryer, evidenceHash string) (bool, er
 // (created when o.Create), its approved chips, measurements and launches
 // when a secret was released, and one history row. It returns whether the
 // VM's row exists afterwards.
-func Record(ctx context.Context, tx *sql.Tx, o Observation) (bool, error) {
+func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 	at := store.Time(o.At)
 	tcb, _ := json.Marshal(o.TCB)
 	reason := o.Message
@@ -197,11 +204,17 @@ func Record(ctx context.Context, tx *sql.Tx, o Observation) (bool, error) {
 		}
 	}
 	if o.Released {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO vm_launches(vm_id, report_id, first_seen) VALUES (?1, ?2, ?3);
-			INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) VALUES (?1, ?4, ?3);
-			INSERT OR IGNORE INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?1, ?5, ?3)`,
-			o.VMID, o.ReportID, at, o.ChipID, o.Measurement); err != nil {
-			return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT OR IGNORE INTO vm_launches(vm_id, report_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ReportID, at}},
+			{`INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ChipID, at}},
+			{`INSERT OR IGNORE INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.Measurement, at}},
+		} {
+			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+				return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO attestations(vm_id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated)
@@ -214,7 +227,7 @@ func Record(ctx context.Context, tx *sql.Tx, o Observation) (bool, error) {
 
 // SetStatusTx sets a VM's status and reason (for example pending → failing
 // when an officer denies its request). A revoked VM stays revoked.
-func SetStatusTx(ctx context.Context, tx *sql.Tx, vmID string, st Status, reason string) error {
+func SetStatusTx(ctx context.Context, tx Writer, vmID string, st Status, reason string) error {
 	_, err := tx.ExecContext(ctx, `UPDATE vms SET status = CASE WHEN revoked != 0 THEN 'revoked' ELSE ? END, status_reason = ? WHERE id = ?`, string(st), reason, vmID)
 	if err != nil {
 		return fmt.Errorf("set status of %s: %w", vmID, store.Classify(err))

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"keyholder/backend/fleet"
 	"keyholder/backend/store"
 )
 
@@ -68,15 +69,68 @@ func (s *Service) commitLoop() {
 	}
 }
 
+// batchTx reuses prepared statements across the decisions of one batch:
+// modernc's SQLite parses every statement anew, and parsing is most of the
+// committer's work. Only the committer goroutine uses it.
+type batchTx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (b *batchTx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st := b.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := b.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	b.stmts[query] = st
+	return st, nil
+}
+
+func (b *batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := b.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (b *batchTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := b.prepare(ctx, query)
+	if err != nil {
+		return b.tx.QueryRowContext(ctx, query, args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// w returns the statement-caching wrapper of tx when tx is the batch in
+// progress (job functions run on the committer goroutine), else tx.
+func (s *Service) w(tx *sql.Tx) fleet.Writer {
+	if b := s.batch; b != nil && b.tx == tx {
+		return b
+	}
+	return tx
+}
+
 func (s *Service) runBatch(batch []*job) {
 	results := make([]error, len(batch))
 	err := s.db.Tx(context.Background(), func(tx *sql.Tx) error {
+		b := &batchTx{tx: tx, stmts: map[string]*sql.Stmt{}}
+		s.batch = b
+		defer func() {
+			s.batch = nil
+			for _, st := range b.stmts {
+				st.Close()
+			}
+		}()
 		for i, j := range batch {
 			if err := j.ctx.Err(); err != nil {
 				results[i] = err
 				continue
 			}
-			if _, err := tx.ExecContext(j.ctx, `SAVEPOINT decision`); err != nil {
+			if _, err := b.ExecContext(j.ctx, `SAVEPOINT decision`); err != nil {
 				return fmt.Errorf("savepoint: %w", store.Classify(err))
 			}
 			if err := j.fn(tx); err != nil {
@@ -85,7 +139,7 @@ func (s *Service) runBatch(batch []*job) {
 					return fmt.Errorf("roll back a decision: %w", store.Classify(rerr))
 				}
 			}
-			if _, err := tx.Exec(`RELEASE decision`); err != nil {
+			if _, err := b.ExecContext(context.Background(), `RELEASE decision`); err != nil {
 				return fmt.Errorf("release savepoint: %w", store.Classify(err))
 			}
 		}

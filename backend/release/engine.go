@@ -98,6 +98,7 @@ type Service struct {
 	// the serial part) is not starved behind hundreds of runnable ones.
 	cpu            chan struct{}
 	jobs           chan *job
+	batch          *batchTx // the batch in progress; committer goroutine only
 	startCommitter sync.Once
 	closed         chan struct{}
 	closeOnce      sync.Once
@@ -307,11 +308,11 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 	var werr *wire.Error
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
+		d.hist, err = fleet.Lookup(ctx, s.w(tx), req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
 		if err != nil {
 			return err
 		}
-		seen, err := fleet.EvidenceSeen(ctx, tx, d.evHash)
+		seen, err := fleet.EvidenceSeen(ctx, s.w(tx), d.evHash)
 		if err != nil {
 			return err
 		}
@@ -379,7 +380,7 @@ func (s *Service) recordRefusal(ctx context.Context, tx *sql.Tx, req *wire.Relea
 		o.Authentic, o.Create = false, false
 		o.Status = "" // unchanged
 	}
-	if _, err := fleet.Record(ctx, tx, o); err != nil {
+	if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
 		return err
 	}
 	action := "release"
@@ -510,7 +511,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 		ts.newGen, rel.NewGeneration = pending, pending
 	}
 	c := a.claims
-	if _, err := fleet.Record(ctx, tx, fleet.Observation{
+	if _, err := fleet.Record(ctx, s.w(tx), fleet.Observation{
 		At: a.now, VMID: a.vmID, VolumeID: a.volumeID, ImageID: a.imageID, Kind: "release", Result: fleet.ResultReleased,
 		Status: fleet.Verified, Class: string(a.class), RequestID: a.reqID, EvidenceHash: a.evHash,
 		Authentic: true, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
@@ -577,7 +578,7 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	o := s.observation(req, d, "release", fleet.ResultPending)
 	o.Status = fleet.Pending
 	o.Message = "waiting for approval: " + joinClasses(d.decision.Signals)
-	if _, err := fleet.Record(ctx, tx, o); err != nil {
+	if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
 		return err
 	}
 	_, err = audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "release", Subject: req.VolumeID,
@@ -611,7 +612,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wir
 		if d.decision.Class != ClassRoutine || !d.hist.EverReleased {
 			msg := "the evidence shows " + joinClasses(d.decision.Signals) + "; the guest must ask for a release again"
 			o.Result, o.Status, o.Code, o.Message = fleet.ResultFailing, fleet.Failing, string(wire.CodeUnexpectedEvent), msg
-			if _, err := fleet.Record(ctx, tx, o); err != nil {
+			if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
 				return nil, err
 			}
 			_, err := audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "heartbeat", Subject: req.VolumeID,
@@ -619,7 +620,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wir
 			return refusal(wire.CodeUnexpectedEvent, msg), err
 		}
 		o.Status = fleet.Verified
-		if _, err := fleet.Record(ctx, tx, o); err != nil {
+		if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
 			return nil, err
 		}
 		out = &wire.Heartbeat{Status: "verified", NextIn: int(d.policy.Heartbeat() / time.Second), Simulated: d.claims.Simulated}
