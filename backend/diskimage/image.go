@@ -4,6 +4,17 @@
 // only the root partition encrypted ("os" mode), written as raw, a GCP
 // tar.gz, an Azure fixed VHD or an AWS raw image, with a manifest.
 //
+// Prepare's order makes it crash-safe: the payload is encrypted into a
+// temporary file beside the destination first; then, inside one store
+// transaction, the registrar issues the volume and its release secret, the
+// LUKS2 header is written with them, the output is hashed and synced and
+// the manifest written; only after the commit are manifest and image renamed
+// into place. A killed run leaves at most a hidden ".NAME.keyholder-tmp-*"
+// file and nothing registered; a failed commit removes the temporaries.
+// The price: the transaction stays open while the output is hashed (about
+// a second per 2 GiB), and the output hash is a second pass over the file
+// because the header, written last, comes first in it.
+//
 // Formats are recognised by content, never by file name. Readers validate
 // every offset they follow and refuse what they do not support (a qcow2
 // backing file, encryption, external data files; VHD differencing disks;

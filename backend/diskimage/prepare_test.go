@@ -198,6 +198,18 @@ type failingRegistrar struct {
 
 var errBoom = errors.New("boom")
 
+// cancellingRegistrar cancels the run as the registration starts, as a
+// Ctrl-C at that moment would.
+type cancellingRegistrar struct {
+	inner  Registrar
+	cancel context.CancelFunc
+}
+
+func (c *cancellingRegistrar) Register(ctx context.Context, r Registration, finish func(Issued) error) error {
+	c.cancel()
+	return c.inner.Register(ctx, r, finish)
+}
+
 func (f *failingRegistrar) Register(ctx context.Context, r Registration, finish func(Issued) error) error {
 	if f.atStart {
 		return errBoom
@@ -236,6 +248,15 @@ func TestPrepareFailsClean(t *testing.T) {
 		}, Options{Name: "taken"}, images.ErrExists, ""},
 		{"custody locked", context.Background(), func(c *console) Registrar { c.svc.Lock(); return c.reg }, Options{}, nil, "lock"},
 	}
+	lateCtx, lateCancel := context.WithCancel(context.Background())
+	cases = append(cases, struct {
+		name    string
+		ctx     context.Context
+		reg     func(c *console) Registrar
+		opts    Options
+		wantIs  error
+		wantErr string
+	}{"cancelled during registration", lateCtx, func(c *console) Registrar { return &cancellingRegistrar{inner: c.reg, cancel: lateCancel} }, Options{}, context.Canceled, ""})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newConsole(t)
