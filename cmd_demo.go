@@ -92,8 +92,11 @@ func runDemo(env *cliEnv, guests int, web bool, listen string, keep bool) error 
 		},
 		started: fl.run,
 	}
-	if !web && hasDisplay() {
-		fmt.Fprintln(env.stdout, "The desktop demo is not wired yet; serving the console to a browser instead.")
+	if !web {
+		if hasDisplay() {
+			return runDesktop(&denv, true, "127.0.0.1:0", hooks)
+		}
+		fmt.Fprintln(env.stdout, "No display: serving the demo console to a browser (as with --web).")
 	}
 	return serve(&denv, serveOptions{listen: listen, releaseListen: "127.0.0.1:0", devSim: true, hooks: hooks})
 }

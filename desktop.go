@@ -25,11 +25,12 @@ var desktopCommand = &command{
 	},
 	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
 		devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
+		releaseListen := fs.String("release-listen", "", "address of the release API for guests (default "+defaultReleaseListen+" when free); \"off\" to serve none")
 		return func(args []string) error {
 			if len(args) > 0 {
 				return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q; run 'keyholder help'", args[0])}
 			}
-			return runDesktop(env, *devSim)
+			return runDesktop(env, *devSim, *releaseListen, consoleHooks{})
 		}
 	},
 }
@@ -41,7 +42,7 @@ func hasDisplay() bool {
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
-func runDesktop(env *cliEnv, devSim bool) error {
+func runDesktop(env *cliEnv, devSim bool, releaseListen string, hooks consoleHooks) error {
 	if generatingBindings {
 		svcs := app.New(context.Background(), app.Config{Version: version, Mode: "desktop"}, nil, &app.DesktopEvents{})
 		return wails.Run(&options.App{Title: "Keyholder", Bind: svcs.List()})
@@ -58,8 +59,15 @@ func runDesktop(env *cliEnv, devSim bool) error {
 	}
 	defer db.Close()
 
+	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, releaseListen, devSim, hooks)
+	if err != nil {
+		return err
+	}
+	defer stopRelease()
 	events := &app.DesktopEvents{}
-	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "desktop", DevTrustSimulatedRoot: devSim, Log: log, Dialogs: events}, db, events)
+	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "desktop", DevTrustSimulatedRoot: devSim, Log: log, Dialogs: events,
+		Custody: cust, Release: rel}, db, events)
+	svcs.ConnectRelease()
 	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	assets, err := fs.Sub(frontendDist, "frontend/dist")
 	if err != nil {
