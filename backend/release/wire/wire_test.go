@@ -270,3 +270,24 @@ func FuzzDecodeReleaseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeRotationConfirm: the decoder never panics and accepts only
+// well-formed confirmations.
+func FuzzDecodeRotationConfirm(f *testing.F) {
+	good, _ := json.Marshal(RotationConfirm{RequestID: "req_1", VMID: "vm-1", VolumeID: "vol_1", Generation: 2, Proof: make([]byte, 32)})
+	f.Add(good)
+	f.Add([]byte(`{"request_id":"req_1","request_id":"req_2"}`))
+	f.Add([]byte(`{"generation":-1}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := DecodeRotationConfirm(bytes.NewReader(body))
+		if err != nil {
+			if !errors.Is(err, ErrDecode) {
+				t.Fatalf("error %v does not wrap ErrDecode", err)
+			}
+			return
+		}
+		if CheckID(c.RequestID) != nil || CheckID(c.VMID) != nil || CheckID(c.VolumeID) != nil || c.Generation < 1 || len(c.Proof) != 32 {
+			t.Fatalf("accepted a malformed confirmation: %+v", c)
+		}
+	})
+}
