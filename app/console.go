@@ -2,6 +2,8 @@ package app
 
 import (
 	"os"
+
+	"keyholder/backend/attest"
 	"runtime"
 )
 
@@ -20,6 +22,15 @@ type ConsoleInfo struct {
 	DevSimulatedRoot bool   `json:"dev_simulated_root"`
 	Platform         string `json:"platform"`
 	Hostname         string `json:"hostname"`
+	// TrustedRoots are the AMD roots evidence must chain to.
+	TrustedRoots []TrustedRoot `json:"trusted_roots"`
+}
+
+// TrustedRoot is one AMD root of trust (ARK) the verifier accepts.
+type TrustedRoot struct {
+	Product        string `json:"product"`
+	ARKFingerprint string `json:"ark_sha256"`
+	HasVLEKRoot    bool   `json:"vlek"`
 }
 
 // Info returns the console's version, mode, data location and schema.
@@ -29,6 +40,12 @@ func (c *Console) Info() (ConsoleInfo, error) {
 		return ConsoleInfo{}, toError(c.log, "read console info", err)
 	}
 	host, _ := os.Hostname()
+	roots := []TrustedRoot{}
+	if prod, err := attest.ProductionRoots(); err == nil {
+		for _, r := range prod {
+			roots = append(roots, TrustedRoot{Product: string(r.Product), ARKFingerprint: r.Fingerprint(), HasVLEKRoot: r.ASVK != nil})
+		}
+	}
 	return ConsoleInfo{
 		Version:          c.cfg.Version,
 		Mode:             c.cfg.Mode,
@@ -38,6 +55,7 @@ func (c *Console) Info() (ConsoleInfo, error) {
 		DevSimulatedRoot: c.cfg.DevTrustSimulatedRoot,
 		Platform:         runtime.GOOS + "/" + runtime.GOARCH,
 		Hostname:         host,
+		TrustedRoots:     roots,
 	}, nil
 }
 

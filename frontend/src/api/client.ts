@@ -6,6 +6,8 @@ import type {
   PrepareRequest,
   PrepareResult,
   ReferenceValues,
+  ReleaseAPIInfo,
+  ReleasePolicy,
   ReferenceVersion,
   CustodyState,
   Generation,
@@ -44,8 +46,17 @@ export interface Client {
   fleet: {
     list(filter: FleetFilter): Promise<Guest[]>;
     summary(): Promise<FleetSummary>;
+    releaseAPI(): Promise<ReleaseAPIInfo>;
   };
-  approvals: { pending(): Promise<ReleaseRequest[]> };
+  approvals: {
+    pending(): Promise<ReleaseRequest[]>;
+    list(status: string): Promise<ReleaseRequest[]>;
+    get(id: string): Promise<ReleaseRequest>;
+    approve(id: string, note: string): Promise<ReleaseRequest>;
+    deny(id: string, note: string): Promise<ReleaseRequest>;
+    policy(imageID: string): Promise<ReleasePolicy>;
+    setPolicy(imageID: string, p: ReleasePolicy | null): Promise<void>;
+  };
   images: {
     list(): Promise<Image[]>;
     inspect(path: string): Promise<DiskInfo>;
@@ -100,8 +111,17 @@ export function makeClient(t: Transport): Client {
     fleet: {
       list: (f) => c('Fleet', 'List')<Guest[]>(f),
       summary: () => c('Fleet', 'Summary')<FleetSummary>(),
+      releaseAPI: () => c('Fleet', 'ReleaseAPI')<ReleaseAPIInfo>(),
     },
-    approvals: { pending: () => c('Approvals', 'Pending')<ReleaseRequest[]>() },
+    approvals: {
+      pending: () => c('Approvals', 'Pending')<ReleaseRequest[]>(),
+      list: (s) => c('Approvals', 'List')<ReleaseRequest[]>(s),
+      get: (id) => c('Approvals', 'Get')<ReleaseRequest>(id),
+      approve: (id, n) => c('Approvals', 'Approve')<ReleaseRequest>(id, n),
+      deny: (id, n) => c('Approvals', 'Deny')<ReleaseRequest>(id, n),
+      policy: (id) => c('Approvals', 'Policy')<ReleasePolicy>(id),
+      setPolicy: (id, p) => c('Approvals', 'SetPolicy')<void>(id, p),
+    },
     images: {
       list: () => c('Images', 'List')<Image[]>(),
       inspect: (p) => c('Images', 'Inspect')<DiskInfo>(p),

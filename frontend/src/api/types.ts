@@ -37,15 +37,28 @@ export interface FleetSummary {
   by_status: Record<GuestStatus, number>;
 }
 
+export interface Approval {
+  officer: string;
+  note: string;
+  at: string;
+  evidence_hash: string;
+}
+
 export interface ReleaseRequest {
   id: string;
   vm_id: string;
   volume_id: string;
+  purpose: string;
+  generation: number;
   class: string;
+  signals: string[];
   status: string;
+  approvals_needed: number;
+  approvals: Approval[] | null;
   evidence_hash: string;
   summary: unknown;
   simulated: boolean;
+  reason: string;
   created_at: string;
   expires_at: string;
 }
@@ -98,6 +111,7 @@ export interface ConsoleInfo {
   dev_simulated_root: boolean;
   platform: string;
   hostname: string;
+  trusted_roots: TrustedRoot[];
 }
 
 export interface Progress {
@@ -250,4 +264,27 @@ export interface ReferenceVersion {
   comment: string;
   created_at: string;
   created_by: string;
+}
+
+export type ReleaseClass = 'routine_boot' | 'first_boot' | 'migration' | 'restore' | 'platform_change' | 'rotation' | 'refused';
+export type ReleaseAction = 'release' | 'approve' | 'deny';
+
+export interface ReleasePolicy {
+  actions: Partial<Record<ReleaseClass, ReleaseAction>>;
+  approvers?: Partial<Record<ReleaseClass, number>>;
+  allow_migration_agent?: boolean;
+  approval_ttl?: string;
+  heartbeat_interval?: string;
+}
+
+export interface ReleaseAPIInfo {
+  serving: boolean;
+  address: string;
+  pin: string;
+}
+
+export interface TrustedRoot {
+  product: string;
+  ark_sha256: string;
+  vlek: boolean;
 }

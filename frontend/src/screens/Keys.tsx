@@ -1,6 +1,6 @@
-import { ActionIcon, Alert, Badge, Button, Card, Group, Menu, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { ActionIcon, Alert, Badge, Button, Group, Menu, Modal, Stack, Table, Text, TextInput } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { IconDots, IconKey, IconRefresh, IconTrash, IconUserPlus, IconBan } from '@tabler/icons-react';
+import { IconDots, IconKey, IconRefresh, IconTrash, IconBan } from '@tabler/icons-react';
 import { Fragment, useState } from 'react';
 import { api, ApiError, Events, type Volume } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader } from '../components/common';
@@ -9,7 +9,6 @@ import { Resource, useResource } from '../stores/resource';
 import { volumeList } from '../stores/keys';
 import { useSession } from '../stores/session';
 
-const officers = new Resource(() => api().keys.officers(), [Events.keysChanged]);
 const generations = new Map<string, Resource<Awaited<ReturnType<ReturnType<typeof api>['keys']['generations']>>>>();
 function generationsOf(id: string) {
   let r = generations.get(id);
@@ -127,7 +126,6 @@ export function KeysScreen() {
           </Table.Tbody>
         </Table>
       )}
-      <Officers />
       {revoking && <RevokeDialog volume={revoking} onClose={() => setRevoking(null)} />}
       {destroying && <DestroyDialog volume={destroying} onClose={() => setDestroying(null)} />}
     </>
@@ -257,127 +255,6 @@ function DestroyDialog({ volume, onClose }: { volume: Volume; onClose: () => voi
           </Group>
         </Stack>
       )}
-    </Modal>
-  );
-}
-
-function Officers() {
-  const r = useResource(officers);
-  const me = useSession().session;
-  const [adding, setAdding] = useState(false);
-  const reauth = useReauth();
-  const admin = me?.role === 'admin';
-  const act = async (fn: () => Promise<void>) => {
-    try {
-      await reauth(fn);
-      void officers.reload();
-    } catch (e) {
-      fail(e);
-    }
-  };
-  return (
-    <Card withBorder>
-      <Group justify="space-between" mb="sm">
-        <div>
-          <Title order={4}>Officers</Title>
-          <Text size="sm" c="dimmed">
-            Each officer has their own envelope of the master key. Admins manage officers and policy, approvers decide releases, viewers watch.
-          </Text>
-        </div>
-        {admin && (
-          <Button leftSection={<IconUserPlus size={16} />} variant="light" onClick={() => setAdding(true)} data-testid="add-officer">
-            Add officer
-          </Button>
-        )}
-      </Group>
-      {r.error && <ErrorNotice error={r.error} onRetry={r.reload} />}
-      {r.data && (
-        <Table data-testid="officers-table">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Role</Table.Th>
-              <Table.Th>Last login</Table.Th>
-              <Table.Th>Failed attempts</Table.Th>
-              <Table.Th />
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {r.data.map((o) => (
-              <Table.Tr key={o.id}>
-                <Table.Td>{o.name}</Table.Td>
-                <Table.Td>
-                  {admin && o.name !== me?.officer ? (
-                    <Select
-                      size="xs"
-                      w={130}
-                      value={o.role}
-                      data={['admin', 'approver', 'viewer']}
-                      onChange={(v) => v && void act(() => api().keys.setRole(o.name, v))}
-                      allowDeselect={false}
-                    />
-                  ) : (
-                    <Badge variant="light">{o.role}</Badge>
-                  )}
-                </Table.Td>
-                <Table.Td>{formatTime(o.last_login_at)}</Table.Td>
-                <Table.Td>{o.failed_attempts}</Table.Td>
-                <Table.Td>
-                  {admin && o.name !== me?.officer && (
-                    <Button size="xs" variant="subtle" color="red" onClick={() => void act(() => api().keys.removeOfficer(o.name))}>
-                      Remove
-                    </Button>
-                  )}
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      )}
-      {adding && <AddOfficerDialog onClose={() => setAdding(false)} />}
-    </Card>
-  );
-}
-
-function AddOfficerDialog({ onClose }: { onClose: () => void }) {
-  const [name, setName] = useState('');
-  const [role, setRole] = useState('approver');
-  const [pass, setPass] = useState('');
-  const [busy, setBusy] = useState(false);
-  const reauth = useReauth();
-  const submit = async () => {
-    setBusy(true);
-    try {
-      await reauth(() => api().keys.addOfficer(name, role, pass));
-      void officers.reload();
-      onClose();
-    } catch (e) {
-      fail(e);
-    } finally {
-      setBusy(false);
-      setPass('');
-    }
-  };
-  return (
-    <Modal opened onClose={onClose} title="Add an officer" centered>
-      <Stack>
-        <TextInput label="Name" value={name} onChange={(e) => setName(e.currentTarget.value)} data-autofocus />
-        <Select label="Role" value={role} onChange={(v) => v && setRole(v)} data={['admin', 'approver', 'viewer']} allowDeselect={false} />
-        <PasswordInput
-          label="Initial passphrase"
-          description="Hand it over in person; the officer changes it at first login."
-          value={pass}
-          onChange={(e) => setPass(e.currentTarget.value)}
-        />
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button loading={busy} disabled={!name || !pass} onClick={() => void submit()}>
-            Add officer
-          </Button>
-        </Group>
-      </Stack>
     </Modal>
   );
 }

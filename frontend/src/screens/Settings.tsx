@@ -1,46 +1,271 @@
-import { Alert, Card, Table } from '@mantine/core';
-import { IconFlask } from '@tabler/icons-react';
+import { ActionIcon, Alert, Badge, Button, Card, CopyButton, Group, NumberInput, Select, SimpleGrid, Stack, Switch, Table, Text, TextInput, Title, Tooltip } from '@mantine/core';
+import { notifications } from '@mantine/notifications';
+import { IconCheck, IconCopy, IconFlask } from '@tabler/icons-react';
+import { useEffect, useState } from 'react';
+import { api, ApiError, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
 import { ErrorNotice, Loading, PageHeader } from '../components/common';
+import { useReauth } from '../components/Reauth';
+import { Officers } from '../features/officers/Officers';
 import { consoleInfo } from '../stores/console';
-import { useResource } from '../stores/resource';
+import { Resource, useResource } from '../stores/resource';
+import { useSession } from '../stores/session';
+
+const releaseAPI = new Resource(() => api().fleet.releaseAPI());
+const defaultPolicy = new Resource(() => api().approvals.policy(''));
+
+export const classLabels: Record<ReleaseClass, { label: string; what: string }> = {
+  routine_boot: { label: 'Routine boot', what: 'known VM, approved chip and measurement, TCB at or above the minimum' },
+  first_boot: { label: 'First boot', what: 'a VM never released before, or an approved measurement never seen' },
+  migration: { label: 'Migration', what: 'a chip (or VLEK) this VM has not used before' },
+  restore: { label: 'Restore', what: 'an older disk generation, or a report older than the last launch' },
+  platform_change: { label: 'Platform change', what: 'TCB or firmware changed since the last approved boot (still at or above the minimum)' },
+  rotation: { label: 'Rotation', what: 'the guest moves to a new generation of its release secret' },
+  refused: { label: 'Refused', what: 'bad evidence, revoked VM or volume, forbidden policy bits, a replayed nonce' },
+};
+
+const editable: ReleaseClass[] = ['routine_boot', 'first_boot', 'migration', 'restore', 'platform_change', 'rotation'];
 
 export function SettingsScreen() {
   const r = useResource(consoleInfo);
   const i = r.data;
   return (
     <>
-      <PageHeader title="Settings" description="This console: where its data lives, how it runs, and what it trusts." />
+      <PageHeader title="Settings" description="This console: what it trusts, how it decides, who works with it, and where its data lives." />
       {r.error && <ErrorNotice error={r.error} onRetry={r.reload} />}
       {!i && r.loading && <Loading />}
       {i?.dev_simulated_root && (
-        <Alert color="grape" variant="filled" icon={<IconFlask />} title="Development mode: the simulated AMD root is trusted" mb="md">
+        <Alert color="grape" variant="filled" icon={<IconFlask />} title="Development mode: the simulated AMD root is trusted" mb="md" data-testid="dev-flag">
           Evidence signed by Keyholder's simulated AMD root is accepted and marked SIMULATED. Never run a production console like this.
         </Alert>
       )}
-      {i && (
-        <Card withBorder>
-          <Table data-testid="console-info">
-            <Table.Tbody>
-              <Row k="Version" v={i.version} />
-              <Row k="Mode" v={i.mode === 'desktop' ? 'Desktop app' : 'Web console'} />
-              <Row k="Data directory" v={i.data_dir} />
-              <Row k="Database" v={i.database_path} />
-              <Row k="Schema version" v={String(i.schema_version)} />
-              <Row k="Platform" v={`${i.platform} on ${i.hostname}`} />
-              <Row k="Simulated AMD root" v={i.dev_simulated_root ? 'TRUSTED (development)' : 'not trusted'} />
-            </Table.Tbody>
-          </Table>
-        </Card>
-      )}
+      <Stack>
+        <SimpleGrid cols={{ base: 1, lg: 2 }}>
+          <ReleaseListener />
+          {i && (
+            <Card withBorder>
+              <Title order={4} mb="xs">
+                Trusted AMD roots
+              </Title>
+              <Text size="sm" c="dimmed" mb="sm">
+                Evidence must chain to one of these AMD root keys (ARK). They are built into Keyholder; verification never contacts AMD.
+              </Text>
+              <Table data-testid="trusted-roots">
+                <Table.Tbody>
+                  {i.trusted_roots.map((t) => (
+                    <Table.Tr key={t.product}>
+                      <Table.Th w={90}>{t.product}</Table.Th>
+                      <Table.Td ff="monospace" fz="xs">
+                        {t.ark_sha256.slice(0, 32)}…
+                      </Table.Td>
+                      <Table.Td>{t.vlek ? <Badge variant="light">VCEK + VLEK</Badge> : <Badge variant="light">VCEK</Badge>}</Table.Td>
+                    </Table.Tr>
+                  ))}
+                  {i.dev_simulated_root && (
+                    <Table.Tr>
+                      <Table.Th>Simulated</Table.Th>
+                      <Table.Td colSpan={2}>
+                        <Badge color="grape">SIMULATED root trusted (development)</Badge>
+                      </Table.Td>
+                    </Table.Tr>
+                  )}
+                </Table.Tbody>
+              </Table>
+            </Card>
+          )}
+        </SimpleGrid>
+        <PolicyEditor />
+        <Officers />
+        {i && (
+          <Card withBorder>
+            <Title order={4} mb="xs">
+              This console
+            </Title>
+            <Table data-testid="console-info">
+              <Table.Tbody>
+                <Row k="Version" v={i.version} />
+                <Row k="Mode" v={i.mode === 'desktop' ? 'Desktop app' : 'Web console'} />
+                <Row k="Data directory" v={i.data_dir} mono />
+                <Row k="Database" v={i.database_path} mono />
+                <Row k="Schema version" v={String(i.schema_version)} />
+                <Row k="Platform" v={`${i.platform} on ${i.hostname}`} />
+                <Row k="Simulated AMD root" v={i.dev_simulated_root ? 'TRUSTED (development)' : 'not trusted'} />
+              </Table.Tbody>
+            </Table>
+          </Card>
+        )}
+      </Stack>
     </>
   );
 }
 
-function Row({ k, v }: { k: string; v: string }) {
+function ReleaseListener() {
+  const r = useResource(releaseAPI);
+  return (
+    <Card withBorder data-testid="release-listener">
+      <Title order={4} mb="xs">
+        Release API
+      </Title>
+      <Text size="sm" c="dimmed" mb="sm">
+        Guests ask for their disk key here, over TLS with this certificate pinned in their image manifest. It never shares a port with this
+        console.
+      </Text>
+      {r.error && <ErrorNotice error={r.error} />}
+      {r.data && !r.data.serving && (
+        <Text size="sm">
+          Not served by this process. Start the console with <code>keyholder serve --release-listen ADDR</code> to serve guests.
+        </Text>
+      )}
+      {r.data?.serving && (
+        <Stack gap="xs">
+          <Group>
+            <Text size="sm" fw={600} w={80}>
+              Address
+            </Text>
+            <Text size="sm" ff="monospace">
+              {r.data.address}
+            </Text>
+          </Group>
+          <Group wrap="nowrap" align="flex-start">
+            <Text size="sm" fw={600} w={80}>
+              SPKI pin
+            </Text>
+            <Text size="sm" ff="monospace" style={{ wordBreak: 'break-all' }} data-testid="spki-pin">
+              {r.data.pin}
+            </Text>
+            <CopyButton value={r.data.pin}>
+              {({ copied, copy }) => (
+                <Tooltip label={copied ? 'Copied' : 'Copy'}>
+                  <ActionIcon variant="subtle" onClick={copy}>
+                    {copied ? <IconCheck size={16} /> : <IconCopy size={16} />}
+                  </ActionIcon>
+                </Tooltip>
+              )}
+            </CopyButton>
+          </Group>
+        </Stack>
+      )}
+    </Card>
+  );
+}
+
+function PolicyEditor() {
+  const r = useResource(defaultPolicy);
+  const admin = useSession().session?.role === 'admin';
+  const reauth = useReauth();
+  const [p, setP] = useState<ReleasePolicy | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (r.data) setP(structuredClone(r.data));
+  }, [r.data]);
+  if (r.error) return <ErrorNotice error={r.error} onRetry={r.reload} />;
+  if (!p) return <Loading />;
+  const save = async () => {
+    setBusy(true);
+    try {
+      await reauth(() => api().approvals.setPolicy('', p));
+      notifications.show({ color: 'teal', title: 'Policy saved', message: 'New requests are decided with it; the change is in the audit log.' });
+      void defaultPolicy.reload();
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'canceled'))
+        notifications.show({ color: 'red', title: 'Not saved', message: e instanceof ApiError ? e.message : String(e) });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Card withBorder data-testid="policy-editor">
+      <Title order={4} mb="xs">
+        Release policy (console default)
+      </Title>
+      <Text size="sm" c="dimmed" mb="sm">
+        What happens to each kind of request. Images may override it. Refused evidence is always denied.
+      </Text>
+      <Table>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Event</Table.Th>
+            <Table.Th>Action</Table.Th>
+            <Table.Th>Approvers needed</Table.Th>
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {editable.map((c) => (
+            <Table.Tr key={c}>
+              <Table.Td>
+                <Text size="sm" fw={500}>
+                  {classLabels[c].label}
+                </Text>
+                <Text size="xs" c="dimmed">
+                  {classLabels[c].what}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <Select
+                  size="xs"
+                  w={150}
+                  disabled={!admin}
+                  value={p.actions[c] ?? 'approve'}
+                  data={[
+                    { value: 'release', label: 'Release' },
+                    { value: 'approve', label: 'Ask an officer' },
+                    { value: 'deny', label: 'Deny' },
+                  ]}
+                  onChange={(v) => v && setP({ ...p, actions: { ...p.actions, [c]: v as ReleaseAction } })}
+                  allowDeselect={false}
+                  data-testid={`policy-${c}`}
+                />
+              </Table.Td>
+              <Table.Td>
+                <NumberInput
+                  size="xs"
+                  w={90}
+                  min={1}
+                  max={9}
+                  disabled={!admin || (p.actions[c] ?? 'approve') !== 'approve'}
+                  value={p.approvers?.[c] ?? 1}
+                  onChange={(v) => setP({ ...p, approvers: { ...(p.approvers ?? {}), [c]: Math.max(1, Number(v) || 1) } })}
+                />
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+      <Group mt="md" align="flex-end">
+        <TextInput
+          label="Approvals expire after"
+          w={180}
+          disabled={!admin}
+          value={p.approval_ttl ?? '15m0s'}
+          onChange={(e) => setP({ ...p, approval_ttl: e.currentTarget.value })}
+        />
+        <TextInput
+          label="Heartbeat interval"
+          w={180}
+          disabled={!admin}
+          value={p.heartbeat_interval ?? '1m0s'}
+          onChange={(e) => setP({ ...p, heartbeat_interval: e.currentTarget.value })}
+        />
+        <Switch
+          label="Allow guests with a migration agent"
+          disabled={!admin}
+          checked={!!p.allow_migration_agent}
+          onChange={(e) => setP({ ...p, allow_migration_agent: e.currentTarget.checked })}
+        />
+        {admin && (
+          <Button loading={busy} onClick={() => void save()} data-testid="policy-save">
+            Save policy
+          </Button>
+        )}
+      </Group>
+    </Card>
+  );
+}
+
+function Row({ k, v, mono }: { k: string; v: string; mono?: boolean }) {
   return (
     <Table.Tr>
       <Table.Th w={220}>{k}</Table.Th>
-      <Table.Td ff={k === 'Data directory' || k === 'Database' ? 'monospace' : undefined}>{v}</Table.Td>
+      <Table.Td ff={mono ? 'monospace' : undefined}>{v}</Table.Td>
     </Table.Tr>
   );
 }
