@@ -242,7 +242,9 @@ func TestPinnedTLSConfig(t *testing.T) {
 }
 
 // FuzzDecodeReleaseRequest: the decoder never panics, and what it accepts
-// re-encodes to a request it accepts again with the same fields.
+// re-encodes to a request it accepts again with the same fields. Inputs are
+// a few KiB, so minimising each new one takes long; run it with a short
+// -fuzzminimizetime (for example 1s) to keep the fuzzer exploring.
 func FuzzDecodeReleaseRequest(f *testing.F) {
 	b, _ := json.Marshal(validRequest())
 	f.Add(b)
