@@ -19,6 +19,8 @@ import { ReauthProvider } from './components/Reauth';
 import { SessionGate } from './components/SessionGate';
 import { api } from './api';
 import { session, useSession } from './stores/session';
+import { watchApprovals } from './stores/attention';
+import { useEffect } from 'react';
 import { ApprovalsScreen } from './screens/Approvals';
 import { AuditScreen } from './screens/Audit';
 import { FleetScreen } from './screens/Fleet';
@@ -55,6 +57,11 @@ function Shell() {
   const info = useResource(consoleInfo);
   const pending = useResource(pendingRequests);
   const { colorScheme, toggleColorScheme } = useMantineColorScheme();
+  useEffect(() => watchApprovals(() => go('/approvals')), [go]);
+  const waiting = pending.data?.length ?? 0;
+  useEffect(() => {
+    document.title = waiting > 0 ? `(${waiting}) Keyholder` : 'Keyholder';
+  }, [waiting]);
 
   return (
     <AppShell header={{ height: 56 }} navbar={{ width: 220, breakpoint: 0 }} padding="lg">
