@@ -552,6 +552,9 @@ type Summary struct {
 	Current     int           `json:"current_generation"`
 	Simulated   bool          `json:"simulated"`
 	Reasons     []wire.Reason `json:"reasons,omitempty"`
+	// VolumeReleasedTo lists other VMs this volume's secret was released to
+	// (a re-created VM, or a VM presenting another one's disk).
+	VolumeReleasedTo []string `json:"volume_released_to,omitempty"`
 }
 
 func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) error {
@@ -559,6 +562,19 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 		Measurement: d.claims.Measurement, TCB: d.claims.TCB, PreviousTCB: d.hist.ApprovedTCB,
 		NewChip: d.hist.EverReleased && !d.hist.ChipApproved, Generation: d.gen, Current: d.current, Simulated: d.claims.Simulated,
 		Reasons: d.claims.Reasons}
+	owners, err := tx.QueryContext(ctx, `SELECT id FROM vms WHERE volume_id = ? AND id != ? AND last_release_at != '' ORDER BY id LIMIT 10`, req.VolumeID, req.VMID)
+	if err != nil {
+		return fmt.Errorf("read volume owners: %w", store.Classify(err))
+	}
+	for owners.Next() {
+		var id string
+		if err := owners.Scan(&id); err != nil {
+			owners.Close()
+			return err
+		}
+		sum.VolumeReleasedTo = append(sum.VolumeReleasedTo, id)
+	}
+	owners.Close()
 	sumJSON, _ := json.Marshal(sum)
 	claimsJSON, err := json.Marshal(d.claims)
 	if err != nil {

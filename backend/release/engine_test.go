@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hpke"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -525,6 +526,19 @@ func TestApprovalRules(t *testing.T) {
 	if _, err := e.svc.Release(ctx, a.req); code(err) != wire.CodeDeniedByPolicy {
 		t.Fatalf("image policy denies platform change: %v", err)
 	}
+	// A new VM presenting a released volume waits for an officer, who sees
+	// which VM the volume belongs to.
+	thief := guest{vm: "vm-new", vol: vol, chip: 7, meas: 1, launch: 70}
+	rel, err = e.svc.Release(ctx, e.request(thief, wire.PurposeBoot, 0).req)
+	if err != nil || rel.Status != wire.StatusPending || rel.Class != string(ClassFirstBoot) {
+		t.Fatalf("new VM with a released volume: %+v %v", rel, err)
+	}
+	rq, _ := GetRequest(ctx, e.db, rel.RequestID)
+	var sum Summary
+	if err := json.Unmarshal(rq.Summary, &sum); err != nil || len(sum.VolumeReleasedTo) != 1 || sum.VolumeReleasedTo[0] != "vm-1" {
+		t.Fatalf("summary: %s %v", rq.Summary, err)
+	}
+
 	// The default still asks approval for other images.
 	g.chip, g.launch, g.tcbSNP = 5, 60, 21
 	a = e.request(g, wire.PurposeBoot, 0)

@@ -47,6 +47,7 @@ ALTER TABLE vms ADD COLUMN approved_tcb TEXT NOT NULL DEFAULT '';    -- JSON TCB
 ALTER TABLE vms ADD COLUMN last_release_at TEXT NOT NULL DEFAULT '';
 ALTER TABLE vms ADD COLUMN stale_after TEXT NOT NULL DEFAULT '';     -- verified until then; stale after (3 heartbeats)
 CREATE INDEX vms_report_id ON vms(report_id) WHERE report_id != '';
+CREATE INDEX vms_volume ON vms(volume_id);
 
 -- Chips and measurements that received a release for a VM, and its launches.
 CREATE TABLE vm_chips (
