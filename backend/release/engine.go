@@ -580,6 +580,9 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	if err != nil {
 		return err
 	}
+	if err := s.supersedeTx(ctx, tx, req.VMID, d.reqID, d.now); err != nil {
+		return err
+	}
 	sigJSON, _ := json.Marshal(d.decision.Signals)
 	purpose := string(req.Purpose)
 	_, err = tx.ExecContext(ctx, `INSERT INTO approval_requests(id, vm_id, volume_id, purpose, generation, class, signals, status, approvals_needed,

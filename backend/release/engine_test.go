@@ -436,6 +436,19 @@ func TestApprovalRules(t *testing.T) {
 	g := guest{vm: "vm-1", vol: vol, chip: 1, meas: 1, launch: 1}
 	e.released(g)
 
+	// A guest that asks again supersedes its open request.
+	g.chip, g.launch = 8, 80
+	r1, _ := e.svc.Release(ctx, e.request(g, wire.PurposeBoot, 0).req)
+	g.launch = 81
+	r2, _ := e.svc.Release(ctx, e.request(g, wire.PurposeBoot, 0).req)
+	if _, err := e.svc.Approve(ctx, r1.RequestID, e.approver("alice"), ""); !errors.Is(err, ErrNotPending) {
+		t.Fatalf("approve a superseded request: %v", err)
+	}
+	if p, _ := ListRequests(ctx, e.db, StatusPending); len(p) != 1 || p[0].ID != r2.RequestID {
+		t.Fatalf("pending after a second request: %+v", p)
+	}
+	e.svc.Deny(ctx, r2.RequestID, e.approver("alice"), "test over")
+
 	// Two of N for migrations.
 	if err := SetPolicy(ctx, e.db, "officer:alice", "", &Policy{Approvers: map[Class]int{ClassMigration: 2}}); err != nil {
 		t.Fatal(err)

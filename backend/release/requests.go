@@ -273,6 +273,26 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.
 	return err
 }
 
+// supersedeTx ends the VM's earlier open requests when it asks again (it
+// rebooted: the keys those requests were sealed to are gone).
+func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, newID string, now time.Time) error {
+	rs, err := listRequests(ctx, tx, `vm_id = ? AND status IN ('pending', 'approved')`, vmID)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		reason := "superseded by request " + newID + " (the guest asked again)"
+		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'expired', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.ID); err != nil {
+			return fmt.Errorf("supersede request: %w", store.Classify(err))
+		}
+		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
+			Decision: "expired", Reason: fmt.Sprintf("%s of %s: %s", r.Class, r.VMID, reason), EvidenceHash: r.EvidenceHash}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ExpireDue expires every pending or approved request past its expiry and
 // returns how many it expired.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
