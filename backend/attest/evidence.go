@@ -122,7 +122,11 @@ func (ev *Evidence) Check() error {
 	if len(ev.TPM) > MaxTPMSize {
 		return fmt.Errorf("%w: vTPM attestation is %d bytes, the limit is %d", ErrMalformed, len(ev.TPM), MaxTPMSize)
 	}
-	if _, err := ev.certs(); err != nil {
+	certs, err := ev.certs()
+	if err != nil {
+		return err
+	}
+	if err := certs.parseAll(); err != nil {
 		return err
 	}
 	if len(ev.TPM) > 0 {
@@ -181,11 +185,26 @@ func (ev *Evidence) certs() (*evidenceCerts, error) {
 		if len(e.der) > MaxCertSize {
 			return nil, fmt.Errorf("%w: %s certificate is %d bytes, the limit is %d", ErrMalformed, e.name, len(e.der), MaxCertSize)
 		}
-		if _, err := x509.ParseCertificate(e.der); err != nil {
-			return nil, fmt.Errorf("%w: %s certificate: %v", ErrMalformed, e.name, err)
-		}
 	}
 	return c, nil
+}
+
+// parseAll parses every certificate. Verify does not need it (intermediates
+// are compared byte for byte with the trusted ones, the signing certificate
+// is parsed on a cold chain), but Check reports bad certificates early.
+func (c *evidenceCerts) parseAll() error {
+	for _, e := range []struct {
+		der  []byte
+		name string
+	}{{c.vcek, "VCEK"}, {c.vlek, "VLEK"}, {c.ask, "ASK"}, {c.asvk, "ASVK"}, {c.ark, "ARK"}} {
+		if len(e.der) == 0 {
+			continue
+		}
+		if _, err := x509.ParseCertificate(e.der); err != nil {
+			return fmt.Errorf("%w: %s certificate: %v", ErrMalformed, e.name, err)
+		}
+	}
+	return nil
 }
 
 // trimDER cuts a certificate table entry to the length its outer DER
