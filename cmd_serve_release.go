@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"keyholder/backend/attest"
@@ -40,6 +41,21 @@ func startConsoleCore(ctx context.Context, env *cliEnv, log *slog.Logger, db *st
 		go h.started(ctx, eng)
 	}
 	return cust, eng, stop, nil
+}
+
+// guessReleaseURL is the default release URL for image tokens: this host's
+// name and the listening port. Officers set the real one where guests reach
+// the console by another name.
+func guessReleaseURL(a net.Addr) string {
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return ""
+	}
+	host, _ := os.Hostname()
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsLoopback() || host == "" {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
 }
 
 // defaultReleaseListen is where guests reach the release API unless
@@ -101,6 +117,9 @@ func startRelease(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.
 	rctx, cancel := context.WithCancel(ctx)
 	go eng.RunExpiry(rctx, 30*time.Second)
 	eng.SetListener(ln.Addr().String(), id.Pin)
+	if err := release.Publish(ctx, db, guessReleaseURL(ln.Addr()), id.Pin); err != nil {
+		log.Warn("publish the release API's pin for image preparation", "err", err)
+	}
 	fmt.Fprintf(env.stdout, "Release API for guests: https://%s/  (SPKI pin, SHA-256: %s)\n", ln.Addr(), id.Pin)
 	if !cust.Unlocked() {
 		fmt.Fprintln(env.stdout, "The key service is locked: guests are answered \"unavailable\" until an officer logs in.")
