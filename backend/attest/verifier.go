@@ -286,8 +286,10 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, ref *ReferenceValue
 		if nonce == nil {
 			nonce = exp.ReportData
 		}
+		// The AK is bound only through an authentic report whose
+		// REPORT_DATA is the caller's transcript (which hashed the AK).
 		var bound []byte
-		if reportDataOK && entry != nil {
+		if reportDataOK && vd.Authentic {
 			bound = exp.AKDigest
 		}
 		var tref *TPMReference
