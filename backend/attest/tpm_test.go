@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"keyholder/backend/attest"
 	"keyholder/backend/sim"
@@ -116,6 +117,11 @@ func TestVerifyTPMNegative(t *testing.T) {
 		{name: "AK bound but REPORT_DATA wrong", o: simtpm.Options{Seed: 1, SecureBoot: true},
 			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
 				exp.ReportData = make([]byte, 64)
+			},
+			wantCode: attest.CodeTPMAKNotBound},
+		{name: "AK bound through a report whose VCEK expired", o: simtpm.Options{Seed: 1, SecureBoot: true},
+			edit: func(ev *attest.Evidence, exp *attest.Expectation, ref *attest.TPMReference) {
+				exp.At = sim.KeyNotAfter.Add(time.Hour)
 			},
 			wantCode: attest.CodeTPMAKNotBound},
 		{name: "PCR mismatch", o: simtpm.Options{Seed: 1, SecureBoot: true},
