@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -122,6 +124,9 @@ that looks finished. DST.manifest.json describes the result.
 			res, err := diskimage.Prepare(ctx, opts, &diskimage.StoreRegistrar{DB: db, Custody: svc})
 			if isTerminal(env.stderr) && !*asJSON {
 				fmt.Fprintln(env.stderr)
+			}
+			if errors.Is(err, context.Canceled) {
+				return &exitError{code: 130, msg: "cancelled; no image was written and nothing was registered"}
 			}
 			if err != nil {
 				return err
