@@ -245,3 +245,45 @@ func TestOpenCryptsetupVolumes(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenLuksFormat reads headers written by cryptsetup luksFormat with a
+// known volume key: every keyslot kind and both sector sizes give that key.
+func TestOpenLuksFormat(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"argon2id-4096", []string{"--sector-size", "4096", "--pbkdf", "argon2id", "--pbkdf-memory", "64", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"}},
+		{"argon2i-512", []string{"--sector-size", "512", "--pbkdf", "argon2i", "--pbkdf-memory", "64", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"}},
+		{"pbkdf2-sha256-512", []string{"--sector-size", "512", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"}},
+		{"pbkdf2-sha1-aes128", []string{"--sector-size", "4096", "--pbkdf", "pbkdf2", "--hash", "sha1", "--pbkdf-force-iterations", "1000", "--key-size", "256"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ks := 64
+			if tc.name == "pbkdf2-sha1-aes128" {
+				ks = 32
+			}
+			key := make([]byte, ks)
+			rand.Read(key)
+			kf := writeFile(t, dir, "key", key)
+			pf := writeFile(t, dir, "pass", []byte("pass "+tc.name))
+			img := writeFile(t, dir, "img", make([]byte, 17<<20))
+			mustCryptsetup(t, append(append([]string{"luksFormat", "-q", "--type", "luks2", "--volume-key-file", kf, "--key-file", pf}, tc.args...), img)...)
+			f, _ := os.Open(img)
+			defer f.Close()
+			v, err := Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, slot, err := v.Unlock(f, []byte("pass "+tc.name))
+			if err != nil || slot != 0 || !bytes.Equal(got, key) {
+				t.Fatalf("unlock: slot %d err %v", slot, err)
+			}
+			if want := map[bool]int{true: 512, false: 4096}[strings.Contains(tc.name, "512")]; v.SectorSize() != want || v.PayloadOffset() != 16<<20 {
+				t.Fatalf("sector %d offset %d", v.SectorSize(), v.PayloadOffset())
+			}
+		})
+	}
+}
