@@ -20,6 +20,7 @@ import (
 type Cipher struct {
 	k1, k2 cipher.Block
 	fast   *roundKeys // nil when the assembly path is not available
+	fast2  *roundKeys // the tweak key's schedule, for eight tweaks at once
 }
 
 // ErrKeySize is returned for a key that is not 32 or 64 bytes.
@@ -39,18 +40,20 @@ func New(key []byte) (*Cipher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cipher{k1: k1, k2: k2, fast: newRoundKeys(key[:h])}, nil
+	return &Cipher{k1: k1, k2: k2, fast: newRoundKeys(key[:h]), fast2: newRoundKeys(key[h:])}, nil
 }
 
 // Wipe overwrites the expanded round keys the cipher holds in its own memory.
 // (The crypto/aes schedules cannot be reached; they go with the garbage
 // collector.) The cipher must not be used afterwards.
 func (c *Cipher) Wipe() {
-	if c.fast != nil {
-		clear(c.fast.enc[:])
-		clear(c.fast.dec[:])
+	for _, rk := range []*roundKeys{c.fast, c.fast2} {
+		if rk != nil {
+			clear(rk.enc[:])
+			clear(rk.dec[:])
+		}
 	}
-	c.k1, c.k2, c.fast = nil, nil, nil
+	c.k1, c.k2, c.fast, c.fast2 = nil, nil, nil, nil
 }
 
 // Encrypt encrypts len(src) bytes, which must be a whole number of sectors of
@@ -69,6 +72,10 @@ func (c *Cipher) Decrypt(dst, src []byte, sectorSize int, iv, ivStep uint64) {
 func (c *Cipher) crypt(dst, src []byte, sectorSize int, iv, ivStep uint64, enc bool) {
 	if sectorSize <= 0 || sectorSize%16 != 0 || len(src)%sectorSize != 0 || len(dst) < len(src) {
 		panic("xts: input is not a whole number of sectors")
+	}
+	if c.fast != nil && c.fast2 != nil && sectorSize%128 == 0 {
+		c.cryptBatched(dst, src, sectorSize, iv, ivStep, enc)
+		return
 	}
 	var tweak [16]byte
 	for off := 0; off < len(src); off += sectorSize {
@@ -108,4 +115,25 @@ func (c *Cipher) generic(dst, src []byte, tweak *[16]byte, enc bool) {
 	}
 	binary.LittleEndian.PutUint64(tweak[:8], t0)
 	binary.LittleEndian.PutUint64(tweak[8:], t1)
+}
+
+// cryptBatched is crypt for the assembly path with whole batches of eight
+// blocks per sector: the sector tweaks are made eight at a time.
+func (c *Cipher) cryptBatched(dst, src []byte, sectorSize int, iv, ivStep uint64, enc bool) {
+	var ivs, tweaks [128]byte
+	n := len(src) / sectorSize
+	for s0 := 0; s0 < n; s0 += 8 {
+		k := min(8, n-s0)
+		clear(ivs[:])
+		for i := 0; i < k; i++ {
+			binary.LittleEndian.PutUint64(ivs[16*i:], iv+uint64(s0+i)*ivStep)
+		}
+		c.fast2.tweaks8(&tweaks, &ivs)
+		for i := 0; i < k; i++ {
+			off := (s0 + i) * sectorSize
+			t := (*[16]byte)(tweaks[16*i : 16*i+16])
+			c.fast.crypt(dst[off:off+sectorSize], src[off:off+sectorSize], t, enc)
+		}
+	}
+	clear(tweaks[:])
 }

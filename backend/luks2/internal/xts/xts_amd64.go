@@ -11,6 +11,14 @@ func xtsDecAsm(rk *byte, nr int, dst, src *byte, nblocks int, tweak *[16]byte)
 //go:noescape
 func aesimc(dst, src *byte)
 
+//go:noescape
+func ecbEnc8(rk *byte, nr int, dst, src *byte)
+
+const haveBatch = true
+
+// tweaks8 encrypts eight IV blocks with the tweak key.
+func (rk *roundKeys) tweaks8(dst, src *[128]byte) { ecbEnc8(&rk.enc[0], rk.nr, &dst[0], &src[0]) }
+
 var haveAESNI = cpu.X86.HasAES && cpu.X86.HasSSE41
 
 func newRoundKeys(key []byte) *roundKeys {
