@@ -48,6 +48,17 @@ network (AMD's key server, or --kds for a mirror), or from a directory of
 files (--from): certificates and CRLs (*.crl, crl.der, crl.pem). It is never
 used while a guest waits for a key.
 
+A reference values file looks like this (hex in lower case; omitted fields
+are not checked, except that debug is never allowed and migration agent and
+SMT are refused unless allowed, and only VMPL 0 is accepted by default):
+
+  {"measurements": ["<96 hex digits>", ...],
+   "minimum_tcb": {"bootloader": 4, "tee": 0, "snp": 22, "microcode": 213},
+   "product": "Genoa", "allow_smt": false, "allow_migration_agent": false,
+   "allowed_vmpls": [0], "host_data": "<64 hex digits>",
+   "id_key_digests": ["<96 hex digits>"], "allowed_chip_ids": ["<128 hex digits>"],
+   "tpm": {"required": true, "require_secure_boot": true, "pcrs": {"7": "<hex>"}}}
+
 Run 'keyholder attest SUBCOMMAND -h' for the flags of one subcommand.
 `)
 	},

@@ -121,6 +121,29 @@ func TestAttestVerifyCLI(t *testing.T) {
 	}
 }
 
+// TestAttestVerifyCLICertChain reads AMD's cert_chain bundle (ASK then ARK
+// in PEM) and a DER VCEK, as `snpguest fetch` writes them.
+func TestAttestVerifyCLICertChain(t *testing.T) {
+	var rd [64]byte
+	c, _ := sim.NewChip(attest.Milan, "chain-host")
+	ev, err := c.Evidence(sim.ReportOptions{ReportData: rd, Certs: sim.CertFields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	report := writeFile(t, filepath.Join(dir, "report.bin"), ev.Report)
+	certs := filepath.Join(dir, "certs")
+	os.Mkdir(certs, 0o700)
+	writeFile(t, filepath.Join(certs, "cert_chain.pem"), sim.Root().CertChainPEM(attest.Milan))
+	writeFile(t, filepath.Join(certs, "vcek.der"), ev.VCEK)
+	writeFile(t, filepath.Join(certs, "notes.txt"), []byte("ignored"))
+	code, out, errOut := runCLI(t, "attest", "verify", "--data", t.TempDir(), "--report", report, "--certs", certs,
+		"--dev-trust-simulated-amd-root", "--report-data", hex.EncodeToString(rd[:]))
+	if code != 0 || !strings.Contains(out, "VERIFIED") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
 func TestAttestVerifyCLIBadFiles(t *testing.T) {
 	dir, report := snpguestFiles(t, attest.Milan, sim.ReportOptions{})
 	raw, _ := os.ReadFile(report)
