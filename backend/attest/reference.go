@@ -176,3 +176,38 @@ func containsHex(set []Hex, b []byte) bool {
 	}
 	return false
 }
+
+// ReferenceFromClaims proposes reference values that exactly admit the
+// guest that made c: its measurement, its reported TCB as the minimum, its
+// product and VMPL, its host data, family and image IDs and ID-block keys,
+// and the SMT and migration agent bits only if its policy sets them. An
+// officer approving a first boot starts from this and edits it; debug is
+// never proposed, so a debug guest still fails the result.
+func ReferenceFromClaims(c *Claims) ReferenceValues {
+	nonZero := func(b Hex) Hex {
+		if allZero(b) {
+			return nil
+		}
+		return append(Hex(nil), b...)
+	}
+	r := ReferenceValues{
+		Measurements: []Hex{append(Hex(nil), c.Measurement...)},
+		MinimumTCB: TCBMinimum{Bootloader: c.ReportedTCB.Bootloader, TEE: c.ReportedTCB.TEE, SNP: c.ReportedTCB.SNP,
+			Microcode: c.ReportedTCB.Microcode, FMC: c.ReportedTCB.FMC},
+		Product:             c.Product,
+		AllowMigrationAgent: c.Policy.MigrationAgent,
+		AllowSMT:            c.Policy.SMT,
+		AllowedVMPLs:        []uint32{c.VMPL},
+		HostData:            nonZero(c.HostData),
+		FamilyID:            nonZero(c.FamilyID),
+		ImageID:             nonZero(c.ImageID),
+		MinimumGuestSVN:     c.GuestSVN,
+	}
+	if d := nonZero(c.IDKeyDigest); d != nil {
+		r.IDKeyDigests = []Hex{d}
+	}
+	if d := nonZero(c.AuthorKeyDigest); d != nil && c.AuthorKeyEn {
+		r.AuthorKeyDigests = []Hex{d}
+	}
+	return r
+}

@@ -298,3 +298,33 @@ func TestVerdictSummary(t *testing.T) {
 		}
 	}
 }
+
+func TestReferenceFromClaims(t *testing.T) {
+	v := newVerifier(t, attest.Options{})
+	ctx := context.Background()
+	for _, p := range attest.Products {
+		o := sim.ReportOptions{ReportData: rd, HostData: bytes.Repeat([]byte{7}, 32), IDKeyDigest: measurement("id"), AuthorKeyDigest: measurement("author"),
+			VMPL: 1, GuestSVN: 2, Policy: attest.PolicyBits(false, false, true, false)}
+		ev, err := chip(t, p, "proposal").Evidence(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := v.Verify(ctx, ev, nil, attest.Expectation{ReportData: rd[:]})
+		ref := attest.ReferenceFromClaims(first.Claims)
+		if err := ref.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if vd, _ := v.Verify(ctx, ev, &ref, attest.Expectation{ReportData: rd[:]}); !vd.Verified {
+			t.Fatalf("%s: the proposal refuses its own guest: %v", p, vd.Reasons)
+		}
+		// Another measurement, a lower TCB or a debug launch is refused.
+		other, _ := chip(t, p, "proposal").Evidence(func() sim.ReportOptions { o := o; o.Measurement = measurement("other"); return o }())
+		if vd, _ := v.Verify(ctx, other, &ref, attest.Expectation{ReportData: rd[:]}); !vd.Has(attest.CodeMeasurement) {
+			t.Fatalf("%s: other measurement: %v", p, vd.Reasons)
+		}
+		debug, _ := chip(t, p, "proposal").Evidence(func() sim.ReportOptions { o := o; o.Policy = attest.PolicyBits(true, false, true, false); return o }())
+		if vd, _ := v.Verify(ctx, debug, &ref, attest.Expectation{ReportData: rd[:]}); !vd.Has(attest.CodeDebug) {
+			t.Fatalf("%s: debug: %v", p, vd.Reasons)
+		}
+	}
+}
