@@ -25,14 +25,16 @@ var attestCommand = &command{
 	short: "verify SEV-SNP and vTPM evidence by hand; fill the AMD certificate cache",
 	usage: func(w io.Writer) {
 		fmt.Fprint(w, `Usage:
-  keyholder attest verify --report FILE [--certs DIR] [--vcek FILE] [--product Milan|Genoa|Turin]
-                          [--at RFC3339] [--reference FILE | --image NAME] [--report-data HEX] [--json]
+  keyholder attest verify (--report FILE | --evidence FILE) [--certs DIR] [--vcek FILE]
+                          [--product Milan|Genoa|Turin] [--at RFC3339] [--reference FILE | --image NAME]
+                          [--report-data HEX] [--tpm-nonce HEX] [--ak-digest HEX] [--json]
   keyholder attest verify-tpm --attestation FILE --nonce HEX [--gce | --ak-digest HEX] [--json]
   keyholder attest fetch-certs (--report FILE | --product P [--chip-id HEX --tcb HEX]) [--vlek] [--kds URL]
   keyholder attest fetch-certs --from DIR
 
 verify checks a raw SEV-SNP report (1184 bytes, as 'snpguest report' writes
-it) against AMD's certificate chain, offline: certificates come from --certs
+it), or evidence in the JSON form agents send (--evidence), against AMD's
+certificate chain, offline: certificates come from the evidence, --certs
 (vcek.pem/der, ask, ark, cert_chain.pem, as 'snpguest fetch' writes them),
 --vcek, or the console's certificate cache. With --reference (a JSON file of
 reference values) or --image (the image's newest reference values in the
@@ -160,6 +162,9 @@ type attestJSON struct {
 func attestVerify(env *cliEnv, args []string) error {
 	fs := subFlags(env, "verify")
 	report := fs.String("report", "", "raw SEV-SNP report `FILE` (1184 bytes)")
+	evidenceFile := fs.String("evidence", "", "evidence `FILE` in the JSON form agents send (report, certificates, vTPM)")
+	nonceHex := fs.String("tpm-nonce", "", "with --evidence: the nonce its vTPM quote must be over (hex; default: the REPORT_DATA)")
+	akHex := fs.String("ak-digest", "", "with --evidence: the vTPM attestation key digest the transcript bound (hex)")
 	certs := fs.String("certs", "", "`DIR` with vcek/ask/ark/cert_chain files (PEM or DER)")
 	vcek := fs.String("vcek", "", "VCEK or VLEK certificate `FILE` (PEM or DER)")
 	product := fs.String("product", "", "expected product: Milan, Genoa or Turin")
@@ -176,8 +181,8 @@ func attestVerify(env *cliEnv, args []string) error {
 	if *crlAge <= 0 {
 		return &exitError{code: 2, msg: "--crl-max-age must be positive"}
 	}
-	if *report == "" {
-		return &exitError{code: 2, msg: "--report FILE is required"}
+	if (*report == "") == (*evidenceFile == "") {
+		return &exitError{code: 2, msg: "give one of --report FILE and --evidence FILE"}
 	}
 	if *refFile != "" && *image != "" {
 		return &exitError{code: 2, msg: "--reference and --image exclude each other"}
@@ -204,11 +209,36 @@ func attestVerify(env *cliEnv, args []string) error {
 		}
 		exp.ReportData = b
 	}
-	raw, err := attest.ReadReportFile(*report)
-	if err != nil {
-		return err
+	if *nonceHex != "" {
+		b, err := decodeHexFlag("tpm-nonce", *nonceHex, 0)
+		if err != nil {
+			return err
+		}
+		exp.TPMNonce = b
 	}
-	ev := &attest.Evidence{Report: raw}
+	if *akHex != "" {
+		b, err := decodeHexFlag("ak-digest", *akHex, 32)
+		if err != nil {
+			return err
+		}
+		exp.AKDigest = b
+	}
+	var ev *attest.Evidence
+	if *evidenceFile != "" {
+		b, err := readLimitedFile(*evidenceFile, attest.MaxEvidenceJSON)
+		if err != nil {
+			return err
+		}
+		if ev, err = attest.ParseEvidence(b); err != nil {
+			return fmt.Errorf("%s: %v", *evidenceFile, strings.TrimPrefix(err.Error(), attest.ErrMalformed.Error()+": "))
+		}
+	} else {
+		raw, err := attest.ReadReportFile(*report)
+		if err != nil {
+			return err
+		}
+		ev = &attest.Evidence{Report: raw}
+	}
 	if *certs != "" {
 		ders, err := attest.ReadCertDir(*certs)
 		if err != nil {
@@ -563,4 +593,21 @@ func importCertDir(ctx context.Context, env *cliEnv, v *attest.Verifier, cache *
 		return fmt.Errorf("%s: no certificate or CRL files", dir)
 	}
 	return nil
+}
+
+// readLimitedFile reads at most limit bytes of path and refuses more.
+func readLimitedFile(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return b, nil
 }

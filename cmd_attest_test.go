@@ -358,3 +358,44 @@ func TestAttestVerifyCLIImage(t *testing.T) {
 		t.Fatalf("unknown image: exit %d %q", code, errOut)
 	}
 }
+
+// TestAttestVerifyCLIEvidence checks evidence in the agents' JSON form, with
+// a bound vTPM attestation.
+func TestAttestVerifyCLIEvidence(t *testing.T) {
+	nonce := []byte("evidence nonce")
+	att, err := simtpm.Attestation(simtpm.Options{Seed: 11, SecureBoot: true}, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	akd := (&attest.Evidence{TPM: att}).AKDigest()
+	var rd [64]byte
+	copy(rd[:], akd)
+	c, _ := sim.NewChip(attest.Turin, "evidence-host")
+	ev, err := c.Evidence(sim.ReportOptions{ReportData: rd, VLEK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.TPM = att
+	b, _ := json.Marshal(ev)
+	dir := t.TempDir()
+	file := writeFile(t, filepath.Join(dir, "evidence.json"), b)
+	args := []string{"attest", "verify", "--data", t.TempDir(), "--evidence", file, "--dev-trust-simulated-amd-root", "--json",
+		"--report-data", hex.EncodeToString(rd[:]), "--tpm-nonce", hex.EncodeToString(nonce)}
+	code, out, errOut := runCLI(t, append(args, "--ak-digest", hex.EncodeToString(akd))...)
+	if code != 0 || !strings.Contains(out, `"signer": "VLEK"`) || !strings.Contains(out, `"product": "Turin"`) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, args...)
+	if code != 1 || !strings.Contains(out, "tpm_ak_not_bound") {
+		t.Fatalf("without --ak-digest: exit %d\n%s", code, out)
+	}
+	bad := writeFile(t, filepath.Join(dir, "bad.json"), []byte(`{"report":"AAAA","extra":1}`))
+	code, _, errOut = runCLI(t, "attest", "verify", "--data", t.TempDir(), "--evidence", bad)
+	if code == 0 || !strings.Contains(errOut, "bad.json: ") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+		t.Fatalf("bad evidence: exit %d %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "attest", "verify", "--data", t.TempDir(), "--evidence", file, "--report", file)
+	if code != 2 {
+		t.Fatalf("--evidence with --report: exit %d %q", code, errOut)
+	}
+}
