@@ -67,6 +67,16 @@ func newReleaseConsole(t *testing.T) *releaseConsole {
 	return &releaseConsole{svcs: svcs, eng: eng, clk: c, hub: hub, vol: vol}
 }
 
+func (rc *releaseConsole) newVolume(t *testing.T, imageID string) string {
+	t.Helper()
+	vol, _, secret, err := rc.svcs.Fleet.custody.CreateVolume(context.Background(), "officer:alice", imageID, "data-"+imageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(secret)
+	return vol
+}
+
 func (rc *releaseConsole) ask(t *testing.T, g *agentsim.Guest, vm string) *wire.Release {
 	t.Helper()
 	ch, err := rc.eng.Challenge()
@@ -160,6 +170,41 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	}
 	if _, err := a.Approve(rel.RequestID, ""); code(err) != CodeConflict {
 		t.Fatalf("approve after deny: %v", err)
+	}
+
+	// An image without reference values: its first boot waits with a
+	// proposal; approving it records the proposal, so the next boot of that
+	// launch is routine.
+	if _, err := rc.svcs.Fleet.db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_new', 'fresh', ?)`, store.Time(rc.clk.now())); err != nil {
+		t.Fatal(err)
+	}
+	rc.vol = rc.newVolume(t, "img_new")
+	h, _ := agentsim.NewGuest(attest.Milan, "app-chip-9")
+	rel = rc.ask(t, h, "vm-fresh")
+	if rel.Status != wire.StatusPending || rel.Class != "first_boot" {
+		t.Fatalf("unreferenced first boot: %+v", rel)
+	}
+	req, _ := a.Get(rel.RequestID)
+	var sum release.Summary
+	json.Unmarshal(req.Summary, &sum)
+	if len(sum.ProposedReference) == 0 {
+		t.Fatalf("no proposed reference values in %s", req.Summary)
+	}
+	if _, err := attest.NewReferences(rc.svcs.Fleet.db).Latest(context.Background(), "img_new"); err == nil {
+		t.Fatal("reference values recorded before approval")
+	}
+	if _, err := a.Approve(rel.RequestID, "new image"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rc.eng.Poll(context.Background(), rel.RequestID); err != nil || got.Status != wire.StatusReleased {
+		t.Fatalf("collect: %+v %v", got, err)
+	}
+	if rv, err := attest.NewReferences(rc.svcs.Fleet.db).Latest(context.Background(), "img_new"); err != nil || rv.CreatedBy != "officer:alice" {
+		t.Fatalf("reference values after approval: %+v %v", rv, err)
+	}
+	h.NewLaunch()
+	if rel = rc.ask(t, h, "vm-fresh"); rel.Status != wire.StatusReleased || rel.Class != "routine_boot" {
+		t.Fatalf("reboot after the approved first boot: %+v", rel)
 	}
 
 	// Revoke through the app.

@@ -2,11 +2,15 @@ package release
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"keyholder/backend/attest"
+	"keyholder/backend/audit"
 	"keyholder/backend/fleet"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
@@ -18,6 +22,43 @@ import (
 type AttestVerifier struct {
 	Verifier   *attest.Verifier
 	References *attest.References
+}
+
+// RecordReferenceTx makes proposal (reference values proposed from an
+// approved first boot) the image's reference values, unless the image has
+// some already; audited in the caller's transaction.
+func (a AttestVerifier) RecordReferenceTx(ctx context.Context, tx *sql.Tx, now time.Time, imageID string, proposal json.RawMessage, by string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reference_values WHERE image_id = ?`, imageID).Scan(&n); err != nil {
+		return fmt.Errorf("read reference values: %w", store.Classify(err))
+	}
+	if n > 0 {
+		return nil
+	}
+	var rv attest.ReferenceValues
+	if err := json.Unmarshal(proposal, &rv); err != nil {
+		return fmt.Errorf("proposed reference values: %w", err)
+	}
+	v, err := attest.PutReferenceTx(ctx, tx, now, imageID, &rv, by, "approved with a first boot")
+	if err != nil {
+		return err
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: by, Action: "reference.approve", Subject: imageID, Decision: "approved",
+		Reason: fmt.Sprintf("reference values version %d (measurement %s) approved with a first boot", v.Version, firstMeasurement(rv))})
+	return err
+}
+
+func firstMeasurement(rv attest.ReferenceValues) string {
+	if len(rv.Measurements) == 0 {
+		return "none"
+	}
+	return hex.EncodeToString(rv.Measurements[0])
+}
+
+// ReferenceRecorder is implemented by verifiers that can turn an approved
+// first boot's proposal into reference values (AttestVerifier).
+type ReferenceRecorder interface {
+	RecordReferenceTx(ctx context.Context, tx *sql.Tx, now time.Time, imageID string, proposal json.RawMessage, by string) error
 }
 
 // notAuthentic are the attest reason codes that mean the report is not
@@ -59,8 +100,12 @@ func claimsFromVerdict(vd *attest.Verdict, referenced bool) Claims {
 		}
 	}
 	if !referenced {
-		c.Verified = false
-		c.Reasons = append(c.Reasons, wire.Reason{Code: string(attest.CodeNoReference), Message: "the volume's image has no reference values; an officer must approve a measurement first"})
+		// Authenticity and the transcript only: an officer decides, and
+		// approving records reference values admitting exactly this launch.
+		c.Unreferenced = true
+		if vd.Claims != nil {
+			c.ProposedReference, _ = json.Marshal(attest.ReferenceFromClaims(vd.Claims))
+		}
 	}
 	if cl := vd.Claims; cl != nil {
 		c.Product = string(cl.Product)

@@ -2,7 +2,9 @@ package release
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
+	"slices"
 
 	"keyholder/backend/fleet"
 	"keyholder/backend/release/wire"
@@ -67,6 +69,12 @@ type Claims struct {
 	// Guest policy bits.
 	Debug          bool `json:"debug,omitempty"`
 	MigrationAgent bool `json:"migration_agent,omitempty"`
+	// Unreferenced: the image has no reference values yet, so only
+	// authenticity and the transcript were checked. Such a launch is never
+	// released without an officer; ProposedReference (reference values that
+	// admit exactly this launch) becomes the image's on approval.
+	Unreferenced      bool            `json:"unreferenced,omitempty"`
+	ProposedReference json.RawMessage `json:"proposed_reference,omitempty"`
 }
 
 // Known is what the console knows about the VM and volume a request names.
@@ -170,6 +178,9 @@ func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 	if k.EverReleased && !k.ChipApproved {
 		sig = append(sig, ClassMigration)
 	}
+	if c.Unreferenced && !slices.Contains(sig, ClassFirstBoot) {
+		sig = append(sig, ClassFirstBoot)
+	}
 	if (ask.Generation > 0 && ask.Generation < k.CurrentGeneration) || k.ReportIDEarlierLaunch {
 		sig = append(sig, ClassRestore)
 	}
@@ -188,6 +199,10 @@ func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 		if a == ActionApprove {
 			d.Approvers = max(d.Approvers, p.approvers(s))
 		}
+	}
+	if c.Unreferenced && d.Action == ActionRelease {
+		// No approved measurement: a person decides, whatever the policy.
+		d.Action, d.Approvers = ActionApprove, p.approvers(ClassFirstBoot)
 	}
 	switch d.Action {
 	case ActionDeny:

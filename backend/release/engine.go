@@ -552,6 +552,9 @@ type Summary struct {
 	Current     int           `json:"current_generation"`
 	Simulated   bool          `json:"simulated"`
 	Reasons     []wire.Reason `json:"reasons,omitempty"`
+	// ProposedReference, for an image without reference values, is what
+	// approving this first boot records as the image's reference values.
+	ProposedReference json.RawMessage `json:"proposed_reference,omitempty"`
 	// VolumeReleasedTo lists other VMs this volume's secret was released to
 	// (a re-created VM, or a VM presenting another one's disk).
 	VolumeReleasedTo []string `json:"volume_released_to,omitempty"`
@@ -561,7 +564,7 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	sum := Summary{VMID: req.VMID, Signals: d.decision.Signals, Product: d.claims.Product, ChipID: d.claims.ChipID,
 		Measurement: d.claims.Measurement, TCB: d.claims.TCB, PreviousTCB: d.hist.ApprovedTCB,
 		NewChip: d.hist.EverReleased && !d.hist.ChipApproved, Generation: d.gen, Current: d.current, Simulated: d.claims.Simulated,
-		Reasons: d.claims.Reasons}
+		Reasons: d.claims.Reasons, ProposedReference: d.claims.ProposedReference}
 	owners, err := tx.QueryContext(ctx, `SELECT id FROM vms WHERE volume_id = ? AND id != ? AND last_release_at != '' ORDER BY id LIMIT 10`, req.VolumeID, req.VMID)
 	if err != nil {
 		return fmt.Errorf("read volume owners: %w", store.Classify(err))

@@ -450,6 +450,14 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if claims.Unreferenced && len(claims.ProposedReference) > 0 && vol.imageID != "" {
+		if rr, ok := s.verifier.(ReferenceRecorder); ok {
+			if err := rr.RecordReferenceTx(ctx, tx, now, vol.imageID, claims.ProposedReference, officerActor(strings.Join(names, "+"))); err != nil {
+				ts.wipe()
+				return nil, nil, nil, err
+			}
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ?`, store.Time(now), r.ID); err != nil {
 		ts.wipe()
 		return nil, nil, nil, fmt.Errorf("complete request: %w", store.Classify(err))
