@@ -181,7 +181,10 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 
 	prog := newProgress(opts, "encrypt", src.Size())
 	srcHash := sha256.New()
-	if err := run(ctx, opts.Workers, src, tmp, p, cipher, srcHash, prog); err != nil {
+	dw := openDirect(tmp, os.O_WRONLY)
+	err = run(ctx, opts.Workers, src, dw, p, cipher, srcHash, prog)
+	dw.Close()
+	if err != nil {
 		return nil, err
 	}
 	prog.finish()
@@ -372,8 +375,6 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 				if ctx.Err() == nil {
 					if _, err := dst.WriteAt(b, j.dst); err != nil {
 						fail(fmt.Errorf("write output: %w", err))
-					} else {
-						startWriteback(dst, j.dst, int64(len(b)))
 					}
 				}
 				release(j.buf)
@@ -436,33 +437,75 @@ type offsetWriter struct {
 
 func (o *offsetWriter) WriteAt(p []byte, off int64) (int, error) { return o.w.WriteAt(p, o.base+off) }
 
-// hashFile hashes f from its start; it also returns f's size.
+// hashFile hashes f from its start; it also returns f's size. One
+// goroutine reads ahead (directly from the disk where the output was written
+// directly) while this one hashes.
 func hashFile(ctx context.Context, f *os.File, prog *progress) (int64, string, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, "", err
 	}
-	prog.total = st.Size()
+	size := st.Size()
+	prog.total = size
 	h := sha256.New()
 	var done atomic.Int64
 	stop := prog.start(&done)
 	defer stop()
-	buf := make([]byte, chunk)
-	for off := int64(0); off < st.Size(); {
-		if err := ctx.Err(); err != nil {
-			return 0, "", err
-		}
-		n, err := f.ReadAt(buf, off)
-		if n > 0 {
-			h.Write(buf[:n])
-			off += int64(n)
-			done.Store(off)
-		}
-		if err != nil && !(errors.Is(err, io.EOF) && off == st.Size()) {
-			return 0, "", fmt.Errorf("hash output: %w", err)
-		}
+	r := openDirect(f, os.O_RDONLY)
+	defer r.Close()
+	type piece struct {
+		b   []byte
+		n   int
+		err error
 	}
-	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil
+	const depth = 3
+	free := make(chan []byte, depth)
+	for i := 0; i < depth; i++ {
+		free <- make([]byte, chunk)
+	}
+	full := make(chan piece, depth)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(full)
+		for off := int64(0); off < size; {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				return
+			}
+			n, err := r.ReadAt(b, off)
+			if errors.Is(err, io.EOF) && off+int64(n) == size {
+				err = nil
+			}
+			if err == nil && n == 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			full <- piece{b, n, err}
+			if err != nil {
+				return
+			}
+			off += int64(n)
+		}
+	}()
+	var off int64
+	for p := range full {
+		if p.err != nil {
+			return 0, "", fmt.Errorf("hash output: %w", p.err)
+		}
+		h.Write(p.b[:p.n])
+		off += int64(p.n)
+		done.Store(off)
+		free <- p.b
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, "", err
+	}
+	if off != size {
+		return 0, "", fmt.Errorf("hash output: read %d of %d bytes", off, size)
+	}
+	return size, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func syncDir(dir string) {
