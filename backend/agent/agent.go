@@ -129,7 +129,8 @@ type Request struct {
 	Purpose    wire.Purpose
 	// MaxWait bounds how long to wait for an officer; zero means 20 minutes.
 	MaxWait time.Duration
-	// Waiting is called while an officer must decide (may be nil).
+	// Waiting is called before each wait while an officer must decide (may
+	// be nil); the same request may be reported many times.
 	Waiting func(rel *wire.Release)
 	// PollEvery overrides the console's Retry-After (tests, demos).
 	PollEvery time.Duration
@@ -232,9 +233,20 @@ func (c *Client) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, 
 		if err := wire.CheckID(id); err != nil {
 			return nil, fmt.Errorf("console answered a bad request ID: %w", err)
 		}
-		rel = wire.Release{}
-		if _, err := c.do(ctx, http.MethodGet, "/v1/release/"+id, nil, &rel); err != nil {
+		var next wire.Release
+		_, err := c.do(ctx, http.MethodGet, "/v1/release/"+id, nil, &next)
+		var refused *RefusedError
+		switch {
+		case err == nil:
+			rel = next
+		case errors.As(err, &refused) && refused.Reason.Code != wire.CodeUnavailable && refused.Reason.Code != wire.CodeRateLimited:
 			return nil, err
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			// The console restarted or the network hiccupped: the request
+			// persists on the console, so keep asking until MaxWait.
+			rel.RetryAfter = 5
 		}
 	}
 	if rel.Status != wire.StatusReleased {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,10 @@ type console struct {
 }
 
 func startConsole(t *testing.T, dir string, init bool) *console {
+	return startConsoleAt(t, dir, init, "127.0.0.1:0")
+}
+
+func startConsoleAt(t *testing.T, dir string, init bool, addr string) *console {
 	t.Helper()
 	ctx := context.Background()
 	c := &console{t: t, dir: dir}
@@ -73,7 +78,7 @@ func startConsole(t *testing.T, dir string, init bool) *console {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", c.id.ServerTLSConfig())
+	ln, err := tls.Listen("tcp", addr, c.id.ServerTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +331,41 @@ func TestEndToEnd(t *testing.T) {
 	con.approveAll(t)(&again)
 	if err := getJSON(con, "/v1/release/"+rel.RequestID, &again); err != nil || again.Status != wire.StatusReleased {
 		t.Fatalf("collect after restart: %+v %v", again, err)
+	}
+
+	// An agent that waits while the console restarts (same address) keeps
+	// waiting and collects from the restarted console.
+	if err := g.MoveTo(attest.Genoa, "chip-d"); err != nil {
+		t.Fatal(err)
+	}
+	g.NewLaunch()
+	addr := strings.TrimPrefix(con.url, "https://")
+	waiting := make(chan string, 1)
+	done := make(chan error, 1)
+	var got *agent.Result
+	go func() {
+		r := req
+		r.Waiting = func(rel *wire.Release) {
+			select {
+			case waiting <- rel.RequestID:
+			default:
+			}
+		}
+		var err error
+		got, err = con.client.Obtain(ctx, g, r)
+		done <- err
+	}()
+	id := <-waiting
+	con.stop()
+	con = startConsoleAt(t, dir, false, addr)
+	if _, err := con.svc.Approve(ctx, id, release.Approver{Name: "alice", AuthenticatedAt: time.Now()}, "after restart"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || got.Class != "migration" {
+		t.Fatalf("waiting agent across a restart: %+v %v", got, err)
+	}
+	if err := cs.Test(ctx, disk, got.Secret); err != nil {
+		t.Fatal(err)
 	}
 }
 

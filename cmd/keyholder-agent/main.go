@@ -190,9 +190,13 @@ func unlock(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	told := ""
 	res, err := c.Obtain(ctx, ev, agent.Request{VMID: o.vmID, VolumeID: tok.VolumeID, Generation: tok.Generation, MaxWait: o.timeout,
 		Waiting: func(rel *wire.Release) {
-			fmt.Fprintf(stdout, "Waiting for an officer to approve this %s (request %s)…\n", strings.ReplaceAll(rel.Class, "_", " "), rel.RequestID)
+			if rel.RequestID != told {
+				told = rel.RequestID
+				fmt.Fprintf(stdout, "Waiting for an officer to approve this %s (request %s)…\n", strings.ReplaceAll(rel.Class, "_", " "), rel.RequestID)
+			}
 		}})
 	if err != nil {
 		return err
