@@ -17,9 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"keyholder/backend/release/wire"
@@ -134,6 +136,21 @@ type Request struct {
 	Waiting func(rel *wire.Release)
 	// PollEvery overrides the console's Retry-After (tests, demos).
 	PollEvery time.Duration
+	// Retrying is called when the console cannot answer yet (unreachable,
+	// busy, key service locked) and the agent will ask again (may be nil).
+	Retrying func(err error)
+}
+
+// isNetwork reports whether err is a failure to reach the console (as
+// opposed to a refusal or a local problem such as the SEV-SNP device).
+func isNetwork(err error) bool {
+	if errors.Is(err, wire.ErrPinMismatch) {
+		return false // not the console this volume trusts: do not insist
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout()) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // Result is a released secret (and, for a rotation, the next one). The
@@ -195,21 +212,43 @@ func (c *Client) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, 
 	}
 	var p *prepared
 	var rel wire.Release
+	deadline := time.Now().Add(r.MaxWait)
 	for attempt := 0; ; attempt++ {
 		var err error
-		if p, err = c.prepare(ctx, ev, r); err != nil {
-			return nil, err
+		if p, err = c.prepare(ctx, ev, r); err == nil {
+			_, err = c.do(ctx, http.MethodPost, "/v1/release", &p.req, &rel)
 		}
-		_, err = c.do(ctx, http.MethodPost, "/v1/release", &p.req, &rel)
+		if err == nil {
+			break
+		}
 		if Code(err) == wire.CodeNonceUnknown && attempt == 0 {
 			continue
 		}
-		if err != nil {
+		// A console that is restarting, busy, or whose key service is still
+		// locked is asked again (with a fresh challenge and report) until
+		// the wait ends; refusals and local failures end it now.
+		var refused *RefusedError
+		transient := Code(err) == wire.CodeUnavailable || Code(err) == wire.CodeRateLimited ||
+			(!errors.As(err, &refused) && isNetwork(err))
+		if !transient || ctx.Err() != nil {
 			return nil, err
 		}
-		break
+		wait := 5 * time.Second
+		if r.PollEvery > 0 {
+			wait = r.PollEvery
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		if r.Retrying != nil {
+			r.Retrying(err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	deadline := time.Now().Add(r.MaxWait)
 	for rel.Status == wire.StatusPending {
 		if r.Waiting != nil {
 			r.Waiting(&rel)

@@ -410,3 +410,52 @@ func getJSON(con *console, path string, out any) error {
 	}
 	return decodeAnswer(resp, out)
 }
+
+// TestAgentWaitsForAConsole: an agent started before its console asks again
+// until the console answers; a server with another key is refused at once.
+func TestAgentWaitsForAConsole(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	// Reserve an address, then start the console there only after the
+	// agent has failed to reach it once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	id, err := release.LoadOrCreateTLS(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := agent.NewClient("https://"+addr, id.Pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := agentsim.NewGuest(attest.Genoa, "chip-wait")
+	retried := make(chan struct{})
+	var once sync.Once
+	var con *console
+	result := make(chan error, 1)
+	go func() {
+		_, err := client.Obtain(ctx, g, agent.Request{VMID: "vm-wait", VolumeID: "vol_unknown", PollEvery: 10 * time.Millisecond,
+			Retrying: func(error) { once.Do(func() { close(retried) }) }})
+		result <- err
+	}()
+	<-retried
+	con = startConsoleAt(t, dir, true, addr)
+	defer con.stop()
+	// The console answers now: the (unknown) volume is refused.
+	if err := <-result; agent.Code(err) != wire.CodeVolumeUnknown {
+		t.Fatalf("agent after the console came up: %v", err)
+	}
+
+	// Another key at that address: refused at once, no retries.
+	other, _ := release.LoadOrCreateTLS(t.TempDir(), time.Now())
+	c2, _ := agent.NewClient("https://"+addr, other.Pin)
+	_, err = c2.Obtain(ctx, g, agent.Request{VMID: "vm-wait", VolumeID: "vol_unknown", PollEvery: 10 * time.Millisecond,
+		Retrying: func(err error) { t.Errorf("retried after a pin mismatch: %v", err) }})
+	if !errors.Is(err, wire.ErrPinMismatch) {
+		t.Fatalf("pin mismatch: %v", err)
+	}
+}

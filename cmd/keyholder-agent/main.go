@@ -192,6 +192,9 @@ func unlock(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	told := ""
 	res, err := c.Obtain(ctx, ev, agent.Request{VMID: o.vmID, VolumeID: tok.VolumeID, Generation: tok.Generation, MaxWait: o.timeout,
+		Retrying: func(err error) {
+			fmt.Fprintf(stdout, "The console cannot answer yet (%v); asking again…\n", err)
+		},
 		Waiting: func(rel *wire.Release) {
 			if rel.RequestID != told {
 				told = rel.RequestID
