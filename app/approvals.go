@@ -69,7 +69,8 @@ func (a *Approvals) Approve(id, note string) (release.Request, error) {
 		return release.Request{}, toError(a.log, "approve request", err)
 	}
 	r, err := eng.Approve(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: a.session.now()}, note)
-	if err == nil {
+	if err == nil && a.cfg.Release == nil {
+		// A served engine reports its own changes (Services.ConnectRelease).
 		a.events.Emit(EventApprovalsChanged, r)
 	}
 	return r, releaseError(a, "approve request", err)
@@ -86,7 +87,8 @@ func (a *Approvals) Deny(id, note string) (release.Request, error) {
 		return release.Request{}, toError(a.log, "deny request", err)
 	}
 	r, err := eng.Deny(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: a.session.now()}, note)
-	if err == nil {
+	if err == nil && a.cfg.Release == nil {
+		// A served engine reports its own changes (Services.ConnectRelease).
 		a.events.Emit(EventApprovalsChanged, r)
 	}
 	return r, releaseError(a, "deny request", err)
