@@ -69,6 +69,17 @@ func (s *Service) commitLoop() {
 	}
 }
 
+// runJob runs one decision; a panic fails that decision instead of killing
+// the committer (which every later decision waits for).
+func runJob(fn func(*sql.Tx) error, tx *sql.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decision panicked: %v", r)
+		}
+	}()
+	return fn(tx)
+}
+
 // batchTx reuses prepared statements across the decisions of one batch:
 // modernc's SQLite parses every statement anew, and parsing is most of the
 // committer's work. Only the committer goroutine uses it.
@@ -133,7 +144,7 @@ func (s *Service) runBatch(batch []*job) {
 			if _, err := b.ExecContext(j.ctx, `SAVEPOINT decision`); err != nil {
 				return fmt.Errorf("savepoint: %w", store.Classify(err))
 			}
-			if err := j.fn(tx); err != nil {
+			if err := runJob(j.fn, tx); err != nil {
 				results[i] = err
 				if _, rerr := tx.Exec(`ROLLBACK TO decision`); rerr != nil {
 					return fmt.Errorf("roll back a decision: %w", store.Classify(rerr))

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/hpke"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -636,5 +638,55 @@ func TestRestoreAndRotation(t *testing.T) {
 	e.wantReleased(a, rel, err, 2)
 	if rel.NewGeneration != 3 || len(rel.NewSealed) == 0 {
 		t.Fatalf("officer rotation not delivered: %+v", rel)
+	}
+}
+
+// TestCommitterSurvivesAFailingDecision: one decision's error or panic rolls
+// back only its own savepoint; the others in the batch commit.
+func TestCommitterSurvivesAFailingDecision(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx
+	insert := func(key string) func(*sql.Tx) error {
+		return func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, '1', 'now')`, key)
+			return err
+		}
+	}
+	errs := make(chan error, 3)
+	go func() { errs <- e.svc.tx(ctx, insert("a")) }()
+	go func() {
+		errs <- e.svc.tx(ctx, func(tx *sql.Tx) error {
+			insert("b")(tx)
+			panic("boom")
+		})
+	}()
+	go func() {
+		errs <- e.svc.tx(ctx, func(tx *sql.Tx) error {
+			insert("c")(tx)
+			return errors.New("refused")
+		})
+	}()
+	var failed int
+	for i := 0; i < 3; i++ {
+		if <-errs != nil {
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Fatalf("%d decisions failed, want 2", failed)
+	}
+	if err := e.svc.tx(ctx, insert("d")); err != nil {
+		t.Fatalf("committer after a panic: %v", err)
+	}
+	var keys []string
+	rows, _ := e.db.Query(`SELECT key FROM settings WHERE key IN ('a','b','c','d') ORDER BY key`)
+	for rows.Next() {
+		var k string
+		rows.Scan(&k)
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if strings.Join(keys, ",") != "a,d" {
+		t.Fatalf("committed keys %v, want a,d", keys)
 	}
 }
