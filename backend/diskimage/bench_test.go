@@ -18,12 +18,14 @@ func (memRegistrar) Register(ctx context.Context, r Registration, finish func(Is
 }
 
 // BenchmarkPrepare measures the data-mode pipeline (read, hash, encrypt,
-// write, header, output hash, sync) on a 256 MiB raw image.
+// write, header, output hash, sync) on a 512 MiB raw image.
 func BenchmarkPrepare(b *testing.B) {
 	dir := b.TempDir()
 	src := filepath.Join(dir, "src.raw")
-	data := make([]byte, 256<<20)
-	rand.Read(data)
+	data := make([]byte, 512<<20)
+	for i := 0; i < len(data); i += 1 << 20 {
+		rand.Read(data[i : i+1<<20]) // in pieces: one long getrandom call blocks the GC
+	}
 	os.WriteFile(src, data, 0o644)
 	b.SetBytes(int64(len(data)))
 	for i := 0; b.Loop(); i++ {

@@ -357,7 +357,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	go func() {
 		defer wg.Done()
 		for b := range hashQ {
-			srcHash.Write(b.b[:b.r])
+			hashPieces(srcHash, b.b[:b.r])
 			release(b)
 		}
 	}()
@@ -494,7 +494,7 @@ func hashFile(ctx context.Context, f *os.File, prog *progress) (int64, string, e
 		if p.err != nil {
 			return 0, "", fmt.Errorf("hash output: %w", p.err)
 		}
-		h.Write(p.b[:p.n])
+		hashPieces(h, p.b[:p.n])
 		off += int64(p.n)
 		done.Store(off)
 		free <- p.b
@@ -506,6 +506,18 @@ func hashFile(ctx context.Context, f *os.File, prog *progress) (int64, string, e
 		return 0, "", fmt.Errorf("hash output: read %d of %d bytes", off, size)
 	}
 	return size, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashPieces feeds b to h in 256 KiB pieces: one SHA-NI call over 4 MiB
+// runs for milliseconds without a preemption point, and the garbage
+// collector's stop-the-world spins (and signals) until it returns.
+func hashPieces(h hash.Hash, b []byte) {
+	const piece = 256 << 10
+	for len(b) > piece {
+		h.Write(b[:piece])
+		b = b[piece:]
+	}
+	h.Write(b)
 }
 
 func syncDir(dir string) {
