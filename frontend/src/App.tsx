@@ -24,6 +24,7 @@ import { useEffect } from 'react';
 import { ApprovalsScreen } from './screens/Approvals';
 import { AuditScreen } from './screens/Audit';
 import { FleetScreen } from './screens/Fleet';
+import { GuestScreen } from './screens/Guest';
 import { ImagesScreen } from './screens/Images';
 import { KeysScreen } from './screens/Keys';
 import { SettingsScreen } from './screens/Settings';
@@ -124,7 +125,7 @@ function Shell() {
             key={n.to}
             label={n.label}
             leftSection={<n.icon size={18} />}
-            active={loc.pathname.startsWith(n.to)}
+            active={loc.pathname === n.to || loc.pathname.startsWith(n.to + '/')}
             onClick={() => go(n.to)}
             data-testid={`nav-${n.label.toLowerCase()}`}
             rightSection={
@@ -141,6 +142,7 @@ function Shell() {
         <Routes>
           <Route path="/" element={<Navigate to="/fleet" replace />} />
           <Route path="/fleet" element={<FleetScreen />} />
+          <Route path="/fleet/:id" element={<GuestScreen />} />
           <Route path="/approvals" element={<ApprovalsScreen />} />
           <Route path="/images" element={<ImagesScreen />} />
           <Route path="/keys" element={<KeysScreen />} />

@@ -17,6 +17,7 @@ import type {
   ConsoleInfo,
   FleetFilter,
   FleetSummary,
+  GuestDetail,
   Guest,
   Image,
   ReleaseRequest,
@@ -47,6 +48,9 @@ export interface Client {
     list(filter: FleetFilter): Promise<Guest[]>;
     summary(): Promise<FleetSummary>;
     releaseAPI(): Promise<ReleaseAPIInfo>;
+    guest(id: string): Promise<GuestDetail>;
+    revoke(id: string, reason: string): Promise<void>;
+    reinstate(id: string, reason: string): Promise<void>;
   };
   approvals: {
     pending(): Promise<ReleaseRequest[]>;
@@ -94,6 +98,7 @@ export interface Client {
     logout(): Promise<void>;
   };
   on(event: string, handler: (data: unknown) => void): () => void;
+  reconnect(): void;
 }
 
 export function makeClient(t: Transport): Client {
@@ -112,6 +117,9 @@ export function makeClient(t: Transport): Client {
       list: (f) => c('Fleet', 'List')<Guest[]>(f),
       summary: () => c('Fleet', 'Summary')<FleetSummary>(),
       releaseAPI: () => c('Fleet', 'ReleaseAPI')<ReleaseAPIInfo>(),
+      guest: (id) => c('Fleet', 'Guest')<GuestDetail>(id),
+      revoke: (id, r) => c('Fleet', 'Revoke')<void>(id, r),
+      reinstate: (id, r) => c('Fleet', 'Reinstate')<void>(id, r),
     },
     approvals: {
       pending: () => c('Approvals', 'Pending')<ReleaseRequest[]>(),
@@ -159,5 +167,6 @@ export function makeClient(t: Transport): Client {
       logout: () => c('Session', 'Logout')<void>(),
     },
     on: (e, h) => t.on(e, h),
+    reconnect: () => t.reconnect?.(),
   };
 }

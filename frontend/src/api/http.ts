@@ -49,6 +49,14 @@ export class HttpTransport implements Transport {
     };
   }
 
+  /** reconnect reopens the event stream (after a login the old one was refused). */
+  reconnect() {
+    this.source?.close();
+    this.source = null;
+    this.lastSeq = 0;
+    if (this.handlers.size > 0) this.ensureStream();
+  }
+
   private ensureStream() {
     if (this.source || typeof EventSource === 'undefined') return;
     this.source = new EventSource(`${this.base}/api/events`);

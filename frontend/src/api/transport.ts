@@ -26,6 +26,8 @@ export interface Transport {
   call<T>(service: string, method: string, args: unknown[]): Promise<T>;
   /** on subscribes to a named event and returns the unsubscribe function. */
   on(event: string, handler: EventHandler): () => void;
+  /** reconnect re-establishes the event stream after the session changed. */
+  reconnect?(): void;
 }
 
 /** parseWailsError turns Wails' "code: message" rejection back into an ApiError. */

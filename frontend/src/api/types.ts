@@ -288,3 +288,26 @@ export interface TrustedRoot {
   ark_sha256: string;
   vlek: boolean;
 }
+
+export interface AttestationRecord {
+  id: number;
+  at: string;
+  kind: string;
+  result: string;
+  class: string;
+  code: string;
+  message: string;
+  request_id: string;
+  evidence_hash: string;
+  chip_id: string;
+  measurement: string;
+  tcb: TCB;
+  simulated: boolean;
+}
+
+export interface GuestDetail extends Guest {
+  status_reason: string;
+  history: AttestationRecord[];
+  /** the verified claims of the newest evidence, when the console kept them */
+  claims?: Record<string, unknown> | null;
+}

@@ -25,6 +25,10 @@ class SessionStore {
   };
 
   set(session: SessionState | null, error: ApiError | null = null) {
+    const was = this.state.session;
+    const open = (x: SessionState | null) => !!x && x.logged_in && !x.locked;
+    // The event stream is refused without a session; reopen it once there is one.
+    if (session && open(session) && !open(was)) api().reconnect();
     this.state = { session, error };
     this.listeners.forEach((l) => l());
   }

@@ -1,0 +1,108 @@
+// Drives the web console of `keyholder demo` (a SIMULATED fleet) in Chromium:
+// the live fleet, a guest and its diff, approving a migration, denying a
+// request, and the audit chain.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, screenshot, startConsole } from './harness.mjs';
+
+let ks, browser, page;
+
+before(async () => {
+  ks = await startConsole(['demo', '--web', '--guests', '25']);
+  const m = /officer "([^"]+)" with passphrase "([^"]+)"/.exec(ks.output());
+  assert.ok(m, `demo did not print its officer:\n${ks.output()}`);
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.setDefaultTimeout(150_000);
+  await page.goto(ks.url + '/');
+  await page.getByTestId('login-name').fill(m[1]);
+  await page.getByTestId('login-pass').fill(m[2]);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('officer-menu').waitFor();
+});
+
+after(async () => {
+  await browser?.close();
+  await ks?.stop();
+});
+
+const rowStates = () =>
+  page.$$eval('[data-testid="fleet-row"]', (rows) => rows.map((r) => `${r.getAttribute('data-guest')}=${r.getAttribute('data-status')}`).sort().join(','));
+
+test('the fleet fills and changes live, every guest marked SIMULATED', async () => {
+  await page.getByTestId('fleet-row').first().waitFor();
+  const first = await rowStates();
+  // Pushed events change the table while the page stays put: no navigation, no reload.
+  await page.waitForFunction(
+    (prev) =>
+      [...document.querySelectorAll('[data-testid="fleet-row"]')]
+        .map((r) => `${r.getAttribute('data-guest')}=${r.getAttribute('data-status')}`)
+        .sort()
+        .join(',') !== prev,
+    first,
+    { polling: 250 },
+  );
+  const rows = await page.getByTestId('fleet-row').count();
+  const sims = await page.locator('[data-testid="fleet-row"] [data-testid="simulated-badge"]').count();
+  assert.ok(rows > 0 && sims === rows, `${sims} of ${rows} rows marked SIMULATED`);
+  assert.ok(Number(await page.getByTestId('counter-total').innerText().then((t) => t.replace(/\D/g, ''))) > 0);
+  await screenshot(page, 'demo-fleet');
+});
+
+test('a guest page shows its history, charts, decoded evidence and the diff', async () => {
+  const row = page.locator('[data-testid="fleet-row"][data-status="verified"]').first();
+  await row.waitFor();
+  const id = await row.getAttribute('data-guest');
+  await row.click();
+  await page.getByTestId('guest-title').waitFor();
+  assert.equal(await page.getByTestId('guest-title').innerText(), id);
+  await page.locator('[data-testid="guest-history"] tbody tr').first().waitFor();
+  await page.getByTestId('evidence-diff').waitFor();
+  assert.match(await page.getByTestId('guest-evidence').innerText(), /Launch measurement[\s\S]*[0-9a-f]{96}/);
+  await screenshot(page, 'demo-guest');
+});
+
+test('a migration waits for approval; approving it turns the guest verified', async () => {
+  await page.getByTestId('nav-approvals').click();
+  const card = page.locator('[data-testid="approval-card"][data-class="migration"]').first();
+  await card.waitFor();
+  const vm = (await card.locator('h4').first().innerText()).trim();
+  assert.match(await card.innerText(), /new chip/i);
+  assert.ok(Number(await card.getByTestId('evidence-diff').getAttribute('data-changes')) >= 1, 'the diff names the new chip');
+  await screenshot(page, 'demo-approvals');
+  const id = await card.getAttribute('data-request');
+  await card.getByTestId('approve').click();
+  await page.locator(`[data-request="${id}"]`).waitFor({ state: 'detached' });
+  await page.goto(`${ks.url}/fleet/${encodeURIComponent(vm)}`);
+  await page.getByTestId('guest-title').waitFor();
+  // The agent collects its key on its next poll and heartbeats: the page follows live.
+  await page.locator('[data-testid="guest-status"][data-status="verified"]').waitFor();
+  await screenshot(page, 'demo-migrated-guest');
+});
+
+test('denying a request is final and audited', async () => {
+  await page.getByTestId('nav-approvals').click();
+  const card = page.getByTestId('approval-card').first();
+  await card.waitFor();
+  const id = await card.getAttribute('data-request');
+  await card.getByTestId('deny').click();
+  await page.locator(`[data-request="${id}"]`).waitFor({ state: 'detached' });
+  await page.getByTestId('nav-audit').click();
+  await page.getByTestId('audit-table').waitFor();
+  await page.waitForFunction((rid) => document.querySelector('[data-testid="audit-table"]')?.textContent?.includes(rid), id, { polling: 500 });
+  const badge = page.getByTestId('chain-badge');
+  await badge.waitFor();
+  assert.equal(await badge.getAttribute('data-ok'), 'true', await badge.innerText());
+  await screenshot(page, 'demo-audit');
+});
+
+test('every other screen renders with demo data', async () => {
+  for (const nav of ['images', 'keys', 'settings']) {
+    await page.getByTestId(`nav-${nav}`).click();
+    await page.waitForTimeout(500);
+    await screenshot(page, `demo-${nav}`);
+  }
+  await page.getByTestId('keys-table').waitFor().catch(() => {});
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('dev-flag').waitFor();
+});
