@@ -34,6 +34,13 @@ type Evidencer interface {
 	Evidence(ctx context.Context, reportData [64]byte) (wire.Evidence, error)
 }
 
+// AKBinder is an Evidencer that also sends a vTPM attestation: the
+// transcript binds its attestation key (wire.TranscriptAK), and its quote is
+// made over REPORT_DATA.
+type AKBinder interface {
+	AKDigest(ctx context.Context) ([]byte, error)
+}
+
 // Client talks to one console's release API over pinned TLS 1.3.
 type Client struct {
 	base string
@@ -188,7 +195,13 @@ func (c *Client) prepare(ctx context.Context, ev Evidencer, r Request) (*prepare
 	if err != nil {
 		return nil, err
 	}
-	rd, err := wire.Transcript(ch.Nonce, pub, r.VolumeID)
+	var ak []byte
+	if b, ok := ev.(AKBinder); ok {
+		if ak, err = b.AKDigest(ctx); err != nil {
+			return nil, fmt.Errorf("vTPM attestation key: %w", err)
+		}
+	}
+	rd, err := wire.TranscriptAK(ch.Nonce, pub, r.VolumeID, ak)
 	if err != nil {
 		return nil, err
 	}

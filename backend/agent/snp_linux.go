@@ -5,8 +5,10 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/google/go-sev-guest/client"
+	"github.com/google/go-tpm/legacy/tpm2"
 
 	"keyholder/backend/release/wire"
 )
@@ -34,3 +36,5 @@ func (SNPDevice) Evidence(ctx context.Context, reportData [64]byte) (wire.Eviden
 	}
 	return ev, nil
 }
+
+func openDefaultTPM() (io.ReadWriteCloser, error) { return tpm2.OpenTPM(DefaultTPMDevice) }

@@ -24,6 +24,11 @@ type AttestVerifier struct {
 	References *attest.References
 }
 
+// AKDigest implements Verifier.
+func (a AttestVerifier) AKDigest(ev wire.Evidence) []byte {
+	return (&attest.Evidence{TPM: ev.TPM}).AKDigest()
+}
+
 // RecordReferenceTx makes proposal (reference values proposed from an
 // approved first boot) the image's reference values, unless the image has
 // some already; audited in the caller's transaction.
@@ -84,7 +89,9 @@ func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, imageID st
 		}
 	}
 	aev := &attest.Evidence{Report: ev.Report, CertTable: ev.CertTable, VCEK: ev.VCEK, VLEK: ev.VLEK, ASK: ev.ASK, ASVK: ev.ASVK, ARK: ev.ARK, TPM: ev.TPM}
-	vd, err := a.Verifier.Verify(ctx, aev, ref, attest.Expectation{ReportData: expected[:]})
+	// The engine hashed the AK digest into the expected REPORT_DATA
+	// (wire.TranscriptAK); the vTPM quote is over REPORT_DATA.
+	vd, err := a.Verifier.Verify(ctx, aev, ref, attest.Expectation{ReportData: expected[:], AKDigest: aev.AKDigest()})
 	if err != nil {
 		return Claims{}, err
 	}

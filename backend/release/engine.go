@@ -26,6 +26,9 @@ import (
 // means the check could not be made at all.
 type Verifier interface {
 	Verify(ctx context.Context, ev wire.Evidence, imageID string, expected [64]byte) (Claims, error)
+	// AKDigest returns the SHA-256 of the vTPM attestation key the evidence
+	// carries (nil without a vTPM attestation); the transcript binds it.
+	AKDigest(ev wire.Evidence) []byte
 }
 
 // Secrets is the part of the key service the engine uses
@@ -276,12 +279,16 @@ type decided struct {
 func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func(*sql.Tx, decided) (*wire.Error, error)) *wire.Error {
 	d := decided{reqID: store.NewID("req"), now: s.now(), evHash: wire.EvidenceHash(req.Evidence)}
 	var err error
-	d.expected, err = wire.Transcript(req.Nonce, req.HPKEPublicKey, req.VolumeID)
-	if err != nil {
-		return refusal(wire.CodeBadRequest, err.Error())
-	}
 	if s.verifier == nil {
 		return refusal(wire.CodeUnavailable, "this console does not serve releases")
+	}
+	var ak []byte
+	if len(req.Evidence.TPM) > 0 {
+		ak = s.verifier.AKDigest(req.Evidence)
+	}
+	d.expected, err = wire.TranscriptAK(req.Nonce, req.HPKEPublicKey, req.VolumeID, ak)
+	if err != nil {
+		return refusal(wire.CodeBadRequest, err.Error())
 	}
 	// The nonce is used up first, whatever happens next.
 	if err := s.nonces.Consume(req.Nonce); err != nil {

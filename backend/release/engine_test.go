@@ -35,6 +35,8 @@ const (
 	offChip       = 0x1A0
 )
 
+func (fakeVerifier) AKDigest(ev wire.Evidence) []byte { return nil }
+
 func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, imageID string, expected [64]byte) (Claims, error) {
 	r := ev.Report
 	var c Claims

@@ -45,6 +45,7 @@ Flags (both):
   --generation N     the volume generation on disk (default: from the token)
   --vm-id ID         this VM's identity (default: /etc/machine-id)
   --simulate         use a simulated SEV-SNP chip (development builds only)
+  --no-tpm           send no vTPM attestation (default: one where /dev/tpmrm0 exists)
 unlock:
   --test-only        check the secret with 'cryptsetup open --test-passphrase' instead of opening
   --timeout D        how long to wait for an officer's approval (default 20m)
@@ -56,7 +57,7 @@ heartbeat:
 type options struct {
 	console, pin, volume, device, name, vmID string
 	generation                               int
-	testOnly, simulate, once                 bool
+	testOnly, simulate, once, noTPM          bool
 	timeout                                  time.Duration
 	sim                                      simOptions
 }
@@ -84,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.testOnly, "test-only", false, "only check the secret")
 	fs.BoolVar(&o.simulate, "simulate", false, "simulated SEV-SNP chip")
 	fs.BoolVar(&o.once, "once", false, "one heartbeat")
+	fs.BoolVar(&o.noTPM, "no-tpm", false, "send no vTPM attestation even where "+agent.DefaultTPMDevice+" exists")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "wait for approval at most this long")
 	o.sim.flags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -170,6 +172,11 @@ func resolve(o *options) (luks2.Token, error) {
 func evidencer(o options) (agent.Evidencer, error) {
 	if o.simulate {
 		return o.sim.evidencer()
+	}
+	if _, err := os.Stat(agent.DefaultTPMDevice); err == nil && !o.noTPM {
+		// The vTPM's quote (PCRs, event log) travels with the report; its
+		// attestation key is bound into the report's transcript.
+		return &agent.VTPM{SNP: agent.SNPDevice{}}, nil
 	}
 	return agent.SNPDevice{}, nil
 }

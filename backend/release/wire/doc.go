@@ -19,6 +19,10 @@
 // so no two different inputs share an encoding. testdata/transcript.json is
 // a vector.
 //
+// A guest with a vTPM adds a fifth field, lp(ak_digest): the SHA-256 of its
+// attestation key's TPMT_PUBLIC, so that the key that signs the vTPM quote is
+// bound to the SNP report; the quote's nonce is REPORT_DATA (TranscriptAK).
+//
 // # Sealing
 //
 // A release secret travels only as HPKE (RFC 9180, base mode) output:

@@ -74,6 +74,34 @@ func Transcript(nonce, hpkePublicKey []byte, volumeID string) ([ReportDataSize]b
 	return sha512.Sum512(buf), nil
 }
 
+// TranscriptAK is Transcript for a guest that also sends a vTPM
+// attestation: a fifth field binds the vTPM attestation key,
+//
+//	REPORT_DATA = SHA-512( lp("keyholder-release-v1") ‖ lp(nonce) ‖ lp(hpke_public_key) ‖ lp(volume_id) ‖ lp(ak_digest) )
+//
+// where ak_digest is the SHA-256 of the key's TPMT_PUBLIC (32 bytes), and the
+// vTPM quote is made over REPORT_DATA as its nonce. With no AK digest it is
+// exactly Transcript.
+func TranscriptAK(nonce, hpkePublicKey []byte, volumeID string, akDigest []byte) ([ReportDataSize]byte, error) {
+	if akDigest == nil {
+		return Transcript(nonce, hpkePublicKey, volumeID)
+	}
+	var out [ReportDataSize]byte
+	if len(akDigest) != sha256.Size {
+		return out, fmt.Errorf("transcript: AK digest is %d bytes, want %d", len(akDigest), sha256.Size)
+	}
+	if _, err := Transcript(nonce, hpkePublicKey, volumeID); err != nil {
+		return out, err
+	}
+	buf := make([]byte, 0, 5*4+len(Domain)+NonceSize+PublicKeySize+len(volumeID)+sha256.Size)
+	buf = appendLP(buf, []byte(Domain))
+	buf = appendLP(buf, nonce)
+	buf = appendLP(buf, hpkePublicKey)
+	buf = appendLP(buf, []byte(volumeID))
+	buf = appendLP(buf, akDigest)
+	return sha512.Sum512(buf), nil
+}
+
 // EvidenceHash is the hex SHA-256 that approvals and audit entries bind to.
 // It is the console's canonical evidence hash (backend/attest's
 // Evidence.Hash):

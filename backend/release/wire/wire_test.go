@@ -81,6 +81,31 @@ func TestTranscriptVector(t *testing.T) {
 	}
 }
 
+func TestTranscriptAK(t *testing.T) {
+	v := loadVector(t)
+	nonce, pub := mustHex(t, v.NonceHex), mustHex(t, v.PublicKeyHex)
+	plain, _ := Transcript(nonce, pub, v.VolumeID)
+	if same, err := TranscriptAK(nonce, pub, v.VolumeID, nil); err != nil || same != plain {
+		t.Fatal("TranscriptAK without a digest differs from Transcript")
+	}
+	ak := bytes.Repeat([]byte{0xAC}, 32)
+	got, err := TranscriptAK(nonce, pub, v.VolumeID, ak)
+	if err != nil || got == plain {
+		t.Fatalf("AK not bound: %v", err)
+	}
+	var manual []byte
+	for _, f := range [][]byte{[]byte(Domain), nonce, pub, []byte(v.VolumeID), ak} {
+		manual = append(manual, byte(len(f)>>24), byte(len(f)>>16), byte(len(f)>>8), byte(len(f)))
+		manual = append(manual, f...)
+	}
+	if sha512.Sum512(manual) != got {
+		t.Fatal("TranscriptAK differs from the hand-built encoding")
+	}
+	if _, err := TranscriptAK(nonce, pub, v.VolumeID, ak[:31]); err == nil {
+		t.Fatal("short AK digest accepted")
+	}
+}
+
 func TestTranscriptRefusesBadInputs(t *testing.T) {
 	nonce := make([]byte, NonceSize)
 	pub := make([]byte, PublicKeySize)
