@@ -24,7 +24,7 @@ const Router = hasWails() ? HashRouter : BrowserRouter;
 ReactDOM.createRoot(document.getElementById('root')!).render(
   <React.StrictMode>
     <MantineProvider theme={theme} defaultColorScheme="auto">
-      <Notifications position="top-right" />
+      <Notifications position="top-right" limit={3} />
       <Router>
         <App />
       </Router>
