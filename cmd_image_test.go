@@ -72,6 +72,12 @@ func TestImageCommands(t *testing.T) {
 	if !strings.Contains(out, "luks") || !strings.Contains(out, volumeID) {
 		t.Fatalf("inspect of the output: %s", out)
 	}
+	// a wrong officer passphrase stops the run: no output, nothing registered
+	bad := secretFile(t, dir, "bad", "not the passphrase")
+	l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", bad, "--in", src, "--out", dst+"3", "--name", "web3")
+	if ents, _ := os.ReadDir(filepath.Dir(dst)); len(ents) != 2 {
+		t.Fatalf("output folder after a wrong passphrase: %v", ents)
+	}
 	// the same name again is refused before any work
 	l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", dst+"2", "--name", "web")
 	if _, err := os.Stat(dst + "2"); err == nil {
@@ -89,6 +95,10 @@ func TestImageCommands(t *testing.T) {
 	svc := custody.New(db, custodyOptions)
 	if _, err := svc.Unlock(ctx, "", []byte("officer passphrase")); err != nil {
 		t.Fatal(err)
+	}
+	vols, err := custody.ListVolumes(ctx, db)
+	if err != nil || len(vols) != 1 {
+		t.Fatalf("volumes %v %v", vols, err)
 	}
 	secret, err := svc.ReleaseSecret(ctx, volumeID, 1)
 	if err != nil {
