@@ -9,6 +9,10 @@ import (
 	"testing"
 )
 
+// Run the fuzzers with -fuzzminimizetime 1x (e.g. go test -run X -fuzz
+// FuzzQCOW2 -fuzztime 30s -fuzzminimizetime 1x): minimising the large image
+// inputs otherwise keeps the engine busy for minutes between executions.
+
 // fuzzImage opens data as an image and reads it: never a panic, never a
 // read that claims more than it returns.
 func fuzzImage(t *testing.T, data []byte) {

@@ -2,6 +2,7 @@ package diskimage
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
@@ -25,7 +26,9 @@ type directFile struct {
 }
 
 func openDirect(f *os.File, flag int) *directFile {
-	d, err := os.OpenFile(f.Name(), flag|unix.O_DIRECT, 0)
+	// Reopen the very inode through /proc (not by name, which another
+	// process could have replaced in the folder meanwhile).
+	d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), flag|unix.O_DIRECT, 0)
 	if err != nil {
 		return &directFile{buffered: f}
 	}
