@@ -39,6 +39,7 @@ export function GuestTable({ guests, onOpen }: { guests: Guest[]; onOpen: (g: Gu
                 data-testid="fleet-row"
                 data-guest={g.id}
                 data-status={g.status}
+                data-evidence-at={g.last_evidence_at ?? ''}
               >
                 <Group gap={6} wrap="nowrap" className={classes.cell}>
                   <Text size="sm" fw={500} truncate>
