@@ -5,8 +5,11 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,37 +17,57 @@ import (
 )
 
 // finishOutput turns the raw temporary disk into the requested output and
-// returns the file to hash and rename (its name is the last of temps).
-func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir, dest string, temps *[]string) (*os.File, error) {
+// returns the file to rename (its name is the last of temps) and, for the
+// packaged outputs, their SHA-256 and size, computed as they were written
+// (empty: hash the file).
+func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir, dest string, temps *[]string) (*os.File, string, int64, error) {
 	switch o.Output {
 	case OutputAzure:
 		// Azure wants a fixed VHD whose virtual size is a whole MiB.
 		vs := roundUp64(size, 1<<20)
 		if err := raw.Truncate(vs); err != nil {
-			return nil, err
+			return nil, "", 0, err
 		}
 		if _, err := raw.WriteAt(vhdFooter(vs, time.Now()), vs); err != nil {
-			return nil, fmt.Errorf("write VHD footer: %w", err)
+			return nil, "", 0, fmt.Errorf("write VHD footer: %w", err)
 		}
-		return raw, nil
+		return raw, "", 0, nil
 	case OutputGCP, OutputAWS:
 		f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
 		if err != nil {
-			return nil, err
+			return nil, "", 0, err
 		}
 		*temps = append(*temps, f.Name())
 		write := writeGCP
 		if o.Output == OutputAWS {
 			write = writeVMDKStream
 		}
-		if err := write(ctx, f, raw, size); err != nil {
+		hw := &hashingWriter{w: f, h: sha256.New()}
+		src := openDirect(raw, os.O_RDONLY)
+		err = write(ctx, hw, src, size)
+		src.Close()
+		if err != nil {
 			f.Close()
-			return nil, err
+			return nil, "", 0, err
 		}
 		// The raw temporary is no longer needed.
-		return f, nil
+		return f, hex.EncodeToString(hw.h.Sum(nil)), hw.n, nil
 	}
-	return raw, nil
+	return raw, "", 0, nil
+}
+
+// hashingWriter hashes and counts what it writes.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashingWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hashPieces(hw.h, p[:n])
+	hw.n += int64(n)
+	return n, err
 }
 
 // writeGCP writes disk.raw into a gzip'd tar as Compute Engine's image

@@ -236,24 +236,27 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		if err != nil {
 			return fmt.Errorf("write LUKS2 header: %w", err)
 		}
-		final, err := finishOutput(ctx, opts, tmp, p.size, dir, dest, &temps)
+		final, sum, size, err := finishOutput(ctx, opts, tmp, p.size, dir, dest, &temps)
 		if err != nil {
 			return err
 		}
 		m.fill(is, vol, opts, p)
 		m.Output.Format, m.Output.File = opts.Output, filepath.Base(dest)
-		// Flush to disk while hashing what is (mostly) in the page cache.
-		synced := make(chan error, 1)
-		go func() { synced <- final.Sync() }()
-		hp := newProgress(opts, "hash", 0)
-		m.Output.Size, m.Output.SHA256, err = hashFile(ctx, final, hp)
-		if serr := <-synced; err == nil && serr != nil {
-			err = fmt.Errorf("sync output: %w", serr)
+		m.Output.SHA256, m.Output.Size = sum, size
+		if sum == "" {
+			// Flush to disk while hashing.
+			synced := make(chan error, 1)
+			go func() { synced <- final.Sync() }()
+			hp := newProgress(opts, "hash", 0)
+			m.Output.Size, m.Output.SHA256, err = hashFile(ctx, final, hp)
+			if serr := <-synced; err == nil && serr != nil {
+				err = fmt.Errorf("sync output: %w", serr)
+			}
+			if err != nil {
+				return err
+			}
+			hp.finish()
 		}
-		if err != nil {
-			return err
-		}
-		hp.finish()
 		if err := final.Sync(); err != nil { // the footer or header written meanwhile
 			return fmt.Errorf("sync output: %w", err)
 		}

@@ -300,6 +300,9 @@ func TestPrepareOutputs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if b, _ := os.ReadFile(dst); res.Manifest.Output.SHA256 != sha(b) || res.Manifest.Output.Size != int64(len(b)) {
+				t.Fatal("manifest output hash or size is wrong")
+			}
 			raw := filepath.Join(t.TempDir(), "disk.raw")
 			switch output {
 			case OutputAzure:
