@@ -49,7 +49,9 @@ printf 'bench' > "$WORK/luks.pass"
 seconds cryptsetup sh -c "cryptsetup reencrypt -q --encrypt --type luks2 --reduce-device-size 32M --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file '$WORK/luks.pass' '$WORK/copy.raw' && sync"
 rm -f "$WORK/copy.raw"
 
-seconds qemu-img sh -c "qemu-img convert -f raw -O luks --object secret,id=sec0,data=bench -o key-secret=sec0,iter-time=10 '$WORK/src.raw' '$WORK/out.luks' && sync"
+# qemu-img's PBKDF calibration sometimes fails on a busy machine ("Unable to
+# get accurate CPU usage") before any data is written; it is retried.
+seconds qemu-img sh -c "for i in 1 2 3 4 5; do rm -f '$WORK/out.luks'; qemu-img convert -f raw -O luks --object secret,id=sec0,data=bench -o key-secret=sec0,iter-time=250 '$WORK/src.raw' '$WORK/out.luks' && sync && exit 0; done; exit 1"
 rm -f "$WORK/out.luks"
 
 openssl speed -evp aes-256-xts -multi "$NCPU" -seconds 3 2>/dev/null > "$WORK/openssl" || true
