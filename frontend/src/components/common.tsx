@@ -1,7 +1,8 @@
 import { Alert, Badge, Button, Center, Group, Loader, Stack, Text, ThemeIcon, Title, Tooltip } from '@mantine/core';
 import { IconAlertTriangle, IconFlask } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
-import type { ApiError, GuestStatus } from '../api';
+import { notifications } from '@mantine/notifications';
+import { ApiError, type GuestStatus } from '../api';
 
 export function PageHeader({ title, description, right }: { title: string; description: string; right?: ReactNode }) {
   return (
@@ -94,4 +95,10 @@ export function formatTime(t: string | null | undefined) {
 export function shortHex(h: string, n = 12) {
   if (!h) return '—';
   return h.length > n ? h.slice(0, n) + '…' : h;
+}
+
+/** notifyError tells the officer an action failed (a cancelled re-authentication stays quiet). */
+export function notifyError(e: unknown, title = 'That did not work') {
+  if (e instanceof ApiError && e.code === 'canceled') return;
+  notifications.show({ color: 'red', title, message: e instanceof ApiError ? e.message : String(e) });
 }

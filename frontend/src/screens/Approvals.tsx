@@ -3,8 +3,8 @@ import { useHotkeys, useInterval } from '@mantine/hooks';
 import { notifications } from '@mantine/notifications';
 import { IconCheck, IconChecklist, IconX } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
-import { api, ApiError, type ReleaseClass, type ReleaseRequest, type TCB } from '../api';
-import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader, shortHex, SimulatedBadge } from '../components/common';
+import { api, type ReleaseClass, type ReleaseRequest, type TCB } from '../api';
+import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader, shortHex, SimulatedBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
@@ -97,8 +97,7 @@ export function ApprovalsScreen() {
       });
       void pendingRequests.reload();
     } catch (e) {
-      if (!(e instanceof ApiError && e.code === 'canceled'))
-        notifications.show({ color: 'red', title: 'Not recorded', message: e instanceof ApiError ? e.message : String(e) });
+      notifyError(e, 'Not recorded');
     } finally {
       setBusy(null);
     }

@@ -4,19 +4,14 @@ import { notifications } from '@mantine/notifications';
 import { IconArrowLeft, IconBan, IconRestore } from '@tabler/icons-react';
 import { useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router-dom';
-import { api, ApiError, Events, type AttestationRecord, type GuestDetail } from '../api';
-import { ErrorNotice, formatTime, Loading, SimulatedBadge, StatusBadge } from '../components/common';
+import { api, Events, type AttestationRecord, type GuestDetail } from '../api';
+import { ErrorNotice, formatTime, Loading, notifyError, SimulatedBadge, StatusBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
-import { Resource, useResource } from '../stores/resource';
+import { resourceFamily, useResource } from '../stores/resource';
 
-const guests = new Map<string, Resource<GuestDetail>>();
-function guestOf(id: string) {
-  let r = guests.get(id);
-  if (!r) guests.set(id, (r = new Resource(() => api().fleet.guest(id), [Events.fleetChanged], 500)));
-  return r;
-}
+const guestOf = resourceFamily((id: string) => api().fleet.guest(id), [Events.fleetChanged], 500);
 
 /** resultLevel places each result on the timeline's y axis (higher is healthier). */
 export const resultLevel: Record<string, number> = { released: 4, verified: 4, approved: 3, pending: 2, failing: 1, denied: 0 };
@@ -262,8 +257,7 @@ function GuestDialog({ guest, action, onClose }: { guest: GuestDetail; action: '
       void guestOf(guest.id).reload();
       onClose();
     } catch (e) {
-      if (!(e instanceof ApiError && e.code === 'canceled'))
-        notifications.show({ color: 'red', title: 'Not done', message: e instanceof ApiError ? e.message : String(e) });
+      notifyError(e, 'Not done');
     } finally {
       setBusy(false);
     }

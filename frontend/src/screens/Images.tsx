@@ -5,14 +5,9 @@ import { api, type Image } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader, shortHex } from '../components/common';
 import { PrepareWizard } from '../features/wizard/PrepareWizard';
 import { imageList } from '../stores/images';
-import { Resource, useResource } from '../stores/resource';
+import { resourceFamily, useResource } from '../stores/resource';
 
-const refs = new Map<string, Resource<Awaited<ReturnType<ReturnType<typeof api>['images']['references']>>>>();
-function refsOf(id: string) {
-  let r = refs.get(id);
-  if (!r) refs.set(id, (r = new Resource(() => api().images.references(id))));
-  return r;
-}
+const refsOf = resourceFamily((id: string) => api().images.references(id));
 
 export function ImagesScreen() {
   const r = useResource(imageList);

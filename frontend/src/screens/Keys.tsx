@@ -2,24 +2,14 @@ import { ActionIcon, Alert, Badge, Button, Group, Menu, Modal, Stack, Table, Tex
 import { notifications } from '@mantine/notifications';
 import { IconDots, IconKey, IconRefresh, IconTrash, IconBan } from '@tabler/icons-react';
 import { Fragment, useState } from 'react';
-import { api, ApiError, Events, type Volume } from '../api';
-import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader } from '../components/common';
+import { api, Events, type Volume } from '../api';
+import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
-import { Resource, useResource } from '../stores/resource';
+import { resourceFamily, useResource } from '../stores/resource';
 import { volumeList } from '../stores/keys';
 import { useSession } from '../stores/session';
 
-const generations = new Map<string, Resource<Awaited<ReturnType<ReturnType<typeof api>['keys']['generations']>>>>();
-function generationsOf(id: string) {
-  let r = generations.get(id);
-  if (!r) generations.set(id, (r = new Resource(() => api().keys.generations(id), [Events.keysChanged])));
-  return r;
-}
-
-function fail(e: unknown) {
-  if (e instanceof ApiError && e.code === 'canceled') return;
-  notifications.show({ color: 'red', title: 'That did not work', message: e instanceof ApiError ? e.message : String(e) });
-}
+const generationsOf = resourceFamily((id: string) => api().keys.generations(id), [Events.keysChanged]);
 
 export function KeysScreen() {
   const r = useResource(volumeList);
@@ -39,7 +29,7 @@ export function KeysScreen() {
       });
       void r.reload();
     } catch (e) {
-      fail(e);
+      notifyError(e);
     }
   };
 
@@ -178,7 +168,7 @@ function RevokeDialog({ volume, onClose }: { volume: Volume; onClose: () => void
       void volumeList.reload();
       onClose();
     } catch (e) {
-      fail(e);
+      notifyError(e);
     } finally {
       setBusy(false);
     }
@@ -217,7 +207,7 @@ function DestroyDialog({ volume, onClose }: { volume: Volume; onClose: () => voi
       void volumeList.reload();
       onClose();
     } catch (e) {
-      fail(e);
+      notifyError(e);
     } finally {
       setBusy(false);
     }

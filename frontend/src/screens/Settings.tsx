@@ -2,8 +2,8 @@ import { ActionIcon, Alert, Badge, Button, Card, CopyButton, Group, NumberInput,
 import { notifications } from '@mantine/notifications';
 import { IconCheck, IconCopy, IconFlask } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
-import { api, ApiError, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
-import { ErrorNotice, Loading, PageHeader } from '../components/common';
+import { api, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
+import { ErrorNotice, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { Officers } from '../features/officers/Officers';
 import { consoleInfo } from '../stores/console';
@@ -166,8 +166,7 @@ function PolicyEditor() {
       notifications.show({ color: 'teal', title: 'Policy saved', message: 'New requests are decided with it; the change is in the audit log.' });
       void defaultPolicy.reload();
     } catch (e) {
-      if (!(e instanceof ApiError && e.code === 'canceled'))
-        notifications.show({ color: 'red', title: 'Not saved', message: e instanceof ApiError ? e.message : String(e) });
+      notifyError(e, 'Not saved');
     } finally {
       setBusy(false);
     }

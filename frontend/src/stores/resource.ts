@@ -89,3 +89,17 @@ export function useResource<T>(r: Resource<T>): ResourceState<T> & { reload: () 
   }, [r, state.data, state.loading, state.error]);
   return { ...state, reload: r.reload };
 }
+
+/** resourceFamily makes one Resource per key (a volume's generations, a guest), created on first use. */
+export function resourceFamily<K, T>(load: (key: K) => Promise<T>, events: string[] = [], minInterval?: number): (key: K) => Resource<T> {
+  const cache = new Map<string, Resource<T>>();
+  return (key: K) => {
+    const k = JSON.stringify(key);
+    let r = cache.get(k);
+    if (!r) {
+      r = new Resource(() => load(key), events, minInterval);
+      cache.set(k, r);
+    }
+    return r;
+  };
+}

@@ -1,19 +1,13 @@
 import { Badge, Button, Card, Group, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
-import { notifications } from '@mantine/notifications';
 import { IconUserPlus } from '@tabler/icons-react';
 import { useState } from 'react';
-import { api, ApiError, Events } from '../../api';
-import { ErrorNotice, formatTime } from '../../components/common';
+import { api, Events } from '../../api';
+import { ErrorNotice, formatTime, notifyError } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
 import { Resource, useResource } from '../../stores/resource';
 import { useSession } from '../../stores/session';
 
 const officers = new Resource(() => api().keys.officers(), [Events.keysChanged]);
-
-function fail(e: unknown) {
-  if (e instanceof ApiError && e.code === 'canceled') return;
-  notifications.show({ color: 'red', title: 'That did not work', message: e instanceof ApiError ? e.message : String(e) });
-}
 
 export function Officers() {
   const r = useResource(officers);
@@ -26,7 +20,7 @@ export function Officers() {
       await reauth(fn);
       void officers.reload();
     } catch (e) {
-      fail(e);
+      notifyError(e);
     }
   };
   return (
@@ -106,7 +100,7 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
       void officers.reload();
       onClose();
     } catch (e) {
-      fail(e);
+      notifyError(e);
     } finally {
       setBusy(false);
       setPass('');
