@@ -92,6 +92,23 @@ for (const [nav, heading, marker, call] of [
   });
 }
 
+test('an admin makes recovery shares (shown once) and downloads an encrypted backup', async () => {
+  await page.getByTestId('nav-keys').click();
+  await page.getByTestId('split-key').click();
+  const shares = page.getByTestId('recovery-share');
+  await shares.first().waitFor();
+  assert.equal(await shares.count(), 3);
+  for (const t of await shares.allInnerTexts()) assert.match(t.trim(), /^KHS1-/);
+  await screenshot(page, 'keys-shares');
+  await page.getByRole('button', { name: 'I have handed them out' }).click();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('backup').click()]);
+  assert.match(download.suggestedFilename(), /\.khbackup$/);
+  const file = await download.path();
+  const { statSync, readFileSync } = await import('node:fs');
+  assert.ok(statSync(file).size > 1024, 'the backup has content');
+  assert.equal(readFileSync(file).indexOf(Buffer.from('SQLite format 3')), -1, 'the backup is not a plain database');
+});
+
 test('settings shows this console: its temporary data directory and schema version', async () => {
   await page.getByTestId('nav-settings').click();
   const info = page.getByTestId('console-info');

@@ -2,6 +2,7 @@ import type { Transport } from './transport';
 import type {
   AuditEntry,
   AuditVerifyResult,
+  BackupInfo,
   DiskInfo,
   PrepareRequest,
   PrepareResult,
@@ -82,6 +83,9 @@ export interface Client {
     removeOfficer(name: string): Promise<void>;
     setRole(name: string, role: string): Promise<void>;
     changePassphrase(oldPassphrase: string, newPassphrase: string): Promise<void>;
+    recoveryShares(m: number, n: number): Promise<string[]>;
+    backup(path: string): Promise<BackupInfo>;
+    backupDownload(): Promise<{ name: string; data: string; info: BackupInfo }>;
   };
   audit: {
     list(q: AuditQuery): Promise<AuditEntry[]>;
@@ -151,6 +155,9 @@ export function makeClient(t: Transport): Client {
       removeOfficer: (n) => c('Keys', 'RemoveOfficer')<void>(n),
       setRole: (n, r) => c('Keys', 'SetRole')<void>(n, r),
       changePassphrase: (o, n) => c('Keys', 'ChangePassphrase')<void>(o, n),
+      recoveryShares: (m, n) => c('Keys', 'RecoveryShares')<string[]>(m, n),
+      backup: (p) => c('Keys', 'Backup')<BackupInfo>(p),
+      backupDownload: () => c('Keys', 'BackupDownload')<{ name: string; data: string; info: BackupInfo }>(),
     },
     audit: {
       list: (q) => c('Audit', 'List')<AuditEntry[]>(q),

@@ -311,3 +311,12 @@ export interface GuestDetail extends Guest {
   /** the verified claims of the newest evidence, when the console kept them */
   claims?: Record<string, unknown> | null;
 }
+
+export interface BackupInfo {
+  console_id: string;
+  created_at: string;
+  schema_version: number;
+  officers: string[];
+  bytes: number;
+  files: string[];
+}

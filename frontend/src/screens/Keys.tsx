@@ -5,6 +5,7 @@ import { Fragment, useState } from 'react';
 import { api, Events, type Volume } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
+import { RecoveryCard } from '../features/recovery/RecoveryCard';
 import { resourceFamily, useResource } from '../stores/resource';
 import { volumeList } from '../stores/keys';
 import { useSession } from '../stores/session';
@@ -116,6 +117,7 @@ export function KeysScreen() {
           </Table.Tbody>
         </Table>
       )}
+      <RecoveryCard />
       {revoking && <RevokeDialog volume={revoking} onClose={() => setRevoking(null)} />}
       {destroying && <DestroyDialog volume={destroying} onClose={() => setDestroying(null)} />}
     </>
