@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Opens Keyholder: the desktop window when a display exists, otherwise the
-# web console on loopback (it prints the URL). The data directory defaults to
-# the per-user config directory; set KEYHOLDER_DATA to use another.
+# web console on loopback (it prints the URL). With nothing configured yet
+# (no console in the data directory) it starts `keyholder demo`: a fresh
+# SQLite store with a SIMULATED fleet. Set KEYHOLDER_DATA to use another data
+# directory than the per-user config directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-args=()
-[ -n "${KEYHOLDER_DATA:-}" ] && args+=(--data "$KEYHOLDER_DATA")
-if ./bin/keyholder help 2>/dev/null | grep -q '^  demo '; then
-  # With nothing else configured, the demo gives a fresh SQLite store and a simulated fleet.
-  if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then exec ./bin/keyholder demo "${args[@]}"; fi
-  exec ./bin/keyholder demo --web "${args[@]}"
+data="${KEYHOLDER_DATA:-${XDG_CONFIG_HOME:-$HOME/.config}/Keyholder}"
+display=""
+[ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && display=1
+if [ ! -s "$data/keyholder.db" ]; then
+  echo "No console in $data yet: starting the SIMULATED demo (run 'bin/keyholder init --data $data' for a real one)."
+  if [ -n "$display" ]; then exec ./bin/keyholder demo; fi
+  exec ./bin/keyholder demo --web
 fi
-if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then exec ./bin/keyholder "${args[@]}"; fi
-exec ./bin/keyholder serve "${args[@]}"
+if [ -n "$display" ]; then exec ./bin/keyholder --data "$data"; fi
+exec ./bin/keyholder serve --data "$data"
