@@ -10,7 +10,8 @@
 // LUKS2 header is written with them, the output is hashed and synced and
 // the manifest written; only after the commit are manifest and image renamed
 // into place. A killed run leaves at most a hidden ".NAME.keyholder-tmp-*"
-// file and nothing registered; a failed commit removes the temporaries.
+// file and nothing registered (the next run into that folder removes it
+// once no live run holds its lock); a failed commit removes the temporaries.
 // The price: the transaction stays open while the output is hashed (about
 // a second per 2 GiB), and the output hash is a second pass over the file
 // because the header, written last, comes first in it.
@@ -126,7 +127,31 @@ func Open(r io.ReaderAt, size int64) (Image, error) {
 	if bytes.HasPrefix(h, []byte("LUKS\xba\xbe")) {
 		return nil, fmt.Errorf("%w: this is already a LUKS volume", ErrUnsupported)
 	}
+	if err := checkRawSize(size); err != nil {
+		return nil, err
+	}
 	return &rawImage{r: r, size: size}, nil
+}
+
+// minRawSize is the smallest raw disk accepted: 1 MiB, where the first
+// partition of a GPT disk starts by convention. Anything smaller (a text
+// file, a truncated download) is not a disk image.
+const minRawSize = 1 << 20
+
+// ErrNotDiskImage means a file in no recognised container format is not a
+// plausible raw disk either. It wraps ErrUnsupported.
+var ErrNotDiskImage = fmt.Errorf("%w: not a disk image", ErrUnsupported)
+
+// checkRawSize refuses raw "disks" that no hypervisor would attach: a size
+// that is not a whole number of 512-byte sectors, or less than 1 MiB.
+func checkRawSize(size int64) error {
+	switch {
+	case size%512 != 0:
+		return fmt.Errorf("%w: size %d is not a multiple of 512 bytes", ErrNotDiskImage, size)
+	case size < minRawSize:
+		return fmt.Errorf("%w: size %d is smaller than 1 MiB", ErrNotDiskImage, size)
+	}
+	return nil
 }
 
 type rawImage struct {

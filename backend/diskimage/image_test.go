@@ -164,3 +164,43 @@ func TestOpenRefuses(t *testing.T) {
 		})
 	}
 }
+
+// A file in no container format is taken as a raw disk only if its size is
+// a whole number of 512-byte sectors and at least 1 MiB.
+func TestRawSizeRefused(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name    string
+		data    []byte
+		wantErr string
+	}{
+		{"text file", []byte("hello, this is not a disk\n\n\n"), "size 28 is not a multiple of 512 bytes"},
+		{"odd size", make([]byte, 1<<20+100), "size 1048676 is not a multiple of 512 bytes"},
+		{"small", make([]byte, 512<<10), "size 524288 is smaller than 1 MiB"},
+		{"empty", nil, "size 0 is smaller than 1 MiB"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_"))
+			if err := os.WriteFile(p, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if f, err := OpenFile(p); err == nil {
+				f.Close()
+				t.Fatal("OpenFile accepted it")
+			} else if !errors.Is(err, ErrNotDiskImage) || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "not a disk image: "+tc.wantErr) {
+				t.Fatalf("OpenFile: %v", err)
+			}
+			if _, err := Inspect(p); err == nil || !errors.Is(err, ErrNotDiskImage) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Inspect: %v", err)
+			}
+		})
+	}
+	// The smallest accepted raw disk.
+	p := filepath.Join(dir, "ok.raw")
+	os.WriteFile(p, make([]byte, 1<<20), 0o644)
+	info, err := Inspect(p)
+	if err != nil || info.Format != Raw || info.VirtualSize != 1<<20 {
+		t.Fatalf("1 MiB raw disk: %+v, %v", info, err)
+	}
+}
