@@ -37,6 +37,7 @@ func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir,
 		if err != nil {
 			return nil, "", 0, err
 		}
+		lockTemp(f)
 		*temps = append(*temps, f.Name())
 		write := writeGCP
 		if o.Output == OutputAWS {

@@ -114,6 +114,7 @@ const chunk = 4 << 20
 // the temporary files are removed and nothing is registered. Memory use is
 // bounded by a few chunks per worker whatever the image size.
 func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) {
+	start := time.Now()
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -149,10 +150,13 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		return nil, fmt.Errorf("prepare: %w: %s; choose another output name", ErrExists, opts.Dest)
 	}
 	dir := filepath.Dir(dest)
+	// What runs killed earlier left in this folder goes first.
+	removeStaleTemps(dir, start)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("prepare: create temporary output: %w", err)
 	}
+	lockTemp(tmp)
 	var temps []string
 	temps = append(temps, tmp.Name())
 	committed := false

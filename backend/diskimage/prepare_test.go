@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -361,4 +362,59 @@ func TestPrepareOutputs(t *testing.T) {
 		})
 	}
 	_ = time.Now
+}
+
+// TestPrepareRemovesStaleTemps: temporaries a killed run left in the
+// destination folder are removed by the next run there; files in use by a
+// live run, fresh ones, finished outputs and look-alikes stay.
+func TestPrepareRemovesStaleTemps(t *testing.T) {
+	c := newConsole(t)
+	dir := t.TempDir()
+	src, _ := sourceDisk(t, dir, 1<<20)
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	old := time.Now().Add(-time.Hour)
+	mk := func(name string, stale bool) string {
+		p := filepath.Join(out, name)
+		if err := os.WriteFile(p, []byte("leftover"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if stale {
+			os.Chtimes(p, old, old)
+		}
+		return p
+	}
+	mk(".old.img.keyholder-tmp-123456", true)      // a killed run's output: removed
+	mk(".old.img.manifest.keyholder-tmp-42", true) // and its manifest: removed
+	mk(".disk.img.keyholder-tmp-7", true)          // same name as this run's: removed
+	mk(".fresh.img.keyholder-tmp-99", false)       // too recent: kept
+	mk("old.img", true)                            // a finished output: kept
+	mk("old.img.manifest.json", true)              // kept
+	mk("notes.keyholder-tmp-1", true)              // not hidden: kept
+	mk(".x.keyholder-tmp-abc", true)               // not CreateTemp's digits: kept
+	live := mk(".live.img.keyholder-tmp-5", true)  // a live run holds it: kept
+	lf, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	lockTemp(lf)
+	os.Mkdir(filepath.Join(out, ".d.keyholder-tmp-1"), 0o755) // not a file: kept
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("t"), 0o600)
+	os.Symlink(target, filepath.Join(out, ".s.keyholder-tmp-2")) // a symlink: kept, target too
+	os.Chtimes(filepath.Join(out, ".d.keyholder-tmp-1"), old, old)
+
+	if _, err := Prepare(context.Background(), Options{Source: src, Dest: filepath.Join(out, "disk.img"), Name: "disk"}, c.reg); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{".d.keyholder-tmp-1", ".fresh.img.keyholder-tmp-99", ".s.keyholder-tmp-2", ".x.keyholder-tmp-abc",
+		"disk.img", "disk.img.manifest.json", "notes.keyholder-tmp-1", "old.img", "old.img.manifest.json"}
+	if runtime.GOOS == "linux" {
+		want = append([]string{".d.keyholder-tmp-1", ".fresh.img.keyholder-tmp-99", ".live.img.keyholder-tmp-5"}, want[2:]...)
+	}
+	assertOnly(t, out, want...)
+	if _, err := os.Stat(target); err != nil {
+		t.Fatal("the symlink's target was removed")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,3 +65,20 @@ func (d *directFile) Close() error {
 	}
 	return nil
 }
+
+// staleAfter is how old a temporary must be before a later run may remove
+// it; the lock below is what really tells an abandoned temporary from one
+// in use, the age only covers the moment between its creation and locking.
+const staleAfter = time.Minute
+
+// lockTemp marks a temporary output as in use by this run: an exclusive
+// flock, which the kernel drops when the run's process ends however it
+// ends (kill -9 included).
+func lockTemp(f *os.File) { _ = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) }
+
+// tempAbandoned reports whether no run holds f's lock (and takes it).
+func tempAbandoned(f *os.File) bool {
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+}
+
+const oNoFollow = unix.O_NOFOLLOW
