@@ -64,16 +64,48 @@ func (s *Service) CreateVolume(ctx context.Context, actor, imageID, name string)
 // caller can register more (an image, its reference values) atomically. If
 // the transaction rolls back, the caller must still wipe the secret.
 func (s *Service) CreateVolumeTx(ctx context.Context, tx *sql.Tx, actor, imageID, name string) (string, int, []byte, error) {
+	id, secret := NewVolumeReservation()
+	gen, err := s.CreateReservedVolumeTx(ctx, tx, actor, imageID, name, id, secret)
+	if err != nil {
+		clear(secret)
+		return "", 0, nil, err
+	}
+	return id, gen, secret, nil
+}
+
+// NewVolumeReservation makes a volume ID and a generation-1 release secret
+// for a volume that CreateReservedVolumeTx registers later: a caller that
+// must write the secret (into a LUKS2 keyslot) before the registration
+// transaction starts takes them here. Nothing is stored: the secret exists
+// only in the caller's memory until the registration wraps and stores it,
+// and the caller wipes it (clear) either way; if the registration never
+// happens, whatever the secret opens is unusable.
+func NewVolumeReservation() (volumeID string, secret []byte) {
+	secret = make([]byte, SecretSize)
+	rand.Read(secret)
+	return store.NewID("vol"), secret
+}
+
+// CreateReservedVolumeTx registers, inside the caller's transaction, a
+// volume whose ID and generation-1 release secret come from
+// NewVolumeReservation, audited as CreateVolumeTx does. It returns the
+// generation (1). The secret stays the caller's to wipe; it is stored only
+// wrapped under the master key.
+func (s *Service) CreateReservedVolumeTx(ctx context.Context, tx *sql.Tx, actor, imageID, name, volumeID string, secret []byte) (int, error) {
 	if actor == "" {
-		return "", 0, nil, fmt.Errorf("%w: actor is required", ErrInvalid)
+		return 0, fmt.Errorf("%w: actor is required", ErrInvalid)
 	}
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 200 {
-		return "", 0, nil, fmt.Errorf("%w: volume name must be 1-200 characters", ErrInvalid)
+		return 0, fmt.Errorf("%w: volume name must be 1-200 characters", ErrInvalid)
 	}
-	id := store.NewID("vol")
-	secret := make([]byte, SecretSize)
-	rand.Read(secret)
+	if !validVolumeID(volumeID) {
+		return 0, fmt.Errorf("%w: volume ID %q is not one NewVolumeReservation makes", ErrInvalid, volumeID)
+	}
+	if len(secret) != SecretSize {
+		return 0, fmt.Errorf("%w: a release secret is %d bytes", ErrInvalid, SecretSize)
+	}
+	id := volumeID
 	now := s.now()
 	err := s.withMaster(func(master []byte, cid string) error {
 		var img any
@@ -92,10 +124,23 @@ func (s *Service) CreateVolumeTx(ctx context.Context, tx *sql.Tx, actor, imageID
 		return err
 	})
 	if err != nil {
-		clear(secret)
-		return "", 0, nil, err
+		return 0, err
 	}
-	return id, 1, secret, nil
+	return 1, nil
+}
+
+// validVolumeID: "vol_" and 20 lower-case hex digits, as store.NewID makes.
+func validVolumeID(id string) bool {
+	h, ok := strings.CutPrefix(id, "vol_")
+	if !ok || len(h) != 20 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func insertGeneration(ctx context.Context, tx *sql.Tx, master []byte, cid, volumeID string, gen int, status string, secret []byte, actor string, now time.Time) error {
