@@ -6,20 +6,43 @@
 //   - Append(ctx, tx, Entry) inside the transaction that makes the change
 //     being recorded, so that both commit or neither does. Seq, PrevHash and
 //     Hash are filled in; a zero At means now.
-//   - WriteCheckpoint signs the head of the log with the console's Ed25519
-//     audit key (custody holds it wrapped under the master key and signs
-//     every N entries and at shutdown), so that a log cut short is detected.
+//   - SetSigner registers the console's Ed25519 audit key for a database
+//     (custody does so at unlock, with the key unwrapped under the master
+//     key, and removes it at lock). From then on Append itself writes a
+//     signed checkpoint over the entry that makes N entries follow the
+//     newest checkpoint, in the same transaction as that entry, whoever
+//     appends (custody, the release engine's group commit, a command).
+//     SignCheckpoint/WriteCheckpoint sign the head on demand (custody does
+//     at shutdown and before a backup, and to catch up after a locked
+//     period).
 //   - Verify walks the whole log and the checkpoints and returns a
-//     *VerifyError naming the first bad entry; Export writes JSON lines.
+//     *VerifyError naming the first bad entry, and a Report that says how
+//     many entries follow the newest checkpoint; Export writes JSON lines.
 //
 // The canonical encoding that the hashes cover is specified in chain.go and
 // pinned by testdata/vector-entry7.txt; the checkpoint message in verify.go.
 //
-// Limits: entries appended after the newest checkpoint can be removed from
-// the end of the log without detection until the next checkpoint; someone
-// who can write the database and holds the audit key (that is, the master
-// key) can rewrite the log. Verify with the key taken from custody while
-// unlocked, or compare the key fingerprint with a recorded one.
+// What truncation is detected, and what is not:
+//   - Removing entries from the end of the log back to before the newest
+//     checkpoint is detected: Verify names the first missing entry (the
+//     checkpoint is signed, covers a sequence number beyond the new end, and
+//     cannot be re-made without the key). Removing or changing any entry
+//     in the middle breaks the chain as well.
+//   - The entries after the newest checkpoint (Report.Unsigned) can be cut
+//     off the end without detection. While the key service is unlocked that
+//     tail is at most N-1 entries: a checkpoint commits with the Nth entry,
+//     so no crash can leave N or more committed entries unsigned. After a
+//     clean shutdown the tail is empty (custody signs it on Close). Entries
+//     appended while the service is locked (before unlock, or by a process
+//     that is not unlocked) are unsigned until the first append after
+//     unlock or a custody Checkpoint, which then signs them all at once.
+//   - Someone who can write the database can delete the tail together with
+//     the checkpoints that cover it; the log then looks like a shorter one.
+//     Only a copy of a checkpoint kept elsewhere (the head sequence number
+//     and hash that `keyholder audit verify` prints, or an export) shows
+//     that. Someone who also holds the audit key (that is, the master key)
+//     can rewrite the log entirely. Verify with the key taken from custody
+//     while unlocked, or compare the key fingerprint with a recorded one.
 package audit
 
 import (

@@ -51,6 +51,10 @@ func HashEntry(e Entry) string {
 // PrevHash and Hash are assigned here; a zero At means now. It returns the
 // entry as stored. Write transactions are serialised by SQLite (the store
 // begins them IMMEDIATE), so two appends never share a sequence number.
+//
+// While a Signer is registered for the database (SetSigner), Append also
+// writes the signed checkpoint over e when e makes the number of entries
+// after the newest checkpoint reach N, in this same transaction.
 func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 	if e.Actor == "" || e.Action == "" {
 		return Entry{}, fmt.Errorf("%w: actor and action are required", ErrInvalidEntry)
@@ -87,6 +91,9 @@ func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 		e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
 	if err != nil {
 		return Entry{}, fmt.Errorf("append audit entry: %w", store.Classify(err))
+	}
+	if err := checkpointAfterAppend(ctx, tx, e, at); err != nil {
+		return Entry{}, err
 	}
 	return e, nil
 }

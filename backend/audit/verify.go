@@ -27,8 +27,10 @@ import (
 // with field as in the entry encoding. The Ed25519 key is the console's
 // audit signing key, kept wrapped under the master key by custody. Entries
 // appended after the newest checkpoint are protected by the chain only
-// until the next checkpoint; custody signs one every N entries and when the
-// console shuts down.
+// until the next checkpoint; while a Signer is registered, Append writes
+// one with every Nth entry in the same transaction, and custody signs the
+// tail when the console shuts down (see the package doc for what that
+// means for truncation).
 
 const checkpointTag = "keyholder-audit-checkpoint-v1\n"
 
@@ -77,18 +79,21 @@ func checkpointMessage(seq int64, hash, at string) []byte {
 // checkpoint, unless the head is already checkpointed or the log is empty.
 // It returns the head's sequence number.
 func WriteCheckpoint(ctx context.Context, tx queryExecer, key ed25519.PrivateKey, now time.Time) (int64, error) {
+	return SignCheckpoint(ctx, tx, KeySigner(key), now)
+}
+
+// SignCheckpoint is WriteCheckpoint with a Signer.
+func SignCheckpoint(ctx context.Context, tx queryExecer, s Signer, now time.Time) (int64, error) {
 	seq, hash, err := Head(ctx, tx)
 	if err != nil || seq == 0 {
 		return seq, err
 	}
 	at := store.Time(now)
-	sig := ed25519.Sign(key, checkpointMessage(seq, hash, at))
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_checkpoints(seq, hash, at, signature) VALUES (?, ?, ?, ?)
-		ON CONFLICT(seq) DO NOTHING`, seq, hash, at, sig)
+	sig, err := s.Sign(checkpointMessage(seq, hash, at))
 	if err != nil {
-		return 0, fmt.Errorf("write audit checkpoint: %w", store.Classify(err))
+		return 0, fmt.Errorf("write audit checkpoint: %w", err)
 	}
-	return seq, nil
+	return seq, insertCheckpoint(ctx, tx, seq, hash, at, sig)
 }
 
 // SinceCheckpoint returns how many entries follow the newest checkpoint.

@@ -1,0 +1,336 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"keyholder/backend/store"
+)
+
+// wipeableSigner stands in for custody's key: it can be wiped while
+// registered, as a Lock racing an append would.
+type wipeableSigner struct {
+	mu   sync.Mutex
+	priv ed25519.PrivateKey // nil once wiped
+	pub  ed25519.PublicKey
+}
+
+func newSigner() *wipeableSigner {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	return signerFrom(priv)
+}
+
+// signerFrom is the same key again, as custody unwraps it at each unlock.
+func signerFrom(priv ed25519.PrivateKey) *wipeableSigner {
+	return &wipeableSigner{priv: append(ed25519.PrivateKey{}, priv...), pub: priv.Public().(ed25519.PublicKey)}
+}
+
+func (s *wipeableSigner) PublicKey() ed25519.PublicKey { return s.pub }
+
+func (s *wipeableSigner) Sign(msg []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.priv == nil {
+		return nil, errors.New("wiped")
+	}
+	return ed25519.Sign(s.priv, msg), nil
+}
+
+func (s *wipeableSigner) wipe() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.priv = nil
+}
+
+func openDB(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func register(t *testing.T, db *store.DB, s Signer, every int64) func() {
+	t.Helper()
+	remove, err := SetSigner(context.Background(), db, s, every)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(remove)
+	return remove
+}
+
+func appendN(t *testing.T, db *store.DB, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := AppendDB(context.Background(), db, Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func checkpointSeqs(t *testing.T, db *store.DB) []int64 {
+	t.Helper()
+	rows, err := db.Query(`SELECT seq FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := []int64{}
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func seqs(vs ...int64) []int64 { return append([]int64{}, vs...) }
+
+func verifyOK(t *testing.T, db *store.DB, pub ed25519.PublicKey, entries, unsigned int64) {
+	t.Helper()
+	rep, err := Verify(context.Background(), db, pub)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if rep.Entries != entries || rep.Unsigned != unsigned {
+		t.Fatalf("report = %+v, want %d entries, %d unsigned", rep, entries, unsigned)
+	}
+}
+
+// Plain Appends, each in its own transaction, sign a checkpoint exactly at
+// every Nth entry: 3N+5 entries give checkpoints at N, 2N and 3N (and, for
+// N <= 5, at the multiples of N in the last five too).
+func TestAppendCheckpointsEveryN(t *testing.T) {
+	for _, n := range []int64{1, 2, 6, 64} {
+		t.Run(fmt.Sprint("N=", n), func(t *testing.T) {
+			db := openDB(t)
+			s := newSigner()
+			register(t, db, s, n)
+			total := 3*n + 5
+			appendN(t, db, int(total))
+			var want []int64
+			for k := n; k <= total; k += n {
+				want = append(want, k)
+			}
+			if n > 5 && !reflect.DeepEqual(want, seqs(n, 2*n, 3*n)) {
+				t.Fatalf("test expectation %v", want)
+			}
+			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, want) {
+				t.Fatalf("checkpoints at %v, want %v", got, want)
+			}
+			verifyOK(t, db, s.pub, total, total%n)
+		})
+	}
+}
+
+// While no key is registered (locked) appends work and sign nothing; the
+// first append after the key comes back catches up, and the rhythm
+// restarts from there. A key wiped while still registered (Lock racing an
+// append) also just skips the checkpoint.
+func TestLockedAppendsCatchUp(t *testing.T) {
+	const n = 4
+	cases := []struct {
+		name string
+		lock func(remove func(), s *wipeableSigner)
+	}{
+		{"unregistered", func(remove func(), _ *wipeableSigner) { remove() }},
+		{"wiped but registered", func(_ func(), s *wipeableSigner) { s.wipe() }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := openDB(t)
+			_, key, _ := ed25519.GenerateKey(nil)
+			s := signerFrom(key)
+			remove := register(t, db, s, n)
+			appendN(t, db, 5) // checkpoint at 4
+			c.lock(remove, s)
+			appendN(t, db, 3*n) // 6..17: locked, nothing signed
+			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(4)) {
+				t.Fatalf("while locked: checkpoints at %v, want [4]", got)
+			}
+			verifyOK(t, db, s.pub, 17, 13)
+			register(t, db, signerFrom(key), n) // unlocked again
+
+			appendN(t, db, 1) // 18 catches up
+			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(4, 18)) {
+				t.Fatalf("after unlock: checkpoints at %v, want [4 18]", got)
+			}
+			appendN(t, db, n) // 19..22: the next at 22
+			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(4, 18, 22)) {
+				t.Fatalf("checkpoints at %v, want [4 18 22]", got)
+			}
+			verifyOK(t, db, s.pub, 22, 0)
+		})
+	}
+}
+
+// A checkpoint commits or rolls back with the entry that made it due: a
+// rolled-back transaction, or a decision rolled back to its savepoint inside
+// a group commit (as the release engine does), leaves none behind, and the
+// next append that commits signs it.
+func TestCheckpointRollsBackWithEntry(t *testing.T) {
+	const n = 3
+	boom := errors.New("decision failed")
+	cases := []struct {
+		name string
+		run  func(ctx context.Context, db *store.DB) error
+	}{
+		{"transaction rolled back", func(ctx context.Context, db *store.DB) error {
+			err := db.Tx(ctx, func(tx *sql.Tx) error {
+				if _, err := Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "release"}); err != nil {
+					return err
+				}
+				if got := countIn(t, tx); got != 1 {
+					return fmt.Errorf("checkpoints inside the transaction = %d, want 1", got)
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				return fmt.Errorf("Tx = %v, want the decision's error", err)
+			}
+			return nil
+		}},
+		{"savepoint rolled back", func(ctx context.Context, db *store.DB) error {
+			return db.Tx(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.Exec(`SAVEPOINT decision`); err != nil {
+					return err
+				}
+				if _, err := Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "release"}); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(`ROLLBACK TO decision`); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(`RELEASE decision`); err != nil {
+					return err
+				}
+				if got := countIn(t, tx); got != 0 {
+					return fmt.Errorf("checkpoints after ROLLBACK TO = %d, want 0", got)
+				}
+				return nil
+			})
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := openDB(t)
+			s := newSigner()
+			register(t, db, s, n)
+			appendN(t, db, n-1)
+			if err := c.run(ctx, db); err != nil {
+				t.Fatal(err)
+			}
+			if got := checkpointSeqs(t, db); len(got) != 0 {
+				t.Fatalf("checkpoints at %v after the rollback, want none", got)
+			}
+			verifyOK(t, db, s.pub, n-1, n-1)
+			appendN(t, db, 1)
+			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(n)) {
+				t.Fatalf("checkpoints at %v, want [%d]", got, n)
+			}
+			verifyOK(t, db, s.pub, n, 0)
+		})
+	}
+}
+
+func countIn(t *testing.T, tx *sql.Tx) int {
+	var c int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM audit_checkpoints`).Scan(&c); err != nil {
+		t.Error(err)
+	}
+	return c
+}
+
+// Concurrent appenders (each append its own write transaction, serialised
+// by SQLite) keep one valid chain with a checkpoint at exactly every Nth
+// entry.
+func TestConcurrentAppendsCheckpointEveryN(t *testing.T) {
+	const n, writers, each = 7, 8, 25
+	db := openDB(t)
+	s := newSigner()
+	register(t, db, s, n)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for g := 0; g < writers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := AppendDB(ctx, db, Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "release", Decision: "allow"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var want []int64
+	for k := int64(n); k <= writers*each; k += n {
+		want = append(want, k)
+	}
+	if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, want) {
+		t.Fatalf("checkpoints at %v, want %v", got, want)
+	}
+	verifyOK(t, db, s.pub, writers*each, writers*each%n)
+}
+
+// Cutting the log back to before the newest checkpoint is named by Verify;
+// cutting only the unsigned tail after it is not detectable (that tail is
+// what Report.Unsigned counts, and what the package doc bounds by N).
+func TestVerifyNamesTruncation(t *testing.T) {
+	const n = 5 // 3N+2 = 17 entries, checkpoints at 5, 10, 15
+	cases := []struct {
+		name     string
+		keepTo   int64 // entries after this are deleted
+		wantSeq  int64 // 0: verifies
+		unsigned int64
+	}{
+		{"nothing cut", 17, 0, 2},
+		{"unsigned tail cut (undetectable)", 15, 0, 0},
+		{"cut to just before the newest checkpoint", 14, 15, 0},
+		{"cut to the previous checkpoint", 10, 11, 0},
+		{"cut to the middle", 7, 8, 0},
+		{"everything cut", 0, 1, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := openDB(t)
+			s := newSigner()
+			register(t, db, s, n)
+			appendN(t, db, 3*n+2)
+			if _, err := db.Exec(`DELETE FROM audit_log WHERE seq > ?`, c.keepTo); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Verify(context.Background(), db, s.pub)
+			if c.wantSeq == 0 {
+				if err != nil || rep.Entries != c.keepTo || rep.Unsigned != c.unsigned {
+					t.Fatalf("Verify = %+v, %v; want it to pass with %d unsigned", rep, err, c.unsigned)
+				}
+				return
+			}
+			var ve *VerifyError
+			if !errors.As(err, &ve) || ve.Seq != c.wantSeq || !strings.Contains(ve.Problem, "truncated") {
+				t.Fatalf("Verify = %v, want entry %d named as truncated", err, c.wantSeq)
+			}
+		})
+	}
+}
