@@ -73,6 +73,11 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	}
 	b := &base{ctx: ctx, cfg: cfg, db: db, events: ev, log: cfg.Log, custody: cfg.Custody}
 	b.session = newSession(b)
+	// Catch-up only: while the key service is unlocked, audit.Append signs
+	// a checkpoint with every Nth entry in that entry's own transaction.
+	// The ticker signs what was appended without the key (by another
+	// process on the same data directory) instead of waiting for this
+	// console's next append.
 	go b.checkpoints()
 	return &Services{
 		Console:   &Console{b},

@@ -103,8 +103,11 @@ type Options struct {
 	KDF KDFParams
 	// Now is the clock (backoff, audit times); nil means time.Now.
 	Now func() time.Time
-	// CheckpointEvery is N: the audit log gets a signed checkpoint once N
-	// entries follow the last one (and at Close); zero means 64.
+	// CheckpointEvery is N: while the service is unlocked, every audit
+	// append (custody's, the release engine's, anyone's on this database)
+	// that makes N entries follow the newest checkpoint writes a signed
+	// checkpoint over itself in its own transaction; Close signs the tail.
+	// Zero means 64.
 	CheckpointEvery int64
 }
 
@@ -119,8 +122,8 @@ type Service struct {
 	kdf chan struct{}
 
 	mu        sync.RWMutex
-	master    []byte             // nil while locked
-	signer    ed25519.PrivateKey // audit signing key, nil while locked
+	master    []byte    // nil while locked
+	signer    *auditKey // audit signing key, nil while locked
 	consoleID string
 }
 
@@ -222,8 +225,64 @@ func (s *Service) Lock() {
 
 func (s *Service) lockLocked() {
 	clear(s.master)
-	clear(s.signer)
+	s.signer.wipe()
 	s.master, s.signer = nil, nil
+}
+
+// setSignerLocked takes the unwrapped audit key seed (copying it) and
+// registers it with the audit package, so that appends on this database
+// sign their checkpoints in their own transaction. s.mu is held.
+func (s *Service) setSignerLocked(ctx context.Context, seed []byte) error {
+	k := &auditKey{priv: ed25519.NewKeyFromSeed(seed)}
+	k.pub = k.priv.Public().(ed25519.PublicKey)
+	remove, err := audit.SetSigner(ctx, s.db, k, s.opts.CheckpointEvery)
+	if err != nil {
+		k.wipe()
+		return err
+	}
+	k.remove = remove
+	s.signer = k
+	return nil
+}
+
+// auditKey is the unwrapped audit signing key. It has its own lock, not
+// s.mu: audit.Append calls Sign from transactions that custody runs while
+// holding s.mu for reading, and a nested read lock could deadlock against a
+// waiting Lock.
+type auditKey struct {
+	mu     sync.RWMutex
+	priv   ed25519.PrivateKey // nil once wiped
+	pub    ed25519.PublicKey
+	remove func() // the audit.SetSigner registration
+}
+
+var errKeyWiped = errors.New("the audit signing key is wiped (the key service locked)")
+
+// PublicKey implements audit.Signer.
+func (k *auditKey) PublicKey() ed25519.PublicKey { return k.pub }
+
+// Sign implements audit.Signer.
+func (k *auditKey) Sign(msg []byte) ([]byte, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.priv == nil {
+		return nil, errKeyWiped
+	}
+	return ed25519.Sign(k.priv, msg), nil
+}
+
+// wipe unregisters the key and clears it; a nil k is a no-op.
+func (k *auditKey) wipe() {
+	if k == nil {
+		return
+	}
+	if k.remove != nil {
+		k.remove()
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.priv)
+	k.priv = nil
 }
 
 // Close signs a final audit checkpoint (when unlocked) and locks the service.
@@ -299,10 +358,13 @@ func (s *Service) Init(ctx context.Context, name string, passphrase []byte) (Off
 		return Officer{}, err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.lockLocked()
+	if err := s.setSignerLocked(ctx, seed); err != nil {
+		clear(master)
+		return off, fmt.Errorf("console initialised, but the key service stays locked: %w", err)
+	}
 	s.master, s.consoleID = master, cid
-	s.signer = ed25519.NewKeyFromSeed(seed)
-	s.mu.Unlock()
 	return off, nil
 }
 
@@ -333,8 +395,12 @@ func (s *Service) adopt(ctx context.Context, master []byte, cid string) error {
 		clear(master)
 		return errors.New("audit signing key does not open under the master key")
 	}
-	s.signer = ed25519.NewKeyFromSeed(seed)
+	err = s.setSignerLocked(ctx, seed)
 	clear(seed)
+	if err != nil {
+		clear(master)
+		return err
+	}
 	s.master, s.consoleID = master, cid
 	return nil
 }
@@ -359,7 +425,7 @@ func verifyMaster(ctx context.Context, q rowQueryer, master []byte) (string, boo
 func (s *Service) AuditPublicKey(ctx context.Context) (ed25519.PublicKey, bool, error) {
 	s.mu.RLock()
 	if s.signer != nil {
-		pub := s.signer.Public().(ed25519.PublicKey)
+		pub := s.signer.PublicKey()
 		s.mu.RUnlock()
 		return pub, true, nil
 	}
@@ -385,20 +451,26 @@ func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
 }
 
 // Checkpoint signs the audit log's head when at least N entries follow the
-// last checkpoint. It does nothing while the service is locked.
+// last checkpoint: a catch-up for entries appended while no key was
+// registered (before unlock, or by another process). While the service is
+// unlocked, audit.Append has already signed every N entries in their own
+// transactions, so this normally finds nothing to do. It does nothing
+// while the service is locked.
 func (s *Service) Checkpoint(ctx context.Context) error { return s.checkpoint(ctx, false) }
 
 // CheckpointNow signs the audit log's head if anything follows the last
-// checkpoint (at shutdown). It does nothing while the service is locked.
+// checkpoint (at shutdown, and before a backup). It does nothing while the
+// service is locked.
 func (s *Service) CheckpointNow(ctx context.Context) error { return s.checkpoint(ctx, true) }
 
 func (s *Service) checkpoint(ctx context.Context, force bool) error {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.signer == nil {
+	k := s.signer
+	s.mu.RUnlock()
+	if k == nil {
 		return nil
 	}
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		n, err := audit.SinceCheckpoint(ctx, tx)
 		if err != nil {
 			return err
@@ -406,12 +478,17 @@ func (s *Service) checkpoint(ctx context.Context, force bool) error {
 		if n == 0 || (!force && n < s.opts.CheckpointEvery) {
 			return nil
 		}
-		_, err = audit.WriteCheckpoint(ctx, tx, s.signer, s.now())
+		_, err = audit.SignCheckpoint(ctx, tx, k, s.now())
 		return err
 	})
+	if errors.Is(err, errKeyWiped) {
+		return nil // locked meanwhile
+	}
+	return err
 }
 
-// afterWrite runs after a custody transaction commits.
-func (s *Service) afterWrite(ctx context.Context) { _ = s.Checkpoint(ctx) }
+// afterWrite runs after a custody transaction commits. It has nothing left
+// to do: audit.Append checkpoints every N entries inside the transaction.
+func (s *Service) afterWrite(context.Context) {}
 
 func officerActor(name string) string { return "officer:" + name }
