@@ -4,17 +4,20 @@
 // only the root partition encrypted ("os" mode), written as raw, a GCP
 // tar.gz, an Azure fixed VHD or an AWS raw image, with a manifest.
 //
-// Prepare's order makes it crash-safe: the payload is encrypted into a
-// temporary file beside the destination first; then, inside one store
-// transaction, the registrar issues the volume and its release secret, the
-// LUKS2 header is written with them, the output is hashed and synced and
-// the manifest written; only after the commit are manifest and image renamed
-// into place. A killed run leaves at most a hidden ".NAME.keyholder-tmp-*"
-// file and nothing registered (the next run into that folder removes it
-// once no live run holds its lock); a failed commit removes the temporaries.
-// The price: the transaction stays open while the output is hashed (about
-// a second per 2 GiB), and the output hash is a second pass over the file
-// because the header, written last, comes first in it.
+// Prepare's order makes it crash-safe. For a data-mode raw output with a
+// registrar that reserves (StoreRegistrar does): custody reserves a volume
+// ID and release secret in memory only; the LUKS2 header with that secret's
+// keyslot is written first into a temporary file beside the destination,
+// then the payload, hashed in output order as it streams out (one pass);
+// the file is synced; then one store transaction registers image and
+// volume (custody wraps and stores the reserved secret) and the manifest is
+// written; only after the commit are manifest and image renamed into place.
+// The other modes and outputs encrypt the payload first and, inside the
+// registration transaction, write the header, hash (a second pass) and
+// sync. A killed run leaves at most a hidden ".NAME.keyholder-tmp-*"
+// file, which nothing registered opens (the next run into that folder
+// removes it once no live run holds its lock); a failed commit removes the
+// temporaries.
 //
 // Formats are recognised by content, never by file name. Readers validate
 // every offset they follow and refuse what they do not support (a qcow2

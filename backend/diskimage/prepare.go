@@ -85,6 +85,28 @@ type Registrar interface {
 	Register(ctx context.Context, r Registration, finish func(Issued) error) error
 }
 
+// Reservation is a volume identity and its generation-1 release secret,
+// made before the registration so that the LUKS2 header can be written
+// first and the output hashed as it streams out. The secret lives only in
+// memory (Prepare wipes it) until RegisterReserved wraps and stores it; if
+// the run ends before that, the output it opens is removed unregistered.
+type Reservation struct {
+	VolumeID               string
+	Generation             int
+	Secret                 []byte
+	ReleaseURL, SPKIPin    string
+	ReferenceValuesVersion string
+}
+
+// Reserver is implemented by registrars that can reserve a volume up front.
+// RegisterReserved is Register with the reserved identity and secret: it
+// calls finish inside one transaction that registers them, and nothing is
+// registered if finish fails.
+type Reserver interface {
+	Reserve(ctx context.Context, r Registration) (*Reservation, error)
+	RegisterReserved(ctx context.Context, r Registration, res *Reservation, finish func(Issued) error) error
+}
+
 // Checker is implemented by registrars that can tell up front whether a
 // registration would be refused (a taken name, a locked key service), so
 // that Prepare fails before encrypting rather than after.
@@ -183,10 +205,19 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 	}
 	defer cipher.Wipe()
 
+	m := Manifest{
+		ManifestVersion: 1, ImageName: name, Cipher: "aes-xts-plain64", KeyBits: luks2.KeySize * 8,
+		SectorSize: opts.SectorSize, Mode: opts.Mode,
+	}
+	out := &Result{Output: dest, ManifestPath: dest + ".manifest.json"}
+	if rs, ok := reg.(Reserver); ok && opts.Mode == ModeData && opts.Output == OutputRaw {
+		return prepareHeaderFirst(ctx, opts, rs, regReq, src, p, tmp, key, cipher, &m, out, dir, dest, &temps, &committed)
+	}
+
 	prog := newProgress(opts, "encrypt", src.Size())
 	srcHash := sha256.New()
 	dw := openDirect(tmp, os.O_WRONLY)
-	err = run(ctx, opts.Workers, src, dw, p, cipher, srcHash, prog)
+	err = run(ctx, opts.Workers, src, dw, p, cipher, srcHash, nil, prog)
 	dw.Close()
 	if err != nil {
 		return nil, err
@@ -204,12 +235,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		}
 	}
 
-	m := Manifest{
-		ManifestVersion: 1, ImageName: name, Cipher: "aes-xts-plain64", KeyBits: luks2.KeySize * 8,
-		SectorSize: opts.SectorSize, Mode: opts.Mode,
-		Source: SourceInfo{File: filepath.Base(opts.Source), Format: src.Format(), Detail: src.Detail(), VirtualSize: src.Size(), SHA256: hex.EncodeToString(srcHash.Sum(nil))},
-	}
-	out := &Result{Output: dest, ManifestPath: dest + ".manifest.json"}
+	m.Source = sourceInfo(opts, src, srcHash)
 
 	err = reg.Register(ctx, regReq, func(is Issued) error {
 		if err := ctx.Err(); err != nil {
@@ -275,21 +301,142 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	// Registered: move the manifest, then the image, into place.
 	committed = true
+	if err := moveIntoPlace(out, &m, dir, dest, temps); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func sourceInfo(opts Options, src *File, h hash.Hash) SourceInfo {
+	return SourceInfo{File: filepath.Base(opts.Source), Format: src.Format(), Detail: src.Detail(), VirtualSize: src.Size(), SHA256: hex.EncodeToString(h.Sum(nil))}
+}
+
+// moveIntoPlace renames, once registered, the manifest and then the image
+// (the last two temps) into place.
+func moveIntoPlace(out *Result, m *Manifest, dir, dest string, temps []string) error {
 	mtmp, otmp := temps[len(temps)-1], temps[len(temps)-2]
 	if err := os.Rename(mtmp, out.ManifestPath); err != nil {
-		return nil, fmt.Errorf("prepare: the volume is registered but the manifest could not be moved into place (%s): %w", mtmp, err)
+		return fmt.Errorf("prepare: the volume is registered but the manifest could not be moved into place (%s): %w", mtmp, err)
 	}
 	if err := os.Rename(otmp, dest); err != nil {
-		return nil, fmt.Errorf("prepare: the volume is registered but the image could not be moved into place (%s): %w", otmp, err)
+		return fmt.Errorf("prepare: the volume is registered but the image could not be moved into place (%s): %w", otmp, err)
 	}
 	for _, t := range temps[:len(temps)-2] {
 		os.Remove(t)
 	}
 	syncDir(dir)
-	out.Manifest = m
+	out.Manifest = *m
+	return nil
+}
+
+// prepareHeaderFirst is Prepare for a data-mode raw output with a registrar
+// that reserves: the volume ID and release secret are reserved first, the
+// LUKS2 header is written first, and the output's SHA-256 is computed as
+// it streams out (header, then the payload in order), so there is no
+// second pass over the output and the registration transaction only
+// stores what is already on disk and synced.
+func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq Registration, src *File, p *plan,
+	tmp *os.File, key []byte, cipher *luks2.SegmentCipher, m *Manifest, out *Result, dir, dest string, temps *[]string, committed *bool) (*Result, error) {
+	if p.header != 0 || len(p.spans) != 1 || p.spans[0].dst != luksHeaderSize || p.spans[0].dst+p.spans[0].n != p.size {
+		return nil, errors.New("prepare: internal error: the header-first path needs a data-mode plan")
+	}
+	res, err := rs.Reserve(ctx, regReq)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	defer clear(res.Secret)
+	if opts.ReleaseURL != "" {
+		res.ReleaseURL = opts.ReleaseURL
+	}
+	if opts.SPKIPin != "" {
+		res.SPKIPin = opts.SPKIPin
+	}
+	if opts.ReferenceValuesVersion != "" {
+		res.ReferenceValuesVersion = opts.ReferenceValuesVersion
+	}
+	slots := []luks2.Keyslot{{Secret: res.Secret, KDF: luks2.ReleaseKDF()}}
+	if len(opts.RecoveryPassphrase) > 0 {
+		kdf := luks2.RecoveryKDF()
+		if opts.RecoveryKDF != nil {
+			kdf = *opts.RecoveryKDF
+		}
+		slots = append(slots, luks2.Keyslot{Secret: opts.RecoveryPassphrase, KDF: kdf})
+	}
+	// The header area (binary headers, JSON, keyslots, the rest zeros) is
+	// made in memory, hashed, and written before the payload.
+	hdr := make([]byte, luksHeaderSize)
+	defer clear(hdr)
+	vol, err := luks2.Format(&memWriterAt{b: hdr}, key, luks2.Options{
+		SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: slots,
+		Token: &luks2.Token{Keyslot: 0, VolumeID: res.VolumeID, Generation: res.Generation, ReleaseURL: res.ReleaseURL, SPKIPin: res.SPKIPin},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare: write LUKS2 header: %w", err)
+	}
+	// Give the recovery keyslot's Argon2id memory back before the
+	// pipeline's buffers, so the two never add up.
+	debug.FreeOSMemory()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	outHash := sha256.New()
+	hashPieces(outHash, hdr)
+	dw := openDirect(tmp, os.O_WRONLY)
+	defer dw.Close()
+	if _, err := dw.WriteAt(hdr, 0); err != nil {
+		return nil, fmt.Errorf("prepare: write LUKS2 header: %w", err)
+	}
+	clear(hdr)
+
+	prog := newProgress(opts, "encrypt", src.Size())
+	srcHash := sha256.New()
+	if err := run(ctx, opts.Workers, src, dw, p, cipher, srcHash, outHash, prog); err != nil {
+		return nil, err
+	}
+	prog.finish()
+	if err := tmp.Sync(); err != nil {
+		return nil, fmt.Errorf("prepare: sync output: %w", err)
+	}
+	m.Source = sourceInfo(opts, src, srcHash)
+	sum := hex.EncodeToString(outHash.Sum(nil))
+
+	err = rs.RegisterReserved(ctx, regReq, res, func(is Issued) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if is.VolumeID != res.VolumeID || is.Generation != res.Generation {
+			return errors.New("the registrar issued another volume than it reserved")
+		}
+		m.fill(is, vol, opts, p)
+		m.Output.Format, m.Output.File = opts.Output, filepath.Base(dest)
+		m.Output.SHA256, m.Output.Size = sum, p.size
+		m.CreatedAt = time.Now().UTC()
+		mtmp, err := writeManifestTemp(dir, dest, m)
+		if err != nil {
+			return err
+		}
+		*temps = append(*temps, mtmp)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	*committed = true
+	if err := moveIntoPlace(out, m, dir, dest, *temps); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// memWriterAt is an io.WriterAt over a fixed buffer.
+type memWriterAt struct{ b []byte }
+
+func (w *memWriterAt) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(w.b)) {
+		return 0, fmt.Errorf("write of %d bytes at %d outside the %d-byte header area", len(p), off, len(w.b))
+	}
+	return copy(w.b[off:], p), nil
 }
 
 func (o *Options) defaults() error {
@@ -325,11 +472,14 @@ func (o *Options) defaults() error {
 }
 
 // run copies and encrypts the plan's spans. One goroutine reads the source
-// in order, one hashes it in order, and workers encrypt (into their own
-// buffer) and write, starting the write-back of what they wrote so the disk
-// works while the CPUs do. At most 2*workers+2 source chunks and one output
-// chunk per worker are in memory.
-func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *plan, c *luks2.SegmentCipher, srcHash hash.Hash, prog *progress) error {
+// in order, one hashes it in order, and workers encrypt (into an output
+// buffer the reader handed out with the job) and write, starting the
+// write-back of what they wrote so the disk works while the CPUs do. If
+// outHash is set, one more goroutine hashes the written output buffers in
+// output order (the spans must then be the output's bytes in order, as in
+// data mode after the header). At most 2*workers+2 source chunks and as
+// many output chunks are in memory.
+func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *plan, c *luks2.SegmentCipher, srcHash, outHash hash.Hash, prog *progress) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type buffer struct {
@@ -339,13 +489,18 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	}
 	type job struct {
 		buf      *buffer
+		out      []byte
+		n        int
 		dst, pay int64
 		enc      bool
+		done     chan struct{} // closed when out holds what was written
 	}
 	nbuf := 2*workers + 2
 	pool := make(chan *buffer, nbuf)
+	outPool := make(chan []byte, nbuf)
 	for i := 0; i < nbuf; i++ {
 		pool <- &buffer{b: make([]byte, chunk)}
+		outPool <- make([]byte, chunk)
 	}
 	release := func(b *buffer) {
 		if b.refs.Add(-1) == 0 {
@@ -353,6 +508,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 		}
 	}
 	jobs := make(chan job, nbuf)
+	ordered := make(chan job, nbuf) // the jobs in output order, for outHash
 	hashQ := make(chan *buffer, nbuf)
 	var firstErr error
 	var once sync.Once
@@ -360,7 +516,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 		once.Do(func() { firstErr = err; cancel() })
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		for b := range hashQ {
@@ -368,16 +524,28 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 			release(b)
 		}
 	}()
+	go func() {
+		defer wg.Done()
+		for j := range ordered {
+			<-j.done
+			if ctx.Err() == nil {
+				hashPieces(outHash, j.out[:j.n])
+			}
+			outPool <- j.out
+		}
+	}()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out := make([]byte, chunk)
 			for j := range jobs {
-				b := j.buf.b[:j.buf.n]
+				n := j.buf.n
+				b := j.buf.b[:n]
 				if j.enc {
-					c.Encrypt(out[:len(b)], b, j.pay)
-					b = out[:len(b)]
+					c.Encrypt(j.out[:n], b, j.pay)
+					b = j.out[:n]
+				} else if outHash != nil {
+					copy(j.out, b)
 				}
 				if ctx.Err() == nil {
 					if _, err := dst.WriteAt(b, j.dst); err != nil {
@@ -385,8 +553,12 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					}
 				}
 				release(j.buf)
+				if outHash != nil {
+					close(j.done)
+				} else {
+					outPool <- j.out
+				}
 			}
-			clear(out)
 		}()
 	}
 	var done atomic.Int64
@@ -394,6 +566,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	func() {
 		defer close(jobs)
 		defer close(hashQ)
+		defer close(ordered)
 		for _, s := range p.spans {
 			for off := int64(0); off < s.n; off += chunk {
 				var buf *buffer
@@ -403,12 +576,25 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					fail(ctx.Err())
 					return
 				}
+				var out []byte
+				if s.dst >= 0 {
+					select {
+					case out = <-outPool:
+					case <-ctx.Done():
+						pool <- buf
+						fail(ctx.Err())
+						return
+					}
+				}
 				buf.n = int(min(chunk, s.n-off))
 				buf.r = int(max(0, min(int64(buf.n), s.srcN-off)))
 				if buf.r > 0 {
 					if _, err := src.ReadAt(buf.b[:buf.r], s.src+off); err != nil {
 						fail(fmt.Errorf("read source at %d: %w", s.src+off, err))
 						pool <- buf
+						if out != nil {
+							outPool <- out
+						}
 						return
 					}
 					done.Add(int64(buf.r))
@@ -421,7 +607,12 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 				buf.refs.Store(refs)
 				hashQ <- buf
 				if s.dst >= 0 {
-					jobs <- job{buf: buf, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
+					j := job{buf: buf, out: out, n: buf.n, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
+					if outHash != nil {
+						j.done = make(chan struct{})
+						ordered <- j
+					}
+					jobs <- j
 				}
 			}
 		}
@@ -430,6 +621,9 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	stopTick()
 	for len(pool) > 0 {
 		clear((<-pool).b) // plaintext of the source
+	}
+	for len(outPool) > 0 {
+		clear(<-outPool) // plaintext where spans are copied in clear
 	}
 	if firstErr == nil {
 		firstErr = ctx.Err()

@@ -223,6 +223,37 @@ func (f *failingRegistrar) Register(ctx context.Context, r Registration, finish 
 	})
 }
 
+// failingReserver and cancellingReserver are the same on the header-first
+// path (a registrar that reserves the volume up front).
+type failingReserver struct{ failingRegistrar }
+
+func (f *failingReserver) Reserve(ctx context.Context, r Registration) (*Reservation, error) {
+	if f.atStart {
+		return nil, errBoom
+	}
+	return f.inner.(Reserver).Reserve(ctx, r)
+}
+
+func (f *failingReserver) RegisterReserved(ctx context.Context, r Registration, res *Reservation, finish func(Issued) error) error {
+	return f.inner.(Reserver).RegisterReserved(ctx, r, res, func(is Issued) error {
+		if err := finish(is); err != nil {
+			return err
+		}
+		return errBoom
+	})
+}
+
+type cancellingReserver struct{ cancellingRegistrar }
+
+func (c *cancellingReserver) Reserve(ctx context.Context, r Registration) (*Reservation, error) {
+	return c.inner.(Reserver).Reserve(ctx, r)
+}
+
+func (c *cancellingReserver) RegisterReserved(ctx context.Context, r Registration, res *Reservation, finish func(Issued) error) error {
+	c.cancel()
+	return c.inner.(Reserver).RegisterReserved(ctx, r, res, finish)
+}
+
 // TestPrepareFailsClean: a failed registration, a cancelled run and a bad
 // input leave no output, no temporary file and nothing registered.
 func TestPrepareFailsClean(t *testing.T) {
@@ -240,6 +271,12 @@ func TestPrepareFailsClean(t *testing.T) {
 	}{
 		{"registration fails late", context.Background(), func(c *console) Registrar { return &failingRegistrar{inner: c.reg} }, Options{}, errBoom, ""},
 		{"registration fails early", context.Background(), func(c *console) Registrar { return &failingRegistrar{atStart: true} }, Options{}, errBoom, ""},
+		{"header first: registration fails late", context.Background(), func(c *console) Registrar {
+			return &failingReserver{failingRegistrar{inner: c.reg}}
+		}, Options{RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, errBoom, ""},
+		{"header first: reservation fails", context.Background(), func(c *console) Registrar {
+			return &failingReserver{failingRegistrar{inner: c.reg, atStart: true}}
+		}, Options{}, errBoom, ""},
 		{"cancelled", cancelled, func(c *console) Registrar { return c.reg }, Options{}, context.Canceled, ""},
 		{"os mode without GPT", context.Background(), func(c *console) Registrar { return c.reg }, Options{Mode: ModeOS}, nil, "needs a GPT disk"},
 		{"bad output", context.Background(), func(c *console) Registrar { return c.reg }, Options{Output: "ova"}, nil, "output \"ova\""},
@@ -258,6 +295,17 @@ func TestPrepareFailsClean(t *testing.T) {
 		wantIs  error
 		wantErr string
 	}{"cancelled during registration", lateCtx, func(c *console) Registrar { return &cancellingRegistrar{inner: c.reg, cancel: lateCancel} }, Options{}, context.Canceled, ""})
+	lateCtx2, lateCancel2 := context.WithCancel(context.Background())
+	cases = append(cases, struct {
+		name    string
+		ctx     context.Context
+		reg     func(c *console) Registrar
+		opts    Options
+		wantIs  error
+		wantErr string
+	}{"header first: cancelled during registration", lateCtx2, func(c *console) Registrar {
+		return &cancellingReserver{cancellingRegistrar{inner: c.reg, cancel: lateCancel2}}
+	}, Options{}, context.Canceled, ""})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newConsole(t)
@@ -417,4 +465,30 @@ func TestPrepareRemovesStaleTemps(t *testing.T) {
 	if _, err := os.Stat(target); err != nil {
 		t.Fatal("the symlink's target was removed")
 	}
+}
+
+// registerOnly hides a registrar's Reserver: Prepare then takes the
+// register-last path (header written inside the registration, output hashed
+// in a second pass).
+type registerOnly struct{ inner Registrar }
+
+func (r registerOnly) Register(ctx context.Context, req Registration, finish func(Issued) error) error {
+	return r.inner.Register(ctx, req, finish)
+}
+
+func TestPrepareDataRegisterLast(t *testing.T) {
+	c := newConsole(t)
+	dir := t.TempDir()
+	src, want := sourceDisk(t, dir, 2<<20+512)
+	dst := filepath.Join(dir, "out.img")
+	res, err := Prepare(context.Background(), Options{Source: src, Dest: dst, SectorSize: 512, Name: "plain",
+		RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, registerOnly{c.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(dst)
+	if res.Manifest.Output.SHA256 != sha(out) || res.Manifest.Output.Size != int64(len(out)) || res.Manifest.Source.SHA256 != sha(want) {
+		t.Fatal("manifest hashes or size are wrong")
+	}
+	checkVolume(t, c, dst, 0, want, &res.Manifest, []byte("r"))
 }

@@ -59,6 +59,46 @@ func (r *StoreRegistrar) Register(ctx context.Context, req Registration, finish 
 	})
 }
 
+// Reserve implements Reserver: a volume ID and release secret from custody
+// (in memory only) and the release settings the LUKS2 token names.
+func (r *StoreRegistrar) Reserve(ctx context.Context, req Registration) (*Reservation, error) {
+	if !r.Custody.Unlocked() {
+		return nil, custody.ErrLocked
+	}
+	id, secret := custody.NewVolumeReservation()
+	return &Reservation{VolumeID: id, Generation: 1, Secret: secret,
+		ReleaseURL:             setting(ctx, r.DB, SettingReleaseURL),
+		SPKIPin:                setting(ctx, r.DB, SettingSPKIPin),
+		ReferenceValuesVersion: setting(ctx, r.DB, SettingRefVersion)}, nil
+}
+
+// RegisterReserved implements Reserver: as Register, with the reserved
+// volume ID and secret, which custody wraps and stores in the transaction.
+func (r *StoreRegistrar) RegisterReserved(ctx context.Context, req Registration, res *Reservation, finish func(Issued) error) error {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		im, err := images.CreateTx(ctx, tx, now(), req.ImageName, req.Description, req.Actor)
+		if err != nil {
+			return err
+		}
+		gen, err := r.Custody.CreateReservedVolumeTx(ctx, tx, req.Actor, im.ID, req.VolumeName, res.VolumeID, res.Secret)
+		if err != nil {
+			return err
+		}
+		is := Issued{ImageID: im.ID, VolumeID: res.VolumeID, Generation: gen, Secret: res.Secret,
+			ReleaseURL: res.ReleaseURL, SPKIPin: res.SPKIPin, ReferenceValuesVersion: res.ReferenceValuesVersion}
+		if err := finish(is); err != nil {
+			return err
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{At: now(), Actor: req.Actor, Action: "image.prepare", Subject: im.ID, Decision: "ok",
+			Reason: fmt.Sprintf("image %q prepared with volume %s (generation %d)", im.Name, res.VolumeID, gen)})
+		return err
+	})
+}
+
 // Check implements Checker: the key service must be unlocked and the image
 // name free.
 func (r *StoreRegistrar) Check(ctx context.Context, req Registration) error {
@@ -75,9 +115,11 @@ func (r *StoreRegistrar) Check(ctx context.Context, req Registration) error {
 	return nil
 }
 
-func setting(ctx context.Context, tx *sql.Tx, key string) string {
+func setting(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, key string) string {
 	var raw string
-	if tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&raw) != nil {
+	if q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&raw) != nil {
 		return ""
 	}
 	var s string
