@@ -25,10 +25,14 @@ var auditCommand = &command{
   keyholder audit export [--json] [--out FILE] [--data DIR]
 
 verify checks every entry's hash and link and every signed checkpoint, and
-names the first bad entry. With an officer passphrase the checkpoint key is
-taken from its wrapped private half (so a public key swapped in the database
-is caught); without one, from the database, and the fingerprint is printed
-to compare with a recorded one.
+names the first bad entry. A log cut back to before its newest checkpoint is
+named as truncated; the entries after the newest checkpoint (fewer than N,
+64 by default, while the console runs unlocked; none after a clean
+shutdown) are counted, since they could be cut off unnoticed. Keep the
+printed head to detect a later cut that also removes checkpoints. With an
+officer passphrase the checkpoint key is taken from its wrapped private half
+(so a public key swapped in the database is caught); without one, from the
+database, and the fingerprint is printed to compare with a recorded one.
 export writes the entries oldest first: JSON lines with --json, else text.
 `)
 	},
@@ -79,7 +83,8 @@ export writes the entries oldest first: JSON lines with --json, else text.
 			if verr != nil {
 				var ve *audit.VerifyError
 				if errors.As(verr, &ve) {
-					return &exitError{code: 1, msg: fmt.Sprintf("audit log does NOT verify: first bad entry is %d: %s", ve.Seq, ve.Problem)}
+					return &exitError{code: 1, msg: fmt.Sprintf("audit log does NOT verify: first bad entry is %d: %s (%d entries, %d signed checkpoints)",
+						ve.Seq, ve.Problem, rep.Entries, rep.Checkpoints)}
 				}
 				return verr
 			}
@@ -88,8 +93,8 @@ export writes the entries oldest first: JSON lines with --json, else text.
 				if len(pub) > 0 {
 					fp = hex.EncodeToString(pub)
 				}
-				fmt.Fprintf(env.stdout, "audit log verifies: %d entries, head %s\n", rep.Entries, short(rep.Head))
-				fmt.Fprintf(env.stdout, "%d signed checkpoints, the last at entry %d; %d entries after it are protected by the chain only\n",
+				fmt.Fprintf(env.stdout, "audit log verifies: %d entries, head %s\n", rep.Entries, rep.Head)
+				fmt.Fprintf(env.stdout, "%d signed checkpoints, the last at entry %d; %d entries follow it (protected by the chain only: they could be cut off the end unnoticed until the next checkpoint)\n",
 					rep.Checkpoints, rep.LastCheckpoint, rep.Unsigned)
 				if authentic {
 					fmt.Fprintf(env.stdout, "checkpoint key %s (opened with the officer's passphrase)\n", fp)
@@ -100,13 +105,6 @@ export writes the entries oldest first: JSON lines with --json, else text.
 			return nil
 		}
 	},
-}
-
-func short(h string) string {
-	if len(h) > 16 {
-		return h[:16] + "…"
-	}
-	return h
 }
 
 func exportAudit(env *cliEnv, sdb *store.DB, asJSON bool, out string) error {
