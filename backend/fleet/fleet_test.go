@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -116,5 +117,56 @@ func TestRecordStatusAndHistory(t *testing.T) {
 	}
 	if err := svc.Revoke(ctx, "officer:a", "vm-nope", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoke unknown: %v", err)
+	}
+}
+
+func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := New(db)
+	record := func(o Observation) {
+		t.Helper()
+		clk.add(time.Second)
+		o.At = clk.now()
+		err := db.Tx(ctx, func(tx *sql.Tx) error { _, err := Record(ctx, tx, o); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := json.RawMessage(`{"snp":{"measurement":"aa","policy":{"debug":false}},"tpm":null}`)
+	second := json.RawMessage(`{"snp":{"measurement":"bb","policy":{"debug":true}},"tpm":null}`)
+	base := Observation{VMID: "vm-1", Kind: "release", ChipID: "c1", Measurement: "m1", ReportID: "r1", Authentic: true, HeartbeatEvery: time.Minute}
+
+	o := base
+	o.Result, o.Status, o.Released, o.Create, o.Evidence = ResultReleased, Verified, true, true, first
+	record(o)
+	o = base
+	o.Result, o.Status, o.Evidence = ResultPending, Pending, second
+	record(o)
+	o = base
+	o.Result, o.Status, o.Authentic, o.Evidence = ResultDenied, Failing, false, json.RawMessage(`{"snp":{"measurement":"forged"}}`)
+	record(o)
+
+	d, err := svc.Get(ctx, "vm-1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(d.Evidence) != string(second) {
+		t.Errorf("evidence = %s, want the newest authentic one %s", d.Evidence, second)
+	}
+	if string(d.ApprovedEvidence) != string(first) {
+		t.Errorf("approved evidence = %s, want the released one %s", d.ApprovedEvidence, first)
+	}
+	prev, err := ApprovedEvidence(ctx, db, "vm-1")
+	if err != nil || string(prev) != string(first) {
+		t.Fatalf("ApprovedEvidence = %s, %v", prev, err)
+	}
+	if prev, err := ApprovedEvidence(ctx, db, "vm-nobody"); err != nil || prev != nil {
+		t.Fatalf("ApprovedEvidence of an unknown VM = %s, %v", prev, err)
 	}
 }

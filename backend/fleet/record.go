@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,6 +53,10 @@ type Observation struct {
 	// Create makes the VM's row when it does not exist yet. Unauthenticated
 	// requests never create rows.
 	Create bool
+	// Evidence is the decoded, verified evidence (JSON) the Guest screen
+	// explains; kept for authentic observations, and as the approved
+	// evidence when Released.
+	Evidence json.RawMessage
 }
 
 // History is what the fleet remembers about a VM, for the release engine.
@@ -174,10 +179,12 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			generation = CASE WHEN ?11 THEN ?14 ELSE generation END,
 			approved_tcb = CASE WHEN ?11 THEN ?8 ELSE approved_tcb END,
 			report_id = CASE WHEN ?11 THEN ?15 ELSE report_id END,
-			last_release_at = CASE WHEN ?11 THEN ?9 ELSE last_release_at END
+			last_release_at = CASE WHEN ?11 THEN ?9 ELSE last_release_at END,
+			evidence = CASE WHEN ?4 AND ?17 != '' THEN ?17 ELSE evidence END,
+			approved_evidence = CASE WHEN ?11 AND ?17 != '' THEN ?17 ELSE approved_evidence END
 			WHERE id = ?16`,
 			string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
-			staleAfter, o.Released, o.VolumeID, img, o.Generation, o.ReportID, o.VMID)
+			staleAfter, o.Released, o.VolumeID, img, o.Generation, o.ReportID, o.VMID, string(o.Evidence))
 		if err != nil {
 			return 0, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
 		}
@@ -235,6 +242,30 @@ func SetStatusTx(ctx context.Context, tx Writer, vmID string, st Status, reason 
 	return nil
 }
 
+// ApprovedEvidence returns the decoded evidence of the VM's last released
+// launch, or nil before its first release.
+func ApprovedEvidence(ctx context.Context, q Queryer, vmID string) (json.RawMessage, error) {
+	var ev string
+	err := q.QueryRowContext(ctx, `SELECT approved_evidence FROM vms WHERE id = ?`, vmID).Scan(&ev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("guest %s: %w", vmID, store.Classify(err))
+	}
+	if ev == "" {
+		return nil, nil
+	}
+	return json.RawMessage(ev), nil
+}
+
+func jsonOrNull(s string) json.RawMessage {
+	if s == "" || !json.Valid([]byte(s)) {
+		return json.RawMessage("null")
+	}
+	return json.RawMessage(s)
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -264,6 +295,10 @@ type GuestDetail struct {
 	Guest
 	StatusReason string        `json:"status_reason"`
 	History      []Attestation `json:"history"`
+	// Evidence is the decoded evidence of the newest authentic report;
+	// ApprovedEvidence that of the last released launch (null before).
+	Evidence         json.RawMessage `json:"evidence"`
+	ApprovedEvidence json.RawMessage `json:"approved_evidence"`
 }
 
 // Get returns one guest and its latest limit history rows (0: 100).
@@ -280,9 +315,11 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 		return d, fmt.Errorf("guest %s: %w", id, store.ErrNotFound)
 	}
 	d.Guest = gs[0]
-	if err := s.db.QueryRowContext(ctx, `SELECT status_reason FROM vms WHERE id = ?`, id).Scan(&d.StatusReason); err != nil {
+	var ev, approved string
+	if err := s.db.QueryRowContext(ctx, `SELECT status_reason, evidence, approved_evidence FROM vms WHERE id = ?`, id).Scan(&d.StatusReason, &ev, &approved); err != nil {
 		return d, fmt.Errorf("guest %s: %w", id, store.Classify(err))
 	}
+	d.Evidence, d.ApprovedEvidence = jsonOrNull(ev), jsonOrNull(approved)
 	rows, err := s.db.QueryContext(ctx, `SELECT id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated
 		FROM attestations WHERE vm_id = ? ORDER BY id DESC LIMIT ?`, id, limit)
 	if err != nil {

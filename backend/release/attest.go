@@ -124,6 +124,10 @@ func claimsFromVerdict(vd *attest.Verdict, referenced bool) Claims {
 		c.TCB = fleet.TCB{Bootloader: t.Bootloader, TEE: t.TEE, SNP: t.SNP, Microcode: t.Microcode}
 		c.Debug = cl.Policy.Debug
 		c.MigrationAgent = cl.Policy.MigrationAgent
+		c.Evidence, _ = json.Marshal(struct {
+			SNP *attest.Claims   `json:"snp"`
+			TPM *attest.TPMState `json:"tpm"`
+		}{cl, vd.TPM})
 	}
 	return c
 }

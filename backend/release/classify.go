@@ -75,6 +75,9 @@ type Claims struct {
 	// admit exactly this launch) becomes the image's on approval.
 	Unreferenced      bool            `json:"unreferenced,omitempty"`
 	ProposedReference json.RawMessage `json:"proposed_reference,omitempty"`
+	// Evidence is the full decoded evidence for the officer's screens:
+	// {"snp": attest.Claims, "tpm": attest.TPMState or null}.
+	Evidence json.RawMessage `json:"evidence,omitempty"`
 }
 
 // Known is what the console knows about the VM and volume a request names.

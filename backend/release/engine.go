@@ -406,7 +406,7 @@ func (s *Service) observation(req *wire.ReleaseRequest, d decided, kind, result 
 		Class: string(d.decision.Class), RequestID: d.reqID, EvidenceHash: d.evHash,
 		Authentic: d.authentic, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID,
 		TCB: c.TCB, Simulated: c.Simulated, Generation: d.gen, HeartbeatEvery: d.policy.Heartbeat(),
-		Create: d.authentic && d.vol.exists,
+		Create: d.authentic && d.vol.exists, Evidence: c.Evidence,
 	}
 }
 
@@ -522,7 +522,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 		At: a.now, VMID: a.vmID, VolumeID: a.volumeID, ImageID: a.imageID, Kind: "release", Result: fleet.ResultReleased,
 		Status: fleet.Verified, Class: string(a.class), RequestID: a.reqID, EvidenceHash: a.evHash,
 		Authentic: true, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
-		Simulated: c.Simulated, Released: true, Generation: a.gen, HeartbeatEvery: a.heartbeat, Create: true,
+		Simulated: c.Simulated, Released: true, Generation: a.gen, HeartbeatEvery: a.heartbeat, Create: true, Evidence: c.Evidence,
 	}); err != nil {
 		return nil, nil, err
 	}
