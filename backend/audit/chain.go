@@ -74,17 +74,11 @@ func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 	// here equals the one Verify recomputes from the row.
 	at := store.Time(e.At)
 	e.At, _ = store.ParseTime(at)
-	var last sql.NullInt64
-	var prev sql.NullString
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		e.Seq, e.PrevHash = 1, GenesisHash
-	case err != nil:
-		return Entry{}, fmt.Errorf("read audit head: %w", store.Classify(err))
-	default:
-		e.Seq, e.PrevHash = last.Int64+1, prev.String
+	h, err := readHead(ctx, tx, anySigner())
+	if err != nil {
+		return Entry{}, err
 	}
+	e.Seq, e.PrevHash = h.seq+1, h.hash
 	e.Hash = HashEntry(e)
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -92,7 +86,7 @@ func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("append audit entry: %w", store.Classify(err))
 	}
-	if err := checkpointAfterAppend(ctx, tx, e, at); err != nil {
+	if err := checkpointAfterAppend(ctx, tx, e, at, h); err != nil {
 		return Entry{}, err
 	}
 	return e, nil

@@ -87,33 +87,75 @@ func SetSigner(ctx context.Context, db *store.DB, s Signer, every int64) (remove
 
 // dbFile is the main database's file as SQLite names it.
 func dbFile(ctx context.Context, q queryer) (string, error) {
-	var file string
-	err := q.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file)
+	// PRAGMA database_list costs half of its table-valued form in a SELECT.
+	rows, err := q.QueryContext(ctx, `PRAGMA database_list`)
 	if err != nil {
 		return "", fmt.Errorf("read database file name: %w", store.Classify(err))
 	}
-	return file, nil
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var name, file string
+		if err := rows.Scan(&seq, &name, &file); err != nil {
+			return "", fmt.Errorf("read database file name: %w", err)
+		}
+		if name == "main" {
+			return file, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("read database file name: %w", store.Classify(err))
+	}
+	return "", nil
 }
 
-// signerFor returns the signer registered for the database tx writes to,
-// or nil. It costs nothing while no signer is registered at all.
-func signerFor(ctx context.Context, tx queryer) (*registration, error) {
-	signers.RLock()
-	none := len(signers.byFile) == 0
-	signers.RUnlock()
-	if none {
-		return nil, nil
-	}
-	file, err := dbFile(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
+// anySigner reports whether any signer is registered (if not, Append need
+// not look for one).
+func anySigner() bool {
 	signers.RLock()
 	defer signers.RUnlock()
-	if rs := signers.byFile[file]; len(rs) > 0 {
-		return rs[len(rs)-1], nil
+	return len(signers.byFile) > 0
+}
+
+// head is what Append reads before it inserts.
+type head struct {
+	seq  int64  // the newest entry (0: none)
+	hash string // its hash (GenesisHash: none)
+	// With a signer registered somewhere: the database's file and the
+	// entry its newest checkpoint covers (0: none).
+	file       string
+	checkpoint int64
+}
+
+// readHead reads the log's head and, with withSigner, also what
+// checkpointAfterAppend needs. (One query that selects all four as
+// subqueries costs more than the three: statements are prepared anew.)
+func readHead(ctx context.Context, tx queryer, withSigner bool) (head, error) {
+	h := head{hash: GenesisHash}
+	var err error
+	if withSigner {
+		err = tx.QueryRowContext(ctx, `SELECT l.seq, l.hash, (SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints)
+			FROM audit_log l ORDER BY l.seq DESC LIMIT 1`).Scan(&h.seq, &h.hash, &h.checkpoint)
+	} else {
+		err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&h.seq, &h.hash)
 	}
-	return nil, nil
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		h = head{hash: GenesisHash}
+		if withSigner {
+			if h.checkpoint, err = lastCheckpoint(ctx, tx); err != nil {
+				return head{}, err
+			}
+		}
+	case err != nil:
+		return head{}, fmt.Errorf("read audit head: %w", store.Classify(err))
+	}
+	if withSigner {
+		if h.file, err = dbFile(ctx, tx); err != nil {
+			return head{}, err
+		}
+	}
+	return h, nil
 }
 
 // lastCheckpoint is the sequence number the newest checkpoint covers (0:
@@ -127,18 +169,25 @@ func lastCheckpoint(ctx context.Context, q queryer) (int64, error) {
 	return seq, nil
 }
 
-// checkpointAfterAppend runs in Append's transaction after e was inserted:
-// it signs a checkpoint over e once every entries follow the newest one.
-func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, e Entry, at string) error {
-	r, err := signerFor(ctx, tx)
-	if err != nil || r == nil {
-		return err
+// signerFor returns the newest signer registered for file, or nil.
+func signerFor(file string) *registration {
+	if file == "" {
+		return nil
 	}
-	last, err := lastCheckpoint(ctx, tx)
-	if err != nil {
-		return err
+	signers.RLock()
+	defer signers.RUnlock()
+	if rs := signers.byFile[file]; len(rs) > 0 {
+		return rs[len(rs)-1]
 	}
-	if e.Seq-last < r.every {
+	return nil
+}
+
+// checkpointAfterAppend runs in Append's transaction after e was inserted
+// (h is the head read before): it signs a checkpoint over e once every
+// entries follow the newest one.
+func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, e Entry, at string, h head) error {
+	r := signerFor(h.file)
+	if r == nil || e.Seq-h.checkpoint < r.every {
 		return nil
 	}
 	sig, err := r.signer.Sign(checkpointMessage(e.Seq, e.Hash, at))

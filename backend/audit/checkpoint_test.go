@@ -334,3 +334,41 @@ func TestVerifyNamesTruncation(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAppend measures what the registered signer adds to an append
+// (finding the database's signer and its newest checkpoint, and every Nth
+// time a signature), each append in its own transaction.
+func BenchmarkAppend(b *testing.B) {
+	for _, every := range []int64{0, 1 << 40, 64} {
+		b.Run(fmt.Sprint("every=", every), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := store.Open(ctx, filepath.Join(b.TempDir(), "keyholder.db"), store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if every > 0 { // 0: no signer; 1<<40: look it up, never sign
+				remove, err := SetSigner(ctx, db, newSigner(), every)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer remove()
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				err := db.Tx(ctx, func(tx *sql.Tx) error {
+					// Several appends per transaction, as a group commit makes.
+					for j := 0; j < 16; j++ {
+						if _, err := Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
