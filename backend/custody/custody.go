@@ -13,9 +13,13 @@
 //   - SplitRecovery and Recover handle Shamir recovery shares (see
 //     backend/shamir); WriteBackup and RestoreBackup the encrypted export.
 //
-// Every change is audited in the same transaction (backend/audit). The
-// master key exists in plaintext only in this process's memory while the
-// service is unlocked; release secrets are unwrapped on demand and the
+// Every change is audited in the same transaction (backend/audit). While
+// unlocked, the service registers the unwrapped audit signing key with
+// audit.SetSigner, so that any audit.Append on this database (custody's,
+// the release engine's) that makes CheckpointEvery entries follow the newest
+// checkpoint signs one in its own transaction; Lock removes and wipes it,
+// Close first signs the tail. The master key exists in plaintext only in
+// this process's memory while the service is unlocked; release secrets are unwrapped on demand and the
 // caller wipes the returned slice. Nothing this package returns in an error
 // contains key material.
 //
