@@ -37,12 +37,39 @@ seconds() {
 }
 
 echo "timings:"
-# keyholder: a console with a cheap officer KDF is not needed; the default is fine.
+# keyholder: a console with custody's default officer KDF (Argon2id, 256 MiB);
+# its unlock counts in keyholder's time and whole-process peak RSS.
 printf 'bench passphrase %s\n' "$RANDOM$RANDOM" > "$WORK/pass"
 "$WORK/keyholder" init --data "$WORK/data" --passphrase-file "$WORK/pass" > /dev/null
 seconds keyholder "$WORK/keyholder" image prepare --data "$WORK/data" --passphrase-file "$WORK/pass" \
   --in "$WORK/src.raw" --out "$WORK/out.img" --json
-rm -f "$WORK/out.img"
+# The encrypt stage's own rate (after the officer unlock): its last progress line.
+PIPE=$(grep '"stage":"encrypt"' "$WORK/out.keyholder" | tail -1 | sed 's/.*"rate":\([0-9.]*\).*/\1/')
+printf "  %-12s %19.0f MB/s  (the prepare pipeline alone, from its progress)\n" pipeline "$(echo "$PIPE / 1000000" | bc -l)"
+rm -f "$WORK/out.img" "$WORK/out.img.manifest.json"
+
+# Peak RSS of the prepare pipeline alone. GNU time's peak above includes the
+# officer unlock's Argon2id (custody's default costs 256 MiB), which ends
+# before the pipeline starts. A second run: once the first progress line
+# shows the pipeline running, reset the process's peak (clear_refs 5) and
+# sample VmHWM until it exits (every 50 ms; a peak in the last 50 ms would
+# be missed).
+"$WORK/keyholder" image prepare --data "$WORK/data" --passphrase-file "$WORK/pass" \
+  --in "$WORK/src.raw" --out "$WORK/out.img" --name rss --json > "$WORK/out.rss" 2>&1 &
+kpid=$!
+until grep -q '"progress"' "$WORK/out.rss" 2>/dev/null || ! kill -0 "$kpid" 2>/dev/null; do sleep 0.01; done
+PIPE_RSS=0
+if echo 5 2>/dev/null > "/proc/$kpid/clear_refs"; then
+  while kill -0 "$kpid" 2>/dev/null; do
+    while read -r k v _; do
+      if [ "$k" = VmHWM: ] && [ "$v" -gt "$PIPE_RSS" ]; then PIPE_RSS=$v; fi
+    done < "/proc/$kpid/status" 2>/dev/null || true
+    sleep 0.05
+  done
+fi
+wait "$kpid" || { cat "$WORK/out.rss" >&2; exit 1; }
+rm -f "$WORK/out.img" "$WORK/out.img.manifest.json"
+printf "  %-12s %34s peak RSS %5d MiB (pipeline only, after the unlock)\n" pipeline "" "$((PIPE_RSS / 1024))"
 
 cp "$WORK/src.raw" "$WORK/copy.raw"; sync
 printf 'bench' > "$WORK/luks.pass"
@@ -70,4 +97,4 @@ echo "ratios:"
 printf "  keyholder / cryptsetup reencrypt: %.2fx (goal >= 1.5)\n" "$(echo "$kh / $cs" | bc -l)"
 printf "  keyholder / qemu-img convert:     %.2fx (goal >= 4)\n" "$(echo "$kh / $qi" | bc -l)"
 printf "  XTS kernel x %d cores / openssl:   %.0f%% (goal >= 50%%)\n" "$NCPU" "$(echo "$XTS * 1000000 * $NCPU / $OSSL * 100" | bc -l)"
-printf "  keyholder peak RSS: %d MiB (goal <= 256)\n" "$((RSS[keyholder] / 1024))"
+printf "  keyholder peak RSS: %d MiB whole process, %d MiB pipeline after the unlock (goal <= 256)\n" "$((RSS[keyholder] / 1024))" "$((PIPE_RSS / 1024))"
