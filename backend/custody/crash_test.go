@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"keyholder/backend/audit"
 	"keyholder/backend/store"
 )
 
@@ -24,6 +25,9 @@ import (
 const crashEnv = "KEYHOLDER_CUSTODY_CRASH_HELPER"
 
 var crashPass = []byte("crash test passphrase")
+
+// crashCheckpointEvery is the helper's N.
+const crashCheckpointEvery = 7
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashEnv); dir != "" {
@@ -40,7 +44,7 @@ func crashHelper(dir string) {
 		fmt.Println("open:", err)
 		os.Exit(2)
 	}
-	s := New(db, Options{KDF: testKDF, CheckpointEvery: 7})
+	s := New(db, Options{KDF: testKDF, CheckpointEvery: crashCheckpointEvery})
 	if _, err := s.Unlock(ctx, "alice", crashPass); err != nil {
 		fmt.Println("unlock:", err)
 		os.Exit(2)
@@ -142,6 +146,16 @@ func checkAfterCrash(t *testing.T, dir string, k int) {
 		t.Fatalf("kill %d: %v", k, err)
 	}
 	s := New(db, Options{KDF: testKDF})
+	// Before this check unlocks (and appends): a checkpoint commits with the
+	// entry that makes it due, so no kill leaves N or more committed
+	// entries after the newest one.
+	pub, _, err := s.AuditPublicKey(ctx)
+	if err != nil {
+		t.Fatalf("kill %d: %v", k, err)
+	}
+	if rep, err := audit.Verify(ctx, db, pub); err != nil || rep.Unsigned >= crashCheckpointEvery {
+		t.Fatalf("kill %d: audit after the crash: %+v, %v; want fewer than %d entries after the newest checkpoint", k, rep, err, crashCheckpointEvery)
+	}
 	if _, err := s.Unlock(ctx, "alice", crashPass); err != nil {
 		t.Fatalf("kill %d: unlock: %v", k, err)
 	}
