@@ -19,9 +19,9 @@
 // the release engine's) that makes CheckpointEvery entries follow the newest
 // checkpoint signs one in its own transaction; Lock removes and wipes it,
 // Close first signs the tail. The master key exists in plaintext only in
-// this process's memory while the service is unlocked; release secrets are unwrapped on demand and the
-// caller wipes the returned slice. Nothing this package returns in an error
-// contains key material.
+// this process's memory while the service is unlocked; release secrets are
+// unwrapped on demand and the caller wipes the returned slice. Nothing this
+// package returns in an error contains key material.
 //
 // Formats: the envelopes and their associated data are specified in
 // envelope.go, the backup file in backup.go (testdata/backup-v1.khbackup is
