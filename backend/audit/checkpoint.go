@@ -212,6 +212,9 @@ type KeySigner ed25519.PrivateKey
 
 // PublicKey implements Signer.
 func (k KeySigner) PublicKey() ed25519.PublicKey {
+	if len(k) != ed25519.PrivateKeySize {
+		return nil
+	}
 	return ed25519.PrivateKey(k).Public().(ed25519.PublicKey)
 }
 
