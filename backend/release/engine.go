@@ -565,13 +565,22 @@ type Summary struct {
 	// VolumeReleasedTo lists other VMs this volume's secret was released to
 	// (a re-created VM, or a VM presenting another one's disk).
 	VolumeReleasedTo []string `json:"volume_released_to,omitempty"`
+	// Evidence is the request's decoded evidence and Previous that of the
+	// VM's last released launch (absent before it): the officer's diff.
+	Evidence json.RawMessage `json:"evidence,omitempty"`
+	Previous json.RawMessage `json:"previous,omitempty"`
 }
 
 func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) error {
 	sum := Summary{VMID: req.VMID, Signals: d.decision.Signals, Product: d.claims.Product, ChipID: d.claims.ChipID,
 		Measurement: d.claims.Measurement, TCB: d.claims.TCB, PreviousTCB: d.hist.ApprovedTCB,
 		NewChip: d.hist.EverReleased && !d.hist.ChipApproved, Generation: d.gen, Current: d.current, Simulated: d.claims.Simulated,
-		Reasons: d.claims.Reasons, ProposedReference: d.claims.ProposedReference}
+		Reasons: d.claims.Reasons, ProposedReference: d.claims.ProposedReference, Evidence: d.claims.Evidence}
+	prev, err := fleet.ApprovedEvidence(ctx, tx, req.VMID)
+	if err != nil {
+		return err
+	}
+	sum.Previous = prev
 	owners, err := tx.QueryContext(ctx, `SELECT id FROM vms WHERE volume_id = ? AND id != ? AND last_release_at != '' ORDER BY id LIMIT 10`, req.VolumeID, req.VMID)
 	if err != nil {
 		return fmt.Errorf("read volume owners: %w", store.Classify(err))

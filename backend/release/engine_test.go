@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,7 @@ func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, imageID string
 	c.Debug = r[0x08]&1 != 0
 	c.Product = "Genoa"
 	c.Simulated = true
+	c.Evidence = json.RawMessage(fmt.Sprintf(`{"snp":{"chip_id":%q,"measurement":%q},"tpm":null}`, c.ChipID, c.Measurement))
 	switch {
 	case r[0x30] == 1:
 		c.Reasons = []wire.Reason{{Code: "signature", Message: "the report's signature does not verify"}}
@@ -320,6 +322,23 @@ func TestReleaseLifecycle(t *testing.T) {
 	pending, err := ListRequests(ctx, e.db, StatusPending)
 	if err != nil || len(pending) != 1 || pending[0].ID != migration {
 		t.Fatalf("pending after restart: %+v %v", pending, err)
+	}
+	// The officer's card compares this request's evidence with the last released launch's.
+	var sum struct {
+		Evidence struct {
+			SNP struct {
+				ChipID string `json:"chip_id"`
+			} `json:"snp"`
+		} `json:"evidence"`
+		Previous *struct {
+			SNP struct {
+				ChipID string `json:"chip_id"`
+			} `json:"snp"`
+		} `json:"previous"`
+	}
+	if err := json.Unmarshal(pending[0].Summary, &sum); err != nil || sum.Previous == nil ||
+		sum.Evidence.SNP.ChipID == "" || sum.Previous.SNP.ChipID == "" || sum.Evidence.SNP.ChipID == sum.Previous.SNP.ChipID {
+		t.Fatalf("migration summary lacks both sides of the diff: %s (%v)", pending[0].Summary, err)
 	}
 	if _, err := e.svc.Approve(ctx, migration, e.approver("alice"), "planned move"); err != nil {
 		t.Fatal(err)

@@ -308,8 +308,10 @@ export interface AttestationRecord {
 export interface GuestDetail extends Guest {
   status_reason: string;
   history: AttestationRecord[];
-  /** the verified claims of the newest evidence, when the console kept them */
-  claims?: Record<string, unknown> | null;
+  /** decoded claims of the newest authentic evidence ({snp, tpm}), null before any */
+  evidence: unknown;
+  /** decoded claims of the last released launch, null before the first release */
+  approved_evidence: unknown;
 }
 
 export interface BackupInfo {

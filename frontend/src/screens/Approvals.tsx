@@ -8,6 +8,7 @@ import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader, 
 import { useReauth } from '../components/Reauth';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
+import { asEvidence, snapshotOf } from '../features/diff/evidence';
 import { pendingRequests } from '../stores/approvals';
 import { useResource } from '../stores/resource';
 import { canAskForBrowserNotifications } from '../stores/attention';
@@ -27,8 +28,8 @@ interface RequestSummary {
   current_generation?: number;
   simulated?: boolean;
   reasons?: { code: string; message: string }[];
-  previous?: Snapshot | null;
-  policy?: Record<string, boolean>;
+  previous?: unknown;
+  evidence?: unknown;
 }
 
 export function summaryOf(r: ReleaseRequest): RequestSummary {
@@ -37,8 +38,10 @@ export function summaryOf(r: ReleaseRequest): RequestSummary {
 
 /** snapshots turns a request summary into the two sides of the diff. */
 export function snapshots(s: RequestSummary, r: ReleaseRequest): { before: Snapshot | null; after: Snapshot } {
-  const after: Snapshot = { product: s.product, chip_id: s.chip_id, measurement: s.measurement, tcb: s.tcb, policy: s.policy, generation: r.generation };
-  if (s.previous) return { before: s.previous, after };
+  const decoded = snapshotOf(asEvidence(s.evidence), r.generation);
+  const after: Snapshot = decoded ?? { product: s.product, chip_id: s.chip_id, measurement: s.measurement, tcb: s.tcb, generation: r.generation };
+  const prev = snapshotOf(asEvidence(s.previous), s.current_generation);
+  if (prev) return { before: prev, after };
   if (r.class === 'first_boot' && !s.previous_tcb) return { before: null, after };
   return {
     before: {
@@ -46,7 +49,6 @@ export function snapshots(s: RequestSummary, r: ReleaseRequest): { before: Snaps
       chip_id: s.new_chip ? '(another chip)' : s.chip_id,
       measurement: s.measurement,
       tcb: s.previous_tcb ?? s.tcb,
-      policy: s.policy,
       generation: s.current_generation,
     },
     after,

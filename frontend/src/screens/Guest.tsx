@@ -2,13 +2,14 @@ import { LineChart, ScatterChart } from '@mantine/charts';
 import { Alert, Anchor, Badge, Button, Card, Group, Modal, SimpleGrid, Stack, Table, Text, TextInput, Title, Tooltip } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { IconArrowLeft, IconBan, IconRestore } from '@tabler/icons-react';
-import { useMemo, useState } from 'react';
+import { Fragment, useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { api, Events, type AttestationRecord, type GuestDetail } from '../api';
 import { ErrorNotice, formatTime, Loading, notifyError, SimulatedBadge, StatusBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
+import { asEvidence, explain, snapshotOf } from '../features/diff/evidence';
 import { resourceFamily, useResource } from '../stores/resource';
 
 const guestOf = resourceFamily((id: string) => api().fleet.guest(id), [Events.fleetChanged], 500);
@@ -80,6 +81,10 @@ export function GuestScreen() {
   if (!g) return <Loading />;
   const approved = lastApproved(g.history);
   const latest = g.history.find((a) => a.chip_id !== '');
+  const decoded = asEvidence(g.evidence);
+  const approvedDecoded = asEvidence(g.approved_evidence);
+  const diffAfter = snapshotOf(decoded) ?? snap(latest, g);
+  const diffBefore = approvedDecoded ? snapshotOf(approvedDecoded) : snap(approved, g);
 
   return (
     <>
@@ -166,6 +171,47 @@ export function GuestScreen() {
           <Title order={4} mb="sm">
             What the guest proved
           </Title>
+          {decoded ? (
+            <Table data-testid="decoded-evidence" verticalSpacing={6}>
+              <Table.Tbody>
+                {explain(decoded).map((f, i, all) => (
+                  <Fragment key={f.group + f.label}>
+                    {(i === 0 || all[i - 1].group !== f.group) && (
+                      <Table.Tr>
+                        <Table.Th colSpan={2} pt="md">
+                          <Text size="xs" tt="uppercase" c="dimmed" fw={700}>
+                            {f.group}
+                          </Text>
+                        </Table.Th>
+                      </Table.Tr>
+                    )}
+                    <Table.Tr>
+                      <Table.Td w="30%" valign="top">
+                        <Text size="sm" fw={600}>
+                          {f.label}
+                        </Text>
+                      </Table.Td>
+                      <Table.Td>
+                        <Group gap={6} wrap="nowrap" align="flex-start">
+                          <Text size="sm" ff="monospace" style={{ wordBreak: 'break-all' }}>
+                            {f.value}
+                          </Text>
+                          {f.warn && (
+                            <Badge size="xs" color="red">
+                              check
+                            </Badge>
+                          )}
+                        </Group>
+                        <Text size="xs" c="dimmed">
+                          {f.help}
+                        </Text>
+                      </Table.Td>
+                    </Table.Tr>
+                  </Fragment>
+                ))}
+              </Table.Tbody>
+            </Table>
+          ) : (
           <Stack gap="sm">
             {fieldHelp.map((f) => (
               <div key={f.k}>
@@ -187,13 +233,14 @@ export function GuestScreen() {
               <Text size="sm">{formatTime(g.last_evidence_at)}</Text>
             </div>
           </Stack>
+          )}
         </Card>
         <Card withBorder>
           <Title order={4} mb="sm">
             What changed since the last approved boot
           </Title>
-          {latest ? (
-            <EvidenceDiff before={snap(approved, g)} after={snap(latest, g)!} afterLabel="Newest evidence" />
+          {diffAfter ? (
+            <EvidenceDiff before={diffBefore} after={diffAfter} afterLabel="Newest evidence" />
           ) : (
             <Text size="sm" c="dimmed">
               No evidence yet.
