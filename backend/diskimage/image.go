@@ -4,7 +4,7 @@
 // only the root partition encrypted ("os" mode), written as raw, a GCP
 // tar.gz, an Azure fixed VHD or an AWS raw image, with a manifest.
 //
-// Prepare's order makes it crash-safe. For a data-mode raw output with a
+// Prepare's order makes it crash-safe. For a data-mode raw or Azure output with a
 // registrar that reserves (StoreRegistrar does): custody reserves a volume
 // ID and release secret in memory only; the LUKS2 header with that secret's
 // keyslot is written first into a temporary file beside the destination,

@@ -210,7 +210,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		SectorSize: opts.SectorSize, Mode: opts.Mode,
 	}
 	out := &Result{Output: dest, ManifestPath: dest + ".manifest.json"}
-	if rs, ok := reg.(Reserver); ok && opts.Mode == ModeData && opts.Output == OutputRaw {
+	if rs, ok := reg.(Reserver); ok && opts.Mode == ModeData && (opts.Output == OutputRaw || opts.Output == OutputAzure) {
 		return prepareHeaderFirst(ctx, opts, rs, regReq, src, p, tmp, key, cipher, &m, out, dir, dest, &temps, &committed)
 	}
 
@@ -330,7 +330,7 @@ func moveIntoPlace(out *Result, m *Manifest, dir, dest string, temps []string) e
 	return nil
 }
 
-// prepareHeaderFirst is Prepare for a data-mode raw output with a registrar
+// prepareHeaderFirst is Prepare for a data-mode raw or Azure output with a registrar
 // that reserves: the volume ID and release secret are reserved first, the
 // LUKS2 header is written first, and the output's SHA-256 is computed as
 // it streams out (header, then the payload in order), so there is no
@@ -395,6 +395,22 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 		return nil, err
 	}
 	prog.finish()
+	size := p.size
+	if opts.Output == OutputAzure {
+		// A fixed VHD: the disk padded with zeros to a whole MiB, then
+		// the footer.
+		vs := roundUp64(p.size, 1<<20)
+		if err := tmp.Truncate(vs); err != nil {
+			return nil, fmt.Errorf("prepare: size output: %w", err)
+		}
+		hashPieces(outHash, make([]byte, vs-p.size))
+		footer := vhdFooter(vs, time.Now())
+		if _, err := tmp.WriteAt(footer, vs); err != nil {
+			return nil, fmt.Errorf("prepare: write VHD footer: %w", err)
+		}
+		outHash.Write(footer)
+		size = vs + int64(len(footer))
+	}
 	if err := tmp.Sync(); err != nil {
 		return nil, fmt.Errorf("prepare: sync output: %w", err)
 	}
@@ -410,7 +426,7 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 		}
 		m.fill(is, vol, opts, p)
 		m.Output.Format, m.Output.File = opts.Output, filepath.Base(dest)
-		m.Output.SHA256, m.Output.Size = sum, p.size
+		m.Output.SHA256, m.Output.Size = sum, size
 		m.CreatedAt = time.Now().UTC()
 		mtmp, err := writeManifestTemp(dir, dest, m)
 		if err != nil {

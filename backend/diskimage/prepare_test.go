@@ -480,15 +480,22 @@ func TestPrepareDataRegisterLast(t *testing.T) {
 	c := newConsole(t)
 	dir := t.TempDir()
 	src, want := sourceDisk(t, dir, 2<<20+512)
-	dst := filepath.Join(dir, "out.img")
-	res, err := Prepare(context.Background(), Options{Source: src, Dest: dst, SectorSize: 512, Name: "plain",
-		RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, registerOnly{c.reg})
-	if err != nil {
-		t.Fatal(err)
+	for _, output := range []string{OutputRaw, OutputAzure} {
+		t.Run(output, func(t *testing.T) {
+			dst := filepath.Join(dir, "out-"+output)
+			res, err := Prepare(context.Background(), Options{Source: src, Dest: dst, SectorSize: 512, Name: "plain-" + output, Output: output,
+				RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, registerOnly{c.reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := os.ReadFile(dst)
+			if res.Manifest.Output.SHA256 != sha(out) || res.Manifest.Output.Size != int64(len(out)) || res.Manifest.Source.SHA256 != sha(want) {
+				t.Fatal("manifest hashes or size are wrong")
+			}
+			if output == OutputAzure && (len(out)%(1<<20) != 512 || string(out[len(out)-512:][:8]) != "conectix") {
+				t.Fatalf("not a fixed VHD: %d bytes", len(out))
+			}
+			checkVolume(t, c, dst, 0, want, &res.Manifest, []byte("r"))
+		})
 	}
-	out, _ := os.ReadFile(dst)
-	if res.Manifest.Output.SHA256 != sha(out) || res.Manifest.Output.Size != int64(len(out)) || res.Manifest.Source.SHA256 != sha(want) {
-		t.Fatal("manifest hashes or size are wrong")
-	}
-	checkVolume(t, c, dst, 0, want, &res.Manifest, []byte("r"))
 }
