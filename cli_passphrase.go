@@ -66,6 +66,23 @@ func (f *officerFlags) unlock(ctx context.Context, env *cliEnv, db *store.DB) (*
 	return svc, o, nil
 }
 
+// openUnlocked opens the store in env's data directory (shared with a
+// running console) and unlocks the key service with the officer's
+// passphrase. done signs the audit tail, locks the service and closes the
+// store, in that order.
+func (f *officerFlags) openUnlocked(ctx context.Context, env *cliEnv) (db *store.DB, svc *custody.Service, o custody.Officer, done func(), err error) {
+	db, err = openStore(ctx, env, false)
+	if err != nil {
+		return nil, nil, o, nil, err
+	}
+	svc, o, err = f.unlock(ctx, env, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, o, nil, err
+	}
+	return db, svc, o, func() { svc.Close(ctx); db.Close() }, nil
+}
+
 // readPassphrase reads a passphrase: the first line of file ("-" is
 // standard input), or a no-echo prompt on the terminal when file is "".
 func readPassphrase(env *cliEnv, file, prompt string) ([]byte, error) {

@@ -36,16 +36,11 @@ derived from the master key. It works beside a running console. Restore it with
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			db, err := openStore(ctx, env, false)
+			_, svc, o, done, err := of.openUnlocked(ctx, env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			svc, o, err := of.unlock(ctx, env, db)
-			if err != nil {
-				return err
-			}
-			defer svc.Close(ctx)
+			defer done()
 			// Write beside the target and rename, so a killed run never
 			// leaves a file that looks like a finished backup.
 			tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*.tmp")

@@ -107,16 +107,11 @@ that looks finished. DST.manifest.json describes the result.
 				opts.RecoveryPassphrase = rp
 				opts.RecoveryKDF = imageRecoveryKDF
 			}
-			db, err := openStore(ctx, env, false)
+			db, svc, o, done, err := of.openUnlocked(ctx, env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			svc, o, err := of.unlock(ctx, env, db)
-			if err != nil {
-				return err
-			}
-			defer svc.Close(ctx)
+			defer done()
 			// Hand the unlock's Argon2id memory back before the pipeline's buffers.
 			debug.FreeOSMemory()
 			opts.Actor = "officer:" + o.Name

@@ -33,16 +33,11 @@ the console keeps no copy. Needs an admin.
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			db, err := openStore(ctx, env, false)
+			_, svc, o, done, err := of.openUnlocked(ctx, env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			svc, o, err := of.unlock(ctx, env, db)
-			if err != nil {
-				return err
-			}
-			defer svc.Close(ctx)
+			defer done()
 			shares, err := svc.SplitRecovery(ctx, o.Name, *m, *n)
 			if err != nil {
 				return err
