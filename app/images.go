@@ -62,7 +62,8 @@ type PrepareRequest struct {
 
 // Prepare starts encrypting req.Source into req.Dest in the background and
 // returns the operation's ID. Progress arrives as EventProgress events with
-// that ID (stages "encrypt", "hash"); the last one has Finished set, and an
+// that ID (stage "encrypt", then "hash" where the output is hashed in a
+// second pass: os mode and the gcp/aws packages); the last one has Finished set, and an
 // Error unless it succeeded. Result returns the outcome. Needs a fresh
 // admin session (it creates a volume and its release secret).
 func (i *Images) Prepare(req PrepareRequest) (string, error) {

@@ -173,9 +173,10 @@ func (k *Keys) changed() {
 	k.events.Emit(EventAuditAppended, nil)
 }
 
-// checkpoints signs audit checkpoints in the background while the console
-// runs (custody also signs after its own writes); Services.Close signs the
-// last one.
+// checkpoints catches up on audit checkpoints while the console runs: every
+// append in this process signs its own checkpoint each N entries, but another
+// process on the same data directory may append without the key (a failed
+// command-line login); Services.Close signs the last one.
 func (b *base) checkpoints() {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
