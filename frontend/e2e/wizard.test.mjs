@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, setupOfficer, startConsole } from './harness.mjs';
+import { BIN, launchBrowser, screenshot, setupOfficer, startConsole } from './harness.mjs';
 
 let ks, browser, page, dir;
 
@@ -105,4 +105,42 @@ test('the wizard encrypts a raw image that cryptsetup then opens with the recove
   assert.equal(await badge.getAttribute('data-ok'), 'true');
   assert.match(await page.getByTestId('audit-table').innerText(), /reference\.set/);
   await screenshot(page, 'wizard-audit');
+});
+
+test('with Shamir shares, two of three shares rebuild the recovery passphrase that opens the volume', async () => {
+  const src = path.join(dir, 'db-01.raw');
+  writeFileSync(src, randomBytes(4 << 20));
+  await page.getByTestId('nav-images').click();
+  await page.getByTestId('prepare-image').click();
+  await page.getByTestId('wizard-source').fill(src);
+  await page.getByTestId('wizard-inspect').click();
+  await page.getByTestId('disk-summary').waitFor();
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('mode-data').click();
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('recovery-choice').getByText('Shamir shares of it').click();
+  await page.getByTestId('wizard-make-shares').click();
+  const shares = page.getByTestId('wizard-share');
+  await shares.first().waitFor();
+  const texts = (await shares.allInnerTexts()).map((t) => t.trim());
+  assert.equal(texts.length, 3);
+  assert.equal(await page.getByTestId('recovery-passphrase').count(), 0, 'the passphrase itself is not shown');
+  await screenshot(page, 'wizard-shares');
+  await page.getByText('I have handed out the shares').click();
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('wizard-measurements').fill('cd'.repeat(48));
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('output-raw').click();
+  await page.getByTestId('wizard-name').fill('db-01');
+  const dest = path.join(dir, 'db-01-encrypted.raw');
+  await page.getByTestId('wizard-dest').fill(dest);
+  await page.getByTestId('wizard-start').click();
+  await page.getByTestId('wizard-summary').waitFor();
+
+  const combined = spawnSync(BIN, ['shares', 'combine'], { input: texts[0] + '\n' + texts[2] + '\n' });
+  assert.equal(combined.status, 0, `shares combine: ${combined.stderr}`);
+  const open = spawnSync('cryptsetup', ['open', '--test-passphrase', '--key-file=-', dest], { input: combined.stdout });
+  assert.equal(open.status, 0, `cryptsetup open with the combined passphrase: ${open.stderr}`);
+  const one = spawnSync(BIN, ['shares', 'combine'], { input: texts[1] + '\n' });
+  assert.notEqual(one.status, 0, 'one share alone must not give the passphrase');
 });

@@ -70,6 +70,7 @@ export interface Client {
     result(opID: string): Promise<PrepareResult>;
     references(imageID: string): Promise<ReferenceVersion[]>;
     setReference(imageID: string, values: ReferenceValues, comment: string): Promise<ReferenceVersion>;
+    splitPassphrase(passphrase: string, m: number, n: number): Promise<string[]>;
   };
   keys: {
     volumes(): Promise<Volume[]>;
@@ -142,6 +143,7 @@ export function makeClient(t: Transport): Client {
       result: (id) => c('Images', 'Result')<PrepareResult>(id),
       references: (id) => c('Images', 'References')<ReferenceVersion[]>(id),
       setReference: (id, v, cm) => c('Images', 'SetReference')<ReferenceVersion>(id, v, cm),
+      splitPassphrase: (p, m, n) => c('Images', 'SplitPassphrase')<string[]>(p, m, n),
     },
     keys: {
       volumes: () => c('Keys', 'Volumes')<Volume[]>(),

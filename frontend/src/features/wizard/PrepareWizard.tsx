@@ -40,7 +40,7 @@ import { useResource } from '../../stores/resource';
 import { defaultDest, eta, formatBytes, formatDuration, generateRecoveryPassphrase, parseMeasurements, uploadCommand } from './logic';
 import classes from './PrepareWizard.module.css';
 
-type RecoveryChoice = 'none' | 'passphrase';
+type RecoveryChoice = 'none' | 'passphrase' | 'shares';
 type ReferenceChoice = 'paste' | 'first-boot';
 
 const outputs: { value: OutputFormat; label: string; what: string }[] = [
@@ -73,6 +73,10 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   const [recovery, setRecovery] = useState<RecoveryChoice>('passphrase');
   const [passphrase, setPassphrase] = useState('');
   const [savedIt, setSavedIt] = useState(false);
+  const [shareM, setShareM] = useState(2);
+  const [shareN, setShareN] = useState(3);
+  const [shares, setShares] = useState<string[] | null>(null);
+  const [shareErr, setShareErr] = useState<string | null>(null);
   // 4. reference values
   const [refChoice, setRefChoice] = useState<ReferenceChoice>('paste');
   const [measurementText, setMeasurementText] = useState('');
@@ -96,8 +100,18 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   const finishRef = useRef<(p: ProgressEvent) => Promise<void>>(async () => {});
 
   useEffect(() => {
-    if (recovery === 'passphrase' && !passphrase) setPassphrase(generateRecoveryPassphrase());
+    if (recovery !== 'none' && !passphrase) setPassphrase(generateRecoveryPassphrase());
   }, [recovery, passphrase]);
+
+  const makeShares = async () => {
+    setShareErr(null);
+    try {
+      setShares(await api().images.splitPassphrase(passphrase, shareM, shareN));
+      setSavedIt(false);
+    } catch (e) {
+      setShareErr(errText(e));
+    }
+  };
 
   // Progress events for our operation.
   useEffect(() => {
@@ -156,7 +170,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
           output,
           sector_size: sector === '512' ? 512 : 4096,
           name: name.trim(),
-          recovery_passphrase: recovery === 'passphrase' ? passphrase : '',
+          recovery_passphrase: recovery !== 'none' ? passphrase : '',
         }),
       );
       opRef.current = id;
@@ -214,7 +228,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   const canNext = [
     !!disk,
     true,
-    recovery === 'none' || savedIt,
+    recovery === 'none' || (savedIt && (recovery === 'passphrase' || shares !== null)),
     refChoice === 'first-boot' || (parsed.values.length > 0 && parsed.errors.length === 0),
     !!dest.trim() && !!name.trim(),
   ][step];
@@ -302,12 +316,63 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
             </Text>
             <SegmentedControl
               value={recovery}
-              onChange={(v) => setRecovery(v as RecoveryChoice)}
+              onChange={(v) => {
+                setRecovery(v as RecoveryChoice);
+                setSavedIt(false);
+              }}
               data={[
                 { value: 'passphrase', label: 'Recovery passphrase' },
+                { value: 'shares', label: 'Shamir shares of it' },
                 { value: 'none', label: 'No recovery keyslot' },
               ]}
+              data-testid="recovery-choice"
             />
+            {recovery === 'shares' && (
+              <Card withBorder className="print-area" data-testid="shares-card">
+                <Text size="sm">
+                  The recovery passphrase is split into shares for different people; any {shareM} of {shareN} rebuild it with{' '}
+                  <code>keyholder shares combine</code>. Nobody sees the passphrase itself.
+                </Text>
+                <Group align="flex-end" mt="xs" className="no-print">
+                  <NumberInput label="Threshold" min={2} max={16} w={110} value={shareM} onChange={(v) => setShareM(Number(v) || 2)} />
+                  <NumberInput label="Shares" min={2} max={16} w={110} value={shareN} onChange={(v) => setShareN(Number(v) || 3)} />
+                  <Button variant="light" onClick={() => void makeShares()} disabled={shareM < 2 || shareN < shareM} data-testid="wizard-make-shares">
+                    Make shares
+                  </Button>
+                </Group>
+                {shareErr && (
+                  <Alert color="red" mt="xs">
+                    {shareErr}
+                  </Alert>
+                )}
+                {shares && (
+                  <Stack gap={6} mt="sm">
+                    {shares.map((sh, k) => (
+                      <Group key={sh} wrap="nowrap" align="flex-start">
+                        <Text size="xs" c="dimmed" w={70}>
+                          Share {k + 1}/{shares.length}
+                        </Text>
+                        <Code style={{ flex: 1, wordBreak: 'break-all' }} data-testid="wizard-share">
+                          {sh}
+                        </Code>
+                        <CopyButton value={sh}>
+                          {({ copied, copy }) => (
+                            <Button size="xs" variant="subtle" onClick={copy} className="no-print">
+                              {copied ? 'Copied' : 'Copy'}
+                            </Button>
+                          )}
+                        </CopyButton>
+                      </Group>
+                    ))}
+                    <Group className="no-print">
+                      <Button size="xs" variant="light" leftSection={<IconPrinter size={14} />} onClick={() => window.print()}>
+                        Print
+                      </Button>
+                    </Group>
+                  </Stack>
+                )}
+              </Card>
+            )}
             {recovery === 'passphrase' && (
               <Card withBorder className="print-area" data-testid="recovery-card">
                 <Text size="sm" fw={600}>
@@ -344,6 +409,9 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
                 label="I have stored the recovery passphrase safely"
                 data-testid="recovery-saved"
               />
+            )}
+            {recovery === 'shares' && shares && (
+              <Switch checked={savedIt} onChange={(e) => setSavedIt(e.currentTarget.checked)} label="I have handed out the shares" data-testid="shares-saved" />
             )}
           </Stack>
         </Stepper.Step>
