@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -300,9 +299,7 @@ func attestVerify(env *cliEnv, args []string) error {
 	if *asJSON {
 		out := attestJSON{Verified: vd.Verified, Authentic: vd.Authentic, Simulated: vd.Simulated, Reasons: vd.Reasons, Warnings: vd.Warnings,
 			EvidenceHash: vd.EvidenceHash, RevocationChecked: vd.RevocationChecked, ReferenceVersion: refVersion, Claims: vd.Claims}
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(env.stdout, out); err != nil {
 			return err
 		}
 	} else {
@@ -430,9 +427,7 @@ func attestVerifyTPM(env *cliEnv, args []string) error {
 	}
 	ok := len(reasons) == 0
 	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(tpmJSON{Verified: ok, Reasons: reasons, TPMState: st}); err != nil {
+		if err := printJSON(env.stdout, tpmJSON{Verified: ok, Reasons: reasons, TPMState: st}); err != nil {
 			return err
 		}
 	} else {

@@ -73,9 +73,7 @@ beat.
 				return err
 			}
 			if *asJSON {
-				enc := json.NewEncoder(env.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return printJSON(env.stdout, res)
 			}
 			fmt.Fprintf(env.stdout, `Boot storm: %d guests, %d concurrent, %d CPU cores
   releases:        %d ok, %d errors in %.2f s

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -51,9 +50,7 @@ simulated AMD root.
 				return err
 			}
 			if *asJSON {
-				enc := json.NewEncoder(env.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(gs)
+				return printJSON(env.stdout, gs)
 			}
 			if len(gs) == 0 {
 				fmt.Fprintln(env.stdout, "No guests yet.")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -74,9 +73,7 @@ func requestsList(env *cliEnv, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rs)
+		return printJSON(env.stdout, rs)
 	}
 	if len(rs) == 0 {
 		fmt.Fprintln(env.stdout, "No requests.")
