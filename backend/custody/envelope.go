@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"golang.org/x/crypto/argon2"
+	"keyholder/backend/internal/argon"
 )
 
 // Envelope formats (all AES-256-GCM, a fresh random 96-bit nonce each time,
@@ -109,7 +109,7 @@ func aad(parts ...string) []byte {
 }
 
 func passphraseKey(pass, salt []byte, p KDFParams) []byte {
-	return argon2.IDKey(pass, salt, p.Time, p.MemoryKiB, p.Threads, keySize)
+	return argon.IDKey(pass, salt, p.Time, p.MemoryKiB, p.Threads, keySize)
 }
 
 // subkey derives a purpose key from the master key; the caller wipes it.

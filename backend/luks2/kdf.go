@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"hash"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/pbkdf2"
+	"keyholder/backend/internal/argon"
 )
 
 // KDF types.
@@ -90,9 +90,9 @@ func (k KDF) derive(secret, salt []byte, n int) []byte {
 		h, _ := hashFunc(k.Hash)
 		return pbkdf2.Key(secret, salt, k.Iterations, n, h)
 	case KDFArgon2i:
-		return argon2.Key(secret, salt, uint32(k.Time), uint32(k.MemoryKiB), uint8(k.Threads), uint32(n))
+		return argon.Key(secret, salt, uint32(k.Time), uint32(k.MemoryKiB), uint8(k.Threads), uint32(n))
 	default:
-		return argon2.IDKey(secret, salt, uint32(k.Time), uint32(k.MemoryKiB), uint8(k.Threads), uint32(n))
+		return argon.IDKey(secret, salt, uint32(k.Time), uint32(k.MemoryKiB), uint8(k.Threads), uint32(n))
 	}
 }
 
