@@ -50,7 +50,8 @@ type Options struct {
 	// 250ms) and once at the end of each stage.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
-	// Workers encrypting in parallel; 0 means GOMAXPROCS.
+	// Workers encrypting in parallel; 0 means GOMAXPROCS during the run
+	// (see moreProcs).
 	Workers int
 }
 
@@ -137,6 +138,7 @@ const chunk = 4 << 20
 // bounded by a few chunks per worker whatever the image size.
 func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) {
 	start := time.Now()
+	defer moreProcs()()
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -487,6 +489,39 @@ func (o *Options) defaults() error {
 	return nil
 }
 
+// procs counts the runs that want more Ps than CPUs; saved is GOMAXPROCS
+// as it was before the first of them.
+var procs struct {
+	sync.Mutex
+	n, saved int
+}
+
+// moreProcs sets GOMAXPROCS to twice the CPUs while a run lasts and
+// returns what restores it. The pipeline blocks in system calls all the
+// time (O_DIRECT writes of a chunk take milliseconds, reads copy from the
+// page cache), and the runtime hands a blocked goroutine's P to another
+// thread only when sysmon notices, up to milliseconds later; meanwhile a
+// CPU the hashers could use idles. Measured on 2 CPUs with a 4 GiB image:
+// 4.53 s at GOMAXPROCS=2, 3.71 s at 4 with 4 workers.
+func moreProcs() func() {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.n == 0 {
+		procs.saved = runtime.GOMAXPROCS(0)
+		if want := 2 * runtime.NumCPU(); want > procs.saved {
+			runtime.GOMAXPROCS(want)
+		}
+	}
+	procs.n++
+	return func() {
+		procs.Lock()
+		defer procs.Unlock()
+		if procs.n--; procs.n == 0 {
+			runtime.GOMAXPROCS(procs.saved)
+		}
+	}
+}
+
 // run copies and encrypts the plan's spans. One goroutine reads the source
 // in order, one hashes it in order, and workers encrypt (into an output
 // buffer the reader handed out with the job) and write, starting the
@@ -499,10 +534,13 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type buffer struct {
-		b    []byte
-		n, r int // bytes in the chunk, bytes of them from the source
-		refs atomic.Int32
+		b     []byte // the chunk: mem, or the source's mapped pages
+		mem   []byte
+		unmap func()
+		n, r  int // bytes in the chunk, bytes of them from the source
+		refs  atomic.Int32
 	}
+	mapper, _ := src.(chunkMapper)
 	type job struct {
 		buf      *buffer
 		out      []byte
@@ -515,11 +553,15 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	pool := make(chan *buffer, nbuf)
 	outPool := make(chan []byte, nbuf)
 	for i := 0; i < nbuf; i++ {
-		pool <- &buffer{b: make([]byte, chunk)}
+		pool <- &buffer{mem: make([]byte, chunk)}
 		outPool <- make([]byte, chunk)
 	}
 	release := func(b *buffer) {
 		if b.refs.Add(-1) == 0 {
+			if b.unmap != nil {
+				b.unmap()
+				b.unmap = nil
+			}
 			pool <- b
 		}
 	}
@@ -536,7 +578,9 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	go func() {
 		defer wg.Done()
 		for b := range hashQ {
-			hashPieces(srcHash, b.b[:b.r])
+			if err := guardMapped(func() { hashPieces(srcHash, b.b[:b.r]) }); err != nil {
+				fail(err)
+			}
 			release(b)
 		}
 	}()
@@ -557,11 +601,16 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 			for j := range jobs {
 				n := j.buf.n
 				b := j.buf.b[:n]
-				if j.enc {
-					c.Encrypt(j.out[:n], b, j.pay)
-					b = j.out[:n]
-				} else if outHash != nil {
-					copy(j.out, b)
+				if err := guardMapped(func() {
+					if j.enc {
+						c.Encrypt(j.out[:n], b, j.pay)
+						b = j.out[:n]
+					} else if outHash != nil || j.buf.unmap != nil {
+						copy(j.out, b)
+						b = j.out[:n]
+					}
+				}); err != nil {
+					fail(err)
 				}
 				if ctx.Err() == nil {
 					if _, err := dst.WriteAt(b, j.dst); err != nil {
@@ -604,7 +653,15 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 				}
 				buf.n = int(min(chunk, s.n-off))
 				buf.r = int(max(0, min(int64(buf.n), s.srcN-off)))
-				if buf.r > 0 {
+				buf.b = buf.mem
+				if mapper != nil && buf.r == buf.n {
+					if b, unmap, ok := mapper.mapChunk(s.src+off, buf.r); ok {
+						buf.b, buf.unmap = b, unmap
+					}
+				}
+				if buf.unmap != nil {
+					done.Add(int64(buf.r))
+				} else if buf.r > 0 {
 					if _, err := src.ReadAt(buf.b[:buf.r], s.src+off); err != nil {
 						fail(fmt.Errorf("read source at %d: %w", s.src+off, err))
 						pool <- buf
@@ -615,7 +672,9 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					}
 					done.Add(int64(buf.r))
 				}
-				clear(buf.b[buf.r:buf.n])
+				if buf.unmap == nil {
+					clear(buf.b[buf.r:buf.n])
+				}
 				refs := int32(1)
 				if s.dst >= 0 {
 					refs++
@@ -636,7 +695,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	wg.Wait()
 	stopTick()
 	for len(pool) > 0 {
-		clear((<-pool).b) // plaintext of the source
+		clear((<-pool).mem) // plaintext of the source
 	}
 	for len(outPool) > 0 {
 		clear(<-outPool) // plaintext where spans are copied in clear
