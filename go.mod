@@ -3,6 +3,7 @@ module keyholder
 go 1.26.8
 
 require (
+	filippo.io/nistec v0.0.4
 	github.com/gen2brain/beeep v0.11.3
 	github.com/google/go-eventlog v0.0.3-0.20260617163629-883cc5652c69
 	github.com/google/go-sev-guest v0.15.0

@@ -1,16 +1,20 @@
 package attest
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // chainCache remembers signing certificates whose chain to a trusted root
 // verified, by SHA-256 of their DER, so that a steady-state verification
 // costs one ECDSA P-384 signature check. Validity times and revocation are
 // still checked on every use.
 type chainCache struct {
-	mu    sync.RWMutex
-	max   int
-	m     map[[32]byte]*chainEntry
-	order [][32]byte
+	tables atomic.Int64 // entries with a p384 table (reportsig.go)
+	mu     sync.RWMutex
+	max    int
+	m      map[[32]byte]*chainEntry
+	order  [][32]byte
 }
 
 func newChainCache(max int) *chainCache {
@@ -36,15 +40,24 @@ func (c *chainCache) put(fp [32]byte, e *chainEntry) {
 		return
 	}
 	for len(c.order) >= c.max {
+		if old := c.m[c.order[0]]; old != nil {
+			old.key.drop()
+		}
 		delete(c.m, c.order[0])
 		c.order = c.order[1:]
 	}
+	e.key.mu.Lock()
+	e.key.budget = &c.tables
+	e.key.mu.Unlock()
 	c.m[fp] = e
 	c.order = append(c.order, fp)
 }
 
 func (c *chainCache) clear() {
 	c.mu.Lock()
+	for _, e := range c.m {
+		e.key.drop()
+	}
 	c.m = map[[32]byte]*chainEntry{}
 	c.order = nil
 	c.mu.Unlock()

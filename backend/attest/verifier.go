@@ -204,6 +204,7 @@ type chainEntry struct {
 	root    *Root
 	tcb     uint64
 	hwid    []byte
+	key     reportKey // the warm signature check
 }
 
 // Verify checks ev: the report's signature and AMD chain, the report's
@@ -383,7 +384,7 @@ func (v *Verifier) chain(ctx context.Context, vd *Verdict, ev *Evidence, report 
 func (v *Verifier) chainOne(vd *Verdict, raw []byte, report *spb.Report, product, want Product, signer Signer, der []byte, now time.Time) *chainEntry {
 	fp := sha256.Sum256(der)
 	if e := v.chains.get(fp); e != nil && e.signer == signer && (want == Unknown || e.product == want) {
-		if err := verify.SnpReportSignature(raw, e.cert); err != nil {
+		if err := e.verifyReport(raw); err != nil {
 			vd.refuse(CodeBadSignature, "the report's signature does not verify with its %s", signer)
 			return nil
 		}
