@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"keyholder/backend/internal/sha256x2"
 	"keyholder/backend/luks2"
 )
 
@@ -382,7 +383,7 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	outHash := sha256.New()
+	outHash := sha256x2.New()
 	hashPieces(outHash, hdr)
 	dw := openDirect(tmp, os.O_WRONLY)
 	defer dw.Close()
@@ -392,7 +393,7 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 	clear(hdr)
 
 	prog := newProgress(opts, "encrypt", src.Size())
-	srcHash := sha256.New()
+	srcHash := sha256x2.New()
 	if err := run(ctx, opts.Workers, src, dw, p, cipher, srcHash, outHash, prog); err != nil {
 		return nil, err
 	}
@@ -528,7 +529,9 @@ func moreProcs() func() {
 // write-back of what they wrote so the disk works while the CPUs do. If
 // outHash is set, one more goroutine hashes the written output buffers in
 // output order (the spans must then be the output's bytes in order, as in
-// data mode after the header). At most 2*workers+2 source chunks and as
+// data mode after the header); when both hashes are sha256x2 digests that
+// goroutine hashes each source chunk together with its encrypted chunk and
+// the source hasher idles. At most 2*workers+2 source chunks and as
 // many output chunks are in memory.
 func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *plan, c *luks2.SegmentCipher, srcHash, outHash hash.Hash, prog *progress) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -573,6 +576,15 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	fail := func(err error) {
 		once.Do(func() { firstErr = err; cancel() })
 	}
+	// Paired: the output is the source's chunks encrypted in order (data
+	// mode, header first), so one goroutine hashes chunk i of both streams
+	// together, two SHA-256 chains interleaved on one core (sha256x2).
+	srcPair, _ := srcHash.(*sha256x2.Digest)
+	outPair, _ := outHash.(*sha256x2.Digest)
+	paired := srcPair != nil && outPair != nil
+	for _, s := range p.spans {
+		paired = paired && s.dst >= 0
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -588,7 +600,14 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 		defer wg.Done()
 		for j := range ordered {
 			<-j.done
-			if ctx.Err() == nil {
+			if paired {
+				if ctx.Err() == nil {
+					if err := guardMapped(func() { hashBoth(srcPair, outPair, j.buf.b[:j.buf.r], j.out[:j.n]) }); err != nil {
+						fail(err)
+					}
+				}
+				release(j.buf)
+			} else if ctx.Err() == nil {
 				hashPieces(outHash, j.out[:j.n])
 			}
 			outPool <- j.out
@@ -680,7 +699,9 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					refs++
 				}
 				buf.refs.Store(refs)
-				hashQ <- buf
+				if !paired {
+					hashQ <- buf
+				}
 				if s.dst >= 0 {
 					j := job{buf: buf, out: out, n: buf.n, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
 					if outHash != nil {
@@ -794,6 +815,22 @@ func hashPieces(h hash.Hash, b []byte) {
 		b = b[piece:]
 	}
 	h.Write(b)
+}
+
+// hashBoth feeds src to a and out to b, in pieces as hashPieces does;
+// equal lengths go through the two-stream kernel.
+func hashBoth(a, b *sha256x2.Digest, src, out []byte) {
+	if len(src) != len(out) {
+		hashPieces(a, src)
+		hashPieces(b, out)
+		return
+	}
+	const piece = 256 << 10
+	for len(src) > 0 {
+		n := min(piece, len(src))
+		sha256x2.WriteBoth(a, b, src[:n], out[:n])
+		src, out = src[n:], out[n:]
+	}
 }
 
 func syncDir(dir string) {
