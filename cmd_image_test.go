@@ -74,7 +74,11 @@ func TestImageCommands(t *testing.T) {
 	}
 	// a wrong officer passphrase stops the run: no output, nothing registered
 	bad := secretFile(t, dir, "bad", "not the passphrase")
-	l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", bad, "--in", src, "--out", dst+"3", "--name", "web3")
+	// (and the officer is told that, not something vaguer)
+	msg := l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", bad, "--in", src, "--out", dst+"3", "--name", "web3")
+	if !strings.Contains(strings.ToLower(msg), "passphrase") || strings.Contains(msg, "cancelled") {
+		t.Fatalf("a wrong passphrase was reported as: %s", msg)
+	}
 	if ents, _ := os.ReadDir(filepath.Dir(dst)); len(ents) != 2 {
 		t.Fatalf("output folder after a wrong passphrase: %v", ents)
 	}
@@ -99,6 +103,11 @@ func TestImageCommands(t *testing.T) {
 	vols, err := custody.ListVolumes(ctx, db)
 	if err != nil || len(vols) != 1 {
 		t.Fatalf("volumes %v %v", vols, err)
+	}
+	// The unlocking officer is the audited actor.
+	var actor string
+	if err := db.QueryRowContext(ctx, `SELECT actor FROM audit_log WHERE action = 'image.prepare'`).Scan(&actor); err != nil || actor != "officer:admin" {
+		t.Fatalf("image.prepare audited as %q (%v)", actor, err)
 	}
 	secret, err := svc.ReleaseSecret(ctx, volumeID, 1)
 	if err != nil {

@@ -39,11 +39,15 @@ type KDFParams struct {
 	Threads   uint8  `json:"p"`
 }
 
-// DefaultKDF takes about one second and 256 MiB: measured with BenchmarkKDF
-// on the two-core development VM (AMD EPYC, shared, under load), t=2 took
-// 0.78-0.91 s per derivation and t=1 0.26-0.57 s; t=3 would pass 1.2 s.
-// Four lanes use both cores where there are two and more where there are more.
-var DefaultKDF = KDFParams{Time: 2, MemoryKiB: 256 * 1024, Threads: 4}
+// DefaultKDF takes about one second and 256 MiB: on the two-core
+// development VM (AMD EPYC), one derivation in a fresh process takes
+// 0.85-0.86 s at t=8, 0.62-0.66 s at t=6 and 0.22-0.25 s at t=2. (Until
+// backend/internal/argon prefaulted Argon2's memory, t=2 took 0.78-0.91 s,
+// two thirds of it kernel page-fault work an attacker never pays; t=8 keeps
+// the second the officer waits and makes each offline guess four times the
+// work.) Four lanes use both cores where there are two and more where
+// there are more. Existing envelopes keep the parameters stored with them.
+var DefaultKDF = KDFParams{Time: 8, MemoryKiB: 256 * 1024, Threads: 4}
 
 // Limits on stored parameters, so a tampered row or backup cannot make the
 // console allocate without bound or skip the work.
