@@ -550,7 +550,8 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 		n        int
 		dst, pay int64
 		enc      bool
-		done     chan struct{} // closed when out holds what was written
+		done     chan struct{} // closed when out holds what is written
+		outRefs  *atomic.Int32 // the writer and the output hasher, when both use out
 	}
 	nbuf := 2*workers + 2
 	pool := make(chan *buffer, nbuf)
@@ -566,6 +567,11 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 				b.unmap = nil
 			}
 			pool <- b
+		}
+	}
+	putOut := func(j job) {
+		if j.outRefs == nil || j.outRefs.Add(-1) == 0 {
+			outPool <- j.out
 		}
 	}
 	jobs := make(chan job, nbuf)
@@ -610,7 +616,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 			} else if ctx.Err() == nil {
 				hashPieces(outHash, j.out[:j.n])
 			}
-			outPool <- j.out
+			putOut(j)
 		}
 	}()
 	for w := 0; w < workers; w++ {
@@ -631,17 +637,16 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 				}); err != nil {
 					fail(err)
 				}
+				if j.done != nil {
+					close(j.done) // the output hasher may read j.out while it is written
+				}
 				if ctx.Err() == nil {
 					if _, err := dst.WriteAt(b, j.dst); err != nil {
 						fail(fmt.Errorf("write output: %w", err))
 					}
 				}
 				release(j.buf)
-				if outHash != nil {
-					close(j.done)
-				} else {
-					outPool <- j.out
-				}
+				putOut(j)
 			}
 		}()
 	}
@@ -706,6 +711,8 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					j := job{buf: buf, out: out, n: buf.n, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
 					if outHash != nil {
 						j.done = make(chan struct{})
+						j.outRefs = new(atomic.Int32)
+						j.outRefs.Store(2)
 						ordered <- j
 					}
 					jobs <- j
