@@ -163,12 +163,25 @@ func open(ctx context.Context, path string, opts Options) (*DB, error) {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "secure_delete(1)")
+	// Sub-journals (a savepoint's, a statement's) in memory: a write
+	// transaction with many savepoints (the release engine's group commit)
+	// would otherwise spill them to a temporary file, a write system call
+	// per page.
+	q.Add("_pragma", "temp_store(2)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	sdb, err := sql.Open("sqlite", dsn)
+	base, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
 	}
+	sdb := sql.OpenDB(&cachingConnector{base: base, size: stmtCacheSize})
+	// Keep enough connections (and the statements they hold prepared, see
+	// stmtcache.go) for the concurrent readers of a busy console: with
+	// database/sql's default of two idle connections a burst of readers
+	// opens and closes a SQLite connection per query. Idle ones go after a
+	// while.
+	sdb.SetMaxIdleConns(maxIdleConns)
+	sdb.SetConnMaxIdleTime(5 * time.Minute)
 	db := &DB{DB: sdb, path: path, now: opts.Now}
 	if err := db.PingContext(ctx); err != nil {
 		sdb.Close()
@@ -180,6 +193,9 @@ func open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	return db, nil
 }
+
+// maxIdleConns is how many idle connections the pool keeps.
+const maxIdleConns = 16
 
 // Path is the database file's location.
 func (db *DB) Path() string { return db.path }
