@@ -79,7 +79,7 @@ var notAuthentic = map[attest.Code]bool{
 func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, imageID string, expected [64]byte) (Claims, error) {
 	var ref *attest.ReferenceValues
 	if imageID != "" && a.References != nil {
-		rv, err := a.References.Latest(ctx, imageID)
+		rv, err := a.References.Latest(stmtContext(ctx), imageID)
 		switch {
 		case err == nil:
 			ref = &rv.Values

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 
-	"keyholder/backend/fleet"
 	"keyholder/backend/store"
 )
 
@@ -41,6 +40,15 @@ func (s *Service) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return <-j.done
 }
+
+// stmtContext is the context the statements of a request run under: ctx's
+// values without its cancellation. A request cancelled before its decision
+// starts is skipped (runBatch checks), and one cancelled while waiting for a
+// CPU slot gives up there; the few statements of a decision that has
+// started run to the end, as the rest of its batch does. A cancellable
+// context would cost two goroutines per statement (database/sql's and the
+// driver's cancellation watchers), many times the statement itself.
+func stmtContext(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // Close stops the committer after the queued decisions.
 func (s *Service) Close() {
@@ -80,68 +88,30 @@ func runJob(fn func(*sql.Tx) error, tx *sql.Tx) (err error) {
 	return fn(tx)
 }
 
-// batchTx reuses prepared statements across the decisions of one batch:
-// modernc's SQLite parses every statement anew, and parsing is most of the
-// committer's work. Only the committer goroutine uses it.
-type batchTx struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-}
-
-func (b *batchTx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st := b.stmts[query]; st != nil {
-		return st, nil
-	}
-	st, err := b.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	b.stmts[query] = st
-	return st, nil
-}
-
-func (b *batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := b.prepare(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-func (b *batchTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := b.prepare(ctx, query)
-	if err != nil {
-		return b.tx.QueryRowContext(ctx, query, args...) // reports the same error
-	}
-	return st.QueryRowContext(ctx, args...)
-}
-
-// w returns the statement-caching wrapper of tx when tx is the batch in
-// progress (job functions run on the committer goroutine), else tx.
-func (s *Service) w(tx *sql.Tx) fleet.Writer {
-	if b := s.batch; b != nil && b.tx == tx {
-		return b
-	}
-	return tx
-}
-
 func (s *Service) runBatch(batch []*job) {
 	results := make([]error, len(batch))
+	// The decisions run on a processor slot of their own, taken before any
+	// verifier or sealer waiting for one, and given back before the commit
+	// waits for the disk.
+	s.acquireCPU(context.Background(), prioCommit)
+	onCPU := true
+	offCPU := func() {
+		if onCPU {
+			onCPU = false
+			s.releaseCPU()
+		}
+	}
+	defer offCPU()
+	// Statements run from query strings; the store keeps them prepared per
+	// connection (store/stmtcache.go), across batches.
 	err := s.db.Tx(context.Background(), func(tx *sql.Tx) error {
-		b := &batchTx{tx: tx, stmts: map[string]*sql.Stmt{}}
-		s.batch = b
-		defer func() {
-			s.batch = nil
-			for _, st := range b.stmts {
-				st.Close()
-			}
-		}()
+		defer offCPU()
 		for i, j := range batch {
 			if err := j.ctx.Err(); err != nil {
 				results[i] = err
 				continue
 			}
-			if _, err := b.ExecContext(j.ctx, `SAVEPOINT decision`); err != nil {
+			if _, err := tx.ExecContext(context.Background(), `SAVEPOINT decision`); err != nil {
 				return fmt.Errorf("savepoint: %w", store.Classify(err))
 			}
 			if err := runJob(j.fn, tx); err != nil {
@@ -150,7 +120,7 @@ func (s *Service) runBatch(batch []*job) {
 					return fmt.Errorf("roll back a decision: %w", store.Classify(rerr))
 				}
 			}
-			if _, err := b.ExecContext(context.Background(), `RELEASE decision`); err != nil {
+			if _, err := tx.ExecContext(context.Background(), `RELEASE decision`); err != nil {
 				return fmt.Errorf("release savepoint: %w", store.Classify(err))
 			}
 		}

@@ -79,6 +79,19 @@ type Config struct {
 	// means 5 minutes.
 	MaxAuthAge time.Duration
 	Log        *slog.Logger
+	// MaxInService, when positive, bounds the releases and heartbeats being
+	// decided at once (admitted: verifying, waiting for their group commit,
+	// sealing); the others wait for admission in arrival order. Zero means
+	// no bound: requests wait for a processor slot (in arrival order, those
+	// sealing an answer first) instead. Under a boot storm a bound of a few
+	// dozen shrinks the committer's batches and costs throughput.
+	MaxInService int
+	// ServiceTime, when set, receives the service time of each release or
+	// heartbeat that got as far as verifying its evidence: from the moment
+	// it got a processor slot to verify until its answer is ready (the
+	// decision durable, the secrets sealed). The wait before that slot
+	// (under a storm, most of a caller's latency) is excluded.
+	ServiceTime func(time.Duration)
 }
 
 // Service is the release engine. It is safe for concurrent use.
@@ -96,12 +109,13 @@ type Service struct {
 	listenAddr string
 	pin        string
 
-	// cpu bounds the goroutines doing public-key work (verify, seal) to
-	// the processors, so that under a storm the committer (one goroutine,
-	// the serial part) is not starved behind hundreds of runnable ones.
-	cpu            chan struct{}
+	// admit bounds the requests in service (Config.MaxInService); a
+	// goroutine blocked sending waits in arrival order.
+	admit       chan struct{}
+	serviceTime func(time.Duration)
+	// cpu bounds the goroutines doing public-key work (cpuslots.go).
+	cpu            *cpuSlots
 	jobs           chan *job
-	batch          *batchTx // the batch in progress; committer goroutine only
 	startCommitter sync.Once
 	closed         chan struct{}
 	closeOnce      sync.Once
@@ -146,9 +160,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.DB == nil || cfg.Secrets == nil {
 		return nil, errors.New("release engine needs a database and a key service")
 	}
+	var admit chan struct{}
+	if cfg.MaxInService > 0 {
+		admit = make(chan struct{}, cfg.MaxInService)
+	}
 	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, nonces: cfg.Nonces, now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
-		cpu: make(chan struct{}, runtime.GOMAXPROCS(0))}
+		cpu: newCPUSlots(runtime.GOMAXPROCS(0)), admit: admit, serviceTime: cfg.ServiceTime}
 	if s.now == nil {
 		s.now = cfg.DB.Now
 	}
@@ -167,14 +185,46 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-func (s *Service) acquireCPU(ctx context.Context) error {
+// admission is one request's place in service.
+type admission struct {
+	held    bool      // it holds a place (Config.MaxInService)
+	started time.Time // it got its first processor slot
+}
+
+// enter waits for a place in service (in arrival order), when the number
+// in service is bounded.
+func (s *Service) enter(ctx context.Context, a *admission) error {
+	if s.admit == nil {
+		return nil
+	}
 	select {
-	case s.cpu <- struct{}{}:
+	case s.admit <- struct{}{}:
+		a.held = true
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
+
+// leave gives the place up and reports the service time; the owner calls
+// it once its answer is ready.
+func (s *Service) leave(a *admission) {
+	if a.held {
+		a.held = false
+		<-s.admit
+	}
+	if s.serviceTime != nil && !a.started.IsZero() {
+		s.serviceTime(time.Since(a.started))
+	}
+}
+
+// acquireCPU waits for a processor slot at priority prio (cpuslots.go);
+// releaseCPU gives it back.
+func (s *Service) acquireCPU(ctx context.Context, prio int) error {
+	return s.cpu.acquire(ctx, prio)
+}
+
+func (s *Service) releaseCPU() { s.cpu.release() }
 
 // Challenge issues a nonce for one release or heartbeat.
 func (s *Service) Challenge() (*wire.Challenge, error) {
@@ -232,7 +282,9 @@ func (s *Service) Release(ctx context.Context, req *wire.ReleaseRequest) (*wire.
 	}
 	var out *wire.Release
 	var ts *toSeal
-	werr := s.decide(ctx, req, func(tx *sql.Tx, d decided) (*wire.Error, error) {
+	var adm admission
+	defer s.leave(&adm)
+	werr := s.decide(ctx, req, &adm, func(ctx context.Context, tx *sql.Tx, d decided) (*wire.Error, error) {
 		ts.wipe() // a batch retried the decision
 		r, t, werr, err := s.act(ctx, tx, req, d)
 		out, ts = r, t
@@ -243,12 +295,12 @@ func (s *Service) Release(ctx context.Context, req *wire.ReleaseRequest) (*wire.
 		return nil, werr
 	}
 	if ts != nil {
-		if err := s.acquireCPU(ctx); err != nil {
+		if err := s.acquireCPU(ctx, prioFinish); err != nil {
 			ts.wipe()
 			return nil, refusal(wire.CodeUnavailable, "the request was cancelled")
 		}
 		err := ts.seal(out)
-		<-s.cpu
+		s.releaseCPU()
 		if err != nil {
 			return nil, s.internal("seal", err)
 		}
@@ -274,10 +326,15 @@ type decided struct {
 }
 
 // decide runs the common part of releases and heartbeats: nonce, evidence,
-// what the console knows, classification; then act inside the transaction.
-// Refusals are recorded and audited here.
-func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func(*sql.Tx, decided) (*wire.Error, error)) *wire.Error {
+// what the console knows, classification; then act inside the transaction
+// (with the context its statements run under, see stmtContext). Refusals are
+// recorded and audited here.
+//
+// After the nonce, the request waits for admission (adm, which the caller
+// leaves once its answer is ready).
+func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *admission, act func(context.Context, *sql.Tx, decided) (*wire.Error, error)) *wire.Error {
 	d := decided{reqID: store.NewID("req"), now: s.now(), evHash: wire.EvidenceHash(req.Evidence)}
+	sctx := stmtContext(ctx)
 	var err error
 	if s.verifier == nil {
 		return refusal(wire.CodeUnavailable, "this console does not serve releases")
@@ -295,31 +352,36 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 		d.decision = refuse(wire.CodeNonceUnknown, "the nonce is unknown, used or expired; ask for a new challenge")
 		return s.refuse(ctx, req, d)
 	}
-	d.vol, err = readVolume(ctx, s.db, req.VolumeID)
+	if err := s.enter(ctx, adm); err != nil {
+		return refusal(wire.CodeUnavailable, "the request was cancelled")
+	}
+	d.vol, err = readVolume(sctx, s.db, req.VolumeID)
 	if err != nil {
 		return s.internal("read volume", err)
 	}
-	if err := s.acquireCPU(ctx); err != nil {
+	if err := s.acquireCPU(ctx, prioStart); err != nil {
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
+	adm.started = time.Now() // service time runs from here
 	d.claims, err = s.verifier.Verify(ctx, req.Evidence, d.vol.imageID, d.expected)
-	<-s.cpu
+	s.releaseCPU()
 	if err != nil {
 		return s.internal("verify evidence", err)
 	}
 	d.authentic = d.claims.Authentic && subtle.ConstantTimeCompare(d.claims.ReportData[:], d.expected[:]) == 1
-	d.policy, err = s.PolicyFor(ctx, d.vol.imageID)
+	d.policy, err = s.PolicyFor(sctx, d.vol.imageID)
 	if err != nil {
 		return s.internal("read policy", err)
 	}
 	var werr *wire.Error
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		ctx := sctx
 		var err error
-		d.hist, err = fleet.Lookup(ctx, s.w(tx), req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
+		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
 		if err != nil {
 			return err
 		}
-		seen, err := fleet.EvidenceSeen(ctx, s.w(tx), d.evHash)
+		seen, err := fleet.EvidenceSeen(ctx, tx, d.evHash)
 		if err != nil {
 			return err
 		}
@@ -344,7 +406,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 		if d.decision.Action == ActionDeny {
 			return s.recordRefusal(ctx, tx, req, d)
 		}
-		werr, err = act(tx, d)
+		werr, err = act(ctx, tx, d)
 		return err
 	})
 	if err != nil {
@@ -365,7 +427,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, act func
 
 // refuse records and audits a refusal made before the transaction.
 func (s *Service) refuse(ctx context.Context, req *wire.ReleaseRequest, d decided) *wire.Error {
-	err := s.tx(ctx, func(tx *sql.Tx) error { return s.recordRefusal(ctx, tx, req, d) })
+	err := s.tx(ctx, func(tx *sql.Tx) error { return s.recordRefusal(stmtContext(ctx), tx, req, d) })
 	if err != nil {
 		return s.internal("record refusal", err)
 	}
@@ -387,7 +449,7 @@ func (s *Service) recordRefusal(ctx context.Context, tx *sql.Tx, req *wire.Relea
 		o.Authentic, o.Create = false, false
 		o.Status = "" // unchanged
 	}
-	if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
+	if _, err := fleet.Record(ctx, tx, o); err != nil {
 		return err
 	}
 	action := "release"
@@ -411,10 +473,11 @@ func (s *Service) observation(req *wire.ReleaseRequest, d decided, kind, result 
 }
 
 // act carries out a release or approval decision inside the transaction.
+// Release checked req (req.Check), its HPKE public key included.
 func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) (*wire.Release, *toSeal, *wire.Error, error) {
 	switch d.decision.Action {
 	case ActionRelease:
-		rel, ts, err := s.releaseTx(ctx, tx, releaseArgs{
+		rel, ts, err := s.releaseTx(ctx, tx, releaseArgs{pubChecked: true,
 			reqID: d.reqID, vmID: req.VMID, volumeID: req.VolumeID, imageID: d.vol.imageID, purpose: req.Purpose,
 			gen: d.gen, pub: req.HPKEPublicKey, claims: d.claims, evHash: d.evHash, class: d.decision.Class,
 			now: d.now, heartbeat: d.policy.Heartbeat(), reason: "policy releases " + joinClasses(d.decision.Signals),
@@ -447,6 +510,8 @@ type releaseArgs struct {
 	// in this transaction already (pendingKnown).
 	pending      int
 	pendingKnown bool
+	// pubChecked: the caller has checked pub (wire.CheckPublicKey) already.
+	pubChecked bool
 }
 
 // toSeal holds unwrapped secrets between the transaction that decided and
@@ -482,8 +547,10 @@ func (t *toSeal) seal(rel *wire.Release) error {
 // releaseTx unwraps, records and audits one release; the caller seals after
 // the commit (or wipes if it fails).
 func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wire.Release, *toSeal, error) {
-	if err := wire.CheckPublicKey(a.pub); err != nil {
-		return nil, nil, err
+	if !a.pubChecked {
+		if err := wire.CheckPublicKey(a.pub); err != nil {
+			return nil, nil, err
+		}
 	}
 	secret, err := s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, a.gen)
 	if err != nil {
@@ -518,7 +585,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 		ts.newGen, rel.NewGeneration = pending, pending
 	}
 	c := a.claims
-	if _, err := fleet.Record(ctx, s.w(tx), fleet.Observation{
+	if _, err := fleet.Record(ctx, tx, fleet.Observation{
 		At: a.now, VMID: a.vmID, VolumeID: a.volumeID, ImageID: a.imageID, Kind: "release", Result: fleet.ResultReleased,
 		Status: fleet.Verified, Class: string(a.class), RequestID: a.reqID, EvidenceHash: a.evHash,
 		Authentic: true, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
@@ -616,7 +683,7 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	o := s.observation(req, d, "release", fleet.ResultPending)
 	o.Status = fleet.Pending
 	o.Message = "waiting for approval: " + joinClasses(d.decision.Signals)
-	if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
+	if _, err := fleet.Record(ctx, tx, o); err != nil {
 		return err
 	}
 	_, err = audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "release", Subject: req.VolumeID,
@@ -644,13 +711,15 @@ func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wir
 		return nil, refusal(wire.CodeBadRequest, "a heartbeat's purpose is heartbeat")
 	}
 	var out *wire.Heartbeat
-	werr := s.decide(ctx, req, func(tx *sql.Tx, d decided) (*wire.Error, error) {
+	var adm admission
+	defer s.leave(&adm)
+	werr := s.decide(ctx, req, &adm, func(ctx context.Context, tx *sql.Tx, d decided) (*wire.Error, error) {
 		o := s.observation(req, d, "heartbeat", fleet.ResultVerified)
 		o.Create = false
 		if d.decision.Class != ClassRoutine || !d.hist.EverReleased {
 			msg := "the evidence shows " + joinClasses(d.decision.Signals) + "; the guest must ask for a release again"
 			o.Result, o.Status, o.Code, o.Message = fleet.ResultFailing, fleet.Failing, string(wire.CodeUnexpectedEvent), msg
-			if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
+			if _, err := fleet.Record(ctx, tx, o); err != nil {
 				return nil, err
 			}
 			_, err := audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "heartbeat", Subject: req.VolumeID,
@@ -658,7 +727,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wir
 			return refusal(wire.CodeUnexpectedEvent, msg), err
 		}
 		o.Status = fleet.Verified
-		if _, err := fleet.Record(ctx, s.w(tx), o); err != nil {
+		if _, err := fleet.Record(ctx, tx, o); err != nil {
 			return nil, err
 		}
 		out = &wire.Heartbeat{Status: "verified", NextIn: int(d.policy.Heartbeat() / time.Second), Simulated: d.claims.Simulated}

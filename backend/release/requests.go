@@ -196,7 +196,7 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 				return fmt.Errorf("approve request: %w", store.Classify(err))
 			}
 		}
-		if _, err := fleet.Record(ctx, s.w(tx), fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: decision, Class: r.Class,
+		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: decision, Class: r.Class,
 			Message: fmt.Sprintf("%s by %s", decision, by.Name), RequestID: id, Simulated: r.Simulated}); err != nil {
 			return err
 		}
@@ -238,10 +238,10 @@ func (s *Service) Deny(ctx context.Context, id string, by Approver, note string)
 			reason, store.Time(now), id); err != nil {
 			return fmt.Errorf("deny request: %w", store.Classify(err))
 		}
-		if err := fleet.SetStatusTx(ctx, s.w(tx), r.VMID, fleet.Failing, reason); err != nil {
+		if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, reason); err != nil {
 			return err
 		}
-		if _, err := fleet.Record(ctx, s.w(tx), fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: fleet.ResultDenied, Class: r.Class,
+		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: fleet.ResultDenied, Class: r.Class,
 			Code: string(wire.CodeDeniedByOfficer), Message: reason, RequestID: id, Simulated: r.Simulated}); err != nil {
 			return err
 		}
@@ -265,7 +265,7 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.
 	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'expired', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.ID); err != nil {
 		return fmt.Errorf("expire request: %w", store.Classify(err))
 	}
-	if err := fleet.SetStatusTx(ctx, s.w(tx), r.VMID, fleet.Failing, "request expired"); err != nil {
+	if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, "request expired"); err != nil {
 		return err
 	}
 	_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
@@ -395,7 +395,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`, msg, store.Time(now), r.ID); err != nil {
 			return nil, nil, nil, err
 		}
-		if err := fleet.SetStatusTx(ctx, s.w(tx), r.VMID, fleet.Failing, msg); err != nil {
+		if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, msg); err != nil {
 			return nil, nil, nil, err
 		}
 		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release", Subject: r.VolumeID, Decision: "denied",
@@ -411,7 +411,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	if unbound > 0 || bound < r.ApprovalsNeeded {
 		return final(wire.CodeDeniedByOfficer, "the approvals do not cover this evidence")
 	}
-	hist, err := fleet.Lookup(ctx, s.w(tx), r.VMID, "", "", "")
+	hist, err := fleet.Lookup(ctx, tx, r.VMID, "", "", "")
 	if err != nil {
 		return nil, nil, nil, err
 	}
