@@ -16,11 +16,11 @@ import (
 )
 
 // maxKeyTables bounds the signing keys of one chain cache that get a p384
-// table (about 250 KiB each, so at most 64 MiB). Keys beyond it are
+// table (about 420 KiB each, so at most 54 MiB). Keys beyond it are
 // checked by go-sev-guest alone, as cold ones are: slower, never wrong.
 // Tables are not evicted by use, so a fleet with more chips than this
 // cannot make them thrash (be rebuilt over and over).
-const maxKeyTables = 256
+const maxKeyTables = 128
 
 // reportKey is the warm report-signature check of a cached chain entry.
 type reportKey struct {

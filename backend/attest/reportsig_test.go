@@ -39,7 +39,7 @@ func TestWarmSignatureTable(t *testing.T) {
 		}
 		want := int64(1)
 		if budgetFull {
-			want = 256
+			want = 128
 		}
 		if got := v.KeyTables(); got != want {
 			t.Fatalf("budget full %v: %d key tables, want %d", budgetFull, got, want)

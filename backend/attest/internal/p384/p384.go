@@ -7,8 +7,9 @@
 // constant-time table scans); u2·Q, for an arbitrary key Q, costs 384
 // doublings and 96 additions and is about three quarters of a verification. A report-signing key (a chip's VCEK or
 // a VLEK) signs every report of every guest on that chip, so the console
-// verifies with the same few keys over and over: a per-key table
-// [d·16^i]Q (d = 1..15, i = 0..95) turns u2·Q into 96 additions as well.
+// verifies with the same few keys over and over: a per-key table of
+// multiples [d·32^i]Q turns u2·Q into 77 additions, and a wider shared
+// table for G turns u1·G into 48.
 // Both scalars and the signature are public, so the table is indexed
 // directly (no constant-time selection is needed or done).
 //
@@ -29,20 +30,34 @@ import (
 // order is n, the order of the P-384 group.
 var order = elliptic.P384().Params().N
 
+const scalarLen = 48
+
+// Window widths: a key's table has ceil(384/keyWindow) rows of
+// 2^keyWindow-1 multiples (5 bits: 77 rows of 31, about 420 KiB); the
+// generator's one shared table uses 8-bit windows (48 rows of 255, about
+// 2 MiB, made once). A verification then costs 77 + 48 point additions
+// where crypto/ecdsa's costs 96 additions for G plus 384 doublings and 96
+// additions for Q.
 const (
-	scalarLen = 48
-	windows   = 2 * scalarLen // 4-bit windows of a 384-bit scalar
+	keyWindow = 5
+	genWindow = 8
 )
 
 // PublicKey is a P-384 public key with its table.
 type PublicKey struct {
-	table [windows][15]*nistec.P384Point
+	table table
+}
+
+// table holds [d·2^(w·i)]P at rows[i][d-1].
+type table struct {
+	w    int
+	rows [][]*nistec.P384Point
 }
 
 // TableBytes is about what a PublicKey holds in memory.
-const TableBytes = windows * 15 * (3*48 + 4*8)
+const TableBytes = (384 + keyWindow - 1) / keyWindow * (1<<keyWindow - 1) * (3*48 + 4*8)
 
-// NewPublicKey makes the table for pub (about 1,700 point operations).
+// NewPublicKey makes the table for pub (about 2,700 point operations).
 func NewPublicKey(pub *ecdsa.PublicKey) (*PublicKey, error) {
 	if pub == nil || pub.Curve != elliptic.P384() {
 		return nil, errors.New("p384: not a P-384 key")
@@ -55,42 +70,53 @@ func NewPublicKey(pub *ecdsa.PublicKey) (*PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newTable(q), nil
+	return &PublicKey{table: newTable(q, keyWindow)}, nil
 }
 
-// generator is the same table for G, shared by every key (made on first
-// use). nistec's own generator table is selected from in constant time,
-// which a verification does not need.
-var generator = sync.OnceValue(func() *PublicKey {
-	return newTable(nistec.NewP384Point().SetGenerator())
+// generator is the table for G, shared by every key (made on first use).
+// nistec's own generator table is selected from in constant time, which a
+// verification does not need.
+var generator = sync.OnceValue(func() table {
+	return newTable(nistec.NewP384Point().SetGenerator(), genWindow)
 })
 
-func newTable(q *nistec.P384Point) *PublicKey {
-	k := &PublicKey{}
+func newTable(q *nistec.P384Point, w int) table {
+	t := table{w: w, rows: make([][]*nistec.P384Point, (8*scalarLen+w-1)/w)}
 	base := nistec.NewP384Point().Set(q)
-	for i := 0; i < windows; i++ {
-		k.table[i][0] = nistec.NewP384Point().Set(base)
-		for j := 1; j < 15; j++ {
-			k.table[i][j] = nistec.NewP384Point().Add(k.table[i][j-1], base)
+	for i := range t.rows {
+		row := make([]*nistec.P384Point, 1<<w-1)
+		row[0] = nistec.NewP384Point().Set(base)
+		for j := 1; j < len(row); j++ {
+			row[j] = nistec.NewP384Point().Add(row[j-1], base)
 		}
-		for range 4 {
+		t.rows[i] = row
+		for range w {
 			base.Double(base)
 		}
 	}
-	return k
+	return t
 }
 
-// add adds scalar·(the table's point) to p.
-func (k *PublicKey) add(p *nistec.P384Point, scalar *[scalarLen]byte) {
-	for i, c := range scalar {
-		hi, lo := c>>4, c&15
-		if hi != 0 {
-			p.Add(p, k.table[windows-1-2*i][hi-1])
-		}
-		if lo != 0 {
-			p.Add(p, k.table[windows-2-2*i][lo-1])
+// add adds scalar·(the table's point) to p; scalar is big-endian.
+func (t table) add(p *nistec.P384Point, scalar *[scalarLen]byte) {
+	for i := range t.rows {
+		if d := digit(scalar, i*t.w, t.w); d != 0 {
+			p.Add(p, t.rows[i][d-1])
 		}
 	}
+}
+
+// digit returns bits [bit, bit+w) of the big-endian scalar (w <= 8).
+func digit(scalar *[scalarLen]byte, bit, w int) int {
+	var v int
+	for k := 0; k < w; k++ {
+		b := bit + k
+		if b >= 8*scalarLen {
+			break
+		}
+		v |= int(scalar[scalarLen-1-b/8]>>(b%8)&1) << k
+	}
+	return v
 }
 
 // Verify reports whether (r, s) is a valid signature of hash (a SHA-384
@@ -118,7 +144,7 @@ func (k *PublicKey) Verify(hash []byte, r, s *big.Int) bool {
 	u2.FillBytes(b2[:])
 	p := nistec.NewP384Point() // the identity
 	generator().add(p, &b1)
-	k.add(p, &b2)
+	k.table.add(p, &b2)
 	x, err := p.BytesX() // fails for the point at infinity
 	if err != nil {
 		return false

@@ -163,3 +163,26 @@ func TestTableBytes(t *testing.T) {
 	}
 	t.Logf("%d bytes per table", per)
 }
+
+// The windows of a scalar, weighted by their position, add up to it.
+func TestDigits(t *testing.T) {
+	for _, w := range []int{keyWindow, genWindow, 1, 3, 7} {
+		for i := 0; i < 20; i++ {
+			var s [scalarLen]byte
+			rand.Read(s[:])
+			if i == 0 {
+				for j := range s {
+					s[j] = 0xff
+				}
+			}
+			sum := new(big.Int)
+			for bit := 0; bit < 8*scalarLen; bit += w {
+				d := big.NewInt(int64(digit(&s, bit, w)))
+				sum.Add(sum, d.Lsh(d, uint(bit)))
+			}
+			if want := new(big.Int).SetBytes(s[:]); sum.Cmp(want) != 0 {
+				t.Fatalf("w=%d: windows add up to %x, scalar %x", w, sum, want)
+			}
+		}
+	}
+}
