@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"crypto/hpke"
 	"crypto/subtle"
 	"database/sql"
 	"encoding/json"
@@ -477,7 +478,11 @@ func (s *Service) observation(req *wire.ReleaseRequest, d decided, kind, result 
 func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) (*wire.Release, *toSeal, *wire.Error, error) {
 	switch d.decision.Action {
 	case ActionRelease:
-		rel, ts, err := s.releaseTx(ctx, tx, releaseArgs{pubChecked: true,
+		pk, err := req.PublicKey() // parsed by req.Check already
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		rel, ts, err := s.releaseTx(ctx, tx, releaseArgs{pk: pk,
 			reqID: d.reqID, vmID: req.VMID, volumeID: req.VolumeID, imageID: d.vol.imageID, purpose: req.Purpose,
 			gen: d.gen, pub: req.HPKEPublicKey, claims: d.claims, evHash: d.evHash, class: d.decision.Class,
 			now: d.now, heartbeat: d.policy.Heartbeat(), reason: "policy releases " + joinClasses(d.decision.Signals),
@@ -510,8 +515,9 @@ type releaseArgs struct {
 	// in this transaction already (pendingKnown).
 	pending      int
 	pendingKnown bool
-	// pubChecked: the caller has checked pub (wire.CheckPublicKey) already.
-	pubChecked bool
+	// pk is pub parsed, when the caller has it (a checked request);
+	// otherwise releaseTx parses pub.
+	pk hpke.PublicKey
 }
 
 // toSeal holds unwrapped secrets between the transaction that decided and
@@ -519,9 +525,10 @@ type releaseArgs struct {
 // that the committer (one writer) does no public-key work. Its owner calls
 // seal or wipe exactly once.
 type toSeal struct {
-	pub, secret, newSecret []byte
-	reqID, volumeID        string
-	gen, newGen            int
+	pk                hpke.PublicKey
+	secret, newSecret []byte
+	reqID, volumeID   string
+	gen, newGen       int
 }
 
 func (t *toSeal) wipe() {
@@ -535,11 +542,11 @@ func (t *toSeal) wipe() {
 func (t *toSeal) seal(rel *wire.Release) error {
 	defer t.wipe()
 	var err error
-	if rel.Sealed, err = wire.Seal(t.pub, t.reqID, t.volumeID, uint32(t.gen), t.secret); err != nil {
+	if rel.Sealed, err = wire.SealTo(t.pk, t.reqID, t.volumeID, uint32(t.gen), t.secret); err != nil {
 		return err
 	}
 	if t.newGen != 0 {
-		rel.NewSealed, err = wire.Seal(t.pub, t.reqID, t.volumeID, uint32(t.newGen), t.newSecret)
+		rel.NewSealed, err = wire.SealTo(t.pk, t.reqID, t.volumeID, uint32(t.newGen), t.newSecret)
 	}
 	return err
 }
@@ -547,8 +554,10 @@ func (t *toSeal) seal(rel *wire.Release) error {
 // releaseTx unwraps, records and audits one release; the caller seals after
 // the commit (or wipes if it fails).
 func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wire.Release, *toSeal, error) {
-	if !a.pubChecked {
-		if err := wire.CheckPublicKey(a.pub); err != nil {
+	pk := a.pk
+	if pk == nil {
+		var err error
+		if pk, err = wire.ParsePublicKey(a.pub); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -556,7 +565,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 	if err != nil {
 		return nil, nil, fmt.Errorf("release secret: %w", err)
 	}
-	ts := &toSeal{pub: a.pub, secret: secret, reqID: a.reqID, volumeID: a.volumeID, gen: a.gen}
+	ts := &toSeal{pk: pk, secret: secret, reqID: a.reqID, volumeID: a.volumeID, gen: a.gen}
 	ok := false
 	defer func() {
 		if !ok {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/hpke"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,23 @@ type ReleaseRequest struct {
 	Nonce         []byte   `json:"nonce"`
 	HPKEPublicKey []byte   `json:"hpke_public_key"`
 	Evidence      Evidence `json:"evidence"`
+
+	pk    hpke.PublicKey // HPKEPublicKey parsed by Check
+	pkFor []byte         // the bytes pk was parsed from
+}
+
+// PublicKey returns HPKEPublicKey parsed, once: Check keeps what it parsed
+// (as long as HPKEPublicKey is not changed after).
+func (req *ReleaseRequest) PublicKey() (hpke.PublicKey, error) {
+	if req.pk != nil && bytes.Equal(req.pkFor, req.HPKEPublicKey) {
+		return req.pk, nil
+	}
+	pk, err := ParsePublicKey(req.HPKEPublicKey)
+	if err != nil {
+		return nil, err
+	}
+	req.pk, req.pkFor = pk, bytes.Clone(req.HPKEPublicKey)
+	return pk, nil
 }
 
 // Status of a release answer.
@@ -189,7 +207,7 @@ func (req *ReleaseRequest) Check() error {
 	if len(req.HPKEPublicKey) != PublicKeySize {
 		return bad("hpke_public_key is %d bytes, want %d", len(req.HPKEPublicKey), PublicKeySize)
 	}
-	if err := CheckPublicKey(req.HPKEPublicKey); err != nil {
+	if _, err := req.PublicKey(); err != nil {
 		return bad("hpke_public_key: %v", err)
 	}
 	ev := &req.Evidence

@@ -318,3 +318,41 @@ func FuzzDecodeRotationConfirm(f *testing.F) {
 		}
 	})
 }
+
+// A request's key is parsed once by Check and sealed to as parsed; a key
+// changed after Check is parsed again, and a key that does not parse is
+// refused by SealTo's callers before anything is sealed.
+func TestRequestPublicKeyParsedOnce(t *testing.T) {
+	k, pub, err := NewKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &ReleaseRequest{HPKEPublicKey: pub}
+	first, err := req.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := req.PublicKey()
+	if first != again {
+		t.Fatal("the key was parsed a second time")
+	}
+	sealed, err := SealTo(first, "req_1", "vol_1", 1, []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Open(k, "req_1", "vol_1", 1, sealed); err != nil || string(got) != "secret" {
+		t.Fatalf("open: %q %v", got, err)
+	}
+	_, pub2, _ := NewKeyPair()
+	req.HPKEPublicKey = pub2
+	if second, err := req.PublicKey(); err != nil || second == first || !bytes.Equal(second.Bytes(), pub2) {
+		t.Fatalf("a changed key was not parsed anew: %v", err)
+	}
+	req.HPKEPublicKey = bytes.Repeat([]byte{0xff}, len(pub))
+	if _, err := req.PublicKey(); err == nil {
+		t.Fatal("a junk key parsed")
+	}
+	if _, err := SealTo(nil, "req_1", "vol_1", 1, []byte("secret")); err == nil {
+		t.Fatal("sealed to no key")
+	}
+}
