@@ -11,6 +11,30 @@ func xtsDecAsm(rk *byte, nr int, dst, src *byte, nblocks int, tweak *[16]byte)
 //go:noescape
 func aesimc(dst, src *byte)
 
+// The VAES kernels and their helpers are in xts_vaes_amd64.s, written by
+// gen_vaes.go.
+//go:generate go run gen_vaes.go
+
+//go:noescape
+func xtsEncVAES(rk *byte, nr int, dst, src *byte, sectorBlocks, nsectors int, tweaks *byte)
+
+//go:noescape
+func xtsDecVAES(rk *byte, nr int, dst, src *byte, sectorBlocks, nsectors int, tweaks *byte)
+
+//go:noescape
+func xtsEncVAES512(rk *byte, nr int, dst, src *byte, sectorBlocks, nsectors int, tweaks *byte)
+
+//go:noescape
+func xtsDecVAES512(rk *byte, nr int, dst, src *byte, sectorBlocks, nsectors int, tweaks *byte)
+
+//go:noescape
+func ecbEncVAES(rk *byte, nr int, dst, src *byte, nblocks int)
+
+//go:noescape
+func ecbEncVAES512(rk *byte, nr int, dst, src *byte, nblocks int)
+
+func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+
 //go:noescape
 func ecbEnc8(rk *byte, nr int, dst, src *byte)
 
@@ -20,6 +44,45 @@ const haveBatch = true
 func (rk *roundKeys) tweaks8(dst, src *[128]byte) { ecbEnc8(&rk.enc[0], rk.nr, &dst[0], &src[0]) }
 
 var haveAESNI = cpu.X86.HasAES && cpu.X86.HasSSE41
+
+// haveVAES reports VEX-encoded VAES and VPCLMULQDQ on YMM registers, which
+// golang.org/x/sys/cpu only reports together with AVX-512: CPUID leaf 7
+// ECX bits 9 and 10, read directly. HasAVX2 implies that leaf 7 exists and
+// that the OS saves the YMM state.
+var haveVAES = haveAESNI && cpu.X86.HasAVX2 && cpu.X86.HasPCLMULQDQ && leaf7ecx()&(1<<9|1<<10) == 1<<9|1<<10
+
+func leaf7ecx() uint32 {
+	_, _, c, _ := cpuid(7, 0)
+	return c
+}
+
+// haveVAES512 reports the AVX-512 forms of VAES and VPCLMULQDQ (and the
+// AVX512BW byte shifts the ZMM kernel uses).
+var haveVAES512 = haveVAES && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VAES && cpu.X86.HasAVX512VPCLMULQDQ
+
+// isAMD reports an AMD CPU ("AuthenticAMD"). The ZMM kernel is the default
+// only there: it was measured on Zen 4, which runs 512-bit operations as
+// two 256-bit halves at full clock, while several Intel AVX-512 parts lower
+// their clock for 512-bit work.
+func isAMD() bool {
+	_, b, c, d := cpuid(0, 0)
+	return b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163
+}
+
+// vaesKernel selects the kernel for whole runs of sixteen blocks: 512
+// (ZMM), 256 (YMM) or 0 (none: everything goes to the AES-NI kernel). It is
+// the package-level switch tests use to run each kernel.
+var vaesKernel = defaultKernel()
+
+func defaultKernel() int {
+	switch {
+	case haveVAES512 && isAMD():
+		return 512
+	case haveVAES:
+		return 256
+	}
+	return 0
+}
 
 func newRoundKeys(key []byte) *roundKeys {
 	if !haveAESNI {
@@ -36,8 +99,15 @@ func newRoundKeys(key []byte) *roundKeys {
 	return rk
 }
 
-// crypt handles a multiple of 128 bytes (eight blocks) and advances tweak.
+// crypt handles a multiple of 128 bytes (eight blocks) and advances tweak:
+// whole runs of 256 bytes with the VAES kernel if there is one, the rest
+// with the AES-NI kernel.
 func (rk *roundKeys) crypt(dst, src []byte, tweak *[16]byte, enc bool) {
+	if vaesKernel != 0 && len(src) >= 256 {
+		n := len(src) &^ 255
+		rk.vaes(dst, src, n, 1, tweak[:], enc)
+		dst, src = dst[n:], src[n:]
+	}
 	if len(src) == 0 {
 		return
 	}
@@ -45,5 +115,44 @@ func (rk *roundKeys) crypt(dst, src []byte, tweak *[16]byte, enc bool) {
 		xtsEncAsm(&rk.enc[0], rk.nr, &dst[0], &src[0], len(src)/16, tweak)
 	} else {
 		xtsDecAsm(&rk.dec[0], rk.nr, &dst[0], &src[0], len(src)/16, tweak)
+	}
+}
+
+// wide reports whether sectors of sectorSize bytes go to the VAES kernel
+// whole, through tweaks32 and cryptSectors.
+func (rk *roundKeys) wide(sectorSize int) bool { return vaesKernel != 0 && sectorSize%256 == 0 }
+
+// tweaks32 encrypts 32 IV blocks in place with the tweak key, with VAES.
+func (rk *roundKeys) tweaks32(b *[512]byte) {
+	if vaesKernel == 512 {
+		ecbEncVAES512(&rk.enc[0], rk.nr, &b[0], &b[0], 32)
+	} else {
+		ecbEncVAES(&rk.enc[0], rk.nr, &b[0], &b[0], 32)
+	}
+}
+
+// cryptSectors handles len(tweaks)/16 whole sectors of sectorSize bytes
+// (when wide(sectorSize)), sector i with the tweak at tweaks[16*i:], which
+// it overwrites, in one call of the VAES kernel.
+func (rk *roundKeys) cryptSectors(dst, src []byte, sectorSize int, tweaks []byte, enc bool) {
+	rk.vaes(dst, src, sectorSize, len(tweaks)/16, tweaks, enc)
+}
+
+// vaes runs the VAES kernel over nsectors sectors of size bytes (a
+// multiple of 256) with their tweaks; each tweak is advanced past its sector.
+func (rk *roundKeys) vaes(dst, src []byte, size, nsectors int, tweaks []byte, enc bool) {
+	if nsectors == 0 {
+		return
+	}
+	_, _, _ = dst[size*nsectors-1], src[size*nsectors-1], tweaks[16*nsectors-1]
+	switch {
+	case vaesKernel == 512 && enc:
+		xtsEncVAES512(&rk.enc[0], rk.nr, &dst[0], &src[0], size/16, nsectors, &tweaks[0])
+	case vaesKernel == 512:
+		xtsDecVAES512(&rk.dec[0], rk.nr, &dst[0], &src[0], size/16, nsectors, &tweaks[0])
+	case enc:
+		xtsEncVAES(&rk.enc[0], rk.nr, &dst[0], &src[0], size/16, nsectors, &tweaks[0])
+	default:
+		xtsDecVAES(&rk.dec[0], rk.nr, &dst[0], &src[0], size/16, nsectors, &tweaks[0])
 	}
 }
