@@ -18,3 +18,15 @@ func TestBenchReleaseSmall(t *testing.T) {
 		t.Fatalf("result: %+v", res)
 	}
 }
+
+// TestBenchReleaseOpenLoop: at a rate, guests boot on schedule: the storm
+// cannot end before the last guest's boot time, and everyone is released.
+func TestBenchReleaseOpenLoop(t *testing.T) {
+	res, err := benchRelease(context.Background(), benchOptions{guests: 30, concurrency: 8, chips: 3, rate: 100, ecdsaFor: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != 30 || res.Errors != 0 || res.OfferedRate != 100 || res.Seconds < 0.29 {
+		t.Fatalf("result: %+v", res)
+	}
+}
