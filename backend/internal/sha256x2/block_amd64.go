@@ -2,7 +2,11 @@
 
 package sha256x2
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"keyholder/backend/internal/cpuid"
+)
 
 //go:generate go run gen.go
 
@@ -18,17 +22,12 @@ func block2(ha, hb *[8]uint32, pa, pb *byte, nblocks int)
 //go:noescape
 func block1(h *[8]uint32, p *byte, nblocks int)
 
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-
 // hasKernel reports whether the CPU has the instructions the kernels use.
 // golang.org/x/sys/cpu has no flag for the SHA extensions: CPUID leaf 7
 // reports them in EBX bit 29.
 var hasKernel = cpu.X86.HasAVX && cpu.X86.HasSSE41 && cpu.X86.HasSSSE3 && hasSHA()
 
 func hasSHA() bool {
-	if maxID, _, _, _ := cpuid(0, 0); maxID < 7 {
-		return false
-	}
-	_, ebx, _, _ := cpuid(7, 0)
+	ebx, _ := cpuid.Leaf7()
 	return ebx&(1<<29) != 0
 }

@@ -70,8 +70,6 @@ func main() {
 	function("block1", "func block1(h *[8]uint32, p *byte, nblocks int)", 0, 24,
 		[]lane{a}, [][2]string{{"h+0(FP)", "p+8(FP)"}}, "nblocks+16(FP)")
 
-	cpuid()
-
 	if err := os.WriteFile("block_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -201,19 +199,4 @@ func quad(l lane, q int) {
 	if q >= 1 && q <= 12 {
 		in("SHA256MSG1", cur+", "+prev)
 	}
-}
-
-// cpuid emits func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32):
-// golang.org/x/sys/cpu does not report SHA-NI.
-func cpuid() {
-	emit("// func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)")
-	emit("TEXT ·cpuid(SB), NOSPLIT, $0-24")
-	in("MOVL", "eaxArg+0(FP), AX")
-	in("MOVL", "ecxArg+4(FP), CX")
-	in("CPUID", "")
-	in("MOVL", "AX, eax+8(FP)")
-	in("MOVL", "BX, ebx+12(FP)")
-	in("MOVL", "CX, ecx+16(FP)")
-	in("MOVL", "DX, edx+20(FP)")
-	in("RET", "")
 }

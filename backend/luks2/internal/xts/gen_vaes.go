@@ -361,18 +361,6 @@ GLOBL xtsPoly<>(SB), RODATA|NOPTR, $16
 	kernel512("xtsDecVAES512", "DEC")
 	ecb("ecbEncVAES", 256)
 	ecb("ecbEncVAES512", 512)
-	b.WriteString(`
-// func cpuid(leaf, sub uint32) (a, b, c, d uint32)
-TEXT ·cpuid(SB), NOSPLIT, $0-24
-	MOVL leaf+0(FP), AX
-	MOVL sub+4(FP), CX
-	CPUID
-	MOVL AX, a+8(FP)
-	MOVL BX, b+12(FP)
-	MOVL CX, c+16(FP)
-	MOVL DX, d+20(FP)
-	RET
-`)
 	if err := os.WriteFile("xts_vaes_amd64.s", b.Bytes(), 0o644); err != nil {
 		panic(err)
 	}

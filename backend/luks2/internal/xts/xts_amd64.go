@@ -1,6 +1,10 @@
 package xts
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"keyholder/backend/internal/cpuid"
+)
 
 //go:noescape
 func xtsEncAsm(rk *byte, nr int, dst, src *byte, nblocks int, tweak *[16]byte)
@@ -33,8 +37,6 @@ func ecbEncVAES(rk *byte, nr int, dst, src *byte, nblocks int)
 //go:noescape
 func ecbEncVAES512(rk *byte, nr int, dst, src *byte, nblocks int)
 
-func cpuid(leaf, sub uint32) (a, b, c, d uint32)
-
 //go:noescape
 func ecbEnc8(rk *byte, nr int, dst, src *byte)
 
@@ -52,7 +54,7 @@ var haveAESNI = cpu.X86.HasAES && cpu.X86.HasSSE41
 var haveVAES = haveAESNI && cpu.X86.HasAVX2 && cpu.X86.HasPCLMULQDQ && leaf7ecx()&(1<<9|1<<10) == 1<<9|1<<10
 
 func leaf7ecx() uint32 {
-	_, _, c, _ := cpuid(7, 0)
+	_, c := cpuid.Leaf7()
 	return c
 }
 
@@ -64,10 +66,7 @@ var haveVAES512 = haveVAES && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X
 // only there: it was measured on Zen 4, which runs 512-bit operations as
 // two 256-bit halves at full clock, while several Intel AVX-512 parts lower
 // their clock for 512-bit work.
-func isAMD() bool {
-	_, b, c, d := cpuid(0, 0)
-	return b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163
-}
+func isAMD() bool { return cpuid.IsAMD() }
 
 // vaesKernel selects the kernel for whole runs of sixteen blocks: 512
 // (ZMM), 256 (YMM) or 0 (none: everything goes to the AES-NI kernel). It is
