@@ -9,9 +9,8 @@ import (
 	"sync"
 
 	"github.com/google/go-tpm-tools/client"
-	pb "github.com/google/go-tpm-tools/proto/attest"
-	"google.golang.org/protobuf/proto"
 
+	"keyholder/backend/internal/tpmwire"
 	"keyholder/backend/release/wire"
 )
 
@@ -90,7 +89,7 @@ func (v *VTPM) Evidence(ctx context.Context, reportData [64]byte) (wire.Evidence
 		if err != nil {
 			return fmt.Errorf("vTPM quote: %w", err)
 		}
-		raw, err := proto.Marshal(att)
+		raw, err := tpmwire.Marshal(att)
 		if err != nil {
 			return err
 		}
@@ -109,12 +108,12 @@ func FitTPMAttestation(raw []byte) ([]byte, error) {
 	if len(raw) <= wire.MaxTPMSize {
 		return raw, nil
 	}
-	var att pb.Attestation
-	if err := proto.Unmarshal(raw, &att); err != nil {
+	att, err := tpmwire.Unmarshal(raw)
+	if err != nil {
 		return nil, fmt.Errorf("vTPM attestation: %w", err)
 	}
 	att.EventLog, att.CanonicalEventLog = nil, nil
-	out, err := proto.Marshal(&att)
+	out, err := tpmwire.Marshal(att)
 	if err != nil {
 		return nil, err
 	}

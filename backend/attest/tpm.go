@@ -14,7 +14,8 @@ import (
 	pb "github.com/google/go-tpm-tools/proto/attest"
 	"github.com/google/go-tpm-tools/server"
 	"github.com/google/go-tpm/legacy/tpm2"
-	"google.golang.org/protobuf/proto"
+
+	"keyholder/backend/internal/tpmwire"
 )
 
 // TPMState is the machine state a verified vTPM attestation shows.
@@ -44,14 +45,14 @@ func parseTPMAttestation(b []byte) (*pb.Attestation, error) {
 	if len(b) > MaxTPMSize {
 		return nil, fmt.Errorf("%w: vTPM attestation is %d bytes, the limit is %d", ErrMalformed, len(b), MaxTPMSize)
 	}
-	var att pb.Attestation
-	if err := proto.Unmarshal(b, &att); err != nil {
+	att, err := tpmwire.Unmarshal(b)
+	if err != nil {
 		return nil, fmt.Errorf("%w: vTPM attestation: %v", ErrMalformed, err)
 	}
 	if len(att.GetAkPub()) == 0 || len(att.GetQuotes()) == 0 {
 		return nil, fmt.Errorf("%w: vTPM attestation has no attestation key or no quote", ErrMalformed)
 	}
-	return &att, nil
+	return att, nil
 }
 
 // CheckTPM checks that raw is a go-tpm-tools attestation with an

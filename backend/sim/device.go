@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/client"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"keyholder/backend/attest"
 )
@@ -73,15 +73,15 @@ func (d *Device) GetRawQuoteAtLevel(reportData [64]byte, vmpl uint) ([]uint8, er
 // Product describes the simulated chip (deprecated in go-sev-guest, still
 // part of its interfaces).
 func (d *Device) Product() *spb.SevProduct {
-	p := &spb.SevProduct{MachineStepping: wrapperspb.UInt32(1)}
+	// The family, model and stepping of each product's CPUID, as the KDS
+	// specification lists them (Milan B1, Genoa B1, Turin C0).
 	switch d.chip.product {
 	case attest.Milan:
-		p.Name = spb.SevProduct_SEV_PRODUCT_MILAN
+		return abi.SevProductFromCpuid1Eax(abi.FmsToCpuid1Eax(0x19, 0x01, 1))
 	case attest.Genoa:
-		p.Name = spb.SevProduct_SEV_PRODUCT_GENOA
+		return abi.SevProductFromCpuid1Eax(abi.FmsToCpuid1Eax(0x19, 0x11, 1))
 	case attest.Turin:
-		p.Name = spb.SevProduct_SEV_PRODUCT_TURIN
-		p.MachineStepping = wrapperspb.UInt32(0)
+		return abi.SevProductFromCpuid1Eax(abi.FmsToCpuid1Eax(0x1A, 0x02, 0))
 	}
-	return p
+	return &spb.SevProduct{Name: spb.SevProduct_SEV_PRODUCT_UNKNOWN}
 }

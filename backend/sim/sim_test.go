@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
+
 	"keyholder/backend/attest"
 	"keyholder/backend/sim"
 )
@@ -87,5 +89,28 @@ func TestChipsDiffer(t *testing.T) {
 	va2, _ := a2.VCEKCert(sim.DefaultTCB(attest.Genoa))
 	if string(va) != string(va2) {
 		t.Fatal("the same chip got two different VCEK certificates")
+	}
+}
+
+// The simulated device names its product and stepping as go-sev-guest
+// expects them of real hardware.
+func TestDeviceProduct(t *testing.T) {
+	for _, c := range []struct {
+		p        attest.Product
+		name     spb.SevProduct_SevProductName
+		stepping uint32
+	}{
+		{attest.Milan, spb.SevProduct_SEV_PRODUCT_MILAN, 1},
+		{attest.Genoa, spb.SevProduct_SEV_PRODUCT_GENOA, 1},
+		{attest.Turin, spb.SevProduct_SEV_PRODUCT_TURIN, 0},
+	} {
+		chip, err := sim.NewChip(c.p, "product-"+string(c.p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sim.NewDevice(chip, sim.ReportOptions{}).Product()
+		if got.GetName() != c.name || got.GetMachineStepping().GetValue() != c.stepping {
+			t.Fatalf("%s: product %v stepping %d", c.p, got.GetName(), got.GetMachineStepping().GetValue())
+		}
 	}
 }

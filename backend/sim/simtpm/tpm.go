@@ -14,7 +14,8 @@ import (
 	"github.com/google/go-tpm-tools/simulator"
 	"github.com/google/go-tpm/legacy/tpm2"
 	"github.com/google/go-tpm/tpmutil"
-	"google.golang.org/protobuf/proto"
+
+	"keyholder/backend/internal/tpmwire"
 )
 
 var (
@@ -90,5 +91,5 @@ func attestLog(o Options, log, nonce []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
 	}
-	return proto.Marshal(att)
+	return tpmwire.Marshal(att)
 }
