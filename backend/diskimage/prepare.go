@@ -608,7 +608,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 			<-j.done
 			if paired {
 				if ctx.Err() == nil {
-					if err := guardMapped(func() { hashBoth(srcPair, outPair, j.buf.b[:j.buf.r], j.out[:j.n]) }); err != nil {
+					if err := guardMapped(func() { sha256x2.WriteBoth(srcPair, outPair, j.buf.b[:j.buf.r], j.out[:j.n]) }); err != nil {
 						fail(err)
 					}
 				}
@@ -822,22 +822,6 @@ func hashPieces(h hash.Hash, b []byte) {
 		b = b[piece:]
 	}
 	h.Write(b)
-}
-
-// hashBoth feeds src to a and out to b, in pieces as hashPieces does;
-// equal lengths go through the two-stream kernel.
-func hashBoth(a, b *sha256x2.Digest, src, out []byte) {
-	if len(src) != len(out) {
-		hashPieces(a, src)
-		hashPieces(b, out)
-		return
-	}
-	const piece = 256 << 10
-	for len(src) > 0 {
-		n := min(piece, len(src))
-		sha256x2.WriteBoth(a, b, src[:n], out[:n])
-		src, out = src[n:], out[n:]
-	}
 }
 
 func syncDir(dir string) {

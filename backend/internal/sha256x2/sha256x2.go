@@ -91,10 +91,17 @@ func (d *Digest) Write(p []byte) (int, error) {
 	if !d.init {
 		d.Reset()
 	}
-	if d.fb != nil {
-		return d.fb.Write(p)
-	}
 	n := len(p)
+	if d.fb != nil {
+		// In pieces, as the kernels go: crypto/sha256's assembly cannot be
+		// preempted either.
+		for len(p) > 0 {
+			k := min(len(p), chunkBlocks*BlockSize)
+			d.fb.Write(p[:k])
+			p = p[k:]
+		}
+		return n, nil
+	}
 	d.len += uint64(n)
 	if d.nx > 0 {
 		c := copy(d.x[d.nx:], p)
@@ -186,8 +193,9 @@ func WriteBoth(a, b *Digest, pa, pb []byte) {
 	b.len += uint64(b.nx)
 }
 
-// chunkBlocks bounds the blocks per kernel call: assembly cannot be
-// preempted, and 1024 blocks (of one or of both streams) take about 40 µs.
+// chunkBlocks bounds the blocks per kernel call (and per write to the
+// crypto/sha256 fallback): assembly cannot be preempted, and 1024 blocks
+// (of one or of both streams) take about 40 µs.
 const chunkBlocks = 1024
 
 // blocks2 hashes the whole blocks of pa into ha and of pb into hb;
