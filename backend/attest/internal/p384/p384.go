@@ -5,16 +5,30 @@
 // A verification computes u1·G + u2·Q. crypto/ecdsa has precomputed
 // multiples of the generator G, so u1·G costs 96 point additions (and
 // constant-time table scans); u2·Q, for an arbitrary key Q, costs 384
-// doublings and 96 additions and is about three quarters of a verification. A report-signing key (a chip's VCEK or
-// a VLEK) signs every report of every guest on that chip, so the console
-// verifies with the same few keys over and over: a per-key table of
-// multiples [d·32^i]Q turns u2·Q into 77 additions, and a wider shared
-// table for G turns u1·G into 48.
-// Both scalars and the signature are public, so the table is indexed
-// directly (no constant-time selection is needed or done).
+// doublings and 96 additions and is about three quarters of a
+// verification. A report-signing key (a chip's VCEK or a VLEK) signs every
+// report of every guest on that chip, so the console verifies with the
+// same few keys over and over: a per-key table of affine multiples
+// [d·128^i]Q (d = 1…64) turns u2·Q into 55 additions of a table point or
+// its negative (8 multiplications and 3 squarings each) to a Jacobian
+// accumulator, and a wider shared table for G ([d·1024^i]G, d = 1…512)
+// turns u1·G into 39. The scalars are written in signed digits, so a table
+// holds only half the multiples: a point's negative costs a field
+// negation. The sum is never converted back to affine coordinates:
+// x/z² ≡ r (mod n) is checked as x = r·z² or, when r + n < p,
+// x = (r+n)·z².
 //
-// The result is checked against crypto/ecdsa on random and malformed
-// signatures in the tests and by a fuzz target.
+// The field arithmetic is this package's own (fe.go): six-word Montgomery
+// form, with multiplication in amd64 assembly using MULX, ADCX and ADOX
+// where the CPU has them (BMI2 and ADX) and in Go otherwise.
+//
+// Both scalars, the key and the signature are public, so nothing here is
+// constant time: tables are indexed directly and the exceptional cases of
+// the addition formulas are branched on.
+//
+// The result is checked against crypto/ecdsa on random, malformed and
+// constructed signatures in the tests and by a fuzz target, with both the
+// assembly and the Go arithmetic.
 package p384
 
 import (
@@ -30,34 +44,40 @@ import (
 // order is n, the order of the P-384 group.
 var order = elliptic.P384().Params().N
 
+// pMinusN is p − n: r + n < p exactly when r < p − n.
+var pMinusN = new(big.Int).Sub(pBig, order)
+
 const scalarLen = 48
 
-// Window widths: a key's table has ceil(384/keyWindow) rows of
-// 2^keyWindow-1 multiples (5 bits: 77 rows of 31, about 420 KiB); the
-// generator's one shared table uses 8-bit windows (48 rows of 255, about
-// 2 MiB, made once). A verification then costs 77 + 48 point additions
-// where crypto/ecdsa's costs 96 additions for G plus 384 doublings and 96
-// additions for Q.
+// Window widths of the signed digits: a key's table has 55 rows of 64
+// affine points (96 bytes each: 330 KiB); the generator's one shared table
+// has 39 rows of 512 (1.9 MiB, made once). Narrower key windows save
+// memory but cost more additions: 6 bits would take 195 KiB and 65.
 const (
-	keyWindow = 5
-	genWindow = 8
+	keyWindow = 7
+	genWindow = 10
 )
+
+// rows is how many signed w-bit digits a scalar below 2^384 takes (one
+// more bit than unsigned ones: the top digit may carry).
+func rows(w int) int { return (8*scalarLen + w) / w }
 
 // PublicKey is a P-384 public key with its table.
 type PublicKey struct {
 	table table
 }
 
-// table holds [d·2^(w·i)]P at rows[i][d-1].
+// table holds [d·2^(w·i)]P at points[i·2^(w−1) + d−1] for d = 1…2^(w−1).
 type table struct {
-	w    int
-	rows [][]*nistec.P384Point
+	w      int
+	points []affine
 }
 
 // TableBytes is about what a PublicKey holds in memory.
-const TableBytes = (384 + keyWindow - 1) / keyWindow * (1<<keyWindow - 1) * (3*48 + 4*8)
+const TableBytes = (8*scalarLen + keyWindow) / keyWindow * (1 << (keyWindow - 1)) * 2 * 6 * 8
 
-// NewPublicKey makes the table for pub (about 2,700 point operations).
+// NewPublicKey makes the table for pub (about 390 doublings, 3,500
+// additions and two inversions).
 func NewPublicKey(pub *ecdsa.PublicKey) (*PublicKey, error) {
 	if pub == nil || pub.Curve != elliptic.P384() {
 		return nil, errors.New("p384: not a P-384 key")
@@ -66,44 +86,88 @@ func NewPublicKey(pub *ecdsa.PublicKey) (*PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := nistec.NewP384Point().SetBytes(enc)
-	if err != nil {
+	// nistec checks that the point is on the curve (and not infinity).
+	if _, err := nistec.NewP384Point().SetBytes(enc); err != nil {
 		return nil, err
 	}
-	return &PublicKey{table: newTable(q, keyWindow)}, nil
+	var q affine
+	if len(enc) != 1+2*scalarLen ||
+		!feFromBig(&q.x, new(big.Int).SetBytes(enc[1:1+scalarLen])) ||
+		!feFromBig(&q.y, new(big.Int).SetBytes(enc[1+scalarLen:])) {
+		return nil, errors.New("p384: bad key encoding")
+	}
+	return &PublicKey{table: newTable(&q, keyWindow)}, nil
 }
 
 // generator is the table for G, shared by every key (made on first use).
-// nistec's own generator table is selected from in constant time, which a
-// verification does not need.
 var generator = sync.OnceValue(func() table {
-	return newTable(nistec.NewP384Point().SetGenerator(), genWindow)
+	params := elliptic.P384().Params()
+	var g affine
+	feFromBig(&g.x, params.Gx)
+	feFromBig(&g.y, params.Gy)
+	return newTable(&g, genWindow)
 })
 
-func newTable(q *nistec.P384Point, w int) table {
-	t := table{w: w, rows: make([][]*nistec.P384Point, (8*scalarLen+w-1)/w)}
-	base := nistec.NewP384Point().Set(q)
-	for i := range t.rows {
-		row := make([]*nistec.P384Point, 1<<w-1)
-		row[0] = nistec.NewP384Point().Set(base)
-		for j := 1; j < len(row); j++ {
-			row[j] = nistec.NewP384Point().Add(row[j-1], base)
-		}
-		t.rows[i] = row
+func newTable(q *affine, w int) table {
+	nrows, half := rows(w), 1<<(w-1)
+	// The first point of each row, [2^(w·i)]Q, by doubling.
+	bases := make([]jacobian, nrows)
+	var acc jacobian
+	acc.addAffine(q, false)
+	for i := range bases {
+		bases[i] = acc
 		for range w {
-			base.Double(base)
+			acc.double(&acc)
 		}
 	}
+	affBases := make([]affine, nrows)
+	normalize(affBases, bases)
+	// The rest of each row by adding its first point.
+	all := make([]jacobian, nrows*half)
+	for i := range nrows {
+		row := all[i*half : (i+1)*half]
+		row[0].addAffine(&affBases[i], false)
+		for d := 1; d < half; d++ {
+			row[d] = row[d-1]
+			row[d].addAffine(&affBases[i], false)
+		}
+	}
+	t := table{w: w, points: make([]affine, len(all))}
+	normalize(t.points, all)
 	return t
 }
 
 // add adds scalar·(the table's point) to p; scalar is big-endian.
-func (t table) add(p *nistec.P384Point, scalar *[scalarLen]byte) {
-	for i := range t.rows {
-		if d := digit(scalar, i*t.w, t.w); d != 0 {
-			p.Add(p, t.rows[i][d-1])
+func (t table) add(p *jacobian, scalar *[scalarLen]byte) {
+	var digits [8*scalarLen + 1]int
+	n := recode(scalar, t.w, digits[:])
+	half := 1 << (t.w - 1)
+	for i, d := range digits[:n] {
+		switch {
+		case d > 0:
+			p.addAffine(&t.points[i*half+d-1], false)
+		case d < 0:
+			p.addAffine(&t.points[i*half-d-1], true)
 		}
 	}
+}
+
+// recode writes the signed w-bit digits of the big-endian scalar to
+// digits, least significant first, each in [−2^(w−1), 2^(w−1)], and
+// returns how many there are (rows(w)); the scalar is Σ digits[i]·2^(w·i).
+func recode(scalar *[scalarLen]byte, w int, digits []int) int {
+	n := rows(w)
+	carry := 0
+	for i := range n {
+		d := digit(scalar, i*w, w) + carry
+		carry = 0
+		if d > 1<<(w-1) {
+			d -= 1 << w
+			carry = 1
+		}
+		digits[i] = d
+	}
+	return n
 }
 
 // digit returns bits [bit, bit+w) of the big-endian scalar (w <= 8).
@@ -142,14 +206,24 @@ func (k *PublicKey) Verify(hash []byte, r, s *big.Int) bool {
 	var b1, b2 [scalarLen]byte
 	u1.FillBytes(b1[:])
 	u2.FillBytes(b2[:])
-	p := nistec.NewP384Point() // the identity
-	generator().add(p, &b1)
-	k.table.add(p, &b2)
-	x, err := p.BytesX() // fails for the point at infinity
-	if err != nil {
+	var p jacobian // the point at infinity
+	generator().add(&p, &b1)
+	k.table.add(&p, &b2)
+	if p.z.isZero() {
 		return false
 	}
-	v := new(big.Int).SetBytes(x)
-	v.Mod(v, order)
-	return v.Cmp(r) == 0
+	// x/z² mod n = r, with x/z² in [0, p) and p < 2n: x/z² is r or r + n.
+	var zz, rz fe
+	feSqr(&zz, &p.z)
+	feFromBig(&rz, r) // r < n < p
+	feMul(&rz, &rz, &zz)
+	if rz == p.x {
+		return true
+	}
+	if r.Cmp(pMinusN) >= 0 {
+		return false
+	}
+	feFromBig(&rz, new(big.Int).Add(r, order))
+	feMul(&rz, &rz, &zz)
+	return rz == p.x
 }

@@ -33,7 +33,9 @@ func sign(t testing.TB, priv *ecdsa.PrivateKey, msg []byte) ([]byte, *big.Int, *
 
 // Every verdict must be crypto/ecdsa's: valid signatures, and each kind of
 // wrong one.
-func TestAgreesWithECDSA(t *testing.T) {
+func TestAgreesWithECDSA(t *testing.T) { forEachImpl(t, testAgreesWithECDSA) }
+
+func testAgreesWithECDSA(t *testing.T) {
 	priv, pub := newKey(t)
 	other, _ := newKey(t)
 	n := order
@@ -76,7 +78,9 @@ func TestAgreesWithECDSA(t *testing.T) {
 }
 
 // Scalars with zero windows and extreme values exercise every table row.
-func TestExtremeScalars(t *testing.T) {
+func TestExtremeScalars(t *testing.T) { forEachImpl(t, testExtremeScalars) }
+
+func testExtremeScalars(t *testing.T) {
 	priv, pub := newKey(t)
 	nMinus1 := new(big.Int).Sub(order, big.NewInt(1))
 	for _, r := range []*big.Int{big.NewInt(1), big.NewInt(16), nMinus1, new(big.Int).Lsh(big.NewInt(1), 380)} {
@@ -99,7 +103,8 @@ func TestRefusesOtherCurves(t *testing.T) {
 	}
 }
 
-// FuzzVerify: any hash and signature bytes get crypto/ecdsa's verdict.
+// FuzzVerify: any hash and signature bytes get crypto/ecdsa's verdict,
+// with the assembly and the Go arithmetic.
 func FuzzVerify(f *testing.F) {
 	priv, pub := newKey(f)
 	h, r, s := sign(f, priv, []byte("seed"))
@@ -109,8 +114,13 @@ func FuzzVerify(f *testing.F) {
 	f.Add(h[:10], order.Bytes(), []byte{})
 	f.Fuzz(func(t *testing.T, h, rb, sb []byte) {
 		r, s := new(big.Int).SetBytes(rb), new(big.Int).SetBytes(sb)
-		if got, want := pub.Verify(h, r, s), ecdsa.Verify(&priv.PublicKey, h, r, s); got != want {
-			t.Fatalf("p384 %v, crypto/ecdsa %v", got, want)
+		want := ecdsa.Verify(&priv.PublicKey, h, r, s)
+		defer func(old bool) { useADX = old }(useADX)
+		for _, asm := range []bool{false, haveADX} {
+			useADX = asm
+			if got := pub.Verify(h, r, s); got != want {
+				t.Fatalf("p384 (assembly %v) %v, crypto/ecdsa %v", asm, got, want)
+			}
 		}
 		// A signature the fuzzer finds valid must be one: sign its hash.
 		h2, r2, s2 := sign(t, priv, h)
@@ -184,5 +194,29 @@ func TestDigits(t *testing.T) {
 				t.Fatalf("w=%d: windows add up to %x, scalar %x", w, sum, want)
 			}
 		}
+	}
+}
+
+// BenchmarkVerify64Keys verifies with 64 keys round-robin, as the release
+// engine's boot storm does: their tables compete for the caches.
+func BenchmarkVerify64Keys(b *testing.B) {
+	type sig struct {
+		pub  *PublicKey
+		h    []byte
+		r, s *big.Int
+	}
+	sigs := make([]sig, 64)
+	for i := range sigs {
+		priv, pub := newKey(b)
+		h, r, s := sign(b, priv, []byte{byte(i)})
+		sigs[i] = sig{pub, h, r, s}
+	}
+	i := 0
+	for b.Loop() {
+		c := &sigs[i%len(sigs)]
+		if !c.pub.Verify(c.h, c.r, c.s) {
+			b.Fatal("refused")
+		}
+		i++
 	}
 }
