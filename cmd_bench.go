@@ -115,11 +115,13 @@ signature table, inside the storm.
   throughput:      %.0f releases/s
   end-to-end:      p50 %.2f ms, p99 %.2f ms, max %.2f ms (%s)
   service time:    p50 %.2f ms, p99 %.2f ms, max %.2f ms (CPU slot to durable decision and sealed secret)
+  CPU:             %.0f µs per release, cores %.0f %% busy
   ECDSA P-384:     %.0f verifies/s on %d cores (raw, same run)
   ratio:           %.0f %% of the raw verify rate
 `, res.Guests, res.Concurrency, res.Cores, admitted, res.OK, res.Errors, res.Seconds, res.PerSecond,
 				res.P50ms, res.P99ms, res.MaxMs, endToEnd,
 				res.ServiceP50ms, res.ServiceP99ms, res.ServiceMaxMs,
+				res.CPUPerReleaseUs, 100*res.CPUBusy,
 				res.ECDSAPerSecond, res.Cores, 100*res.Ratio)
 			if res.Errors > 0 {
 				return &exitError{code: 1, msg: fmt.Sprintf("%d releases failed (first: %s)", res.Errors, res.FirstError)}
@@ -161,9 +163,16 @@ type BenchResult struct {
 	MaxMs float64 `json:"max_ms"`
 	// Service time: from admission until the decision is durable and the
 	// secret sealed, measured inside the engine.
-	ServiceP50ms   float64 `json:"service_p50_ms"`
-	ServiceP99ms   float64 `json:"service_p99_ms"`
-	ServiceMaxMs   float64 `json:"service_max_ms"`
+	ServiceP50ms float64 `json:"service_p50_ms"`
+	ServiceP99ms float64 `json:"service_p99_ms"`
+	ServiceMaxMs float64 `json:"service_max_ms"`
+	// CPUPerReleaseUs is the process's CPU time during the storm (every
+	// goroutine: engine, simulated guests' calls, runtime) per release, in
+	// µs; cores / CPUPerRelease is the rate the machine could sustain if
+	// nothing ever waited. 0 where it is not measured.
+	CPUPerReleaseUs float64 `json:"cpu_per_release_us,omitempty"`
+	// CPUBusy is that CPU time as a share of all cores over the storm.
+	CPUBusy        float64 `json:"cpu_busy,omitempty"`
 	ECDSAPerSecond float64 `json:"ecdsa_p384_verifies_per_second"`
 	Ratio          float64 `json:"ratio"`
 }
@@ -313,7 +322,7 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 				if err != nil {
 					return nil, err
 				}
-				if _, err := av.Verify(ctx, ev, "img_bench", rd); err != nil {
+				if _, err := av.Verify(ctx, ev, release.Image{ID: "img_bench"}, rd); err != nil {
 					return nil, fmt.Errorf("bench warm-up: %w", err)
 				}
 			}
@@ -351,6 +360,7 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	if o.rateOfCeiling > 0 {
 		rate = o.rateOfCeiling * ecdsaRate
 	}
+	cpu0 := processCPU()
 	start := time.Now()
 	for w := 0; w < o.concurrency; w++ {
 		wg.Add(1)
@@ -373,6 +383,7 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	if prof != nil {
 		pprof.StopCPUProfile()
 	}
@@ -410,6 +421,10 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	slices.Sort(svc)
 	res.ServiceP50ms, res.ServiceP99ms, res.ServiceMaxMs = pct(svc, 0.50), pct(svc, 0.99), pct(svc, 1)
 	res.PerSecond = float64(res.OK) / elapsed.Seconds()
+	if cpu > 0 {
+		res.CPUPerReleaseUs = float64(cpu.Microseconds()) / float64(o.guests)
+		res.CPUBusy = cpu.Seconds() / (elapsed.Seconds() * float64(res.Cores))
+	}
 	if ecdsaRate > 0 {
 		res.Ratio = res.PerSecond / ecdsaRate
 	}
