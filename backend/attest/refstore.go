@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"keyholder/backend/store"
@@ -29,7 +30,23 @@ var ErrInvalidReference = errors.New("invalid reference values")
 
 // References stores reference values per image, versioned: every change adds
 // a version, old versions are kept and listed.
-type References struct{ db *store.DB }
+type References struct {
+	db *store.DB
+
+	mu     sync.Mutex
+	latest map[string]cachedRef // LatestAt's, by image
+}
+
+// cachedRef is an image's newest reference values (or their absence, err)
+// as read at configuration version n.
+type cachedRef struct {
+	n   int64
+	ref ReferenceVersion
+	err error
+}
+
+// maxCachedRefs bounds LatestAt's cache (one entry per image).
+const maxCachedRefs = 1024
 
 // NewReferences returns the reference value store over db.
 func NewReferences(db *store.DB) *References { return &References{db: db} }
@@ -90,6 +107,52 @@ func PutReferenceTx(ctx context.Context, tx *sql.Tx, now time.Time, imageID stri
 // Latest returns the image's newest version, or store.ErrNotFound.
 func (s *References) Latest(ctx context.Context, imageID string) (ReferenceVersion, error) {
 	return scanRef(s.db.QueryRowContext(ctx, refSelect+` WHERE image_id = ? ORDER BY version DESC LIMIT 1`, imageID))
+}
+
+// LatestAt is Latest for a caller that read the database's configuration
+// version (store.ConfigVersionSQL) as n, in the snapshot its decision rests
+// on: values parsed at version n are reused, without a query, until any
+// change to reference values, policies or settings commits. n == 0 always
+// reads afresh. The values returned are shared: callers must not modify
+// them.
+func (s *References) LatestAt(ctx context.Context, imageID string, n int64) (ReferenceVersion, error) {
+	if n != 0 {
+		s.mu.Lock()
+		c, ok := s.latest[imageID]
+		s.mu.Unlock()
+		if ok && c.n == n {
+			return c.ref, c.err
+		}
+	}
+	// The version and the values in one statement: one snapshot.
+	var read int64
+	var r ReferenceVersion
+	var version sql.NullInt64
+	var body, hash, comment, created, by sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT cv.n, r.version, r.body, r.body_hash, r.comment, r.created_at, r.created_by
+		FROM config_version cv LEFT JOIN (
+			SELECT version, body, body_hash, comment, created_at, created_by FROM reference_values
+			WHERE image_id = ? ORDER BY version DESC LIMIT 1) r`, imageID).
+		Scan(&read, &version, &body, &hash, &comment, &created, &by)
+	if err != nil {
+		return r, fmt.Errorf("read reference values: %w", store.Classify(err))
+	}
+	if !version.Valid {
+		err = fmt.Errorf("reference values: %w", store.ErrNotFound)
+	} else {
+		r = ReferenceVersion{ImageID: imageID, Version: int(version.Int64), Hash: hash.String, Comment: comment.String, CreatedBy: by.String}
+		r.CreatedAt, _ = store.ParseTime(created.String)
+		if err = json.Unmarshal([]byte(body.String), &r.Values); err != nil {
+			err = fmt.Errorf("reference values %s v%d: %w", r.ImageID, r.Version, err)
+		}
+	}
+	s.mu.Lock()
+	if s.latest == nil || len(s.latest) >= maxCachedRefs {
+		s.latest = make(map[string]cachedRef)
+	}
+	s.latest[imageID] = cachedRef{n: read, ref: r, err: err}
+	s.mu.Unlock()
+	return r, err
 }
 
 // Get returns one version, or store.ErrNotFound.

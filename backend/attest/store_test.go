@@ -101,6 +101,75 @@ func TestReferenceVersions(t *testing.T) {
 	}
 }
 
+// LatestAt reuses what it read at a configuration version, and every
+// change to reference values (through Put or any other writer) moves the
+// version, so the next caller reads afresh.
+func TestLatestAtConfigVersion(t *testing.T) {
+	ctx := context.Background()
+	db := openStore(t)
+	refs := attest.NewReferences(db)
+	img := createImage(t, db, "web-01")
+	version := func() int64 {
+		t.Helper()
+		var n int64
+		if err := db.QueryRow(`SELECT ` + store.ConfigVersionSQL).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	n0 := version()
+	if _, err := refs.LatestAt(ctx, img, n0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LatestAt of an image without values: %v, want ErrNotFound", err)
+	}
+	if _, err := refs.Put(ctx, img, goodRef(attest.Milan), "alice", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	n1 := version()
+	if n1 == n0 {
+		t.Fatal("adding reference values did not move the configuration version")
+	}
+	v1, err := refs.LatestAt(ctx, img, n1)
+	if err != nil || v1.Version != 1 || v1.CreatedBy != "alice" || v1.Comment != "v1" || !v1.CreatedAt.Equal(testNow) {
+		t.Fatalf("LatestAt after Put: %+v, %v", v1, err)
+	}
+
+	// Another writer adds version 2 behind the store's back.
+	r2 := goodRef(attest.Milan)
+	r2.Measurements = append(r2.Measurements, measurement("v2"))
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := attest.PutReferenceTx(ctx, tx, testNow, img, r2, "bob", "v2")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2 := version()
+	if n2 == n1 {
+		t.Fatal("a second version did not move the configuration version")
+	}
+	// A caller still holding n1 gets what was read at n1 (its snapshot);
+	// one that read n2 gets version 2.
+	if got, _ := refs.LatestAt(ctx, img, n1); got.Version != 1 {
+		t.Fatalf("LatestAt(n1) = version %d, want the cached 1", got.Version)
+	}
+	if got, err := refs.LatestAt(ctx, img, n2); err != nil || got.Version != 2 || len(got.Values.Measurements) != 2 {
+		t.Fatalf("LatestAt(n2) = %+v, %v", got, err)
+	}
+	// Deleting (restoring an older database, say) moves it too.
+	if _, err := db.Exec(`DELETE FROM reference_values WHERE image_id = ? AND version = 2`, img); err != nil {
+		t.Fatal(err)
+	}
+	n3 := version()
+	if got, err := refs.LatestAt(ctx, img, n3); n3 == n2 || err != nil || got.Version != 1 {
+		t.Fatalf("after deleting version 2 (version %d→%d): %+v, %v", n2, n3, got, err)
+	}
+	// n == 0 always reads.
+	if got, err := refs.LatestAt(ctx, img, 0); err != nil || got.Version != 1 {
+		t.Fatalf("LatestAt(0) = %+v, %v", got, err)
+	}
+}
+
 func TestCertCacheVerify(t *testing.T) {
 	ctx := context.Background()
 	db := openStore(t)

@@ -76,10 +76,10 @@ var notAuthentic = map[attest.Code]bool{
 }
 
 // Verify implements Verifier.
-func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, imageID string, expected [64]byte) (Claims, error) {
+func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error) {
 	var ref *attest.ReferenceValues
-	if imageID != "" && a.References != nil {
-		rv, err := a.References.Latest(stmtContext(ctx), imageID)
+	if imageID := image.ID; imageID != "" && a.References != nil {
+		rv, err := a.References.LatestAt(stmtContext(ctx), imageID, image.ConfigVersion)
 		switch {
 		case err == nil:
 			ref = &rv.Values

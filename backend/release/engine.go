@@ -21,15 +21,24 @@ import (
 )
 
 // Verifier checks a guest's evidence against the reference values of
-// imageID ("" when the volume has no image: authenticity only, which the
+// image.ID ("" when the volume has no image: authenticity only, which the
 // engine then treats as unverified) and the transcript hash expected in
 // REPORT_DATA. A refusal is Claims.Verified false with reasons; an error
 // means the check could not be made at all.
 type Verifier interface {
-	Verify(ctx context.Context, ev wire.Evidence, imageID string, expected [64]byte) (Claims, error)
+	Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error)
 	// AKDigest returns the SHA-256 of the vTPM attestation key the evidence
 	// carries (nil without a vTPM attestation); the transcript binds it.
 	AKDigest(ev wire.Evidence) []byte
+}
+
+// Image is the image whose reference values a verification applies, and
+// the configuration version (store.ConfigVersionSQL) the engine read with
+// the request's volume: reference values read at that version may be
+// reused. ConfigVersion 0 means unknown (read afresh).
+type Image struct {
+	ID            string
+	ConfigVersion int64
 }
 
 // Secrets is the part of the key service the engine uses
@@ -109,6 +118,9 @@ type Service struct {
 	mu         sync.Mutex
 	listenAddr string
 	pin        string
+
+	policyMu sync.Mutex
+	policies map[string]cachedPolicy // policyAt's, by image
 
 	// admit bounds the requests in service (Config.MaxInService); a
 	// goroutine blocked sending waits in arrival order.
@@ -241,11 +253,15 @@ type volumeInfo struct {
 	exists  bool
 	imageID string
 	status  string
+	// config is the configuration version read with the volume (0 when
+	// the volume does not exist).
+	config int64
 }
 
 func readVolume(ctx context.Context, q fleet.Queryer, id string) (volumeInfo, error) {
 	var v volumeInfo
-	err := q.QueryRowContext(ctx, `SELECT COALESCE(image_id, ''), status FROM volumes WHERE id = ?`, id).Scan(&v.imageID, &v.status)
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(image_id, ''), status, `+store.ConfigVersionSQL+` FROM volumes WHERE id = ?`, id).
+		Scan(&v.imageID, &v.status, &v.config)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, nil
 	}
@@ -364,13 +380,13 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
 	adm.started = time.Now() // service time runs from here
-	d.claims, err = s.verifier.Verify(ctx, req.Evidence, d.vol.imageID, d.expected)
+	d.claims, err = s.verifier.Verify(ctx, req.Evidence, Image{ID: d.vol.imageID, ConfigVersion: d.vol.config}, d.expected)
 	s.releaseCPU()
 	if err != nil {
 		return s.internal("verify evidence", err)
 	}
 	d.authentic = d.claims.Authentic && subtle.ConstantTimeCompare(d.claims.ReportData[:], d.expected[:]) == 1
-	d.policy, err = s.PolicyFor(sctx, d.vol.imageID)
+	d.policy, err = s.policyAt(sctx, d.vol.imageID, d.vol.config)
 	if err != nil {
 		return s.internal("read policy", err)
 	}

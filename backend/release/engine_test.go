@@ -38,7 +38,7 @@ const (
 
 func (fakeVerifier) AKDigest(ev wire.Evidence) []byte { return nil }
 
-func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, imageID string, expected [64]byte) (Claims, error) {
+func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error) {
 	r := ev.Report
 	var c Claims
 	copy(c.ReportData[:], r[offReportData:offReportData+64])
@@ -709,5 +709,39 @@ func TestCommitterSurvivesAFailingDecision(t *testing.T) {
 	rows.Close()
 	if strings.Join(keys, ",") != "a,d" {
 		t.Fatalf("committed keys %v, want a,d", keys)
+	}
+}
+
+// The engine reuses the policy it parsed until the configuration version
+// moves: a change, by the console or by any other writer of the database,
+// applies to the very next request.
+func TestPolicyChangesApplyToTheNextRequest(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx
+	if _, err := e.cust.Unlock(ctx, "alice", []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	g := guest{vm: "vm-1", vol: e.volume("data"), chip: 1, meas: 1, launch: 1, tcbSNP: 20}
+	e.released(g)
+	boot := func() (*wire.Release, error) {
+		g.launch++
+		return e.svc.Release(ctx, e.request(g, wire.PurposeBoot, 0).req)
+	}
+	if rel, err := boot(); err != nil || rel.Status != wire.StatusReleased {
+		t.Fatalf("routine boot with the policy cached: %+v %v", rel, err)
+	}
+	if err := SetPolicy(ctx, e.db, "officer:alice", "", &Policy{Actions: map[Class]Action{ClassRoutine: ActionDeny}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := boot(); code(err) != wire.CodeDeniedByPolicy {
+		t.Fatalf("routine boot after the console denied routine boots: %v", err)
+	}
+	// Another writer (a command-line tool, a restore) removes the setting
+	// behind the engine's back.
+	if _, err := e.db.Exec(`DELETE FROM settings WHERE key = ?`, settingPolicy); err != nil {
+		t.Fatal(err)
+	}
+	if rel, err := boot(); err != nil || rel.Status != wire.StatusReleased {
+		t.Fatalf("routine boot after the setting was removed: %+v %v", rel, err)
 	}
 }

@@ -16,37 +16,78 @@ const settingPolicy = "release.policy"
 // PolicyFor returns the effective policy for imageID ("" for the console
 // default alone).
 func (s *Service) PolicyFor(ctx context.Context, imageID string) (Policy, error) {
-	return loadPolicy(ctx, s.db, imageID)
+	p, _, err := loadPolicy(ctx, s.db, imageID)
+	return p, err
 }
 
 // LoadPolicy returns the effective policy for imageID from db.
 func LoadPolicy(ctx context.Context, db *store.DB, imageID string) (Policy, error) {
-	return loadPolicy(ctx, db, imageID)
+	p, _, err := loadPolicy(ctx, db, imageID)
+	return p, err
 }
 
-func loadPolicy(ctx context.Context, q querier, imageID string) (Policy, error) {
+// policyAt is PolicyFor for a request that read the configuration version
+// as n with its volume: the policy parsed at version n is reused (n == 0
+// reads afresh). The Policy returned is shared: callers must not modify
+// its maps.
+func (s *Service) policyAt(ctx context.Context, imageID string, n int64) (Policy, error) {
+	if n != 0 {
+		s.policyMu.Lock()
+		c, ok := s.policies[imageID]
+		s.policyMu.Unlock()
+		if ok && c.n == n {
+			return c.policy, nil
+		}
+	}
+	p, read, err := loadPolicy(ctx, s.db, imageID)
+	if err != nil {
+		return p, err
+	}
+	s.policyMu.Lock()
+	if s.policies == nil || len(s.policies) >= maxCachedPolicies {
+		s.policies = make(map[string]cachedPolicy)
+	}
+	s.policies[imageID] = cachedPolicy{n: read, policy: p}
+	s.policyMu.Unlock()
+	return p, nil
+}
+
+// cachedPolicy is an image's effective policy as read at configuration
+// version n.
+type cachedPolicy struct {
+	n      int64
+	policy Policy
+}
+
+// maxCachedPolicies bounds policyAt's cache (one entry per image).
+const maxCachedPolicies = 1024
+
+// loadPolicy returns the effective policy and the configuration version it
+// was read at (one statement, one snapshot).
+func loadPolicy(ctx context.Context, q querier, imageID string) (Policy, int64, error) {
 	p := DefaultPolicy()
 	var def, img sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT (SELECT value FROM settings WHERE key = ?), (SELECT policy FROM release_policies WHERE image_id = ?)`,
-		settingPolicy, imageID).Scan(&def, &img)
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT (SELECT value FROM settings WHERE key = ?), (SELECT policy FROM release_policies WHERE image_id = ?), `+store.ConfigVersionSQL,
+		settingPolicy, imageID).Scan(&def, &img, &n)
 	if err != nil {
-		return p, fmt.Errorf("read release policy: %w", store.Classify(err))
+		return p, 0, fmt.Errorf("read release policy: %w", store.Classify(err))
 	}
 	if def.Valid {
 		var d Policy
 		if err := json.Unmarshal([]byte(def.String), &d); err != nil {
-			return p, fmt.Errorf("release policy setting: %w", err)
+			return p, 0, fmt.Errorf("release policy setting: %w", err)
 		}
 		p = p.Override(&d)
 	}
 	if img.Valid && imageID != "" {
 		var ip Policy
 		if err := json.Unmarshal([]byte(img.String), &ip); err != nil {
-			return p, fmt.Errorf("policy of image %s: %w", imageID, err)
+			return p, 0, fmt.Errorf("policy of image %s: %w", imageID, err)
 		}
 		p = p.Override(&ip)
 	}
-	return p, nil
+	return p, n, nil
 }
 
 // SetPolicy stores the console default (imageID "") or an image's override

@@ -434,7 +434,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	if err := json.Unmarshal([]byte(claimsJSON), &claims); err != nil {
 		return nil, nil, nil, fmt.Errorf("request %s claims: %w", r.ID, err)
 	}
-	policy, err := loadPolicy(ctx, tx, vol.imageID)
+	policy, _, err := loadPolicy(ctx, tx, vol.imageID)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -194,6 +194,13 @@ func open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// ConfigVersionSQL is an expression for the configuration version: a
+// counter that every committed change to reference values, release
+// policies or settings increases (triggers of migration 0006). A reader
+// that selects it together with other rows may reuse what it parsed from
+// that configuration until the number moves.
+const ConfigVersionSQL = `(SELECT n FROM config_version)`
+
 // maxIdleConns is how many idle connections the pool keeps.
 const maxIdleConns = 16
 
