@@ -145,6 +145,14 @@ func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T
 	o := base
 	o.Result, o.Status, o.Released, o.Create, o.Evidence = ResultReleased, Verified, true, true, first
 	record(o)
+	if d, err := svc.Get(ctx, "vm-1", 10); err != nil || string(d.Evidence) != string(first) || string(d.ApprovedEvidence) != string(first) {
+		t.Fatalf("right after the release: evidence %s, approved %s, %v", d.Evidence, d.ApprovedEvidence, err)
+	}
+	// The released evidence is stored once.
+	var stored int
+	if err := db.QueryRow(`SELECT length(evidence) + length(approved_evidence) FROM vms WHERE id = 'vm-1'`).Scan(&stored); err != nil || stored > len(first)+1 {
+		t.Fatalf("the release stored %d bytes of evidence for %d (%v)", stored, len(first), err)
+	}
 	o = base
 	o.Result, o.Status, o.Evidence = ResultPending, Pending, second
 	record(o)
@@ -168,5 +176,26 @@ func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T
 	}
 	if prev, err := ApprovedEvidence(ctx, db, "vm-nobody"); err != nil || prev != nil {
 		t.Fatalf("ApprovedEvidence of an unknown VM = %s, %v", prev, err)
+	}
+
+	// A later release of another launch on another volume: the evidence,
+	// the binding and the launch all move.
+	third := json.RawMessage(`{"snp":{"measurement":"cc"},"tpm":null}`)
+	if _, err := db.Exec(`INSERT INTO volumes(id, name, created_at) VALUES ('vol-2', 'second', '2026-04-01T08:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	o = base
+	o.Result, o.Status, o.Released, o.Evidence, o.VolumeID, o.ReportID, o.Generation = ResultReleased, Verified, true, third, "vol-2", "r3", 2
+	record(o)
+	d, err = svc.Get(ctx, "vm-1", 10)
+	if err != nil || string(d.Evidence) != string(third) || string(d.ApprovedEvidence) != string(third) || d.Status != Verified {
+		t.Fatalf("after the second release: status %s, evidence %s, approved %s, %v", d.Status, d.Evidence, d.ApprovedEvidence, err)
+	}
+	h, err := Lookup(ctx, db, "vm-1", "c1", "m1", "r1")
+	if err != nil || h.VolumeID != "vol-2" || !h.ReportIDEarlierLaunch {
+		t.Fatalf("lookup after the second release: %+v, %v", h, err)
+	}
+	if h, _ := Lookup(ctx, db, "vm-2", "c1", "m1", "r3"); !h.ReportIDOtherVM {
+		t.Fatalf("vm-2 presenting vm-1's current launch r3 is not noticed: %+v", h)
 	}
 }

@@ -160,12 +160,18 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 	if o.ImageID != "" {
 		img = o.ImageID
 	}
-	// One UPDATE carries everything the observation changes: the status
-	// (a revoked VM stays revoked; "" leaves it), what authentic evidence
-	// showed, and what a release approved.
+	// One UPDATE carries what the observation changes in columns no index
+	// covers. The indexed ones (status, volume_id, report_id) are set by
+	// separate statements only when their value changes: SQLite rewrites an
+	// index entry for every indexed column an UPDATE names, changed or not,
+	// and a routine release or heartbeat would pay a page write per index
+	// for nothing.
+	//
+	// approved_evidence is '=' when it equals evidence (after a release,
+	// until newer evidence arrives), so a release does not store the same
+	// decoded evidence twice; approvedEvidenceSQL reads it back.
 	update := func() (int64, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE vms SET
-			status = CASE WHEN revoked != 0 THEN 'revoked' WHEN ?1 = '' THEN status ELSE ?1 END,
 			status_reason = CASE WHEN ?1 = '' THEN status_reason ELSE ?2 END,
 			simulated = CASE WHEN ?1 = '' THEN simulated ELSE ?3 END,
 			product = CASE WHEN ?4 THEN ?5 ELSE product END,
@@ -174,21 +180,42 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			tcb = CASE WHEN ?4 THEN ?8 ELSE tcb END,
 			last_evidence_at = CASE WHEN ?4 THEN ?9 ELSE last_evidence_at END,
 			stale_after = CASE WHEN ?10 != '' THEN ?10 ELSE stale_after END,
-			volume_id = CASE WHEN ?11 THEN NULLIF(?12, '') ELSE volume_id END,
-			image_id = CASE WHEN ?11 THEN COALESCE(?13, image_id) ELSE image_id END,
-			generation = CASE WHEN ?11 THEN ?14 ELSE generation END,
+			image_id = CASE WHEN ?11 THEN COALESCE(?12, image_id) ELSE image_id END,
+			generation = CASE WHEN ?11 THEN ?13 ELSE generation END,
 			approved_tcb = CASE WHEN ?11 THEN ?8 ELSE approved_tcb END,
-			report_id = CASE WHEN ?11 THEN ?15 ELSE report_id END,
 			last_release_at = CASE WHEN ?11 THEN ?9 ELSE last_release_at END,
-			evidence = CASE WHEN ?4 AND ?17 != '' THEN ?17 ELSE evidence END,
-			approved_evidence = CASE WHEN ?11 AND ?17 != '' THEN ?17 ELSE approved_evidence END
-			WHERE id = ?16`,
+			evidence = CASE WHEN ?4 AND ?15 != '' THEN ?15 ELSE evidence END,
+			approved_evidence = CASE
+				WHEN ?11 AND ?15 != '' THEN '='
+				WHEN ?4 AND ?15 != '' AND approved_evidence = '=' THEN evidence
+				ELSE approved_evidence END
+			WHERE id = ?14`,
 			string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
-			staleAfter, o.Released, o.VolumeID, img, o.Generation, o.ReportID, o.VMID, string(o.Evidence))
+			staleAfter, o.Released, img, o.Generation, o.VMID, string(o.Evidence))
 		if err != nil {
 			return 0, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
 		}
-		return res.RowsAffected()
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return n, err
+		}
+		if o.Status != "" {
+			// A revoked VM stays revoked.
+			if _, err := tx.ExecContext(ctx, `UPDATE vms SET status = CASE WHEN revoked != 0 THEN 'revoked' ELSE ?1 END
+				WHERE id = ?2 AND status != CASE WHEN revoked != 0 THEN 'revoked' ELSE ?1 END`, string(o.Status), o.VMID); err != nil {
+				return 0, fmt.Errorf("update status of guest %s: %w", o.VMID, store.Classify(err))
+			}
+		}
+		if o.Released {
+			if _, err := tx.ExecContext(ctx, `UPDATE vms SET volume_id = NULLIF(?1, '') WHERE id = ?2 AND volume_id IS NOT NULLIF(?1, '')`,
+				o.VolumeID, o.VMID); err != nil {
+				return 0, fmt.Errorf("bind guest %s: %w", o.VMID, store.Classify(err))
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE vms SET report_id = ?1 WHERE id = ?2 AND report_id IS NOT ?1`, o.ReportID, o.VMID); err != nil {
+				return 0, fmt.Errorf("update launch of guest %s: %w", o.VMID, store.Classify(err))
+			}
+		}
+		return n, nil
 	}
 	n, err := update()
 	if err != nil {
@@ -246,7 +273,7 @@ func SetStatusTx(ctx context.Context, tx Writer, vmID string, st Status, reason 
 // launch, or nil before its first release.
 func ApprovedEvidence(ctx context.Context, q Queryer, vmID string) (json.RawMessage, error) {
 	var ev string
-	err := q.QueryRowContext(ctx, `SELECT approved_evidence FROM vms WHERE id = ?`, vmID).Scan(&ev)
+	err := q.QueryRowContext(ctx, `SELECT `+approvedEvidenceSQL+` FROM vms WHERE id = ?`, vmID).Scan(&ev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -258,6 +285,10 @@ func ApprovedEvidence(ctx context.Context, q Queryer, vmID string) (json.RawMess
 	}
 	return json.RawMessage(ev), nil
 }
+
+// approvedEvidenceSQL reads vms.approved_evidence ('=': the same as
+// evidence, see Record).
+const approvedEvidenceSQL = `CASE approved_evidence WHEN '=' THEN evidence ELSE approved_evidence END`
 
 func jsonOrNull(s string) json.RawMessage {
 	if s == "" || !json.Valid([]byte(s)) {
@@ -316,7 +347,7 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 	}
 	d.Guest = gs[0]
 	var ev, approved string
-	if err := s.db.QueryRowContext(ctx, `SELECT status_reason, evidence, approved_evidence FROM vms WHERE id = ?`, id).Scan(&d.StatusReason, &ev, &approved); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT status_reason, evidence, `+approvedEvidenceSQL+` FROM vms WHERE id = ?`, id).Scan(&d.StatusReason, &ev, &approved); err != nil {
 		return d, fmt.Errorf("guest %s: %w", id, store.Classify(err))
 	}
 	d.Evidence, d.ApprovedEvidence = jsonOrNull(ev), jsonOrNull(approved)
