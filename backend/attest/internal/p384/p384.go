@@ -137,19 +137,61 @@ func newTable(q *affine, w int) table {
 	return t
 }
 
-// add adds scalar·(the table's point) to p; scalar is big-endian.
-func (t table) add(p *jacobian, scalar *[scalarLen]byte) {
-	var digits [8*scalarLen + 1]int
-	n := recode(scalar, t.w, digits[:])
-	half := 1 << (t.w - 1)
-	for i, d := range digits[:n] {
-		switch {
-		case d > 0:
-			p.addAffine(&t.points[i*half+d-1], false)
-		case d < 0:
-			p.addAffine(&t.points[i*half-d-1], true)
+// digits are a scalar's signed digits for one table.
+type digits struct {
+	t table
+	n int
+	d [8*scalarLen + 1]int
+}
+
+func (t table) digits(scalar *[scalarLen]byte) *digits {
+	ds := &digits{t: t}
+	ds.n = recode(scalar, t.w, ds.d[:])
+	return ds
+}
+
+// entry returns the table point for digit i, or nil if the digit is 0.
+func (ds *digits) entry(i int) (pt *affine, neg bool) {
+	d, half := ds.d[i], 1<<(ds.t.w-1)
+	switch {
+	case d > 0:
+		return &ds.t.points[i*half+d-1], false
+	case d < 0:
+		return &ds.t.points[i*half-d-1], true
+	}
+	return nil, false
+}
+
+// touch loads the first and last word of every table point the digits
+// use and returns a value that depends on them. The loads are
+// independent, so their cache misses overlap, where the additions would
+// each wait for their own: with many keys in use, tables are mostly out of
+// the nearer caches. (Not inlined, so that the loads stay though the
+// caller drops the value.)
+//
+//go:noinline
+func (ds *digits) touch() uint64 {
+	var sum uint64
+	for i := range ds.n {
+		if pt, _ := ds.entry(i); pt != nil {
+			sum += pt.x[0] ^ pt.y[5]
 		}
 	}
+	return sum
+}
+
+// add adds the scalar times the table's point to p.
+func (ds *digits) add(p *jacobian) {
+	for i := range ds.n {
+		if pt, neg := ds.entry(i); pt != nil {
+			p.addAffine(pt, neg)
+		}
+	}
+}
+
+// add adds scalar·(the table's point) to p; scalar is big-endian.
+func (t table) add(p *jacobian, scalar *[scalarLen]byte) {
+	t.digits(scalar).add(p)
 }
 
 // recode writes the signed w-bit digits of the big-endian scalar to
@@ -206,9 +248,12 @@ func (k *PublicKey) Verify(hash []byte, r, s *big.Int) bool {
 	var b1, b2 [scalarLen]byte
 	u1.FillBytes(b1[:])
 	u2.FillBytes(b2[:])
+	d1, d2 := generator().digits(&b1), k.table.digits(&b2)
+	d1.touch()
+	d2.touch()
 	var p jacobian // the point at infinity
-	generator().add(&p, &b1)
-	k.table.add(&p, &b2)
+	d1.add(&p)
+	d2.add(&p)
 	if p.z.isZero() {
 		return false
 	}
