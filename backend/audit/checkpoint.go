@@ -117,19 +117,34 @@ func anySigner() bool {
 	return len(signers.byFile) > 0
 }
 
+// minEvery is the smallest checkpoint interval of any registered signer
+// (0: none registered): an append with fewer entries since the newest
+// checkpoint needs no signer, nor the database's file name to find one.
+func minEvery() int64 {
+	signers.RLock()
+	defer signers.RUnlock()
+	var m int64
+	for _, rs := range signers.byFile {
+		for _, r := range rs {
+			if m == 0 || r.every < m {
+				m = r.every
+			}
+		}
+	}
+	return m
+}
+
 // head is what Append reads before it inserts.
 type head struct {
 	seq  int64  // the newest entry (0: none)
 	hash string // its hash (GenesisHash: none)
-	// With a signer registered somewhere: the database's file and the
-	// entry its newest checkpoint covers (0: none).
-	file       string
+	// With a signer registered somewhere: the entry the newest checkpoint
+	// covers (0: none).
 	checkpoint int64
 }
 
-// readHead reads the log's head and, with withSigner, also what
-// checkpointAfterAppend needs. (One query that selects all four as
-// subqueries costs more than the three: statements are prepared anew.)
+// readHead reads the log's head and, with withSigner, also the entry the
+// newest checkpoint covers, which checkpointAfterAppend needs.
 func readHead(ctx context.Context, tx queryer, withSigner bool) (head, error) {
 	h := head{hash: GenesisHash}
 	var err error
@@ -149,11 +164,6 @@ func readHead(ctx context.Context, tx queryer, withSigner bool) (head, error) {
 		}
 	case err != nil:
 		return head{}, fmt.Errorf("read audit head: %w", store.Classify(err))
-	}
-	if withSigner {
-		if h.file, err = dbFile(ctx, tx); err != nil {
-			return head{}, err
-		}
 	}
 	return h, nil
 }
@@ -186,7 +196,14 @@ func signerFor(file string) *registration {
 // (h is the head read before): it signs a checkpoint over e once every
 // entries follow the newest one.
 func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, e Entry, at string, h head) error {
-	r := signerFor(h.file)
+	if m := minEvery(); m == 0 || e.Seq-h.checkpoint < m {
+		return nil // no signer could be due (the common case: no file name query)
+	}
+	file, err := dbFile(ctx, tx)
+	if err != nil {
+		return err
+	}
+	r := signerFor(file)
 	if r == nil || e.Seq-h.checkpoint < r.every {
 		return nil
 	}
