@@ -198,4 +198,10 @@ func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T
 	if h, _ := Lookup(ctx, db, "vm-2", "c1", "m1", "r3"); !h.ReportIDOtherVM {
 		t.Fatalf("vm-2 presenting vm-1's current launch r3 is not noticed: %+v", h)
 	}
+	if h, _ := Lookup(ctx, db, "vm-2", "c1", "m1", "r1"); !h.ReportIDOtherVM {
+		t.Fatalf("vm-2 presenting vm-1's earlier launch r1 is not noticed: %+v", h)
+	}
+	if h, _ := Lookup(ctx, db, "vm-1", "c1", "m1", "r3"); h.ReportIDOtherVM || h.ReportIDEarlierLaunch {
+		t.Fatalf("vm-1's own current launch counts as another VM's or an earlier one: %+v", h)
+	}
 }

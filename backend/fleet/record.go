@@ -68,7 +68,7 @@ type History struct {
 	ChipApproved    bool
 	MeasurementSeen bool
 	ApprovedTCB     *TCB
-	// ReportIDOtherVM: the launch is the current one of another VM.
+	// ReportIDOtherVM: the launch received a release for another VM.
 	ReportIDOtherVM bool
 	// ReportIDEarlierLaunch: the launch is one of this VM's earlier ones.
 	ReportIDEarlierLaunch bool
@@ -93,17 +93,19 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 	var h History
 	var exists, revoked, chip, meas, earlier, other int
 	var vol, tcb, lastRelease string
+	// The guest's row once (a LEFT JOIN keeps the row for an unknown
+	// guest), the rest as point lookups.
 	err := q.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM vms WHERE id = ?1),
-		COALESCE((SELECT revoked FROM vms WHERE id = ?1), 0),
-		COALESCE((SELECT volume_id FROM vms WHERE id = ?1), ''),
-		COALESCE((SELECT approved_tcb FROM vms WHERE id = ?1), ''),
-		COALESCE((SELECT last_release_at FROM vms WHERE id = ?1), ''),
-		(SELECT COUNT(*) FROM vm_chips WHERE vm_id = ?1 AND chip_id = ?2),
-		(SELECT COUNT(*) FROM vm_measurements WHERE vm_id = ?1 AND measurement = ?3),
-		(SELECT COUNT(*) FROM vm_launches WHERE vm_id = ?1 AND report_id = ?4 AND ?4 != ''
-			AND ?4 != COALESCE((SELECT report_id FROM vms WHERE id = ?1), '')),
-		(SELECT COUNT(*) FROM vms WHERE report_id = ?4 AND report_id != '' AND id != ?1)`,
+		v.id IS NOT NULL,
+		COALESCE(v.revoked, 0),
+		COALESCE(v.volume_id, ''),
+		COALESCE(v.approved_tcb, ''),
+		COALESCE(v.last_release_at, ''),
+		EXISTS (SELECT 1 FROM vm_chips WHERE vm_id = ?1 AND chip_id = ?2),
+		EXISTS (SELECT 1 FROM vm_measurements WHERE vm_id = ?1 AND measurement = ?3),
+		?4 != '' AND ?4 != COALESCE(v.report_id, '') AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id = ?1),
+		?4 != '' AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id != ?1)
+		FROM (SELECT 1) LEFT JOIN vms v ON v.id = ?1`,
 		vmID, chipID, measurement, reportID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other)
 	if err != nil {
 		return h, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
@@ -161,8 +163,8 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 		img = o.ImageID
 	}
 	// One UPDATE carries what the observation changes in columns no index
-	// covers. The indexed ones (status, volume_id, report_id) are set by
-	// separate statements only when their value changes: SQLite rewrites an
+	// covers. The indexed ones (status, volume_id) are set by separate
+	// statements only when their value changes: SQLite rewrites an
 	// index entry for every indexed column an UPDATE names, changed or not,
 	// and a routine release or heartbeat would pay a page write per index
 	// for nothing.
@@ -184,6 +186,7 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			generation = CASE WHEN ?11 THEN ?13 ELSE generation END,
 			approved_tcb = CASE WHEN ?11 THEN ?8 ELSE approved_tcb END,
 			last_release_at = CASE WHEN ?11 THEN ?9 ELSE last_release_at END,
+			report_id = CASE WHEN ?11 THEN ?16 ELSE report_id END,
 			evidence = CASE WHEN ?4 AND ?15 != '' THEN ?15 ELSE evidence END,
 			approved_evidence = CASE
 				WHEN ?11 AND ?15 != '' THEN '='
@@ -191,7 +194,7 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 				ELSE approved_evidence END
 			WHERE id = ?14`,
 			string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
-			staleAfter, o.Released, img, o.Generation, o.VMID, string(o.Evidence))
+			staleAfter, o.Released, img, o.Generation, o.VMID, string(o.Evidence), o.ReportID)
 		if err != nil {
 			return 0, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
 		}
@@ -210,9 +213,6 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			if _, err := tx.ExecContext(ctx, `UPDATE vms SET volume_id = NULLIF(?1, '') WHERE id = ?2 AND volume_id IS NOT NULLIF(?1, '')`,
 				o.VolumeID, o.VMID); err != nil {
 				return 0, fmt.Errorf("bind guest %s: %w", o.VMID, store.Classify(err))
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE vms SET report_id = ?1 WHERE id = ?2 AND report_id IS NOT ?1`, o.ReportID, o.VMID); err != nil {
-				return 0, fmt.Errorf("update launch of guest %s: %w", o.VMID, store.Classify(err))
 			}
 		}
 		return n, nil

@@ -94,7 +94,7 @@ type Known struct {
 	ChipApproved    bool       // this chip received a release for this VM before
 	MeasurementSeen bool       // this measurement received a release for this VM before
 	LastTCB         *fleet.TCB // the TCB of the last approved release
-	// ReportIDOtherVM: this launch's REPORT_ID is the current launch of a different VM.
+	// ReportIDOtherVM: this launch's REPORT_ID received a release for a different VM.
 	ReportIDOtherVM bool
 	// ReportIDEarlierLaunch: the REPORT_ID is one this VM had before its current launch.
 	ReportIDEarlierLaunch bool
