@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"keyholder/backend/store"
 )
@@ -19,6 +20,23 @@ import (
 
 // maxBatch bounds the decisions one commit carries.
 const maxBatch = 128
+
+// A commit costs about as much CPU as two decisions do: the transaction,
+// a WAL frame for every page its decisions touched (the audit log's and
+// the history's newest pages are touched by every one of them) and the
+// sync. Under a steady load short of a storm the committer would commit
+// almost every decision on its own, spending a fifth of the machine on
+// commits and leaving less for everything else, which is what makes the
+// queues and the latency tail. So while decisions keep coming (the last
+// commit ended less than busyGap ago) it waits up to maxLinger for
+// lingerFor of them before it commits; an idle console commits at once.
+// (bench release at 70 % of the ECDSA ceiling: 20-70 µs less CPU per
+// release, and a lower p99, for up to half a millisecond more latency.)
+const (
+	busyGap   = 2 * time.Millisecond
+	maxLinger = 500 * time.Microsecond
+	lingerFor = 4
+)
 
 type job struct {
 	ctx  context.Context
@@ -56,6 +74,9 @@ func (s *Service) Close() {
 }
 
 func (s *Service) commitLoop() {
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	var lastCommit time.Time
 	for {
 		var first *job
 		select {
@@ -64,16 +85,37 @@ func (s *Service) commitLoop() {
 			return
 		}
 		batch := []*job{first}
+		busy := time.Since(lastCommit) < busyGap
+		lingering := false
 	drain:
 		for len(batch) < maxBatch {
 			select {
 			case j := <-s.jobs:
 				batch = append(batch, j)
+				continue
 			default:
+			}
+			if !busy || len(batch) >= lingerFor {
+				break
+			}
+			if !lingering {
+				lingering = true
+				linger.Reset(maxLinger)
+			}
+			select {
+			case j := <-s.jobs:
+				batch = append(batch, j)
+			case <-linger.C:
+				break drain
+			case <-s.closed:
 				break drain
 			}
 		}
+		if lingering {
+			linger.Stop() // Go 1.23 timers: no stale tick survives Stop
+		}
 		s.runBatch(batch)
+		lastCommit = time.Now()
 	}
 }
 
