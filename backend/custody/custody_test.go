@@ -51,6 +51,18 @@ func TestVolumeLifecycle(t *testing.T) {
 	if err != nil || !bytes.Equal(got, secret) {
 		t.Fatalf("ReleaseSecret(1) = %v, want the created secret", err)
 	}
+	if _, err := s.ReleaseSecret(ctx, id, 7); !errors.Is(err, ErrNoGeneration) {
+		t.Fatalf("ReleaseSecret of a generation that does not exist: %v, want ErrNoGeneration", err)
+	}
+	if _, err := s.ReleaseSecret(ctx, "vol_nope", 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ReleaseSecret of a volume that does not exist: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.CurrentGeneration(ctx, "vol_nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CurrentGeneration of a volume that does not exist: %v, want ErrNotFound", err)
+	}
+	if cur, pend, err := s.CurrentGeneration(ctx, id); err != nil || cur != 1 || pend != 0 {
+		t.Fatalf("CurrentGeneration before rotation = %d/%d %v, want 1/0", cur, pend, err)
+	}
 	g2, err := s.Rotate(ctx, "officer:alice", id)
 	if err != nil || g2 != 2 {
 		t.Fatalf("Rotate = %d, %v", g2, err)

@@ -182,9 +182,18 @@ func (s *Service) ReleaseSecretTx(ctx context.Context, tx *sql.Tx, volumeID stri
 }
 
 func (s *Service) releaseSecret(ctx context.Context, q rowQueryer, volumeID string, generation int) ([]byte, error) {
-	vs, _, err := volumeStatus(ctx, q, volumeID)
+	// The volume and the generation in one statement (it runs for every
+	// release, in the release engine's one writer).
+	var vs string
+	var status sql.NullString
+	var wrapped []byte
+	err := q.QueryRowContext(ctx, `SELECT v.status, g.status, g.wrapped FROM volumes v
+		LEFT JOIN volume_generations g ON g.volume_id = v.id AND g.generation = ?2 WHERE v.id = ?1`, volumeID, generation).Scan(&vs, &status, &wrapped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("volume %s: %w", volumeID, store.ErrNotFound)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read volume %s generation %d: %w", volumeID, generation, store.Classify(err))
 	}
 	switch vs {
 	case VolumeRevoked:
@@ -192,16 +201,10 @@ func (s *Service) releaseSecret(ctx context.Context, q rowQueryer, volumeID stri
 	case VolumeDestroyed:
 		return nil, fmt.Errorf("volume %s: %w", volumeID, ErrDestroyed)
 	}
-	var status string
-	var wrapped []byte
-	err = q.QueryRowContext(ctx, `SELECT status, wrapped FROM volume_generations WHERE volume_id = ? AND generation = ?`, volumeID, generation).Scan(&status, &wrapped)
-	if errors.Is(err, sql.ErrNoRows) {
+	if !status.Valid {
 		return nil, fmt.Errorf("volume %s generation %d: %w", volumeID, generation, ErrNoGeneration)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read generation: %w", store.Classify(err))
-	}
-	switch status {
+	switch status.String {
 	case GenDestroyed:
 		return nil, fmt.Errorf("volume %s generation %d: %w", volumeID, generation, ErrDestroyed)
 	case GenAbandoned:
@@ -231,13 +234,16 @@ func (s *Service) CurrentGenerationTx(ctx context.Context, tx *sql.Tx, volumeID 
 }
 
 func currentGeneration(ctx context.Context, q rowQueryer, volumeID string) (int, int, error) {
-	_, cur, err := volumeStatus(ctx, q, volumeID)
-	if err != nil {
-		return 0, 0, err
-	}
+	var cur int
 	var pending sql.NullInt64
-	if err := q.QueryRowContext(ctx, `SELECT MAX(generation) FROM volume_generations WHERE volume_id = ? AND status = 'pending'`, volumeID).Scan(&pending); err != nil {
-		return 0, 0, fmt.Errorf("read pending generation: %w", store.Classify(err))
+	err := q.QueryRowContext(ctx, `SELECT current_generation,
+		(SELECT MAX(generation) FROM volume_generations WHERE volume_id = ?1 AND status = 'pending')
+		FROM volumes WHERE id = ?1`, volumeID).Scan(&cur, &pending)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("volume %s: %w", volumeID, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("read generations of volume %s: %w", volumeID, store.Classify(err))
 	}
 	return cur, int(pending.Int64), nil
 }
