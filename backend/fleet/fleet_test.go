@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -203,5 +204,77 @@ func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T
 	}
 	if h, _ := Lookup(ctx, db, "vm-1", "c1", "m1", "r3"); h.ReportIDOtherVM || h.ReportIDEarlierLaunch {
 		t.Fatalf("vm-1's own current launch counts as another VM's or an earlier one: %+v", h)
+	}
+}
+
+// Verified heartbeats that show the guest unchanged extend one history row;
+// anything else starts a new one.
+func TestHeartbeatRuns(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := New(db)
+	record := func(o Observation) {
+		t.Helper()
+		clk.add(time.Minute)
+		o.At = clk.now()
+		err := db.Tx(ctx, func(tx *sql.Tx) error { _, err := Record(ctx, tx, o); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := Observation{VMID: "vm-1", ChipID: "c1", Measurement: "m1", ReportID: "r1", TCB: TCB{SNP: 20}, Authentic: true, HeartbeatEvery: time.Minute}
+	release := base
+	release.Kind, release.Result, release.Status, release.Released, release.Create = "release", ResultReleased, Verified, true, true
+	beat := base
+	beat.Kind, beat.Result, beat.Status = "heartbeat", ResultVerified, Verified
+
+	record(release) // 08:01
+	start := clk.now().Add(time.Minute)
+	for range 3 {
+		record(beat) // 08:02, 08:03, 08:04
+	}
+	newTCB := beat
+	newTCB.TCB = TCB{SNP: 21}
+	record(newTCB) // 08:05: a change is a row of its own
+	record(newTCB) // 08:06
+	failing := beat
+	failing.Result, failing.Status, failing.Code = ResultFailing, Failing, "unexpected_event"
+	record(failing) // 08:07
+	record(newTCB)  // 08:08: after a failure, a new run
+
+	d, err := svc.Get(ctx, "vm-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		result string
+		count  int
+		snp    uint8
+		span   time.Duration
+	}
+	var got []row
+	for _, a := range d.History {
+		got = append(got, row{a.Result, a.Count, a.TCB.SNP, a.LastAt.Sub(a.At)})
+	}
+	want := []row{
+		{ResultVerified, 1, 21, 0},
+		{ResultFailing, 1, 20, 0},
+		{ResultVerified, 2, 21, time.Minute},
+		{ResultVerified, 3, 20, 2 * time.Minute},
+		{ResultReleased, 1, 20, 0},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("history (newest first) = %v, want %v", got, want)
+	}
+	if run := d.History[3]; !run.At.Equal(start) || !run.LastAt.Equal(start.Add(2*time.Minute)) {
+		t.Fatalf("the first run spans %v–%v, want %v and two minutes", run.At, run.LastAt, start)
+	}
+	if d.LastEvidenceAt == nil || !d.LastEvidenceAt.Equal(clk.now()) {
+		t.Fatalf("the guest's last evidence is %v, want the newest heartbeat's %v", d.LastEvidenceAt, clk.now())
 	}
 }

@@ -130,6 +130,8 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 }
 
 // EvidenceSeen reports whether evidence with this hash was decided before.
+// A run of verified heartbeats keeps its first one's hash only; the others
+// are as unrepeatable as every request is, by their single-use nonces.
 func EvidenceSeen(ctx context.Context, q Queryer, evidenceHash string) (bool, error) {
 	var n int
 	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM attestations WHERE evidence_hash = ? AND evidence_hash != '' AND kind != 'approval'`, evidenceHash).Scan(&n)
@@ -251,6 +253,24 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			}
 		}
 	}
+	if o.Kind == "heartbeat" && o.Result == ResultVerified {
+		// A heartbeat that shows nothing new extends the guest's newest
+		// row if that is a run of such heartbeats (migration 0008).
+		res, err := tx.ExecContext(ctx, `UPDATE attestations SET last_at = ?1, count = count + 1
+			WHERE id = (SELECT MAX(id) FROM attestations WHERE vm_id = ?2)
+			AND kind = 'heartbeat' AND result = 'verified' AND chip_id = ?3 AND measurement = ?4 AND tcb = ?5 AND simulated = ?6`,
+			at, o.VMID, o.ChipID, o.Measurement, string(tcb), boolInt(o.Simulated))
+		if err != nil {
+			return false, fmt.Errorf("record heartbeat of %s: %w", o.VMID, store.Classify(err))
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, err
+		}
+		if n == 1 {
+			return true, nil
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO attestations(vm_id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.VMID, at, o.Kind, o.Result, o.Class, o.Code, o.Message, o.RequestID, o.EvidenceHash, o.ChipID, o.Measurement, string(tcb), boolInt(o.Simulated)); err != nil {
@@ -304,10 +324,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Attestation is one row of a guest's history.
+// Attestation is one row of a guest's history: one observation, or a run
+// of Count verified heartbeats that showed the guest unchanged, the first
+// At, the newest LastAt (EvidenceHash is the first one's).
 type Attestation struct {
 	ID           int64     `json:"id"`
 	At           time.Time `json:"at"`
+	LastAt       time.Time `json:"last_at"`
+	Count        int       `json:"count"`
 	Kind         string    `json:"kind"`
 	Result       string    `json:"result"`
 	Class        string    `json:"class"`
@@ -351,7 +375,7 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 		return d, fmt.Errorf("guest %s: %w", id, store.Classify(err))
 	}
 	d.Evidence, d.ApprovedEvidence = jsonOrNull(ev), jsonOrNull(approved)
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, last_at, count, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated
 		FROM attestations WHERE vm_id = ? ORDER BY id DESC LIMIT ?`, id, limit)
 	if err != nil {
 		return d, fmt.Errorf("guest %s history: %w", id, store.Classify(err))
@@ -360,12 +384,16 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 	d.History = []Attestation{}
 	for rows.Next() {
 		var a Attestation
-		var at, tcb string
+		var at, last, tcb string
 		var sim int
-		if err := rows.Scan(&a.ID, &at, &a.Kind, &a.Result, &a.Class, &a.Code, &a.Message, &a.RequestID, &a.EvidenceHash, &a.ChipID, &a.Measurement, &tcb, &sim); err != nil {
+		if err := rows.Scan(&a.ID, &at, &last, &a.Count, &a.Kind, &a.Result, &a.Class, &a.Code, &a.Message, &a.RequestID, &a.EvidenceHash, &a.ChipID, &a.Measurement, &tcb, &sim); err != nil {
 			return d, err
 		}
 		a.At, _ = store.ParseTime(at)
+		a.LastAt = a.At
+		if last != "" {
+			a.LastAt, _ = store.ParseTime(last)
+		}
 		json.Unmarshal([]byte(tcb), &a.TCB)
 		a.Simulated = sim != 0
 		d.History = append(d.History, a)

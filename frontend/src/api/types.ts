@@ -292,6 +292,10 @@ export interface TrustedRoot {
 export interface AttestationRecord {
   id: number;
   at: string;
+  /** A run of unchanged verified heartbeats: the newest one's time (= at otherwise). */
+  last_at: string;
+  /** How many heartbeats the run holds (1 for every other row). */
+  count: number;
   kind: string;
   result: string;
   class: string;

@@ -56,6 +56,11 @@ const fieldHelp: { k: string; label: string; help: string; value: (g: GuestDetai
   },
 ];
 
+/** The times a history row stands for: its own, or a run's first and newest heartbeat. */
+function spanOf(a: AttestationRecord): string[] {
+  return a.count > 1 && a.last_at && a.last_at !== a.at ? [a.at, a.last_at] : [a.at];
+}
+
 export function GuestScreen() {
   const { id = '' } = useParams();
   const r = useResource(guestOf(id));
@@ -68,12 +73,17 @@ export function GuestScreen() {
       ['released', 'verified', 'approved', 'pending', 'failing', 'denied'].map((res) => ({
         color: { released: 'teal.6', verified: 'teal.4', approved: 'blue.5', pending: 'yellow.6', failing: 'orange.6', denied: 'red.6' }[res]!,
         name: res,
-        data: history.filter((a) => a.result === res).map((a) => ({ t: new Date(a.at).getTime(), level: resultLevel[res] ?? 0 })),
+        data: history
+          .filter((a) => a.result === res)
+          .flatMap((a) => spanOf(a).map((t) => ({ t: new Date(t).getTime(), level: resultLevel[res] ?? 0 }))),
       })),
     [history],
   );
   const tcbSeries = useMemo(
-    () => history.filter((a) => a.chip_id !== '').map((a) => ({ t: formatTime(a.at), bootloader: a.tcb.bootloader, tee: a.tcb.tee, snp: a.tcb.snp, microcode: a.tcb.microcode })),
+    () =>
+      history
+        .filter((a) => a.chip_id !== '')
+        .flatMap((a) => spanOf(a).map((t) => ({ t: formatTime(t), bootloader: a.tcb.bootloader, tee: a.tcb.tee, snp: a.tcb.snp, microcode: a.tcb.microcode }))),
     [history],
   );
 
@@ -265,8 +275,16 @@ export function GuestScreen() {
           <Table.Tbody>
             {g.history.map((a) => (
               <Table.Tr key={a.id}>
-                <Table.Td>{formatTime(a.at)}</Table.Td>
-                <Table.Td>{a.kind}</Table.Td>
+                <Table.Td>
+                  {formatTime(a.at)}
+                  {a.count > 1 && (
+                    <Text span size="xs" c="dimmed" data-testid="history-run">
+                      {' '}
+                      to {formatTime(a.last_at)}
+                    </Text>
+                  )}
+                </Table.Td>
+                <Table.Td>{a.count > 1 ? `${a.kind} ×${a.count}` : a.kind}</Table.Td>
                 <Table.Td>
                   <Badge variant="light" color={(resultLevel[a.result] ?? 0) >= 3 ? 'teal' : a.result === 'pending' ? 'yellow' : 'red'}>
                     {a.result}
