@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"keyholder/backend/store"
@@ -31,22 +30,15 @@ var ErrInvalidReference = errors.New("invalid reference values")
 // References stores reference values per image, versioned: every change adds
 // a version, old versions are kept and listed.
 type References struct {
-	db *store.DB
-
-	mu     sync.Mutex
-	latest map[string]cachedRef // LatestAt's, by image
+	db     *store.DB
+	latest store.ConfigCache[cachedRef] // LatestAt's, by image
 }
 
-// cachedRef is an image's newest reference values (or their absence, err)
-// as read at configuration version n.
+// cachedRef is an image's newest reference values, or their absence (err).
 type cachedRef struct {
-	n   int64
 	ref ReferenceVersion
 	err error
 }
-
-// maxCachedRefs bounds LatestAt's cache (one entry per image).
-const maxCachedRefs = 1024
 
 // NewReferences returns the reference value store over db.
 func NewReferences(db *store.DB) *References { return &References{db: db} }
@@ -116,13 +108,8 @@ func (s *References) Latest(ctx context.Context, imageID string) (ReferenceVersi
 // reads afresh. The values returned are shared: callers must not modify
 // them.
 func (s *References) LatestAt(ctx context.Context, imageID string, n int64) (ReferenceVersion, error) {
-	if n != 0 {
-		s.mu.Lock()
-		c, ok := s.latest[imageID]
-		s.mu.Unlock()
-		if ok && c.n == n {
-			return c.ref, c.err
-		}
+	if c, ok := s.latest.Get(imageID, n); ok {
+		return c.ref, c.err
 	}
 	// The version and the values in one statement: one snapshot.
 	var read int64
@@ -146,12 +133,7 @@ func (s *References) LatestAt(ctx context.Context, imageID string, n int64) (Ref
 			err = fmt.Errorf("reference values %s v%d: %w", r.ImageID, r.Version, err)
 		}
 	}
-	s.mu.Lock()
-	if s.latest == nil || len(s.latest) >= maxCachedRefs {
-		s.latest = make(map[string]cachedRef)
-	}
-	s.latest[imageID] = cachedRef{n: read, ref: r, err: err}
-	s.mu.Unlock()
+	s.latest.Put(imageID, read, cachedRef{ref: r, err: err})
 	return r, err
 }
 

@@ -121,24 +121,31 @@ func TestRecordStatusAndHistory(t *testing.T) {
 	}
 }
 
-func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T) {
-	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
+// recorder opens a fleet on a fresh database whose clock record moves by
+// step before it records each observation.
+func recorder(t *testing.T, step time.Duration) (db *store.DB, svc *Service, clk *clock, record func(Observation)) {
+	t.Helper()
+	clk = &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	svc := New(db)
-	record := func(o Observation) {
+	t.Cleanup(func() { db.Close() })
+	record = func(o Observation) {
 		t.Helper()
-		clk.add(time.Second)
+		clk.add(step)
 		o.At = clk.now()
-		err := db.Tx(ctx, func(tx *sql.Tx) error { _, err := Record(ctx, tx, o); return err })
+		err := db.Tx(context.Background(), func(tx *sql.Tx) error { _, err := Record(context.Background(), tx, o); return err })
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	return db, New(db), clk, record
+}
+
+func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T) {
+	ctx := context.Background()
+	db, svc, _, record := recorder(t, time.Second)
 	first := json.RawMessage(`{"snp":{"measurement":"aa","policy":{"debug":false}},"tpm":null}`)
 	second := json.RawMessage(`{"snp":{"measurement":"bb","policy":{"debug":true}},"tpm":null}`)
 	base := Observation{VMID: "vm-1", Kind: "release", ChipID: "c1", Measurement: "m1", ReportID: "r1", Authentic: true, HeartbeatEvery: time.Minute}
@@ -211,22 +218,7 @@ func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T
 // anything else starts a new one.
 func TestHeartbeatRuns(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	svc := New(db)
-	record := func(o Observation) {
-		t.Helper()
-		clk.add(time.Minute)
-		o.At = clk.now()
-		err := db.Tx(ctx, func(tx *sql.Tx) error { _, err := Record(ctx, tx, o); return err })
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, svc, clk, record := recorder(t, time.Minute)
 	base := Observation{VMID: "vm-1", ChipID: "c1", Measurement: "m1", ReportID: "r1", TCB: TCB{SNP: 20}, Authentic: true, HeartbeatEvery: time.Minute}
 	release := base
 	release.Kind, release.Result, release.Status, release.Released, release.Create = "release", ResultReleased, Verified, true, true

@@ -119,8 +119,7 @@ type Service struct {
 	listenAddr string
 	pin        string
 
-	policyMu sync.Mutex
-	policies map[string]cachedPolicy // policyAt's, by image
+	policies store.ConfigCache[Policy] // policyAt's, by image
 
 	// admit bounds the requests in service (Config.MaxInService); a
 	// goroutine blocked sending waits in arrival order.

@@ -31,36 +31,16 @@ func LoadPolicy(ctx context.Context, db *store.DB, imageID string) (Policy, erro
 // reads afresh). The Policy returned is shared: callers must not modify
 // its maps.
 func (s *Service) policyAt(ctx context.Context, imageID string, n int64) (Policy, error) {
-	if n != 0 {
-		s.policyMu.Lock()
-		c, ok := s.policies[imageID]
-		s.policyMu.Unlock()
-		if ok && c.n == n {
-			return c.policy, nil
-		}
+	if p, ok := s.policies.Get(imageID, n); ok {
+		return p, nil
 	}
 	p, read, err := loadPolicy(ctx, s.db, imageID)
 	if err != nil {
 		return p, err
 	}
-	s.policyMu.Lock()
-	if s.policies == nil || len(s.policies) >= maxCachedPolicies {
-		s.policies = make(map[string]cachedPolicy)
-	}
-	s.policies[imageID] = cachedPolicy{n: read, policy: p}
-	s.policyMu.Unlock()
+	s.policies.Put(imageID, read, p)
 	return p, nil
 }
-
-// cachedPolicy is an image's effective policy as read at configuration
-// version n.
-type cachedPolicy struct {
-	n      int64
-	policy Policy
-}
-
-// maxCachedPolicies bounds policyAt's cache (one entry per image).
-const maxCachedPolicies = 1024
 
 // loadPolicy returns the effective policy and the configuration version it
 // was read at (one statement, one snapshot).
