@@ -32,6 +32,25 @@ type StoreRegistrar struct {
 
 // Register implements Registrar.
 func (r *StoreRegistrar) Register(ctx context.Context, req Registration, finish func(Issued) error) error {
+	var secret []byte
+	defer func() { clear(secret) }()
+	return r.register(ctx, req, finish, func(tx *sql.Tx, imageID string) (Issued, error) {
+		volID, gen, s, err := r.Custody.CreateVolumeTx(ctx, tx, req.Actor, imageID, req.VolumeName)
+		secret = s
+		if err != nil {
+			return Issued{}, err
+		}
+		return Issued{VolumeID: volID, Generation: gen, Secret: secret,
+			ReleaseURL:             setting(ctx, tx, SettingReleaseURL),
+			SPKIPin:                setting(ctx, tx, SettingSPKIPin),
+			ReferenceValuesVersion: setting(ctx, tx, SettingRefVersion)}, nil
+	})
+}
+
+// register is Register and RegisterReserved: in one transaction, the image,
+// the volume (volume makes it and fills in what the token needs), finish,
+// and the audit entry. The secret is the caller's to wipe.
+func (r *StoreRegistrar) register(ctx context.Context, req Registration, finish func(Issued) error, volume func(tx *sql.Tx, imageID string) (Issued, error)) error {
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
@@ -41,20 +60,16 @@ func (r *StoreRegistrar) Register(ctx context.Context, req Registration, finish 
 		if err != nil {
 			return err
 		}
-		volID, gen, secret, err := r.Custody.CreateVolumeTx(ctx, tx, req.Actor, im.ID, req.VolumeName)
+		is, err := volume(tx, im.ID)
 		if err != nil {
 			return err
 		}
-		defer clear(secret)
-		is := Issued{ImageID: im.ID, VolumeID: volID, Generation: gen, Secret: secret}
-		is.ReleaseURL = setting(ctx, tx, SettingReleaseURL)
-		is.SPKIPin = setting(ctx, tx, SettingSPKIPin)
-		is.ReferenceValuesVersion = setting(ctx, tx, SettingRefVersion)
+		is.ImageID = im.ID
 		if err := finish(is); err != nil {
 			return err
 		}
 		_, err = audit.Append(ctx, tx, audit.Entry{At: now(), Actor: req.Actor, Action: "image.prepare", Subject: im.ID, Decision: "ok",
-			Reason: fmt.Sprintf("image %q prepared with volume %s (generation %d)", im.Name, volID, gen)})
+			Reason: fmt.Sprintf("image %q prepared with volume %s (generation %d)", im.Name, is.VolumeID, is.Generation)})
 		return err
 	})
 }
@@ -75,27 +90,13 @@ func (r *StoreRegistrar) Reserve(ctx context.Context, req Registration) (*Reserv
 // RegisterReserved implements Reserver: as Register, with the reserved
 // volume ID and secret, which custody wraps and stores in the transaction.
 func (r *StoreRegistrar) RegisterReserved(ctx context.Context, req Registration, res *Reservation, finish func(Issued) error) error {
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
-	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
-		im, err := images.CreateTx(ctx, tx, now(), req.ImageName, req.Description, req.Actor)
+	return r.register(ctx, req, finish, func(tx *sql.Tx, imageID string) (Issued, error) {
+		gen, err := r.Custody.CreateReservedVolumeTx(ctx, tx, req.Actor, imageID, req.VolumeName, res.VolumeID, res.Secret)
 		if err != nil {
-			return err
+			return Issued{}, err
 		}
-		gen, err := r.Custody.CreateReservedVolumeTx(ctx, tx, req.Actor, im.ID, req.VolumeName, res.VolumeID, res.Secret)
-		if err != nil {
-			return err
-		}
-		is := Issued{ImageID: im.ID, VolumeID: res.VolumeID, Generation: gen, Secret: res.Secret,
-			ReleaseURL: res.ReleaseURL, SPKIPin: res.SPKIPin, ReferenceValuesVersion: res.ReferenceValuesVersion}
-		if err := finish(is); err != nil {
-			return err
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now(), Actor: req.Actor, Action: "image.prepare", Subject: im.ID, Decision: "ok",
-			Reason: fmt.Sprintf("image %q prepared with volume %s (generation %d)", im.Name, res.VolumeID, gen)})
-		return err
+		return Issued{VolumeID: res.VolumeID, Generation: gen, Secret: res.Secret,
+			ReleaseURL: res.ReleaseURL, SPKIPin: res.SPKIPin, ReferenceValuesVersion: res.ReferenceValuesVersion}, nil
 	})
 }
 
