@@ -261,14 +261,15 @@ func TestPrepareFailsClean(t *testing.T) {
 	src, _ := sourceDisk(t, dir, 1<<20)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	cases := []struct {
+	type failCase struct {
 		name    string
 		ctx     context.Context
 		reg     func(c *console) Registrar
 		opts    Options
 		wantIs  error
 		wantErr string
-	}{
+	}
+	cases := []failCase{
 		{"registration fails late", context.Background(), func(c *console) Registrar { return &failingRegistrar{inner: c.reg} }, Options{}, errBoom, ""},
 		{"registration fails early", context.Background(), func(c *console) Registrar { return &failingRegistrar{atStart: true} }, Options{}, errBoom, ""},
 		{"header first: registration fails late", context.Background(), func(c *console) Registrar {
@@ -287,23 +288,9 @@ func TestPrepareFailsClean(t *testing.T) {
 		{"custody locked", context.Background(), func(c *console) Registrar { c.svc.Lock(); return c.reg }, Options{}, nil, "lock"},
 	}
 	lateCtx, lateCancel := context.WithCancel(context.Background())
-	cases = append(cases, struct {
-		name    string
-		ctx     context.Context
-		reg     func(c *console) Registrar
-		opts    Options
-		wantIs  error
-		wantErr string
-	}{"cancelled during registration", lateCtx, func(c *console) Registrar { return &cancellingRegistrar{inner: c.reg, cancel: lateCancel} }, Options{}, context.Canceled, ""})
+	cases = append(cases, failCase{"cancelled during registration", lateCtx, func(c *console) Registrar { return &cancellingRegistrar{inner: c.reg, cancel: lateCancel} }, Options{}, context.Canceled, ""})
 	lateCtx2, lateCancel2 := context.WithCancel(context.Background())
-	cases = append(cases, struct {
-		name    string
-		ctx     context.Context
-		reg     func(c *console) Registrar
-		opts    Options
-		wantIs  error
-		wantErr string
-	}{"header first: cancelled during registration", lateCtx2, func(c *console) Registrar {
+	cases = append(cases, failCase{"header first: cancelled during registration", lateCtx2, func(c *console) Registrar {
 		return &cancellingReserver{cancellingRegistrar{inner: c.reg, cancel: lateCancel2}}
 	}, Options{}, context.Canceled, ""})
 	for _, tc := range cases {
