@@ -1,4 +1,4 @@
-import { Alert, Badge, Button, Center, Group, Loader, Stack, Text, ThemeIcon, Title, Tooltip } from '@mantine/core';
+import { Alert, Badge, Button, Center, Code, CopyButton, Group, Loader, Stack, Text, ThemeIcon, Title, Tooltip } from '@mantine/core';
 import { IconAlertTriangle, IconFlask } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
 import { notifications } from '@mantine/notifications';
@@ -101,4 +101,31 @@ export function shortHex(h: string, n = 12) {
 export function notifyError(e: unknown, title = 'That did not work') {
   if (e instanceof ApiError && e.code === 'canceled') return;
   notifications.show({ color: 'red', title, message: e instanceof ApiError ? e.message : String(e) });
+}
+
+/** Shamir shares, each numbered, in full and with a copy button (hidden when printed). */
+export function ShareList({ shares, testId }: { shares: string[]; testId: string }) {
+  return (
+    <Stack gap={6}>
+      {shares.map((s, i) => (
+        <div key={s}>
+          <Text size="xs" c="dimmed">
+            Share {i + 1} of {shares.length}
+          </Text>
+          <Group wrap="nowrap" align="flex-start">
+            <Code block style={{ flex: 1, wordBreak: 'break-all' }} data-testid={testId}>
+              {s}
+            </Code>
+            <CopyButton value={s}>
+              {({ copied, copy }) => (
+                <Button size="xs" variant="subtle" onClick={copy} className="no-print">
+                  {copied ? 'Copied' : 'Copy'}
+                </Button>
+              )}
+            </CopyButton>
+          </Group>
+        </div>
+      ))}
+    </Stack>
+  );
 }

@@ -1,9 +1,9 @@
-import { Alert, Button, Card, Code, CopyButton, Group, Modal, NumberInput, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { Alert, Button, Card, Group, Modal, NumberInput, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { IconDatabaseExport, IconPrinter, IconPuzzle } from '@tabler/icons-react';
 import { useState } from 'react';
 import { api } from '../../api';
-import { notifyError } from '../../components/common';
+import { notifyError, ShareList } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
 import { consoleInfo } from '../../stores/console';
 import { useResource } from '../../stores/resource';
@@ -93,25 +93,7 @@ export function RecoveryCard() {
             <Alert color="orange" className="no-print">
               They are shown once and not stored. Give each share to a different person; never keep {m} of them together.
             </Alert>
-            {shares.map((s, i) => (
-              <div key={s}>
-                <Text size="xs" c="dimmed">
-                  Share {i + 1} of {shares.length}
-                </Text>
-                <Group wrap="nowrap" align="flex-start">
-                  <Code block style={{ flex: 1, wordBreak: 'break-all' }} data-testid="recovery-share">
-                    {s}
-                  </Code>
-                  <CopyButton value={s}>
-                    {({ copied, copy }) => (
-                      <Button size="xs" variant="subtle" onClick={copy} className="no-print">
-                        {copied ? 'Copied' : 'Copy'}
-                      </Button>
-                    )}
-                  </CopyButton>
-                </Group>
-              </div>
-            ))}
+            <ShareList shares={shares} testId="recovery-share" />
             <Group justify="flex-end" className="no-print">
               <Button variant="light" leftSection={<IconPrinter size={16} />} onClick={() => window.print()}>
                 Print

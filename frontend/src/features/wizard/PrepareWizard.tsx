@@ -33,6 +33,7 @@ import {
   type Progress as ProgressEvent,
   type ReferenceVersion,
 } from '../../api';
+import { ShareList } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
 import { consoleInfo } from '../../stores/console';
 import { imageList } from '../../stores/images';
@@ -347,23 +348,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
                 )}
                 {shares && (
                   <Stack gap={6} mt="sm">
-                    {shares.map((sh, k) => (
-                      <Group key={sh} wrap="nowrap" align="flex-start">
-                        <Text size="xs" c="dimmed" w={70}>
-                          Share {k + 1}/{shares.length}
-                        </Text>
-                        <Code style={{ flex: 1, wordBreak: 'break-all' }} data-testid="wizard-share">
-                          {sh}
-                        </Code>
-                        <CopyButton value={sh}>
-                          {({ copied, copy }) => (
-                            <Button size="xs" variant="subtle" onClick={copy} className="no-print">
-                              {copied ? 'Copied' : 'Copy'}
-                            </Button>
-                          )}
-                        </CopyButton>
-                      </Group>
-                    ))}
+                    <ShareList shares={shares} testId="wizard-share" />
                     <Group className="no-print">
                       <Button size="xs" variant="light" leftSection={<IconPrinter size={14} />} onClick={() => window.print()}>
                         Print
