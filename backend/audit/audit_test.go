@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -209,27 +208,8 @@ func TestAppendRollsBackWithCaller(t *testing.T) {
 
 func TestConcurrentAppendsKeepOneChain(t *testing.T) {
 	f := newLog(t, 0)
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for i := 0; i < 25; i++ {
-				if _, err := AppendDB(ctx, f.db, Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "release", Decision: "allow"}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(g)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	rep, err := Verify(ctx, f.db, nil)
+	appendConcurrently(t, f.db, 8, 25)
+	rep, err := Verify(context.Background(), f.db, nil)
 	if err != nil || rep.Entries != 200 {
 		t.Fatalf("after concurrent appends: %+v, %v", rep, err)
 	}

@@ -263,7 +263,21 @@ func TestConcurrentAppendsCheckpointEveryN(t *testing.T) {
 	db := openDB(t)
 	s := newSigner()
 	register(t, db, s, n)
-	ctx := context.Background()
+	appendConcurrently(t, db, writers, each)
+	var want []int64
+	for k := int64(n); k <= writers*each; k += n {
+		want = append(want, k)
+	}
+	if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, want) {
+		t.Fatalf("checkpoints at %v, want %v", got, want)
+	}
+	verifyOK(t, db, s.pub, writers*each, writers*each%n)
+}
+
+// appendConcurrently has writers goroutines append each entries apiece,
+// every append in its own write transaction.
+func appendConcurrently(t *testing.T, db *store.DB, writers, each int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for g := 0; g < writers; g++ {
@@ -271,7 +285,7 @@ func TestConcurrentAppendsCheckpointEveryN(t *testing.T) {
 		go func(g int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, err := AppendDB(ctx, db, Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "release", Decision: "allow"}); err != nil {
+				if _, err := AppendDB(context.Background(), db, Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "release", Decision: "allow"}); err != nil {
 					errs <- err
 					return
 				}
@@ -283,14 +297,6 @@ func TestConcurrentAppendsCheckpointEveryN(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	var want []int64
-	for k := int64(n); k <= writers*each; k += n {
-		want = append(want, k)
-	}
-	if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, want) {
-		t.Fatalf("checkpoints at %v, want %v", got, want)
-	}
-	verifyOK(t, db, s.pub, writers*each, writers*each%n)
 }
 
 // Cutting the log back to before the newest checkpoint is named by Verify;
