@@ -109,12 +109,7 @@ func serve(env *cliEnv, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
-	}
+	srv := app.NewServer(handler)
 	scheme := "http"
 	if useTLS {
 		scheme = "https"

@@ -45,7 +45,11 @@ func hasDisplay() bool {
 func runDesktop(env *cliEnv, devSim bool, releaseListen string, hooks consoleHooks) error {
 	if generatingBindings {
 		svcs := app.New(context.Background(), app.Config{Version: version, Mode: "desktop"}, nil, &app.DesktopEvents{})
-		return wails.Run(&options.App{Title: "Keyholder", Bind: svcs.List()})
+		h, err := app.NewHandler(svcs, app.HandlerOptions{AnyHost: true})
+		if err != nil {
+			return err
+		}
+		return wails.Run(&options.App{Title: "Keyholder", Bind: []any{app.NewBridge(context.Background(), h)}})
 	}
 	if !hasDisplay() {
 		return &exitError{code: 1, msg: "no display found (DISPLAY and WAYLAND_DISPLAY are unset); run 'keyholder serve' to use the console in a browser"}
@@ -73,8 +77,10 @@ func runDesktop(env *cliEnv, devSim bool, releaseListen string, hooks consoleHoo
 	if err != nil {
 		return err
 	}
-	// The same HTTP API answers fetches inside the window (downloads,
-	// exports); calls and events go through Wails' bindings.
+	// The window's calls go through the bridge (the only bound object),
+	// which resolves each call's officer from the window's own session
+	// token; events come through Wails' runtime. The same HTTP API answers
+	// fetches inside the window, with the token in a header.
 	api, err := app.NewHandler(svcs, app.HandlerOptions{AnyHost: true, Log: log})
 	if err != nil {
 		return err
@@ -89,7 +95,7 @@ func runDesktop(env *cliEnv, devSim bool, releaseListen string, hooks consoleHoo
 		BackgroundColour: &options.RGBA{R: 26, G: 27, B: 30, A: 255},
 		OnStartup:        func(c context.Context) { events.Attach(c) },
 		OnShutdown:       func(context.Context) { cancel() },
-		Bind:             svcs.List(),
+		Bind:             []any{app.NewBridge(ctx, api)},
 		Linux:            &linux.Options{ProgramName: "keyholder", WebviewGpuPolicy: linux.WebviewGpuPolicyNever},
 	})
 	if err != nil {

@@ -32,14 +32,14 @@ func (a *Approvals) engine() (*release.Service, error) {
 }
 
 // Pending returns the requests that wait for a decision, newest first.
-func (a *Approvals) Pending() ([]release.Request, error) {
-	return a.List(release.StatusPending)
+func (a *Approvals) Pending(c Caller) ([]release.Request, error) {
+	return a.List(c, release.StatusPending)
 }
 
 // List returns requests with a status (pending, approved, denied, expired,
 // completed; "" for all), newest first, each with its approvals.
-func (a *Approvals) List(status string) ([]release.Request, error) {
-	if _, err := a.session.requireOfficer(); err != nil {
+func (a *Approvals) List(c Caller, status string) ([]release.Request, error) {
+	if _, err := a.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
 	rs, err := release.ListRequests(a.ctx, a.db, status)
@@ -47,8 +47,8 @@ func (a *Approvals) List(status string) ([]release.Request, error) {
 }
 
 // Get returns one request with its approvals.
-func (a *Approvals) Get(id string) (release.Request, error) {
-	if _, err := a.session.requireOfficer(); err != nil {
+func (a *Approvals) Get(c Caller, id string) (release.Request, error) {
+	if _, err := a.session.requireOfficer(c); err != nil {
 		return release.Request{}, err
 	}
 	r, err := release.GetRequest(a.ctx, a.db, id)
@@ -59,8 +59,8 @@ func (a *Approvals) Get(id string) (release.Request, error) {
 // the evidence it carries. Needs an approver or admin who authenticated
 // recently (CodeReauth otherwise: Session.Unlock, then retry). A class that
 // needs M of N officers stays pending until M distinct officers approved.
-func (a *Approvals) Approve(id, note string) (release.Request, error) {
-	o, err := a.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+func (a *Approvals) Approve(c Caller, id, note string) (release.Request, error) {
+	o, authAt, err := a.session.requireFreshAt(c, custody.RoleApprover, custody.RoleAdmin)
 	if err != nil {
 		return release.Request{}, err
 	}
@@ -68,7 +68,7 @@ func (a *Approvals) Approve(id, note string) (release.Request, error) {
 	if err != nil {
 		return release.Request{}, toError(a.log, "approve request", err)
 	}
-	r, err := eng.Approve(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: a.session.now()}, note)
+	r, err := eng.Approve(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: authAt}, note)
 	if err == nil && a.cfg.Release == nil {
 		// A served engine reports its own changes (Services.ConnectRelease).
 		a.events.Emit(EventApprovalsChanged, r)
@@ -77,8 +77,8 @@ func (a *Approvals) Approve(id, note string) (release.Request, error) {
 }
 
 // Deny refuses request id for good (same role and freshness as Approve).
-func (a *Approvals) Deny(id, note string) (release.Request, error) {
-	o, err := a.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+func (a *Approvals) Deny(c Caller, id, note string) (release.Request, error) {
+	o, authAt, err := a.session.requireFreshAt(c, custody.RoleApprover, custody.RoleAdmin)
 	if err != nil {
 		return release.Request{}, err
 	}
@@ -86,7 +86,7 @@ func (a *Approvals) Deny(id, note string) (release.Request, error) {
 	if err != nil {
 		return release.Request{}, toError(a.log, "deny request", err)
 	}
-	r, err := eng.Deny(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: a.session.now()}, note)
+	r, err := eng.Deny(a.ctx, id, release.Approver{Name: o.Name, AuthenticatedAt: authAt}, note)
 	if err == nil && a.cfg.Release == nil {
 		// A served engine reports its own changes (Services.ConnectRelease).
 		a.events.Emit(EventApprovalsChanged, r)
@@ -96,8 +96,8 @@ func (a *Approvals) Deny(id, note string) (release.Request, error) {
 
 // Policy returns the effective release policy of an image ("" for the
 // console default).
-func (a *Approvals) Policy(imageID string) (release.Policy, error) {
-	if _, err := a.session.requireOfficer(); err != nil {
+func (a *Approvals) Policy(c Caller, imageID string) (release.Policy, error) {
+	if _, err := a.session.requireOfficer(c); err != nil {
 		return release.Policy{}, err
 	}
 	p, err := release.LoadPolicy(a.ctx, a.db, imageID)
@@ -106,8 +106,8 @@ func (a *Approvals) Policy(imageID string) (release.Policy, error) {
 
 // SetPolicy changes the console default (imageID "") or an image's policy
 // (nil removes the image's override). Admins only, recently authenticated.
-func (a *Approvals) SetPolicy(imageID string, p *release.Policy) error {
-	o, err := a.session.requireFresh(custody.RoleAdmin)
+func (a *Approvals) SetPolicy(c Caller, imageID string, p *release.Policy) error {
+	o, err := a.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,8 @@ type releaseConsole struct {
 	clk  *testClock
 	hub  *Hub
 	vol  string
+	// alice is the admin's session.
+	alice Caller
 }
 
 func newReleaseConsole(t *testing.T) *releaseConsole {
@@ -50,9 +52,7 @@ func newReleaseConsole(t *testing.T) *releaseConsole {
 	hub := NewHub()
 	svcs := New(ctx, Config{Mode: "desktop", Now: c.now, Custody: cust, Release: eng}, db, hub)
 	svcs.ConnectRelease()
-	if _, err := svcs.Session.Setup("alice", "alice's passphrase"); err != nil {
-		t.Fatal(err)
-	}
+	alice := setupAs(t, svcs, "alice", "alice's passphrase")
 	if _, err := db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_1', 'web', ?)`, store.Time(c.now())); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func newReleaseConsole(t *testing.T) *releaseConsole {
 		t.Fatal(err)
 	}
 	clear(secret)
-	return &releaseConsole{svcs: svcs, eng: eng, clk: c, hub: hub, vol: vol}
+	return &releaseConsole{svcs: svcs, eng: eng, clk: c, hub: hub, vol: vol, alice: alice}
 }
 
 func (rc *releaseConsole) newVolume(t *testing.T, imageID string) string {
@@ -108,7 +108,7 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	if rel.Status != wire.StatusPending || rel.Class != "first_boot" {
 		t.Fatalf("first boot: %+v", rel)
 	}
-	pending, err := a.Pending()
+	pending, err := a.Pending(rc.alice)
 	if err != nil || len(pending) != 1 || pending[0].ID != rel.RequestID {
 		t.Fatalf("pending: %+v %v", pending, err)
 	}
@@ -125,7 +125,7 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	if !sawApproval {
 		t.Error("no approvals:changed event for a new pending request")
 	}
-	if _, err := a.Approve(rel.RequestID, "first boot of the app VM"); err != nil {
+	if _, err := a.Approve(rc.alice, rel.RequestID, "first boot of the app VM"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := rc.eng.Poll(context.Background(), rel.RequestID); err != nil || got.Status != wire.StatusReleased {
@@ -139,17 +139,17 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	if rel.Class != "migration" {
 		t.Fatalf("migration: %+v", rel)
 	}
-	r, err := a.Approve(rel.RequestID, "planned")
+	r, err := a.Approve(rc.alice, rel.RequestID, "planned")
 	if err != nil || r.Status != release.StatusApproved || r.Approvals[0].Officer != "alice" {
 		t.Fatalf("approve migration: %+v %v", r, err)
 	}
-	if _, err := a.Approve(rel.RequestID, "again"); code(err) != CodeConflict {
+	if _, err := a.Approve(rc.alice, rel.RequestID, "again"); code(err) != CodeConflict {
 		t.Fatalf("approve twice: %v", err)
 	}
 	if got, err := rc.eng.Poll(context.Background(), rel.RequestID); err != nil || got.Status != wire.StatusReleased {
 		t.Fatalf("collect migration: %+v %v", got, err)
 	}
-	d, err := rc.svcs.Fleet.Guest("vm-app")
+	d, err := rc.svcs.Fleet.Guest(rc.alice, "vm-app")
 	if err != nil || d.Status != fleet.Verified || len(d.History) < 4 || !d.Simulated {
 		t.Fatalf("guest: %+v %v", d, err)
 	}
@@ -159,16 +159,16 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	g.NewLaunch()
 	rel = rc.ask(t, g, "vm-app")
 	rc.clk.advance(DefaultFreshAuth + time.Second)
-	if _, err := a.Deny(rel.RequestID, "no"); code(err) != CodeReauth {
+	if _, err := a.Deny(rc.alice, rel.RequestID, "no"); code(err) != CodeReauth {
 		t.Fatalf("deny with a stale authentication: %v", err)
 	}
-	if _, err := rc.svcs.Session.Unlock("alice's passphrase"); err != nil {
+	if _, err := rc.svcs.Session.Unlock(rc.alice, "alice's passphrase"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Deny(rel.RequestID, "unexpected host"); err != nil {
+	if _, err := a.Deny(rc.alice, rel.RequestID, "unexpected host"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Approve(rel.RequestID, ""); code(err) != CodeConflict {
+	if _, err := a.Approve(rc.alice, rel.RequestID, ""); code(err) != CodeConflict {
 		t.Fatalf("approve after deny: %v", err)
 	}
 
@@ -184,7 +184,7 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	if rel.Status != wire.StatusPending || rel.Class != "first_boot" {
 		t.Fatalf("unreferenced first boot: %+v", rel)
 	}
-	req, _ := a.Get(rel.RequestID)
+	req, _ := a.Get(rc.alice, rel.RequestID)
 	var sum release.Summary
 	json.Unmarshal(req.Summary, &sum)
 	if len(sum.ProposedReference) == 0 {
@@ -193,7 +193,7 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	if _, err := attest.NewReferences(rc.svcs.Fleet.db).Latest(context.Background(), "img_new"); err == nil {
 		t.Fatal("reference values recorded before approval")
 	}
-	if _, err := a.Approve(rel.RequestID, "new image"); err != nil {
+	if _, err := a.Approve(rc.alice, rel.RequestID, "new image"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := rc.eng.Poll(context.Background(), rel.RequestID); err != nil || got.Status != wire.StatusReleased {
@@ -208,13 +208,13 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	}
 
 	// Revoke through the app.
-	if err := rc.svcs.Fleet.Revoke("vm-app", "compromised"); err != nil {
+	if err := rc.svcs.Fleet.Revoke(rc.alice, "vm-app", "compromised"); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := rc.svcs.Fleet.Guest("vm-app"); d.Status != fleet.Revoked {
+	if d, _ := rc.svcs.Fleet.Guest(rc.alice, "vm-app"); d.Status != fleet.Revoked {
 		t.Fatalf("status after revoke: %s", d.Status)
 	}
-	if err := rc.svcs.Approvals.SetPolicy("", &release.Policy{Actions: map[release.Class]release.Action{"nonsense": release.ActionRelease}}); code(err) != CodeInvalid {
+	if err := rc.svcs.Approvals.SetPolicy(rc.alice, "", &release.Policy{Actions: map[release.Class]release.Action{"nonsense": release.ActionRelease}}); code(err) != CodeInvalid {
 		t.Fatalf("invalid policy: %v", err)
 	}
 }

@@ -12,8 +12,8 @@ import (
 type Audit struct{ *base }
 
 // List returns audit entries matching q, newest first.
-func (a *Audit) List(q audit.Query) ([]audit.Entry, error) {
-	if _, err := a.session.requireOfficer(); err != nil {
+func (a *Audit) List(c Caller, q audit.Query) ([]audit.Entry, error) {
+	if _, err := a.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
 	es, err := audit.List(a.ctx, a.db, q)
@@ -33,8 +33,8 @@ type VerifyResult struct {
 }
 
 // Verify checks every entry's hash and link and every signed checkpoint.
-func (a *Audit) Verify() (VerifyResult, error) {
-	if _, err := a.session.requireOfficer(); err != nil {
+func (a *Audit) Verify(c Caller) (VerifyResult, error) {
+	if _, err := a.session.requireOfficer(c); err != nil {
 		return VerifyResult{}, err
 	}
 	pub, authentic, err := a.custody.AuditPublicKey(a.ctx)
@@ -55,8 +55,8 @@ func (a *Audit) Verify() (VerifyResult, error) {
 }
 
 // Export returns the whole log as JSON lines, oldest first (for a download).
-func (a *Audit) Export() (string, error) {
-	if _, err := a.session.requireOfficer(); err != nil {
+func (a *Audit) Export(c Caller) (string, error) {
+	if _, err := a.session.requireOfficer(c); err != nil {
 		return "", err
 	}
 	var b bytes.Buffer

@@ -32,8 +32,8 @@ func (f *Fleet) Summary() (fleet.Summary, error) {
 }
 
 // Guest returns one guest with its latest 200 attestation results.
-func (f *Fleet) Guest(id string) (fleet.GuestDetail, error) {
-	if _, err := f.session.requireOfficer(); err != nil {
+func (f *Fleet) Guest(c Caller, id string) (fleet.GuestDetail, error) {
+	if _, err := f.session.requireOfficer(c); err != nil {
 		return fleet.GuestDetail{}, err
 	}
 	d, err := f.svc.Get(f.ctx, id, 200)
@@ -42,8 +42,8 @@ func (f *Fleet) Guest(id string) (fleet.GuestDetail, error) {
 
 // Revoke refuses every further release and heartbeat of guest id until an
 // officer reinstates it. Approvers and admins, recently authenticated.
-func (f *Fleet) Revoke(id, reason string) error {
-	o, err := f.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+func (f *Fleet) Revoke(c Caller, id, reason string) error {
+	o, err := f.session.requireFresh(c, custody.RoleApprover, custody.RoleAdmin)
 	if err != nil {
 		return err
 	}
@@ -56,8 +56,8 @@ func (f *Fleet) Revoke(id, reason string) error {
 
 // Reinstate clears a guest's revocation; its next request is classified
 // afresh (and usually needs an approval).
-func (f *Fleet) Reinstate(id, reason string) error {
-	o, err := f.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+func (f *Fleet) Reinstate(c Caller, id, reason string) error {
+	o, err := f.session.requireFresh(c, custody.RoleApprover, custody.RoleAdmin)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -47,7 +48,8 @@ type Handler struct {
 	methods map[string]*method
 	opts    HandlerOptions
 	files   http.Handler
-	session *Session // officer login gate (web console)
+	session *Session // resolves each call's Caller
+	streams streamSlots
 }
 
 type method struct {
@@ -56,9 +58,15 @@ type method struct {
 	fn   reflect.Value
 	in   []reflect.Type
 	outs int
+	// caller is true when the method's first parameter is a Caller, which
+	// the handler fills in from the call's credential.
+	caller bool
 }
 
-var errorType = reflect.TypeOf((*error)(nil)).Elem()
+var (
+	errorType  = reflect.TypeOf((*error)(nil)).Elem()
+	callerType = reflect.TypeOf(Caller{})
+)
 
 // NewHandler indexes the exported methods of every service in s.
 func NewHandler(s *Services, opts HandlerOptions) (*Handler, error) {
@@ -78,10 +86,17 @@ func NewHandler(s *Services, opts HandlerOptions) (*Handler, error) {
 				return nil, fmt.Errorf("service method %s.%s must return (T, error) or error", name, m.Name)
 			}
 			var in []reflect.Type
+			withCaller := ft.NumIn() > 1 && ft.In(1) == callerType
 			for j := 1; j < ft.NumIn(); j++ {
+				if withCaller && j == 1 {
+					continue
+				}
+				if ft.In(j) == callerType || ft.In(j) == reflect.PointerTo(callerType) {
+					return nil, fmt.Errorf("service method %s.%s: a Caller must be the first parameter, by value", name, m.Name)
+				}
 				in = append(in, ft.In(j))
 			}
-			h.methods[name+"/"+m.Name] = &method{name: name + "." + m.Name, recv: v, fn: m.Func, in: in, outs: outs}
+			h.methods[name+"/"+m.Name] = &method{name: name + "." + m.Name, recv: v, fn: m.Func, in: in, outs: outs, caller: withCaller}
 		}
 	}
 	if opts.Assets != nil {
@@ -153,45 +168,107 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := strings.TrimPrefix(r.URL.Path, "/api/call/")
+	out := &callOut{}
+	result, e := h.dispatch(h.credential(r), key, out, func() ([]byte, *Error) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
+		if err != nil {
+			return nil, errBodyTooLarge
+		}
+		return body, nil
+	})
+	if e != nil {
+		status := statusFor(e.Code)
+		if e == errBodyTooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, e)
+		return
+	}
+	if h.web() {
+		setCookie(w, r, out)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"result": result})
+}
+
+var errBodyTooLarge = &Error{Code: CodeInvalid, Message: "request body too large or unreadable"}
+
+// web says whether this is the web console's handler: the session is in
+// a cookie there, in the X-Keyholder-Session header in the desktop window.
+func (h *Handler) web() bool { return h.session.cfg.Mode == "web" }
+
+// credential reads a request's session credential: the cookie in the web
+// console, the X-Keyholder-Session header in the desktop window (whose
+// webview may not keep cookies for its own scheme).
+func (h *Handler) credential(r *http.Request) credential {
+	cr := credential{source: remoteHost(r.RemoteAddr), userAgent: r.UserAgent(), device: "web", ctx: r.Context()}
+	if h.web() {
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			cr.token = c.Value
+		}
+	} else {
+		cr.token, cr.device, cr.source = r.Header.Get(sessionHeader), "desktop", "desktop"
+	}
+	if len(cr.userAgent) > 256 {
+		cr.userAgent = cr.userAgent[:256]
+	}
+	return cr
+}
+
+func remoteHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// dispatch runs one call: it resolves the caller from the credential
+// before the arguments are read, reads them (readBody), resolves the
+// caller again (the session must still be the same and alive), and calls
+// the method with that caller. The HTTP API and the desktop bridge both
+// call it.
+func (h *Handler) dispatch(cr credential, key string, out *callOut, readBody func() ([]byte, *Error)) (any, *Error) {
 	m := h.methods[key]
 	if m == nil {
-		writeError(w, http.StatusNotFound, &Error{Code: CodeNotFound, Message: "no such method"})
-		return
+		return nil, &Error{Code: CodeNotFound, Message: "no such method"}
 	}
-	if h.session != nil {
-		if e := h.session.gate(r, key); e != nil {
-			writeError(w, statusFor(e.Code), e)
-			return
-		}
+	before, e := h.session.authorize(cr, key)
+	if e != nil {
+		return nil, e
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, &Error{Code: CodeInvalid, Message: "request body too large or unreadable"})
-		return
+	body, e := readBody()
+	if e != nil {
+		return nil, e
 	}
 	args, err := m.decodeArgs(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, &Error{Code: CodeInvalid, Message: err.Error()})
-		return
+		return nil, &Error{Code: CodeInvalid, Message: err.Error()}
 	}
-	out := m.fn.Call(append([]reflect.Value{m.recv}, args...))
-	if errv := out[len(out)-1]; !errv.IsNil() {
+	// The session may have ended, locked or changed while the body arrived.
+	c, e := h.session.authorize(cr, key)
+	if e != nil {
+		return nil, e
+	}
+	if c.SessionID != before.SessionID || c.Officer.Name != before.Officer.Name {
+		return nil, &Error{Code: CodeUnauthorized, Message: "the session changed during the call; try again"}
+	}
+	in := []reflect.Value{m.recv}
+	if m.caller {
+		c.out = out
+		in = append(in, reflect.ValueOf(c))
+	}
+	res := m.fn.Call(append(in, args...))
+	if errv := res[len(res)-1]; !errv.IsNil() {
 		err := errv.Interface().(error)
 		var ae *Error
 		if !errors.As(err, &ae) {
 			ae = toError(h.opts.Log, m.name, err).(*Error)
 		}
-		writeError(w, statusFor(ae.Code), ae)
-		return
+		return nil, ae
 	}
-	var result any
 	if m.outs == 2 {
-		result = out[0].Interface()
+		return res[0].Interface(), nil
 	}
-	if h.session != nil {
-		h.session.afterCall(w, r, key)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"result": result})
+	return nil, nil
 }
 
 // decodeArgs reads a JSON array into the method's parameter types. Missing
@@ -222,42 +299,101 @@ func (m *method) decodeArgs(body []byte) ([]reflect.Value, error) {
 	return args, nil
 }
 
+// Event stream limits: each session (or, before the console has officers,
+// each source address) may hold a few streams; a write that cannot go out
+// within streamWriteTimeout ends the stream.
+const (
+	maxStreamsPerSession = 4
+	streamKeepAlive      = 15 * time.Second
+	streamWriteTimeout   = 20 * time.Second
+)
+
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Hub == nil {
 		writeError(w, http.StatusNotFound, &Error{Code: CodeNotFound, Message: "no event stream"})
 		return
 	}
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, &Error{Code: CodeInternal, Message: "streaming unsupported"})
+	cr := h.credential(r)
+	c, e := h.session.authorize(cr, "")
+	if e != nil {
+		writeError(w, statusFor(e.Code), e)
 		return
 	}
-	if h.session != nil {
-		if e := h.session.gate(r, ""); e != nil {
-			writeError(w, statusFor(e.Code), e)
-			return
-		}
+	slot := c.SessionID
+	if slot == "" {
+		slot = "source:" + cr.source
 	}
+	if !h.streams.acquire(slot) {
+		writeError(w, http.StatusTooManyRequests, &Error{Code: CodeUnavailable, Message: "too many event streams for this session"})
+		return
+	}
+	defer h.streams.release(slot)
+	rc := http.NewResponseController(w)
 	events, stop := h.opts.Hub.Subscribe()
 	defer stop()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
+	// write extends the deadline the server's WriteTimeout set, one write
+	// at a time, and flushes.
+	write := func(s string) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		if _, err := io.WriteString(w, s); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
 	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, ": keyholder events\n\n")
-	fl.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
+	if !write(": keyholder events\n\n") {
+		return
+	}
+	keepalive := time.NewTicker(streamKeepAlive)
 	defer keepalive.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case msg := <-events:
-			fmt.Fprintf(w, "data: %s\n\n", msg)
-			fl.Flush()
+			if !write("data: " + string(msg) + "\n\n") {
+				return
+			}
 		case <-keepalive.C:
-			io.WriteString(w, ": keepalive\n\n")
-			fl.Flush()
+			// A stream lives only as long as its session.
+			if now, e := h.session.authorize(cr, ""); e != nil || now.SessionID != c.SessionID {
+				return
+			}
+			if !write(": keepalive\n\n") {
+				return
+			}
 		}
+	}
+}
+
+// streamSlots counts open event streams per session.
+type streamSlots struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *streamSlots) acquire(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	if s.n[k] >= maxStreamsPerSession {
+		return false
+	}
+	s.n[k]++
+	return true
+}
+
+func (s *streamSlots) release(k string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[k]--; s.n[k] <= 0 {
+		delete(s.n, k)
 	}
 }
 
@@ -324,4 +460,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, e *Error) {
 	writeJSON(w, status, map[string]any{"error": e})
+}
+
+// Console server limits. The event stream extends its own write deadline
+// per write (serveEvents).
+const (
+	serverReadHeaderTimeout = 10 * time.Second
+	serverReadTimeout       = 30 * time.Second
+	serverWriteTimeout      = 60 * time.Second
+	serverIdleTimeout       = 2 * time.Minute
+	serverMaxHeaderBytes    = 16 << 10
+)
+
+// NewServer wraps the console's handler in an http.Server with its
+// timeouts and header limit: a client that sends its headers or body
+// slowly, or reads slowly, is cut off.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: serverReadHeaderTimeout,
+		ReadTimeout:       serverReadTimeout,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+	}
 }

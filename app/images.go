@@ -40,8 +40,8 @@ func (i *Images) List() ([]images.Image, error) {
 
 // Inspect describes the disk image at path (format, virtual size,
 // partitions, filesystems, the partition os mode would encrypt).
-func (i *Images) Inspect(path string) (*diskimage.Info, error) {
-	if _, err := i.session.requireOfficer(); err != nil {
+func (i *Images) Inspect(c Caller, path string) (*diskimage.Info, error) {
+	if _, err := i.session.requireOfficer(c); err != nil {
 		return nil, toError(i.log, "inspect image", err)
 	}
 	info, err := diskimage.Inspect(path)
@@ -66,8 +66,8 @@ type PrepareRequest struct {
 // second pass: os mode and the gcp/aws packages); the last one has Finished set, and an
 // Error unless it succeeded. Result returns the outcome. Needs a fresh
 // admin session (it creates a volume and its release secret).
-func (i *Images) Prepare(req PrepareRequest) (string, error) {
-	o, err := i.session.requireFresh(custody.RoleAdmin)
+func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
+	o, err := i.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return "", toError(i.log, "prepare image", err)
 	}
@@ -111,7 +111,10 @@ func (i *Images) Prepare(req PrepareRequest) (string, error) {
 
 // Cancel stops a running preparation; it ends with a CodeCanceled error
 // and leaves no output and no registered volume.
-func (i *Images) Cancel(opID string) error {
+func (i *Images) Cancel(c Caller, opID string) error {
+	if _, err := i.session.requireOfficer(c); err != nil {
+		return err
+	}
 	i.mu.Lock()
 	op, ok := i.ops[opID]
 	i.mu.Unlock()
@@ -123,7 +126,10 @@ func (i *Images) Cancel(opID string) error {
 }
 
 // Result returns the outcome of a finished preparation (the manifest).
-func (i *Images) Result(opID string) (*diskimage.Result, error) {
+func (i *Images) Result(c Caller, opID string) (*diskimage.Result, error) {
+	if _, err := i.session.requireOfficer(c); err != nil {
+		return nil, err
+	}
 	i.mu.Lock()
 	op, ok := i.ops[opID]
 	i.mu.Unlock()

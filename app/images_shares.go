@@ -10,8 +10,8 @@ import (
 // shares, any m of which give it back (`keyholder shares combine`), so no
 // single person can open the disk without Keyholder. The wizard shows the
 // shares instead of the passphrase; nothing is stored.
-func (i *Images) SplitPassphrase(passphrase string, m, n int) ([]string, error) {
-	if _, err := i.session.requireOfficer(); err != nil {
+func (i *Images) SplitPassphrase(c Caller, passphrase string, m, n int) ([]string, error) {
+	if _, err := i.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
 	if m < 2 || n < m || n > 16 {

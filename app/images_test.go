@@ -15,7 +15,7 @@ import (
 	"keyholder/backend/store"
 )
 
-func newImagesConsole(t *testing.T) (*Services, *Hub) {
+func newImagesConsole(t *testing.T) (*Services, *Hub, Caller) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -27,10 +27,8 @@ func newImagesConsole(t *testing.T) (*Services, *Hub) {
 	cust := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
 	hub := NewHub()
 	svcs := New(ctx, Config{Mode: "web", Custody: cust}, db, hub)
-	if _, err := svcs.Session.Setup("alice", "alice's passphrase"); err != nil {
-		t.Fatal(err)
-	}
-	return svcs, hub
+	alice := setupAs(t, svcs, "alice", "alice's passphrase")
+	return svcs, hub, alice
 }
 
 // waitFinished reads progress events of op until the final one.
@@ -59,7 +57,7 @@ func waitFinished(t *testing.T, events <-chan []byte, op string) (stages []strin
 }
 
 func TestImagesPrepare(t *testing.T) {
-	svcs, hub := newImagesConsole(t)
+	svcs, hub, alice := newImagesConsole(t)
 	events, unsub := hub.Subscribe()
 	defer unsub()
 	dir := t.TempDir()
@@ -68,18 +66,18 @@ func TestImagesPrepare(t *testing.T) {
 	rand.Read(data)
 	os.WriteFile(src, data, 0o644)
 
-	info, err := svcs.Images.Inspect(src)
+	info, err := svcs.Images.Inspect(alice, src)
 	if err != nil || info.Format != diskimage.Raw || info.VirtualSize != int64(len(data)) {
 		t.Fatalf("inspect: %+v %v", info, err)
 	}
 	var ae *Error
-	if _, err := svcs.Images.Inspect(filepath.Join(dir, "missing")); !errors.As(err, &ae) || ae.Code != CodeNotFound {
+	if _, err := svcs.Images.Inspect(alice, filepath.Join(dir, "missing")); !errors.As(err, &ae) || ae.Code != CodeNotFound {
 		t.Fatalf("inspect missing file: %v", err)
 	}
 
 	dst := filepath.Join(dir, "out", "disk.img")
 	os.Mkdir(filepath.Dir(dst), 0o755)
-	op, err := svcs.Images.Prepare(PrepareRequest{Source: src, Dest: dst, Name: "web", SectorSize: 512})
+	op, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web", SectorSize: 512})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +85,7 @@ func TestImagesPrepare(t *testing.T) {
 	if final.Error != nil {
 		t.Fatalf("prepare failed: %+v", final.Error)
 	}
-	res, err := svcs.Images.Result(op)
+	res, err := svcs.Images.Result(alice, op)
 	if err != nil || res.Manifest.ImageName != "web" || res.Manifest.SectorSize != 512 {
 		t.Fatalf("result %+v %v", res, err)
 	}
@@ -101,26 +99,26 @@ func TestImagesPrepare(t *testing.T) {
 
 	// The same request again fails with a conflict (the output exists),
 	// reported in the final event.
-	op2, err := svcs.Images.Prepare(PrepareRequest{Source: src, Dest: dst, Name: "web2"})
+	op2, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web2"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, final := waitFinished(t, events, op2); final.Error == nil || final.Error.Code != CodeConflict {
 		t.Fatalf("second prepare: %+v", final.Error)
 	}
-	if err := svcs.Images.Cancel("op_missing"); !errors.As(err, &ae) || ae.Code != CodeNotFound {
+	if err := svcs.Images.Cancel(alice, "op_missing"); !errors.As(err, &ae) || ae.Code != CodeNotFound {
 		t.Fatalf("cancel unknown: %v", err)
 	}
-	if _, err := svcs.Images.Prepare(PrepareRequest{Source: src, Dest: dst + "x", Mode: "bogus"}); err != nil {
+	if _, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst + "x", Mode: "bogus"}); err != nil {
 		t.Fatal(err) // validation happens in the background and arrives as an event
 	}
 }
 
 func TestImagesPrepareNeedsSession(t *testing.T) {
-	svcs, _ := newImagesConsole(t)
-	svcs.Session.Logout()
+	svcs, _, alice := newImagesConsole(t)
+	svcs.Session.Logout(alice)
 	var ae *Error
-	if _, err := svcs.Images.Prepare(PrepareRequest{Source: "a", Dest: "b"}); !errors.As(err, &ae) || (ae.Code != CodeUnauthorized && ae.Code != CodeForbidden) {
+	if _, err := svcs.Images.Prepare(alice, PrepareRequest{Source: "a", Dest: "b"}); !errors.As(err, &ae) || (ae.Code != CodeUnauthorized && ae.Code != CodeForbidden) {
 		t.Fatalf("prepare without a session: %v", err)
 	}
 }

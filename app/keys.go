@@ -15,8 +15,8 @@ import (
 type Keys struct{ *base }
 
 // Volumes returns every encrypted volume (never key material).
-func (k *Keys) Volumes() ([]custody.Volume, error) {
-	if _, err := k.session.requireOfficer(); err != nil {
+func (k *Keys) Volumes(c Caller) ([]custody.Volume, error) {
+	if _, err := k.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
 	vs, err := custody.ListVolumes(k.ctx, k.db)
@@ -31,8 +31,8 @@ func (k *Keys) State() (custody.State, error) {
 }
 
 // Generations lists a volume's release-secret generations, newest first.
-func (k *Keys) Generations(volumeID string) ([]custody.Generation, error) {
-	if _, err := k.session.requireOfficer(); err != nil {
+func (k *Keys) Generations(c Caller, volumeID string) ([]custody.Generation, error) {
+	if _, err := k.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
 	gs, err := k.custody.Generations(k.ctx, volumeID)
@@ -42,8 +42,8 @@ func (k *Keys) Generations(volumeID string) ([]custody.Generation, error) {
 // Rotate starts a rotation of the volume's release secret: generation N+1
 // is made pending; the guest agent's confirmation makes it current. Needs an
 // approver or admin with a recent authentication.
-func (k *Keys) Rotate(volumeID string) (int, error) {
-	o, err := k.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+func (k *Keys) Rotate(c Caller, volumeID string) (int, error) {
+	o, err := k.session.requireFresh(c, custody.RoleApprover, custody.RoleAdmin)
 	if err != nil {
 		return 0, err
 	}
@@ -54,8 +54,8 @@ func (k *Keys) Rotate(volumeID string) (int, error) {
 
 // Revoke stops every release of the volume (its secrets stay until an admin
 // destroys them). Needs an approver or admin with a recent authentication.
-func (k *Keys) Revoke(volumeID, reason string) error {
-	o, err := k.session.requireFresh(custody.RoleApprover, custody.RoleAdmin)
+func (k *Keys) Revoke(c Caller, volumeID, reason string) error {
+	o, err := k.session.requireFresh(c, custody.RoleApprover, custody.RoleAdmin)
 	if err != nil {
 		return err
 	}
@@ -66,8 +66,8 @@ func (k *Keys) Revoke(volumeID, reason string) error {
 
 // Destroy erases every release secret of a revoked volume; confirm must
 // repeat the volume ID. Admins only, with a recent authentication.
-func (k *Keys) Destroy(volumeID, confirm string) error {
-	o, err := k.session.requireFresh(custody.RoleAdmin)
+func (k *Keys) Destroy(c Caller, volumeID, confirm string) error {
+	o, err := k.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return err
 	}
@@ -77,8 +77,8 @@ func (k *Keys) Destroy(volumeID, confirm string) error {
 }
 
 // Officers lists the officers (names, roles, last login; no envelopes).
-func (k *Keys) Officers() ([]custody.Officer, error) {
-	if _, err := k.session.requireOfficer(); err != nil {
+func (k *Keys) Officers(c Caller) ([]custody.Officer, error) {
+	if _, err := k.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
 	os, err := k.custody.Officers(k.ctx)
@@ -87,8 +87,8 @@ func (k *Keys) Officers() ([]custody.Officer, error) {
 
 // AddOfficer adds an officer with their own passphrase. Admins only, with a
 // recent authentication.
-func (k *Keys) AddOfficer(name, role, passphrase string) (custody.Officer, error) {
-	o, err := k.session.requireFresh(custody.RoleAdmin)
+func (k *Keys) AddOfficer(c Caller, name, role, passphrase string) (custody.Officer, error) {
+	o, err := k.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return custody.Officer{}, err
 	}
@@ -100,30 +100,36 @@ func (k *Keys) AddOfficer(name, role, passphrase string) (custody.Officer, error
 }
 
 // RemoveOfficer removes an officer (never the last admin). Admins only.
-func (k *Keys) RemoveOfficer(name string) error {
-	o, err := k.session.requireFresh(custody.RoleAdmin)
+func (k *Keys) RemoveOfficer(c Caller, name string) error {
+	o, err := k.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return err
 	}
 	err = k.custody.RemoveOfficer(k.ctx, o.Name, name)
+	if err == nil {
+		k.session.endOfficer(name)
+	}
 	k.changed()
 	return toError(k.log, "remove officer", err)
 }
 
 // SetRole changes an officer's role (the last admin stays admin). Admins only.
-func (k *Keys) SetRole(name, role string) error {
-	o, err := k.session.requireFresh(custody.RoleAdmin)
+func (k *Keys) SetRole(c Caller, name, role string) error {
+	o, err := k.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return err
 	}
 	err = k.custody.SetRole(k.ctx, o.Name, name, custody.Role(role))
+	if err == nil {
+		k.session.endOfficer(name)
+	}
 	k.changed()
 	return toError(k.log, "change role", err)
 }
 
 // ChangePassphrase changes the logged-in officer's own passphrase.
-func (k *Keys) ChangePassphrase(oldPassphrase, newPassphrase string) error {
-	o, err := k.session.requireOfficer()
+func (k *Keys) ChangePassphrase(c Caller, oldPassphrase, newPassphrase string) error {
+	o, err := k.session.requireOfficer(c)
 	if err != nil {
 		return err
 	}
@@ -138,11 +144,11 @@ func (k *Keys) ChangePassphrase(oldPassphrase, newPassphrase string) error {
 // machine (the desktop's save dialog picks it). The web console refuses it:
 // there the browser's machine is not the console's; use keyholder backup.
 // Admins only, with a recent authentication.
-func (k *Keys) Backup(path string) (custody.BackupInfo, error) {
+func (k *Keys) Backup(c Caller, path string) (custody.BackupInfo, error) {
 	if k.cfg.Mode != "desktop" {
 		return custody.BackupInfo{}, &Error{Code: CodeForbidden, Message: "backups are written from the desktop console or with keyholder backup"}
 	}
-	o, err := k.session.requireFresh(custody.RoleAdmin)
+	o, err := k.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return custody.BackupInfo{}, err
 	}

@@ -12,8 +12,8 @@ import (
 // which rebuild access (`keyholder recover`). The shares are shown once and
 // never stored; each carries a checksum so a typo is caught before
 // combining. Admins only, with a recent authentication; audited.
-func (k *Keys) RecoveryShares(m, n int) ([]string, error) {
-	o, err := k.session.requireFresh(custody.RoleAdmin)
+func (k *Keys) RecoveryShares(c Caller, m, n int) ([]string, error) {
+	o, err := k.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return nil, err
 	}
@@ -36,8 +36,8 @@ type BackupFile struct {
 // for the web console to download (the desktop app saves it with Backup).
 // The file is encrypted and authenticated under the master key; restoring
 // it needs an officer's passphrase. Admins only, recently authenticated.
-func (k *Keys) BackupDownload() (BackupFile, error) {
-	o, err := k.session.requireFresh(custody.RoleAdmin)
+func (k *Keys) BackupDownload(c Caller) (BackupFile, error) {
+	o, err := k.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return BackupFile{}, err
 	}

@@ -15,18 +15,16 @@ import (
 
 func TestRecoverySharesAndBackupDownload(t *testing.T) {
 	s, c := newSessionServices(t, "web")
-	if _, err := s.Keys.RecoveryShares(2, 3); code(err) != CodeUnauthorized {
+	if _, err := s.Keys.RecoveryShares(anon(s), 2, 3); code(err) != CodeUnauthorized {
 		t.Fatalf("shares before any session: %v", err)
 	}
-	if _, err := s.Session.Setup("alice", "alice's passphrase"); err != nil {
-		t.Fatal(err)
-	}
+	alice := setupAs(t, s, "alice", "alice's passphrase")
 	for _, tc := range []struct{ m, n int }{{1, 3}, {4, 3}, {2, 17}} {
-		if _, err := s.Keys.RecoveryShares(tc.m, tc.n); code(err) != CodeInvalid {
+		if _, err := s.Keys.RecoveryShares(alice, tc.m, tc.n); code(err) != CodeInvalid {
 			t.Errorf("RecoveryShares(%d, %d): %v, want invalid", tc.m, tc.n, err)
 		}
 	}
-	shares, err := s.Keys.RecoveryShares(2, 3)
+	shares, err := s.Keys.RecoveryShares(alice, 2, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +43,7 @@ func TestRecoverySharesAndBackupDownload(t *testing.T) {
 		t.Fatalf("2 of 3 shares do not combine: %v", err)
 	}
 
-	f, err := s.Keys.BackupDownload()
+	f, err := s.Keys.BackupDownload(alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +68,10 @@ func TestRecoverySharesAndBackupDownload(t *testing.T) {
 
 	// A stale authentication must re-enter the passphrase first.
 	c.advance(DefaultFreshAuth + time.Second)
-	if _, err := s.Keys.RecoveryShares(2, 3); code(err) != CodeReauth {
+	if _, err := s.Keys.RecoveryShares(alice, 2, 3); code(err) != CodeReauth {
 		t.Fatalf("stale session: %v, want reauth_required", err)
 	}
-	if _, err := s.Keys.BackupDownload(); code(err) != CodeReauth {
+	if _, err := s.Keys.BackupDownload(alice); code(err) != CodeReauth {
 		t.Fatalf("stale session backup: %v, want reauth_required", err)
 	}
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // References lists the versions of an image's reference values, newest first.
-func (i *Images) References(imageID string) ([]attest.ReferenceVersion, error) {
-	if _, err := i.session.requireOfficer(); err != nil {
+func (i *Images) References(c Caller, imageID string) ([]attest.ReferenceVersion, error) {
+	if _, err := i.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
 	vs, err := attest.NewReferences(i.db).List(i.ctx, imageID)
@@ -22,8 +22,8 @@ func (i *Images) References(imageID string) ([]attest.ReferenceVersion, error) {
 // SetReference stores a new version of an image's reference values (the
 // measurements a guest of that image must prove, minimum TCB, policy bits).
 // Old versions are kept. Admins only, with a recent authentication.
-func (i *Images) SetReference(imageID string, values attest.ReferenceValues, comment string) (attest.ReferenceVersion, error) {
-	o, err := i.session.requireFresh(custody.RoleAdmin)
+func (i *Images) SetReference(c Caller, imageID string, values attest.ReferenceValues, comment string) (attest.ReferenceVersion, error) {
+	o, err := i.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return attest.ReferenceVersion{}, err
 	}

@@ -53,48 +53,50 @@ func code(err error) Code {
 
 func TestSessionLifecycle(t *testing.T) {
 	s, c := newSessionServices(t, "desktop")
-	if st, _ := s.Session.State(); st.Initialized || st.LoggedIn {
+	if st, _ := s.Session.State(anon(s)); st.Initialized || st.LoggedIn {
 		t.Fatalf("fresh console state = %+v", st)
 	}
-	if _, err := s.Session.Setup("alice", "alice's passphrase"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Session.Setup("eve", "eve's passphrase!"); code(err) != CodeConflict {
+	alice := setupAs(t, s, "alice", "alice's passphrase")
+	if _, err := s.Session.Setup(anon(s), "eve", "eve's passphrase!"); code(err) != CodeConflict {
 		t.Fatalf("second setup: %v", err)
 	}
-	if _, err := s.Keys.AddOfficer("vic", "viewer", "vic's passphrase"); err != nil {
+	if _, err := s.Keys.AddOfficer(alice, "vic", "viewer", "vic's passphrase"); err != nil {
 		t.Fatal(err)
 	}
+	var vic Caller
 	steps := []struct {
 		name string
 		run  func() error
 		want Code
 	}{
-		{"read volumes", func() error { _, err := s.Keys.Volumes(); return err }, ""},
-		{"idle lock", func() error { c.advance(DefaultIdleLock); _, err := s.Keys.Volumes(); return err }, CodeUnauthorized},
-		{"audit locked too", func() error { _, err := s.Audit.List(audit.Query{}); return err }, CodeUnauthorized},
-		{"wrong passphrase does not unlock", func() error { _, err := s.Session.Unlock("not it at all"); return err }, CodeUnauthorized},
-		{"unlock", func() error { _, err := s.Session.Unlock("alice's passphrase"); return err }, ""},
-		{"read again", func() error { _, err := s.Keys.Volumes(); return err }, ""},
+		{"read volumes", func() error { _, err := s.Keys.Volumes(alice); return err }, ""},
+		{"no session reads nothing", func() error { _, err := s.Keys.Volumes(anon(s)); return err }, CodeUnauthorized},
+		{"idle lock", func() error { c.advance(DefaultIdleLock); _, err := s.Keys.Volumes(alice); return err }, CodeUnauthorized},
+		{"audit locked too", func() error { _, err := s.Audit.List(alice, audit.Query{}); return err }, CodeUnauthorized},
+		{"wrong passphrase does not unlock", func() error { _, err := s.Session.Unlock(alice, "not it at all"); return err }, CodeUnauthorized},
+		{"unlock", func() error { _, err := s.Session.Unlock(alice, "alice's passphrase"); return err }, ""},
+		{"read again", func() error { _, err := s.Keys.Volumes(alice); return err }, ""},
 		{"not fresh for custody changes", func() error {
 			c.advance(DefaultFreshAuth)
-			_, err := s.Keys.Rotate("vol_x")
+			_, err := s.Keys.Rotate(alice, "vol_x")
 			return err
 		}, CodeReauth},
-		{"re-authenticate", func() error { _, err := s.Session.Unlock("alice's passphrase"); return err }, ""},
-		{"fresh rotate reaches custody", func() error { _, err := s.Keys.Rotate("vol_missing"); return err }, CodeNotFound},
-		{"viewer logs in", func() error { _, err := s.Session.Login("vic", "vic's passphrase"); return err }, ""},
-		{"viewer may not rotate", func() error { _, err := s.Keys.Rotate("vol_x"); return err }, CodeForbidden},
-		{"viewer may not add officers", func() error { _, err := s.Keys.AddOfficer("x", "admin", "x's long passphrase"); return err }, CodeForbidden},
-		{"logout", func() error { return s.Session.Logout() }, ""},
-		{"nothing after logout", func() error { _, err := s.Keys.Officers(); return err }, CodeUnauthorized},
+		{"re-authenticate", func() error { _, err := s.Session.Unlock(alice, "alice's passphrase"); return err }, ""},
+		{"fresh rotate reaches custody", func() error { _, err := s.Keys.Rotate(alice, "vol_missing"); return err }, CodeNotFound},
+		{"viewer logs in", func() error { var err error; vic, err = tryLogin(s, "vic", "vic's passphrase"); return err }, ""},
+		{"viewer may not rotate", func() error { _, err := s.Keys.Rotate(vic, "vol_x"); return err }, CodeForbidden},
+		{"viewer may not add officers", func() error { _, err := s.Keys.AddOfficer(vic, "x", "admin", "x's long passphrase"); return err }, CodeForbidden},
+		{"admin still logged in", func() error { _, err := s.Keys.Rotate(alice, "vol_missing"); return err }, CodeNotFound},
+		{"logout", func() error { return s.Session.Logout(vic) }, ""},
+		{"nothing after logout", func() error { _, err := s.Keys.Officers(vic); return err }, CodeUnauthorized},
+		{"the other session stays", func() error { _, err := s.Keys.Officers(alice); return err }, ""},
 	}
 	for _, st := range steps {
 		if err := st.run(); code(err) != st.want {
 			t.Fatalf("%s: err = %v, want code %q", st.name, err, st.want)
 		}
 	}
-	if st, _ := s.Session.State(); !st.KeyServiceUnlocked {
+	if st, _ := s.Session.State(anon(s)); !st.KeyServiceUnlocked {
 		t.Fatal("logging out of the UI must not lock the key service")
 	}
 }
@@ -163,13 +165,20 @@ func TestWebLoginGate(t *testing.T) {
 	if r, _ := call("Keys/Volumes", "[]", tok); r.StatusCode != 200 {
 		t.Fatalf("after unlock: %d", r.StatusCode)
 	}
-	// A login elsewhere ends this session.
+	// A login elsewhere starts another session; this one stays.
 	r2, _ := call("Session/Login", `["alice","alice's passphrase"]`, "")
 	if r2.StatusCode != 200 {
 		t.Fatal(r2.StatusCode)
 	}
+	if r, _ := call("Keys/Volumes", "[]", tok); r.StatusCode != 200 {
+		t.Fatalf("old cookie after a new login elsewhere: %d", r.StatusCode)
+	}
+	// Logout ends it.
+	if r, _ := call("Session/Logout", "[]", tok); r.StatusCode != 200 {
+		t.Fatalf("logout: %d", r.StatusCode)
+	}
 	if r, _ := call("Keys/Volumes", "[]", tok); r.StatusCode != 401 {
-		t.Fatalf("old cookie after a new login: %d", r.StatusCode)
+		t.Fatalf("cookie after logout: %d", r.StatusCode)
 	}
 	// The event stream is gated too.
 	req := httptest.NewRequest("GET", "/api/events", nil)
@@ -182,48 +191,86 @@ func TestWebLoginGate(t *testing.T) {
 
 func TestKeysBackup(t *testing.T) {
 	s, _ := newSessionServices(t, "desktop")
-	if _, err := s.Session.Setup("alice", "alice's passphrase"); err != nil {
-		t.Fatal(err)
-	}
+	alice := setupAs(t, s, "alice", "alice's passphrase")
 	out := filepath.Join(t.TempDir(), "console.khbackup")
-	info, err := s.Keys.Backup(out)
+	info, err := s.Keys.Backup(alice, out)
 	if err != nil || info.Bytes == 0 {
 		t.Fatalf("Backup = %+v, %v", info, err)
 	}
-	if _, err := s.Keys.Backup("relative.khbackup"); code(err) != CodeInvalid {
+	if _, err := s.Keys.Backup(alice, "relative.khbackup"); code(err) != CodeInvalid {
 		t.Fatalf("relative path: %v", err)
 	}
 	web, _ := newSessionServices(t, "web")
-	web.Session.Setup("alice", "alice's passphrase")
-	if _, err := web.Keys.Backup(out); code(err) != CodeForbidden {
+	walice := setupAs(t, web, "alice", "alice's passphrase")
+	if _, err := web.Keys.Backup(walice, out); code(err) != CodeForbidden {
 		t.Fatalf("web backup: %v", err)
 	}
 }
 
 func TestAuditVerifyService(t *testing.T) {
 	s, _ := newSessionServices(t, "desktop")
-	if res, err := s.Audit.Verify(); err != nil || !res.OK {
+	if res, err := s.Audit.Verify(anon(s)); err != nil || !res.OK {
 		t.Fatalf("uninitialised console: %+v, %v", res, err)
 	}
-	s.Session.Setup("alice", "alice's passphrase")
-	s.Keys.AddOfficer("bob", "viewer", "bob's passphrase!")
-	if _, err := s.Session.Setup("x", "y"); err == nil {
+	alice := setupAs(t, s, "alice", "alice's passphrase")
+	s.Keys.AddOfficer(alice, "bob", "viewer", "bob's passphrase!")
+	if _, err := s.Session.Setup(anon(s), "x", "y"); err == nil {
 		t.Fatal("setup twice")
 	}
-	if _, err := s.Keys.Volumes(); err != nil {
+	if _, err := s.Keys.Volumes(alice); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Audit.Verify()
+	res, err := s.Audit.Verify(alice)
 	if err != nil || !res.OK || !res.KeyAuthenticated || res.Report.Entries < 2 {
 		t.Fatalf("verify: %+v, %v", res, err)
 	}
 	s.Session.base.db.Exec(`UPDATE audit_log SET actor = 'officer:mallory' WHERE seq = 2`)
-	res, err = s.Audit.Verify()
+	res, err = s.Audit.Verify(alice)
 	if err != nil || res.OK || res.FirstBad != 2 {
 		t.Fatalf("after tampering: %+v, %v", res, err)
 	}
-	lines, err := s.Audit.Export()
+	lines, err := s.Audit.Export(alice)
 	if err != nil || strings.Count(lines, "\n") != int(res.Report.Entries) {
 		t.Fatalf("export: %d lines, %v", strings.Count(lines, "\n"), err)
 	}
+}
+
+// callerOf resolves a session token the way the handler does.
+func callerOf(s *Services, token string) Caller {
+	c, _ := s.Session.authorize(credential{token: token, source: "test", device: s.Session.cfg.Mode}, "Session/State")
+	return c
+}
+
+// anon is a call without a session.
+func anon(s *Services) Caller { return callerOf(s, "") }
+
+// setupAs initialises the console with its first admin and returns that
+// admin's caller.
+func setupAs(t *testing.T, s *Services, name, pass string) Caller {
+	t.Helper()
+	c := anon(s)
+	c.out = &callOut{}
+	if _, err := s.Session.Setup(c, name, pass); err != nil {
+		t.Fatal(err)
+	}
+	return callerOf(s, c.out.token)
+}
+
+// loginAs logs an officer in (a new session) and returns their caller.
+func loginAs(t *testing.T, s *Services, name, pass string) Caller {
+	t.Helper()
+	c, err := tryLogin(s, name, pass)
+	if err != nil {
+		t.Fatalf("login %s: %v", name, err)
+	}
+	return c
+}
+
+func tryLogin(s *Services, name, pass string) (Caller, error) {
+	c := anon(s)
+	c.out = &callOut{}
+	if _, err := s.Session.Login(c, name, pass); err != nil {
+		return Caller{}, err
+	}
+	return callerOf(s, c.out.token), nil
 }

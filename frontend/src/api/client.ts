@@ -14,6 +14,7 @@ import type {
   Generation,
   Officer,
   SessionState,
+  SessionInfo,
   AuditQuery,
   ConsoleInfo,
   FleetFilter,
@@ -101,6 +102,10 @@ export interface Client {
     lock(): Promise<SessionState>;
     unlock(passphrase: string): Promise<SessionState>;
     logout(): Promise<void>;
+    /** list returns every live session (admins only). */
+    list(): Promise<SessionInfo[]>;
+    /** end ends a session by its ID (admins only, fresh authentication). */
+    end(id: string): Promise<void>;
   };
   on(event: string, handler: (data: unknown) => void): () => void;
   reconnect(): void;
@@ -174,6 +179,8 @@ export function makeClient(t: Transport): Client {
       lock: () => c('Session', 'Lock')<SessionState>(),
       unlock: (p) => c('Session', 'Unlock')<SessionState>(p),
       logout: () => c('Session', 'Logout')<void>(),
+      list: () => c('Session', 'List')<SessionInfo[]>(),
+      end: (id) => c('Session', 'End')<void>(id),
     },
     on: (e, h) => t.on(e, h),
     reconnect: () => t.reconnect?.(),

@@ -138,9 +138,25 @@ export interface SessionState {
   locked: boolean;
   officer: string;
   role: Role | '';
+  /** session_id names this window's session (Settings marks it). */
+  session_id: string;
   fresh_until: string;
   idle_lock_seconds: number;
   login_required: boolean;
+}
+
+/** SessionInfo is one live officer session (Settings lists them for admins). */
+export interface SessionInfo {
+  id: string;
+  officer: string;
+  role: Role;
+  device: string;
+  user_agent: string;
+  address: string;
+  since: string;
+  last_seen: string;
+  locked: boolean;
+  current: boolean;
 }
 
 export interface Officer {
