@@ -68,6 +68,9 @@ type Session struct {
 	byHash map[[sha256.Size]byte]*uiSession
 	byID   map[string]*uiSession
 	logins *loginLimiter
+	// initCheck says whether the console is initialised (tests inject
+	// failures; custody.Initialized otherwise).
+	initCheck func(context.Context) (bool, error)
 }
 
 type uiSession struct {
@@ -258,6 +261,9 @@ func (s *Session) removeLocked(u *uiSession) {
 }
 
 func (s *Session) initialized(ctx context.Context) (bool, error) {
+	if s.initCheck != nil {
+		return s.initCheck(ctx)
+	}
 	return custody.Initialized(ctx, s.db)
 }
 
