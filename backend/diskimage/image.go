@@ -1,4 +1,4 @@
-// Package diskimage reads VM disk images (raw, qcow2, VMDK, VHD), finds
+// Package diskimage reads VM disk images (raw, qcow2, VMDK, VHD, VHDX, VDI), finds
 // their partitions and filesystems, and prepares encrypted copies of them:
 // a whole disk in one LUKS2 volume ("data" mode) or a bootable disk with
 // only the root partition encrypted ("os" mode), written as raw, a GCP
@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // Format names a disk image format.
@@ -43,6 +44,8 @@ const (
 	QCOW2 Format = "qcow2"
 	VMDK  Format = "vmdk"
 	VHD   Format = "vhd"
+	VHDX  Format = "vhdx"
+	VDI   Format = "vdi"
 	LUKS  Format = "luks" // recognised only to refuse encrypting twice
 )
 
@@ -65,16 +68,23 @@ type Image interface {
 	Detail() string
 }
 
-// File is an Image that owns its file.
+// File is an Image that owns its file (and a VMDK descriptor's extents).
 type File struct {
 	Image
-	f *os.File
+	f     *os.File
+	extra []*os.File
 }
 
-// Close closes the underlying file.
-func (f *File) Close() error { return f.f.Close() }
+// Close closes the underlying files.
+func (f *File) Close() error {
+	for _, x := range f.extra {
+		x.Close()
+	}
+	return f.f.Close()
+}
 
-// OpenFile opens path and detects its format from its content.
+// OpenFile opens path and detects its format from its content. A VMDK
+// descriptor's extent files are opened from path's folder.
 func OpenFile(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -89,43 +99,62 @@ func OpenFile(path string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("open image %s: not a regular file", path)
 	}
-	im, err := Open(f, st.Size())
+	var im Image
+	var extra []*os.File
+	var head [len(vmdkDescriptorMagic)]byte
+	if n, _ := f.ReadAt(head[:], 0); n == len(head) && string(head[:]) == vmdkDescriptorMagic {
+		im, extra, err = openVMDKDescriptor(f, st.Size(), filepath.Dir(path))
+	} else {
+		im, err = Open(f, st.Size())
+	}
 	if err != nil {
 		f.Close()
+		var ce *ContainerError
+		if errors.As(err, &ce) {
+			ce.Path = path
+		}
 		return nil, fmt.Errorf("open image %s: %w", path, err)
 	}
-	return &File{Image: im, f: f}, nil
+	return &File{Image: im, f: f, extra: extra}, nil
 }
 
 // Open detects the format of the image in r (size bytes long) and returns
-// a reader of its virtual disk.
+// a reader of its virtual disk. Containers it does not read are refused
+// with a *ContainerError; a VMDK descriptor, whose extents are other
+// files, needs OpenFile.
 func Open(r io.ReaderAt, size int64) (Image, error) {
-	var head [512]byte
-	n, err := r.ReadAt(head[:], 0)
-	if err != nil && !errors.Is(err, io.EOF) {
+	h, tail, err := readHeadTail(r, size)
+	if err != nil {
 		return nil, err
 	}
-	h := head[:n]
 	switch {
-	case bytes.HasPrefix(h, []byte("QFI\xfb")):
+	case bytes.HasPrefix(h, []byte("QFI\xfb")) && !at(h, 4, "\x00\x00\x00\x01"):
 		return openQCOW2(r, size)
 	case bytes.HasPrefix(h, []byte("KDMV")):
 		return openVMDK(r, size)
-	case bytes.HasPrefix(h, []byte("# Disk DescriptorFile")):
-		return nil, fmt.Errorf("%w: VMDK descriptor without its extent; use a monolithic VMDK", ErrUnsupported)
+	case bytes.HasPrefix(h, []byte(vmdkDescriptorMagic)):
+		return nil, fmt.Errorf("%w: a VMDK descriptor, whose extents are separate files; open it by its path", ErrUnsupported)
+	case bytes.HasPrefix(h, []byte("vhdxfile")):
+		return openVHDX(r, size)
+	case isVDI(h):
+		return openVDI(r, size)
 	}
-	if size >= 512 {
-		var foot [512]byte
-		if _, err := r.ReadAt(foot[:], size-512); err != nil {
-			return nil, err
+	if tail != nil {
+		if bytes.HasPrefix(tail, []byte("conectix")) {
+			return openVHD(r, size, tail, 512)
 		}
-		if bytes.HasPrefix(foot[:], []byte("conectix")) {
-			return openVHD(r, size, foot[:])
+		// Some tools end a VHD on a 511-byte footer (its last, reserved
+		// byte missing).
+		if bytes.HasPrefix(tail[1:], []byte("conectix")) {
+			return openVHD(r, size, append(bytes.Clone(tail[1:]), 0), 511)
 		}
-		// Dynamic VHDs made by some tools end on a 511-byte footer.
-		if bytes.HasPrefix(h, []byte("conectix")) {
-			return openVHD(r, size, h)
+		// A dynamic VHD with a damaged footer still has its copy at the start.
+		if bytes.HasPrefix(h, []byte("conectix")) && len(h) >= 512 {
+			return openVHD(r, size, h[:512], 0)
 		}
+	}
+	if err := probeForeign(h, tail); err != nil {
+		return nil, err
 	}
 	if bytes.HasPrefix(h, []byte("LUKS\xba\xbe")) {
 		return nil, fmt.Errorf("%w: this is already a LUKS volume", ErrUnsupported)

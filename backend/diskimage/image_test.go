@@ -3,6 +3,7 @@ package diskimage
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -49,11 +50,25 @@ func sourceDisk(t testing.TB, dir string, size int64) (string, []byte) {
 	for i := size / 2; i < size/2+200<<10 && i < size; i++ {
 		data[i] = byte(i / 4096)
 	}
+	// An MBR with one Linux partition over the rest of the disk, so that
+	// the raw source is a recognised disk (see RawWarning).
+	writeMBR(data)
 	p := filepath.Join(dir, "src.raw")
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p, data
+}
+
+// writeMBR puts an MBR with one partition (type 0x83, from sector 1 to
+// the end) into disk.
+func writeMBR(disk []byte) {
+	e := disk[446:462]
+	clear(e)
+	e[4] = 0x83
+	binary.LittleEndian.PutUint32(e[8:], 1)
+	binary.LittleEndian.PutUint32(e[12:], uint32(len(disk)/512-1))
+	disk[510], disk[511] = 0x55, 0xaa
 }
 
 func readAll(t *testing.T, im Image) []byte {
@@ -90,6 +105,14 @@ func TestReadersMatchQemuImg(t *testing.T) {
 		{"vmdk-stream", []string{"-O", "vmdk", "-o", "subformat=streamOptimized"}, VMDK, "streamOptimized"},
 		{"vhd-fixed", []string{"-O", "vpc", "-o", "subformat=fixed,force_size=on"}, VHD, "vhd fixed"},
 		{"vhd-dynamic", []string{"-O", "vpc", "-o", "subformat=dynamic,force_size=on"}, VHD, "vhd dynamic"},
+		{"vhdx-dynamic", []string{"-O", "vhdx", "-o", "subformat=dynamic"}, VHDX, "vhdx dynamic"},
+		{"vhdx-dynamic-1M", []string{"-O", "vhdx", "-o", "subformat=dynamic,block_size=1M,log_size=1M"}, VHDX, "vhdx dynamic, 1 MiB blocks"},
+		{"vhdx-fixed", []string{"-O", "vhdx", "-o", "subformat=fixed"}, VHDX, "vhdx fixed"},
+		{"vdi-dynamic", []string{"-O", "vdi"}, VDI, "vdi dynamic"},
+		{"vdi-static", []string{"-O", "vdi", "-o", "static=on"}, VDI, "vdi static"},
+		{"vmdk-monolithicFlat", []string{"-O", "vmdk", "-o", "subformat=monolithicFlat"}, VMDK, "vmdk monolithicFlat, 1 extent files"},
+		{"vmdk-twoGbMaxExtentSparse", []string{"-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse"}, VMDK, "vmdk twoGbMaxExtentSparse, 1 extent files"},
+		{"vmdk-twoGbMaxExtentFlat", []string{"-O", "vmdk", "-o", "subformat=twoGbMaxExtentFlat"}, VMDK, "vmdk twoGbMaxExtentFlat, 1 extent files"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,6 +23,10 @@ type Info struct {
 	Filesystem     string      `json:"filesystem,omitempty"` // on the whole disk, without a partition table
 	// Root is the partition os mode would encrypt (0: none found).
 	Root int `json:"root_partition,omitempty"`
+	// RawWarning, for a raw file with no partition table and no
+	// recognised filesystem, says why preparing it needs the officer's
+	// confirmation (Options.ConfirmRaw).
+	RawWarning string `json:"raw_warning,omitempty"`
 }
 
 // Inspect opens path and describes it.
@@ -66,6 +70,7 @@ func Inspect(path string) (*Info, error) {
 	default:
 		return nil, fmt.Errorf("inspect %s: %w", path, err)
 	}
+	info.RawWarning = RawWarning(f)
 	return info, nil
 }
 
@@ -89,7 +94,8 @@ func readMBR(r io.ReaderAt, size int64) []Partition {
 }
 
 // DetectFilesystem names the filesystem (or container) at the start of r
-// by its magic number: ext2/3/4, xfs, btrfs, vfat, ntfs, swap, LUKS, LVM.
+// by its magic number: ext2/3/4, xfs, btrfs, vfat, exfat, ntfs, f2fs,
+// squashfs, swap, LUKS, LVM.
 func DetectFilesystem(r io.ReaderAt) string {
 	b := make([]byte, 68<<10)
 	n, _ := r.ReadAt(b, 0)
@@ -108,6 +114,12 @@ func DetectFilesystem(r io.ReaderAt) string {
 		return "btrfs"
 	case at(3, "NTFS    "):
 		return "ntfs"
+	case at(3, "EXFAT   "):
+		return "exfat"
+	case at(1024, "\x10\x20\xf5\xf2"):
+		return "f2fs"
+	case at(0, "hsqs"):
+		return "squashfs"
 	case at(0x52, "FAT32   "), at(0x36, "FAT16   "), at(0x36, "FAT12   "):
 		return "vfat"
 	case at(4086, "SWAPSPACE2"):

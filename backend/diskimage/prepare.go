@@ -54,6 +54,10 @@ type Options struct {
 	// Workers encrypting in parallel; 0 means GOMAXPROCS during the run
 	// (see moreProcs).
 	Workers int
+	// ConfirmRaw is the officer's confirmation that a raw source without
+	// a partition table or a recognised filesystem is a disk (RawWarning);
+	// without it such a source is refused with ErrUnrecognisedRaw.
+	ConfirmRaw bool
 }
 
 // Progress reports how far Prepare is.
@@ -148,6 +152,9 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		return nil, err
 	}
 	defer src.Close()
+	if err := checkRaw(src, opts.ConfirmRaw); err != nil {
+		return nil, err
+	}
 	var p *plan
 	if opts.Mode == ModeOS {
 		if p, err = osPlan(src, opts.SectorSize); err != nil {

@@ -20,7 +20,10 @@ type vhdImage struct {
 	bat       []uint32
 }
 
-func openVHD(r io.ReaderAt, fileSize int64, foot []byte) (*vhdImage, error) {
+// openVHD reads the VHD whose footer is foot; footLen is how many bytes the
+// footer takes at the end of the file (512, 511 for some tools' fixed
+// disks, 0 when foot is a dynamic disk's copy at the start).
+func openVHD(r io.ReaderAt, fileSize int64, foot []byte, footLen int64) (*vhdImage, error) {
 	var sum uint32
 	for i, b := range foot[:512] {
 		if i < 64 || i >= 68 {
@@ -36,7 +39,10 @@ func openVHD(r io.ReaderAt, fileSize int64, foot []byte) (*vhdImage, error) {
 	}
 	switch t := be32(foot[60:]); t {
 	case 2:
-		if v.size > fileSize-512 {
+		if footLen == 0 {
+			return nil, fmt.Errorf("%w: fixed VHD without its footer", ErrCorrupt)
+		}
+		if v.size > fileSize-footLen {
 			return nil, fmt.Errorf("%w: fixed VHD of %d bytes in a %d-byte file", ErrCorrupt, v.size, fileSize)
 		}
 		return v, nil
