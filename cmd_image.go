@@ -30,10 +30,13 @@ var imageCommand = &command{
   keyholder image inspect FILE [--json]
   keyholder image prepare --in SRC --out DST [--mode data|os] [--output raw|gcp|azure|aws]
         [--sector-size 512|4096] [--recovery-passphrase-file F] [--name NAME]
-        [--officer NAME] [--passphrase-file F] [--json] [--data DIR]
+        [--officer NAME] [--passphrase-file F] [--force] [--json] [--data DIR]
 
-inspect reads raw, qcow2, VMDK and VHD images (recognised by content) and
-lists the format, the virtual size, the partitions and the filesystems found.
+inspect reads raw, qcow2, VMDK (also descriptors with their extent files),
+VHD, VHDX and VDI images (recognised by content) and lists the format, the
+virtual size, the partitions and the filesystems found. Other containers
+(QED, Parallels, QCOW v1, DMG, cloop, ...) are refused with the qemu-img
+command that converts them to raw.
 
 prepare encrypts SRC into DST as a LUKS2 volume that cryptsetup opens:
   --mode data  the whole disk in one LUKS2 volume (default)
@@ -42,6 +45,9 @@ prepare encrypts SRC into DST as a LUKS2 volume that cryptsetup opens:
                by the 16 MiB header; the manifest says what the guest needs)
 The release keyslot opens with a new release secret that the key service
 keeps (generation 1); an optional recovery keyslot opens with a passphrase.
+A raw SRC with no partition table and no filesystem Keyholder recognises is
+most often a container of an unknown format; it is prepared only with
+--force, once you know it is a raw disk.
 DST is written to a temporary file beside it and renamed only once image and
 volume are registered, so an interrupted run (Ctrl-C cancels) leaves nothing
 that looks finished. DST.manifest.json describes the result.
@@ -59,6 +65,7 @@ that looks finished. DST.manifest.json describes the result.
 		name := fs.String("name", "", "prepare: image name in the console (default: the source file name)")
 		releaseURL := fs.String("release-url", "", "prepare: release API URL for the token (default: the console setting)")
 		spkiPin := fs.String("spki-pin", "", "prepare: base64 SHA-256 of the release API's public key (default: the console setting)")
+		force := fs.Bool("force", false, "prepare: a raw SRC without a partition table or a recognised filesystem is a disk; prepare it")
 		return func(args []string) error {
 			args, err := interspersed(fs, args)
 			if err != nil {
@@ -94,7 +101,7 @@ that looks finished. DST.manifest.json describes the result.
 			ctx, cancel := signalContext()
 			defer cancel()
 			opts := diskimage.Options{Source: *in, Dest: *out, Mode: *mode, Output: *output, SectorSize: *sectorSize,
-				Name: *name, ReleaseURL: *releaseURL, SPKIPin: *spkiPin}
+				Name: *name, ReleaseURL: *releaseURL, SPKIPin: *spkiPin, ConfirmRaw: *force}
 			if *recoveryFile != "" {
 				rp, err := readSecretFile(env, *recoveryFile)
 				if err != nil {
@@ -122,6 +129,9 @@ that looks finished. DST.manifest.json describes the result.
 			}
 			if errors.Is(err, context.Canceled) {
 				return &exitError{code: 130, msg: "cancelled; no image was written and nothing was registered"}
+			}
+			if errors.Is(err, diskimage.ErrUnrecognisedRaw) {
+				return &exitError{code: 1, msg: err.Error() + " (run again with --force if it is)"}
 			}
 			if err != nil {
 				return err
@@ -156,6 +166,9 @@ func printInfo(w io.Writer, info *diskimage.Info) {
 	}
 	if info.Filesystem != "" {
 		fmt.Fprintf(w, "filesystem on the whole disk: %s\n", info.Filesystem)
+	}
+	if info.RawWarning != "" {
+		fmt.Fprintf(w, "warning: %s (prepare needs --force)\n", info.RawWarning)
 	}
 }
 

@@ -43,8 +43,29 @@ func TestImageCommands(t *testing.T) {
 
 	dst := filepath.Join(dir, "out", "disk.img")
 	os.Mkdir(filepath.Dir(dst), 0o755)
+	// Random bytes have no partition table and no filesystem: inspect warns,
+	// and prepare refuses them (no output, nothing registered) without --force.
+	if out := l.run(t, 0, "image", "inspect", src); !strings.Contains(out, "warning: this raw file has no partition table") || !strings.Contains(out, "--force") {
+		t.Fatalf("inspect of an unrecognised raw file: %s", out)
+	}
+	msg := l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", dst, "--name", "web")
+	if !strings.Contains(msg, "no partition table and no filesystem") || !strings.Contains(msg, "--force") {
+		t.Fatalf("prepare of an unrecognised raw file without --force: %s", msg)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(dst)); len(ents) != 0 {
+		t.Fatalf("output folder after the refusal: %v", ents)
+	}
+	// A container Keyholder does not read is refused with the command that converts it.
+	qed := filepath.Join(dir, "disk.qed")
+	os.WriteFile(qed, append([]byte("QED\x00"), img...), 0o644)
+	if msg := l.run(t, 1, "image", "inspect", qed); !strings.Contains(msg, "a QED image, which Keyholder does not read") || !strings.Contains(msg, "qemu-img convert -f qed -O raw "+qed+" "+filepath.Join(dir, "disk.raw")) {
+		t.Fatalf("inspect of a QED image: %s", msg)
+	}
+	if msg := l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", qed, "--out", dst, "--name", "web", "--force"); !strings.Contains(msg, "qemu-img convert -f qed -O raw") {
+		t.Fatalf("prepare of a QED image, even with --force: %s", msg)
+	}
 	out = l.run(t, 0, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", dst,
-		"--recovery-passphrase-file", rec, "--name", "web", "--sector-size", "512", "--json")
+		"--recovery-passphrase-file", rec, "--name", "web", "--sector-size", "512", "--json", "--force")
 	var volumeID string
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sawProgress := false
@@ -75,7 +96,7 @@ func TestImageCommands(t *testing.T) {
 	// a wrong officer passphrase stops the run: no output, nothing registered
 	bad := secretFile(t, dir, "bad", "not the passphrase")
 	// (and the officer is told that, not something vaguer)
-	msg := l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", bad, "--in", src, "--out", dst+"3", "--name", "web3")
+	msg = l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", bad, "--in", src, "--out", dst+"3", "--name", "web3", "--force")
 	if !strings.Contains(strings.ToLower(msg), "passphrase") || strings.Contains(msg, "cancelled") {
 		t.Fatalf("a wrong passphrase was reported as: %s", msg)
 	}
@@ -83,7 +104,7 @@ func TestImageCommands(t *testing.T) {
 		t.Fatalf("output folder after a wrong passphrase: %v", ents)
 	}
 	// the same name again is refused before any work
-	l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", dst+"2", "--name", "web")
+	l.run(t, 1, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", dst+"2", "--name", "web", "--force")
 	if _, err := os.Stat(dst + "2"); err == nil {
 		t.Fatal("output written for a refused name")
 	}

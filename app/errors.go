@@ -23,6 +23,13 @@ const (
 	CodeUnavailable  Code = "unavailable"  // busy database, locked key service
 	CodeCanceled     Code = "canceled"     // the officer cancelled a long operation
 	CodeInternal     Code = "internal"     // a bug or an environment problem; details are logged
+	// CodeUnsupportedFormat: the disk image is in a container format the
+	// console does not read; the message names it and the command that
+	// converts it.
+	CodeUnsupportedFormat Code = "unsupported_format"
+	// CodeConfirmRaw: the raw source has no partition table and no
+	// recognised filesystem; retry with the officer's confirmation.
+	CodeConfirmRaw Code = "confirm_raw"
 )
 
 // Error is what a service method returns to the frontend: a stable code and a

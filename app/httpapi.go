@@ -433,7 +433,7 @@ func sameOrigin(origin, host string) bool {
 
 func statusFor(c Code) int {
 	switch c {
-	case CodeInvalid:
+	case CodeInvalid, CodeUnsupportedFormat, CodeConfirmRaw:
 		return http.StatusBadRequest
 	case CodeNotFound:
 		return http.StatusNotFound

@@ -58,6 +58,9 @@ type PrepareRequest struct {
 	Name       string `json:"name"`
 	// RecoveryPassphrase, if not empty, adds a recovery keyslot.
 	RecoveryPassphrase string `json:"recovery_passphrase"`
+	// ConfirmRaw is the officer's confirmation that a raw source Inspect
+	// flagged (raw_warning) is a disk.
+	ConfirmRaw bool `json:"confirm_raw"`
 }
 
 // Prepare starts encrypting req.Source into req.Dest in the background and
@@ -81,7 +84,7 @@ func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
 	i.ops[id] = op
 	i.mu.Unlock()
 	opts := diskimage.Options{Source: req.Source, Dest: req.Dest, Mode: req.Mode, Output: req.Output, SectorSize: req.SectorSize,
-		Name: req.Name, Actor: "officer:" + o.Name}
+		Name: req.Name, Actor: "officer:" + o.Name, ConfirmRaw: req.ConfirmRaw}
 	if req.RecoveryPassphrase != "" {
 		opts.RecoveryPassphrase = []byte(req.RecoveryPassphrase)
 	}
@@ -147,6 +150,10 @@ func imageError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, new(*diskimage.ContainerError)):
+		return &Error{Code: CodeUnsupportedFormat, Message: err.Error()}
+	case errors.Is(err, diskimage.ErrUnrecognisedRaw):
+		return &Error{Code: CodeConfirmRaw, Message: err.Error()}
 	case errors.Is(err, diskimage.ErrUnsupported), errors.Is(err, diskimage.ErrCorrupt), errors.Is(err, diskimage.ErrInvalid):
 		return &Error{Code: CodeInvalid, Message: err.Error()}
 	case errors.Is(err, diskimage.ErrExists):

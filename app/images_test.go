@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,9 +76,28 @@ func TestImagesPrepare(t *testing.T) {
 		t.Fatalf("inspect missing file: %v", err)
 	}
 
+	// Random bytes: no partition table, no filesystem. Inspect says so, and
+	// Prepare refuses it until the officer confirms it is a raw disk.
+	if info.RawWarning == "" {
+		t.Fatal("inspect: no raw warning for a file without a partition table or filesystem")
+	}
+	qed := filepath.Join(dir, "disk.qed")
+	os.WriteFile(qed, append([]byte("QED\x00"), data...), 0o644)
+	if _, err := svcs.Images.Inspect(alice, qed); !errors.As(err, &ae) || ae.Code != CodeUnsupportedFormat ||
+		!strings.Contains(ae.Message, "QED") || !strings.Contains(ae.Message, "qemu-img convert -f qed -O raw "+qed) {
+		t.Fatalf("inspect a QED image: %v", err)
+	}
+
 	dst := filepath.Join(dir, "out", "disk.img")
 	os.Mkdir(filepath.Dir(dst), 0o755)
-	op, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web", SectorSize: 512})
+	op0, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web", SectorSize: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, final := waitFinished(t, events, op0); final.Error == nil || final.Error.Code != CodeConfirmRaw {
+		t.Fatalf("unconfirmed raw source: %+v", final.Error)
+	}
+	op, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web", SectorSize: 512, ConfirmRaw: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +119,7 @@ func TestImagesPrepare(t *testing.T) {
 
 	// The same request again fails with a conflict (the output exists),
 	// reported in the final event.
-	op2, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web2"})
+	op2, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web2", ConfirmRaw: true})
 	if err != nil {
 		t.Fatal(err)
 	}
