@@ -40,6 +40,19 @@ test('a damaged disk image is refused with a clear message', async () => {
   await screenshot(page, 'wizard-bad-source');
 });
 
+test('a container Keyholder does not read is refused by name with the command that converts it', async () => {
+  const qed = path.join(dir, 'legacy.qed');
+  writeFileSync(qed, Buffer.concat([Buffer.from('QED\0', 'latin1'), randomBytes(1 << 20)]));
+  await page.getByTestId('wizard-source').fill(qed);
+  await page.getByTestId('wizard-inspect').click();
+  const err = page.getByTestId('wizard-inspect-error');
+  await err.waitFor();
+  assert.match(await err.innerText(), /a QED image, which Keyholder does not read/);
+  assert.equal(await page.getByTestId('wizard-convert-command').innerText(), `qemu-img convert -f qed -O raw ${qed} ${path.join(dir, 'legacy.raw')}`);
+  assert.equal(await page.getByTestId('wizard-next').isDisabled(), true);
+  await screenshot(page, 'wizard-unsupported-format');
+});
+
 test('the wizard encrypts a raw image that cryptsetup then opens with the recovery passphrase', async () => {
   const src = path.join(dir, 'web-01.raw');
   const plain = randomBytes(8 << 20);
@@ -51,7 +64,11 @@ test('the wizard encrypts a raw image that cryptsetup then opens with the recove
   await summary.waitFor();
   assert.match(await summary.innerText(), /raw/i);
   assert.match(await summary.innerText(), /8\.00 MiB/);
+  // Random bytes: no partition table, no filesystem. The officer must say it is a raw disk.
+  assert.match(await page.getByTestId('wizard-raw-warning').innerText(), /no partition table/);
+  assert.equal(await page.getByTestId('wizard-next').isDisabled(), true);
   await screenshot(page, 'wizard-inspect');
+  await page.getByText('I know this file is a raw disk').click();
   await page.getByTestId('wizard-next').click();
 
   await page.getByTestId('mode-data').click();
@@ -115,6 +132,7 @@ test('with Shamir shares, two of three shares rebuild the recovery passphrase th
   await page.getByTestId('wizard-source').fill(src);
   await page.getByTestId('wizard-inspect').click();
   await page.getByTestId('disk-summary').waitFor();
+  await page.getByText('I know this file is a raw disk').click();
   await page.getByTestId('wizard-next').click();
   await page.getByTestId('mode-data').click();
   await page.getByTestId('wizard-next').click();

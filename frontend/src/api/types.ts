@@ -214,6 +214,8 @@ export interface DiskInfo {
   partitions: DiskPartition[];
   filesystem?: string;
   root_partition?: number;
+  /** Set for a raw file with no partition table and no recognised filesystem: preparing it needs confirm_raw. */
+  raw_warning?: string;
 }
 
 export type PrepareMode = 'data' | 'os';
@@ -227,6 +229,8 @@ export interface PrepareRequest {
   sector_size: 512 | 4096;
   name: string;
   recovery_passphrase: string;
+  /** The officer confirmed that a source with a raw_warning is a raw disk. */
+  confirm_raw?: boolean;
 }
 
 export interface Manifest {

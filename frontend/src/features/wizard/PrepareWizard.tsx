@@ -3,6 +3,7 @@ import {
   Badge,
   Button,
   Card,
+  Checkbox,
   Code,
   CopyButton,
   Group,
@@ -67,6 +68,8 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   const [disk, setDisk] = useState<DiskInfo | null>(null);
   const [inspectErr, setInspectErr] = useState<string | null>(null);
   const [inspecting, setInspecting] = useState(false);
+  const [convertCmd, setConvertCmd] = useState<string | null>(null);
+  const [rawConfirmed, setRawConfirmed] = useState(false);
   // 2. mode
   const [mode, setMode] = useState<PrepareMode>('data');
   const [sector, setSector] = useState<'512' | '4096'>('4096');
@@ -128,7 +131,9 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   const inspect = async () => {
     setInspecting(true);
     setInspectErr(null);
+    setConvertCmd(null);
     setDisk(null);
+    setRawConfirmed(false);
     try {
       const d = await api().images.inspect(source.trim());
       setDisk(d);
@@ -137,6 +142,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
       if (d.root_partition) setMode('os');
     } catch (e) {
       setInspectErr(errText(e));
+      if (e instanceof ApiError && e.code === 'unsupported_format') setConvertCmd(conversionCommand(e.message));
     } finally {
       setInspecting(false);
     }
@@ -172,6 +178,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
           sector_size: sector === '512' ? 512 : 4096,
           name: name.trim(),
           recovery_passphrase: recovery !== 'none' ? passphrase : '',
+          confirm_raw: rawConfirmed,
         }),
       );
       opRef.current = id;
@@ -227,7 +234,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
 
   const running = opID !== null && !progress?.finished && !runErr;
   const canNext = [
-    !!disk,
+    !!disk && (!disk.raw_warning || rawConfirmed),
     true,
     recovery === 'none' || (savedIt && (recovery === 'passphrase' || shares !== null)),
     refChoice === 'first-boot' || (parsed.values.length > 0 && parsed.errors.length === 0),
@@ -276,9 +283,26 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
             {inspectErr && (
               <Alert color="red" title="Keyholder cannot use this file" data-testid="wizard-inspect-error">
                 {inspectErr}
+                {convertCmd && (
+                  <Code block mt="xs" data-testid="wizard-convert-command">
+                    {convertCmd}
+                  </Code>
+                )}
               </Alert>
             )}
             {disk && <DiskSummary disk={disk} />}
+            {disk?.raw_warning && (
+              <Alert color="yellow" title="Is this really a raw disk?" data-testid="wizard-raw-warning">
+                {disk.raw_warning}.
+                <Checkbox
+                  mt="sm"
+                  checked={rawConfirmed}
+                  onChange={(e) => setRawConfirmed(e.currentTarget.checked)}
+                  label="I know this file is a raw disk; encrypt it as it is"
+                  data-testid="wizard-raw-confirm"
+                />
+              </Alert>
+            )}
           </Stack>
         </Stepper.Step>
 
@@ -578,9 +602,15 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   );
 }
 
+/** conversionCommand picks the qemu-img command out of an unsupported_format message. */
+function conversionCommand(message: string): string | null {
+  const m = /qemu-img convert .*$/.exec(message);
+  return m ? m[0] : null;
+}
+
 function baseName(p: string) {
   const b = p.trim().split(/[\\/]/).pop() ?? '';
-  return b.replace(/\.(raw|img|qcow2|vmdk|vhd)$/i, '');
+  return b.replace(/\.(raw|img|qcow2|vmdk|vhdx?|vdi)$/i, '');
 }
 
 function DiskSummary({ disk }: { disk: DiskInfo }) {

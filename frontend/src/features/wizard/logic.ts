@@ -41,7 +41,7 @@ export function parseMeasurements(text: string): ParsedMeasurements {
 export function defaultDest(source: string, output: OutputFormat): string {
   const slash = Math.max(source.lastIndexOf('/'), source.lastIndexOf('\\'));
   const dir = slash >= 0 ? source.slice(0, slash + 1) : '';
-  const base = (slash >= 0 ? source.slice(slash + 1) : source).replace(/\.(raw|img|qcow2|vmdk|vhd|vhdx)$/i, '');
+  const base = (slash >= 0 ? source.slice(slash + 1) : source).replace(/\.(raw|img|qcow2|vmdk|vhd|vhdx|vdi)$/i, '');
   const ext = { raw: '.raw', gcp: '.tar.gz', azure: '.vhd', aws: '.vmdk' }[output];
   return `${dir}${base || 'image'}-encrypted${ext}`;
 }
