@@ -48,7 +48,7 @@ func benchmarkPrepare(b *testing.B, reg Registrar) {
 	b.SetBytes(int64(len(data)))
 	for i := 0; b.Loop(); i++ {
 		dst := filepath.Join(dir, "out.img")
-		if _, err := Prepare(context.Background(), Options{Source: src, Dest: dst}, reg); err != nil {
+		if _, err := Prepare(context.Background(), Options{Source: src, Dest: dst, ConfirmRaw: true}, reg); err != nil {
 			b.Fatal(err)
 		}
 		os.Remove(dst)
