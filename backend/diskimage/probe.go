@@ -109,7 +109,9 @@ var foreign = []signature{
 	{name: "a gzip-compressed file", hint: "decompress it first (gunzip -k FILE), then prepare the disk inside", match: func(h, _ []byte) bool { return at(h, 0, "\x1f\x8b") }},
 	{name: "an xz-compressed file", hint: "decompress it first (xz -dk FILE), then prepare the disk inside", match: func(h, _ []byte) bool { return at(h, 0, "\xfd7zXZ\x00") }},
 	{name: "a zstd-compressed file", hint: "decompress it first (zstd -d FILE), then prepare the disk inside", match: func(h, _ []byte) bool { return at(h, 0, "\x28\xb5\x2f\xfd") }},
-	{name: "a bzip2-compressed file", hint: "decompress it first (bunzip2 -k FILE), then prepare the disk inside", match: func(h, _ []byte) bool { return at(h, 0, "BZh") && len(h) > 4 && h[3] >= '1' && h[3] <= '9' && at(h, 4, "1AY&SY") }},
+	{name: "a bzip2-compressed file", hint: "decompress it first (bunzip2 -k FILE), then prepare the disk inside", match: func(h, _ []byte) bool {
+		return at(h, 0, "BZh") && len(h) > 4 && h[3] >= '1' && h[3] <= '9' && at(h, 4, "1AY&SY")
+	}},
 	{name: "a zip archive", hint: "extract the disk image from it first (unzip FILE), then prepare that", match: func(h, _ []byte) bool { return at(h, 0, "PK\x03\x04") }},
 	{name: "a tar archive (an OVA?)", hint: "extract the disk image from it first (tar -xf FILE), then prepare that", match: func(h, _ []byte) bool { return at(h, 257, "ustar") }},
 }

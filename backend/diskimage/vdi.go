@@ -15,14 +15,14 @@ import (
 // blocks. Static ("fixed") images have every block allocated. Differencing
 // and undo images (a parent or link UUID) are refused.
 type vdiImage struct {
-	r          io.ReaderAt
-	fileSize   int64
-	size       int64
-	blockSize  int64
-	dataOff    int64
-	blocks     int64 // blocks in the image (block map entries)
-	static     bool
-	bmap       *pagedTable
+	r         io.ReaderAt
+	fileSize  int64
+	size      int64
+	blockSize int64
+	dataOff   int64
+	blocks    int64 // blocks in the image (block map entries)
+	static    bool
+	bmap      *pagedTable
 }
 
 const (
