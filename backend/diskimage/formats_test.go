@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -144,12 +145,12 @@ func setVHDXLogGUID(t *testing.T, p string) {
 	os.WriteFile(p, b, 0o644)
 }
 
-// TestVHDXRefusals: a VHDX not closed cleanly (its log not replayed), a
-// differencing VHDX and one with damaged headers are refused, each with
-// its reason.
+// TestVHDXRefusals: a VHDX with damaged headers is refused; one damaged
+// header of two, or a log GUID without log entries (qemu opens it too),
+// is not.
 func TestVHDXRefusals(t *testing.T) {
 	dir := t.TempDir()
-	src, _ := sourceDisk(t, dir, 2<<20)
+	src, want := sourceDisk(t, dir, 2<<20)
 	base := filepath.Join(dir, "base.vhdx")
 	runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vhdx", src, base)
 	b, _ := os.ReadFile(base)
@@ -169,7 +170,6 @@ func TestVHDXRefusals(t *testing.T) {
 		name, path, wantErr string
 		wantIs              error
 	}{
-		{"dirty log", dirty, "log that was not replayed", ErrUnsupported},
 		{"no valid header", noHeaders, "without a valid header", ErrCorrupt},
 	}
 	for _, tc := range cases {
@@ -184,11 +184,54 @@ func TestVHDXRefusals(t *testing.T) {
 			}
 		})
 	}
-	f, err := OpenFile(oneHeader)
-	if err != nil {
-		t.Fatalf("one damaged header of two: %v", err)
+	for _, p := range []string{oneHeader, dirty} {
+		f, err := OpenFile(p)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(p), err)
+		}
+		if got := readAll(t, f); !bytes.Equal(got, want) || strings.Contains(f.Detail(), "replayed") {
+			t.Fatalf("%s reads differently (%s)", filepath.Base(p), f.Detail())
+		}
+		f.Close()
 	}
-	f.Close()
+}
+
+// TestVHDXLogReplay: qemu is made to fail the write that applies its log
+// (blkdebug injects an I/O error at the BAT), which leaves a VHDX whose
+// newest data block is known only to the log. Keyholder replays the log in
+// memory, without writing the source, and reads what qemu reads after
+// qemu-img check -r all replayed it on a copy.
+func TestVHDXLogReplay(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "dirty.vhdx")
+	makeDirtyVHDX(t, p)
+	before, _ := os.ReadFile(p)
+
+	// What qemu reads once it replayed the log of a copy.
+	cp := filepath.Join(dir, "copy.vhdx")
+	os.WriteFile(cp, before, 0o644)
+	runTool(t, "qemu-img", "check", "-r", "all", cp)
+	raw := filepath.Join(dir, "replayed.raw")
+	runTool(t, "qemu-img", "convert", "-f", "vhdx", "-O", "raw", cp, raw)
+	want, _ := os.ReadFile(raw)
+	if !bytes.Equal(want[1<<20:1<<20+4096], bytes.Repeat([]byte{0xab}, 4096)) {
+		t.Fatal("qemu's replay does not show the logged block")
+	}
+
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !strings.Contains(f.Detail(), "log replayed") || f.Size() != 8<<20 {
+		t.Fatalf("%s of %d bytes", f.Detail(), f.Size())
+	}
+	if got := readAll(t, f); !bytes.Equal(got, want) {
+		t.Fatal("the replayed VHDX reads differently from qemu's replay")
+	}
+	if after, _ := os.ReadFile(p); !bytes.Equal(after, before) {
+		t.Fatal("the source was written")
+	}
 }
 
 // TestVMDKDescriptorExtents: multi-extent descriptors (2 GiB pieces, as
@@ -376,5 +419,33 @@ func TestPrepareContainers(t *testing.T) {
 			}
 			checkVolume(t, c, dst, 0, want, &m, []byte("r"))
 		})
+	}
+}
+
+// makeDirtyVHDX has qemu write an 8 MiB dynamic VHDX at p whose last
+// write (4 KiB of 0xab at 1 MiB) reached the log and the data
+// area but not the BAT: blkdebug fails qemu's write to the BAT.
+func makeDirtyVHDX(t *testing.T, p string) {
+	t.Helper()
+	runTool(t, "qemu-img", "create", "-f", "vhdx", "-o", "subformat=dynamic,block_size=1M", p, "8M")
+	b, _ := os.ReadFile(p)
+	var batOff int64
+	for i := 0; i < int(binary.LittleEndian.Uint32(b[192<<10+8:])); i++ {
+		e := b[192<<10+16+32*i:][:32]
+		if [16]byte(e[:16]) == vhdxBATRegion {
+			batOff = int64(binary.LittleEndian.Uint64(e[16:]))
+		}
+	}
+	if batOff == 0 {
+		t.Fatal("no BAT region in qemu-img's VHDX")
+	}
+	opts := "driver=vhdx,file.driver=blkdebug,file.image.driver=file,file.image.filename=" + p +
+		",file.inject-error.0.event=pwritev,file.inject-error.0.iotype=write,file.inject-error.0.errno=5,file.inject-error.0.sector=" + strconv.FormatInt(batOff/512, 10)
+	out, err := exec.Command(tool(t, "qemu-io"), "--image-opts", opts, "-c", "write -P 0xab 1M 4k").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "write failed") {
+		t.Fatalf("qemu-io did not fail the BAT write: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(tool(t, "qemu-img"), "info", p).CombinedOutput(); err == nil || !strings.Contains(string(out), "log that needs to be replayed") {
+		t.Fatalf("the image is not dirty: %v\n%s", err, out)
 	}
 }

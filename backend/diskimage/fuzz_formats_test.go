@@ -174,6 +174,13 @@ func TestWriteFormatSeeds(t *testing.T) {
 			writeSeedBytes(t, name, "seed"+strconv.Itoa(i), encodeSparse(b))
 		}
 	}
+	dirty := filepath.Join(dir, "dirty.vhdx")
+	makeDirtyVHDX(t, dirty)
+	b, err := os.ReadFile(dirty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeedBytes(t, "FuzzVHDX", "dirty-log", encodeSparse(b))
 	// Small files with each signature Open knows, at its offset.
 	probes := map[string]func(b []byte){
 		"qcow1":     func(b []byte) { copy(b, "QFI\xfb\x00\x00\x00\x01") },
@@ -215,7 +222,7 @@ func TestWriteFormatSeeds(t *testing.T) {
 // TestSparseSeedsOpen: the VHDX and VDI seeds are real images (the sparse
 // encoding keeps them whole), so the fuzzers start from readable ones.
 func TestSparseSeedsOpen(t *testing.T) {
-	for _, name := range []string{"FuzzVHDX/seed0", "FuzzVHDX/seed1", "FuzzVDI/seed0", "FuzzVDI/seed1"} {
+	for _, name := range []string{"FuzzVHDX/seed0", "FuzzVHDX/seed1", "FuzzVDI/seed0", "FuzzVDI/seed1", "FuzzVHDX/dirty-log"} {
 		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", name))
 		if err != nil {
 			t.Fatal(err)
@@ -233,6 +240,13 @@ func TestSparseSeedsOpen(t *testing.T) {
 		im, err := Open(s, s.size)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
+		}
+		if name == "FuzzVHDX/dirty-log" {
+			got := make([]byte, 4096)
+			if _, err := im.ReadAt(got, 1<<20); err != nil || !strings.Contains(im.Detail(), "log replayed") || !bytes.Equal(got, bytes.Repeat([]byte{0xab}, 4096)) {
+				t.Fatalf("%s: %s, %v", name, im.Detail(), err)
+			}
+			continue
 		}
 		got := make([]byte, 8192)
 		if _, err := im.ReadAt(got, 2<<20); err != nil || im.Size() != 3<<20 {

@@ -1,7 +1,6 @@
 package diskimage
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -18,8 +17,8 @@ import (
 // virtual size and the logical sector size; the BAT has one 64-bit entry
 // per payload block (state in bits 0-2, file offset in MiB in bits 20-63)
 // with a sector bitmap entry after every chunk ratio of them. Fixed and
-// dynamic disks are read; differencing disks are refused, and so are
-// disks whose log holds entries not yet replayed (not closed cleanly).
+// dynamic disks are read, a log of writes not yet applied replayed first
+// (in memory, see vhdxlog.go); differencing disks are refused.
 type vhdxImage struct {
 	r          io.ReaderAt
 	fileSize   int64
@@ -28,6 +27,7 @@ type vhdxImage struct {
 	sectorSize int64
 	chunkRatio int64
 	fixed      bool
+	replayed   bool // a log was replayed (in memory)
 	bat        *pagedTable
 }
 
@@ -102,9 +102,11 @@ func openVHDX(r io.ReaderAt, fileSize int64) (*vhdxImage, error) {
 	if v := le16(hdr[66:]); v != 1 {
 		return nil, fmt.Errorf("%w: VHDX version %d", ErrUnsupported, v)
 	}
-	if !bytes.Equal(hdr[48:64], make([]byte, 16)) {
-		return nil, fmt.Errorf("%w: VHDX with a log that was not replayed (the disk was not closed cleanly); "+
-			"attach it once in Hyper-V (or run qemu-img check -r all on a copy) so the log is applied, then try again", ErrUnsupported)
+	// A log not yet replayed holds metadata writes that the BAT and the
+	// metadata region do not show yet: replay it (in memory) first.
+	r, fileSize, replayed, err := replayVHDXLog(r, fileSize, hdr)
+	if err != nil {
+		return nil, err
 	}
 	// Region table: the first copy, or the second if the first is damaged.
 	var regions []byte
@@ -146,7 +148,7 @@ func openVHDX(r io.ReaderAt, fileSize int64) (*vhdxImage, error) {
 	if batLen == 0 || metaLen == 0 {
 		return nil, fmt.Errorf("%w: VHDX without its BAT or metadata region", ErrCorrupt)
 	}
-	v := &vhdxImage{r: r, fileSize: fileSize}
+	v := &vhdxImage{r: r, fileSize: fileSize, replayed: replayed}
 	if err := v.readMetadata(metaOff, metaLen); err != nil {
 		return nil, err
 	}
@@ -249,7 +251,11 @@ func (v *vhdxImage) Detail() string {
 	if v.fixed {
 		kind = "fixed"
 	}
-	return fmt.Sprintf("vhdx %s, %d MiB blocks, %d-byte sectors", kind, v.blockSize>>20, v.sectorSize)
+	d := fmt.Sprintf("vhdx %s, %d MiB blocks, %d-byte sectors", kind, v.blockSize>>20, v.sectorSize)
+	if v.replayed {
+		d += ", log replayed"
+	}
+	return d
 }
 
 func (v *vhdxImage) ReadAt(p []byte, off int64) (int, error) {
