@@ -338,6 +338,16 @@ func TestVMDKDescriptorExtents(t *testing.T) {
 	if f.Size() != 2<<20 || !allZero(readAll(t, f)) {
 		t.Fatalf("good descriptor: %d bytes", f.Size())
 	}
+	// A descriptor that starts with other comments, as qemu's probe allows.
+	os.WriteFile(p, []byte("# written by hand\n\nversion=1\ncreateType=\"vmfs\"\nRW 2048 VMFS \"ok-flat.vmdk\"\n"), 0o644)
+	g, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Size() != 1<<20 || g.Detail() != "vmdk vmfs, 1 extent files" {
+		t.Fatalf("%s of %d bytes", g.Detail(), g.Size())
+	}
+	g.Close()
 	// Open without a path refuses a descriptor rather than taking it as raw.
 	b, _ := os.ReadFile(p)
 	if _, err := Open(bytes.NewReader(b), int64(len(b))); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "VMDK descriptor") {

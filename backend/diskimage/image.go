@@ -101,8 +101,8 @@ func OpenFile(path string) (*File, error) {
 	}
 	var im Image
 	var extra []*os.File
-	var head [len(vmdkDescriptorMagic)]byte
-	if n, _ := f.ReadAt(head[:], 0); n == len(head) && string(head[:]) == vmdkDescriptorMagic {
+	var head [4096]byte
+	if n, _ := f.ReadAt(head[:], 0); isVMDKDescriptor(head[:n]) {
 		im, extra, err = openVMDKDescriptor(f, st.Size(), filepath.Dir(path))
 	} else {
 		im, err = Open(f, st.Size())
@@ -132,7 +132,7 @@ func Open(r io.ReaderAt, size int64) (Image, error) {
 		return openQCOW2(r, size)
 	case bytes.HasPrefix(h, []byte("KDMV")):
 		return openVMDK(r, size)
-	case bytes.HasPrefix(h, []byte(vmdkDescriptorMagic)):
+	case isVMDKDescriptor(h[:min(len(h), 4096)]):
 		return nil, fmt.Errorf("%w: a VMDK descriptor, whose extents are separate files; open it by its path", ErrUnsupported)
 	case bytes.HasPrefix(h, []byte("vhdxfile")):
 		return openVHDX(r, size)

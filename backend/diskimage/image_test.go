@@ -63,8 +63,8 @@ func sourceDisk(t testing.TB, dir string, size int64) (string, []byte) {
 // writeMBR puts an MBR with one partition (type 0x83, from sector 1 to
 // the end) into disk.
 func writeMBR(disk []byte) {
+	clear(disk[446:510])
 	e := disk[446:462]
-	clear(e)
 	e[4] = 0x83
 	binary.LittleEndian.PutUint32(e[8:], 1)
 	binary.LittleEndian.PutUint32(e[12:], uint32(len(disk)/512-1))

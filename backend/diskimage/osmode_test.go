@@ -15,6 +15,7 @@ import (
 func gptDisk(t *testing.T, dir string) (string, []byte) {
 	t.Helper()
 	p, data := sourceDisk(t, dir, 64<<20)
+	runTool(t, "sgdisk", "-Z", p) // sourceDisk's MBR goes; a GPT disk follows
 	runTool(t, "sgdisk", "-n", "1:2048:+8M", "-t", "1:ef00", "-c", "1:esp",
 		"-n", "2:0:+8M", "-t", "2:ea00", "-c", "2:boot",
 		"-n", "3:0:+32M", "-t", "3:8304", "-c", "3:root",

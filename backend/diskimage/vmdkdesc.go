@@ -53,9 +53,33 @@ type vmdkExtentLine struct {
 	sectors, offset    int64
 }
 
+// isVMDKDescriptor recognises a descriptor as qemu's vmdk_probe does: the
+// first line that is neither blank nor a comment is "version=1" (2, 3).
+func isVMDKDescriptor(head []byte) bool {
+	if bytes.HasPrefix(head, []byte(vmdkDescriptorMagic)) {
+		return true
+	}
+	for len(head) > 0 {
+		line, rest, found := bytes.Cut(head, []byte("\n"))
+		if !found && len(head) >= 1024 {
+			return false // a 1 KiB line: not a descriptor
+		}
+		line = bytes.TrimRight(line, "\r")
+		switch {
+		case len(bytes.TrimSpace(line)) == 0 || line[0] == '#':
+			head = rest
+			continue
+		case !found:
+			return false
+		}
+		return bytes.Equal(line, []byte("version=1")) || bytes.Equal(line, []byte("version=2")) || bytes.Equal(line, []byte("version=3"))
+	}
+	return false
+}
+
 // parseVMDKDescriptor reads a descriptor's create type and extent lines.
 func parseVMDKDescriptor(d []byte) (createType string, extents []vmdkExtentLine, err error) {
-	if !bytes.HasPrefix(d, []byte(vmdkDescriptorMagic)) {
+	if !isVMDKDescriptor(d[:min(len(d), 4096)]) {
 		return "", nil, fmt.Errorf("%w: not a VMDK descriptor", ErrCorrupt)
 	}
 	if i := bytes.IndexByte(d, 0); i >= 0 {
