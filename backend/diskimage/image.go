@@ -19,10 +19,18 @@
 // removes it once no live run holds its lock); a failed commit removes the
 // temporaries.
 //
-// Formats are recognised by content, never by file name. Readers validate
-// every offset they follow and refuse what they do not support (a qcow2
-// backing file, encryption, external data files; VHD differencing disks;
-// VMDK delta links) with a clear error.
+// Formats are recognised by content, never by file name, and a file is
+// taken as raw only when no container signature that qemu's block drivers
+// probe matches (probe.go): containers this package does not read (QED,
+// Parallels, QCOW v1, DMG, cloop, Bochs, ISO 9660, archives) are refused
+// by name with the command that converts them (ContainerError), and a raw
+// file with neither a partition table nor a recognised filesystem is
+// prepared only with the officer's confirmation (RawWarning). Readers
+// validate every offset they follow, keep only bounded parts of their
+// tables in memory, never write the source, and refuse what they do not
+// support (a qcow2 backing file, encryption, external data files; VHD,
+// VHDX and VDI differencing disks; VMDK delta links and extents outside
+// the descriptor's folder) with a clear error.
 package diskimage
 
 import (
