@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sort"
 )
 
 // The VHDX log ([MS-VHDX] 2.3): a circular buffer of 4 KiB sectors holding
@@ -22,7 +23,7 @@ const vhdxLogSector = 4096
 
 // maxVHDXLog bounds the log Keyholder replays in memory (Hyper-V and
 // qemu-img make 1 MiB logs).
-const maxVHDXLog = 64 << 20
+const maxVHDXLog = 16 << 20
 
 // vhdxOverlay reads the file as it is once the log is replayed.
 type vhdxOverlay struct {
@@ -31,6 +32,36 @@ type vhdxOverlay struct {
 	size     int64
 	sectors  map[int64][]byte // by 4 KiB-aligned file offset
 	zeros    []zeroRun        // zeroed ranges
+	touched  []zeroRun        // sorted, merged: where sectors or zeros apply
+}
+
+// index sorts and merges the ranges the replay touched, so that reads
+// elsewhere (all of the payload, as a rule) go to the file in one call.
+func (o *vhdxOverlay) index() {
+	var t []zeroRun
+	for off := range o.sectors {
+		t = append(t, zeroRun{off, vhdxLogSector})
+	}
+	t = append(t, o.zeros...)
+	sort.Slice(t, func(i, j int) bool { return t[i].off < t[j].off })
+	for _, r := range t {
+		if n := len(o.touched); n > 0 && r.off <= o.touched[n-1].off+o.touched[n-1].n {
+			last := &o.touched[n-1]
+			last.n = max(last.n, r.off+r.n-last.off)
+			continue
+		}
+		o.touched = append(o.touched, r)
+	}
+}
+
+// untouched returns how many bytes from off (at most n) no replayed write
+// touches.
+func (o *vhdxOverlay) untouched(off, n int64) int64 {
+	i := sort.Search(len(o.touched), func(i int) bool { return o.touched[i].off+o.touched[i].n > off })
+	if i == len(o.touched) {
+		return n
+	}
+	return max(0, min(n, o.touched[i].off-off))
 }
 
 type zeroRun struct{ off, n int64 }
@@ -53,29 +84,38 @@ func (o *vhdxOverlay) ReadAt(p []byte, off int64) (int, error) {
 		if off >= o.size {
 			return n, io.EOF
 		}
-		sec := off &^ (vhdxLogSector - 1)
-		in := off - sec
-		l := min(int64(len(p)-n), vhdxLogSector-in, o.size-off)
+		rest := min(int64(len(p)-n), o.size-off)
+		l := o.untouched(off, rest) // a run of the file as it is
+		if l == 0 {
+			l = min(rest, vhdxLogSector-off%vhdxLogSector) // one replayed sector
+		}
 		dst := p[n : n+int(l)]
-		switch s, ok := o.sectors[sec]; {
-		case ok:
-			copy(dst, s[in:])
-		case o.zeroed(off) || off >= o.baseSize:
+		if s, ok := o.sectors[off&^(vhdxLogSector-1)]; ok && l <= vhdxLogSector {
+			copy(dst, s[off%vhdxLogSector:])
+		} else if o.zeroed(off) {
 			clear(dst)
-		default:
-			k, err := o.base.ReadAt(dst[:min(l, o.baseSize-off)], off)
-			if k < int(min(l, o.baseSize-off)) {
-				if err == nil {
-					err = io.ErrUnexpectedEOF
-				}
-				return n + k, err
-			}
-			clear(dst[k:])
+		} else if err := o.readBase(dst, off); err != nil {
+			return n, err
 		}
 		n += int(l)
 		off += l
 	}
 	return n, nil
+}
+
+// readBase reads the file, with zeros past its end (the replay grew it).
+func (o *vhdxOverlay) readBase(dst []byte, off int64) error {
+	want := int(max(0, min(int64(len(dst)), o.baseSize-off)))
+	if want > 0 {
+		if k, err := o.base.ReadAt(dst[:want], off); k < want {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	clear(dst[want:])
+	return nil
 }
 
 // vhdxLogEntry is one validated log entry.
@@ -228,5 +268,6 @@ func replayVHDXLog(r io.ReaderAt, fileSize int64, hdr []byte) (io.ReaderAt, int6
 			o.size = roundUp64(e.lastOffset, 1<<20)
 		}
 	}
+	o.index()
 	return o, o.size, true, nil
 }
