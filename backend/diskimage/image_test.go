@@ -110,9 +110,9 @@ func TestReadersMatchQemuImg(t *testing.T) {
 		{"vhdx-fixed", []string{"-O", "vhdx", "-o", "subformat=fixed"}, VHDX, "vhdx fixed"},
 		{"vdi-dynamic", []string{"-O", "vdi"}, VDI, "vdi dynamic"},
 		{"vdi-static", []string{"-O", "vdi", "-o", "static=on"}, VDI, "vdi static"},
-		{"vmdk-monolithicFlat", []string{"-O", "vmdk", "-o", "subformat=monolithicFlat"}, VMDK, "vmdk monolithicFlat, 1 extent files"},
-		{"vmdk-twoGbMaxExtentSparse", []string{"-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse"}, VMDK, "vmdk twoGbMaxExtentSparse, 1 extent files"},
-		{"vmdk-twoGbMaxExtentFlat", []string{"-O", "vmdk", "-o", "subformat=twoGbMaxExtentFlat"}, VMDK, "vmdk twoGbMaxExtentFlat, 1 extent files"},
+		{"vmdk-monolithicFlat", []string{"-O", "vmdk", "-o", "subformat=monolithicFlat"}, VMDK, "vmdk monolithicFlat, 1 extent file"},
+		{"vmdk-twoGbMaxExtentSparse", []string{"-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse"}, VMDK, "vmdk twoGbMaxExtentSparse, 1 extent file"},
+		{"vmdk-twoGbMaxExtentFlat", []string{"-O", "vmdk", "-o", "subformat=twoGbMaxExtentFlat"}, VMDK, "vmdk twoGbMaxExtentFlat, 1 extent file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -228,6 +228,9 @@ func (m *vmdkDescImage) Detail() string {
 	if t == "" {
 		t = "descriptor"
 	}
+	if m.files == 1 {
+		return fmt.Sprintf("vmdk %s, 1 extent file", t)
+	}
 	return fmt.Sprintf("vmdk %s, %d extent files", t, m.files)
 }
 
