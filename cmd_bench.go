@@ -255,7 +255,7 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	svc := make([]time.Duration, o.guests)
 	var nsvc atomic.Int64
 	av := release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}
-	eng, err := release.New(release.Config{DB: db, Secrets: cust, Nonces: release.NewNonces(3*time.Hour, o.guests+16, nil),
+	eng, err := release.New(release.Config{DB: db, Secrets: cust, ChallengeTTL: 3 * time.Hour, MaxWaiting: o.guests + 16,
 		Verifier: av, MaxInService: o.inService,
 		ServiceTime: func(d time.Duration) {
 			if i := nsvc.Add(1) - 1; i < int64(len(svc)) {

@@ -2,8 +2,12 @@ package release
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
+
+// errQueueFull means too many requests wait for a slot at prioStart.
+var errQueueFull = errors.New("too many requests waiting for a processor")
 
 // Priorities of the processor slots, highest first.
 const (
@@ -25,13 +29,30 @@ const (
 // that finish, then requests that start: a decided request is not queued
 // behind every request that arrived after it, which bounds the service
 // time without costing throughput), in arrival order within one.
+//
+// The queue of requests that start is bounded (maxStart waiters): each
+// waiter holds its decoded evidence, so beyond the bound acquire refuses at
+// once (errQueueFull) and the caller answers "busy, retry" instead of
+// letting memory grow with the queue. The committer and requests that
+// finish are never refused: their number is bounded by those that started.
 type cpuSlots struct {
-	mu    sync.Mutex
-	free  int
-	queue [numPrio][]chan struct{} // FIFO waiters; a closed channel is a granted slot
+	mu       sync.Mutex
+	free     int
+	maxStart int
+	queue    [numPrio][]chan struct{} // FIFO waiters; a closed channel is a granted slot
+	peak     int                      // most waiters at prioStart seen
 }
 
-func newCPUSlots(n int) *cpuSlots { return &cpuSlots{free: max(1, n)} }
+// newCPUSlots makes n slots whose prioStart queue holds at most maxStart
+// waiters (zero: unbounded).
+func newCPUSlots(n, maxStart int) *cpuSlots { return &cpuSlots{free: max(1, n), maxStart: maxStart} }
+
+// peakWaiting is the most requests that ever waited at prioStart at once.
+func (c *cpuSlots) peakWaiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peak
+}
 
 // acquire waits for a slot at priority prio.
 func (c *cpuSlots) acquire(ctx context.Context, prio int) error {
@@ -41,8 +62,15 @@ func (c *cpuSlots) acquire(ctx context.Context, prio int) error {
 		c.mu.Unlock()
 		return nil
 	}
+	if prio == prioStart && c.maxStart > 0 && len(c.queue[prio]) >= c.maxStart {
+		c.mu.Unlock()
+		return errQueueFull
+	}
 	w := make(chan struct{})
 	c.queue[prio] = append(c.queue[prio], w)
+	if prio == prioStart {
+		c.peak = max(c.peak, len(c.queue[prio]))
+	}
 	c.mu.Unlock()
 	select {
 	case <-w:

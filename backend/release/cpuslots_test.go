@@ -7,7 +7,7 @@ import (
 )
 
 func TestCPUSlotsPriorityAndCancel(t *testing.T) {
-	c := newCPUSlots(1)
+	c := newCPUSlots(1, 0)
 	ctx := context.Background()
 	if err := c.acquire(ctx, prioStart); err != nil {
 		t.Fatal(err)

@@ -53,6 +53,8 @@ type Secrets interface {
 	RotateTx(ctx context.Context, tx *sql.Tx, actor, volumeID string) (int, error)
 	// ConfirmRotationTx makes a pending generation current.
 	ConfirmRotationTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, generation int) error
+	// ChallengeKey MACs the challenges (challenges.go).
+	ChallengeKey
 }
 
 // Errors that officers' calls branch on.
@@ -79,8 +81,8 @@ type Config struct {
 	// unavailable.
 	Verifier Verifier
 	Secrets  Secrets
-	// Nonces issues challenges; nil makes a 60 s in-memory issuer.
-	Nonces *Nonces
+	// ChallengeTTL is how long a challenge is valid; zero means 60 s.
+	ChallengeTTL time.Duration
 	// Now is the clock; nil means the database's clock.
 	Now func() time.Time
 	// Notify is called after each committed change; nil ignores them.
@@ -102,18 +104,23 @@ type Config struct {
 	// decision durable, the secrets sealed). The wait before that slot
 	// (under a storm, most of a caller's latency) is excluded.
 	ServiceTime func(time.Duration)
+	// MaxWaiting bounds the releases and heartbeats waiting for a processor
+	// slot to verify their evidence; a request beyond it is answered
+	// unavailable (HTTP 503 with Retry-After) at once instead of holding its
+	// evidence in memory in a queue that grows. Zero means 1024.
+	MaxWaiting int
 }
 
 // Service is the release engine. It is safe for concurrent use.
 type Service struct {
-	db       *store.DB
-	verifier Verifier
-	secrets  Secrets
-	nonces   *Nonces
-	now      func() time.Time
-	notify   func(Event)
-	authAge  time.Duration
-	log      *slog.Logger
+	db         *store.DB
+	verifier   Verifier
+	secrets    Secrets
+	challenges *Challenges
+	now        func() time.Time
+	notify     func(Event)
+	authAge    time.Duration
+	log        *slog.Logger
 
 	mu         sync.Mutex
 	listenAddr string
@@ -176,15 +183,16 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxInService > 0 {
 		admit = make(chan struct{}, cfg.MaxInService)
 	}
-	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, nonces: cfg.Nonces, now: cfg.Now,
+	if cfg.MaxWaiting <= 0 {
+		cfg.MaxWaiting = 1024
+	}
+	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
-		cpu: newCPUSlots(runtime.GOMAXPROCS(0)), admit: admit, serviceTime: cfg.ServiceTime}
+		cpu: newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime}
 	if s.now == nil {
 		s.now = cfg.DB.Now
 	}
-	if s.nonces == nil {
-		s.nonces = NewNonces(0, 0, s.now)
-	}
+	s.challenges = NewChallenges(cfg.Secrets, cfg.ChallengeTTL, s.now)
 	if s.notify == nil {
 		s.notify = func(Event) {}
 	}
@@ -238,11 +246,13 @@ func (s *Service) acquireCPU(ctx context.Context, prio int) error {
 
 func (s *Service) releaseCPU() { s.cpu.release() }
 
-// Challenge issues a nonce for one release or heartbeat.
+// Challenge issues a nonce for one release or heartbeat. It keeps nothing:
+// the nonce carries its expiry and a MAC (challenges.go). Limits on who may
+// ask how often are the handler's.
 func (s *Service) Challenge() (*wire.Challenge, error) {
-	n, exp, err := s.nonces.Issue()
+	n, exp, err := s.challenges.Issue()
 	if err != nil {
-		return nil, &wire.Error{Code: wire.CodeUnavailable, Message: "too many outstanding challenges; retry shortly"}
+		return nil, s.internal("issue challenge", err)
 	}
 	return &wire.Challenge{Nonce: n, ExpiresAt: exp}, nil
 }
@@ -290,6 +300,13 @@ func guestActor(vmID string) string { return "guest:" + vmID }
 // Release decides a release request (purpose boot or rotate). It returns a
 // released or pending answer, or a *wire.Error for every refusal.
 func (s *Service) Release(ctx context.Context, req *wire.ReleaseRequest) (*wire.Release, error) {
+	return s.release(ctx, req, nil)
+}
+
+// vmGate refuses a request for its VM ID, or returns nil.
+type vmGate func(vmID string) *wire.Error
+
+func (s *Service) release(ctx context.Context, req *wire.ReleaseRequest, gate vmGate) (*wire.Release, error) {
 	if err := req.Check(); err != nil {
 		return nil, refusal(wire.CodeBadRequest, err.Error())
 	}
@@ -300,7 +317,7 @@ func (s *Service) Release(ctx context.Context, req *wire.ReleaseRequest) (*wire.
 	var ts *toSeal
 	var adm admission
 	defer s.leave(&adm)
-	werr := s.decide(ctx, req, &adm, func(ctx context.Context, tx *sql.Tx, d decided) (*wire.Error, error) {
+	werr := s.decide(ctx, req, &adm, gate, func(ctx context.Context, tx *sql.Tx, d decided) (*wire.Error, error) {
 		ts.wipe() // a batch retried the decision
 		r, t, werr, err := s.act(ctx, tx, req, d)
 		out, ts = r, t
@@ -346,14 +363,38 @@ type decided struct {
 // (with the context its statements run under, see stmtContext). Refusals are
 // recorded and audited here.
 //
-// After the nonce, the request waits for admission (adm, which the caller
-// leaves once its answer is ready).
-func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *admission, act func(context.Context, *sql.Tx, decided) (*wire.Error, error)) *wire.Error {
+// After the nonce, gate (nil: none) may refuse the request for its VM (the
+// handler's per-VM rate limit: only requests holding a valid challenge
+// count against a VM); then the request waits for admission (adm, which the
+// caller leaves once its answer is ready).
+func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *admission, gate vmGate, act func(context.Context, *sql.Tx, decided) (*wire.Error, error)) *wire.Error {
 	d := decided{reqID: store.NewID("req"), now: s.now(), evHash: wire.EvidenceHash(req.Evidence)}
 	sctx := stmtContext(ctx)
 	var err error
 	if s.verifier == nil {
 		return refusal(wire.CodeUnavailable, "this console does not serve releases")
+	}
+	// The challenge is checked first, without storage: a request without a
+	// valid one is junk. It is refused without a trace in the fleet or the
+	// audit log (the handler counts it per source and audits the counts)
+	// and never counts against the VM it names.
+	exp, err := s.challenges.Check(req.Nonce)
+	if err != nil {
+		if !errors.Is(err, ErrNonceUnknown) {
+			return s.internal("check challenge", err)
+		}
+		return nonceRefusal()
+	}
+	// Used up in this process first (a replay racing the first use costs
+	// no verification), then in the decision's transaction (the database
+	// refuses a second use by any console process).
+	if !s.challenges.claim(req.Nonce, exp) {
+		return nonceRefusal()
+	}
+	if gate != nil {
+		if werr := gate(req.VMID); werr != nil {
+			return werr
+		}
 	}
 	var ak []byte
 	if len(req.Evidence.TPM) > 0 {
@@ -363,11 +404,6 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	if err != nil {
 		return refusal(wire.CodeBadRequest, err.Error())
 	}
-	// The nonce is used up first, whatever happens next.
-	if err := s.nonces.Consume(req.Nonce); err != nil {
-		d.decision = refuse(wire.CodeNonceUnknown, "the nonce is unknown, used or expired; ask for a new challenge")
-		return s.refuse(ctx, req, d)
-	}
 	if err := s.enter(ctx, adm); err != nil {
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
@@ -376,6 +412,9 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		return s.internal("read volume", err)
 	}
 	if err := s.acquireCPU(ctx, prioStart); err != nil {
+		if errors.Is(err, errQueueFull) {
+			return refusal(wire.CodeUnavailable, "the console is busy; retry shortly")
+		}
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
 	adm.started = time.Now() // service time runs from here
@@ -390,9 +429,16 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		return s.internal("read policy", err)
 	}
 	var werr *wire.Error
+	replayed := false
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		ctx := sctx
-		var err error
+		fresh, err := consumeTx(ctx, tx, req.Nonce, exp)
+		if err != nil {
+			return err
+		}
+		if replayed = !fresh; replayed {
+			return nil
+		}
 		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
 		if err != nil {
 			return err
@@ -428,6 +474,9 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	if err != nil {
 		return s.internal("decide", err)
 	}
+	if replayed {
+		return nonceRefusal()
+	}
 	if d.decision.Action == ActionDeny {
 		s.emit(Event{Kind: "fleet", VMID: req.VMID})
 		return &wire.Error{Code: d.decision.Code, Message: d.decision.Message, Reasons: d.claims.Reasons}
@@ -441,14 +490,10 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	return werr
 }
 
-// refuse records and audits a refusal made before the transaction.
-func (s *Service) refuse(ctx context.Context, req *wire.ReleaseRequest, d decided) *wire.Error {
-	err := s.tx(ctx, func(tx *sql.Tx) error { return s.recordRefusal(stmtContext(ctx), tx, req, d) })
-	if err != nil {
-		return s.internal("record refusal", err)
-	}
-	s.emit(Event{Kind: "fleet", VMID: req.VMID})
-	return &wire.Error{Code: d.decision.Code, Message: d.decision.Message}
+// nonceRefusal is the refusal of a request without a valid, unused
+// challenge.
+func nonceRefusal() *wire.Error {
+	return refusal(wire.CodeNonceUnknown, "the nonce is unknown, used or expired; ask for a new challenge")
 }
 
 func (s *Service) recordRefusal(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) error {
@@ -728,6 +773,10 @@ func boolInt(b bool) int {
 // measurement, a refusal) marks it failing, and the guest must ask for a
 // release again to be trusted.
 func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wire.Heartbeat, error) {
+	return s.heartbeat(ctx, req, nil)
+}
+
+func (s *Service) heartbeat(ctx context.Context, req *wire.ReleaseRequest, gate vmGate) (*wire.Heartbeat, error) {
 	if err := req.Check(); err != nil {
 		return nil, refusal(wire.CodeBadRequest, err.Error())
 	}
@@ -737,7 +786,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wir
 	var out *wire.Heartbeat
 	var adm admission
 	defer s.leave(&adm)
-	werr := s.decide(ctx, req, &adm, func(ctx context.Context, tx *sql.Tx, d decided) (*wire.Error, error) {
+	werr := s.decide(ctx, req, &adm, gate, func(ctx context.Context, tx *sql.Tx, d decided) (*wire.Error, error) {
 		o := s.observation(req, d, "heartbeat", fleet.ResultVerified)
 		o.Create = false
 		if d.decision.Class != ClassRoutine || !d.hist.EverReleased {

@@ -2,6 +2,8 @@ package release
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -26,53 +28,83 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func TestNonces(t *testing.T) {
+// hmacKey is a ChallengeKey with a fixed key (custody derives the real one
+// from the master key; custody's tests cover that).
+type hmacKey struct {
+	key    []byte
+	locked bool
+}
+
+func (k hmacKey) ChallengeMAC(msg []byte) ([]byte, error) {
+	if k.locked {
+		return nil, errLockedForTest
+	}
+	m := hmac.New(sha256.New, k.key)
+	m.Write(msg)
+	return m.Sum(nil), nil
+}
+
+var errLockedForTest = errors.New("locked")
+
+func TestChallenges(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	n := NewNonces(60*time.Second, 3, clk.Now)
+	key := hmacKey{key: bytes.Repeat([]byte{1}, 32)}
+	n := NewChallenges(key, 60*time.Second, clk.Now)
 	a, exp, err := n.Issue()
 	if err != nil || len(a) != wire.NonceSize || !exp.Equal(clk.Now().Add(60*time.Second)) {
 		t.Fatalf("issue: %x %v %v", a, exp, err)
 	}
 	b, _, _ := n.Issue()
-	c, _, _ := n.Issue()
 	if bytes.Equal(a, b) {
 		t.Fatal("two equal nonces")
 	}
-	if _, _, err := n.Issue(); !errors.Is(err, ErrTooManyNonces) {
-		t.Fatalf("fourth outstanding nonce: err = %v", err)
-	}
-	forged := bytes.Clone(a)
-	forged[0] ^= 1
-	steps := []struct {
+	flip := func(i int) []byte { x := bytes.Clone(a); x[i] ^= 1; return x }
+	other, _, _ := NewChallenges(hmacKey{key: bytes.Repeat([]byte{2}, 32)}, 0, clk.Now).Issue()
+	cases := []struct {
 		name  string
 		nonce []byte
 		wait  time.Duration
 		want  error
 	}{
-		{"never issued", forged, 0, ErrNonceUnknown},
+		{"issued", a, 0, nil},
+		{"checked again (Check keeps no state)", a, 0, nil},
+		{"MAC changed", flip(wire.NonceSize - 1), 0, ErrNonceUnknown},
+		{"randomness changed", flip(8), 0, ErrNonceUnknown},
+		{"expiry moved", flip(4), 0, ErrNonceUnknown},
+		{"version changed", flip(0), 0, ErrNonceUnknown},
 		{"short", a[:16], 0, ErrNonceUnknown},
-		{"first use", a, 0, nil},
-		{"second use", a, 0, ErrNonceUnknown},
+		{"empty", nil, 0, ErrNonceUnknown},
+		{"another console's key", other, 0, ErrNonceUnknown},
 		{"just before expiry", b, 59 * time.Second, nil},
-		{"at expiry", c, time.Second, ErrNonceUnknown},
-		{"expired one is gone too", c, 0, ErrNonceUnknown},
+		{"at expiry", b, time.Second, ErrNonceUnknown},
 	}
-	for _, s := range steps {
-		clk.Add(s.wait)
-		if err := n.Consume(s.nonce); !errors.Is(err, s.want) && !(err == nil && s.want == nil) {
-			t.Errorf("%s: err = %v, want %v", s.name, err, s.want)
+	for _, c := range cases {
+		clk.Add(c.wait)
+		if _, err := n.Check(c.nonce); !errors.Is(err, c.want) && !(err == nil && c.want == nil) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
 		}
 	}
-	if n.Outstanding() != 0 {
-		t.Fatalf("%d outstanding after all were used", n.Outstanding())
+	// A locked key service issues and accepts nothing, and says so (not
+	// "unknown nonce": the guest should retry, not start over).
+	locked := NewChallenges(hmacKey{locked: true}, 0, clk.Now)
+	if _, _, err := locked.Issue(); !errors.Is(err, errLockedForTest) {
+		t.Fatalf("issue while locked: %v", err)
 	}
-	// Expired nonces are swept, making room.
-	for i := 0; i < 3; i++ {
-		n.Issue()
+	c, _, _ := n.Issue()
+	if _, err := locked.Check(c); !errors.Is(err, errLockedForTest) {
+		t.Fatalf("check while locked: %v", err)
+	}
+	// This process's record of used nonces: the first claim wins, and
+	// expired entries are forgotten.
+	exp, err = n.Check(c)
+	if err != nil || !n.claim(c, exp) || n.claim(c, exp) {
+		t.Fatalf("claim: %v", err)
 	}
 	clk.Add(2 * time.Minute)
-	if _, _, err := n.Issue(); err != nil {
-		t.Fatalf("issue after expiry sweep: %v", err)
+	d, dexp, _ := n.Issue()
+	n.claim(d, dexp)
+	if got := n.usedLocally(); got != 1 {
+		t.Fatalf("%d nonces remembered after the first expired, want 1", got)
 	}
 }
 

@@ -72,3 +72,18 @@ func (l *Limiter) evictLocked(now time.Time) {
 		clear(l.buckets)
 	}
 }
+
+// Peek reports whether key has a token left, without taking it.
+func (l *Limiter) Peek(key string) bool {
+	if l == nil || l.rate <= 0 {
+		return true
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return true
+	}
+	return min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate) >= 1
+}

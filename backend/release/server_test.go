@@ -57,8 +57,25 @@ func TestHandlerRefusals(t *testing.T) {
 	}
 
 	// Per-VM limit: a valid-looking request body, many times for one VM.
-	hv := NewHandler(e.svc, ServerOptions{SourceRate: 1000, SourceBurst: 1000, VMRate: 1, VMBurst: 2, Now: e.clk.Now})
+	hv := NewHandler(e.svc, ServerOptions{SourceRate: 1000, SourceBurst: 1000, VMRate: 1, VMBurst: 2, JunkBurst: 1000, JunkRate: 1, Now: e.clk.Now})
 	g := guest{vm: "vm-limited", vol: e.volume("limited"), chip: 1, meas: 1, launch: 1}
+	// First a stranger names the VM in requests without a valid challenge:
+	// they are junk, refused, and do not count against the VM.
+	for i := 0; i < 10; i++ {
+		junk := e.requestNoChallenge(g)
+		if i%2 == 1 {
+			junk = e.request(g, wire.PurposeBoot, 0).req
+			junk.Nonce[5] ^= 1 // forged: the MAC no longer matches
+		}
+		b, _ := json.Marshal(junk)
+		req := httptest.NewRequest("POST", "/v1/release", strings.NewReader(string(b)))
+		req.RemoteAddr = "198.51.100.7:999"
+		rec := httptest.NewRecorder()
+		hv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden {
+			t.Fatalf("junk request %d: HTTP %d %s", i, rec.Code, rec.Body)
+		}
+	}
 	var last int
 	for i := 0; i < 3; i++ {
 		b, _ := json.Marshal(e.request(g, wire.PurposeBoot, 0).req)
@@ -72,5 +89,42 @@ func TestHandlerRefusals(t *testing.T) {
 	}
 	if last != http.StatusTooManyRequests {
 		t.Fatalf("third request within the VM's burst of 2: HTTP %d", last)
+	}
+}
+
+func TestChallengeIssuanceLimits(t *testing.T) {
+	e := newEnv(t)
+	// 3 per address, 5 per /24 or /64; the clock stands still, so nothing
+	// refills.
+	h := NewHandler(e.svc, ServerOptions{ChallengeRate: 1, ChallengeBurst: 3, ChallengeNetRate: 1, ChallengeNetBurst: 5, Now: e.clk.Now})
+	ask := func(remote string) int {
+		req := httptest.NewRequest("POST", "/v1/challenge", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusTooManyRequests && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After for %s", remote)
+		}
+		return rec.Code
+	}
+	steps := []struct {
+		remote string
+		want   int
+	}{
+		{"192.0.2.1:1", 200}, {"192.0.2.1:2", 200}, {"192.0.2.1:3", 200},
+		{"192.0.2.1:4", 429},                       // the address's 3 are used
+		{"192.0.2.2:1", 200}, {"192.0.2.3:1", 200}, // the /24's 5 are used now
+		{"192.0.2.4:1", 429}, // a fresh address of the same /24
+		{"192.0.3.4:1", 200}, // another /24
+		{"[2001:db8::1]:1", 200}, {"[2001:db8::2]:1", 200}, {"[2001:db8::3]:1", 200},
+		{"[2001:db8::4]:1", 200}, {"[2001:db8::ffff:5]:1", 200},
+		{"[2001:db8::6]:1", 429},      // the /64's 5 are used, whatever the address
+		{"[2001:db8:0:1::1]:1", 200},  // another /64
+		{"[::ffff:192.0.2.9]:1", 429}, // a v4-mapped address of the exhausted /24
+	}
+	for _, s := range steps {
+		if got := ask(s.remote); got != s.want {
+			t.Errorf("challenge for %s: HTTP %d, want %d", s.remote, got, s.want)
+		}
 	}
 }
