@@ -108,7 +108,8 @@ func startRelease(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.
 	if err != nil {
 		return nil, nil, fmt.Errorf("release API: listen on %s: %w", addr, err)
 	}
-	srv := release.NewServer(release.NewHandler(eng, release.ServerOptions{Log: log}), id, log)
+	handler := release.NewHandler(eng, release.ServerOptions{Log: log})
+	srv := release.NewServer(handler, id, log)
 	go func() {
 		if err := srv.Serve(tls.NewListener(ln, id.ServerTLSConfig())); err != nil && ctx.Err() == nil {
 			log.Error("release API stopped", "err", err)
@@ -116,6 +117,7 @@ func startRelease(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.
 	}()
 	rctx, cancel := context.WithCancel(ctx)
 	go eng.RunExpiry(rctx, 30*time.Second)
+	go handler.RunJunkAudit(rctx, time.Minute)
 	eng.SetListener(ln.Addr().String(), id.Pin)
 	if err := release.Publish(ctx, db, guessReleaseURL(ln.Addr()), id.Pin); err != nil {
 		log.Warn("publish the release API's pin for image preparation", "err", err)

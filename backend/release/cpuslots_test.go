@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -60,5 +62,42 @@ func TestCPUSlotsPriorityAndCancel(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a slot was lost")
+	}
+}
+
+// The queue of requests that start is bounded: beyond it acquire refuses at
+// once; requests that finish and the committer are never refused.
+func TestCPUSlotsBoundedStartQueue(t *testing.T) {
+	c := newCPUSlots(1, 2)
+	ctx := context.Background()
+	if err := c.acquire(ctx, prioStart); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 4)
+	for i := 0; i < 2; i++ {
+		go func() { got <- c.acquire(ctx, prioStart) }()
+	}
+	for {
+		c.mu.Lock()
+		n := len(c.queue[prioStart])
+		c.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		runtime.Gosched()
+	}
+	if err := c.acquire(ctx, prioStart); !errors.Is(err, errQueueFull) {
+		t.Fatalf("third waiter: %v", err)
+	}
+	go func() { got <- c.acquire(ctx, prioFinish) }()
+	go func() { got <- c.acquire(ctx, prioCommit) }()
+	for i := 0; i < 4; i++ {
+		c.release()
+		if err := <-got; err != nil {
+			t.Fatalf("waiter %d: %v", i, err)
+		}
+	}
+	if c.peakWaiting() != 2 {
+		t.Fatalf("peak waiting = %d, want 2", c.peakWaiting())
 	}
 }

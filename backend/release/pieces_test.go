@@ -134,6 +134,14 @@ func TestLimiter(t *testing.T) {
 	if l.Allow("a") {
 		t.Fatal("bucket refilled beyond its burst")
 	}
+	// Peek tells without taking.
+	if l.Peek("a") || !l.Peek("never seen") {
+		t.Fatal("peek: an empty bucket has a token, or an unknown key has none")
+	}
+	clk.Add(500 * time.Millisecond)
+	if !l.Peek("a") || !l.Peek("a") || !l.Allow("a") || l.Peek("a") {
+		t.Fatal("peek took a token, or missed the refill")
+	}
 }
 
 func TestTLSIdentity(t *testing.T) {
