@@ -4,8 +4,12 @@
 //
 // A guest's request goes through these steps (Service.Release):
 //
-//  1. its nonce is used up (Nonces: single use, 60 s, in memory — a console
-//     restart forgets outstanding nonces and agents ask again);
+//  1. its challenge is checked without storage (Challenges: a MAC under a
+//     key derived from the master key, an expiry of 60 s), then used up,
+//     first in this process and then in the decision's transaction
+//     (consumed_challenges: single use across every console process on the
+//     database); a request without a valid challenge is junk and only then
+//     does the request count against its VM's rate limit;
 //  2. the evidence is verified (Verifier; AttestVerifier applies the image's
 //     latest reference values and the transcript hash as REPORT_DATA);
 //  3. in one write transaction: what the fleet knows about the VM is read,
@@ -28,7 +32,9 @@
 //
 // Handler serves the API on its own TLS 1.3 listener (LoadOrCreateTLS makes
 // and keeps the certificate; guests pin its SPKI hash), with body limits,
-// timeouts and rate limits per source address and per VM.
+// timeouts, bounded queues for what requests hold before they are
+// authenticated, rate limits per source address, network and VM, and junk
+// audited in aggregate (junk.go).
 //
 // Out of scope here: verifying evidence (backend/attest), keeping and
 // wrapping secrets (backend/custody), the guest side (backend/agent).
