@@ -123,7 +123,7 @@ const stormConns = 500
 const stormHeapBound = 8*4*wire.MaxBody + (256+stormConns)*16<<10 + 4<<20
 
 // TestJunkStorm: 3,000 malformed and forged requests from 20 loopback
-// addresses, all naming the real guest's VM, against the real HTTP server.
+// addresses, most naming the real guest's VM, against the real HTTP server.
 // The guest, booting in the middle of the storm, still gets its key; the
 // audit log grows by one entry for the storm; what requests hold before
 // they are authenticated, and the heap with it, stays within the handler's
@@ -161,9 +161,9 @@ func TestJunkStorm(t *testing.T) {
 	auditBefore := entries()
 
 	// The junk: big malformed bodies, forged nonces (random, or a used
-	// challenge with its MAC changed) and replays of a used challenge, all
-	// for the victim's VM ID, the forged ones with a certificate-sized
-	// field that the decoder holds.
+	// challenge with its MAC changed) and replays of a used challenge, for
+	// the victim's VM ID (and some for other VM IDs), the forged ones with
+	// certificate-sized fields that the decoder holds.
 	big := `{"vm_id":"vm-victim","evidence":{"report":"` + strings.Repeat("A", wire.MaxBody-200) + `"`
 	used := e.request(g, wire.PurposeBoot, 0)
 	if _, err := e.svc.Release(ctx, used.req); err != nil {
@@ -180,6 +180,9 @@ func TestJunkStorm(t *testing.T) {
 	for v := 0; v < 16; v++ {
 		forged := e.requestNoChallenge(g)
 		rand.Read(forged.Nonce)
+		if v%2 == 1 {
+			forged.VMID = fmt.Sprintf("vm-junk-%d", v) // not every junk names the victim
+		}
 		badMAC := *used.req
 		badMAC.Nonce = bytes.Clone(used.req.Nonce)
 		badMAC.Nonce[20] ^= 1 + byte(v)
