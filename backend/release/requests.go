@@ -329,6 +329,15 @@ func (s *Service) Poll(ctx context.Context, id string) (*wire.Release, error) {
 	if err := wire.CheckID(id); err != nil {
 		return nil, refusal(wire.CodeBadRequest, "request ID: "+err.Error())
 	}
+	// An unknown ID (junk, or a request long gone) is answered from a read,
+	// without a place in the committer's write transaction.
+	var one int
+	switch err := s.db.QueryRowContext(stmtContext(ctx), `SELECT 1 FROM approval_requests WHERE id = ?`, id).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, refusal(wire.CodeRequestUnknown, "no such request")
+	case err != nil:
+		return nil, s.internal("poll", fmt.Errorf("read request %s: %w", id, store.Classify(err)))
+	}
 	now := s.now()
 	var out *wire.Release
 	var ts *toSeal

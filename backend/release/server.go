@@ -208,10 +208,10 @@ func (h *Handler) refuseJunk(w http.ResponseWriter, src source, err error) {
 }
 
 // isJunk reports whether the engine refused a request before it showed a
-// valid challenge.
+// valid challenge (or, polling, a request ID the console knows).
 func isJunk(err error) bool {
 	var we *wire.Error
-	return errors.As(err, &we) && (we.Code == wire.CodeNonceUnknown || we.Code == wire.CodeBadRequest)
+	return errors.As(err, &we) && (we.Code == wire.CodeNonceUnknown || we.Code == wire.CodeBadRequest || we.Code == wire.CodeRequestUnknown)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -252,6 +252,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		gate := func(vmID string) *wire.Error {
 			if !h.vm.Allow(vmID) {
+				w.Header().Set("Retry-After", "5")
 				return refusal(wire.CodeRateLimited, "too many requests for this VM")
 			}
 			return nil
@@ -276,9 +277,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rel, err := h.svc.Poll(r.Context(), strings.TrimPrefix(r.URL.Path, "/v1/release/"))
+		if err != nil && isJunk(err) {
+			h.refuseJunk(w, src, err)
+			return
+		}
 		h.writeRelease(w, rel, err)
 	case r.URL.Path == "/v1/rotation/confirm":
 		if !method(w, r, http.MethodPost) {
+			return
+		}
+		if !h.junkLimit.Peek(src.addr) {
+			h.refuseJunk(w, src, refusal(wire.CodeRateLimited, "too many refused requests from this address"))
 			return
 		}
 		c, err := readBody(h, w, r, wire.DecodeRotationConfirm)

@@ -55,6 +55,12 @@ func TestHandlerRefusals(t *testing.T) {
 	if status, _ := do("POST", "/v1/challenge", "", "192.0.2.2:1234"); status != http.StatusOK {
 		t.Fatalf("another source: HTTP %d", status)
 	}
+	// Junk so far: the garbage, oversized and rotation bodies, the unknown
+	// and the malformed request IDs, the rate-limited challenge; each counted
+	// for the audit's aggregate entry, none audited on its own.
+	if got := h.Stats().JunkPending; got != 6 {
+		t.Fatalf("junk counted: %d, want 6", got)
+	}
 
 	// Per-VM limit: a valid-looking request body, many times for one VM.
 	hv := NewHandler(e.svc, ServerOptions{SourceRate: 1000, SourceBurst: 1000, VMRate: 1, VMBurst: 2, JunkBurst: 1000, JunkRate: 1, Now: e.clk.Now})
