@@ -127,6 +127,9 @@ type Service struct {
 
 	mu        sync.RWMutex
 	master    []byte    // nil while locked
+	// challengeKey is derived from master at unlock (challenge.go) and
+	// wiped with it.
+	challengeKey []byte
 	signer    *auditKey // audit signing key, nil while locked
 	consoleID string
 }
@@ -229,6 +232,8 @@ func (s *Service) Lock() {
 
 func (s *Service) lockLocked() {
 	clear(s.master)
+	clear(s.challengeKey)
+	s.challengeKey = nil
 	s.signer.wipe()
 	s.master, s.signer = nil, nil
 }
@@ -369,6 +374,7 @@ func (s *Service) Init(ctx context.Context, name string, passphrase []byte) (Off
 		return off, fmt.Errorf("console initialised, but the key service stays locked: %w", err)
 	}
 	s.master, s.consoleID = master, cid
+	s.challengeKey = challengeKey(master, cid)
 	return off, nil
 }
 
@@ -406,6 +412,7 @@ func (s *Service) adopt(ctx context.Context, master []byte, cid string) error {
 		return err
 	}
 	s.master, s.consoleID = master, cid
+	s.challengeKey = challengeKey(master, cid)
 	return nil
 }
 

@@ -136,3 +136,21 @@ func TestChallengesAcrossConsoles(t *testing.T) {
 		t.Errorf("release at a locked console: %v", err)
 	}
 }
+
+// BenchmarkChallengeCheck: the stateless check of one challenge under the
+// key service's derived key (what every release and heartbeat pays, and
+// every junk request with a well-formed nonce).
+func BenchmarkChallengeCheck(b *testing.B) {
+	e := newEnv(b)
+	c := NewChallenges(e.cust, time.Hour, e.clk.Now)
+	n, _, err := c.Issue()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Check(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -92,7 +92,7 @@ func (g guest) report(rd [64]byte) []byte {
 }
 
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	path    string
 	db      *store.DB
@@ -105,7 +105,7 @@ type testEnv struct {
 
 var testKDF = custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, ctx: context.Background(), path: filepath.Join(t.TempDir(), "keyholder.db"), secrets: map[string][]byte{},
 		clk: &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}

@@ -28,7 +28,8 @@ type ServerOptions struct {
 	VMRate  float64
 	VMBurst int
 	// ChallengeRate and ChallengeBurst limit challenges per client address
-	// (5/s, burst 20); ChallengeNetRate and ChallengeNetBurst per /24
+	// (10/s, burst 40: guests behind one NAT, or the demo's fleet on
+	// loopback, share it); ChallengeNetRate and ChallengeNetBurst per /24
 	// (IPv4) or /64 (IPv6) network (100/s, burst 1000: a fleet may boot
 	// behind one network).
 	ChallengeRate     float64
@@ -82,7 +83,7 @@ func NewHandler(svc *Service, o ServerOptions) *Handler {
 		o.VMRate, o.VMBurst = 2, 10
 	}
 	if o.ChallengeRate == 0 {
-		o.ChallengeRate, o.ChallengeBurst = 5, 20
+		o.ChallengeRate, o.ChallengeBurst = 10, 40
 	}
 	if o.ChallengeNetRate == 0 {
 		o.ChallengeNetRate, o.ChallengeNetBurst = 100, 1000
