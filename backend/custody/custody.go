@@ -125,13 +125,13 @@ type Service struct {
 	// exhaust the machine.
 	kdf chan struct{}
 
-	mu        sync.RWMutex
-	master    []byte    // nil while locked
+	mu     sync.RWMutex
+	master []byte // nil while locked
 	// challengeKey is derived from master at unlock (challenge.go) and
 	// wiped with it.
 	challengeKey []byte
-	signer    *auditKey // audit signing key, nil while locked
-	consoleID string
+	signer       *auditKey // audit signing key, nil while locked
+	consoleID    string
 }
 
 // New returns a locked key service over db.
