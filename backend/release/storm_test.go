@@ -109,7 +109,8 @@ func junkClient(path string) error {
 // address are lifted: the storm stands for an attacker with addresses
 // enough (an IPv6 /64 is 2^64 of them), so that only the bounds on what a
 // request holds before it is authenticated stand between it and memory.
-var stormOptions = ServerOptions{Reading: 8, Waiting: 256, SourceRate: 1, SourceBurst: 1 << 20, JunkRate: 1, JunkBurst: 1 << 20}
+var stormOptions = ServerOptions{Reading: 8, Waiting: 256, SourceRate: 1, SourceBurst: 1 << 20, JunkRate: 1, JunkBurst: 1 << 20,
+	ChallengeRate: 1, ChallengeBurst: 1000} // the guest may be shed, and retry, many times
 
 // stormConns is the number of junk connections (20 addresses × 25).
 const stormConns = 500
@@ -253,7 +254,7 @@ func TestJunkStorm(t *testing.T) {
 	var rel wire.Release
 	var a attempt
 	status := 0
-	for try := 0; try < 50 && status != http.StatusOK; try++ {
+	for try := 0; try < 1000 && status != http.StatusOK; try++ {
 		resp, err := gc.Post(base+"/v1/challenge", "application/json", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -264,7 +265,7 @@ func TestJunkStorm(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("guest's challenge: HTTP %d", resp.StatusCode)
 		}
-		g.launch = byte(10 + try)
+		g.launch = byte(10 + try%200)
 		k, pub, _ := wire.NewKeyPair()
 		rd, _ := wire.Transcript(ch.Nonce, pub, g.vol)
 		a = attempt{key: k, req: &wire.ReleaseRequest{VMID: g.vm, VolumeID: g.vol, Purpose: wire.PurposeBoot,
