@@ -42,6 +42,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
+	"unsafe"
 )
 
 // Cipher is AES-XTS with a 256- or 512-bit key (AES-128 or AES-256).
@@ -85,7 +86,8 @@ func (c *Cipher) Wipe() {
 }
 
 // Encrypt encrypts len(src) bytes, which must be a whole number of sectors of
-// sectorSize bytes, into dst (which may be src). The first sector's IV is iv;
+// sectorSize bytes, into dst. dst may be src, but must not overlap it
+// otherwise (that panics, as in golang.org/x/crypto/xts). The first sector's IV is iv;
 // each following sector's IV is larger by ivStep (dm-crypt counts 512-byte
 // units, so ivStep is sectorSize/512 there).
 func (c *Cipher) Encrypt(dst, src []byte, sectorSize int, iv, ivStep uint64) {
@@ -100,6 +102,9 @@ func (c *Cipher) Decrypt(dst, src []byte, sectorSize int, iv, ivStep uint64) {
 func (c *Cipher) crypt(dst, src []byte, sectorSize int, iv, ivStep uint64, enc bool) {
 	if sectorSize <= 0 || sectorSize%16 != 0 || len(src)%sectorSize != 0 || len(dst) < len(src) {
 		panic("xts: input is not a whole number of sectors")
+	}
+	if inexactOverlap(dst[:len(src)], src) {
+		panic("xts: invalid buffer overlap")
 	}
 	if c.fast != nil && c.fast2 != nil && sectorSize%128 == 0 {
 		c.cryptBatched(dst, src, sectorSize, iv, ivStep, enc)
@@ -187,4 +192,15 @@ func (c *Cipher) cryptWide(dst, src []byte, sectorSize int, iv, ivStep uint64, e
 		c.fast.cryptSectors(dst[off:end], src[off:end], sectorSize, tweaks[:16*k], enc)
 	}
 	clear(tweaks[:])
+}
+
+// inexactOverlap reports whether x and y share memory other than at the
+// same index, as golang.org/x/crypto/internal/alias.InexactOverlap: the
+// output would overwrite input not yet read.
+func inexactOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
+		return false
+	}
+	return uintptr(unsafe.Pointer(&x[0])) <= uintptr(unsafe.Pointer(&y[len(y)-1])) &&
+		uintptr(unsafe.Pointer(&y[0])) <= uintptr(unsafe.Pointer(&x[len(x)-1]))
 }
