@@ -33,6 +33,10 @@
 //	4096    14.9 GB/s    13.3 GB/s    6.2 GB/s    0.6 GB/s
 //	512     13.4 GB/s    10.7 GB/s    5.6 GB/s
 //
+// The kernels' key schedules come from AESKEYGENASSIST and AESIMC
+// (xts_amd64.s, written by gen_aesni.go); keys.go has the same schedule in
+// constant-time Go. Neither looks up a table with key bytes.
+//
 // Decryption runs at the speed of encryption. Ciphertext stealing is not
 // implemented: sectors are always a whole number of 16-byte blocks.
 package xts
