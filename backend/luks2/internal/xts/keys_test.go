@@ -328,3 +328,21 @@ func FuzzKeySchedule(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkKeySchedule measures each schedule of an AES-256 key.
+func BenchmarkKeySchedule(b *testing.B) {
+	key := make([]byte, 32)
+	b.Run("go", func(b *testing.B) {
+		var rk roundKeys
+		for b.Loop() {
+			expandKeyGeneric(key, &rk)
+		}
+	})
+	if haveFast() {
+		b.Run("asm", func(b *testing.B) {
+			for b.Loop() {
+				newRoundKeys(key)
+			}
+		})
+	}
+}
