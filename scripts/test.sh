@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: Go (vet, unit, fuzz seed corpora), the frontend (type
-# check, Vitest), the browser end-to-end tests (Playwright driving Debian's
-# Chromium against `keyholder serve`) and the desktop smoke test (Wails build
-# under Xvfb). Screenshots land in artifacts/. Prints one summary line.
+# Runs every test: Go (vet, unit, fuzz seed corpora, generated assembly
+# regenerated and compared, the purego build, every fuzz target for 2 s),
+# the frontend (type check, Vitest), the browser end-to-end tests
+# (Playwright driving Debian's Chromium against `keyholder serve`) and the
+# desktop smoke test (Wails build under Xvfb). Screenshots land in
+# artifacts/. Prints one summary line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-}"
@@ -21,6 +23,18 @@ gofmt_check() { local bad; bad=$(gofmt -l $(git ls-files '*.go') 2>/dev/null); [
 step "gofmt" gofmt_check
 step "go vet" go vet $gopkgs
 step "go test" go test -timeout 20m $gopkgs
+step "generated assembly up to date" ./scripts/check-generated.sh
+# With -tags purego no assembly is built and the Go fallbacks pass the
+# tests of the packages that have assembly.
+purego_check() {
+  local asm
+  asm=$(go list -tags purego -f '{{if .SFiles}}{{.ImportPath}}: {{join .SFiles " "}}{{end}}' $gopkgs)
+  [ -z "$asm" ] || { echo "assembly built with -tags purego: $asm"; return 1; }
+  go vet -tags purego $gopkgs &&
+    go test -tags purego $(go list -f '{{if .SFiles}}{{.ImportPath}}{{end}}' $gopkgs)
+}
+step "purego build (no assembly)" purego_check
+step "fuzz (every target, 2s each)" ./scripts/fuzz.sh -t 2s
 step "frontend type check" bash -c 'cd frontend && npm run --silent typecheck'
 step "frontend unit tests (vitest)" bash -c 'cd frontend && npx vitest run --reporter=dot'
 step "build web console" go build -o bin/keyholder-web .

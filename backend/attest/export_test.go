@@ -9,3 +9,15 @@ func (v *Verifier) FillKeyTableBudget() { v.chains.tables.Store(maxKeyTables) }
 
 // ClearChains empties the chain cache, as a CRL reload does.
 func (v *Verifier) ClearChains() { v.chains.clear() }
+
+// VerifyReportCached runs the warm report-signature check of every cached
+// chain on raw, one error per chain.
+func (v *Verifier) VerifyReportCached(raw []byte) []error {
+	v.chains.mu.RLock()
+	defer v.chains.mu.RUnlock()
+	var errs []error
+	for _, e := range v.chains.m {
+		errs = append(errs, e.verifyReport(raw))
+	}
+	return errs
+}

@@ -36,8 +36,13 @@ type reportKey struct {
 // then checked the report too), later reports signed by the same key are
 // checked with the key's p384 table: the same format and algorithm checks
 // as go-sev-guest, then ECDSA P-384 over SHA-384 of the signed part, about
-// nine times faster than crypto/ecdsa here (bench/attest.sh).
+// nine times faster than crypto/ecdsa here (bench/attest.sh). It takes only
+// a report of exactly ReportSize bytes, whatever its callers checked: the
+// slicing below relies on it, and bytes past the signature are not signed.
 func (e *chainEntry) verifyReport(raw []byte) error {
+	if len(raw) != abi.ReportSize {
+		return fmt.Errorf("report signature: report is %d bytes, an SEV-SNP report is %d", len(raw), abi.ReportSize)
+	}
 	t := e.key.get(e)
 	if t == nil {
 		return verify.SnpReportSignature(raw, e.cert)

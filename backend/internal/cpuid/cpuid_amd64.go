@@ -1,3 +1,5 @@
+//go:build !purego
+
 package cpuid
 
 // CPUID returns EAX, EBX, ECX and EDX of CPUID leaf with subleaf sub.

@@ -1,3 +1,5 @@
+//go:build !purego
+
 #include "textflag.h"
 
 // func CPUID(leaf, sub uint32) (a, b, c, d uint32)

@@ -33,6 +33,10 @@
 //	4096    14.9 GB/s    13.3 GB/s    6.2 GB/s    0.6 GB/s
 //	512     13.4 GB/s    10.7 GB/s    5.6 GB/s
 //
+// The kernels' key schedules come from AESKEYGENASSIST and AESIMC
+// (xts_amd64.s, written by gen_aesni.go); keys.go has the same schedule in
+// constant-time Go. Neither looks up a table with key bytes.
+//
 // Decryption runs at the speed of encryption. Ciphertext stealing is not
 // implemented: sectors are always a whole number of 16-byte blocks.
 package xts
@@ -42,6 +46,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
+	"unsafe"
 )
 
 // Cipher is AES-XTS with a 256- or 512-bit key (AES-128 or AES-256).
@@ -85,7 +90,8 @@ func (c *Cipher) Wipe() {
 }
 
 // Encrypt encrypts len(src) bytes, which must be a whole number of sectors of
-// sectorSize bytes, into dst (which may be src). The first sector's IV is iv;
+// sectorSize bytes, into dst. dst may be src, but must not overlap it
+// otherwise (that panics, as in golang.org/x/crypto/xts). The first sector's IV is iv;
 // each following sector's IV is larger by ivStep (dm-crypt counts 512-byte
 // units, so ivStep is sectorSize/512 there).
 func (c *Cipher) Encrypt(dst, src []byte, sectorSize int, iv, ivStep uint64) {
@@ -100,6 +106,9 @@ func (c *Cipher) Decrypt(dst, src []byte, sectorSize int, iv, ivStep uint64) {
 func (c *Cipher) crypt(dst, src []byte, sectorSize int, iv, ivStep uint64, enc bool) {
 	if sectorSize <= 0 || sectorSize%16 != 0 || len(src)%sectorSize != 0 || len(dst) < len(src) {
 		panic("xts: input is not a whole number of sectors")
+	}
+	if inexactOverlap(dst[:len(src)], src) {
+		panic("xts: invalid buffer overlap")
 	}
 	if c.fast != nil && c.fast2 != nil && sectorSize%128 == 0 {
 		c.cryptBatched(dst, src, sectorSize, iv, ivStep, enc)
@@ -187,4 +196,15 @@ func (c *Cipher) cryptWide(dst, src []byte, sectorSize int, iv, ivStep uint64, e
 		c.fast.cryptSectors(dst[off:end], src[off:end], sectorSize, tweaks[:16*k], enc)
 	}
 	clear(tweaks[:])
+}
+
+// inexactOverlap reports whether x and y share memory other than at the
+// same index, as golang.org/x/crypto/internal/alias.InexactOverlap: the
+// output would overwrite input not yet read.
+func inexactOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
+		return false
+	}
+	return uintptr(unsafe.Pointer(&x[0])) <= uintptr(unsafe.Pointer(&y[len(y)-1])) &&
+		uintptr(unsafe.Pointer(&y[0])) <= uintptr(unsafe.Pointer(&x[len(x)-1]))
 }

@@ -1,3 +1,5 @@
+//go:build !purego
+
 package xts
 
 import (
@@ -12,11 +14,17 @@ func xtsEncAsm(rk *byte, nr int, dst, src *byte, nblocks int, tweak *[16]byte)
 //go:noescape
 func xtsDecAsm(rk *byte, nr int, dst, src *byte, nblocks int, tweak *[16]byte)
 
+// expandKeyAsm writes the encryption and decryption schedules of a 16-byte
+// (nr = 10) or 32-byte (nr = 14) key with AESKEYGENASSIST and AESIMC: no
+// table lookup indexed by key bytes.
+//
 //go:noescape
-func aesimc(dst, src *byte)
+func expandKeyAsm(nr int, key, enc, dec *byte)
 
-// The VAES kernels and their helpers are in xts_vaes_amd64.s, written by
-// gen_vaes.go.
+// The AES-NI kernels and the key expansion are in xts_amd64.s, written by
+// gen_aesni.go; the VAES kernels and their helpers in xts_vaes_amd64.s,
+// written by gen_vaes.go.
+//go:generate go run gen_aesni.go
 //go:generate go run gen_vaes.go
 
 //go:noescape
@@ -87,14 +95,11 @@ func newRoundKeys(key []byte) *roundKeys {
 	if !haveAESNI {
 		return nil
 	}
-	rk := new(roundKeys)
-	expandKey(key, rk)
-	nr := rk.nr
-	copy(rk.dec[:16], rk.enc[16*nr:16*nr+16])
-	for i := 1; i < nr; i++ {
-		aesimc(&rk.dec[16*i], &rk.enc[16*(nr-i)])
+	if len(key) != 16 && len(key) != 32 {
+		panic("xts: AES key must be 16 or 32 bytes")
 	}
-	copy(rk.dec[16*nr:16*nr+16], rk.enc[:16])
+	rk := &roundKeys{nr: len(key)/4 + 6}
+	expandKeyAsm(rk.nr, &key[0], &rk.enc[0], &rk.dec[0])
 	return rk
 }
 
