@@ -113,6 +113,9 @@ type Options struct {
 	// checkpoint over itself in its own transaction; Close signs the tail.
 	// Zero means 64.
 	CheckpointEvery int64
+	// KDFStarted, if set, is called as each passphrase check's Argon2id
+	// starts (tests count the checks that actually ran).
+	KDFStarted func()
 }
 
 // Service is the key service. It is safe for concurrent use.
@@ -156,6 +159,12 @@ func (s *Service) withKDFSlot(ctx context.Context, fn func()) error {
 		return ctx.Err()
 	}
 	defer func() { <-s.kdf }()
+	if err := ctx.Err(); err != nil {
+		return err // abandoned while waiting for the slot
+	}
+	if s.opts.KDFStarted != nil {
+		s.opts.KDFStarted()
+	}
 	fn()
 	return nil
 }

@@ -172,11 +172,17 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 		return Officer{}, err
 	}
 	now := s.now()
-	if now.Before(r.nextTry) {
-		wait := r.nextTry.Sub(now)
-		audit.AppendDB(ctx, s.db, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
-			Reason: fmt.Sprintf("throttled after %d wrong passphrases", r.FailedAttempts)})
-		return Officer{}, &ThrottledError{Officer: r.Name, RetryAfter: wait}
+	// Reserve the attempt before the KDF runs: it counts as a wrong
+	// passphrase (and sets the next back-off) until it succeeds, so
+	// concurrent guesses see each other and only the first few run.
+	fails, err := s.reserveAttempt(ctx, &r, now)
+	if err != nil {
+		var te *ThrottledError
+		if errors.As(err, &te) {
+			audit.AppendDB(ctx, s.db, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
+				Reason: fmt.Sprintf("throttled after %d wrong passphrases", r.FailedAttempts)})
+		}
+		return Officer{}, err
 	}
 	cid, err := consoleID(ctx, s.db)
 	if err != nil {
@@ -197,22 +203,8 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 		}
 	}
 	if err != nil {
-		fails := r.FailedAttempts + 1
-		next := ""
-		if d := backoff(fails); d > 0 {
-			next = store.Time(now.Add(d))
-		}
-		werr := s.db.Tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE officers SET failed_attempts = failed_attempts + 1, next_attempt_at = ? WHERE id = ?`, next, r.ID); err != nil {
-				return store.Classify(err)
-			}
-			_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
-				Reason: fmt.Sprintf("wrong passphrase (%d in a row)", fails)})
-			return err
-		})
-		if werr != nil {
-			return Officer{}, fmt.Errorf("record failed login: %w", werr)
-		}
+		audit.AppendDB(ctx, s.db, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
+			Reason: fmt.Sprintf("wrong passphrase (%d in a row)", fails)})
 		return Officer{}, ErrWrongPassphrase
 	}
 	if err := s.adopt(ctx, master, cid); err != nil {
@@ -232,6 +224,42 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 	o := r.Officer
 	o.FailedAttempts, o.LastLoginAt = 0, now
 	return o, nil
+}
+
+// reserveAttempt counts an attempt for r before its passphrase check: it
+// increments the officer's failed attempts and sets the back-off they
+// imply in one compare-and-set on the count (re-read and retried when a
+// concurrent attempt won), or returns a *ThrottledError while the officer
+// must wait. It returns the attempt's number in the current run of
+// failures.
+func (s *Service) reserveAttempt(ctx context.Context, r *officerRow, now time.Time) (int, error) {
+	for {
+		if now.Before(r.nextTry) {
+			return 0, &ThrottledError{Officer: r.Name, RetryAfter: r.nextTry.Sub(now)}
+		}
+		fails := r.FailedAttempts + 1
+		next := ""
+		if d := backoff(fails); d > 0 {
+			next = store.Time(now.Add(d))
+		}
+		res, err := s.db.ExecContext(ctx, `UPDATE officers SET failed_attempts = ?, next_attempt_at = ? WHERE id = ? AND failed_attempts = ?`,
+			fails, next, r.ID, r.FailedAttempts)
+		if err != nil {
+			return 0, fmt.Errorf("reserve a login attempt: %w", store.Classify(err))
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, fmt.Errorf("reserve a login attempt: %w", store.Classify(err))
+		} else if n == 1 {
+			return fails, nil
+		}
+		// Another attempt changed the count first: read it again.
+		if *r, err = findOfficer(ctx, s.db, r.Name); err != nil {
+			return 0, err
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // Officers lists the officers by name.
