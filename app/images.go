@@ -39,10 +39,12 @@ func (i *Images) List() ([]images.Image, error) {
 }
 
 // Inspect describes the disk image at path (format, virtual size,
-// partitions, filesystems, the partition os mode would encrypt).
+// partitions, filesystems, the partition os mode would encrypt). In the
+// web console only admins and approvers may, inside the image folders an
+// admin set (see checkPath).
 func (i *Images) Inspect(c Caller, path string) (*diskimage.Info, error) {
-	if _, err := i.session.requireOfficer(c); err != nil {
-		return nil, toError(i.log, "inspect image", err)
+	if err := i.checkPath(c, path, false); err != nil {
+		return nil, err
 	}
 	info, err := diskimage.Inspect(path)
 	return info, toError(i.log, "inspect image", imageError(err))
@@ -73,6 +75,12 @@ func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
 	o, err := i.session.requireFresh(c, custody.RoleAdmin)
 	if err != nil {
 		return "", toError(i.log, "prepare image", err)
+	}
+	if err := i.checkPath(c, req.Source, false); err != nil {
+		return "", err
+	}
+	if err := i.checkPath(c, req.Dest, true); err != nil {
+		return "", err
 	}
 	if !i.custody.Unlocked() {
 		return "", &Error{Code: CodeUnavailable, Message: "the key service is locked"}

@@ -66,6 +66,9 @@ func TestImagesPrepare(t *testing.T) {
 	data := make([]byte, 2<<20)
 	rand.Read(data)
 	os.WriteFile(src, data, 0o644)
+	if err := svcs.Images.SetImageFolders(alice, []string{dir}); err != nil {
+		t.Fatal(err)
+	}
 
 	info, err := svcs.Images.Inspect(alice, src)
 	if err != nil || info.Format != diskimage.Raw || info.VirtualSize != int64(len(data)) {
