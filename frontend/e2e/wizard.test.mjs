@@ -18,6 +18,11 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
   page.setDefaultTimeout(120_000);
   await setupOfficer(page, ks.url);
+  // The web console touches only files inside folders an admin allowed.
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('image-folders-input').fill(dir);
+  await page.getByTestId('image-folders-save').click();
+  await page.getByText('Image folders saved').waitFor();
 });
 
 after(async () => {

@@ -87,10 +87,10 @@ function Shell() {
                 <UnstyledButton data-testid="officer-menu">
                   <Group gap={6}>
                     <IconUserShield size={18} />
-                    <Text size="sm" fw={500}>
+                    <Text size="sm" fw={500} data-testid="officer-name">
                       {sess.officer}
                     </Text>
-                    <Badge size="xs" variant="light">
+                    <Badge size="xs" variant="light" data-testid="officer-role">
                       {sess.role}
                     </Badge>
                   </Group>

@@ -72,6 +72,9 @@ export interface Client {
     references(imageID: string): Promise<ReferenceVersion[]>;
     setReference(imageID: string, values: ReferenceValues, comment: string): Promise<ReferenceVersion>;
     splitPassphrase(passphrase: string, m: number, n: number): Promise<string[]>;
+    /** imageFolders are where the web console may read and write images. */
+    imageFolders(): Promise<string[]>;
+    setImageFolders(folders: string[]): Promise<void>;
   };
   keys: {
     volumes(): Promise<Volume[]>;
@@ -149,6 +152,8 @@ export function makeClient(t: Transport): Client {
       references: (id) => c('Images', 'References')<ReferenceVersion[]>(id),
       setReference: (id, v, cm) => c('Images', 'SetReference')<ReferenceVersion>(id, v, cm),
       splitPassphrase: (p, m, n) => c('Images', 'SplitPassphrase')<string[]>(p, m, n),
+      imageFolders: () => c('Images', 'ImageFolders')<string[]>(),
+      setImageFolders: (f) => c('Images', 'SetImageFolders')<void>(f),
     },
     keys: {
       volumes: () => c('Keys', 'Volumes')<Volume[]>(),

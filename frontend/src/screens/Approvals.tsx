@@ -12,6 +12,7 @@ import { asEvidence, snapshotOf } from '../features/diff/evidence';
 import { pendingRequests } from '../stores/approvals';
 import { useResource } from '../stores/resource';
 import { canAskForBrowserNotifications } from '../stores/attention';
+import { useSession } from '../stores/session';
 import { classLabels } from './Settings';
 
 /** RequestSummary is release.Summary: what the console recorded about a pending request. */
@@ -80,6 +81,8 @@ export function ApprovalsScreen() {
   const [busy, setBusy] = useState<string | null>(null);
   const [notes, setNotes] = useState<Record<string, string>>({});
   const reauth = useReauth();
+  const me = useSession().session;
+  const mayDecide = me?.role === 'approver' || me?.role === 'admin';
   const [askable, setAskable] = useState(canAskForBrowserNotifications());
 
   const decide = async (req: ReleaseRequest, approve: boolean) => {
@@ -145,6 +148,7 @@ export function ApprovalsScreen() {
           const s = summaryOf(q);
           const { before, after } = snapshots(s, q);
           const got = (q.approvals ?? []).length;
+          const mine = !!me?.officer && (q.approvals ?? []).some((a) => a.officer === me.officer);
           return (
             <Card
               withBorder
@@ -155,6 +159,8 @@ export function ApprovalsScreen() {
               data-testid="approval-card"
               data-request={q.id}
               data-class={q.class}
+              data-needed={q.approvals_needed}
+              data-approvals={got}
             >
               <Group justify="space-between" mb="xs">
                 <Group gap="xs">
@@ -194,13 +200,13 @@ export function ApprovalsScreen() {
               )}
               <EvidenceDiff before={before} after={after} />
               {q.approvals_needed > 1 && (
-                <Group mt="sm" gap="xs">
-                  <Text size="sm">
-                    {got} of {q.approvals_needed} approvals
+                <Group mt="sm" gap="xs" data-testid="quorum">
+                  <Text size="sm" data-testid="quorum-count">
+                    {got} of {q.approvals_needed} approvals · {Math.max(0, q.approvals_needed - got)} more needed
                   </Text>
                   <Progress value={(100 * got) / q.approvals_needed} w={160} />
-                  <Text size="xs" c="dimmed">
-                    {(q.approvals ?? []).map((a) => a.officer).join(', ')}
+                  <Text size="xs" c="dimmed" data-testid="quorum-officers">
+                    {got > 0 ? 'approved by ' + (q.approvals ?? []).map((a) => a.officer).join(', ') : 'no approvals yet'}
                   </Text>
                 </Group>
               )}
@@ -214,12 +220,32 @@ export function ApprovalsScreen() {
                   onChange={(e) => setNotes({ ...notes, [q.id]: e.currentTarget.value })}
                   onKeyDown={(e) => e.stopPropagation()}
                 />
-                <Button color="red" variant="light" leftSection={<IconX size={16} />} loading={busy === q.id + ':d'} onClick={() => void decide(q, false)} data-testid="deny">
+                <Button
+                  color="red"
+                  variant="light"
+                  leftSection={<IconX size={16} />}
+                  loading={busy === q.id + ':d'}
+                  disabled={!mayDecide}
+                  onClick={() => void decide(q, false)}
+                  data-testid="deny"
+                >
                   Deny
                 </Button>
-                <Button color="teal" leftSection={<IconCheck size={16} />} loading={busy === q.id + ':a'} onClick={() => void decide(q, true)} data-testid="approve">
-                  Approve
-                </Button>
+                <Tooltip
+                  label={!mayDecide ? 'Your role (viewer) cannot approve' : 'You already approved; another officer must'}
+                  disabled={mayDecide && !mine}
+                >
+                  <Button
+                    color="teal"
+                    leftSection={<IconCheck size={16} />}
+                    loading={busy === q.id + ':a'}
+                    disabled={!mayDecide || mine}
+                    onClick={() => void decide(q, true)}
+                    data-testid="approve"
+                  >
+                    {mine ? 'You approved' : 'Approve'}
+                  </Button>
+                </Tooltip>
               </Group>
               <Text size="xs" c="dimmed" mt={4}>
                 asked {formatTime(q.created_at)} · request {q.id}

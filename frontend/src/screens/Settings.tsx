@@ -6,6 +6,7 @@ import { api, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '
 import { ErrorNotice, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { Officers } from '../features/officers/Officers';
+import { ImageFolders, Sessions } from '../features/sessions/Sessions';
 import { consoleInfo } from '../stores/console';
 import { Resource, useResource } from '../stores/resource';
 import { useSession } from '../stores/session';
@@ -75,6 +76,8 @@ export function SettingsScreen() {
         </SimpleGrid>
         <PolicyEditor />
         <Officers />
+        <Sessions />
+        {i?.mode === 'web' && <ImageFolders />}
         {i && (
           <Card withBorder>
             <Title order={4} mb="xs">
@@ -223,6 +226,7 @@ function PolicyEditor() {
                   disabled={!admin || (p.actions[c] ?? 'approve') !== 'approve'}
                   value={p.approvers?.[c] ?? 1}
                   onChange={(v) => setP({ ...p, approvers: { ...(p.approvers ?? {}), [c]: Math.max(1, Number(v) || 1) } })}
+                  data-testid={`approvers-${c}`}
                 />
               </Table.Td>
             </Table.Tr>
