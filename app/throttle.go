@@ -71,6 +71,11 @@ func (l *loginLimiter) reserve(source string, now time.Time) (done func(ok bool,
 	case now.Before(st.nextTry):
 		return nil, &Error{Code: CodeUnauthorized, Message: fmt.Sprintf("too many wrong passphrases from this address; try again in %s", st.nextTry.Sub(now).Round(time.Second))}
 	case st.inFlight >= maxKDFPerSource:
+		// A burst counts against the address like failures do.
+		st.failures++
+		if d := sourceBackoff(st.failures); d > 0 {
+			st.nextTry = now.Add(d)
+		}
 		return nil, &Error{Code: CodeUnauthorized, Message: "too many logins at once from this address; try again in a moment"}
 	}
 	st.inFlight++
