@@ -248,7 +248,7 @@ func (h *Handler) dispatch(cr credential, key string, out *callOut, readBody fun
 	if e != nil {
 		return nil, e
 	}
-	if c.SessionID != before.SessionID || c.Officer.Name != before.Officer.Name {
+	if c.SessionID != before.SessionID {
 		return nil, &Error{Code: CodeUnauthorized, Message: "the session changed during the call; try again"}
 	}
 	in := []reflect.Value{m.recv}
@@ -303,7 +303,7 @@ func (m *method) decodeArgs(body []byte) ([]reflect.Value, error) {
 // each source address) may hold a few streams; a write that cannot go out
 // within streamWriteTimeout ends the stream.
 const (
-	maxStreamsPerSession = 4
+	maxStreamsPerSession = 6
 	streamKeepAlive      = 15 * time.Second
 	streamWriteTimeout   = 20 * time.Second
 )
