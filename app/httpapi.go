@@ -355,11 +355,14 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case msg := <-events:
+			// A stream lives only as long as its session.
+			if c.SessionID != "" && !h.session.alive(c.SessionID) {
+				return
+			}
 			if !write("data: " + string(msg) + "\n\n") {
 				return
 			}
 		case <-keepalive.C:
-			// A stream lives only as long as its session.
 			if now, e := h.session.authorize(cr, ""); e != nil || now.SessionID != c.SessionID {
 				return
 			}

@@ -486,6 +486,14 @@ func (s *Session) End(c Caller, id string) error {
 	return nil
 }
 
+// alive says whether a session still exists and is not locked.
+func (s *Session) alive(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.byID[id]
+	return u != nil && !s.expireLocked(u, s.now())
+}
+
 // endOfficer ends every session of an officer (their role changed or they
 // were removed) and says how many ended.
 func (s *Session) endOfficer(name string) int {

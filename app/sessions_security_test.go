@@ -323,3 +323,72 @@ func TestApprovalsRoleAndOneVotePerOfficer(t *testing.T) {
 		t.Fatalf("second approval: %+v %v", r, err)
 	}
 }
+
+// The event stream needs a session, is capped per session, and ends with
+// its session.
+func TestEventStreamFollowsItsSession(t *testing.T) {
+	s, _ := newSessionServices(t, "web")
+	hub := NewHub()
+	s.Session.events = hub // what the services emit reaches the stream
+	h, err := NewHandler(s, HandlerOptions{Hub: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	alice := setupAs(t, s, "alice", "alice's passphrase")
+	c := anon(s)
+	c.out = &callOut{}
+	if _, err := s.Session.Login(c, "alice", "alice's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	other := c.out.token
+	open := func(token string) *http.Response {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/events", nil)
+		if token != "" {
+			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return res
+	}
+	if res := open(""); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("stream without a session: %d", res.StatusCode)
+	}
+	var streams []*http.Response
+	for range maxStreamsPerSession {
+		res := open(other)
+		if res.StatusCode != 200 {
+			t.Fatalf("stream: %d", res.StatusCode)
+		}
+		streams = append(streams, res)
+	}
+	if res := open(other); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("stream beyond the cap: %d", res.StatusCode)
+	}
+	// Read past the greeting so the stream is attached, then end the session.
+	r := bufio.NewReader(streams[0].Body)
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, ": keyholder events") {
+		t.Fatalf("greeting %q %v", line, err)
+	}
+	list, _ := s.Session.List(alice)
+	for _, si := range list {
+		if !si.Current {
+			if err := s.Session.End(alice, si.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// End emits session:changed: the stream checks its session and closes
+	// instead of delivering it.
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("stream did not end cleanly: %v", err)
+	}
+	if strings.Contains(string(rest), "data:") {
+		t.Fatalf("an ended session's stream got events: %q", rest)
+	}
+}
