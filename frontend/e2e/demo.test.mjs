@@ -71,7 +71,7 @@ test('a migration waits for approval; approving it turns the guest verified', as
   assert.ok(Number(await card.getByTestId('evidence-diff').getAttribute('data-changes')) >= 1, 'the diff names the new chip');
   await screenshot(page, 'demo-approvals');
   const id = await card.getAttribute('data-request');
-  await card.getByTestId('approve').click();
+  await page.locator(`[data-testid="approval-card"][data-request="${id}"]`).getByTestId('approve').click();
   await page.locator(`[data-request="${id}"]`).waitFor({ state: 'detached' });
   await page.goto(`${ks.url}/fleet/${encodeURIComponent(vm)}`);
   await page.getByTestId('guest-title').waitFor();
@@ -85,7 +85,8 @@ test('denying a request is final and audited', async () => {
   const card = page.getByTestId('approval-card').first();
   await card.waitFor();
   const id = await card.getAttribute('data-request');
-  await card.getByTestId('deny').click();
+  // New requests arrive at the top while the demo runs: deny this one by its ID.
+  await page.locator(`[data-testid="approval-card"][data-request="${id}"]`).getByTestId('deny').click();
   await page.locator(`[data-request="${id}"]`).waitFor({ state: 'detached' });
   await page.getByTestId('nav-audit').click();
   await page.getByTestId('audit-table').waitFor();
