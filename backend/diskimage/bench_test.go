@@ -3,9 +3,12 @@ package diskimage
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // memRegistrar issues a random secret without a store (benchmarks only).
@@ -54,4 +57,53 @@ func benchmarkPrepare(b *testing.B, reg Registrar) {
 		os.Remove(dst)
 		os.Remove(dst + ".manifest.json")
 	}
+}
+
+// BenchmarkPrepareCPU measures what a data-mode prepare costs in CPU: the
+// process's user and system time per GiB of source (from getrusage, all
+// threads), the number benchmark comparisons on a loaded machine should
+// use. The source is $KEYHOLDER_BENCH_SIZE MiB (default 512) in the test's
+// temporary folder: TMPDIR=/dev/shm measures the pipeline without a disk.
+func BenchmarkPrepareCPU(b *testing.B) {
+	for _, out := range []string{OutputRaw, OutputAzure, OutputGCP} {
+		b.Run(out, func(b *testing.B) { benchmarkPrepareCPU(b, out) })
+	}
+}
+
+func benchmarkPrepareCPU(b *testing.B, output string) {
+	dir := b.TempDir()
+	src := filepath.Join(dir, "src.raw")
+	mib := 512
+	if s := os.Getenv("KEYHOLDER_BENCH_SIZE"); s != "" {
+		fmt.Sscan(s, &mib)
+	}
+	f, err := os.Create(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	piece := make([]byte, 1<<20)
+	for i := 0; i < mib; i++ {
+		rand.Read(piece)
+		f.Write(piece)
+	}
+	f.Close()
+	b.SetBytes(int64(mib) << 20)
+	var cpu time.Duration
+	for b.Loop() {
+		dst := filepath.Join(dir, "out.img")
+		before := cpuTime()
+		if _, err := Prepare(context.Background(), Options{Source: src, Dest: dst, Output: output}, memRegistrar{}); err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - before
+		os.Remove(dst)
+		os.Remove(dst + ".manifest.json")
+	}
+	b.ReportMetric(cpu.Seconds()/float64(b.N)/(float64(mib)/1024), "cpu-s/GiB")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -51,8 +51,8 @@ type Options struct {
 	// 250ms) and once at the end of each stage.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
-	// Workers encrypting in parallel; 0 means GOMAXPROCS during the run
-	// (see moreProcs).
+	// Workers reading, encrypting, hashing and writing chunks in
+	// parallel; 0 means GOMAXPROCS+2 (see defaultWorkers).
 	Workers int
 	// ConfirmRaw is the officer's confirmation that a raw source without
 	// a partition table or a recognised filesystem is a disk (RawWarning);
@@ -143,7 +143,6 @@ const chunk = 4 << 20
 // bounded by a few chunks per worker whatever the image size.
 func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) {
 	start := time.Now()
-	defer moreProcs()()
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -489,7 +488,7 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("prepare: %w: sector size %d (want 512 or 4096)", ErrInvalid, o.SectorSize)
 	}
 	if o.Workers <= 0 {
-		o.Workers = runtime.GOMAXPROCS(0)
+		o.Workers = defaultWorkers()
 	}
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 250 * time.Millisecond
@@ -497,248 +496,142 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// procs counts the runs that want more Ps than CPUs; saved is GOMAXPROCS
-// as it was before the first of them.
-var procs struct {
-	sync.Mutex
-	n, saved int
-}
+// defaultWorkers is one worker per P and two more: a worker blocked in a
+// write (an O_DIRECT write of a chunk takes milliseconds on a disk) holds
+// its P until the runtime notices, and meanwhile another worker can take
+// it. Each worker costs two chunks of memory.
+func defaultWorkers() int { return runtime.GOMAXPROCS(0) + 2 }
 
-// moreProcs sets GOMAXPROCS to twice the CPUs while a run lasts and
-// returns what restores it. The pipeline blocks in system calls all the
-// time (O_DIRECT writes of a chunk take milliseconds, reads copy from the
-// page cache), and the runtime hands a blocked goroutine's P to another
-// thread only when sysmon notices, up to milliseconds later; meanwhile a
-// CPU the hashers could use idles. Measured on 2 CPUs with a 4 GiB image:
-// 4.53 s at GOMAXPROCS=2, 3.71 s at 4 with 4 workers.
-func moreProcs() func() {
-	procs.Lock()
-	defer procs.Unlock()
-	if procs.n == 0 {
-		procs.saved = runtime.GOMAXPROCS(0)
-		if want := 2 * runtime.NumCPU(); want > procs.saved {
-			runtime.GOMAXPROCS(want)
-		}
-	}
-	procs.n++
-	return func() {
-		procs.Lock()
-		defer procs.Unlock()
-		if procs.n--; procs.n == 0 {
-			runtime.GOMAXPROCS(procs.saved)
-		}
-	}
-}
-
-// run copies and encrypts the plan's spans. One goroutine reads the source
-// in order, one hashes it in order, and workers encrypt (into an output
-// buffer the reader handed out with the job) and write, starting the
-// write-back of what they wrote so the disk works while the CPUs do. If
-// outHash is set, one more goroutine hashes the written output buffers in
-// output order (the spans must then be the output's bytes in order, as in
-// data mode after the header); when both hashes are sha256x2 digests that
-// goroutine hashes each source chunk together with its encrypted chunk and
-// the source hasher idles. At most 2*workers+2 source chunks and as
-// many output chunks are in memory.
+// run copies and encrypts the plan's spans, chunk by chunk, in source
+// order. Each worker takes the next chunk and does everything for it on
+// its core: it reads the chunk (pread into the worker's own buffer: no
+// mapping, so no page faults or TLB shootdowns, and a read of a source
+// that shrank is an error), encrypts it into its output buffer, waits for
+// its turn, hashes it while both buffers are still in its cache, hands the
+// turn on, and writes it. The hashes are chains that must see the chunks
+// in order, so hashing is the one serial step; everything else runs beside
+// it on the other workers. If outHash is set, the spans must be the
+// output's bytes in order (data mode after the header); when srcHash and
+// outHash are both sha256x2 digests, chunk i of both streams goes through
+// the two-stream kernel together. Memory: two chunks per worker, whatever
+// the image size.
 func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *plan, c *luks2.SegmentCipher, srcHash, outHash hash.Hash, prog *progress) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type buffer struct {
-		b     []byte // the chunk: mem, or the source's mapped pages
-		mem   []byte
-		unmap func()
-		n, r  int // bytes in the chunk, bytes of them from the source
-		refs  atomic.Int32
-	}
-	mapper, _ := src.(chunkMapper)
+	srcPair, _ := srcHash.(*sha256x2.Digest)
+	outPair, _ := outHash.(*sha256x2.Digest)
+	paired := srcPair != nil && outPair != nil
 	type job struct {
-		buf      *buffer
-		out      []byte
-		n        int
-		dst, pay int64
-		enc      bool
-		done     chan struct{} // closed when out holds what is written
-		outRefs  *atomic.Int32 // the writer and the output hasher, when both use out
+		s    span
+		off  int64
+		turn <-chan struct{} // closed once the chunks before this one are hashed
+		next chan struct{}   // closed once this one is
 	}
-	nbuf := 2*workers + 2
-	pool := make(chan *buffer, nbuf)
-	outPool := make(chan []byte, nbuf)
-	for i := 0; i < nbuf; i++ {
-		pool <- &buffer{mem: make([]byte, chunk)}
-		outPool <- make([]byte, chunk)
-	}
-	release := func(b *buffer) {
-		if b.refs.Add(-1) == 0 {
-			if b.unmap != nil {
-				b.unmap()
-				b.unmap = nil
-			}
-			pool <- b
-		}
-	}
-	putOut := func(j job) {
-		if j.outRefs == nil || j.outRefs.Add(-1) == 0 {
-			outPool <- j.out
-		}
-	}
-	jobs := make(chan job, nbuf)
-	ordered := make(chan job, nbuf) // the jobs in output order, for outHash
-	hashQ := make(chan *buffer, nbuf)
+	jobs := make(chan job)
+	var readMu sync.Mutex
+	lockReads := !concurrentReads(src)
 	var firstErr error
 	var once sync.Once
 	fail := func(err error) {
 		once.Do(func() { firstErr = err; cancel() })
 	}
-	// Paired: the output is the source's chunks encrypted in order (data
-	// mode, header first), so one goroutine hashes chunk i of both streams
-	// together, two SHA-256 chains interleaved on one core (sha256x2).
-	srcPair, _ := srcHash.(*sha256x2.Digest)
-	outPair, _ := outHash.(*sha256x2.Digest)
-	paired := srcPair != nil && outPair != nil
-	for _, s := range p.spans {
-		paired = paired && s.dst >= 0
-	}
+	var done atomic.Int64
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for b := range hashQ {
-			if err := guardMapped(func() { hashPieces(srcHash, b.b[:b.r]) }); err != nil {
-				fail(err)
-			}
-			release(b)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for j := range ordered {
-			<-j.done
-			if paired {
-				if ctx.Err() == nil {
-					if err := guardMapped(func() { sha256x2.WriteBoth(srcPair, outPair, j.buf.b[:j.buf.r], j.out[:j.n]) }); err != nil {
-						fail(err)
-					}
-				}
-				release(j.buf)
-			} else if ctx.Err() == nil {
-				hashPieces(outHash, j.out[:j.n])
-			}
-			putOut(j)
-		}
-	}()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			in, out := make([]byte, chunk), make([]byte, chunk)
+			defer clear(in) // plaintext of the source
+			defer clear(out)
 			for j := range jobs {
-				n := j.buf.n
-				b := j.buf.b[:n]
-				if err := guardMapped(func() {
-					if j.enc {
-						c.Encrypt(j.out[:n], b, j.pay)
-						b = j.out[:n]
-					} else if outHash != nil || j.buf.unmap != nil {
-						copy(j.out, b)
-						b = j.out[:n]
+				s := j.s
+				n := int(min(chunk, s.n-j.off))
+				r := int(max(0, min(int64(n), s.srcN-j.off)))
+				ok := ctx.Err() == nil
+				if ok && r > 0 {
+					if lockReads {
+						readMu.Lock()
 					}
-				}); err != nil {
-					fail(err)
+					_, err := src.ReadAt(in[:r], s.src+j.off)
+					if lockReads {
+						readMu.Unlock()
+					}
+					if errors.Is(err, io.EOF) {
+						err = errSourceChanged // the plan reads within the size at open
+					}
+					if err != nil {
+						fail(fmt.Errorf("read source at %d: %w", s.src+j.off, err))
+						ok = false
+					}
 				}
-				if j.done != nil {
-					close(j.done) // the output hasher may read j.out while it is written
+				clear(in[r:n])
+				done.Add(int64(r))
+				data := in[:n]
+				if ok && s.dst >= 0 && s.enc {
+					c.Encrypt(out[:n], data, s.pay+j.off)
+					data = out[:n]
 				}
-				if ctx.Err() == nil {
-					if _, err := dst.WriteAt(b, j.dst); err != nil {
+				<-j.turn
+				if ok = ok && ctx.Err() == nil; ok {
+					switch {
+					case s.dst < 0 || outHash == nil:
+						hashPieces(srcHash, in[:r])
+					case paired:
+						sha256x2.WriteBoth(srcPair, outPair, in[:r], data)
+					default:
+						hashPieces(srcHash, in[:r])
+						hashPieces(outHash, data)
+					}
+				}
+				close(j.next)
+				if ok && s.dst >= 0 {
+					if _, err := dst.WriteAt(data, s.dst+j.off); err != nil {
 						fail(fmt.Errorf("write output: %w", err))
 					}
 				}
-				release(j.buf)
-				putOut(j)
 			}
 		}()
 	}
-	var done atomic.Int64
 	stopTick := prog.start(&done)
-	func() {
-		defer close(jobs)
-		defer close(hashQ)
-		defer close(ordered)
-		for _, s := range p.spans {
-			for off := int64(0); off < s.n; off += chunk {
-				var buf *buffer
-				select {
-				case buf = <-pool:
-				case <-ctx.Done():
-					fail(ctx.Err())
-					return
-				}
-				var out []byte
-				if s.dst >= 0 {
-					select {
-					case out = <-outPool:
-					case <-ctx.Done():
-						pool <- buf
-						fail(ctx.Err())
-						return
-					}
-				}
-				buf.n = int(min(chunk, s.n-off))
-				buf.r = int(max(0, min(int64(buf.n), s.srcN-off)))
-				buf.b = buf.mem
-				if mapper != nil && buf.r == buf.n {
-					if b, unmap, ok := mapper.mapChunk(s.src+off, buf.r); ok {
-						buf.b, buf.unmap = b, unmap
-					}
-				}
-				if buf.unmap != nil {
-					done.Add(int64(buf.r))
-				} else if buf.r > 0 {
-					if _, err := src.ReadAt(buf.b[:buf.r], s.src+off); err != nil {
-						fail(fmt.Errorf("read source at %d: %w", s.src+off, err))
-						pool <- buf
-						if out != nil {
-							outPool <- out
-						}
-						return
-					}
-					done.Add(int64(buf.r))
-				}
-				if buf.unmap == nil {
-					clear(buf.b[buf.r:buf.n])
-				}
-				refs := int32(1)
-				if s.dst >= 0 {
-					refs++
-				}
-				buf.refs.Store(refs)
-				if !paired {
-					hashQ <- buf
-				}
-				if s.dst >= 0 {
-					j := job{buf: buf, out: out, n: buf.n, dst: s.dst + off, pay: s.pay + off, enc: s.enc}
-					if outHash != nil {
-						j.done = make(chan struct{})
-						j.outRefs = new(atomic.Int32)
-						j.outRefs.Store(2)
-						ordered <- j
-					}
-					jobs <- j
-				}
+	turn := make(chan struct{})
+	close(turn)
+feed:
+	for _, s := range p.spans {
+		for off := int64(0); off < s.n; off += chunk {
+			next := make(chan struct{})
+			select {
+			case jobs <- job{s: s, off: off, turn: turn, next: next}:
+				turn = next
+			case <-ctx.Done():
+				break feed
 			}
 		}
-	}()
+	}
+	close(jobs)
 	wg.Wait()
 	stopTick()
-	for len(pool) > 0 {
-		clear((<-pool).mem) // plaintext of the source
-	}
-	for len(outPool) > 0 {
-		clear(<-outPool) // plaintext where spans are copied in clear
-	}
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
 	return firstErr
+}
+
+// errSourceChanged is what reading the source short becomes: another
+// program truncated it while it was read.
+var errSourceChanged = errors.New("the source file changed (shrank) while it was being read")
+
+// concurrentReads reports whether workers may read src at the same time:
+// a raw image is a plain file. The container readers keep caches (grain
+// and table caches whose buffers they hand out), so workers read them one
+// at a time.
+func concurrentReads(src io.ReaderAt) bool {
+	f, ok := src.(*File)
+	if !ok {
+		return false
+	}
+	_, raw := f.Image.(*rawImage)
+	return raw
 }
 
 type offsetWriter struct {
