@@ -1,100 +1,167 @@
 #!/usr/bin/env bash
-# bench/image.sh — image preparation throughput against the usual tools, on
-# one input, in one run:
+# bench/image.sh — image preparation against the usual tools, on the same
+# input, in one run, on tmpfs (no disk: what the CPU costs) and on a disk:
 #   keyholder image prepare (data mode, raw output, including the final sync)
-#   cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 32M (offline, on a copy)
+#   cryptsetup reencrypt --encrypt --type luks2 (offline, one thread, on a copy)
 #   qemu-img convert -O luks
-#   openssl speed -evp aes-256-xts -multi NCPU (the cipher's ceiling)
-#   go test -bench for the XTS kernel
-# Usage: bench/image.sh [SIZE]   (default 4G; e.g. bench/image.sh 1G)
-# Needs: go, cryptsetup, qemu-img, openssl, GNU time. Work files go under
-# $BENCH_DIR (default: a fresh directory in $TMPDIR) and are removed.
+#   dd bs=4M oflag=direct (the copy speed of the file system)
+# and, on tmpfs, keyholder from qcow2 and VMDK sources and to the gcp and
+# azure outputs. Tools run interleaved, REPEAT times (default 2); ranges
+# over the repetitions are printed. Per run: wall time, MB/s, CPU seconds
+# (user + system, all threads, from GNU time) per GiB, and peak RSS.
+# "net" columns subtract each tool's fixed cost, measured by running it on
+# a 64 MiB input in the same place: keyholder's officer unlock (Argon2id,
+# 256 MiB, about a second), qemu-img's PBKDF calibration.
+#   keyholder's "pipeline RSS" is the peak after the unlock (the process's
+# peak counter is reset once the pipeline reports progress), the memory
+# the prepare pipeline holds; GNU time's peak includes the unlock's 256 MiB.
+#
+# Usage: bench/image.sh [SIZE]   (default 2G)
+# Environment: REPEAT (2), BENCH_TMPFS (/dev/shm), BENCH_DISK ($TMPDIR or
+# /var/tmp: a folder on the disk to measure). Needs go, cryptsetup,
+# qemu-img, GNU time, bc. Work files are removed at the end.
 set -euo pipefail
-SIZE=${1:-4G}
+SIZE=${1:-2G}
+REPEAT=${REPEAT:-2}
 cd "$(dirname "$0")/.."
-NCPU=$(nproc)
-WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/keyholder-bench.XXXXXX")}
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
-for t in cryptsetup qemu-img openssl /usr/bin/time; do
+for t in cryptsetup qemu-img /usr/bin/time bc; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing" >&2; exit 1; }
 done
 bytes=$(numfmt --from=iec "$SIZE")
-echo "bench: input $SIZE ($bytes bytes) of random data, $NCPU CPUs, work dir $WORK"
+small=$((64 << 20))
+TMPFS=$(mktemp -d "${BENCH_TMPFS:-/dev/shm}/keyholder-bench.XXXXXX")
+DISK=$(mktemp -d "${BENCH_DISK:-${TMPDIR:-/var/tmp}}/keyholder-bench.XXXXXX")
+trap 'rm -rf "$TMPFS" "$DISK"' EXIT
+echo "bench: $SIZE ($bytes bytes) of random data, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench: tmpfs $TMPFS ($(stat -f -c %T "$TMPFS")), disk $DISK ($(stat -f -c %T "$DISK"))"
 
 [ -e frontend/dist/index.html ] || { mkdir -p frontend/dist && echo x > frontend/dist/index.html; }
-go build -o "$WORK/keyholder" .
-head -c "$bytes" /dev/urandom > "$WORK/src.raw"
+BIN=$DISK/keyholder
+go build -o "$BIN" .
+printf 'bench passphrase %s\n' "$RANDOM$RANDOM" > "$DISK/pass"
+"$BIN" init --data "$DISK/data" --passphrase-file "$DISK/pass" > /dev/null
+printf 'bench' > "$DISK/luks.pass"
+
+# One source per place, and a 64 MiB one for the fixed costs.
+head -c "$bytes" /dev/urandom > "$DISK/src.raw"
+cp "$DISK/src.raw" "$TMPFS/src.raw"
+head -c "$small" /dev/urandom > "$TMPFS/small.raw"
+cp "$TMPFS/small.raw" "$DISK/small.raw"
+qemu-img convert -f raw -O qcow2 "$TMPFS/src.raw" "$TMPFS/src.qcow2"
+qemu-img convert -f raw -O vmdk "$TMPFS/src.raw" "$TMPFS/src.vmdk"
 sync
 
-# seconds NAME CMD... : runs CMD under GNU time, prints and records seconds and peak RSS
-declare -A SEC RSS
-seconds() {
-  local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2>&1 || { cat "$WORK/out.$name" >&2; exit 1; }
-  read -r SEC[$name] RSS[$name] < "$WORK/time.$name"
-  printf "  %-12s %7.2f s  %8.0f MB/s  peak RSS %5d MiB\n" "$name" "${SEC[$name]}" "$(echo "$bytes / ${SEC[$name]} / 1000000" | bc -l)" "$((RSS[$name] / 1024))"
+# timed KEY CMD... : runs CMD under GNU time; appends "wall user sys rssKiB"
+# to $RES/KEY.
+RES=$(mktemp -d)
+trap 'rm -rf "$TMPFS" "$DISK" "$RES"' EXIT
+timed() {
+  local key=$1; shift
+  /usr/bin/time -f "%e %U %S %M" -o "$RES/t" "$@" > "$RES/out" 2>&1 || { cat "$RES/out" >&2; exit 1; }
+  cat "$RES/t" >> "$RES/$key"
+}
+n=0
+# keyholder KEY DIR SRC [prepare flags]: one prepare, also sampling the
+# pipeline's own peak RSS (after the unlock) into $RES/KEY.rss.
+keyholder() {
+  local key=$1 dir=$2 src=$3; shift 3
+  n=$((n + 1))
+  local out="$dir/out$n.img"
+  /usr/bin/time -f "%e %U %S %M" -o "$RES/t" "$BIN" image prepare --data "$DISK/data" --passphrase-file "$DISK/pass" \
+    --in "$src" --out "$out" --name "run$n" --json "$@" > "$RES/out" 2>&1 &
+  local tpid=$! kpid="" hwm=0 pre=0
+  until [ -n "$kpid" ] || ! kill -0 "$tpid" 2>/dev/null; do kpid=$(pgrep -P "$tpid" || true); [ -n "$kpid" ] || sleep 0.01; done
+  if [ -n "$kpid" ]; then
+    until grep -q '"progress"' "$RES/out" 2>/dev/null || ! kill -0 "$kpid" 2>/dev/null; do sleep 0.01; done
+    # Resetting the peak also resets what GNU time reports: keep the peak
+    # so far (the unlock's) for the whole process's figure.
+    pre=$(awk '/^VmHWM:/ {print $2}' "/proc/$kpid/status" 2>/dev/null || echo 0)
+    if echo 5 2>/dev/null > "/proc/$kpid/clear_refs"; then
+      while kill -0 "$kpid" 2>/dev/null; do
+        while read -r k v _; do
+          if [ "$k" = VmHWM: ] && [ "$v" -gt "$hwm" ]; then hwm=$v; fi
+        done < "/proc/$kpid/status" 2>/dev/null || true
+        sleep 0.05
+      done
+    fi
+  fi
+  wait "$tpid" || { cat "$RES/out" >&2; exit 1; }
+  awk -v pre="${pre:-0}" '{print $1, $2, $3, ($4 > pre ? $4 : pre)}' "$RES/t" >> "$RES/$key"
+  echo "$hwm" >> "$RES/$key.rss"
+  rm -f "$out" "$out.manifest.json"
+}
+cryptsetup_run() {
+  local key=$1 src=$2
+  cp "$src" "$src.copy"; sync
+  timed "$key" sh -c "cryptsetup reencrypt -q --encrypt --type luks2 --reduce-device-size 32M --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file '$DISK/luks.pass' '$src.copy' && sync"
+  rm -f "$src.copy"
+}
+# qemu-img's PBKDF calibration sometimes fails on a busy machine ("Unable
+# to get accurate CPU usage") before any data is written; it is retried.
+qemu_run() {
+  local key=$1 src=$2 out=$2.luks
+  timed "$key" sh -c "for i in 1 2 3 4 5; do rm -f '$out'; qemu-img convert -f raw -O luks --object secret,id=sec0,data=bench -o key-secret=sec0,iter-time=250 '$src' '$out' && sync && exit 0; done; exit 1"
+  rm -f "$out"
+}
+dd_run() {
+  local key=$1 src=$2 out=$2.dd
+  timed "$key" sh -c "dd if='$src' of='$out' bs=4M oflag=direct status=none && sync"
+  rm -f "$out"
 }
 
-echo "timings:"
-# keyholder: a console with custody's default officer KDF (Argon2id, 256 MiB);
-# its unlock counts in keyholder's time and whole-process peak RSS.
-printf 'bench passphrase %s\n' "$RANDOM$RANDOM" > "$WORK/pass"
-"$WORK/keyholder" init --data "$WORK/data" --passphrase-file "$WORK/pass" > /dev/null
-seconds keyholder "$WORK/keyholder" image prepare --data "$WORK/data" --passphrase-file "$WORK/pass" \
-  --in "$WORK/src.raw" --out "$WORK/out.img" --json
-# The encrypt stage's own rate (after the officer unlock): its last progress line.
-PIPE=$(grep '"stage":"encrypt"' "$WORK/out.keyholder" | tail -1 | sed 's/.*"rate":\([0-9.]*\).*/\1/')
-printf "  %-12s %19.0f MB/s  (the prepare pipeline alone, from its progress)\n" pipeline "$(echo "$PIPE / 1000000" | bc -l)"
-rm -f "$WORK/out.img" "$WORK/out.img.manifest.json"
-
-# Peak RSS of the prepare pipeline alone. GNU time's peak above includes the
-# officer unlock's Argon2id (custody's default costs 256 MiB), which ends
-# before the pipeline starts. A second run: once the first progress line
-# shows the pipeline running, reset the process's peak (clear_refs 5) and
-# sample VmHWM until it exits (every 50 ms; a peak in the last 50 ms would
-# be missed).
-"$WORK/keyholder" image prepare --data "$WORK/data" --passphrase-file "$WORK/pass" \
-  --in "$WORK/src.raw" --out "$WORK/out.img" --name rss --json > "$WORK/out.rss" 2>&1 &
-kpid=$!
-until grep -q '"progress"' "$WORK/out.rss" 2>/dev/null || ! kill -0 "$kpid" 2>/dev/null; do sleep 0.01; done
-PIPE_RSS=0
-if echo 5 2>/dev/null > "/proc/$kpid/clear_refs"; then
-  while kill -0 "$kpid" 2>/dev/null; do
-    while read -r k v _; do
-      if [ "$k" = VmHWM: ] && [ "$v" -gt "$PIPE_RSS" ]; then PIPE_RSS=$v; fi
-    done < "/proc/$kpid/status" 2>/dev/null || true
-    sleep 0.05
+for place in tmpfs disk; do
+  dir=$TMPFS; [ $place = disk ] && dir=$DISK
+  echo "bench: $place, fixed costs (64 MiB runs)"
+  keyholder "$place.keyholder.fixed" "$dir" "$dir/small.raw"
+  cryptsetup_run "$place.cryptsetup.fixed" "$dir/small.raw"
+  qemu_run "$place.qemu-img.fixed" "$dir/small.raw"
+  dd_run "$place.dd.fixed" "$dir/small.raw"
+  for r in $(seq "$REPEAT"); do
+    echo "bench: $place, round $r of $REPEAT"
+    keyholder "$place.keyholder" "$dir" "$dir/src.raw"
+    cryptsetup_run "$place.cryptsetup" "$dir/src.raw"
+    dd_run "$place.dd" "$dir/src.raw"
+    qemu_run "$place.qemu-img" "$dir/src.raw"
+    if [ $place = tmpfs ]; then
+      keyholder "$place.keyholder-qcow2" "$dir" "$dir/src.qcow2"
+      keyholder "$place.keyholder-vmdk" "$dir" "$dir/src.vmdk"
+      keyholder "$place.keyholder-gcp" "$dir" "$dir/src.raw" --output gcp
+      keyholder "$place.keyholder-azure" "$dir" "$dir/src.raw" --output azure
+    fi
   done
-fi
-wait "$kpid" || { cat "$WORK/out.rss" >&2; exit 1; }
-rm -f "$WORK/out.img" "$WORK/out.img.manifest.json"
-printf "  %-12s %34s peak RSS %5d MiB (pipeline only, after the unlock)\n" pipeline "" "$((PIPE_RSS / 1024))"
+done
 
-cp "$WORK/src.raw" "$WORK/copy.raw"; sync
-printf 'bench' > "$WORK/luks.pass"
-seconds cryptsetup sh -c "cryptsetup reencrypt -q --encrypt --type luks2 --reduce-device-size 32M --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file '$WORK/luks.pass' '$WORK/copy.raw' && sync"
-rm -f "$WORK/copy.raw"
-
-# qemu-img's PBKDF calibration sometimes fails on a busy machine ("Unable to
-# get accurate CPU usage") before any data is written; it is retried.
-seconds qemu-img sh -c "for i in 1 2 3 4 5; do rm -f '$WORK/out.luks'; qemu-img convert -f raw -O luks --object secret,id=sec0,data=bench -o key-secret=sec0,iter-time=250 '$WORK/src.raw' '$WORK/out.luks' && sync && exit 0; done; exit 1"
-rm -f "$WORK/out.luks"
-
-openssl speed -evp aes-256-xts -multi "$NCPU" -seconds 3 2>/dev/null > "$WORK/openssl" || true
-# the best column of the aes-256-xts line (in 1000s of bytes/s)
-OSSL=$(awk 'tolower($1) ~ /^aes-256-xts/ {for (i = 2; i <= NF; i++) {v = $i; sub("k", "", v); if (v + 0 > m) m = v + 0}} END {printf "%.0f", m * 1000}' "$WORK/openssl")
-printf "  %-12s %8.0f MB/s (aes-256-xts, %d processes, best block size)\n" openssl "$(echo "$OSSL / 1000000" | bc -l)" "$NCPU"
-
-XTS=$(go test -run XXX -bench 'Encrypt4096$' -benchtime 2s ./backend/luks2/internal/xts | awk '/MB\/s/ {print $(NF-1)}')
-XTS512=$(go test -run XXX -bench 'Encrypt512$' -benchtime 2s ./backend/luks2/internal/xts | awk '/MB\/s/ {print $(NF-1)}')
-printf "  %-12s %8.0f MB/s per core, 4096-byte sectors (%.0f MB/s with 512-byte sectors)\n" xts-kernel "$XTS" "$XTS512"
-
-kh=$(echo "$bytes / ${SEC[keyholder]}" | bc -l)
-cs=$(echo "$bytes / ${SEC[cryptsetup]}" | bc -l)
-qi=$(echo "$bytes / ${SEC[qemu-img]}" | bc -l)
-echo "ratios:"
-printf "  keyholder / cryptsetup reencrypt: %.2fx (goal >= 1.5)\n" "$(echo "$kh / $cs" | bc -l)"
-printf "  keyholder / qemu-img convert:     %.2fx (goal >= 4)\n" "$(echo "$kh / $qi" | bc -l)"
-printf "  XTS kernel x %d cores / openssl:   %.0f%% (goal >= 50%%)\n" "$NCPU" "$(echo "$XTS * 1000000 * $NCPU / $OSSL * 100" | bc -l)"
-printf "  keyholder peak RSS: %d MiB whole process, %d MiB pipeline after the unlock (goal <= 256)\n" "$((RSS[keyholder] / 1024))" "$((PIPE_RSS / 1024))"
+# report KEY FIXEDKEY: min-max over the rounds of MB/s and CPU-s/GiB, end to
+# end and net of the fixed cost, and peak RSS.
+range() { sort -g | awk -v f="%.${P}f" 'NR == 1 {lo = $1} {hi = $1} END {lo = sprintf(f, lo); hi = sprintf(f, hi); if (lo == hi) print lo; else print lo "-" hi}'; }
+report() {
+  local key=$1 fixed=$2
+  read -r fw fu fs _ < "$RES/$fixed"
+  local gib mb
+  gib=$(echo "$bytes / 1073741824" | bc -l)
+  mb=$(echo "$bytes / 1000000" | bc -l)
+  local rate net cpu netcpu rss prss="-"
+  rate=$(awk -v mb="$mb" '{print mb / $1}' "$RES/$key" | P=0 range)
+  net=$(awk -v mb="$mb" -v s="$(echo "$small / 1000000" | bc -l)" -v f="$fw" '{print (mb - s) / ($1 - f)}' "$RES/$key" | P=0 range)
+  cpu=$(awk -v g="$gib" '{print ($2 + $3) / g}' "$RES/$key" | P=2 range)
+  netcpu=$(awk -v g="$gib" -v s="$(echo "$small / 1073741824" | bc -l)" -v f="$(echo "$fu + $fs" | bc -l)" '{print ($2 + $3 - f) / (g - s)}' "$RES/$key" | P=2 range)
+  rss=$(awk '{print $4 / 1024}' "$RES/$key" | P=0 range)
+  [ -e "$RES/$key.rss" ] && prss=$(awk '{print $1 / 1024}' "$RES/$key.rss" | P=0 range)
+  printf "| %-22s | %9s | %9s | %9s | %9s | %7s | %7s |\n" "${key#*.}" "$rate" "$net" "$cpu" "$netcpu" "$rss" "$prss"
+}
+for place in tmpfs disk; do
+  echo
+  echo "$place ($SIZE, $REPEAT rounds; ranges min-max):"
+  echo
+  echo "| tool                   | MB/s      | net MB/s  | CPU-s/GiB | net CPU-s/GiB | peak RSS MiB | pipeline RSS MiB |"
+  echo "|---|---|---|---|---|---|---|"
+  report "$place.keyholder" "$place.keyholder.fixed"
+  report "$place.cryptsetup" "$place.cryptsetup.fixed"
+  report "$place.qemu-img" "$place.qemu-img.fixed"
+  report "$place.dd" "$place.dd.fixed"
+  if [ $place = tmpfs ]; then
+    for v in qcow2 vmdk gcp azure; do report "$place.keyholder-$v" "$place.keyholder.fixed"; done
+  fi
+done
+echo
+echo "keyholder's fixed cost (64 MiB run, subtracted in the net columns): $(cat "$RES/tmpfs.keyholder.fixed" | awk '{printf "%.2f s wall, %.2f CPU-s, peak RSS %d MiB", $1, $2 + $3, $4 / 1024}')"
