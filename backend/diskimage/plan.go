@@ -39,6 +39,9 @@ type plan struct {
 	root    *Partition
 	newRoot *Partition
 	gpt     *GPT
+	// gz, if set, frames the disk as a gcp package as it is written
+	// (data mode only).
+	gz *gzFrame
 }
 
 func dataPlan(srcSize int64, sectorSize int) *plan {

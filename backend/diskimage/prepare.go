@@ -219,7 +219,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		SectorSize: opts.SectorSize, Mode: opts.Mode,
 	}
 	out := &Result{Output: dest, ManifestPath: dest + ".manifest.json"}
-	if rs, ok := reg.(Reserver); ok && opts.Mode == ModeData && (opts.Output == OutputRaw || opts.Output == OutputAzure) {
+	if rs, ok := reg.(Reserver); ok && opts.Mode == ModeData && (opts.Output == OutputRaw || opts.Output == OutputAzure || opts.Output == OutputGCP) {
 		return prepareHeaderFirst(ctx, opts, rs, regReq, src, p, tmp, key, cipher, &m, out, dir, dest, &temps, &committed)
 	}
 
@@ -339,7 +339,7 @@ func moveIntoPlace(out *Result, m *Manifest, dir, dest string, temps []string) e
 	return nil
 }
 
-// prepareHeaderFirst is Prepare for a data-mode raw or Azure output with a registrar
+// prepareHeaderFirst is Prepare for a data-mode raw, Azure or GCP output with a registrar
 // that reserves: the volume ID and release secret are reserved first, the
 // LUKS2 header is written first, and the output's SHA-256 is computed as
 // it streams out (header, then the payload in order), so there is no
@@ -390,10 +390,28 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 		return nil, err
 	}
 	outHash := sha256x2.New()
-	hashPieces(outHash, hdr)
-	dw := openDirect(tmp, os.O_WRONLY)
+	var dw *directFile
+	if opts.Output == OutputGCP {
+		// The package: its prefix, then the header framed like the
+		// payload after it. Its blocks are not sector-aligned in the
+		// file, so it is written through the page cache.
+		p.gz = newGZFrame(p.size, time.Now())
+		head := make([]byte, gzPrefix+framedLen(len(hdr)))
+		copy(head, p.gz.prefix)
+		p.gz.add(frame(head[gzPrefix:], hdr, func(d, s []byte, _ int) { copy(d, s) }), int64(len(hdr)))
+		if err := tmp.Truncate(p.gz.size()); err != nil {
+			return nil, fmt.Errorf("prepare: size output: %w", err)
+		}
+		hashPieces(outHash, head)
+		dw = bufferedFile(tmp)
+		_, err = dw.WriteAt(head, 0)
+	} else {
+		hashPieces(outHash, hdr)
+		dw = openDirect(tmp, os.O_WRONLY)
+		_, err = dw.WriteAt(hdr, 0)
+	}
 	defer dw.Close()
-	if _, err := dw.WriteAt(hdr, 0); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("prepare: write LUKS2 header: %w", err)
 	}
 	clear(hdr)
@@ -405,6 +423,14 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 	}
 	prog.finish()
 	size := p.size
+	if p.gz != nil {
+		t := p.gz.tail()
+		size = p.gz.size()
+		if _, err := tmp.WriteAt(t, size-int64(len(t))); err != nil {
+			return nil, fmt.Errorf("prepare: write the package's end: %w", err)
+		}
+		outHash.Write(t)
+	}
 	if opts.Output == OutputAzure {
 		// A fixed VHD: the disk padded with zeros to a whole MiB, then
 		// the footer.
@@ -521,6 +547,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	srcPair, _ := srcHash.(*sha256x2.Digest)
 	outPair, _ := outHash.(*sha256x2.Digest)
 	paired := srcPair != nil && outPair != nil
+	gz := p.gz
 	type job struct {
 		s    span
 		off  int64
@@ -541,7 +568,11 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			in, out := make([]byte, chunk), make([]byte, chunk)
+			outSize := chunk
+			if gz != nil {
+				outSize = framedLen(chunk)
+			}
+			in, out := make([]byte, chunk), make([]byte, outSize)
 			defer clear(in) // plaintext of the source
 			defer clear(out)
 			for j := range jobs {
@@ -568,7 +599,17 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 				clear(in[r:n])
 				done.Add(int64(r))
 				data := in[:n]
-				if ok && s.dst >= 0 && s.enc {
+				var crc uint32
+				switch {
+				case !ok || s.dst < 0:
+				case gz != nil:
+					fill := func(dst, src []byte, _ int) { copy(dst, src) }
+					if s.enc {
+						fill = func(dst, src []byte, o int) { c.Encrypt(dst, src, s.pay+j.off+int64(o)) }
+					}
+					data = out[:framedLen(n)]
+					crc = frame(data, in[:n], fill)
+				case s.enc:
 					c.Encrypt(out[:n], data, s.pay+j.off)
 					data = out[:n]
 				}
@@ -578,15 +619,24 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					case s.dst < 0 || outHash == nil:
 						hashPieces(srcHash, in[:r])
 					case paired:
-						sha256x2.WriteBoth(srcPair, outPair, in[:r], data)
+						// Equal lengths go through the two-stream kernel.
+						sha256x2.WriteBoth(srcPair, outPair, in[:r], data[:r])
+						hashPieces(outHash, data[r:])
 					default:
 						hashPieces(srcHash, in[:r])
 						hashPieces(outHash, data)
 					}
+					if gz != nil && s.dst >= 0 {
+						gz.add(crc, int64(n))
+					}
 				}
 				close(j.next)
 				if ok && s.dst >= 0 {
-					if _, err := dst.WriteAt(data, s.dst+j.off); err != nil {
+					at := s.dst + j.off
+					if gz != nil {
+						at = gz.at(at)
+					}
+					if _, err := dst.WriteAt(data, at); err != nil {
 						fail(fmt.Errorf("write output: %w", err))
 					}
 				}

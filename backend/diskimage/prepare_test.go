@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -372,8 +373,20 @@ func TestPrepareOutputs(t *testing.T) {
 					t.Fatalf("tar: %v %v", h, err)
 				}
 				b, _ := io.ReadAll(tr)
+				if h, err := tr.Next(); err != io.EOF {
+					t.Fatalf("tar: a second entry %v or %v", h, err)
+				}
+				// To the gzip stream's end: its CRC-32 and size are checked there.
+				if n, err := io.Copy(io.Discard, zr); n != 0 || err != nil {
+					t.Fatalf("gzip: %d bytes after the tar or %v", n, err)
+				}
 				f.Close()
 				os.WriteFile(raw, b, 0o600)
+				// And as the system's tools read it.
+				runTool(t, "gzip", "-t", dst)
+				if out := runTool(t, "tar", "-tzvf", dst); !strings.Contains(out, fmt.Sprint(len(b))) || !strings.Contains(out, "disk.raw") {
+					t.Fatalf("tar -tzvf: %s", out)
+				}
 			case OutputAWS:
 				f, err := OpenFile(dst)
 				if err != nil || f.Format() != VMDK || !strings.Contains(f.Detail(), "streamOptimized") {

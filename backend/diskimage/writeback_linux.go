@@ -82,3 +82,7 @@ func tempAbandoned(f *os.File) bool {
 }
 
 const oNoFollow = unix.O_NOFOLLOW
+
+// bufferedFile writes f through the page cache, starting the write-back of
+// each write (for output that is not laid out in aligned sectors).
+func bufferedFile(f *os.File) *directFile { return &directFile{buffered: f} }
