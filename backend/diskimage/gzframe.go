@@ -20,7 +20,7 @@ import (
 // Every chunk of the disk starts at a block boundary and its framed bytes
 // are contiguous in the file. The prefix is padded (with a gzip extra
 // field) to a multiple of 64 bytes, and a chunk's framing adds 5 bytes per
-// 32 KiB block (640 per 4 MiB, also a multiple of 64): so the output's
+// 16 KiB block (320 per 1 MiB chunk, also a multiple of 64): so the output's
 // SHA-256 stays at a block boundary at the start of every chunk and is
 // hashed beside the source's with the two-stream kernel.
 type gzFrame struct {
@@ -30,8 +30,16 @@ type gzFrame struct {
 }
 
 // gzBlock is the data of one stored block; it divides chunk and
-// luksHeaderSize.
-const gzBlock = 32 << 10
+// luksHeaderSize, and chunk/gzBlock*gzBlockHeader is a multiple of 64
+// (checked below, at compile time).
+const gzBlock = 16 << 10
+
+var (
+	_ [0]struct{} = [chunk % gzBlock]struct{}{}
+	_ [0]struct{} = [luksHeaderSize % gzBlock]struct{}{}
+	_ [0]struct{} = [chunk / gzBlock * gzBlockHeader % 64]struct{}{}
+	_ [0]struct{} = [gzPrefix % 64]struct{}{}
+)
 
 // gzBlockHeader is the size of a stored block's header: the byte with
 // BFINAL and BTYPE (at a byte boundary, padded), LEN and NLEN.
