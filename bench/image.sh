@@ -9,6 +9,8 @@
 # azure outputs. Tools run interleaved, REPEAT times (default 2); ranges
 # over the repetitions are printed. Per run: wall time, MB/s, CPU seconds
 # (user + system, all threads, from GNU time) per GiB, and peak RSS.
+# keyholder's "pipeline MB/s" runs from its first progress line to its exit
+# (after the officer unlock; with the sync and the registration).
 # "net" columns subtract each tool's fixed cost, measured by running it on
 # a 64 MiB input in the same place: keyholder's officer unlock (Argon2id,
 # 256 MiB, about a second), qemu-img's PBKDF calibration.
@@ -69,10 +71,12 @@ keyholder() {
   local out="$dir/out$n.img"
   /usr/bin/time -f "%e %U %S %M" -o "$RES/t" "$BIN" image prepare --data "$DISK/data" --passphrase-file "$DISK/pass" \
     --in "$src" --out "$out" --name "run$n" --json "$@" > "$RES/out" 2>&1 &
-  local tpid=$! kpid="" hwm=0 pre=0
+  local tpid=$! kpid="" hwm=0 pre=0 t0=0 t1=0 done0=""
   until [ -n "$kpid" ] || ! kill -0 "$tpid" 2>/dev/null; do kpid=$(pgrep -P "$tpid" || true); [ -n "$kpid" ] || sleep 0.01; done
   if [ -n "$kpid" ]; then
     until grep -q '"progress"' "$RES/out" 2>/dev/null || ! kill -0 "$kpid" 2>/dev/null; do sleep 0.01; done
+    t0=$(date +%s.%N)
+    done0=$(grep -m1 '"progress"' "$RES/out" 2>/dev/null | sed -n 's/.*"done":\([0-9]*\).*/\1/p')
     # Resetting the peak also resets what GNU time reports: keep the peak
     # so far (the unlock's) for the whole process's figure.
     pre=$(awk '/^VmHWM:/ {print $2}' "/proc/$kpid/status" 2>/dev/null || echo 0)
@@ -81,13 +85,18 @@ keyholder() {
         while read -r k v _; do
           if [ "$k" = VmHWM: ] && [ "$v" -gt "$hwm" ]; then hwm=$v; fi
         done < "/proc/$kpid/status" 2>/dev/null || true
-        sleep 0.05
+        sleep 0.02
       done
     fi
+    t1=$(date +%s.%N)
   fi
   wait "$tpid" || { cat "$RES/out" >&2; exit 1; }
   awk -v pre="${pre:-0}" '{print $1, $2, $3, ($4 > pre ? $4 : pre)}' "$RES/t" >> "$RES/$key"
   echo "$hwm" >> "$RES/$key.rss"
+  # The pipeline's own rate: from its first progress line (bytes done then)
+  # to the process's exit, so after the unlock and including the sync and
+  # the registration.
+  [ -n "$done0" ] && echo "$t0 $t1 $done0" | awk -v b="$(stat -c %s "$src")" '{print (b - $3) / 1000000 / ($2 - $1)}' >> "$RES/$key.pipe"
   rm -f "$out" "$out.manifest.json"
 }
 cryptsetup_run() {
@@ -140,21 +149,22 @@ report() {
   local gib mb
   gib=$(echo "$bytes / 1073741824" | bc -l)
   mb=$(echo "$bytes / 1000000" | bc -l)
-  local rate net cpu netcpu rss prss="-"
+  local rate net cpu netcpu rss prss="-" pipe="-"
   rate=$(awk -v mb="$mb" '{print mb / $1}' "$RES/$key" | P=0 range)
   net=$(awk -v mb="$mb" -v s="$(echo "$small / 1000000" | bc -l)" -v f="$fw" '{print (mb - s) / ($1 - f)}' "$RES/$key" | P=0 range)
   cpu=$(awk -v g="$gib" '{print ($2 + $3) / g}' "$RES/$key" | P=2 range)
   netcpu=$(awk -v g="$gib" -v s="$(echo "$small / 1073741824" | bc -l)" -v f="$(echo "$fu + $fs" | bc -l)" '{print ($2 + $3 - f) / (g - s)}' "$RES/$key" | P=2 range)
   rss=$(awk '{print $4 / 1024}' "$RES/$key" | P=0 range)
   [ -e "$RES/$key.rss" ] && prss=$(awk '{print $1 / 1024}' "$RES/$key.rss" | P=0 range)
-  printf "| %-22s | %9s | %9s | %9s | %9s | %7s | %7s |\n" "${key#*.}" "$rate" "$net" "$cpu" "$netcpu" "$rss" "$prss"
+  [ -s "$RES/$key.pipe" ] && pipe=$(P=0 range < "$RES/$key.pipe")
+  printf "| %-16s | %9s | %9s | %9s | %9s | %9s | %7s | %7s |\n" "${key#*.}" "$rate" "$net" "$pipe" "$cpu" "$netcpu" "$rss" "$prss"
 }
 for place in tmpfs disk; do
   echo
   echo "$place ($SIZE, $REPEAT rounds; ranges min-max):"
   echo
-  echo "| tool                   | MB/s      | net MB/s  | CPU-s/GiB | net CPU-s/GiB | peak RSS MiB | pipeline RSS MiB |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| tool | MB/s | net MB/s | pipeline MB/s | CPU-s/GiB | net CPU-s/GiB | peak RSS MiB | pipeline RSS MiB |"
+  echo "|---|---|---|---|---|---|---|---|"
   report "$place.keyholder" "$place.keyholder.fixed"
   report "$place.cryptsetup" "$place.cryptsetup.fixed"
   report "$place.qemu-img" "$place.qemu-img.fixed"
