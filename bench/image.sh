@@ -142,7 +142,9 @@ done
 
 # report KEY FIXEDKEY: min-max over the rounds of MB/s and CPU-s/GiB, end to
 # end and net of the fixed cost, and peak RSS.
-range() { sort -g | awk -v f="%.${P}f" 'NR == 1 {lo = $1} {hi = $1} END {lo = sprintf(f, lo); hi = sprintf(f, hi); if (lo == hi) print lo; else print lo "-" hi}'; }
+# (a run faster than the fixed-cost run, which happens on a loaded machine,
+# has no net rate: "-")
+range() { sort -g | awk -v f="%.${P}f" 'NR == 1 {lo = $1} {hi = $1} END {if (NR == 0) {print "-"; exit} lo = sprintf(f, lo); hi = sprintf(f, hi); if (lo == hi) print lo; else print lo "-" hi}'; }
 report() {
   local key=$1 fixed=$2
   read -r fw fu fs _ < "$RES/$fixed"
@@ -151,7 +153,7 @@ report() {
   mb=$(echo "$bytes / 1000000" | bc -l)
   local rate net cpu netcpu rss prss="-" pipe="-"
   rate=$(awk -v mb="$mb" '{print mb / $1}' "$RES/$key" | P=0 range)
-  net=$(awk -v mb="$mb" -v s="$(echo "$small / 1000000" | bc -l)" -v f="$fw" '{print (mb - s) / ($1 - f)}' "$RES/$key" | P=0 range)
+  net=$(awk -v mb="$mb" -v s="$(echo "$small / 1000000" | bc -l)" -v f="$fw" '$1 > f {print (mb - s) / ($1 - f)}' "$RES/$key" | P=0 range)
   cpu=$(awk -v g="$gib" '{print ($2 + $3) / g}' "$RES/$key" | P=2 range)
   netcpu=$(awk -v g="$gib" -v s="$(echo "$small / 1073741824" | bc -l)" -v f="$(echo "$fu + $fs" | bc -l)" '{print ($2 + $3 - f) / (g - s)}' "$RES/$key" | P=2 range)
   rss=$(awk '{print $4 / 1024}' "$RES/$key" | P=0 range)
