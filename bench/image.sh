@@ -70,7 +70,7 @@ keyholder() {
   n=$((n + 1))
   local out="$dir/out$n.img"
   /usr/bin/time -f "%e %U %S %M" -o "$RES/t" "$BIN" image prepare --data "$DISK/data" --passphrase-file "$DISK/pass" \
-    --in "$src" --out "$out" --name "run$n" --json "$@" > "$RES/out" 2>&1 &
+    --in "$src" --out "$out" --name "run$n" --force --json "$@" > "$RES/out" 2>&1 &
   local tpid=$! kpid="" hwm=0 pre=0 t0=0 t1=0 done0=""
   until [ -n "$kpid" ] || ! kill -0 "$tpid" 2>/dev/null; do kpid=$(pgrep -P "$tpid" || true); [ -n "$kpid" ] || sleep 0.01; done
   if [ -n "$kpid" ]; then

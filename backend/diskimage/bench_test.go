@@ -95,7 +95,7 @@ func benchmarkPrepareCPU(b *testing.B, output string) {
 	for b.Loop() {
 		dst := filepath.Join(dir, "out.img")
 		before := cpuTime()
-		if _, err := Prepare(context.Background(), Options{Source: src, Dest: dst, Output: output}, memRegistrar{}); err != nil {
+		if _, err := Prepare(context.Background(), Options{Source: src, Dest: dst, Output: output, ConfirmRaw: true}, memRegistrar{}); err != nil {
 			b.Fatal(err)
 		}
 		cpu += cpuTime() - before
