@@ -57,22 +57,26 @@ simulated AMD root.
 				return nil
 			}
 			tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GUEST\tSTATUS\tIMAGE\tPRODUCT\tCHIP\tTCB (bl/tee/snp/ucode)\tGEN\tLAST EVIDENCE\t")
+			fmt.Fprintln(tw, "GUEST\tSTATUS\tIMAGE\tPRODUCT\tCHIP\tTCB (bl/tee/snp/ucode[/fmc])\tGEN\tLAST EVIDENCE\t")
 			for _, g := range gs {
 				st := string(g.Status)
 				if g.Simulated {
 					st += " SIMULATED"
 				}
-				chip := g.ChipID
-				if len(chip) > 16 {
+				chip := g.ChipIdentity
+				if len(chip) > 16 && g.Signer != "VLEK" {
 					chip = chip[:16] + "…"
 				}
 				last := "never"
 				if g.LastEvidenceAt != nil {
 					last = g.LastEvidenceAt.Local().Format(time.DateTime)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d/%d/%d\t%d\t%s\t\n", g.ID, st, orDash(g.ImageName), orDash(g.Product), orDash(chip),
-					g.TCB.Bootloader, g.TCB.TEE, g.TCB.SNP, g.TCB.Microcode, g.Generation, last)
+				tcb := fmt.Sprintf("%d/%d/%d/%d", g.TCB.Bootloader, g.TCB.TEE, g.TCB.SNP, g.TCB.Microcode)
+				if g.TCB.FMC != 0 {
+					tcb += fmt.Sprintf("/%d", g.TCB.FMC)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", g.ID, st, orDash(g.ImageName), orDash(g.Product), orDash(chip),
+					tcb, g.Generation, last)
 			}
 			return tw.Flush()
 		}

@@ -82,6 +82,12 @@ type Verdict struct {
 	Warnings  []Reason `json:"warnings"`
 	// Claims are the decoded report; nil when the report cannot be parsed.
 	Claims *Claims `json:"claims,omitempty"`
+	// HardwareID is the chip's identity: the hardware ID extension
+	// (1.3.6.1.4.1.3704.1.4) of the VCEK whose chain verified. The report's
+	// CHIP_ID is not an identity: a host may zero it (MASK_CHIP_ID). Nil
+	// when a VLEK signed the report (the cloud provider's key, the same on
+	// every chip) or no chain verified.
+	HardwareID Hex `json:"hardware_id,omitempty"`
 	// TPM is the verified vTPM machine state, when the evidence has one.
 	TPM *TPMState `json:"tpm,omitempty"`
 	// EvidenceHash is Evidence.HashHex.

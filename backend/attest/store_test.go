@@ -279,6 +279,21 @@ func TestWarmCacheAndSimulatedLabel(t *testing.T) {
 	if !vd.Verified || !vd.Claims.ChipIDMasked {
 		t.Fatalf("masked chip: %v", vd.Reasons)
 	}
+	// The chip's identity is the VCEK's hardware ID, masked or not; a
+	// second verification from the warm chain cache says the same.
+	mc := chip(t, attest.Milan, "masked")
+	for i := 0; i < 2; i++ {
+		vd, _ = v.Verify(ctx, masked, nil, attest.Expectation{ReportData: rd[:]})
+		if !bytes.Equal(vd.HardwareID, mc.ID()) {
+			t.Fatalf("verification %d: hardware ID %x, want the VCEK's %x", i, vd.HardwareID, mc.ID())
+		}
+	}
+	// A VLEK names no chip.
+	vlek, _ := mc.Evidence(sim.ReportOptions{ReportData: rd, VLEK: true, MaskChipID: true})
+	vd, _ = v.Verify(ctx, vlek, nil, attest.Expectation{ReportData: rd[:]})
+	if !vd.Verified || vd.Claims.Signer != attest.VLEK || vd.HardwareID != nil {
+		t.Fatalf("VLEK: verified %v signer %s hardware ID %x (%v)", vd.Verified, vd.Claims.Signer, vd.HardwareID, vd.Reasons)
+	}
 }
 
 func TestProductionRoots(t *testing.T) {

@@ -253,6 +253,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, ref *ReferenceValue
 			vd.Claims = claimsOf(report, product)
 		}
 		vd.Simulated = entry.root.Simulated
+		if entry.signer == VCEK && len(entry.hwid) > 0 {
+			vd.HardwareID = append(Hex(nil), entry.hwid...)
+		}
 		if vd.Simulated {
 			vd.warn(CodeSimulated, "SIMULATED: this evidence is signed by the simulated AMD root, trusted only in development mode")
 		}

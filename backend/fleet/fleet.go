@@ -29,24 +29,34 @@ const (
 // Statuses lists every status in display order.
 var Statuses = []Status{Verified, Pending, Failing, Stale, Revoked}
 
-// TCB is the four TCB components a report carries.
+// TCB is the TCB components a report carries: four on Milan and Genoa,
+// and the FMC as a fifth on Turin (zero elsewhere). Every component takes
+// part in comparisons, so an FMC update is a platform change.
 type TCB struct {
 	Bootloader uint8 `json:"bootloader"`
 	TEE        uint8 `json:"tee"`
 	SNP        uint8 `json:"snp"`
 	Microcode  uint8 `json:"microcode"`
+	FMC        uint8 `json:"fmc,omitempty"`
 }
 
 // Guest is one VM as the console last saw it.
 type Guest struct {
-	ID             string     `json:"id"`
-	Name           string     `json:"name"`
-	ImageID        string     `json:"image_id"`
-	ImageName      string     `json:"image_name"`
-	VolumeID       string     `json:"volume_id"`
-	Status         Status     `json:"status"`
-	Product        string     `json:"product"`
-	ChipID         string     `json:"chip_id"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	ImageID   string `json:"image_id"`
+	ImageName string `json:"image_name"`
+	VolumeID  string `json:"volume_id"`
+	Status    Status `json:"status"`
+	Product   string `json:"product"`
+	// ChipID is the chip's identity: the hardware ID of the VCEK that
+	// signed the guest's last authentic report (never the report's
+	// maskable CHIP_ID); "" when a VLEK signed it.
+	ChipID string `json:"chip_id"`
+	// Signer is VCEK or VLEK; ChipIdentity says in words what the console
+	// knows about the chip ("none (VLEK)" when it cannot tell chips apart).
+	Signer         string     `json:"signer"`
+	ChipIdentity   string     `json:"chip_identity"`
 	Measurement    string     `json:"measurement"`
 	TCB            TCB        `json:"tcb"`
 	Generation     int        `json:"generation"`
@@ -87,7 +97,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Guest, error) {
 func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error) {
 	now := store.Time(s.db.Now())
 	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
-		` + statusExpr + `, v.product, v.chip_id, v.measurement, v.tcb, v.generation, v.simulated,
+		` + statusExpr + `, v.product, v.chip_id, v.signer, v.measurement, v.tcb, v.generation, v.simulated,
 		v.last_evidence_at, v.created_at
 		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE 1=1`
 	args := []any{now}
@@ -120,10 +130,11 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 		var last sql.NullString
 		var sim int
 		if err := rows.Scan(&g.ID, &g.Name, &g.ImageID, &g.ImageName, &g.VolumeID, &g.Status, &g.Product,
-			&g.ChipID, &g.Measurement, &tcb, &g.Generation, &sim, &last, &created); err != nil {
+			&g.ChipID, &g.Signer, &g.Measurement, &tcb, &g.Generation, &sim, &last, &created); err != nil {
 			return nil, fmt.Errorf("list guests: %w", err)
 		}
 		g.Simulated = sim != 0
+		g.ChipIdentity = ChipIdentity(g.Signer, g.ChipID)
 		if err := json.Unmarshal([]byte(tcb), &g.TCB); err != nil {
 			return nil, fmt.Errorf("guest %s: tcb: %w", g.ID, err)
 		}
@@ -160,4 +171,18 @@ func (s *Service) Summary(ctx context.Context) (Summary, error) {
 		sum.Total += n
 	}
 	return sum, rows.Err()
+}
+
+// ChipIdentity says in words what the console knows about a guest's chip:
+// the VCEK's hardware ID (hex), "none (VLEK)" when a VLEK signed (the cloud
+// provider's key: chips cannot be told apart), or "" before any authentic
+// evidence.
+func ChipIdentity(signer, chipID string) string {
+	switch {
+	case signer == "VLEK":
+		return "none (VLEK)"
+	case chipID != "":
+		return chipID
+	}
+	return ""
 }

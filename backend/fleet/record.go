@@ -37,8 +37,10 @@ type Observation struct {
 	EvidenceHash         string
 	// Authentic is true when the evidence verified (whatever the decision):
 	// only then are its chip, measurement and TCB taken as the VM's.
-	Authentic   bool
-	Product     string
+	Authentic bool
+	Product   string
+	// Signer is VCEK or VLEK; ChipID the VCEK's hardware ID ("" for a VLEK).
+	Signer      string
 	ChipID      string
 	Measurement string
 	ReportID    string
@@ -72,6 +74,8 @@ type History struct {
 	ReportIDOtherVM bool
 	// ReportIDEarlierLaunch: the launch is one of this VM's earlier ones.
 	ReportIDEarlierLaunch bool
+	// SameLaunch: the launch is the one the VM's last release went to.
+	SameLaunch bool
 }
 
 // Queryer runs read queries in a transaction or on the database.
@@ -91,7 +95,7 @@ type Writer interface {
 // release and heartbeat).
 func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID string) (History, error) {
 	var h History
-	var exists, revoked, chip, meas, earlier, other int
+	var exists, revoked, chip, meas, earlier, other, same int
 	var vol, tcb, lastRelease string
 	// The guest's row once (a LEFT JOIN keeps the row for an unknown
 	// guest), the rest as point lookups.
@@ -104,9 +108,10 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 		EXISTS (SELECT 1 FROM vm_chips WHERE vm_id = ?1 AND chip_id = ?2),
 		EXISTS (SELECT 1 FROM vm_measurements WHERE vm_id = ?1 AND measurement = ?3),
 		?4 != '' AND ?4 != COALESCE(v.report_id, '') AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id = ?1),
-		?4 != '' AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id != ?1)
+		?4 != '' AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id != ?1),
+		?4 != '' AND ?4 = COALESCE(v.report_id, '')
 		FROM (SELECT 1) LEFT JOIN vms v ON v.id = ?1`,
-		vmID, chipID, measurement, reportID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other)
+		vmID, chipID, measurement, reportID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other, &same)
 	if err != nil {
 		return h, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
 	}
@@ -126,6 +131,7 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 		h.ApprovedTCB = &t
 	}
 	h.ChipApproved, h.MeasurementSeen, h.ReportIDEarlierLaunch = chip > 0, meas > 0, earlier > 0
+	h.SameLaunch = same > 0 && h.EverReleased
 	return h, nil
 }
 
@@ -180,6 +186,7 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			simulated = CASE WHEN ?1 = '' THEN simulated ELSE ?3 END,
 			product = CASE WHEN ?4 THEN ?5 ELSE product END,
 			chip_id = CASE WHEN ?4 THEN ?6 ELSE chip_id END,
+			signer = CASE WHEN ?4 THEN ?17 ELSE signer END,
 			measurement = CASE WHEN ?4 THEN ?7 ELSE measurement END,
 			tcb = CASE WHEN ?4 THEN ?8 ELSE tcb END,
 			last_evidence_at = CASE WHEN ?4 THEN ?9 ELSE last_evidence_at END,
@@ -196,7 +203,7 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 				ELSE approved_evidence END
 			WHERE id = ?14`,
 			string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
-			staleAfter, o.Released, img, o.Generation, o.VMID, string(o.Evidence), o.ReportID)
+			staleAfter, o.Released, img, o.Generation, o.VMID, string(o.Evidence), o.ReportID, o.Signer)
 		if err != nil {
 			return 0, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
 		}
@@ -245,7 +252,9 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			args []any
 		}{
 			{`INSERT OR IGNORE INTO vm_launches(vm_id, report_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ReportID, at}},
-			{`INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ChipID, at}},
+			// A VLEK names no chip: nothing to approve (classification
+			// treats every new VLEK launch by the image's policy).
+			{`INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) SELECT ?1, ?2, ?3 WHERE ?2 != ''`, []any{o.VMID, o.ChipID, at}},
 			{`INSERT OR IGNORE INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.Measurement, at}},
 		} {
 			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {

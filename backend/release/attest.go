@@ -116,12 +116,15 @@ func claimsFromVerdict(vd *attest.Verdict, referenced bool) Claims {
 	}
 	if cl := vd.Claims; cl != nil {
 		c.Product = string(cl.Product)
-		c.ChipID = hex.EncodeToString(cl.ChipID)
+		c.Signer = string(cl.Signer)
+		if cl.Signer == attest.VCEK {
+			c.ChipID = hex.EncodeToString(vd.HardwareID)
+		}
 		c.Measurement = hex.EncodeToString(cl.Measurement)
 		c.ReportID = hex.EncodeToString(cl.ReportID)
 		copy(c.ReportData[:], cl.ReportData)
 		t := cl.ReportedTCB
-		c.TCB = fleet.TCB{Bootloader: t.Bootloader, TEE: t.TEE, SNP: t.SNP, Microcode: t.Microcode}
+		c.TCB = fleet.TCB{Bootloader: t.Bootloader, TEE: t.TEE, SNP: t.SNP, Microcode: t.Microcode, FMC: t.FMC}
 		c.Debug = cl.Policy.Debug
 		c.MigrationAgent = cl.Policy.MigrationAgent
 		c.Evidence, _ = json.Marshal(struct {

@@ -59,9 +59,14 @@ type Claims struct {
 	// Only authentic evidence changes what the fleet believes about a VM.
 	Authentic bool `json:"authentic"`
 	// Simulated is true for evidence under the simulated AMD root.
-	Simulated   bool      `json:"simulated,omitempty"`
-	Product     string    `json:"product"`
-	ChipID      string    `json:"chip_id"`     // hex
+	Simulated bool   `json:"simulated,omitempty"`
+	Product   string `json:"product"`
+	// Signer is the key that signed the report: VCEK or VLEK.
+	Signer string `json:"signer,omitempty"`
+	// ChipID is the chip's identity: the hex hardware ID of the VCEK, never
+	// the report's maskable CHIP_ID; "" when a VLEK signed (no per-chip
+	// identity).
+	ChipID      string    `json:"chip_id"`
 	Measurement string    `json:"measurement"` // hex
 	ReportID    string    `json:"report_id"`   // hex: the launch's REPORT_ID
 	ReportData  [64]byte  `json:"-"`
@@ -98,6 +103,9 @@ type Known struct {
 	ReportIDOtherVM bool
 	// ReportIDEarlierLaunch: the REPORT_ID is one this VM had before its current launch.
 	ReportIDEarlierLaunch bool
+	// SameLaunch: the REPORT_ID is that of the VM's last released launch
+	// (a heartbeat, or the same boot asking again).
+	SameLaunch bool
 	// EvidenceSeen: this exact evidence was decided on before.
 	EvidenceSeen bool
 }
@@ -178,7 +186,15 @@ func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 	if !k.EverReleased || !k.MeasurementSeen {
 		sig = append(sig, ClassFirstBoot)
 	}
-	if k.EverReleased && !k.ChipApproved {
+	if k.EverReleased && c.Signer == "VLEK" {
+		// A VLEK is the cloud provider's key, the same on every chip: the
+		// console cannot tell whether a new launch runs on the approved
+		// chip. Only the launch it released to, or an image policy that
+		// accepts this, is routine.
+		if !k.SameLaunch && !p.VLEKRoutine {
+			sig = append(sig, ClassMigration)
+		}
+	} else if k.EverReleased && !k.ChipApproved {
 		sig = append(sig, ClassMigration)
 	}
 	if c.Unreferenced && !slices.Contains(sig, ClassFirstBoot) {

@@ -458,6 +458,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 			VolumeExists: d.vol.exists, VolumeRevoked: d.vol.exists && d.vol.status != "active", CurrentGeneration: d.current,
 			EverReleased: d.hist.EverReleased, ChipApproved: d.hist.ChipApproved, MeasurementSeen: d.hist.MeasurementSeen,
 			LastTCB: d.hist.ApprovedTCB, ReportIDOtherVM: d.hist.ReportIDOtherVM, ReportIDEarlierLaunch: d.hist.ReportIDEarlierLaunch,
+			SameLaunch:   d.hist.SameLaunch,
 			EvidenceSeen: seen,
 		}
 		d.decision = Classify(Ask{Purpose: req.Purpose, VolumeID: req.VolumeID, Generation: req.Generation, Expected: d.expected}, d.claims, known, d.policy)
@@ -527,7 +528,7 @@ func (s *Service) observation(req *wire.ReleaseRequest, d decided, kind, result 
 	return fleet.Observation{
 		At: d.now, VMID: req.VMID, VolumeID: req.VolumeID, ImageID: d.vol.imageID, Kind: kind, Result: result,
 		Class: string(d.decision.Class), RequestID: d.reqID, EvidenceHash: d.evHash,
-		Authentic: d.authentic, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID,
+		Authentic: d.authentic, Product: c.Product, Signer: c.Signer, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID,
 		TCB: c.TCB, Simulated: c.Simulated, Generation: d.gen, HeartbeatEvery: d.policy.Heartbeat(),
 		Create: d.authentic && d.vol.exists, Evidence: c.Evidence,
 	}
@@ -657,7 +658,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 	if _, err := fleet.Record(ctx, tx, fleet.Observation{
 		At: a.now, VMID: a.vmID, VolumeID: a.volumeID, ImageID: a.imageID, Kind: "release", Result: fleet.ResultReleased,
 		Status: fleet.Verified, Class: string(a.class), RequestID: a.reqID, EvidenceHash: a.evHash,
-		Authentic: true, Product: c.Product, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
+		Authentic: true, Product: c.Product, Signer: c.Signer, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
 		Simulated: c.Simulated, Released: true, Generation: a.gen, HeartbeatEvery: a.heartbeat, Create: true, Evidence: c.Evidence,
 	}); err != nil {
 		return nil, nil, err
@@ -683,18 +684,22 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 
 // Summary is what the officer sees about a pending request.
 type Summary struct {
-	VMID        string        `json:"vm_id"`
-	Signals     []Class       `json:"signals"`
-	Product     string        `json:"product"`
-	ChipID      string        `json:"chip_id"`
-	Measurement string        `json:"measurement"`
-	TCB         fleet.TCB     `json:"tcb"`
-	PreviousTCB *fleet.TCB    `json:"previous_tcb,omitempty"`
-	NewChip     bool          `json:"new_chip"`
-	Generation  int           `json:"generation"`
-	Current     int           `json:"current_generation"`
-	Simulated   bool          `json:"simulated"`
-	Reasons     []wire.Reason `json:"reasons,omitempty"`
+	VMID    string  `json:"vm_id"`
+	Signals []Class `json:"signals"`
+	Product string  `json:"product"`
+	ChipID  string  `json:"chip_id"`
+	// Signer (VCEK or VLEK) and ChipIdentity, the chip in words: its
+	// hardware ID, or "none (VLEK)" when the console cannot tell chips apart.
+	Signer       string        `json:"signer"`
+	ChipIdentity string        `json:"chip_identity"`
+	Measurement  string        `json:"measurement"`
+	TCB          fleet.TCB     `json:"tcb"`
+	PreviousTCB  *fleet.TCB    `json:"previous_tcb,omitempty"`
+	NewChip      bool          `json:"new_chip"`
+	Generation   int           `json:"generation"`
+	Current      int           `json:"current_generation"`
+	Simulated    bool          `json:"simulated"`
+	Reasons      []wire.Reason `json:"reasons,omitempty"`
 	// ProposedReference, for an image without reference values, is what
 	// approving this first boot records as the image's reference values.
 	ProposedReference json.RawMessage `json:"proposed_reference,omitempty"`
@@ -709,6 +714,7 @@ type Summary struct {
 
 func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest, d decided) error {
 	sum := Summary{VMID: req.VMID, Signals: d.decision.Signals, Product: d.claims.Product, ChipID: d.claims.ChipID,
+		Signer: d.claims.Signer, ChipIdentity: fleet.ChipIdentity(d.claims.Signer, d.claims.ChipID),
 		Measurement: d.claims.Measurement, TCB: d.claims.TCB, PreviousTCB: d.hist.ApprovedTCB,
 		NewChip: d.hist.EverReleased && !d.hist.ChipApproved, Generation: d.gen, Current: d.current, Simulated: d.claims.Simulated,
 		Reasons: d.claims.Reasons, ProposedReference: d.claims.ProposedReference, Evidence: d.claims.Evidence}

@@ -19,6 +19,11 @@ type Policy struct {
 	// AllowMigrationAgent lets guests whose policy permits a migration agent
 	// through (they are refused otherwise).
 	AllowMigrationAgent bool `json:"allow_migration_agent,omitempty"`
+	// VLEKRoutine lets a new launch of a VM whose reports a VLEK signs be
+	// a routine boot. A VLEK is the cloud provider's key, not the chip's:
+	// the console cannot tell one chip from another, so by default (false)
+	// every new launch with VLEK evidence is treated as a migration.
+	VLEKRoutine bool `json:"vlek_routine,omitempty"`
 	// ApprovalTTL is how long a pending request waits for its approvals, and
 	// how long an approved one waits for its guest; zero means 15 minutes.
 	ApprovalTTL Duration `json:"approval_ttl,omitempty"`
@@ -103,6 +108,9 @@ func (p Policy) Override(img *Policy) Policy {
 	}
 	if img.AllowMigrationAgent {
 		out.AllowMigrationAgent = true
+	}
+	if img.VLEKRoutine {
+		out.VLEKRoutine = true
 	}
 	if img.ApprovalTTL > 0 {
 		out.ApprovalTTL = img.ApprovalTTL

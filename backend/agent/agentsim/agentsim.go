@@ -25,8 +25,11 @@ type Guest struct {
 	Measurement []byte      // nil: sim.DemoMeasurement
 	TCB         *attest.TCB // nil: the chip's default
 	Debug       bool
-	VLEK        bool
-	launch      []byte
+	// VLEK signs with the simulated cloud provider's VLEK (no per-chip
+	// identity); MaskChipID has the host zero CHIP_ID (MASK_CHIP_ID).
+	VLEK       bool
+	MaskChipID bool
+	launch     []byte
 }
 
 // NewGuest returns a guest on the simulated chip named chipSeed of product p.
@@ -86,7 +89,7 @@ func (g *Guest) MoveTo(p attest.Product, chipSeed string) error {
 // Evidence implements agent.Evidencer.
 func (g *Guest) Evidence(ctx context.Context, reportData [64]byte) (wire.Evidence, error) {
 	g.mu.Lock()
-	o := sim.ReportOptions{ReportData: reportData, Measurement: g.Measurement, ReportID: g.launch, TCB: g.TCB, VLEK: g.VLEK,
+	o := sim.ReportOptions{ReportData: reportData, Measurement: g.Measurement, ReportID: g.launch, TCB: g.TCB, VLEK: g.VLEK, MaskChipID: g.MaskChipID,
 		Policy: attest.PolicyBits(g.Debug, false, false, false), Certs: sim.CertTable}
 	c := g.Chip
 	g.mu.Unlock()

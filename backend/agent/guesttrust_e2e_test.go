@@ -1,0 +1,227 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"keyholder/backend/agent"
+	"keyholder/backend/agent/agentsim"
+	"keyholder/backend/attest"
+	"keyholder/backend/fleet"
+	"keyholder/backend/release"
+	"keyholder/backend/release/wire"
+	"keyholder/backend/sim"
+	"keyholder/backend/store"
+)
+
+// referencedVolume makes an image whose reference values admit the demo
+// measurement at any TCB, and a volume of it.
+func referencedVolume(t *testing.T, con *console, image string) string {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := con.db.Exec(`INSERT INTO images(id, name, created_at) VALUES (?, ?, ?)`, image, image, store.Time(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attest.NewReferences(con.db).Put(ctx, image, &attest.ReferenceValues{Measurements: []attest.Hex{sim.DemoMeasurement}}, "officer:alice", "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	vol, _, secret, err := con.cust.CreateVolume(ctx, "officer:alice", image, image+"-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(secret)
+	return vol
+}
+
+// obtainClass boots g once as vmID and returns the class the console
+// decided, approving when asked (approve) or failing the test when an
+// approval is asked for and approve is false.
+func obtainClass(t *testing.T, con *console, g *agentsim.Guest, vmID, vol string, approve bool) string {
+	t.Helper()
+	req := agent.Request{VMID: vmID, VolumeID: vol, PollEvery: 10 * time.Millisecond, MaxWait: time.Minute}
+	var asked string
+	approveFn := con.approveAll(t)
+	req.Waiting = func(rel *wire.Release) {
+		asked = rel.Class
+		if approve {
+			approveFn(rel)
+			return
+		}
+		t.Errorf("%s waited for an approval (%s)", vmID, rel.Class)
+	}
+	if !approve {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := con.client.Obtain(ctx, g, req)
+		if err != nil {
+			if asked != "" {
+				return asked
+			}
+			t.Fatalf("%s: %v", vmID, err)
+		}
+		res.Wipe()
+		return res.Class
+	}
+	res, err := con.client.Obtain(context.Background(), g, req)
+	if err != nil {
+		t.Fatalf("%s: %v", vmID, err)
+	}
+	res.Wipe()
+	return res.Class
+}
+
+// TestMaskedChipMigration: a VM approved on one chip whose host masks
+// CHIP_ID, then booted on another such chip, is a migration: chip identity
+// comes from the VCEK's hardware ID, not the maskable report field.
+func TestMaskedChipMigration(t *testing.T) {
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_masked")
+
+	g, err := agentsim.NewGuest(attest.Genoa, "masked-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.MaskChipID = true
+	if c := obtainClass(t, con, g, "vm-masked", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot on a masked chip: class %s", c)
+	}
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-masked", vol, false); c != string(release.ClassRoutine) {
+		t.Fatalf("reboot on the same masked chip: class %s, want routine_boot", c)
+	}
+	if err := g.MoveTo(attest.Genoa, "masked-b"); err != nil {
+		t.Fatal(err)
+	}
+	g.NewLaunch()
+	var asked []string
+	req := agent.Request{VMID: "vm-masked", VolumeID: vol, PollEvery: 10 * time.Millisecond, Waiting: func(rel *wire.Release) {
+		asked = append(asked, rel.Class)
+		con.approveAll(t)(rel)
+	}}
+	res, err := con.client.Obtain(context.Background(), g, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Wipe()
+	if res.Class != string(release.ClassMigration) || len(asked) == 0 {
+		t.Fatalf("boot on another masked chip: class %s (approval asked: %v), want migration", res.Class, asked)
+	}
+
+	// The fleet keys and shows the chip by its hardware ID, never zeros.
+	gd, err := fleet.New(con.db).Get(context.Background(), "vm-masked", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chipB, _ := sim.NewChip(attest.Genoa, "masked-b")
+	if want := attest.Hex(chipB.ID()).String(); gd.ChipID != want {
+		t.Fatalf("fleet chip = %q, want the VCEK hardware ID %q", gd.ChipID, want)
+	}
+	for _, h := range gd.History {
+		if h.ChipID != "" && h.ChipID == attest.Hex(make([]byte, 64)).String() {
+			t.Fatalf("history row %d shows the masked CHIP_ID as the chip", h.ID)
+		}
+	}
+}
+
+// TestVLEKHasNoChipIdentity: with a VLEK there is no per-chip identity; the
+// console says so (fleet, approval) and, unless the image's policy allows
+// it, every new launch needs an officer. The same launch's heartbeats stay
+// verified.
+func TestVLEKHasNoChipIdentity(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_vlek")
+
+	g, err := agentsim.NewGuest(attest.Genoa, "vlek-host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.VLEK = true
+	if c := obtainClass(t, con, g, "vm-vlek", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot with a VLEK: class %s", c)
+	}
+	if hb, err := con.client.Heartbeat(ctx, g, agent.Request{VMID: "vm-vlek", VolumeID: vol}); err != nil || hb.Status != "verified" {
+		t.Fatalf("heartbeat of the same launch: %+v %v", hb, err)
+	}
+	gd, err := fleet.New(con.db).Get(ctx, "vm-vlek", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gd.Signer != "VLEK" || gd.ChipIdentity != "none (VLEK)" || gd.ChipID != "" {
+		t.Fatalf("fleet: signer %q chip identity %q chip %q", gd.Signer, gd.ChipIdentity, gd.ChipID)
+	}
+
+	// A new launch: the console cannot tell the chip, so an officer decides.
+	g.NewLaunch()
+	var reqID string
+	res, err := con.client.Obtain(ctx, g, agent.Request{VMID: "vm-vlek", VolumeID: vol, PollEvery: 10 * time.Millisecond, Waiting: func(rel *wire.Release) {
+		if reqID == "" {
+			reqID = rel.RequestID
+			r, err := release.GetRequest(ctx, con.db, rel.RequestID)
+			if err != nil {
+				t.Error(err)
+			}
+			var sum struct {
+				Signer       string `json:"signer"`
+				ChipIdentity string `json:"chip_identity"`
+			}
+			json.Unmarshal(r.Summary, &sum)
+			if sum.Signer != "VLEK" || sum.ChipIdentity != "none (VLEK)" {
+				t.Errorf("approval summary: signer %q chip identity %q", sum.Signer, sum.ChipIdentity)
+			}
+		}
+		con.approveAll(t)(rel)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Wipe()
+	if reqID == "" || res.Class != string(release.ClassMigration) {
+		t.Fatalf("new VLEK launch: class %s, approval asked %v; want an approved migration", res.Class, reqID != "")
+	}
+
+	// The image's policy may make VLEK launches routine.
+	if err := release.SetPolicy(ctx, con.db, "officer:alice", "img_vlek", &release.Policy{VLEKRoutine: true}); err != nil {
+		t.Fatal(err)
+	}
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-vlek", vol, false); c != string(release.ClassRoutine) {
+		t.Fatalf("new VLEK launch under vlek_routine: class %s", c)
+	}
+}
+
+// TestTurinFMCChange: on Turin an FMC update is a platform change.
+func TestTurinFMCChange(t *testing.T) {
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_turin")
+	g, err := agentsim.NewGuest(attest.Turin, "turin-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := obtainClass(t, con, g, "vm-turin", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot: %s", c)
+	}
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-turin", vol, false); c != string(release.ClassRoutine) {
+		t.Fatalf("reboot: %s", c)
+	}
+	tcb := sim.DefaultTCB(attest.Turin)
+	tcb.FMC++
+	g.SetTCB(&tcb)
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-turin", vol, true); c != string(release.ClassPlatformChange) {
+		t.Fatalf("boot after an FMC update: class %s, want platform_change", c)
+	}
+	gd, err := fleet.New(con.db).Get(context.Background(), "vm-turin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gd.TCB.FMC != tcb.FMC {
+		t.Fatalf("fleet TCB %+v lacks the FMC %d", gd.TCB, tcb.FMC)
+	}
+}
