@@ -289,15 +289,17 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 					return
 				}
 				k, pub, _ := wire.NewKeyPair()
-				rd, _ := wire.Transcript(ch.Nonce, pub, vols[i])
+				req := &wire.ReleaseRequest{Version: wire.Version, VMID: fmt.Sprintf("bench-%05d", i), VolumeID: vols[i], Purpose: wire.PurposeBoot, Generation: 1,
+					Nonce: ch.Nonce, HPKEPublicKey: pub}
+				rd, _ := wire.Transcript(req.Binding(nil))
 				ev, err := g.Evidence(ctx, rd)
 				if err != nil {
 					prepErr.Store(err)
 					return
 				}
 				keys[i] = k
-				reqs[i] = &wire.ReleaseRequest{VMID: fmt.Sprintf("bench-%05d", i), VolumeID: vols[i], Purpose: wire.PurposeBoot, Generation: 1,
-					Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: ev}
+				req.Evidence = ev
+				reqs[i] = req
 			}
 		}()
 	}

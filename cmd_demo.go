@@ -356,12 +356,13 @@ func (fl *demoFleet) replay(g *demoGuest) {
 		return
 	}
 	_, pub, _ := wire.NewKeyPair()
-	rd, _ := wire.Transcript(ch.Nonce, pub, g.vol)
+	req := &wire.ReleaseRequest{Version: wire.Version, VMID: g.id, VolumeID: g.vol, Purpose: wire.PurposeBoot, Generation: int(g.gen.Load()), Nonce: ch.Nonce, HPKEPublicKey: pub}
+	rd, _ := wire.Transcript(req.Binding(nil))
 	ev, err := g.sim.Evidence(fl.ctx, rd)
 	if err != nil {
 		return
 	}
-	req := &wire.ReleaseRequest{VMID: g.id, VolumeID: g.vol, Purpose: wire.PurposeBoot, Generation: int(g.gen.Load()), Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: ev}
+	req.Evidence = ev
 	fl.eng.Release(fl.ctx, req)
 	_, err = fl.eng.Release(fl.ctx, req)
 	fl.log.Info("demo replay refused", "guest", g.id, "reason", fmt.Sprint(err))

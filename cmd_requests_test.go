@@ -56,12 +56,14 @@ func TestRequestsAndFleetCommands(t *testing.T) {
 	g, _ := agentsim.NewGuest(attest.Turin, "cli-chip")
 	ch, _ := eng.Challenge()
 	_, pub, _ := wire.NewKeyPair()
-	rd, _ := wire.Transcript(ch.Nonce, pub, vol)
+	req := &wire.ReleaseRequest{Version: wire.Version, VMID: "vm-cli", VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub}
+	rd, _ := wire.Transcript(req.Binding(nil))
 	ev, err := g.Evidence(ctx, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := eng.Release(ctx, &wire.ReleaseRequest{VMID: "vm-cli", VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: ev})
+	req.Evidence = ev
+	rel, err := eng.Release(ctx, req)
 	if err != nil || rel.Status != wire.StatusPending {
 		t.Fatalf("first boot: %+v %v", rel, err)
 	}

@@ -84,13 +84,14 @@ func (rc *releaseConsole) ask(t *testing.T, g *agentsim.Guest, vm string) *wire.
 		t.Fatal(err)
 	}
 	_, pub, _ := wire.NewKeyPair()
-	rd, _ := wire.Transcript(ch.Nonce, pub, rc.vol)
+	req := &wire.ReleaseRequest{Version: wire.Version, VMID: vm, VolumeID: rc.vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub}
+	rd, _ := wire.Transcript(req.Binding(nil))
 	ev, err := g.Evidence(context.Background(), rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := rc.eng.Release(context.Background(), &wire.ReleaseRequest{VMID: vm, VolumeID: rc.vol, Purpose: wire.PurposeBoot,
-		Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: ev})
+	req.Evidence = ev
+	rel, err := rc.eng.Release(context.Background(), req)
 	if err != nil {
 		t.Fatalf("release: %v", err)
 	}

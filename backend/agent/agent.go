@@ -35,7 +35,7 @@ type Evidencer interface {
 }
 
 // AKBinder is an Evidencer that also sends a vTPM attestation: the
-// transcript binds its attestation key (wire.TranscriptAK), and its quote is
+// transcript binds its attestation key (wire.Binding.AKDigest), and its quote is
 // made over REPORT_DATA.
 type AKBinder interface {
 	AKDigest(ctx context.Context) ([]byte, error)
@@ -201,7 +201,9 @@ func (c *Client) prepare(ctx context.Context, ev Evidencer, r Request) (*prepare
 			return nil, fmt.Errorf("vTPM attestation key: %w", err)
 		}
 	}
-	rd, err := wire.TranscriptAK(ch.Nonce, pub, r.VolumeID, ak)
+	req := wire.ReleaseRequest{Version: wire.Version, VMID: r.VMID, VolumeID: r.VolumeID, Purpose: r.Purpose, Generation: r.Generation,
+		Nonce: ch.Nonce, HPKEPublicKey: pub}
+	rd, err := wire.Transcript(req.Binding(ak))
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +211,8 @@ func (c *Client) prepare(ctx context.Context, ev Evidencer, r Request) (*prepare
 	if err != nil {
 		return nil, fmt.Errorf("attestation report: %w", err)
 	}
-	return &prepared{key: k, req: wire.ReleaseRequest{VMID: r.VMID, VolumeID: r.VolumeID, Purpose: r.Purpose, Generation: r.Generation,
-		Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: evidence}}, nil
+	req.Evidence = evidence
+	return &prepared{key: k, req: req}, nil
 }
 
 // Obtain runs the release protocol once: challenge, evidence, release, wait

@@ -216,19 +216,24 @@ func TestEndToEnd(t *testing.T) {
 		var rel wire.Release
 		return postJSON(con, "/v1/release", r, &rel)
 	}
-	fresh := func(g *agentsim.Guest, vm, vol string) *wire.ReleaseRequest {
+	fresh := func(g *agentsim.Guest, vm, vol string, gen ...int) *wire.ReleaseRequest {
 		t.Helper()
 		var ch wire.Challenge
 		if err := postJSON(con, "/v1/challenge", nil, &ch); err != nil {
 			t.Fatal(err)
 		}
 		_, pub, _ := wire.NewKeyPair()
-		rd, _ := wire.Transcript(ch.Nonce, pub, vol)
+		req := &wire.ReleaseRequest{Version: wire.Version, VMID: vm, VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub}
+		if len(gen) > 0 {
+			req.Generation = gen[0]
+		}
+		rd, _ := wire.Transcript(req.Binding(nil))
 		ev, err := g.Evidence(ctx, rd)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &wire.ReleaseRequest{VMID: vm, VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: ev}
+		req.Evidence = ev
+		return req
 	}
 	g.NewLaunch()
 	good := fresh(g, "vm-web-1", vol)
@@ -316,8 +321,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.NewLaunch()
-	pend := fresh(g, "vm-web-1", vol)
-	pend.Generation = 2
+	pend := fresh(g, "vm-web-1", vol, 2)
 	var rel wire.Release
 	if err := postJSON(con, "/v1/release", pend, &rel); err != nil || rel.Status != wire.StatusPending {
 		t.Fatalf("migration before restart: %+v %v", rel, err)

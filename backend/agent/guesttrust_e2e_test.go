@@ -1,8 +1,12 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,5 +227,92 @@ func TestTurinFMCChange(t *testing.T) {
 	}
 	if gd.TCB.FMC != tcb.FMC {
 		t.Fatalf("fleet TCB %+v lacks the FMC %d", gd.TCB, tcb.FMC)
+	}
+}
+
+// rewriter is a man in the middle between agent and console: it edits the
+// JSON body of every POST /v1/release.
+type rewriter struct {
+	next http.RoundTripper
+	edit func(map[string]any)
+}
+
+func (rw rewriter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/release" && rw.edit != nil {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		rw.edit(m)
+		b, _ = json.Marshal(m)
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.ContentLength = int64(len(b))
+	}
+	return rw.next.RoundTrip(r)
+}
+
+// TestTranscriptBindsWhatClassifies: the VM ID, purpose and generation a
+// request names are bound into REPORT_DATA; a request edited on the way is
+// refused, and an agent speaking an older wire version is told which.
+func TestTranscriptBindsWhatClassifies(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_bind")
+	g, err := agentsim.NewGuest(attest.Genoa, "bind-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := obtainClass(t, con, g, "vm-bind", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot: %s", c)
+	}
+	cases := []struct {
+		name string
+		edit func(map[string]any)
+		want wire.Code
+		msg  []string
+	}{
+		{"VM ID changed", func(m map[string]any) { m["vm_id"] = "vm-stranger" }, wire.CodeReportDataMismatch, nil},
+		{"purpose changed", func(m map[string]any) { m["purpose"] = "rotate" }, wire.CodeReportDataMismatch, nil},
+		{"generation changed", func(m map[string]any) { m["generation"] = 1 }, wire.CodeReportDataMismatch, nil},
+		{"old agent (no version)", func(m map[string]any) { delete(m, "version") }, wire.CodeUnsupportedVersion, []string{"version 1", "version 2"}},
+	}
+	pinned, _ := wire.PinnedTLSConfig(con.id.Pin)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hc := &http.Client{Transport: rewriter{next: &http.Transport{TLSClientConfig: pinned}, edit: c.edit}, Timeout: 30 * time.Second}
+			client := agent.NewClientWith(con.url, hc)
+			g.NewLaunch()
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var pending string
+			res, err := client.Obtain(cctx, g, agent.Request{VMID: "vm-bind", VolumeID: vol, PollEvery: 10 * time.Millisecond,
+				Waiting: func(rel *wire.Release) { pending = rel.Class; cancel() }})
+			if err == nil {
+				res.Wipe()
+				t.Fatalf("edited request released (class %s)", res.Class)
+			}
+			if pending != "" {
+				t.Fatalf("edited request accepted as pending %s", pending)
+			}
+			if agent.Code(err) != c.want {
+				t.Fatalf("err = %v, want %s", err, c.want)
+			}
+			for _, s := range c.msg {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+	// The unedited agent still boots routinely.
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-bind", vol, false); c != string(release.ClassRoutine) {
+		t.Fatalf("unedited reboot: %s", c)
 	}
 }

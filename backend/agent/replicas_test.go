@@ -133,12 +133,13 @@ func TestReplicasShareChallenges(t *testing.T) {
 	}
 	g.NewLaunch()
 	_, pub, _ := wire.NewKeyPair()
-	rd, _ := wire.Transcript(ch.Nonce, pub, vol)
+	r := &wire.ReleaseRequest{Version: wire.Version, VMID: "vm-web-1", VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub}
+	rd, _ := wire.Transcript(r.Binding(nil))
 	ev, err := g.Evidence(ctx, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &wire.ReleaseRequest{VMID: "vm-web-1", VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: ev}
+	r.Evidence = ev
 	var rel wire.Release
 	if err := postJSON(b, "/v1/release", r, &rel); err != nil || rel.Status != wire.StatusReleased {
 		t.Fatalf("release at B with A's challenge: %+v %v", rel, err)

@@ -90,7 +90,7 @@ func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, image Imag
 	}
 	aev := &attest.Evidence{Report: ev.Report, CertTable: ev.CertTable, VCEK: ev.VCEK, VLEK: ev.VLEK, ASK: ev.ASK, ASVK: ev.ASVK, ARK: ev.ARK, TPM: ev.TPM}
 	// The engine hashed the AK digest into the expected REPORT_DATA
-	// (wire.TranscriptAK); the vTPM quote is over REPORT_DATA.
+	// (wire.Binding.AKDigest); the vTPM quote is over REPORT_DATA.
 	vd, err := a.Verifier.Verify(ctx, aev, ref, attest.Expectation{ReportData: expected[:], AKDigest: aev.AKDigest()})
 	if err != nil {
 		return Claims{}, err

@@ -83,7 +83,7 @@ func TestChallengesAcrossConsoles(t *testing.T) {
 	g.launch = 5
 	forged := e.request(g, wire.PurposeBoot, 0)
 	forged.req.Nonce[len(forged.req.Nonce)-1] ^= 1
-	rd, _ := wire.Transcript(forged.req.Nonce, forged.req.HPKEPublicKey, g.vol)
+	rd, _ := wire.Transcript(forged.req.Binding(nil))
 	forged.req.Evidence.Report = g.report(rd) // genuine evidence over the forged nonce
 	g.launch = 6
 	late := e.request(g, wire.PurposeBoot, 0)

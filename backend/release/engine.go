@@ -308,7 +308,7 @@ type vmGate func(vmID string) *wire.Error
 
 func (s *Service) release(ctx context.Context, req *wire.ReleaseRequest, gate vmGate) (*wire.Release, error) {
 	if err := req.Check(); err != nil {
-		return nil, refusal(wire.CodeBadRequest, err.Error())
+		return nil, refusal(wire.RefusalCode(err), err.Error())
 	}
 	if req.Purpose == wire.PurposeHeartbeat {
 		return nil, refusal(wire.CodeBadRequest, "heartbeats go to /v1/heartbeat")
@@ -400,7 +400,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	if len(req.Evidence.TPM) > 0 {
 		ak = s.verifier.AKDigest(req.Evidence)
 	}
-	d.expected, err = wire.TranscriptAK(req.Nonce, req.HPKEPublicKey, req.VolumeID, ak)
+	d.expected, err = wire.Transcript(req.Binding(ak))
 	if err != nil {
 		return refusal(wire.CodeBadRequest, err.Error())
 	}
@@ -784,7 +784,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *wire.ReleaseRequest) (*wir
 
 func (s *Service) heartbeat(ctx context.Context, req *wire.ReleaseRequest, gate vmGate) (*wire.Heartbeat, error) {
 	if err := req.Check(); err != nil {
-		return nil, refusal(wire.CodeBadRequest, err.Error())
+		return nil, refusal(wire.RefusalCode(err), err.Error())
 	}
 	if req.Purpose != wire.PurposeHeartbeat {
 		return nil, refusal(wire.CodeBadRequest, "a heartbeat's purpose is heartbeat")

@@ -165,12 +165,13 @@ func (e *testEnv) request(g guest, purpose wire.Purpose, gen int) attempt {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	rd, err := wire.Transcript(ch.Nonce, pub, g.vol)
+	req := &wire.ReleaseRequest{Version: wire.Version, VMID: g.vm, VolumeID: g.vol, Purpose: purpose, Generation: gen, Nonce: ch.Nonce, HPKEPublicKey: pub}
+	rd, err := wire.Transcript(req.Binding(nil))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return attempt{key: k, req: &wire.ReleaseRequest{VMID: g.vm, VolumeID: g.vol, Purpose: purpose, Generation: gen,
-		Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: wire.Evidence{Report: g.report(rd)}}}
+	req.Evidence = wire.Evidence{Report: g.report(rd)}
+	return attempt{key: k, req: req}
 }
 
 func code(err error) wire.Code {
@@ -431,8 +432,10 @@ func TestReleaseLifecycle(t *testing.T) {
 func (e *testEnv) requestNoChallenge(g guest) *wire.ReleaseRequest {
 	nonce := bytes.Repeat([]byte{7}, wire.NonceSize)
 	_, pub, _ := wire.NewKeyPair()
-	rd, _ := wire.Transcript(nonce, pub, g.vol)
-	return &wire.ReleaseRequest{VMID: g.vm, VolumeID: g.vol, Purpose: wire.PurposeBoot, Nonce: nonce, HPKEPublicKey: pub, Evidence: wire.Evidence{Report: g.report(rd)}}
+	req := &wire.ReleaseRequest{Version: wire.Version, VMID: g.vm, VolumeID: g.vol, Purpose: wire.PurposeBoot, Nonce: nonce, HPKEPublicKey: pub}
+	rd, _ := wire.Transcript(req.Binding(nil))
+	req.Evidence = wire.Evidence{Report: g.report(rd)}
+	return req
 }
 
 func (e *testEnv) released(g guest) {

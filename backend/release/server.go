@@ -189,7 +189,7 @@ func readBody[T any](h *Handler, w http.ResponseWriter, r *http.Request, decode 
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(5 * time.Second))
 	v, err := decode(http.MaxBytesReader(w, r.Body, wire.MaxBody))
 	if err != nil {
-		return zero, refusal(wire.CodeBadRequest, err.Error())
+		return zero, refusal(wire.RefusalCode(err), err.Error())
 	}
 	return v, nil
 }
@@ -341,7 +341,7 @@ func method(w http.ResponseWriter, r *http.Request, m string) bool {
 // StatusFor maps a reason code to its HTTP status.
 func StatusFor(c wire.Code) int {
 	switch c {
-	case wire.CodeBadRequest:
+	case wire.CodeBadRequest, wire.CodeUnsupportedVersion:
 		return http.StatusBadRequest
 	case wire.CodeRateLimited:
 		return http.StatusTooManyRequests

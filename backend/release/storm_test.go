@@ -267,9 +267,10 @@ func TestJunkStorm(t *testing.T) {
 		}
 		g.launch = byte(10 + try%200)
 		k, pub, _ := wire.NewKeyPair()
-		rd, _ := wire.Transcript(ch.Nonce, pub, g.vol)
-		a = attempt{key: k, req: &wire.ReleaseRequest{VMID: g.vm, VolumeID: g.vol, Purpose: wire.PurposeBoot,
-			Nonce: ch.Nonce, HPKEPublicKey: pub, Evidence: wire.Evidence{Report: g.report(rd)}}}
+		a = attempt{key: k, req: &wire.ReleaseRequest{Version: wire.Version, VMID: g.vm, VolumeID: g.vol, Purpose: wire.PurposeBoot,
+			Nonce: ch.Nonce, HPKEPublicKey: pub}}
+		rd, _ := wire.Transcript(a.req.Binding(nil))
+		a.req.Evidence = wire.Evidence{Report: g.report(rd)}
 		b, _ := json.Marshal(a.req)
 		resp, err = gc.Post(base+"/v1/release", "application/json", bytes.NewReader(b))
 		if err != nil {

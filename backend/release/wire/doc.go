@@ -7,21 +7,28 @@
 // # Transcript
 //
 // The guest asks the SEV-SNP firmware for a report whose 64-byte REPORT_DATA
-// field is
+// field is (wire version 2)
 //
-//	REPORT_DATA = SHA-512( lp("keyholder-release-v1") ‖ lp(nonce) ‖ lp(hpke_public_key) ‖ lp(volume_id) )
+//	REPORT_DATA = SHA-512( lp("keyholder-release-v2") ‖ lp(nonce) ‖ lp(hpke_public_key) ‖ lp(volume_id) ‖
+//	                       lp(vm_id) ‖ lp(purpose) ‖ uint32_be(generation) ‖ lp(ak_digest) )
 //	lp(x)       = uint32_be(len(x)) ‖ x
 //
 // where nonce is the 32 random bytes from POST /v1/challenge, hpke_public_key
 // is the guest's ephemeral public key in its RFC 9180 serialisation
-// (ML-KEM-768+X25519: 1216 bytes), and volume_id is the volume's ID as UTF-8
-// bytes (1 to 128 bytes of [A-Za-z0-9._:-]). Every field is length-prefixed,
-// so no two different inputs share an encoding. testdata/transcript.json is
-// a vector.
+// (ML-KEM-768+X25519: 1216 bytes), volume_id and vm_id are the request's IDs
+// as UTF-8 bytes (1 to 128 bytes of [A-Za-z0-9._:-]), purpose is "boot",
+// "rotate" or "heartbeat", generation is the request's generation (0: the
+// current one), and ak_digest is empty, or for a guest with a vTPM the
+// SHA-256 of its attestation key's TPMT_PUBLIC, so that the key that signs
+// the vTPM quote is bound to the SNP report (the quote's nonce is
+// REPORT_DATA). Every field the console's decision depends on is bound: a
+// request edited on the way no longer matches its report. Every field is
+// length-prefixed (the generation has a fixed size), so no two different
+// inputs share an encoding. testdata/transcript.json is a vector.
 //
-// A guest with a vTPM adds a fifth field, lp(ak_digest): the SHA-256 of its
-// attestation key's TPMT_PUBLIC, so that the key that signs the vTPM quote is
-// bound to the SNP report; the quote's nonce is REPORT_DATA (TranscriptAK).
+// Requests carry "version": 2. Version 1 (no version field) bound only
+// nonce, key and volume; it is refused with CodeUnsupportedVersion and a
+// message naming both versions.
 //
 // # Sealing
 //

@@ -29,6 +29,7 @@ type Code string
 // Reason codes the release API answers with.
 const (
 	CodeBadRequest         Code = "bad_request"            // malformed, oversized or out-of-range request
+	CodeUnsupportedVersion Code = "unsupported_version"    // the request speaks another wire version (an old agent)
 	CodeRateLimited        Code = "rate_limited"           // too many requests from this source or for this VM
 	CodeNonceUnknown       Code = "nonce_unknown"          // nonce never issued, already used, or expired
 	CodeReportDataMismatch Code = "report_data_mismatch"   // REPORT_DATA does not bind this nonce, key and volume
@@ -78,6 +79,9 @@ type Evidence struct {
 
 // ReleaseRequest is the body of POST /v1/release and POST /v1/heartbeat.
 type ReleaseRequest struct {
+	// Version is the wire version the agent speaks (Version); a request
+	// without one is version 1, which is refused.
+	Version       int      `json:"version"`
 	VMID          string   `json:"vm_id"`
 	VolumeID      string   `json:"volume_id"`
 	Purpose       Purpose  `json:"purpose"`
@@ -161,6 +165,19 @@ type ErrorBody struct {
 // ErrDecode wraps every decoding failure.
 var ErrDecode = errors.New("bad request")
 
+// ErrVersion wraps the refusal of a request in another wire version
+// (answered with CodeUnsupportedVersion).
+var ErrVersion = errors.New("unsupported wire version")
+
+// RefusalCode is the reason code for an error from DecodeReleaseRequest or
+// Check: CodeUnsupportedVersion for another wire version, else CodeBadRequest.
+func RefusalCode(err error) Code {
+	if errors.Is(err, ErrVersion) {
+		return CodeUnsupportedVersion
+	}
+	return CodeBadRequest
+}
+
 // DecodeReleaseRequest reads one ReleaseRequest from r (at most MaxBody
 // bytes) and checks every field's shape. It refuses unknown and duplicate
 // fields and anything after the object.
@@ -187,6 +204,14 @@ func (req *ReleaseRequest) Check() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrDecode}, a...)...)
 	}
+	if req.Version != Version {
+		v := req.Version
+		if v == 0 {
+			v = 1 // version 1 had no version field
+		}
+		return fmt.Errorf("%w: %w: the request speaks wire version %d; this console speaks version %d (%s) only: update the guest agent",
+			ErrDecode, ErrVersion, v, Version, Domain)
+	}
 	if err := CheckID(req.VMID); err != nil {
 		return bad("vm_id: %v", err)
 	}
@@ -198,7 +223,7 @@ func (req *ReleaseRequest) Check() error {
 	default:
 		return bad("purpose %q is not boot, rotate or heartbeat", req.Purpose)
 	}
-	if req.Generation < 0 || req.Generation > 1<<20 {
+	if req.Generation < 0 || req.Generation > MaxGeneration {
 		return bad("generation %d out of range", req.Generation)
 	}
 	if len(req.Nonce) != NonceSize {

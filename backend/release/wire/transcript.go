@@ -9,9 +9,14 @@ import (
 	"fmt"
 )
 
+// Version is the wire version this package speaks. Version 2 binds the VM
+// ID, purpose and generation into REPORT_DATA; version 1 (requests without
+// a version field) did not, and is refused with CodeUnsupportedVersion.
+const Version = 2
+
 // Domain separates Keyholder's release transcript from every other use of
-// REPORT_DATA.
-const Domain = "keyholder-release-v1"
+// REPORT_DATA; it names the wire version.
+const Domain = "keyholder-release-v2"
 
 // Lengths of the fixed-size protocol values.
 const (
@@ -23,6 +28,7 @@ const (
 	MaxCertTableSize = 16 << 10
 	MaxCertSize      = 8 << 10
 	MaxTPMSize       = 32 << 10
+	MaxGeneration    = 1 << 20
 )
 
 // ErrInvalidID means an identifier is empty, too long or has a character
@@ -51,54 +57,69 @@ func appendLP(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// Transcript returns the REPORT_DATA a guest must put into its SNP report to
-// ask for volumeID's secret sealed to hpkePublicKey under nonce (see the
-// package documentation for the encoding). It refuses inputs of the wrong
-// length, so a caller cannot bind a truncated key by mistake.
-func Transcript(nonce, hpkePublicKey []byte, volumeID string) ([ReportDataSize]byte, error) {
-	var out [ReportDataSize]byte
-	if len(nonce) != NonceSize {
-		return out, fmt.Errorf("transcript: nonce is %d bytes, want %d", len(nonce), NonceSize)
-	}
-	if len(hpkePublicKey) != PublicKeySize {
-		return out, fmt.Errorf("transcript: HPKE public key is %d bytes, want %d", len(hpkePublicKey), PublicKeySize)
-	}
-	if err := CheckID(volumeID); err != nil {
-		return out, fmt.Errorf("transcript: volume ID: %w", err)
-	}
-	buf := make([]byte, 0, 4*4+len(Domain)+NonceSize+PublicKeySize+len(volumeID))
-	buf = appendLP(buf, []byte(Domain))
-	buf = appendLP(buf, nonce)
-	buf = appendLP(buf, hpkePublicKey)
-	buf = appendLP(buf, []byte(volumeID))
-	return sha512.Sum512(buf), nil
+// Binding is what a release transcript binds into REPORT_DATA: everything
+// in a request that the console's decision depends on.
+type Binding struct {
+	Nonce         []byte
+	HPKEPublicKey []byte
+	VolumeID      string
+	VMID          string
+	Purpose       Purpose
+	Generation    int // as the request names it; 0: the current one
+	// AKDigest is the SHA-256 of the vTPM attestation key's TPMT_PUBLIC,
+	// nil without a vTPM attestation.
+	AKDigest []byte
 }
 
-// TranscriptAK is Transcript for a guest that also sends a vTPM
-// attestation: a fifth field binds the vTPM attestation key,
+// Binding returns what req binds, with the vTPM attestation key digest
+// akDigest (nil without a vTPM attestation).
+func (req *ReleaseRequest) Binding(akDigest []byte) Binding {
+	return Binding{Nonce: req.Nonce, HPKEPublicKey: req.HPKEPublicKey, VolumeID: req.VolumeID, VMID: req.VMID,
+		Purpose: req.Purpose, Generation: req.Generation, AKDigest: akDigest}
+}
+
+// Transcript returns the REPORT_DATA a guest must put into its SNP report
+// (wire version 2, see the package documentation for the encoding):
 //
-//	REPORT_DATA = SHA-512( lp("keyholder-release-v1") ‖ lp(nonce) ‖ lp(hpke_public_key) ‖ lp(volume_id) ‖ lp(ak_digest) )
+//	SHA-512( lp("keyholder-release-v2") ‖ lp(nonce) ‖ lp(hpke_public_key) ‖ lp(volume_id) ‖
+//	         lp(vm_id) ‖ lp(purpose) ‖ uint32_be(generation) ‖ lp(ak_digest) )
 //
-// where ak_digest is the SHA-256 of the key's TPMT_PUBLIC (32 bytes), and the
-// vTPM quote is made over REPORT_DATA as its nonce. With no AK digest it is
-// exactly Transcript.
-func TranscriptAK(nonce, hpkePublicKey []byte, volumeID string, akDigest []byte) ([ReportDataSize]byte, error) {
-	if akDigest == nil {
-		return Transcript(nonce, hpkePublicKey, volumeID)
-	}
+// with ak_digest empty without a vTPM attestation. It refuses inputs of the
+// wrong length or shape, so a caller cannot bind a truncated key by mistake.
+func Transcript(b Binding) ([ReportDataSize]byte, error) {
 	var out [ReportDataSize]byte
-	if len(akDigest) != sha256.Size {
-		return out, fmt.Errorf("transcript: AK digest is %d bytes, want %d", len(akDigest), sha256.Size)
+	if len(b.Nonce) != NonceSize {
+		return out, fmt.Errorf("transcript: nonce is %d bytes, want %d", len(b.Nonce), NonceSize)
 	}
-	if _, err := Transcript(nonce, hpkePublicKey, volumeID); err != nil {
-		return out, err
+	if len(b.HPKEPublicKey) != PublicKeySize {
+		return out, fmt.Errorf("transcript: HPKE public key is %d bytes, want %d", len(b.HPKEPublicKey), PublicKeySize)
 	}
-	buf := make([]byte, 0, 5*4+len(Domain)+NonceSize+PublicKeySize+len(volumeID)+sha256.Size)
+	if err := CheckID(b.VolumeID); err != nil {
+		return out, fmt.Errorf("transcript: volume ID: %w", err)
+	}
+	if err := CheckID(b.VMID); err != nil {
+		return out, fmt.Errorf("transcript: VM ID: %w", err)
+	}
+	switch b.Purpose {
+	case PurposeBoot, PurposeRotate, PurposeHeartbeat:
+	default:
+		return out, fmt.Errorf("transcript: purpose %q is not boot, rotate or heartbeat", b.Purpose)
+	}
+	if b.Generation < 0 || b.Generation > MaxGeneration {
+		return out, fmt.Errorf("transcript: generation %d out of range", b.Generation)
+	}
+	if b.AKDigest != nil && len(b.AKDigest) != sha256.Size {
+		return out, fmt.Errorf("transcript: AK digest is %d bytes, want %d", len(b.AKDigest), sha256.Size)
+	}
+	buf := make([]byte, 0, 8*4+len(Domain)+NonceSize+PublicKeySize+len(b.VolumeID)+len(b.VMID)+len(b.Purpose)+len(b.AKDigest))
 	buf = appendLP(buf, []byte(Domain))
-	buf = appendLP(buf, nonce)
-	buf = appendLP(buf, hpkePublicKey)
-	buf = appendLP(buf, []byte(volumeID))
-	buf = appendLP(buf, akDigest)
+	buf = appendLP(buf, b.Nonce)
+	buf = appendLP(buf, b.HPKEPublicKey)
+	buf = appendLP(buf, []byte(b.VolumeID))
+	buf = appendLP(buf, []byte(b.VMID))
+	buf = appendLP(buf, []byte(b.Purpose))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(b.Generation))
+	buf = appendLP(buf, b.AKDigest)
 	return sha512.Sum512(buf), nil
 }
 

@@ -15,12 +15,17 @@ import (
 )
 
 type transcriptVector struct {
-	Comment       string `json:"comment"`
-	NonceHex      string `json:"nonce"`
-	PublicKeyIKM  string `json:"hpke_derive_ikm"`
-	PublicKeyHex  string `json:"hpke_public_key"`
-	VolumeID      string `json:"volume_id"`
-	ReportDataHex string `json:"report_data"`
+	Comment         string `json:"comment"`
+	NonceHex        string `json:"nonce"`
+	PublicKeyIKM    string `json:"hpke_derive_ikm"`
+	PublicKeyHex    string `json:"hpke_public_key"`
+	VolumeID        string `json:"volume_id"`
+	VMID            string `json:"vm_id"`
+	Purpose         string `json:"purpose"`
+	Generation      int    `json:"generation"`
+	ReportDataHex   string `json:"report_data"`
+	AKDigestHex     string `json:"ak_digest"`
+	ReportDataAKHex string `json:"report_data_ak"`
 }
 
 func loadVector(t *testing.T) transcriptVector {
@@ -45,99 +50,127 @@ func mustHex(t *testing.T, s string) []byte {
 	return b
 }
 
+func (v transcriptVector) binding(t *testing.T) Binding {
+	return Binding{Nonce: mustHex(t, v.NonceHex), HPKEPublicKey: mustHex(t, v.PublicKeyHex), VolumeID: v.VolumeID,
+		VMID: v.VMID, Purpose: Purpose(v.Purpose), Generation: v.Generation}
+}
+
+// handBuilt is the version 2 encoding spelled out field by field.
+func handBuilt(b Binding) [64]byte {
+	var m []byte
+	lp := func(f []byte) {
+		m = append(m, byte(len(f)>>24), byte(len(f)>>16), byte(len(f)>>8), byte(len(f)))
+		m = append(m, f...)
+	}
+	lp([]byte("keyholder-release-v2"))
+	lp(b.Nonce)
+	lp(b.HPKEPublicKey)
+	lp([]byte(b.VolumeID))
+	lp([]byte(b.VMID))
+	lp([]byte(b.Purpose))
+	m = append(m, byte(b.Generation>>24), byte(b.Generation>>16), byte(b.Generation>>8), byte(b.Generation))
+	lp(b.AKDigest)
+	return sha512.Sum512(m)
+}
+
 // TestTranscriptVector checks the implementation against the stored vector
-// and against the encoding spelled out by hand, byte by byte.
+// (computed outside Go) and against the encoding spelled out by hand.
 func TestTranscriptVector(t *testing.T) {
 	v := loadVector(t)
-	nonce := mustHex(t, v.NonceHex)
-	pub := mustHex(t, v.PublicKeyHex)
+	b := v.binding(t)
 	// The vector's key is reproducible: DeriveKeyPair(ikm).
 	k, err := kem.DeriveKeyPair(mustHex(t, v.PublicKeyIKM))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(k.PublicKey().Bytes(), pub) {
+	if !bytes.Equal(k.PublicKey().Bytes(), b.HPKEPublicKey) {
 		t.Fatal("vector public key does not match DeriveKeyPair(ikm)")
 	}
-	got, err := Transcript(nonce, pub, v.VolumeID)
+	got, err := Transcript(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if hex.EncodeToString(got[:]) != v.ReportDataHex {
 		t.Fatalf("transcript = %x, vector says %s", got, v.ReportDataHex)
 	}
-	// By hand: 00000014 "keyholder-release-v1" 00000020 nonce 000004c0 pub len(vol) vol.
-	var manual []byte
-	manual = append(manual, 0, 0, 0, 20)
-	manual = append(manual, "keyholder-release-v1"...)
-	manual = append(manual, 0, 0, 0, 32)
-	manual = append(manual, nonce...)
-	manual = append(manual, 0, 0, 0x04, 0xc0)
-	manual = append(manual, pub...)
-	manual = append(manual, 0, 0, 0, byte(len(v.VolumeID)))
-	manual = append(manual, v.VolumeID...)
-	if want := sha512.Sum512(manual); want != got {
-		t.Fatalf("transcript differs from the hand-built encoding")
+	if handBuilt(b) != got {
+		t.Fatal("transcript differs from the hand-built encoding")
 	}
-}
-
-func TestTranscriptAK(t *testing.T) {
-	v := loadVector(t)
-	nonce, pub := mustHex(t, v.NonceHex), mustHex(t, v.PublicKeyHex)
-	plain, _ := Transcript(nonce, pub, v.VolumeID)
-	if same, err := TranscriptAK(nonce, pub, v.VolumeID, nil); err != nil || same != plain {
-		t.Fatal("TranscriptAK without a digest differs from Transcript")
+	b.AKDigest = mustHex(t, v.AKDigestHex)
+	withAK, err := Transcript(b)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ak := bytes.Repeat([]byte{0xAC}, 32)
-	got, err := TranscriptAK(nonce, pub, v.VolumeID, ak)
-	if err != nil || got == plain {
-		t.Fatalf("AK not bound: %v", err)
+	if hex.EncodeToString(withAK[:]) != v.ReportDataAKHex || handBuilt(b) != withAK {
+		t.Fatalf("transcript with AK = %x, vector says %s", withAK, v.ReportDataAKHex)
 	}
-	var manual []byte
-	for _, f := range [][]byte{[]byte(Domain), nonce, pub, []byte(v.VolumeID), ak} {
-		manual = append(manual, byte(len(f)>>24), byte(len(f)>>16), byte(len(f)>>8), byte(len(f)))
-		manual = append(manual, f...)
-	}
-	if sha512.Sum512(manual) != got {
-		t.Fatal("TranscriptAK differs from the hand-built encoding")
-	}
-	if _, err := TranscriptAK(nonce, pub, v.VolumeID, ak[:31]); err == nil {
+	if _, err := Transcript(Binding{Nonce: b.Nonce, HPKEPublicKey: b.HPKEPublicKey, VolumeID: b.VolumeID, VMID: b.VMID,
+		Purpose: b.Purpose, AKDigest: b.AKDigest[:31]}); err == nil {
 		t.Fatal("short AK digest accepted")
 	}
 }
 
 func TestTranscriptRefusesBadInputs(t *testing.T) {
-	nonce := make([]byte, NonceSize)
-	pub := make([]byte, PublicKeySize)
+	good := Binding{Nonce: make([]byte, NonceSize), HPKEPublicKey: make([]byte, PublicKeySize), VolumeID: "vol_1", VMID: "vm-1", Purpose: PurposeBoot}
 	cases := []struct {
 		name    string
-		nonce   []byte
-		pub     []byte
-		vol     string
+		edit    func(*Binding)
 		wantErr string
 	}{
-		{"short nonce", nonce[:31], pub, "vol_1", "nonce is 31 bytes"},
-		{"long nonce", append(nonce, 0), pub, "vol_1", "nonce is 33 bytes"},
-		{"short key", nonce, pub[:1215], "vol_1", "public key is 1215 bytes"},
-		{"empty volume", nonce, pub, "", "volume ID"},
-		{"volume with slash", nonce, pub, "vol/1", "volume ID"},
-		{"volume too long", nonce, pub, strings.Repeat("a", 129), "volume ID"},
+		{"short nonce", func(b *Binding) { b.Nonce = b.Nonce[:31] }, "nonce is 31 bytes"},
+		{"long nonce", func(b *Binding) { b.Nonce = make([]byte, 33) }, "nonce is 33 bytes"},
+		{"short key", func(b *Binding) { b.HPKEPublicKey = b.HPKEPublicKey[:1215] }, "public key is 1215 bytes"},
+		{"empty volume", func(b *Binding) { b.VolumeID = "" }, "volume ID"},
+		{"volume with slash", func(b *Binding) { b.VolumeID = "vol/1" }, "volume ID"},
+		{"volume too long", func(b *Binding) { b.VolumeID = strings.Repeat("a", 129) }, "volume ID"},
+		{"empty VM ID", func(b *Binding) { b.VMID = "" }, "VM ID"},
+		{"unknown purpose", func(b *Binding) { b.Purpose = "steal" }, "purpose"},
+		{"negative generation", func(b *Binding) { b.Generation = -1 }, "generation"},
+		{"huge generation", func(b *Binding) { b.Generation = MaxGeneration + 1 }, "generation"},
 	}
 	for _, c := range cases {
-		_, err := Transcript(c.nonce, c.pub, c.vol)
+		b := good
+		c.edit(&b)
+		_, err := Transcript(b)
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.wantErr)
 		}
 	}
-	// Each field moves the hash: no two inputs that differ only in how
-	// bytes are split between fields collide.
-	a, _ := Transcript(nonce, pub, "vol_1")
-	b, _ := Transcript(nonce, pub, "vol_2")
-	n2 := bytes.Clone(nonce)
-	n2[31] = 1
-	c, _ := Transcript(n2, pub, "vol_1")
-	if a == b || a == c {
-		t.Fatal("transcript ignores a field")
+	// Each field moves the hash, including the ones that classify the
+	// request (VM ID, purpose, generation).
+	base, _ := Transcript(good)
+	for _, edit := range []func(*Binding){
+		func(b *Binding) { b.VolumeID = "vol_2" },
+		func(b *Binding) { b.Nonce = append(bytes.Clone(b.Nonce[:31]), 1) },
+		func(b *Binding) { b.VMID = "vm-2" },
+		func(b *Binding) { b.Purpose = PurposeRotate },
+		func(b *Binding) { b.Generation = 1 },
+		func(b *Binding) { b.AKDigest = make([]byte, 32) },
+		// Bytes moved between adjacent fields.
+		func(b *Binding) { b.VolumeID, b.VMID = "vol_1v", "m-1" },
+	} {
+		b := good
+		edit(&b)
+		if got, _ := Transcript(b); got == base {
+			t.Fatalf("transcript ignores an edit: %+v", b)
+		}
+	}
+}
+
+// TestRequestVersion: a request without a version (wire version 1) or with
+// another version is refused with an error naming both versions.
+func TestRequestVersion(t *testing.T) {
+	for _, c := range []struct {
+		version int
+		want    string
+	}{{0, "wire version 1"}, {1, "wire version 1"}, {3, "wire version 3"}} {
+		req := validRequest()
+		req.Version = c.version
+		err := req.Check()
+		if !errors.Is(err, ErrVersion) || RefusalCode(err) != CodeUnsupportedVersion || !strings.Contains(err.Error(), c.want) ||
+			!strings.Contains(err.Error(), "version 2") {
+			t.Errorf("version %d: err = %v", c.version, err)
+		}
 	}
 }
 
@@ -189,7 +222,7 @@ func TestSealOpenBinding(t *testing.T) {
 
 func validRequest() ReleaseRequest {
 	return ReleaseRequest{
-		VMID: "vm-web-01", VolumeID: "vol_1", Purpose: PurposeBoot, Generation: 1,
+		Version: Version, VMID: "vm-web-01", VolumeID: "vol_1", Purpose: PurposeBoot, Generation: 1,
 		Nonce: make([]byte, NonceSize), HPKEPublicKey: make([]byte, PublicKeySize),
 		Evidence: Evidence{Report: make([]byte, SnpReportSize)},
 	}
