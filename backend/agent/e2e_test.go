@@ -33,15 +33,17 @@ var testKDF = custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 // console is a release API on loopback over the real verifier (trusting the
 // simulated AMD root), the real key service and real SQLite.
 type console struct {
-	t      *testing.T
-	dir    string
-	db     *store.DB
-	cust   *custody.Service
-	svc    *release.Service
-	id     *release.TLSIdentity
-	srv    *http.Server
-	url    string
-	client *agent.Client
+	t    *testing.T
+	dir  string
+	db   *store.DB
+	cust *custody.Service
+	svc  *release.Service
+	// verifier is the engine's verifier (CRL imports reload it).
+	verifier *attest.Verifier
+	id       *release.TLSIdentity
+	srv      *http.Server
+	url      string
+	client   *agent.Client
 }
 
 func startConsole(t *testing.T, dir string, init bool) *console {
@@ -66,10 +68,11 @@ func startConsoleAt(t *testing.T, dir string, init bool, addr string) *console {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots()})
+	v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots(), Certs: attest.NewCertCache(c.db)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.verifier = v
 	c.svc, err = release.New(release.Config{DB: c.db, Verifier: release.AttestVerifier{Verifier: v, References: attest.NewReferences(c.db)}, Secrets: c.cust})
 	if err != nil {
 		t.Fatal(err)

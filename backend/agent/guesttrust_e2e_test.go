@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -314,5 +315,46 @@ func TestTranscriptBindsWhatClassifies(t *testing.T) {
 	g.NewLaunch()
 	if c := obtainClass(t, con, g, "vm-bind", vol, false); c != string(release.ClassRoutine) {
 		t.Fatalf("unedited reboot: %s", c)
+	}
+}
+
+// TestStaleCRLPolicy: without a fresh CRL a release only warns by default;
+// under the policy "refuse" the evidence is refused until a fresh CRL is
+// imported.
+func TestStaleCRLPolicy(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_crl")
+	g, err := agentsim.NewGuest(attest.Milan, "crl-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Default (warn): the first boot goes through with no CRL at all.
+	if c := obtainClass(t, con, g, "vm-crl", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot under warn: %s", c)
+	}
+	if err := release.SetPolicy(ctx, con.db, "officer:alice", "", &release.Policy{StaleCRL: "refuse"}); err != nil {
+		t.Fatal(err)
+	}
+	g.NewLaunch()
+	_, err = con.client.Obtain(ctx, g, agent.Request{VMID: "vm-crl", VolumeID: vol, PollEvery: 10 * time.Millisecond,
+		Waiting: func(rel *wire.Release) { t.Errorf("waited (%s) under refuse without a CRL", rel.Class) }})
+	var refused *agent.RefusedError
+	if agent.Code(err) != wire.CodeEvidenceInvalid || !errors.As(err, &refused) || len(refused.Reason.Reasons) == 0 ||
+		refused.Reason.Reasons[0].Code != string(attest.CodeRevocationNotChecked) {
+		t.Fatalf("no CRL under refuse: %v", err)
+	}
+	// A fresh CRL for the product: released again.
+	crl, err := sim.Root().CRL(attest.Milan, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := con.verifier.ImportCRL(ctx, attest.NewCertCache(con.db), crl, "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-crl", vol, false); c != string(release.ClassRoutine) {
+		t.Fatalf("fresh CRL under refuse: %s", c)
 	}
 }

@@ -207,6 +207,11 @@ func TestCertCacheVerify(t *testing.T) {
 	}
 	t.Fatalf("no CRL, yet no revocation warning: %v", vd.Warnings)
 crl:
+	// The stale-CRL policy "refuse" turns the warning into a refusal.
+	vd, _ = v.Verify(ctx, ev, nil, attest.Expectation{ReportData: rd[:], StaleCRL: attest.CRLRefuse})
+	if vd.Verified || !vd.Has(attest.CodeRevocationNotChecked) {
+		t.Fatalf("no CRL under the refuse policy: verified %v %v", vd.Verified, vd.Reasons)
+	}
 	// A fresh CRL: checked. An old one: the warning again.
 	fresh, _ := sim.Root().CRL(attest.Turin, testNow.Add(-time.Hour))
 	if _, err := v.ImportCRL(ctx, cache, fresh, "crl.der"); err != nil {
@@ -219,6 +224,17 @@ crl:
 	vd, _ = v.Verify(ctx, ev, nil, attest.Expectation{ReportData: rd[:], At: testNow.Add(40 * 24 * time.Hour)})
 	if vd.RevocationChecked {
 		t.Fatal("a 40-day-old CRL counted as checked")
+	}
+	if !vd.Verified {
+		t.Fatalf("a stale CRL refused under the warn policy: %v", vd.Reasons)
+	}
+	vd, _ = v.Verify(ctx, ev, nil, attest.Expectation{ReportData: rd[:], At: testNow.Add(40 * 24 * time.Hour), StaleCRL: attest.CRLRefuse})
+	if vd.Verified || !vd.Has(attest.CodeRevocationNotChecked) {
+		t.Fatalf("a stale CRL under the refuse policy: verified %v %v", vd.Verified, vd.Reasons)
+	}
+	vd, _ = v.Verify(ctx, ev, nil, attest.Expectation{ReportData: rd[:], StaleCRL: attest.CRLRefuse})
+	if !vd.Verified || !vd.RevocationChecked {
+		t.Fatalf("a fresh CRL under the refuse policy: %v", vd.Reasons)
 	}
 	// VLEK from the cache.
 	evl, _ := c.Evidence(sim.ReportOptions{ReportData: rd, VLEK: true, Certs: sim.NoCerts})

@@ -74,10 +74,36 @@ type Expectation struct {
 	Product Product
 	// At verifies as of this time (archived evidence); zero means Options.Now.
 	At time.Time
+	// StaleCRL says what a missing or stale CRL does: CRLWarn (the zero
+	// value) adds a warning, CRLRefuse refuses the evidence.
+	StaleCRL CRLPolicy
 	// Image and ReferenceVersion name the reference values for messages and
 	// the Verdict ("not in the approved set of image web-01 (version 4)").
 	Image            string
 	ReferenceVersion int
+}
+
+// CRLPolicy is what verification does when it cannot check revocation
+// because the certificate cache has no fresh CRL for the product.
+type CRLPolicy string
+
+// CRL policies.
+const (
+	// CRLWarn verifies the evidence with a revocation_not_checked warning.
+	CRLWarn CRLPolicy = "warn"
+	// CRLRefuse refuses the evidence with a revocation_not_checked reason.
+	CRLRefuse CRLPolicy = "refuse"
+)
+
+// ParseCRLPolicy reads "warn", "refuse" or "" (warn).
+func ParseCRLPolicy(s string) (CRLPolicy, error) {
+	switch CRLPolicy(s) {
+	case "", CRLWarn:
+		return CRLWarn, nil
+	case CRLRefuse:
+		return CRLRefuse, nil
+	}
+	return "", fmt.Errorf("stale CRL policy %q: want warn or refuse", s)
 }
 
 // Verifier checks evidence. It is safe for concurrent use.
@@ -261,7 +287,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, ref *ReferenceValue
 		}
 		v.checkValidity(vd, entry, now)
 		checkConsistency(vd, report, entry)
-		v.checkRevocation(vd, entry, now)
+		v.checkRevocation(vd, entry, now, exp.StaleCRL)
 		vd.Authentic = len(vd.Reasons) == 0
 	}
 
@@ -555,11 +581,15 @@ func checkConsistency(vd *Verdict, r *spb.Report, e *chainEntry) {
 	}
 }
 
-func (v *Verifier) checkRevocation(vd *Verdict, e *chainEntry, now time.Time) {
+func (v *Verifier) checkRevocation(vd *Verdict, e *chainEntry, now time.Time, stale CRLPolicy) {
 	v.crlMu.RLock()
 	info := v.crls[e.product]
 	v.crlMu.RUnlock()
 	if info == nil || now.Sub(info.thisUpdate) > v.crlMaxAge || now.Before(info.thisUpdate) {
+		if stale == CRLRefuse {
+			vd.refuse(CodeRevocationNotChecked, "revocation not checked: the certificate cache has no %s CRL newer than %s, and the policy refuses evidence without one; import AMD's current CRL", e.product, fmtAge(v.crlMaxAge))
+			return
+		}
 		vd.warn(CodeRevocationNotChecked, "revocation not checked: the certificate cache has no %s CRL newer than %s", e.product, fmtAge(v.crlMaxAge))
 		return
 	}

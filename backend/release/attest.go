@@ -91,7 +91,11 @@ func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, image Imag
 	aev := &attest.Evidence{Report: ev.Report, CertTable: ev.CertTable, VCEK: ev.VCEK, VLEK: ev.VLEK, ASK: ev.ASK, ASVK: ev.ASVK, ARK: ev.ARK, TPM: ev.TPM}
 	// The engine hashed the AK digest into the expected REPORT_DATA
 	// (wire.Binding.AKDigest); the vTPM quote is over REPORT_DATA.
-	vd, err := a.Verifier.Verify(ctx, aev, ref, attest.Expectation{ReportData: expected[:], AKDigest: aev.AKDigest()})
+	exp := attest.Expectation{ReportData: expected[:], AKDigest: aev.AKDigest(), StaleCRL: attest.CRLWarn}
+	if image.RefuseStaleCRL {
+		exp.StaleCRL = attest.CRLRefuse
+	}
+	vd, err := a.Verifier.Verify(ctx, aev, ref, exp)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -130,7 +134,10 @@ func claimsFromVerdict(vd *attest.Verdict, referenced bool) Claims {
 		c.Evidence, _ = json.Marshal(struct {
 			SNP *attest.Claims   `json:"snp"`
 			TPM *attest.TPMState `json:"tpm"`
-		}{cl, vd.TPM})
+			// ChipIdentity is the chip as the console keys it (the VCEK's
+			// hardware ID, or "none (VLEK)"), beside the report's CHIP_ID.
+			ChipIdentity string `json:"chip_identity"`
+		}{cl, vd.TPM, fleet.ChipIdentity(c.Signer, c.ChipID)})
 	}
 	return c
 }

@@ -149,6 +149,17 @@ func TestPolicyValidateAndOverride(t *testing.T) {
 		{"unknown action", Policy{Actions: map[Class]Action{ClassRoutine: "perhaps"}}, true},
 		{"too many approvers", Policy{Approvers: map[Class]int{ClassRestore: 99}}, true},
 		{"heartbeat too short", Policy{HeartbeatInterval: Duration(1)}, true},
+		{"stale CRL refuse", Policy{StaleCRL: StaleCRLRefuse}, false},
+		{"stale CRL unknown", Policy{StaleCRL: "ignore"}, true},
+	}
+	if DefaultPolicy().StaleCRL != StaleCRLWarn {
+		t.Fatalf("default stale CRL policy %q, want warn", DefaultPolicy().StaleCRL)
+	}
+	if got := DefaultPolicy().Override(&Policy{StaleCRL: StaleCRLRefuse}).StaleCRL; got != StaleCRLRefuse {
+		t.Fatalf("override stale CRL: %q", got)
+	}
+	if got := DefaultPolicy().Override(&Policy{VLEKRoutine: true}); !got.VLEKRoutine || DefaultPolicy().VLEKRoutine {
+		t.Fatal("vlek_routine: default must be false, an override must set it")
 	}
 	for _, c := range cases {
 		if err := c.p.Validate(); (err != nil) != c.wantErr {

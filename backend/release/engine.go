@@ -39,6 +39,9 @@ type Verifier interface {
 type Image struct {
 	ID            string
 	ConfigVersion int64
+	// RefuseStaleCRL refuses evidence whose revocation cannot be checked
+	// (Policy.StaleCRL "refuse"); otherwise that is a warning.
+	RefuseStaleCRL bool
 }
 
 // Secrets is the part of the key service the engine uses
@@ -411,6 +414,11 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	if err != nil {
 		return s.internal("read volume", err)
 	}
+	// The policy before the evidence: it says what a stale CRL does.
+	d.policy, err = s.policyAt(sctx, d.vol.imageID, d.vol.config)
+	if err != nil {
+		return s.internal("read policy", err)
+	}
 	if err := s.acquireCPU(ctx, prioStart); err != nil {
 		if errors.Is(err, errQueueFull) {
 			return refusal(wire.CodeUnavailable, "the console is busy; retry shortly")
@@ -418,16 +426,13 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
 	adm.started = time.Now() // service time runs from here
-	d.claims, err = s.verifier.Verify(ctx, req.Evidence, Image{ID: d.vol.imageID, ConfigVersion: d.vol.config}, d.expected)
+	d.claims, err = s.verifier.Verify(ctx, req.Evidence, Image{ID: d.vol.imageID, ConfigVersion: d.vol.config,
+		RefuseStaleCRL: d.policy.StaleCRL == StaleCRLRefuse}, d.expected)
 	s.releaseCPU()
 	if err != nil {
 		return s.internal("verify evidence", err)
 	}
 	d.authentic = d.claims.Authentic && subtle.ConstantTimeCompare(d.claims.ReportData[:], d.expected[:]) == 1
-	d.policy, err = s.policyAt(sctx, d.vol.imageID, d.vol.config)
-	if err != nil {
-		return s.internal("read policy", err)
-	}
 	var werr *wire.Error
 	replayed := false
 	err = s.tx(ctx, func(tx *sql.Tx) error {

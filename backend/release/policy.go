@@ -27,10 +27,21 @@ type Policy struct {
 	// ApprovalTTL is how long a pending request waits for its approvals, and
 	// how long an approved one waits for its guest; zero means 15 minutes.
 	ApprovalTTL Duration `json:"approval_ttl,omitempty"`
+	// StaleCRL is what a release or heartbeat does when revocation cannot
+	// be checked (the certificate cache has no CRL younger than 30 days for
+	// the product): "warn" (the default, "" means warn) releases and the
+	// evidence carries a warning; "refuse" refuses the evidence.
+	StaleCRL string `json:"stale_crl,omitempty"`
 	// HeartbeatInterval is how often guests send fresh evidence; a guest is
 	// stale after three missed intervals. Zero means 60 s.
 	HeartbeatInterval Duration `json:"heartbeat_interval,omitempty"`
 }
+
+// Stale-CRL policies (Policy.StaleCRL).
+const (
+	StaleCRLWarn   = "warn"
+	StaleCRLRefuse = "refuse"
+)
 
 // DefaultPolicy is the console's policy until an officer changes it.
 func DefaultPolicy() Policy {
@@ -45,6 +56,7 @@ func DefaultPolicy() Policy {
 		},
 		ApprovalTTL:       Duration(15 * time.Minute),
 		HeartbeatInterval: Duration(60 * time.Second),
+		StaleCRL:          StaleCRLWarn,
 	}
 }
 
@@ -115,6 +127,9 @@ func (p Policy) Override(img *Policy) Policy {
 	if img.ApprovalTTL > 0 {
 		out.ApprovalTTL = img.ApprovalTTL
 	}
+	if img.StaleCRL != "" {
+		out.StaleCRL = img.StaleCRL
+	}
 	if img.HeartbeatInterval > 0 {
 		out.HeartbeatInterval = img.HeartbeatInterval
 	}
@@ -149,6 +164,11 @@ func (p Policy) validate() error {
 		if !known[c] || n < 0 || n > 16 {
 			return fmt.Errorf("approvers for %q: %d", c, n)
 		}
+	}
+	switch p.StaleCRL {
+	case "", StaleCRLWarn, StaleCRLRefuse:
+	default:
+		return fmt.Errorf("stale_crl %q: want warn or refuse", p.StaleCRL)
 	}
 	if p.ApprovalTTL < 0 || time.Duration(p.ApprovalTTL) > 7*24*time.Hour {
 		return fmt.Errorf("approval_ttl %s out of range", time.Duration(p.ApprovalTTL))

@@ -7,6 +7,8 @@ export interface TCB {
   tee: number;
   snp: number;
   microcode: number;
+  /** Turin only; absent (0) on Milan and Genoa. */
+  fmc?: number;
 }
 
 export interface Guest {
@@ -17,7 +19,12 @@ export interface Guest {
   volume_id: string;
   status: GuestStatus;
   product: string;
+  /** The VCEK's hardware ID (never the report's maskable CHIP_ID); '' with a VLEK. */
   chip_id: string;
+  /** VCEK or VLEK ('' before any authentic evidence). */
+  signer: string;
+  /** The chip in words: its hardware ID, or 'none (VLEK)'. */
+  chip_identity: string;
   measurement: string;
   tcb: TCB;
   generation: number;
@@ -293,6 +300,10 @@ export interface ReleasePolicy {
   actions: Partial<Record<ReleaseClass, ReleaseAction>>;
   approvers?: Partial<Record<ReleaseClass, number>>;
   allow_migration_agent?: boolean;
+  /** A new launch with VLEK evidence may be routine (default: it is a migration). */
+  vlek_routine?: boolean;
+  /** What a missing or stale CRL does: warn (default) or refuse. */
+  stale_crl?: 'warn' | 'refuse';
   approval_ttl?: string;
   heartbeat_interval?: string;
 }

@@ -19,7 +19,7 @@ export function GuestTable({ guests, onOpen }: { guests: Guest[]; onOpen: (g: Gu
         <div>Image</div>
         <div>Product</div>
         <div>Chip</div>
-        <div title="Bootloader / TEE / SNP firmware / microcode">TCB</div>
+        <div title="Bootloader / TEE / SNP firmware / microcode (/ FMC on Turin)">TCB</div>
         <div>Gen.</div>
         <div>Last evidence</div>
       </div>
@@ -55,10 +55,11 @@ export function GuestTable({ guests, onOpen }: { guests: Guest[]; onOpen: (g: Gu
                 </Text>
                 <Text size="sm">{g.product || '—'}</Text>
                 <Text size="sm" ff="monospace" truncate>
-                  {shortHex(g.chip_id, 10)}
+                  {g.signer === 'VLEK' ? 'none (VLEK)' : shortHex(g.chip_id, 10)}
                 </Text>
                 <Text size="sm" ff="monospace">
                   {g.tcb.bootloader}/{g.tcb.tee}/{g.tcb.snp}/{g.tcb.microcode}
+                  {g.tcb.fmc ? `/${g.tcb.fmc}` : ''}
                 </Text>
                 <Text size="sm">{g.generation || '—'}</Text>
                 <Text size="sm" c="dimmed">

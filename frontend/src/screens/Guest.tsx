@@ -9,7 +9,7 @@ import { ErrorNotice, formatTime, Loading, notifyError, SimulatedBadge, StatusBa
 import { useReauth } from '../components/Reauth';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
-import { asEvidence, explain, snapshotOf } from '../features/diff/evidence';
+import { asEvidence, explain, snapshotOf, tcbText } from '../features/diff/evidence';
 import { resourceFamily, useResource } from '../stores/resource';
 
 const guestOf = resourceFamily((id: string) => api().fleet.guest(id), [Events.fleetChanged], 500);
@@ -32,9 +32,9 @@ const fieldHelp: { k: string; label: string; help: string; value: (g: GuestDetai
   { k: 'product', label: 'Processor', help: 'The AMD EPYC generation whose secure processor signed the evidence (Milan, Genoa or Turin).', value: (g) => g.product || '—' },
   {
     k: 'chip',
-    label: 'Chip ID',
-    help: "The physical processor's unique identity. The same VM on another chip means it was migrated or restored on another host.",
-    value: (g) => g.chip_id || '—',
+    label: 'Chip identity',
+    help: "The hardware ID in the chip's VCEK certificate (never the report's CHIP_ID, which a host may zero). The same VM on another chip means it was migrated or restored on another host. With a VLEK there is none: the console cannot tell chips apart.",
+    value: (g) => g.chip_identity || '—',
   },
   {
     k: 'measurement',
@@ -46,7 +46,7 @@ const fieldHelp: { k: string; label: string; help: string; value: (g: GuestDetai
     k: 'tcb',
     label: 'TCB (reported)',
     help: "Security patch levels of the platform: boot loader, TEE (the secure processor's OS), SNP firmware and CPU microcode. Lower numbers mean older, possibly vulnerable firmware.",
-    value: (g) => `bootloader ${g.tcb.bootloader} · TEE ${g.tcb.tee} · SNP ${g.tcb.snp} · microcode ${g.tcb.microcode}`,
+    value: (g) => tcbText(g.tcb),
   },
   {
     k: 'generation',
@@ -82,7 +82,7 @@ export function GuestScreen() {
   const tcbSeries = useMemo(
     () =>
       history
-        .filter((a) => a.chip_id !== '')
+        .filter((a) => a.measurement !== '')
         .flatMap((a) => spanOf(a).map((t) => ({ t: formatTime(t), bootloader: a.tcb.bootloader, tee: a.tcb.tee, snp: a.tcb.snp, microcode: a.tcb.microcode }))),
     [history],
   );
@@ -90,7 +90,7 @@ export function GuestScreen() {
   if (r.error) return <ErrorNotice error={r.error} onRetry={r.reload} />;
   if (!g) return <Loading />;
   const approved = lastApproved(g.history);
-  const latest = g.history.find((a) => a.chip_id !== '');
+  const latest = g.history.find((a) => a.measurement !== '');
   const decoded = asEvidence(g.evidence);
   const approvedDecoded = asEvidence(g.approved_evidence);
   const diffAfter = snapshotOf(decoded) ?? snap(latest, g);

@@ -254,6 +254,27 @@ function PolicyEditor() {
           checked={!!p.allow_migration_agent}
           onChange={(e) => setP({ ...p, allow_migration_agent: e.currentTarget.checked })}
         />
+        <Select
+          label="Without a fresh AMD CRL"
+          description="Revocation cannot be checked when the certificate cache has no CRL younger than 30 days"
+          w={260}
+          disabled={!admin}
+          value={p.stale_crl ?? 'warn'}
+          data={[
+            { value: 'warn', label: 'Warn (release, show a warning)' },
+            { value: 'refuse', label: 'Refuse the evidence' },
+          ]}
+          onChange={(v) => v && setP({ ...p, stale_crl: v as 'warn' | 'refuse' })}
+          allowDeselect={false}
+          data-testid="policy-stale-crl"
+        />
+        <Switch
+          label="VLEK launches may be routine"
+          description="A VLEK names no chip: by default every new launch is treated as a migration"
+          disabled={!admin}
+          checked={!!p.vlek_routine}
+          onChange={(e) => setP({ ...p, vlek_routine: e.currentTarget.checked })}
+        />
         {admin && (
           <Button loading={busy} onClick={() => void save()} data-testid="policy-save">
             Save policy

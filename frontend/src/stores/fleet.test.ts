@@ -13,6 +13,8 @@ function guest(id: string, patch: Partial<Guest> = {}): Guest {
     status: 'verified',
     product: 'Milan',
     chip_id: 'aa' + id,
+    signer: 'VCEK',
+    chip_identity: 'aa' + id,
     measurement: '00',
     tcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115 },
     generation: 1,

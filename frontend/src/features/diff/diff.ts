@@ -28,6 +28,7 @@ const tcbParts: { k: keyof TCB; label: string; explain: string }[] = [
   { k: 'tee', label: 'TCB: TEE', explain: 'security patch level of the Secure Processor OS (the trusted execution environment)' },
   { k: 'snp', label: 'TCB: SNP firmware', explain: 'security patch level of the SEV-SNP firmware that isolates guests' },
   { k: 'microcode', label: 'TCB: microcode', explain: 'security patch level of the CPU microcode' },
+  { k: 'fmc', label: 'TCB: FMC', explain: 'security patch level of the Turin FMC firmware (Turin only)' },
 ];
 
 const policyExplain: Record<string, string> = {
@@ -53,6 +54,7 @@ export function diffSnapshots(before: Snapshot | null, after: Snapshot): DiffRow
   for (const p of tcbParts) {
     const b = before?.tcb?.[p.k];
     const a = after.tcb?.[p.k];
+    if (p.k === 'fmc' && !b && !a) continue; // not a Turin
     add(`tcb.${p.k}`, p.label, p.explain, b, a, typeof b === 'number' && typeof a === 'number' && a < b);
   }
   const keys = new Set([...Object.keys(before?.policy ?? {}), ...Object.keys(after.policy ?? {})]);

@@ -25,4 +25,13 @@ describe('decoded evidence', () => {
     expect(asEvidence(null)).toBeNull();
     expect(asEvidence({ tpm: null })).toBeNull();
   });
+  it('keys the chip on the VCEK hardware ID and says when a VLEK names none', () => {
+    const masked = asEvidence({ snp: { ...snp, chip_id: '00'.repeat(64), chip_id_masked: true }, tpm: null, chip_identity: 'bb' })!;
+    expect(snapshotOf(masked)!.chip_id).toBe('bb');
+    expect(explain(masked).find((x) => x.label === 'Chip identity')!.value).toBe('bb');
+    expect(explain(masked).find((x) => x.label === 'CHIP_ID (report)')!.value).toBe('(masked by the host)');
+    const vlek = asEvidence({ snp: { ...snp, signer: 'VLEK' }, tpm: null, chip_identity: 'none (VLEK)' })!;
+    expect(explain(vlek).find((x) => x.label === 'Chip identity')).toMatchObject({ value: 'none (VLEK)' });
+    expect(snapshotOf(vlek)!.chip_id).toBe('none (VLEK)');
+  });
 });

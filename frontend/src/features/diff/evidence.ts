@@ -46,13 +46,15 @@ export interface TPMState {
 export interface DecodedEvidence {
   snp: SNPClaims | null;
   tpm: TPMState | null;
+  /** The chip as the console keys it: the VCEK's hardware ID, or 'none (VLEK)'. */
+  chip_identity?: string;
 }
 
 export function asEvidence(v: unknown): DecodedEvidence | null {
   if (!v || typeof v !== 'object') return null;
   const e = v as Partial<DecodedEvidence>;
   if (!e.snp) return null;
-  return { snp: e.snp ?? null, tpm: e.tpm ?? null };
+  return { snp: e.snp ?? null, tpm: e.tpm ?? null, chip_identity: e.chip_identity };
 }
 
 /** snapshotOf turns decoded evidence into one side of the diff. */
@@ -61,7 +63,7 @@ export function snapshotOf(e: DecodedEvidence | null, generation?: number): Snap
   const p = e.snp.policy;
   return {
     product: e.snp.product,
-    chip_id: e.snp.chip_id,
+    chip_id: e.chip_identity || e.snp.chip_id,
     measurement: e.snp.measurement,
     tcb: e.snp.reported_tcb,
     policy: { debug: p.debug, migrate_ma: p.migration_agent, smt: p.smt, single_socket: p.single_socket },
@@ -72,7 +74,7 @@ export function snapshotOf(e: DecodedEvidence | null, generation?: number): Snap
 }
 
 const yes = (b: boolean) => (b ? 'yes' : 'no');
-const tcbText = (t: TCB) => `bootloader ${t.bootloader} · TEE ${t.tee} · SNP ${t.snp} · microcode ${t.microcode}`;
+export const tcbText = (t: TCB) => `${t.fmc ? `FMC ${t.fmc} · ` : ''}bootloader ${t.bootloader} · TEE ${t.tee} · SNP ${t.snp} · microcode ${t.microcode}`;
 
 export interface ExplainedField {
   group: string;
@@ -95,9 +97,18 @@ export function explain(e: DecodedEvidence): ExplainedField[] {
     },
     {
       group: 'Platform',
-      label: 'Chip ID',
+      label: 'Chip identity',
+      value: e.chip_identity || '—',
+      help:
+        s.signer === 'VLEK'
+          ? 'None: a VLEK is the same on every chip of the cloud provider, so the console cannot tell chips apart. Unless the image policy allows it, every new launch needs an officer.'
+          : "The hardware ID in the chip's VCEK certificate. A different chip for the same VM means a migration or a restore on another host.",
+    },
+    {
+      group: 'Platform',
+      label: 'CHIP_ID (report)',
       value: s.chip_id_masked ? '(masked by the host)' : s.chip_id,
-      help: "The physical processor's identity. A different chip for the same VM means a migration or a restore on another host.",
+      help: 'The chip ID field of the report. A host may zero it, so the console never keys chips on it.',
     },
     { group: 'Platform', label: 'Firmware', value: s.firmware_version || '—', help: 'The SEV-SNP firmware version the host runs.' },
     { group: 'Platform', label: 'Reported TCB', value: tcbText(s.reported_tcb), help: 'The patch levels the report vouches for (and its signing key was derived from); compared against the image\'s minimum.' },
