@@ -358,3 +358,177 @@ func TestStaleCRLPolicy(t *testing.T) {
 		t.Fatalf("fresh CRL under refuse: %s", c)
 	}
 }
+
+// unreferencedVolume makes an image without reference values and a volume
+// of it: its first boot pins the reference values.
+func unreferencedVolume(t *testing.T, con *console, image string) string {
+	t.Helper()
+	if _, err := con.db.Exec(`INSERT INTO images(id, name, created_at) VALUES (?, ?, ?)`, image, image, store.Time(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	vol, _, secret, err := con.cust.CreateVolume(context.Background(), "officer:alice", image, image+"-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(secret)
+	return vol
+}
+
+// claim is a genuine release request of guest g for vm and vol, sent over
+// the release API; it returns the answer.
+func claim(t *testing.T, con *console, g *agentsim.Guest, vm, vol string) (wire.Release, error) {
+	t.Helper()
+	var ch wire.Challenge
+	if err := postJSON(con, "/v1/challenge", nil, &ch); err != nil {
+		t.Fatal(err)
+	}
+	_, pub, _ := wire.NewKeyPair()
+	req := &wire.ReleaseRequest{Version: wire.Version, VMID: vm, VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub}
+	rd, _ := wire.Transcript(req.Binding(nil))
+	ev, err := g.Evidence(context.Background(), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Evidence = ev
+	var rel wire.Release
+	err = postJSON(con, "/v1/release", req, &rel)
+	return rel, err
+}
+
+func approveAs(t *testing.T, con *console, id, officer string) {
+	t.Helper()
+	if _, err := con.svc.Approve(context.Background(), id, release.Approver{Name: officer, AuthenticatedAt: time.Now()}, "e2e"); err != nil {
+		t.Fatalf("approve %s: %v", id, err)
+	}
+}
+
+// TestFirstBootCannotBeHijacked: a stranger with genuine SNP evidence who
+// claims the first boot of a volume without reference values can neither
+// end the real guest's approved request nor slip through unnoticed:
+// competing claims are shown together, approving one denies the others, the
+// approval says which measurement it pins, and claims are limited per
+// volume.
+func TestFirstBootCannotBeHijacked(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	real, _ := agentsim.NewGuest(attest.Genoa, "real-host")
+	stranger, _ := agentsim.NewGuest(attest.Milan, "stranger-host")
+	stranger.Measurement = bytes.Repeat([]byte{0x5a}, 48)
+
+	// 1. An approved request is never superseded, even by a request under
+	// the same VM ID.
+	vol1 := unreferencedVolume(t, con, "img_first1")
+	a, err := claim(t, con, real, "vm-real", vol1)
+	if err != nil || a.Status != wire.StatusPending {
+		t.Fatalf("real first boot: %+v %v", a, err)
+	}
+	approveAs(t, con, a.RequestID, "alice")
+	if _, err := claim(t, con, stranger, "vm-real", vol1); err != nil && agent.Code(err) != wire.CodeRateLimited {
+		t.Logf("stranger's claim: %v", err)
+	}
+	r, err := release.GetRequest(ctx, con.db, a.RequestID)
+	if err != nil || r.Status != release.StatusApproved {
+		t.Fatalf("the real guest's approved request after a stranger's claim: %s %q %v", r.Status, r.Reason, err)
+	}
+	var got wire.Release
+	if err := getJSON(con, "/v1/release/"+a.RequestID, &got); err != nil || got.Status != wire.StatusReleased {
+		t.Fatalf("the real guest collects: %+v %v", got, err)
+	}
+
+	// 2. Competing claims are shown together; approving one denies the others.
+	vol2 := unreferencedVolume(t, con, "img_first2")
+	real.NewLaunch()
+	rr, err := claim(t, con, real, "vm-real-2", vol2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := claim(t, con, stranger, "vm-stranger", vol2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqR, _ := release.GetRequest(ctx, con.db, rr.RequestID)
+	reqS, _ := release.GetRequest(ctx, con.db, sr.RequestID)
+	if !reqR.FirstBootClaim || len(reqR.Competing) != 1 || reqR.Competing[0] != sr.RequestID || len(reqS.Competing) != 1 || reqS.Competing[0] != rr.RequestID {
+		t.Fatalf("competing claims not grouped: real %v %v, stranger %v", reqR.FirstBootClaim, reqR.Competing, reqS.Competing)
+	}
+	var sum struct {
+		Pins string `json:"pins"`
+	}
+	json.Unmarshal(reqR.Summary, &sum)
+	if !strings.Contains(sum.Pins, "pins measurement "+attest.Hex(sim.DemoMeasurement).String()) || !strings.Contains(sum.Pins, "img_first2") {
+		t.Fatalf("the approval does not say what it pins: %q", sum.Pins)
+	}
+	approveAs(t, con, rr.RequestID, "alice")
+	reqS, _ = release.GetRequest(ctx, con.db, sr.RequestID)
+	if reqS.Status != release.StatusDenied || !strings.Contains(reqS.Reason, rr.RequestID) {
+		t.Fatalf("the competing claim after the pick: %s %q", reqS.Status, reqS.Reason)
+	}
+	if err := getJSON(con, "/v1/release/"+sr.RequestID, &got); agent.Code(err) != wire.CodeDeniedByOfficer {
+		t.Fatalf("the stranger polls: %v", err)
+	}
+	if err := getJSON(con, "/v1/release/"+rr.RequestID, &got); err != nil || got.Status != wire.StatusReleased {
+		t.Fatalf("the picked claim collects: %+v %v", got, err)
+	}
+	var denials int
+	con.db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE action = 'release.deny' AND subject = ?`, sr.RequestID).Scan(&denials)
+	if denials != 1 {
+		t.Fatalf("the competing claim's denial is not audited (%d entries)", denials)
+	}
+
+	// 3. Unreferenced first boots are limited per volume.
+	vol3 := unreferencedVolume(t, con, "img_first3")
+	var limited error
+	for i := 0; i < 12 && limited == nil; i++ {
+		g, _ := agentsim.NewGuest(attest.Genoa, "spam-host")
+		g.Measurement = bytes.Repeat([]byte{byte(i + 1)}, 48)
+		if _, err := claim(t, con, g, "vm-spam-"+string(rune('a'+i)), vol3); err != nil {
+			limited = err
+		}
+	}
+	if agent.Code(limited) != wire.CodeRateLimited {
+		t.Fatalf("12 claims on one volume: %v", limited)
+	}
+	// Another volume is not affected.
+	vol4 := unreferencedVolume(t, con, "img_first4")
+	real.NewLaunch()
+	if rel, err := claim(t, con, real, "vm-real-4", vol4); err != nil || rel.Status != wire.StatusPending {
+		t.Fatalf("a claim on another volume: %+v %v", rel, err)
+	}
+}
+
+// TestFirstBootPinnedMeanwhile: two volumes of one image without reference
+// values; the first approved first boot pins its measurement, and an
+// approved first boot of the other volume with another measurement is then
+// refused instead of released unchecked.
+func TestFirstBootPinnedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	volA := unreferencedVolume(t, con, "img_pin")
+	volB, _, secret, err := con.cust.CreateVolume(ctx, "officer:alice", "img_pin", "img_pin-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(secret)
+	ga, _ := agentsim.NewGuest(attest.Genoa, "pin-a")
+	gb, _ := agentsim.NewGuest(attest.Genoa, "pin-b")
+	gb.Measurement = bytes.Repeat([]byte{0x77}, 48)
+	ra, err := claim(t, con, ga, "vm-pin-a", volA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := claim(t, con, gb, "vm-pin-b", volB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approveAs(t, con, ra.RequestID, "alice")
+	approveAs(t, con, rb.RequestID, "alice")
+	var got wire.Release
+	if err := getJSON(con, "/v1/release/"+ra.RequestID, &got); err != nil || got.Status != wire.StatusReleased {
+		t.Fatalf("first pick: %+v %v", got, err)
+	}
+	if err := getJSON(con, "/v1/release/"+rb.RequestID, &got); agent.Code(err) != wire.CodeDeniedByPolicy {
+		t.Fatalf("a first boot the pinned values do not admit: %+v %v", got, err)
+	}
+}

@@ -1,12 +1,14 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"keyholder/backend/attest"
@@ -30,19 +32,36 @@ func (a AttestVerifier) AKDigest(ev wire.Evidence) []byte {
 }
 
 // RecordReferenceTx makes proposal (reference values proposed from an
-// approved first boot) the image's reference values, unless the image has
-// some already; audited in the caller's transaction.
+// approved first boot) the image's reference values, audited in the
+// caller's transaction. When the image has reference values already (pinned
+// meanwhile) it records nothing, and returns ErrPinnedOtherwise unless they
+// admit the proposal's measurements.
 func (a AttestVerifier) RecordReferenceTx(ctx context.Context, tx *sql.Tx, now time.Time, imageID string, proposal json.RawMessage, by string) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reference_values WHERE image_id = ?`, imageID).Scan(&n); err != nil {
 		return fmt.Errorf("read reference values: %w", store.Classify(err))
 	}
-	if n > 0 {
-		return nil
-	}
 	var rv attest.ReferenceValues
 	if err := json.Unmarshal(proposal, &rv); err != nil {
 		return fmt.Errorf("proposed reference values: %w", err)
+	}
+	if n > 0 {
+		// Pinned meanwhile (another first boot, or an officer): the
+		// launch must be one the current values admit.
+		var body string
+		if err := tx.QueryRowContext(ctx, `SELECT body FROM reference_values WHERE image_id = ? ORDER BY version DESC LIMIT 1`, imageID).Scan(&body); err != nil {
+			return fmt.Errorf("read reference values: %w", store.Classify(err))
+		}
+		var cur attest.ReferenceValues
+		if err := json.Unmarshal([]byte(body), &cur); err != nil {
+			return fmt.Errorf("reference values of %s: %w", imageID, err)
+		}
+		for _, m := range rv.Measurements {
+			if !slices.ContainsFunc(cur.Measurements, func(c attest.Hex) bool { return bytes.Equal(c, m) }) {
+				return fmt.Errorf("image %s, measurement %x: %w", imageID, []byte(m), ErrPinnedOtherwise)
+			}
+		}
+		return nil
 	}
 	v, err := attest.PutReferenceTx(ctx, tx, now, imageID, &rv, by, "approved with a first boot")
 	if err != nil {
@@ -59,6 +78,10 @@ func firstMeasurement(rv attest.ReferenceValues) string {
 	}
 	return hex.EncodeToString(rv.Measurements[0])
 }
+
+// ErrPinnedOtherwise means an approved first boot's measurement is not in
+// reference values that were recorded after it was proposed.
+var ErrPinnedOtherwise = errors.New("the reference values were pinned otherwise")
 
 // ReferenceRecorder is implemented by verifiers that can turn an approved
 // first boot's proposal into reference values (AttestVerifier).

@@ -556,6 +556,11 @@ func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest,
 		})
 		return rel, ts, nil, err
 	case ActionApprove:
+		if d.claims.Unreferenced {
+			if werr, err := claimLimitTx(ctx, tx, req.VolumeID, d.now); werr != nil || err != nil {
+				return nil, nil, werr, err
+			}
+		}
 		if err := s.insertPending(ctx, tx, req, d); err != nil {
 			return nil, nil, nil, err
 		}
@@ -708,6 +713,8 @@ type Summary struct {
 	// ProposedReference, for an image without reference values, is what
 	// approving this first boot records as the image's reference values.
 	ProposedReference json.RawMessage `json:"proposed_reference,omitempty"`
+	// Pins says in plain words what approving such a first boot does.
+	Pins string `json:"pins,omitempty"`
 	// VolumeReleasedTo lists other VMs this volume's secret was released to
 	// (a re-created VM, or a VM presenting another one's disk).
 	VolumeReleasedTo []string `json:"volume_released_to,omitempty"`
@@ -728,6 +735,11 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 		return err
 	}
 	sum.Previous = prev
+	if d.claims.Unreferenced {
+		if sum.Pins, err = pinsSentence(ctx, tx, d.vol.imageID, d.claims.Measurement); err != nil {
+			return err
+		}
+	}
 	owners, err := tx.QueryContext(ctx, `SELECT id FROM vms WHERE volume_id = ? AND id != ? AND last_release_at != '' ORDER BY id LIMIT 10`, req.VolumeID, req.VMID)
 	if err != nil {
 		return fmt.Errorf("read volume owners: %w", store.Classify(err))
@@ -746,17 +758,20 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	if err != nil {
 		return err
 	}
-	if err := s.supersedeTx(ctx, tx, req.VMID, d.reqID, d.now); err != nil {
-		return err
+	claim := d.claims.Unreferenced
+	if !claim {
+		if err := s.supersedeTx(ctx, tx, req.VMID, d.claims.ChipID, d.reqID, d.now); err != nil {
+			return err
+		}
 	}
 	sigJSON, _ := json.Marshal(d.decision.Signals)
 	purpose := string(req.Purpose)
 	_, err = tx.ExecContext(ctx, `INSERT INTO approval_requests(id, vm_id, volume_id, purpose, generation, class, signals, status, approvals_needed,
-		evidence_hash, hpke_public_key, claims, summary, simulated, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`,
+		evidence_hash, hpke_public_key, claims, summary, simulated, created_at, expires_at, first_boot_claim)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.reqID, req.VMID, req.VolumeID, purpose, d.gen, string(d.decision.Class), string(sigJSON), max(1, d.decision.Approvers),
 		d.evHash, req.HPKEPublicKey, string(claimsJSON), string(sumJSON), boolInt(d.claims.Simulated),
-		store.Time(d.now), store.Time(d.now.Add(d.policy.TTL())))
+		store.Time(d.now), store.Time(d.now.Add(d.policy.TTL())), boolInt(claim))
 	if err != nil {
 		return fmt.Errorf("store pending request: %w", store.Classify(err))
 	}
@@ -770,6 +785,46 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 		Decision: "pending", Reason: fmt.Sprintf("%s needs %d approval(s); request %s", joinClasses(d.decision.Signals), max(1, d.decision.Approvers), d.reqID),
 		EvidenceHash: d.evHash})
 	return err
+}
+
+// Limits on the claims of a volume's first boot (requests of an image
+// without reference values). Any genuine SNP guest anywhere can make one,
+// so they are bounded per volume: at most MaxOpenClaims wait at once, and at
+// most MaxClaimsPerHour arrive in an hour. A refused claim answers
+// rate_limited, which agents retry; an officer who decides the open claims
+// makes room.
+const (
+	MaxOpenClaims    = 8
+	MaxClaimsPerHour = 20
+)
+
+func claimLimitTx(ctx context.Context, tx *sql.Tx, volumeID string, now time.Time) (*wire.Error, error) {
+	var open, recent int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(status IN ('pending', 'approved')), 0), COALESCE(SUM(created_at > ?), 0)
+		FROM approval_requests WHERE first_boot_claim = 1 AND volume_id = ?`, store.Time(now.Add(-time.Hour)), volumeID).Scan(&open, &recent); err != nil {
+		return nil, fmt.Errorf("count first-boot claims: %w", store.Classify(err))
+	}
+	if open >= MaxOpenClaims || recent >= MaxClaimsPerHour {
+		return &wire.Error{Code: wire.CodeRateLimited, Message: fmt.Sprintf(
+			"too many launches claim the first boot of volume %s (%d waiting, %d in the last hour); an officer must decide them first", volumeID, open, recent)}, nil
+	}
+	return nil, nil
+}
+
+// pinsSentence says what approving a first boot of imageID with
+// measurement does to the image's reference values.
+func pinsSentence(ctx context.Context, tx *sql.Tx, imageID, measurement string) (string, error) {
+	name := imageID
+	if err := tx.QueryRowContext(ctx, `SELECT name FROM images WHERE id = ?`, imageID).Scan(&name); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("read image %s: %w", imageID, store.Classify(err))
+	}
+	label := "image " + name
+	if name != imageID {
+		label += " (" + imageID + ")"
+	}
+	return fmt.Sprintf("Approving this first boot pins measurement %s as the reference values of %s: "+
+		"from then on only guests launched with this measurement receive the keys of its volumes, "+
+		"until an officer changes the reference values.", measurement, label), nil
 }
 
 func boolInt(b bool) int {

@@ -40,8 +40,15 @@ type Request struct {
 	Summary         json.RawMessage `json:"summary"`
 	Simulated       bool            `json:"simulated"`
 	Reason          string          `json:"reason"`
-	CreatedAt       time.Time       `json:"created_at"`
-	ExpiresAt       time.Time       `json:"expires_at"`
+	// FirstBootClaim: the request claims the first boot of a volume whose
+	// image has no reference values yet; approving it pins its measurement.
+	FirstBootClaim bool `json:"first_boot_claim"`
+	// Competing lists the other open requests that claim the first boot of
+	// the same volume: at most one of them is the real guest, and an
+	// officer must pick (approving one denies the others).
+	Competing []string  `json:"competing,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Approval is one officer's approval of a request.
@@ -59,18 +66,19 @@ type Approver struct {
 	AuthenticatedAt time.Time
 }
 
-const requestColumns = `id, vm_id, volume_id, purpose, generation, class, signals, status, approvals_needed, evidence_hash, summary, simulated, reason, created_at, expires_at`
+const requestColumns = `id, vm_id, volume_id, purpose, generation, class, signals, status, approvals_needed, evidence_hash, summary, simulated, reason, created_at, expires_at, first_boot_claim`
 
 type scanner interface{ Scan(...any) error }
 
 func scanRequest(sc scanner) (Request, error) {
 	var r Request
 	var signals, summary, created, expires string
-	var sim int
+	var sim, claim int
 	if err := sc.Scan(&r.ID, &r.VMID, &r.VolumeID, &r.Purpose, &r.Generation, &r.Class, &signals, &r.Status, &r.ApprovalsNeeded,
-		&r.EvidenceHash, &summary, &sim, &r.Reason, &created, &expires); err != nil {
+		&r.EvidenceHash, &summary, &sim, &r.Reason, &created, &expires, &claim); err != nil {
 		return r, err
 	}
+	r.FirstBootClaim = claim != 0
 	json.Unmarshal([]byte(signals), &r.Signals)
 	r.Summary = json.RawMessage(summary)
 	r.Simulated = sim != 0
@@ -114,6 +122,9 @@ func listRequests(ctx context.Context, q querier, where string, args ...any) ([]
 	if len(out) == 0 {
 		return out, nil
 	}
+	if err := fillCompeting(ctx, q, out); err != nil {
+		return nil, err
+	}
 	arows, err := q.QueryContext(ctx, `SELECT request_id, officer, note, at, evidence_hash FROM approvals
 		WHERE request_id IN (SELECT id FROM approval_requests WHERE `+where+`) ORDER BY at`, args...)
 	if err != nil {
@@ -132,6 +143,52 @@ func listRequests(ctx context.Context, q querier, where string, args ...any) ([]
 		}
 	}
 	return out, arows.Err()
+}
+
+// openClaimsSQL selects the open requests that claim the first boot of a
+// volume (the first argument).
+const openClaimsSQL = `SELECT id FROM approval_requests WHERE first_boot_claim = 1 AND volume_id = ? AND status IN ('pending', 'approved') ORDER BY created_at, id`
+
+// fillCompeting sets Competing on the open first-boot claims in rs.
+func fillCompeting(ctx context.Context, q querier, rs []Request) error {
+	byVolume := map[string][]string{}
+	for i := range rs {
+		r := &rs[i]
+		if !r.FirstBootClaim || (r.Status != StatusPending && r.Status != StatusApproved) {
+			continue
+		}
+		ids, ok := byVolume[r.VolumeID]
+		if !ok {
+			var err error
+			if ids, err = queryIDs(ctx, q, openClaimsSQL, r.VolumeID); err != nil {
+				return fmt.Errorf("list competing claims: %w", err)
+			}
+			byVolume[r.VolumeID] = ids
+		}
+		for _, id := range ids {
+			if id != r.ID {
+				r.Competing = append(r.Competing, id)
+			}
+		}
+	}
+	return nil
+}
+
+func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // GetRequest returns one request with its approvals.
@@ -165,7 +222,9 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 		return Request{}, ErrReauthenticate
 	}
 	var expired bool
+	var losers []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		losers = nil
 		r, err := getRequest(ctx, tx, id)
 		if err != nil {
 			return err
@@ -200,6 +259,14 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 			Message: fmt.Sprintf("%s by %s", decision, by.Name), RequestID: id, Simulated: r.Simulated}); err != nil {
 			return err
 		}
+		if r.FirstBootClaim {
+			// Approving one claim of a volume's first boot picks it: the
+			// competing claims are denied, each audited.
+			if err := s.denyCompetingTx(ctx, tx, r, by.Name, now); err != nil {
+				return err
+			}
+			losers = r.Competing
+		}
 		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Name), Action: "release.approve", Subject: id,
 			Decision: decision, Reason: fmt.Sprintf("%s of %s (volume %s): %s", r.Class, r.VMID, r.VolumeID, note), EvidenceHash: r.EvidenceHash})
 		return err
@@ -208,6 +275,9 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 		return Request{}, err
 	}
 	s.emit(Event{Kind: "request", RequestID: id})
+	for _, l := range losers {
+		s.emit(Event{Kind: "request", RequestID: l})
+	}
 	if expired {
 		return Request{}, fmt.Errorf("approve %s: %w", id, ErrExpired)
 	}
@@ -257,6 +327,35 @@ func (s *Service) Deny(ctx context.Context, id string, by Approver, note string)
 	return GetRequest(ctx, s.db, id)
 }
 
+// denyCompetingTx denies the other open claims of the first boot of
+// picked's volume: an officer picked picked.
+func (s *Service) denyCompetingTx(ctx context.Context, tx *sql.Tx, picked Request, officer string, now time.Time) error {
+	for _, cid := range picked.Competing {
+		c, err := getRequest(ctx, tx, cid)
+		if err != nil {
+			return err
+		}
+		if c.Status != StatusPending && c.Status != StatusApproved {
+			continue
+		}
+		reason := fmt.Sprintf("denied by %s: another launch claiming the first boot of volume %s was picked (request %s)", officer, c.VolumeID, picked.ID)
+		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`,
+			reason, store.Time(now), c.ID); err != nil {
+			return fmt.Errorf("deny competing claim: %w", store.Classify(err))
+		}
+		if c.VMID != picked.VMID {
+			if err := fleet.SetStatusTx(ctx, tx, c.VMID, fleet.Failing, reason); err != nil {
+				return err
+			}
+		}
+		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(officer), Action: "release.deny", Subject: c.ID,
+			Decision: "denied", Reason: fmt.Sprintf("%s of %s (volume %s): %s", c.Class, c.VMID, c.VolumeID, reason), EvidenceHash: c.EvidenceHash}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.Time) error {
 	reason := "no decision before " + r.ExpiresAt.UTC().Format(time.RFC3339)
 	if r.Status == StatusApproved {
@@ -273,15 +372,19 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.
 	return err
 }
 
-// supersedeTx ends the VM's earlier open requests when it asks again (it
-// rebooted: the keys those requests were sealed to are gone).
-func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, newID string, now time.Time) error {
-	rs, err := listRequests(ctx, tx, `vm_id = ? AND status IN ('pending', 'approved')`, vmID)
+// supersedeTx ends the VM's earlier pending requests from the same chip
+// when it asks again (it rebooted: the keys those requests were sealed to
+// are gone). It never ends an approved request, a request from another
+// chip, or a first-boot claim: the VM ID is the guest's own word, and any
+// genuine guest can use any VM ID, so a stranger must not be able to end the
+// real guest's request. Those wait for an officer or expire.
+func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, chipID, newID string, now time.Time) error {
+	rs, err := listRequests(ctx, tx, `vm_id = ? AND status = 'pending' AND first_boot_claim = 0 AND json_extract(claims, '$.chip_id') = ?`, vmID, chipID)
 	if err != nil {
 		return err
 	}
 	for _, r := range rs {
-		reason := "superseded by request " + newID + " (the guest asked again)"
+		reason := "superseded by request " + newID + " (the guest asked again from the same chip)"
 		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'expired', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.ID); err != nil {
 			return fmt.Errorf("supersede request: %w", store.Classify(err))
 		}
@@ -451,6 +554,20 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	for _, a := range r.Approvals {
 		names = append(names, a.Officer)
 	}
+	if claims.Unreferenced && len(claims.ProposedReference) > 0 && vol.imageID != "" {
+		// The officers' pick becomes the image's reference values; if
+		// another claim pinned different ones meanwhile, this launch is not
+		// admitted by them.
+		if rr, ok := s.verifier.(ReferenceRecorder); ok {
+			err := rr.RecordReferenceTx(ctx, tx, now, vol.imageID, claims.ProposedReference, officerActor(strings.Join(names, "+")))
+			if errors.Is(err, ErrPinnedOtherwise) {
+				return final(wire.CodeDeniedByPolicy, "the image's reference values were pinned by another first boot meanwhile and do not admit this measurement")
+			}
+			if err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
 	rel, ts, err := s.releaseTx(ctx, tx, releaseArgs{
 		reqID: r.ID, vmID: r.VMID, volumeID: r.VolumeID, imageID: vol.imageID, purpose: wire.Purpose(r.Purpose), gen: r.Generation,
 		pub: pub, claims: claims, evHash: r.EvidenceHash, class: Class(r.Class), now: now, heartbeat: policy.Heartbeat(),
@@ -458,14 +575,6 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	})
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	if claims.Unreferenced && len(claims.ProposedReference) > 0 && vol.imageID != "" {
-		if rr, ok := s.verifier.(ReferenceRecorder); ok {
-			if err := rr.RecordReferenceTx(ctx, tx, now, vol.imageID, claims.ProposedReference, officerActor(strings.Join(names, "+"))); err != nil {
-				ts.wipe()
-				return nil, nil, nil, err
-			}
-		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ?`, store.Time(now), r.ID); err != nil {
 		ts.wipe()
