@@ -28,6 +28,7 @@ var imageCommand = &command{
 	usage: func(w io.Writer) {
 		fmt.Fprint(w, `Usage:
   keyholder image inspect FILE [--json]
+`+imageReferencesUsage+`
   keyholder image prepare --in SRC --out DST [--mode data|os] [--output raw|gcp|azure|aws]
         [--sector-size 512|4096] [--recovery-passphrase-file F] [--name NAME]
         [--officer NAME] [--passphrase-file F] [--force] [--json] [--data DIR]
@@ -66,6 +67,12 @@ that looks finished. DST.manifest.json describes the result.
 		releaseURL := fs.String("release-url", "", "prepare: release API URL for the token (default: the console setting)")
 		spkiPin := fs.String("spki-pin", "", "prepare: base64 SHA-256 of the release API's public key (default: the console setting)")
 		force := fs.Bool("force", false, "prepare: a raw SRC without a partition table or a recognised filesystem is a disk; prepare it")
+		rf := referenceFlags{
+			measurements: fs.String("measurement", "", "references set: launch measurements, hex, comma-separated"),
+			product:      fs.String("product", "", "references set: Milan, Genoa or Turin (default: any)"),
+			comment:      fs.String("comment", "", "references set/import: why (kept with the version)"),
+			file:         fs.String("file", "", "references import: reference values `FILE` (JSON)"),
+		}
 		return func(args []string) error {
 			args, err := interspersed(fs, args)
 			if err != nil {
@@ -75,6 +82,8 @@ that looks finished. DST.manifest.json describes the result.
 				return &exitError{code: 2, msg: "use 'keyholder image inspect FILE' or 'keyholder image prepare --in SRC --out DST'"}
 			}
 			switch args[0] {
+			case "references":
+				return runImageReferences(env, of, rf, *asJSON, args[1:])
 			case "inspect":
 				if len(args) != 2 {
 					return &exitError{code: 2, msg: "usage: keyholder image inspect FILE [--json]"}
