@@ -66,6 +66,10 @@ export interface ReleaseRequest {
   summary: unknown;
   simulated: boolean;
   reason: string;
+  /** The request claims the first boot of a volume whose image has no reference values. */
+  first_boot_claim?: boolean;
+  /** The other open claims of the same volume's first boot (approving one denies them). */
+  competing?: string[];
   created_at: string;
   expires_at: string;
 }

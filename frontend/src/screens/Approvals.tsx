@@ -6,6 +6,7 @@ import { useEffect, useState } from 'react';
 import { api, type ReleaseClass, type ReleaseRequest, type TCB } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader, shortHex, SimulatedBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
+import { RequestTrustNotices } from '../features/approvals/TrustNotices';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
 import { asEvidence, snapshotOf } from '../features/diff/evidence';
@@ -21,6 +22,7 @@ interface RequestSummary {
   signals?: string[];
   product?: string;
   chip_id?: string;
+  signer?: string;
   measurement?: string;
   tcb?: TCB;
   previous_tcb?: TCB | null;
@@ -181,7 +183,7 @@ export function ApprovalsScreen() {
               </Group>
               <SimpleGrid cols={{ base: 2, md: 4 }} mb="sm">
                 <Fact label="Volume" value={`${shortHex(q.volume_id, 16)} · gen ${q.generation}`} />
-                <Fact label="Chip" value={`${s.product ?? '—'} · ${shortHex(s.chip_id ?? '', 10)}`} badge={s.new_chip ? { text: 'new chip', color: 'orange' } : { text: 'known chip', color: 'teal' }} />
+                <Fact label="Chip" value={`${s.product ?? '—'} · ${s.signer === 'VLEK' ? 'none (VLEK)' : shortHex(s.chip_id ?? '', 10)}`} badge={s.new_chip ? { text: 'new chip', color: 'orange' } : { text: 'known chip', color: 'teal' }} />
                 <Fact
                   label="Measurement"
                   value={shortHex(s.measurement ?? '', 16)}
@@ -189,6 +191,7 @@ export function ApprovalsScreen() {
                 />
                 <Fact label="Evidence" value={shortHex(q.evidence_hash, 16)} />
               </SimpleGrid>
+              <RequestTrustNotices request={q} />
               {(s.reasons ?? []).length > 0 && (
                 <Stack gap={2} mb="sm">
                   {s.reasons!.map((x) => (

@@ -3,6 +3,7 @@ import { IconDisc, IconPlus } from '@tabler/icons-react';
 import { Fragment, useState } from 'react';
 import { api, type Image } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader, shortHex } from '../components/common';
+import { ReferenceEditor } from '../features/references/ReferenceEditor';
 import { PrepareWizard } from '../features/wizard/PrepareWizard';
 import { imageList } from '../stores/images';
 import { resourceFamily, useResource } from '../stores/resource';
@@ -83,38 +84,46 @@ function References({ image }: { image: Image }) {
   const r = useResource(refsOf(image.id));
   if (r.error) return <ErrorNotice error={r.error} />;
   if (!r.data) return <Loading />;
+  const editor = <ReferenceEditor image={image} latest={r.data[0]} onSaved={() => void r.reload()} />;
   if (r.data.length === 0)
     return (
-      <Text size="sm" c="dimmed">
-        No reference values yet: the first boot of a guest of this image waits for an officer's approval.
-      </Text>
+      <>
+        <Text size="sm" c="dimmed">
+          No reference values yet: the first boot of a guest of this image waits for an officer, and approving it pins that guest's
+          measurement. Enter them here before the first boot if you know them.
+        </Text>
+        {editor}
+      </>
     );
   return (
-    <Table withRowBorders={false} data-testid="reference-versions">
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Version</Table.Th>
-          <Table.Th>Measurements</Table.Th>
-          <Table.Th>Minimum TCB</Table.Th>
-          <Table.Th>Changed</Table.Th>
-          <Table.Th>By</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>
-        {r.data.map((v, i) => (
-          <Table.Tr key={v.version}>
-            <Table.Td>
-              {v.version} {i === 0 && <Badge size="xs">current</Badge>}
-            </Table.Td>
-            <Table.Td ff="monospace">{v.values.measurements.map((m) => shortHex(m, 16)).join(', ')}</Table.Td>
-            <Table.Td ff="monospace">
-              {v.values.minimum_tcb.bootloader}/{v.values.minimum_tcb.tee}/{v.values.minimum_tcb.snp}/{v.values.minimum_tcb.microcode}
-            </Table.Td>
-            <Table.Td>{formatTime(v.created_at)}</Table.Td>
-            <Table.Td>{v.created_by}</Table.Td>
+    <>
+      <Table withRowBorders={false} data-testid="reference-versions">
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Version</Table.Th>
+            <Table.Th>Measurements</Table.Th>
+            <Table.Th>Minimum TCB</Table.Th>
+            <Table.Th>Changed</Table.Th>
+            <Table.Th>By</Table.Th>
           </Table.Tr>
-        ))}
-      </Table.Tbody>
-    </Table>
+        </Table.Thead>
+        <Table.Tbody>
+          {r.data.map((v, i) => (
+            <Table.Tr key={v.version}>
+              <Table.Td>
+                {v.version} {i === 0 && <Badge size="xs">current</Badge>}
+              </Table.Td>
+              <Table.Td ff="monospace">{v.values.measurements.map((m) => shortHex(m, 16)).join(', ')}</Table.Td>
+              <Table.Td ff="monospace">
+                {v.values.minimum_tcb.bootloader}/{v.values.minimum_tcb.tee}/{v.values.minimum_tcb.snp}/{v.values.minimum_tcb.microcode}
+              </Table.Td>
+              <Table.Td>{formatTime(v.created_at)}</Table.Td>
+              <Table.Td>{v.created_by}</Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+      {editor}
+    </>
   );
 }
