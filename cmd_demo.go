@@ -116,14 +116,22 @@ type demoGuest struct {
 
 type demoFleet struct {
 	guests []*demoGuest
-	log    *slog.Logger
-	eng    *release.Service
-	client *agent.Client
-	ctx    context.Context
-	wg     sync.WaitGroup
+	// claimants claim the first boot of demoNewImage's volume: the real
+	// guest and a stranger. vlek is a guest whose reports a VLEK signs.
+	claimants []*demoGuest
+	vlek      *demoGuest
+	log       *slog.Logger
+	eng       *release.Service
+	client    *agent.Client
+	ctx       context.Context
+	wg        sync.WaitGroup
 }
 
 var demoImages = []struct{ id, name string }{{"img_demo_web", "web-frontend"}, {"img_demo_db", "postgres"}, {"img_demo_batch", "batch-worker"}}
+
+// demoNewImage has no reference values: its first boot pins them, and two
+// launches claim it.
+var demoNewImage = struct{ id, name string }{"img_demo_new", "new-service"}
 
 func demoMeasurement(image string) []byte {
 	if image == "img_demo_web" {
@@ -190,7 +198,55 @@ func setupDemo(env *cliEnv, n int) (*demoFleet, error) {
 		g.autoApprove.Store(i < n-3) // the last three first boots wait for you
 		fl.guests = append(fl.guests, g)
 	}
+	if err := setupDemoTrust(ctx, db, cust, fl); err != nil {
+		return nil, err
+	}
 	return fl, nil
+}
+
+// setupDemoTrust adds the guest-trust scenarios: an image without reference
+// values with one volume whose first boot the real guest and a stranger
+// claim, and a guest of the web image whose reports a VLEK signs.
+func setupDemoTrust(ctx context.Context, db *store.DB, cust *custody.Service, fl *demoFleet) error {
+	if _, err := db.ExecContext(ctx, `INSERT INTO images(id, name, description, created_at, created_by) VALUES (?, ?, 'SIMULATED demo image without reference values', ?, 'officer:demo')`,
+		demoNewImage.id, demoNewImage.name, store.Time(time.Now())); err != nil {
+		return err
+	}
+	newGuest := func(id, image, volName string, p attest.Product, chip string, measurement []byte) (*demoGuest, error) {
+		g := &demoGuest{id: id, image: image}
+		var err error
+		if g.sim, err = agentsim.NewGuest(p, chip); err != nil {
+			return nil, err
+		}
+		g.sim.SetMeasurement(measurement)
+		if volName != "" {
+			vol, gen, secret, err := cust.CreateVolume(ctx, "officer:demo", image, volName)
+			clear(secret)
+			if err != nil {
+				return nil, err
+			}
+			g.vol = vol
+			g.gen.Store(int64(gen))
+		}
+		return g, nil
+	}
+	real, err := newGuest("vm-new-01", demoNewImage.id, "vm-new-01-disk", attest.Genoa, "genoa-c", demoMeasurement(demoNewImage.id))
+	if err != nil {
+		return err
+	}
+	stranger, err := newGuest("vm-intruder", demoNewImage.id, "", attest.Milan, "intruder-host", demoMeasurement("a stranger's build"))
+	if err != nil {
+		return err
+	}
+	stranger.vol = real.vol
+	stranger.gen.Store(real.gen.Load())
+	fl.claimants = []*demoGuest{real, stranger}
+	if fl.vlek, err = newGuest("vm-vlek-01", demoImages[0].id, "vm-vlek-01-disk", attest.Genoa, "vlek-host", demoMeasurement(demoImages[0].id)); err != nil {
+		return err
+	}
+	fl.vlek.sim.VLEK = true
+	fl.vlek.autoApprove.Store(true)
+	return nil
 }
 
 // run plays the scenario once the release API listens.
@@ -221,7 +277,17 @@ func (fl *demoFleet) run(ctx context.Context, eng *release.Service) {
 		}
 	}
 	g := func(i int) *demoGuest { return fl.guests[i%n] }
-	at(10*time.Second, "a guest reboots with the debug policy bit", func() {
+	at(time.Second, "two launches claim the first boot of an image without reference values; a VLEK guest boots", func() {
+		for _, c := range fl.claimants {
+			fl.boot(c, 0)
+		}
+		fl.boot(fl.vlek, 0)
+	})
+	at(5*time.Second, "the VLEK guest reboots: the console cannot tell its chip", func() {
+		fl.vlek.autoApprove.Store(false)
+		fl.reboot(fl.vlek)
+	})
+	at(5*time.Second, "a guest reboots with the debug policy bit", func() {
 		g(1).sim.SetDebug(true)
 		g(1).sim.NewLaunch()
 		fl.boot(g(1), 0)

@@ -29,13 +29,19 @@ func TestDemoSetup(t *testing.T) {
 	}
 	defer db.Close()
 	vols, err := custody.ListVolumes(ctx, db)
-	if err != nil || len(vols) != 6 {
+	if err != nil || len(vols) != 6+2 { // a volume per guest, the claimed one, the VLEK guest's
 		t.Fatalf("volumes: %d %v", len(vols), err)
 	}
 	for _, im := range demoImages {
 		if _, err := attest.NewReferences(db).Latest(ctx, im.id); err != nil {
 			t.Errorf("image %s has no reference values: %v", im.id, err)
 		}
+	}
+	if _, err := attest.NewReferences(db).Latest(ctx, demoNewImage.id); err == nil {
+		t.Errorf("image %s has reference values: its first boot must pin them", demoNewImage.id)
+	}
+	if len(fl.claimants) != 2 || fl.claimants[0].vol != fl.claimants[1].vol || fl.vlek == nil || !fl.vlek.sim.VLEK {
+		t.Fatalf("guest-trust scenarios: %d claimants, vlek %v", len(fl.claimants), fl.vlek != nil)
 	}
 	p, err := release.LoadPolicy(ctx, db, "")
 	if err != nil || p.Heartbeat() != 15*time.Second {

@@ -64,7 +64,8 @@ test('a guest page shows its history, charts, decoded evidence and the diff', as
 
 test('a migration waits for approval; approving it turns the guest verified', async () => {
   await page.getByTestId('nav-approvals').click();
-  const card = page.locator('[data-testid="approval-card"][data-class="migration"]').first();
+  // A migration between two known chips (not the VLEK guest, whose chip is unknown).
+  const card = page.locator('[data-testid="approval-card"][data-class="migration"]', { hasNot: page.getByTestId('chip-identity-vlek') }).first();
   await card.waitFor();
   const vm = (await card.locator('h4').first().innerText()).trim();
   assert.match(await card.innerText(), /new chip/i);
@@ -78,6 +79,37 @@ test('a migration waits for approval; approving it turns the guest verified', as
   // The agent collects its key on its next poll and heartbeats: the page follows live.
   await page.locator('[data-testid="guest-status"][data-status="verified"]').waitFor();
   await screenshot(page, 'demo-migrated-guest');
+});
+
+test('competing first boots are shown together, with what approving pins; approving one denies the other', async () => {
+  await page.getByTestId('nav-approvals').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="first-boot-competition"]').length >= 2, null, { polling: 250 });
+  const real = page.locator('[data-testid="approval-card"]', { hasText: 'vm-new-01' }).first();
+  const intruder = page.locator('[data-testid="approval-card"]', { hasText: 'vm-intruder' }).first();
+  const iid = await intruder.getAttribute('data-request');
+  assert.match(await real.getByTestId('first-boot-competition').innerText(), new RegExp(`1 other launch claims the first boot of this volume \\(${iid}\\)`));
+  assert.match(await real.getByTestId('first-boot-pins').innerText(), /pins measurement [0-9a-f]{96} as the reference values of image new-service/);
+  await screenshot(page, 'demo-first-boot-competition');
+  const rid = await real.getAttribute('data-request');
+  await real.getByTestId('approve').click();
+  await page.locator(`[data-request="${rid}"]`).waitFor({ state: 'detached' });
+  await page.locator(`[data-request="${iid}"]`).waitFor({ state: 'detached' });
+});
+
+test('a guest whose reports a VLEK signs has no chip identity, and says so', async () => {
+  await page.getByTestId('nav-approvals').click();
+  const card = page.locator('[data-testid="approval-card"]', { hasText: 'vm-vlek-01' }).first();
+  await card.waitFor();
+  assert.equal(await card.getAttribute('data-class'), 'migration');
+  assert.match(await card.getByTestId('chip-identity-vlek').innerText(), /Chip identity: none \(VLEK\)/);
+  await screenshot(page, 'demo-vlek-approval');
+  await page.goto(`${ks.url}/fleet/vm-vlek-01`);
+  await page.getByTestId('guest-title').waitFor();
+  assert.match(await page.locator('body').innerText(), /Chip identity\s+none \(VLEK\)/);
+  await page.getByTestId('nav-fleet').click();
+  const row = page.locator('[data-testid="fleet-row"][data-guest="vm-vlek-01"]');
+  await row.waitFor();
+  assert.match(await row.innerText(), /none \(VLEK\)/);
 });
 
 test('denying a request is final and audited', async () => {

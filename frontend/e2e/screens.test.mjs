@@ -120,6 +120,23 @@ test('settings shows this console: its temporary data directory and schema versi
   await screenshot(page, 'settings');
 });
 
+test('the stale-CRL policy is shown in Settings and saved to the console', async () => {
+  await page.getByTestId('nav-settings').click();
+  const sel = page.getByTestId('policy-stale-crl');
+  await sel.waitFor();
+  assert.equal(await sel.inputValue(), 'Warn (release, show a warning)');
+  assert.equal((await resultOf('Approvals/Policy')).body.result.stale_crl, 'warn');
+  await sel.click();
+  await page.getByRole('option', { name: 'Refuse the evidence' }).click();
+  results.delete('Approvals/Policy');
+  await page.getByTestId('policy-save').click();
+  // The screen reloads the policy from the console after saving.
+  const { body } = await resultOf('Approvals/Policy');
+  assert.equal(body.result.stale_crl, 'refuse', JSON.stringify(body));
+  assert.equal(await page.getByTestId('policy-stale-crl').inputValue(), 'Refuse the evidence');
+  await screenshot(page, 'settings-stale-crl');
+});
+
 test('deep links load the app shell', async () => {
   await page.goto(ks.url + '/keys');
   await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor();

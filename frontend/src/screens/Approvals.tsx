@@ -187,7 +187,13 @@ export function ApprovalsScreen() {
                 <Fact
                   label="Measurement"
                   value={shortHex(s.measurement ?? '', 16)}
-                  badge={(s.reasons ?? []).some((x) => /measurement/i.test(x.code)) ? { text: 'not approved', color: 'red' } : { text: 'approved', color: 'teal' }}
+                  badge={
+                    q.first_boot_claim
+                      ? { text: 'no reference values yet', color: 'orange' }
+                      : (s.reasons ?? []).some((x) => /measurement/i.test(x.code))
+                        ? { text: 'not approved', color: 'red' }
+                        : { text: 'approved', color: 'teal' }
+                  }
                 />
                 <Fact label="Evidence" value={shortHex(q.evidence_hash, 16)} />
               </SimpleGrid>
