@@ -23,6 +23,7 @@ gofmt_check() { local bad; bad=$(gofmt -l $(git ls-files '*.go') 2>/dev/null); [
 step "gofmt" gofmt_check
 step "go vet" go vet $gopkgs
 step "go test" go test -timeout 20m $gopkgs
+step "go test (simulated agent build)" go test -tags simulate ./cmd/keyholder-agent
 step "generated assembly up to date" ./scripts/check-generated.sh
 # With -tags purego no assembly is built and the Go fallbacks pass the
 # tests of the packages that have assembly.
