@@ -322,7 +322,11 @@ func printVerdict(w io.Writer, vd *attest.Verdict) {
 	fmt.Fprintln(w, status)
 	if c := vd.Claims; c != nil {
 		fmt.Fprintf(w, "  product       %s\n  signer        %s\n", orDash(string(c.Product)), c.Signer)
-		fmt.Fprintf(w, "  chip id       %s\n  measurement   %s\n", c.ChipID, c.Measurement)
+		identity := "none (VLEK)"
+		if c.Signer != attest.VLEK {
+			identity = orDash(vd.HardwareID.String())
+		}
+		fmt.Fprintf(w, "  chip identity %s\n  chip id       %s\n  measurement   %s\n", identity, c.ChipID, c.Measurement)
 		fmt.Fprintf(w, "  report data   %s\n  host data     %s\n", c.ReportData, c.HostData)
 		fmt.Fprintf(w, "  id key        %s\n  author key    %s\n", c.IDKeyDigest, c.AuthorKeyDigest)
 		fmt.Fprintf(w, "  family id     %s\n  image id      %s\n", c.FamilyID, c.ImageID)

@@ -112,6 +112,12 @@ var negCases = []negCase{
 	{name: "author key not approved", opts: func(o *sim.ReportOptions) { o.AuthorKeyDigest = measurement("other author") },
 		ref: func(r *attest.ReferenceValues) { r.AuthorKeyDigests = []attest.Hex{measurement("author")} }, wantCode: attest.CodeAuthorKey},
 	{name: "chip not allowed", ref: func(r *attest.ReferenceValues) { r.AllowedChipIDs = []attest.Hex{bytes.Repeat([]byte{9}, 64)} }, wantCode: attest.CodeChipNotAllowed},
+	{name: "allowed chips and a VLEK, which names no chip", opts: func(o *sim.ReportOptions) { o.VLEK = true },
+		ref: func(r *attest.ReferenceValues) {
+			c, _ := sim.NewChip(attest.Milan, "host-1")
+			r.AllowedChipIDs = []attest.Hex{c.ID()}
+		},
+		wantCode: attest.CodeChipNotAllowed, wantMsg: "VLEK"},
 	{name: "guest SVN below minimum", ref: func(r *attest.ReferenceValues) { r.MinimumGuestSVN = 3 }, wantCode: attest.CodeGuestSVN},
 	{name: "current TCB below reported", opts: func(o *sim.ReportOptions) {
 		cur := sim.DefaultTCB(attest.Milan)

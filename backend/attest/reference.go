@@ -36,7 +36,8 @@ type ReferenceValues struct {
 	AuthorKeyDigests []Hex `json:"author_key_digests,omitempty"`
 	// MinimumGuestSVN is the minimum GUEST_SVN.
 	MinimumGuestSVN uint32 `json:"minimum_guest_svn,omitempty"`
-	// AllowedChipIDs restricts the evidence to these chips; empty allows any.
+	// AllowedChipIDs restricts the evidence to these chips (VCEK hardware
+	// IDs; a VLEK names no chip and is refused); empty allows any.
 	AllowedChipIDs []Hex `json:"allowed_chip_ids,omitempty"`
 	// TPM holds the vTPM requirements; nil means a vTPM is not required.
 	TPM *TPMReference `json:"tpm,omitempty"`

@@ -304,6 +304,12 @@ func TestWarmCacheAndSimulatedLabel(t *testing.T) {
 			t.Fatalf("verification %d: hardware ID %x, want the VCEK's %x", i, vd.HardwareID, mc.ID())
 		}
 	}
+	// Allowed chips are matched on the hardware ID, masked or not.
+	vd, _ = v.Verify(ctx, masked, &attest.ReferenceValues{Measurements: []attest.Hex{sim.DemoMeasurement}, AllowedChipIDs: []attest.Hex{mc.ID()}},
+		attest.Expectation{ReportData: rd[:]})
+	if !vd.Verified {
+		t.Fatalf("a masked report of an allowed chip: %v", vd.Reasons)
+	}
 	// A VLEK names no chip.
 	vlek, _ := mc.Evidence(sim.ReportOptions{ReportData: rd, VLEK: true, MaskChipID: true})
 	vd, _ = v.Verify(ctx, vlek, nil, attest.Expectation{ReportData: rd[:]})

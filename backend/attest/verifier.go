@@ -677,8 +677,16 @@ func checkReference(vd *Verdict, r *spb.Report, p Product, ref *ReferenceValues,
 	if r.GetGuestSvn() < ref.MinimumGuestSVN {
 		vd.refuse(CodeGuestSVN, "GUEST_SVN %d is below the minimum %d", r.GetGuestSvn(), ref.MinimumGuestSVN)
 	}
-	if len(ref.AllowedChipIDs) > 0 && !containsHex(ref.AllowedChipIDs, r.GetChipId()) {
-		vd.refuse(CodeChipNotAllowed, "chip %s… is not one of the %d allowed chips", shortHex(r.GetChipId()), len(ref.AllowedChipIDs))
+	// Allowed chips are matched on the VCEK's hardware ID: the report's
+	// CHIP_ID may be masked, and a VLEK vouches for no chip at all.
+	switch {
+	case len(ref.AllowedChipIDs) == 0:
+	case len(vd.HardwareID) == 0 && c.Signer == VLEK:
+		vd.refuse(CodeChipNotAllowed, "the report is signed by a VLEK, which names no chip; the reference values allow only %d chips", len(ref.AllowedChipIDs))
+	case len(vd.HardwareID) == 0:
+		vd.refuse(CodeChipNotAllowed, "the chip is unknown (no verified VCEK); the reference values allow only %d chips", len(ref.AllowedChipIDs))
+	case !containsHex(ref.AllowedChipIDs, vd.HardwareID):
+		vd.refuse(CodeChipNotAllowed, "chip %s… is not one of the %d allowed chips", shortHex(vd.HardwareID), len(ref.AllowedChipIDs))
 	}
 }
 
