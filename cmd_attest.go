@@ -173,6 +173,7 @@ func attestVerify(env *cliEnv, args []string) error {
 	reportData := fs.String("report-data", "", "expected REPORT_DATA (128 hex digits)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	crlAge := fs.Duration("crl-max-age", 30*24*time.Hour, "a cached CRL older than this does not count as a revocation check")
+	staleCRL := fs.String("stale-crl", "warn", "without a CRL younger than --crl-max-age: warn, or refuse the evidence")
 	devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
 	if err := parseSub(env, fs, args); err != nil {
 		return err
@@ -186,7 +187,11 @@ func attestVerify(env *cliEnv, args []string) error {
 	if *refFile != "" && *image != "" {
 		return &exitError{code: 2, msg: "--reference and --image exclude each other"}
 	}
-	exp := attest.Expectation{SkipReportData: *reportData == ""}
+	crlPolicy, err := attest.ParseCRLPolicy(*staleCRL)
+	if err != nil {
+		return &exitError{code: 2, msg: "--stale-crl: " + err.Error()}
+	}
+	exp := attest.Expectation{SkipReportData: *reportData == "", StaleCRL: crlPolicy}
 	if *product != "" {
 		p, err := attest.ParseProduct(*product)
 		if err != nil {

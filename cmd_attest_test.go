@@ -90,6 +90,10 @@ func TestAttestVerifyCLI(t *testing.T) {
 		{"wrong product", dev("--product", "Milan", "--json"), 1, []string{`"wrong_product"`}},
 		{"expired at --at", dev("--at", "2040-01-01T00:00:00Z", "--json"), 1, []string{`"certificate_expired"`}},
 		{"not yet valid at --at", dev("--at", "2020-01-01T00:00:00Z", "--json"), 1, []string{`"certificate_not_yet_valid"`}},
+		{"no CRL, stale-CRL policy warn", dev("--stale-crl", "warn", "--json"), 0, []string{`"verified": true`, `"revocation_not_checked"`}},
+		{"no CRL, stale-CRL policy refuse", dev("--stale-crl", "refuse", "--json"), 1, []string{`"verified": false`, `"revocation_not_checked"`, "policy refuses"}},
+		{"unknown stale-CRL policy", dev("--stale-crl", "ignore"), 2, nil},
+		{"chip identity is the VCEK hardware ID", dev(), 0, []string{"chip identity " + hex.EncodeToString(mustChipID(t, attest.Genoa))}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,4 +402,14 @@ func TestAttestVerifyCLIEvidence(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("--evidence with --report: exit %d %q", code, errOut)
 	}
+}
+
+// mustChipID is the VCEK hardware ID of snpguestFiles' chip.
+func mustChipID(t *testing.T, p attest.Product) []byte {
+	t.Helper()
+	c, err := sim.NewChip(p, "cli-host") // snpguestFiles' chip
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID()
 }
