@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -86,10 +87,34 @@ func requestsList(env *cliEnv, args []string) error {
 		if r.Simulated {
 			cls += " (SIMULATED)"
 		}
+		var sum struct {
+			Signer string `json:"signer"`
+		}
+		json.Unmarshal(r.Summary, &sum)
+		if sum.Signer == "VLEK" {
+			cls += " [chip identity: none (VLEK)]"
+		}
+		if len(r.Competing) > 0 {
+			cls += fmt.Sprintf(" [COMPETES with %s]", strings.Join(r.Competing, ", "))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t\n", r.ID, r.VMID, r.VolumeID, cls, r.Status, len(r.Approvals), r.ApprovalsNeeded,
 			r.ExpiresAt.Local().Format(time.DateTime))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		var sum struct {
+			Pins string `json:"pins"`
+		}
+		if json.Unmarshal(r.Summary, &sum) == nil && sum.Pins != "" && (r.Status == release.StatusPending || r.Status == release.StatusApproved) {
+			fmt.Fprintf(env.stdout, "\n%s: %s\n", r.ID, sum.Pins)
+			if len(r.Competing) > 0 {
+				fmt.Fprintf(env.stdout, "%s: %d other launch(es) claim this volume's first boot; at most one is your guest, and approving one denies the others.\n", r.ID, len(r.Competing))
+			}
+		}
+	}
+	return nil
 }
 
 // splitID takes the request ID from before or after the flags.
