@@ -275,6 +275,8 @@ export interface TCBMinimum {
   tee: number;
   snp: number;
   microcode: number;
+  /** Turin only. */
+  fmc?: number;
 }
 
 export interface ReferenceValues {

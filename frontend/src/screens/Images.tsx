@@ -116,6 +116,7 @@ function References({ image }: { image: Image }) {
               <Table.Td ff="monospace">{v.values.measurements.map((m) => shortHex(m, 16)).join(', ')}</Table.Td>
               <Table.Td ff="monospace">
                 {v.values.minimum_tcb.bootloader}/{v.values.minimum_tcb.tee}/{v.values.minimum_tcb.snp}/{v.values.minimum_tcb.microcode}
+                {v.values.minimum_tcb.fmc ? ` · FMC ${v.values.minimum_tcb.fmc}` : ''}
               </Table.Td>
               <Table.Td>{formatTime(v.created_at)}</Table.Td>
               <Table.Td>{v.created_by}</Table.Td>
