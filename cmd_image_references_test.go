@@ -23,7 +23,7 @@ func TestImageReferencesCommands(t *testing.T) {
 	img := make([]byte, 1<<20)
 	rand.Read(img)
 	os.WriteFile(src, img, 0o644)
-	l.run(t, 0, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", filepath.Join(dir, "disk.img"), "--name", "web")
+	l.run(t, 0, "image", "prepare", "--data", data, "--passphrase-file", pass, "--in", src, "--out", filepath.Join(dir, "disk.img"), "--name", "web", "--force")
 
 	if out := l.run(t, 0, "image", "references", "web", "--data", data); !strings.Contains(out, "no reference values") {
 		t.Fatalf("empty list: %s", out)
