@@ -281,13 +281,9 @@ func (fl *demoFleet) run(ctx context.Context, eng *release.Service) {
 		for _, c := range fl.claimants {
 			fl.boot(c, 0)
 		}
-		fl.boot(fl.vlek, 0)
+		go fl.vlekScenario()
 	})
-	at(5*time.Second, "the VLEK guest reboots: the console cannot tell its chip", func() {
-		fl.vlek.autoApprove.Store(false)
-		fl.reboot(fl.vlek)
-	})
-	at(5*time.Second, "a guest reboots with the debug policy bit", func() {
+	at(10*time.Second, "a guest reboots with the debug policy bit", func() {
 		g(1).sim.SetDebug(true)
 		g(1).sim.NewLaunch()
 		fl.boot(g(1), 0)
@@ -331,6 +327,25 @@ func (fl *demoFleet) run(ctx context.Context, eng *release.Service) {
 		fl.reboot(g(1))
 	})
 	<-ctx.Done()
+}
+
+// vlekScenario boots the VLEK guest (its first boot is approved), then,
+// once it has its key, reboots it: the console cannot tell its chip, so the
+// new launch waits for an officer as a migration.
+func (fl *demoFleet) vlekScenario() {
+	g := fl.vlek
+	res, err := fl.client.Obtain(fl.ctx, g.sim, agent.Request{VMID: g.id, VolumeID: g.vol, Generation: int(g.gen.Load()), MaxWait: time.Hour, PollEvery: 2 * time.Second,
+		Waiting: func(rel *wire.Release) { fl.maybeApprove(g, rel) }})
+	if err != nil {
+		if fl.ctx.Err() == nil {
+			fl.log.Info("demo guest refused", "guest", g.id, "reason", err.Error())
+		}
+		return
+	}
+	res.Wipe()
+	fl.log.Info("demo: the VLEK guest reboots; the console cannot tell its chip", "simulated", true)
+	g.autoApprove.Store(false)
+	fl.reboot(g)
 }
 
 func (fl *demoFleet) reboot(g *demoGuest) {
