@@ -91,7 +91,7 @@ test('competing first boots are shown together, with what approving pins; approv
   assert.match(await real.getByTestId('first-boot-pins').innerText(), /pins measurement [0-9a-f]{96} as the reference values of image new-service/);
   await screenshot(page, 'demo-first-boot-competition');
   const rid = await real.getAttribute('data-request');
-  await real.getByTestId('approve').click();
+  await page.locator(`[data-testid="approval-card"][data-request="${rid}"]`).getByTestId('approve').click();
   await page.locator(`[data-request="${rid}"]`).waitFor({ state: 'detached' });
   await page.locator(`[data-request="${iid}"]`).waitFor({ state: 'detached' });
 });
