@@ -580,3 +580,47 @@ func TestDemotedVoterDoesNotCount(t *testing.T) {
 		t.Fatalf("demoted requester collects: %v", err)
 	}
 }
+
+// TestStaleTargetIsNotChanged: an approved change is carried out only on
+// the officer it was asked for, as they were: a role change whose officer
+// changed role meanwhile, or a removal whose officer was replaced by
+// another of the same name, fails (audited) instead of doing something
+// nobody approved.
+func TestStaleTargetIsNotChanged(t *testing.T) {
+	e := newEnv(t)
+	e.team()
+	raise, err := e.q.SetRole(e.ctx, e.as("alice"), "carol", custody.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove, err := e.q.RemoveOfficer(e.ctx, e.as("alice"), "victor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile: carol is made a viewer; victor is removed and a new
+	// victor (an admin) is added.
+	if err := e.cust.SetRole(e.ctx, "alice", "carol", custody.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cust.RemoveOfficer(e.ctx, "alice", "victor"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cust.AddOfficer(e.ctx, "alice", "victor", custody.RoleAdmin, []byte("the new victor's passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.q.Approve(e.ctx, e.as("bob"), raise.ID, raise.Hash); !errors.Is(err, ErrChanged) {
+		t.Fatalf("raising a role that changed meanwhile: %v", err)
+	}
+	if _, err := e.q.Approve(e.ctx, e.as("bob"), remove.ID, remove.Hash); !errors.Is(err, ErrChanged) {
+		t.Fatalf("removing an officer replaced meanwhile: %v", err)
+	}
+	if e.role("carol") != custody.RoleViewer || e.role("victor") != custody.RoleAdmin {
+		t.Fatalf("carol %s, victor %s", e.role("carol"), e.role("victor"))
+	}
+	for _, id := range []string{raise.ID, remove.ID} {
+		a, err := Get(e.ctx, e.db, id)
+		if err != nil || a.Status != StatusFailed || e.audited("admin.execute", id) != 1 {
+			t.Fatalf("%s: %+v %v", id, a, err)
+		}
+	}
+}

@@ -9,7 +9,7 @@
 // and TO stand for a newline and a tab); the run replaces it by
 // TO, runs `go test` on the packages, and puts the file back, whatever
 // happens. Lines starting with # are comments. The exit status is 1 when a
-// mutation went unnoticed.
+// mutation went unnoticed, 2 when a line cannot be applied or built.
 package main
 
 import (
@@ -41,8 +41,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(2)
 	}
-	missed := 0
-	fmt.Println("| ID | caught | first failing test |")
+	missed, broken := 0, 0
+	fmt.Println("| ID | caught | failing tests |")
 	fmt.Println("|---|---|---|")
 	for _, m := range ms {
 		if *only != "" && m.id != *only {
@@ -50,8 +50,12 @@ func main() {
 		}
 		caught, test, err := run(m, strings.Fields(*pkgs))
 		if err != nil {
+			// A mutation that cannot be applied or built is a broken table
+			// line, not a result: say so and go on.
 			fmt.Fprintln(os.Stderr, "mutate:", m.id+":", err)
-			os.Exit(2)
+			fmt.Printf("| %s | TABLE ERROR | - |\n", m.id)
+			broken++
+			continue
 		}
 		verdict := "caught"
 		if !caught {
@@ -59,6 +63,9 @@ func main() {
 			missed++
 		}
 		fmt.Printf("| %s | %s | %s |\n", m.id, verdict, test)
+	}
+	if broken > 0 {
+		os.Exit(2)
 	}
 	if missed > 0 {
 		os.Exit(1)
@@ -121,10 +128,15 @@ func run(m mutation, pkgs []string) (caught bool, test string, err error) {
 	if bytes.Contains(out, []byte("[build failed]")) || bytes.Contains(out, []byte("[setup failed]")) {
 		return false, "", fmt.Errorf("the mutant does not build:\n%s", out)
 	}
+	var failed []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if t, ok := strings.CutPrefix(strings.TrimSpace(l), "--- FAIL: "); ok {
-			return true, strings.Fields(t)[0], nil
+		// Top-level tests only: subtests are indented.
+		if t, ok := strings.CutPrefix(l, "--- FAIL: "); ok {
+			failed = append(failed, strings.Fields(t)[0])
 		}
 	}
-	return true, "(package failed)", nil
+	if len(failed) == 0 {
+		return true, "(package failed)", nil
+	}
+	return true, strings.Join(failed, ", "), nil
 }
