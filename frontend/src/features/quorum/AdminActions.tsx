@@ -1,7 +1,7 @@
 import { Alert, Badge, Button, Card, Group, Modal, Progress, Stack, Text, Textarea, Title, Tooltip } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { IconCheck, IconDownload, IconPrinter, IconShieldLock, IconX } from '@tabler/icons-react';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, type AdminAction } from '../../api';
 import { ErrorNotice, formatTime, notifyError, shortHex, ShareList } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
@@ -37,9 +37,14 @@ export function AdminActions() {
   const [busy, setBusy] = useState<string | null>(null);
   const [notes, setNotes] = useState<Record<string, string>>({});
   const [shares, setShares] = useState<string[] | null>(null);
+  // Votes cast while this screen was closed reached no subscriber: read afresh.
+  useEffect(() => {
+    void openAdminActions.reload();
+  }, []);
   const list = r.data ?? [];
   if (r.error) return <ErrorNotice error={r.error} onRetry={r.reload} />;
-  if (list.length === 0) return null;
+  // The shares modal outlives the action's card (delivered: no longer listed).
+  if (list.length === 0 && !shares) return null;
 
   const run = async (key: string, fn: () => Promise<void>, fail: string) => {
     setBusy(key);
