@@ -342,6 +342,16 @@ func TestLooseningOnlyNeedsTheQuorum(t *testing.T) {
 	if err != nil || a.Status != StatusDone || migrationApprovers(t, e) != 2 {
 		t.Fatalf("stricter policy: %+v %v", a, err)
 	}
+	// Denying a class is stricter (at once); allowing it again loosens.
+	deny := &release.Policy{Approvers: map[release.Class]int{release.ClassMigration: 2}, Actions: map[release.Class]release.Action{release.ClassRestore: release.ActionDeny}}
+	a, err = e.q.SetPolicy(e.ctx, e.as("alice"), "", deny)
+	if err != nil || a.Status != StatusDone {
+		t.Fatalf("denying restores: %+v %v", a, err)
+	}
+	a, err = e.q.SetPolicy(e.ctx, e.as("alice"), "", &release.Policy{Approvers: map[release.Class]int{release.ClassMigration: 2}})
+	if err != nil || a.Status != StatusPending {
+		t.Fatalf("allowing restores again: %+v %v", a, err)
+	}
 	// Back to 1 loosens: it waits.
 	a, err = e.q.SetPolicy(e.ctx, e.as("alice"), "", nil)
 	if err != nil || a.Status != StatusPending || migrationApprovers(t, e) != 2 {
@@ -450,6 +460,20 @@ func TestBoundToParameters(t *testing.T) {
 	if e.role("victor") != custody.RoleViewer || e.role("carol") != custody.RoleApprover {
 		t.Fatal("altered parameters took effect")
 	}
+	// A secret action altered after its request: more shares than asked.
+	e2, err := e.q.RequestRecoveryShares(e.ctx, e.as("alice"), 3, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(`UPDATE admin_actions SET params = '{"m":2,"n":5}' WHERE id = ?`, e2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.q.Approve(e.ctx, e.as("bob"), e2.ID, e2.Hash); !errors.Is(err, ErrChanged) {
+		t.Fatalf("approving altered shares: %v", err)
+	}
+	if shares, err := e.q.CollectShares(e.ctx, e.as("alice"), e2.ID); err == nil {
+		t.Fatalf("altered action delivered %d shares", len(shares))
+	}
 	if Hash(KindRecoveryShares, []byte(`{"m":2,"n":3}`)) != a.Hash {
 		t.Fatal("the hash is not over the canonical parameters")
 	}
@@ -491,6 +515,21 @@ func TestExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clk.add(DefaultTTL + time.Second)
+	// Collected after its expiry (no sweep ran): refused, and expired now.
+	late, err := e.q.RequestRecoveryShares(e.ctx, e.as("bob"), 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.q.Approve(e.ctx, e.as("alice"), late.ID, late.Hash); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(DefaultTTL + time.Second)
+	if _, err := e.q.CollectShares(e.ctx, e.as("bob"), late.ID); !errors.Is(err, ErrExpired) {
+		t.Fatalf("collect after expiry: %v", err)
+	}
+	if got, _ := Get(e.ctx, e.db, late.ID); got.Status != StatusExpired {
+		t.Fatalf("late collection: %s", got.Status)
+	}
 	if n, err := e.q.ExpireDue(e.ctx); err != nil || n != 2 {
 		t.Fatalf("expire due: %d %v", n, err)
 	}
@@ -534,6 +573,14 @@ func TestWhoMayAct(t *testing.T) {
 	}
 	if _, err := e.q.Approve(e.ctx, e.as("bob"), a.ID, a.Hash); !errors.Is(err, ErrNotPending) {
 		t.Fatalf("approve after denial: %v", err)
+	}
+	// A carried-out action cannot be denied afterwards (the audit log would lie).
+	done, err := e.q.SetRole(e.ctx, e.as("alice"), "carol", custody.RoleViewer)
+	if err != nil || done.Status != StatusDone {
+		t.Fatalf("lowering carol: %+v %v", done, err)
+	}
+	if _, err := e.q.Deny(e.ctx, e.as("bob"), done.ID, "too late"); !errors.Is(err, ErrNotPending) {
+		t.Fatalf("deny a done action: %v", err)
 	}
 	if e.role("mallory") != "" || e.audited("admin.deny", a.ID) != 1 {
 		t.Fatal("denied action took effect or was not audited")

@@ -3,6 +3,7 @@ package release
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"keyholder/backend/fleet"
 	"keyholder/backend/release/wire"
@@ -97,4 +98,26 @@ func TestCollectChecksVolumeRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantRefusedAtCollection(id, wire.CodeVolumeRevoked, "volume was revoked after the approval")
+}
+
+// TestExpiredApprovalReleasesNothing: an approval the guest did not collect
+// in time, and a request nobody decided in time, end at the guest's next
+// poll: expired, audited, nothing released.
+func TestExpiredApprovalReleasesNothing(t *testing.T) {
+	e := newEnv(t)
+	_, approved := e.approved(guest{vm: "vm-late", vol: e.volume("late"), chip: 1, meas: 7, launch: 1, tcbSNP: 20})
+	p := e.request(guest{vm: "vm-wait", vol: e.volume("wait"), chip: 2, meas: 7, launch: 2, tcbSNP: 20}, wire.PurposeBoot, 0)
+	rel, err := e.svc.Release(e.ctx, p.req)
+	if err != nil || rel.Status != wire.StatusPending {
+		t.Fatalf("pending: %+v %v", rel, err)
+	}
+	e.clk.Add(DefaultPolicy().TTL() + time.Second)
+	for _, id := range []string{approved, rel.RequestID} {
+		if got, err := e.svc.Poll(e.ctx, id); code(err) != wire.CodeRequestExpired {
+			t.Fatalf("poll of %s after its expiry: %+v %v", id, got, err)
+		}
+		if r, _ := GetRequest(e.ctx, e.db, id); r.Status != StatusExpired {
+			t.Fatalf("%s: %s", id, r.Status)
+		}
+	}
 }
