@@ -75,6 +75,7 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	b := &base{ctx: ctx, cfg: cfg, db: db, events: ev, log: cfg.Log, custody: cfg.Custody}
 	b.session = newSession(b)
 	b.quorum = newQuorum(b)
+	go b.expireAdminActions()
 	// Catch-up only: while the key service is unlocked, audit.Append signs
 	// a checkpoint with every Nth entry in that entry's own transaction.
 	// The ticker signs what was appended without the key (by another

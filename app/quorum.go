@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"keyholder/backend/custody"
 	"keyholder/backend/quorum"
@@ -53,6 +54,24 @@ func newQuorum(b *base) *quorum.Service {
 			b.events.Emit(EventKeysChanged, nil)
 		}
 	}})
+}
+
+// expireAdminActions ends admin actions past their expiry (audited) while
+// the console runs, so the Approvals screen does not list them as
+// pending; a vote or a collection checks expiry itself too.
+func (b *base) expireAdminActions() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			if _, err := b.quorum.ExpireDue(b.ctx); err != nil && b.ctx.Err() == nil {
+				b.log.Warn("expiring admin actions failed", "err", err)
+			}
+		}
+	}
 }
 
 // admin returns the caller as the quorum's actor: an admin with a recent
