@@ -78,6 +78,10 @@ func (s *Service) RequestBackup(ctx context.Context, by Actor, files ...string) 
 // AddOfficer asks for a new officer with their own envelope of the master
 // key, made now (the passphrase is not kept). The service must be unlocked.
 func (s *Service) AddOfficer(ctx context.Context, by Actor, name string, role custody.Role, passphrase []byte) (Action, error) {
+	// Refuse a non-admin before the passphrase KDF runs for them.
+	if err := s.admin(ctx, s.db, by, s.now()); err != nil {
+		return Action{}, err
+	}
 	if _, err := custody.LookupOfficer(ctx, s.db, name); err == nil {
 		return Action{}, custody.ErrOfficerExists
 	} else if !errors.Is(err, store.ErrNotFound) {

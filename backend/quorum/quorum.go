@@ -24,7 +24,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -191,16 +190,16 @@ func Hash(kind Kind, params []byte) string {
 
 func sameHash(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// admin checks inside tx that by is an admin now (by name and ID) and
-// authenticated recently.
-func (s *Service) admin(ctx context.Context, tx *sql.Tx, by Actor, now time.Time) error {
+// admin checks in q (the caller's transaction) that by is an admin now
+// (by name and ID) and authenticated recently.
+func (s *Service) admin(ctx context.Context, q custody.Queryer, by Actor, now time.Time) error {
 	if strings.TrimSpace(by.Officer.Name) == "" {
 		return fmt.Errorf("%w: no officer named", ErrForbidden)
 	}
 	if by.AuthenticatedAt.IsZero() || now.Sub(by.AuthenticatedAt) > s.authAge || by.AuthenticatedAt.After(now.Add(time.Minute)) {
 		return ErrReauthenticate
 	}
-	o, err := custody.LookupOfficer(ctx, tx, by.Officer.Name)
+	o, err := custody.LookupOfficer(ctx, q, by.Officer.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s is not an officer", ErrForbidden, by.Officer.Name)
 	}

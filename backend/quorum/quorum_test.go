@@ -548,6 +548,9 @@ func TestWhoMayAct(t *testing.T) {
 			t.Fatalf("%s requests shares: %v", who, err)
 		}
 	}
+	if _, err := e.q.AddOfficer(e.ctx, e.as("victor"), "vic2", custody.RoleAdmin, []byte("a long passphrase")); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a viewer adds an officer: %v", err)
+	}
 	stale := e.as("alice")
 	e.clk.add(10 * time.Minute)
 	if _, err := e.q.RequestRecoveryShares(e.ctx, stale, 2, 3); !errors.Is(err, ErrReauthenticate) {
