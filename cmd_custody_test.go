@@ -110,7 +110,11 @@ func TestCustodyLifecycleLeavesNoKeyInPlaintext(t *testing.T) {
 	// restored console keeps the pin that image manifests carry.
 	tlsKey := []byte("-----BEGIN PRIVATE KEY-----\nnot a real key\n-----END PRIVATE KEY-----\n")
 	os.WriteFile(filepath.Join(data, release.TLSKeyFile), tlsKey, 0o600)
-	l.run(t, 0, "backup", "--out", backup, "--data", data, "--officer", "bob", "--passphrase-file", bob)
+	// A backup carries every secret: admins only (bob is an approver).
+	if out := l.run(t, 1, "backup", "--out", backup, "--data", data, "--officer", "bob", "--passphrase-file", bob); !strings.Contains(out, "only an admin") {
+		t.Fatalf("approver's backup: %s", out)
+	}
+	l.run(t, 0, "backup", "--out", backup, "--data", data, "--officer", "alice", "--passphrase-file", alice)
 	l.run(t, 0, "restore", "--in", backup, "--data", data2, "--officer", "alice", "--passphrase-file", alice)
 	if got, err := os.ReadFile(filepath.Join(data2, release.TLSKeyFile)); err != nil || !bytes.Equal(got, tlsKey) {
 		t.Fatalf("the release TLS key did not travel with the backup: %v", err)

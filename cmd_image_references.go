@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,8 +11,8 @@ import (
 	"text/tabwriter"
 
 	"keyholder/backend/attest"
-	"keyholder/backend/audit"
 	"keyholder/backend/custody"
+	"keyholder/backend/quorum"
 	"keyholder/backend/store"
 )
 
@@ -67,7 +66,7 @@ func runImageReferences(env *cliEnv, of *officerFlags, rf referenceFlags, asJSON
 			return fmt.Errorf("reference values file %s: %w", *rf.file, err)
 		}
 	}
-	db, _, o, done, err := of.openUnlocked(ctx, env)
+	db, svc, o, done, err := of.openUnlocked(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -84,20 +83,22 @@ func runImageReferences(env *cliEnv, of *officerFlags, rf referenceFlags, asJSON
 			return err
 		}
 	}
-	actor := "officer:" + o.Name
-	var v attest.ReferenceVersion
-	err = db.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if v, err = attest.PutReferenceTx(ctx, tx, db.Now(), imageID, rv, actor, *rf.comment); err != nil {
-			return err
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: db.Now(), Actor: actor, Action: "reference.set", Subject: imageID, Decision: "ok",
-			Reason: fmt.Sprintf("reference values version %d (%d measurements, sha256 %s) from the command line", v.Version, len(v.Values.Measurements), v.Hash[:16])})
-		return err
-	})
+	// Trusting reference values by hand is a custody action under the
+	// two-person rule: with two or more admins it waits for another one.
+	q, by := quorumFor(db, svc, o)
+	act, err := q.SetReference(ctx, by, imageID, *rv, *rf.comment)
 	if err != nil {
 		return fmt.Errorf("store reference values of %s: %w", args[1], err)
 	}
+	if act.Status != quorum.StatusDone {
+		waiting(env.stdout, act, "")
+		return nil
+	}
+	vs, err := attest.NewReferences(db).List(ctx, imageID)
+	if err != nil || len(vs) == 0 {
+		return fmt.Errorf("read back reference values of %s: %w", args[1], err)
+	}
+	v := vs[0] // newest first
 	fmt.Fprintf(env.stdout, "Reference values of %s: version %d (%d measurements, sha256 %s).\n", args[1], v.Version, len(v.Values.Measurements), v.Hash)
 	return nil
 }

@@ -69,4 +69,22 @@ func TestImageReferencesCommands(t *testing.T) {
 	if out := l.run(t, 0, "audit", "export", "--data", data); !strings.Contains(out, "reference.set") {
 		t.Fatalf("not audited: %s", out)
 	}
+
+	// With a second admin, trusting reference values by hand waits for
+	// that admin's approval (two-person rule).
+	bob := secretFile(t, dir, "bpass", "bob's passphrase two")
+	l.run(t, 0, "officers", "add", "bob", "--role", "admin", "--new-passphrase-file", bob, "--data", data, "--passphrase-file", pass)
+	m3 := strings.Repeat("ef", 48)
+	out = l.run(t, 0, "image", "references", "set", "web", "--measurement", m3, "--data", data, "--officer", "admin", "--passphrase-file", pass)
+	act := actionID.FindString(out)
+	if act == "" || !strings.Contains(out, "Waiting for approval") {
+		t.Fatalf("set by one of two admins: %s", out)
+	}
+	if out := l.run(t, 0, "image", "references", "web", "--data", data); strings.Contains(out, m3) {
+		t.Fatalf("reference values trusted by one admin: %s", out)
+	}
+	l.run(t, 0, "requests", "approve", act, "--data", data, "--officer", "bob", "--passphrase-file", bob)
+	if out := l.run(t, 0, "image", "references", "web", "--data", data); !strings.Contains(out, m3) {
+		t.Fatalf("reference values after the second admin: %s", out)
+	}
 }

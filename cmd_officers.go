@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/quorum"
 )
 
 var officersCommand = &command{
@@ -22,7 +23,10 @@ var officersCommand = &command{
   keyholder officers passwd [--officer NAME --passphrase-file F --new-passphrase-file F]
 
 Each officer has their own envelope of the master key; adding or removing
-one re-encrypts no secret. Changes need an admin's passphrase.
+one re-encrypts no secret. Changes need an admin's passphrase. Under the
+two-person rule, adding or removing an officer and raising a role (or
+changing an admin's) wait for other admins' approval when the console has
+more than one admin ('keyholder requests').
 `)
 	},
 	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
@@ -97,6 +101,8 @@ one re-encrypts no secret. Changes need an admin's passphrase.
 				return err
 			}
 			defer svc.Close(ctx)
+			q, by := quorumFor(db, svc, admin)
+			var a quorum.Action
 			switch sub {
 			case "add":
 				p, err := readNewPassphrase(env, *newPass, fmt.Sprintf("Passphrase for the new officer %s: ", rest[0]))
@@ -104,20 +110,29 @@ one re-encrypts no secret. Changes need an admin's passphrase.
 					return err
 				}
 				defer clear(p)
-				o, err := svc.AddOfficer(ctx, admin.Name, rest[0], custody.Role(*role), p)
+				a, err = q.AddOfficer(ctx, by, rest[0], custody.Role(*role), p)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(env.stdout, "Added officer %s (%s).\n", o.Name, o.Role)
 			case "remove":
-				if err := svc.RemoveOfficer(ctx, admin.Name, rest[0]); err != nil {
+				if a, err = q.RemoveOfficer(ctx, by, rest[0]); err != nil {
 					return err
 				}
+			case "role":
+				if a, err = q.SetRole(ctx, by, rest[0], custody.Role(rest[1])); err != nil {
+					return err
+				}
+			}
+			if a.Status != quorum.StatusDone {
+				waiting(env.stdout, a, "")
+				return nil
+			}
+			switch sub {
+			case "add":
+				fmt.Fprintf(env.stdout, "Added officer %s (%s).\n", rest[0], *role)
+			case "remove":
 				fmt.Fprintf(env.stdout, "Removed officer %s.\n", rest[0])
 			case "role":
-				if err := svc.SetRole(ctx, admin.Name, rest[0], custody.Role(rest[1])); err != nil {
-					return err
-				}
 				fmt.Fprintf(env.stdout, "%s is now %s.\n", rest[0], rest[1])
 			}
 			return nil

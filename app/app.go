@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/quorum"
 	"keyholder/backend/release"
 	"keyholder/backend/store"
 )
@@ -73,6 +74,8 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	}
 	b := &base{ctx: ctx, cfg: cfg, db: db, events: ev, log: cfg.Log, custody: cfg.Custody}
 	b.session = newSession(b)
+	b.quorum = newQuorum(b)
+	go b.expireAdminActions()
 	// Catch-up only: while the key service is unlocked, audit.Append signs
 	// a checkpoint with every Nth entry in that entry's own transaction.
 	// The ticker signs what was appended without the key (by another
@@ -107,7 +110,9 @@ type base struct {
 	db     *store.DB
 	events Events
 	log    *slog.Logger
-	// custody is the key service; session the officer's UI session.
+	// custody is the key service; session the officer's UI session;
+	// quorum the two-person rule for custody actions.
 	custody *custody.Service
 	session *Session
+	quorum  *quorum.Service
 }

@@ -104,15 +104,21 @@ func (a *Approvals) Policy(c Caller, imageID string) (release.Policy, error) {
 	return p, toError(a.log, "read release policy", err)
 }
 
-// SetPolicy changes the console default (imageID "") or an image's policy
-// (nil removes the image's override). Admins only, recently authenticated.
-func (a *Approvals) SetPolicy(c Caller, imageID string, p *release.Policy) error {
-	o, err := a.session.requireFresh(c, custody.RoleAdmin)
+// SetPolicy asks to change the console default (imageID "") or an image's
+// policy (nil removes the image's override). A change that loosens control
+// (fewer approvals for some class, a denied class allowed, migration
+// agents allowed) is an admin action under the two-person rule; a stricter
+// one happens at once. Admins only, recently authenticated.
+func (a *Approvals) SetPolicy(c Caller, imageID string, p *release.Policy) (AdminOutcome, error) {
+	by, err := a.admin(c)
 	if err != nil {
-		return err
+		return AdminOutcome{}, err
 	}
-	err = release.SetPolicy(a.ctx, a.db, "officer:"+o.Name, imageID, p)
-	return releaseError(a, "change release policy", err)
+	act, err := a.quorum.SetPolicy(a.ctx, by, imageID, p)
+	if errors.Is(err, release.ErrInvalidPolicy) {
+		return AdminOutcome{}, &Error{Code: CodeInvalid, Message: err.Error()}
+	}
+	return a.outcome("change release policy", act, err)
 }
 
 // releaseError maps the release engine's errors to codes the UI branches on.

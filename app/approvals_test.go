@@ -215,7 +215,7 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	if d, _ := rc.svcs.Fleet.Guest(rc.alice, "vm-app"); d.Status != fleet.Revoked {
 		t.Fatalf("status after revoke: %s", d.Status)
 	}
-	if err := rc.svcs.Approvals.SetPolicy(rc.alice, "", &release.Policy{Actions: map[release.Class]release.Action{"nonsense": release.ActionRelease}}); code(err) != CodeInvalid {
+	if _, err := rc.svcs.Approvals.SetPolicy(rc.alice, "", &release.Policy{Actions: map[release.Class]release.Action{"nonsense": release.ActionRelease}}); code(err) != CodeInvalid {
 		t.Fatalf("invalid policy: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/quorum"
 	"keyholder/backend/release"
 )
 
@@ -64,16 +65,16 @@ func (k *Keys) Revoke(c Caller, volumeID, reason string) error {
 	return toError(k.log, "revoke volume", err)
 }
 
-// Destroy erases every release secret of a revoked volume; confirm must
-// repeat the volume ID. Admins only, with a recent authentication.
-func (k *Keys) Destroy(c Caller, volumeID, confirm string) error {
-	o, err := k.session.requireFresh(c, custody.RoleAdmin)
+// Destroy asks to erase every release secret of a revoked volume; confirm
+// must repeat the volume ID. An admin action under the two-person rule.
+// Admins only, with a recent authentication.
+func (k *Keys) Destroy(c Caller, volumeID, confirm string) (AdminOutcome, error) {
+	by, err := k.admin(c)
 	if err != nil {
-		return err
+		return AdminOutcome{}, err
 	}
-	err = k.custody.Destroy(k.ctx, o.Name, volumeID, confirm)
-	k.changed()
-	return toError(k.log, "destroy volume secrets", err)
+	a, err := k.quorum.DestroyVolume(k.ctx, by, volumeID, confirm)
+	return k.outcome("destroy volume secrets", a, err)
 }
 
 // Officers lists the officers (names, roles, last login; no envelopes).
@@ -85,46 +86,44 @@ func (k *Keys) Officers(c Caller) ([]custody.Officer, error) {
 	return os, toError(k.log, "list officers", err)
 }
 
-// AddOfficer adds an officer with their own passphrase. Admins only, with a
-// recent authentication.
-func (k *Keys) AddOfficer(c Caller, name, role, passphrase string) (custody.Officer, error) {
-	o, err := k.session.requireFresh(c, custody.RoleAdmin)
+// AddOfficer asks to add an officer with their own passphrase (their
+// envelope of the master key is made now; the passphrase is not kept). An
+// admin action under the two-person rule. Admins only, with a recent
+// authentication.
+func (k *Keys) AddOfficer(c Caller, name, role, passphrase string) (AdminOutcome, error) {
+	by, err := k.admin(c)
 	if err != nil {
-		return custody.Officer{}, err
+		return AdminOutcome{}, err
 	}
 	pass := []byte(passphrase)
 	defer clear(pass)
-	added, err := k.custody.AddOfficer(k.ctx, o.Name, name, custody.Role(role), pass)
-	k.changed()
-	return added, toError(k.log, "add officer", err)
+	a, err := k.quorum.AddOfficer(k.ctx, by, name, custody.Role(role), pass)
+	return k.outcome("add officer", a, err)
 }
 
-// RemoveOfficer removes an officer (never the last admin). Admins only.
-func (k *Keys) RemoveOfficer(c Caller, name string) error {
-	o, err := k.session.requireFresh(c, custody.RoleAdmin)
+// RemoveOfficer asks to remove an officer (never the last admin). An admin
+// action under the two-person rule; once carried out, the officer's
+// sessions end. Admins only.
+func (k *Keys) RemoveOfficer(c Caller, name string) (AdminOutcome, error) {
+	by, err := k.admin(c)
 	if err != nil {
-		return err
+		return AdminOutcome{}, err
 	}
-	err = k.custody.RemoveOfficer(k.ctx, o.Name, name)
-	if err == nil {
-		k.session.endOfficer(name)
-	}
-	k.changed()
-	return toError(k.log, "remove officer", err)
+	a, err := k.quorum.RemoveOfficer(k.ctx, by, name)
+	return k.outcome("remove officer", a, err)
 }
 
-// SetRole changes an officer's role (the last admin stays admin). Admins only.
-func (k *Keys) SetRole(c Caller, name, role string) error {
-	o, err := k.session.requireFresh(c, custody.RoleAdmin)
+// SetRole asks to change an officer's role (the last admin stays admin).
+// Raising a role, or changing an admin's, is an admin action under the
+// two-person rule; lowering an approver to viewer happens at once. Once
+// carried out, the officer's sessions end. Admins only.
+func (k *Keys) SetRole(c Caller, name, role string) (AdminOutcome, error) {
+	by, err := k.admin(c)
 	if err != nil {
-		return err
+		return AdminOutcome{}, err
 	}
-	err = k.custody.SetRole(k.ctx, o.Name, name, custody.Role(role))
-	if err == nil {
-		k.session.endOfficer(name)
-	}
-	k.changed()
-	return toError(k.log, "change role", err)
+	a, err := k.quorum.SetRole(k.ctx, by, name, custody.Role(role))
+	return k.outcome("change role", a, err)
 }
 
 // ChangePassphrase changes the logged-in officer's own passphrase.
@@ -140,27 +139,61 @@ func (k *Keys) ChangePassphrase(c Caller, oldPassphrase, newPassphrase string) e
 	return toError(k.log, "change passphrase", err)
 }
 
-// Backup writes an encrypted backup of the whole console to path on this
-// machine (the desktop's save dialog picks it). The web console refuses it:
-// there the browser's machine is not the console's; use keyholder backup.
+// Backup asks for an encrypted backup of the whole console, written to
+// path on this machine (the desktop's save dialog picks it). The web
+// console refuses it: there the browser's machine is not the console's;
+// use BackupDownload or keyholder backup. Under the two-person rule it is
+// an admin action: with one admin the file is written at once; otherwise,
+// once M admins approved, the caller writes it with CollectBackupTo.
 // Admins only, with a recent authentication.
-func (k *Keys) Backup(c Caller, path string) (custody.BackupInfo, error) {
+func (k *Keys) Backup(c Caller, path string) (AdminOutcome, error) {
 	if k.cfg.Mode != "desktop" {
-		return custody.BackupInfo{}, &Error{Code: CodeForbidden, Message: "backups are written from the desktop console or with keyholder backup"}
+		return AdminOutcome{}, &Error{Code: CodeForbidden, Message: "backups are written from the desktop console or with keyholder backup"}
 	}
-	o, err := k.session.requireFresh(c, custody.RoleAdmin)
+	by, err := k.admin(c)
+	if err != nil {
+		return AdminOutcome{}, err
+	}
+	if !filepath.IsAbs(path) {
+		return AdminOutcome{}, &Error{Code: CodeInvalid, Message: "choose where to save the backup"}
+	}
+	a, err := k.quorum.RequestBackup(k.ctx, by, release.TLSCertFile, release.TLSKeyFile)
+	if err != nil || !collectable(a, by) {
+		return k.outcome("ask for a backup", a, err)
+	}
+	info, err := k.writeBackup(by, a.ID, path)
+	if err != nil {
+		return AdminOutcome{}, err
+	}
+	a.Status = quorum.StatusDelivered
+	return AdminOutcome{Action: a, Done: true, BackupInfo: &info}, nil
+}
+
+// CollectBackupTo writes the backup of approved admin action id to path on
+// this machine, once, for the admin who asked (desktop only).
+func (k *Keys) CollectBackupTo(c Caller, id, path string) (custody.BackupInfo, error) {
+	if k.cfg.Mode != "desktop" {
+		return custody.BackupInfo{}, &Error{Code: CodeForbidden, Message: "backups are written from the desktop console; download it with CollectBackup"}
+	}
+	by, err := k.admin(c)
 	if err != nil {
 		return custody.BackupInfo{}, err
 	}
 	if !filepath.IsAbs(path) {
 		return custody.BackupInfo{}, &Error{Code: CodeInvalid, Message: "choose where to save the backup"}
 	}
+	return k.writeBackup(by, id, path)
+}
+
+// writeBackup collects backup action id into path (beside it, then
+// renamed, so a failed write never looks like a finished backup).
+func (k *Keys) writeBackup(by quorum.Actor, id, path string) (custody.BackupInfo, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return custody.BackupInfo{}, &Error{Code: CodeInvalid, Message: "cannot write there: " + err.Error()}
 	}
 	defer os.Remove(tmp.Name())
-	info, err := k.custody.WriteBackup(k.ctx, "officer:"+o.Name, tmp, release.TLSCertFile, release.TLSKeyFile)
+	info, err := k.quorum.CollectBackup(k.ctx, by, id, tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -170,8 +203,7 @@ func (k *Keys) Backup(c Caller, path string) (custody.BackupInfo, error) {
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
-	k.events.Emit(EventAuditAppended, nil)
-	return info, toError(k.log, "write backup", err)
+	return info, quorumError(k.base, "write backup", err)
 }
 
 func (k *Keys) changed() {

@@ -2,27 +2,38 @@ package app
 
 import (
 	"bytes"
-	"fmt"
 
 	"keyholder/backend/custody"
+	"keyholder/backend/quorum"
 	"keyholder/backend/release"
 )
 
-// RecoveryShares splits the master key into n printable shares, any m of
-// which rebuild access (`keyholder recover`). The shares are shown once and
-// never stored; each carries a checksum so a typo is caught before
-// combining. Admins only, with a recent authentication; audited.
-func (k *Keys) RecoveryShares(c Caller, m, n int) ([]string, error) {
-	o, err := k.session.requireFresh(c, custody.RoleAdmin)
+// RecoveryShares asks for the master key split into n printable shares,
+// any m of which rebuild access (`keyholder recover`). Under the
+// two-person rule it is an admin action: on a console with one admin the
+// shares come in this answer; otherwise the answer is the pending action,
+// and once M admins approved it the caller collects the shares with
+// CollectShares, once. The shares are shown once and never stored; each
+// carries a checksum so a typo is caught before combining. Admins only,
+// with a recent authentication; audited.
+func (k *Keys) RecoveryShares(c Caller, m, n int) (AdminOutcome, error) {
+	by, err := k.admin(c)
 	if err != nil {
-		return nil, err
+		return AdminOutcome{}, err
 	}
 	if m < 2 || n < m || n > 16 {
-		return nil, &Error{Code: CodeInvalid, Message: "choose between 2 and 16 shares, with a threshold of at least 2 and at most the number of shares"}
+		return AdminOutcome{}, &Error{Code: CodeInvalid, Message: "choose between 2 and 16 shares, with a threshold of at least 2 and at most the number of shares"}
 	}
-	shares, err := k.custody.SplitRecovery(k.ctx, o.Name, m, n)
-	k.events.Emit(EventAuditAppended, nil)
-	return shares, toError(k.log, "split the master key", err)
+	a, err := k.quorum.RequestRecoveryShares(k.ctx, by, m, n)
+	if err != nil || !collectable(a, by) {
+		return k.outcome("ask for recovery shares", a, err)
+	}
+	shares, err := k.quorum.CollectShares(k.ctx, by, a.ID)
+	if err != nil {
+		return AdminOutcome{}, quorumError(k.base, "split the master key", err)
+	}
+	a.Status = quorum.StatusDelivered
+	return AdminOutcome{Action: a, Done: true, Shares: shares}, nil
 }
 
 // BackupFile is an encrypted backup handed to the browser for download.
@@ -32,21 +43,35 @@ type BackupFile struct {
 	Info custody.BackupInfo `json:"info"`
 }
 
-// BackupDownload writes an encrypted backup of the whole console into memory
-// for the web console to download (the desktop app saves it with Backup).
-// The file is encrypted and authenticated under the master key; restoring
-// it needs an officer's passphrase. Admins only, recently authenticated.
-func (k *Keys) BackupDownload(c Caller) (BackupFile, error) {
-	o, err := k.session.requireFresh(c, custody.RoleAdmin)
+// BackupDownload asks for an encrypted backup of the whole console for the
+// web console to download (the desktop app saves it with Backup). Under
+// the two-person rule it is an admin action: with one admin the file comes
+// in this answer; otherwise the caller collects it with CollectBackup once
+// M admins approved. The file is encrypted and authenticated under the
+// master key; restoring it needs an officer's passphrase. Admins only,
+// recently authenticated.
+func (k *Keys) BackupDownload(c Caller) (AdminOutcome, error) {
+	by, err := k.admin(c)
 	if err != nil {
-		return BackupFile{}, err
+		return AdminOutcome{}, err
 	}
+	a, err := k.quorum.RequestBackup(k.ctx, by, release.TLSCertFile, release.TLSKeyFile)
+	if err != nil || !collectable(a, by) {
+		return k.outcome("ask for a backup", a, err)
+	}
+	f, err := k.collectBackup(by, a.ID)
+	if err != nil {
+		return AdminOutcome{}, err
+	}
+	a.Status = quorum.StatusDelivered
+	return AdminOutcome{Action: a, Done: true, Backup: &f}, nil
+}
+
+func (k *Keys) collectBackup(by quorum.Actor, id string) (BackupFile, error) {
 	var buf bytes.Buffer
-	info, err := k.custody.WriteBackup(k.ctx, "officer:"+o.Name, &buf, release.TLSCertFile, release.TLSKeyFile)
-	k.events.Emit(EventAuditAppended, nil)
+	info, err := k.quorum.CollectBackup(k.ctx, by, id, &buf)
 	if err != nil {
-		return BackupFile{}, toError(k.log, "write backup", err)
+		return BackupFile{}, quorumError(k.base, "write backup", err)
 	}
-	name := fmt.Sprintf("keyholder-%s-%s.khbackup", info.ConsoleID, info.CreatedAt.UTC().Format("20060102-150405"))
-	return BackupFile{Name: name, Data: buf.Bytes(), Info: info}, nil
+	return BackupFile{Name: backupName(info), Data: buf.Bytes(), Info: info}, nil
 }

@@ -24,10 +24,11 @@ func TestRecoverySharesAndBackupDownload(t *testing.T) {
 			t.Errorf("RecoveryShares(%d, %d): %v, want invalid", tc.m, tc.n, err)
 		}
 	}
-	shares, err := s.Keys.RecoveryShares(alice, 2, 3)
-	if err != nil {
-		t.Fatal(err)
+	out, err := s.Keys.RecoveryShares(alice, 2, 3)
+	if err != nil || !out.Done {
+		t.Fatalf("one admin's shares: %+v %v", out.Action, err)
 	}
+	shares := out.Shares
 	if len(shares) != 3 {
 		t.Fatalf("%d shares", len(shares))
 	}
@@ -43,10 +44,11 @@ func TestRecoverySharesAndBackupDownload(t *testing.T) {
 		t.Fatalf("2 of 3 shares do not combine: %v", err)
 	}
 
-	f, err := s.Keys.BackupDownload(alice)
-	if err != nil {
-		t.Fatal(err)
+	bo, err := s.Keys.BackupDownload(alice)
+	if err != nil || bo.Backup == nil {
+		t.Fatalf("one admin's backup: %+v %v", bo.Action, err)
 	}
+	f := bo.Backup
 	if !strings.HasSuffix(f.Name, ".khbackup") || len(f.Data) < 1024 || f.Info.ConsoleID == "" {
 		t.Fatalf("backup file %q, %d bytes, %+v", f.Name, len(f.Data), f.Info)
 	}

@@ -1,13 +1,9 @@
 package app
 
 import (
-	"database/sql"
 	"errors"
-	"fmt"
 
 	"keyholder/backend/attest"
-	"keyholder/backend/audit"
-	"keyholder/backend/custody"
 )
 
 // References lists the versions of an image's reference values, newest first.
@@ -19,30 +15,21 @@ func (i *Images) References(c Caller, imageID string) ([]attest.ReferenceVersion
 	return vs, toError(i.log, "list reference values", referenceError(err))
 }
 
-// SetReference stores a new version of an image's reference values (the
-// measurements a guest of that image must prove, minimum TCB, policy bits).
-// Old versions are kept. Admins only, with a recent authentication.
-func (i *Images) SetReference(c Caller, imageID string, values attest.ReferenceValues, comment string) (attest.ReferenceVersion, error) {
-	o, err := i.session.requireFresh(c, custody.RoleAdmin)
+// SetReference asks to store a new version of an image's reference values
+// (the measurements a guest of that image must prove, minimum TCB, policy
+// bits). Old versions are kept. Trusting reference values by hand is an
+// admin action under the two-person rule. Admins only, with a recent
+// authentication.
+func (i *Images) SetReference(c Caller, imageID string, values attest.ReferenceValues, comment string) (AdminOutcome, error) {
+	by, err := i.admin(c)
 	if err != nil {
-		return attest.ReferenceVersion{}, err
+		return AdminOutcome{}, err
 	}
-	actor := "officer:" + o.Name
-	var v attest.ReferenceVersion
-	err = i.db.Tx(i.ctx, func(tx *sql.Tx) error {
-		var err error
-		v, err = attest.PutReferenceTx(i.ctx, tx, i.db.Now(), imageID, &values, actor, comment)
-		if err != nil {
-			return err
-		}
-		_, err = audit.Append(i.ctx, tx, audit.Entry{At: i.db.Now(), Actor: actor, Action: "reference.set", Subject: imageID,
-			Decision: "ok", Reason: fmt.Sprintf("reference values version %d (%d measurements, sha256 %s)", v.Version, len(v.Values.Measurements), v.Hash[:16])})
-		return err
-	})
-	if err == nil {
-		i.events.Emit(EventAuditAppended, nil)
+	a, err := i.quorum.SetReference(i.ctx, by, imageID, values, comment)
+	if err != nil {
+		return AdminOutcome{}, quorumError(i.base, "store reference values", referenceError(err))
 	}
-	return v, toError(i.log, "store reference values", referenceError(err))
+	return i.outcome("store reference values", a, nil)
 }
 
 func referenceError(err error) error {

@@ -193,9 +193,9 @@ func TestKeysBackup(t *testing.T) {
 	s, _ := newSessionServices(t, "desktop")
 	alice := setupAs(t, s, "alice", "alice's passphrase")
 	out := filepath.Join(t.TempDir(), "console.khbackup")
-	info, err := s.Keys.Backup(alice, out)
-	if err != nil || info.Bytes == 0 {
-		t.Fatalf("Backup = %+v, %v", info, err)
+	res, err := s.Keys.Backup(alice, out)
+	if err != nil || res.BackupInfo == nil || res.BackupInfo.Bytes == 0 {
+		t.Fatalf("Backup = %+v, %v", res, err)
 	}
 	if _, err := s.Keys.Backup(alice, "relative.khbackup"); code(err) != CodeInvalid {
 		t.Fatalf("relative path: %v", err)

@@ -251,13 +251,13 @@ func TestSessionsEnd(t *testing.T) {
 	if alive(carol) || !alive(bob) || !alive(vic) {
 		t.Fatal("End must end that session and only it")
 	}
-	if err := s.Keys.SetRole(alice, "bob", "viewer"); err != nil {
+	if _, err := s.Keys.SetRole(alice, "bob", "viewer"); err != nil {
 		t.Fatal(err)
 	}
 	if alive(bob) || alive(bob2) || !alive(vic) {
 		t.Fatal("a role change must end every session of that officer, and only theirs")
 	}
-	if err := s.Keys.RemoveOfficer(alice, "vic"); err != nil {
+	if _, err := s.Keys.RemoveOfficer(alice, "vic"); err != nil {
 		t.Fatal(err)
 	}
 	if alive(vic) || !alive(alice) {
@@ -290,7 +290,7 @@ func TestApprovalsRoleAndOneVotePerOfficer(t *testing.T) {
 	}
 	p := release.DefaultPolicy()
 	p.Approvers = map[release.Class]int{release.ClassFirstBoot: 2}
-	if err := a.SetPolicy(rc.alice, "", &p); err != nil {
+	if _, err := a.SetPolicy(rc.alice, "", &p); err != nil {
 		t.Fatal(err)
 	}
 	vic := loginAs(t, s, "vic", "vic's passphrase")

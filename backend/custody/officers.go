@@ -119,7 +119,7 @@ func scanOfficer(sc interface{ Scan(...any) error }) (officerRow, error) {
 }
 
 // findOfficer looks an officer up by name; "" picks the only officer.
-func findOfficer(ctx context.Context, q rowQueryer, name string) (officerRow, error) {
+func findOfficer(ctx context.Context, q Queryer, name string) (officerRow, error) {
 	var row *sql.Row
 	if name == "" {
 		var n int
@@ -343,19 +343,7 @@ func (s *Service) RemoveOfficer(ctx context.Context, admin, name string) error {
 		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
 			return err
 		}
-		r, err := findOfficer(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		if err := keepAnAdmin(ctx, tx, r); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM officers WHERE id = ?`, r.ID); err != nil {
-			return fmt.Errorf("remove officer: %w", store.Classify(err))
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: officerActor(admin), Action: "officer.remove", Subject: r.ID,
-			Decision: "ok", Reason: "removed " + name})
-		return err
+		return RemoveOfficerTx(ctx, tx, officerActor(admin), name, s.now())
 	})
 	if err == nil {
 		s.afterWrite(ctx)
@@ -372,21 +360,7 @@ func (s *Service) SetRole(ctx context.Context, admin, name string, role Role) er
 		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
 			return err
 		}
-		r, err := findOfficer(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		if role != RoleAdmin {
-			if err := keepAnAdmin(ctx, tx, r); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE officers SET role = ? WHERE id = ?`, string(role), r.ID); err != nil {
-			return fmt.Errorf("set role: %w", store.Classify(err))
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: officerActor(admin), Action: "officer.role", Subject: r.ID,
-			Decision: "ok", Reason: fmt.Sprintf("%s: %s -> %s", name, r.Role, role)})
-		return err
+		return SetRoleTx(ctx, tx, officerActor(admin), name, role, s.now())
 	})
 	if err == nil {
 		s.afterWrite(ctx)

@@ -2,9 +2,7 @@ package custody
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -23,26 +21,14 @@ var ErrWrongShares = errors.New("the shares do not rebuild this console's master
 // them once and keeps no copy. The audit entry records M, N and the split's
 // identifier, never a share.
 func (s *Service) SplitRecovery(ctx context.Context, admin string, m, n int) ([]string, error) {
-	var set [4]byte
-	rand.Read(set[:])
 	var out []string
-	err := s.withMaster(func(master []byte, cid string) error {
-		return s.db.Tx(ctx, func(tx *sql.Tx) error {
-			if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
-				return err
-			}
-			shares, err := shamir.Split(master, m, n, set, nil)
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrInvalid, err)
-			}
-			for _, sh := range shares {
-				out = append(out, sh.String())
-				clear(sh.Value)
-			}
-			_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: officerActor(admin), Action: "recovery.split", Subject: cid,
-				Decision: "ok", Reason: fmt.Sprintf("master key split into %d shares, %d needed (split %s)", n, m, hex.EncodeToString(set[:]))})
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
 			return err
-		})
+		}
+		var err error
+		out, err = s.SplitRecoveryTx(ctx, tx, officerActor(admin), m, n)
+		return err
 	})
 	if err != nil {
 		return nil, err

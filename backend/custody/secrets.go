@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -417,24 +416,7 @@ func (s *Service) Destroy(ctx context.Context, admin, volumeID, confirm string) 
 		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
 			return err
 		}
-		vs, _, err := volumeStatus(ctx, tx, volumeID)
-		if err != nil {
-			return err
-		}
-		if vs != VolumeRevoked {
-			return fmt.Errorf("destroy volume %s: %w", volumeID, ErrNotRevoked)
-		}
-		var n int
-		tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM volume_generations WHERE volume_id = ?`, volumeID).Scan(&n)
-		if _, err := tx.ExecContext(ctx, `UPDATE volume_generations SET status = 'destroyed', wrapped = X'' WHERE volume_id = ?`, volumeID); err != nil {
-			return fmt.Errorf("destroy secrets: %w", store.Classify(err))
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE volumes SET status = 'destroyed' WHERE id = ?`, volumeID); err != nil {
-			return fmt.Errorf("destroy volume: %w", store.Classify(err))
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: officerActor(admin), Action: "volume.destroy", Subject: volumeID,
-			Decision: "ok", Reason: strconv.Itoa(n) + " release secrets erased"})
-		return err
+		return DestroyTx(ctx, tx, officerActor(admin), volumeID, s.now())
 	})
 	if err == nil {
 		s.afterWrite(ctx)

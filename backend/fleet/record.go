@@ -411,8 +411,12 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 }
 
 // Revoke marks a guest revoked: every release and heartbeat it makes is
-// refused until an officer reinstates it. Audited in the same transaction.
+// refused until an officer reinstates it. Its open release requests
+// (pending, or approved and not collected) are denied in the same
+// transaction, each audited as the revoking officer's denial, so no
+// approval given before the revocation outlives it.
 func (s *Service) Revoke(ctx context.Context, actor, id, reason string) error {
+	now := s.db.Now()
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE vms SET revoked = 1, status = 'revoked', status_reason = ? WHERE id = ?`, reason, id)
 		if err != nil {
@@ -421,9 +425,50 @@ func (s *Service) Revoke(ctx context.Context, actor, id, reason string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("guest %s: %w", id, store.ErrNotFound)
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.db.Now(), Actor: actor, Action: "guest.revoke", Subject: id, Decision: "revoked", Reason: reason})
-		return err
+		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "guest.revoke", Subject: id, Decision: "revoked", Reason: reason}); err != nil {
+			return err
+		}
+		return closeRequestsTx(ctx, tx, actor, id, reason, now)
 	})
+}
+
+// closeRequestsTx denies the open release requests of revoked VM vmID. The
+// release engine owns the table; the revocation must end its requests in
+// its own transaction, and fleet cannot call the engine (the engine
+// imports fleet).
+func closeRequestsTx(ctx context.Context, tx *sql.Tx, actor, vmID, why string, now time.Time) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, class, volume_id, evidence_hash FROM approval_requests WHERE vm_id = ? AND status IN ('pending', 'approved')`, vmID)
+	if err != nil {
+		return fmt.Errorf("open requests of %s: %w", vmID, store.Classify(err))
+	}
+	type open struct{ id, class, volume, evHash string }
+	var rs []open
+	for rows.Next() {
+		var r open
+		if err := rows.Scan(&r.id, &r.class, &r.volume, &r.evHash); err != nil {
+			rows.Close()
+			return err
+		}
+		rs = append(rs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	reason := "the VM was revoked"
+	if why != "" {
+		reason += ": " + why
+	}
+	for _, r := range rs {
+		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.id); err != nil {
+			return fmt.Errorf("close request %s: %w", r.id, store.Classify(err))
+		}
+		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "release.deny", Subject: r.id, Decision: "denied",
+			Reason: fmt.Sprintf("%s of %s (volume %s): %s", r.class, vmID, r.volume, reason), EvidenceHash: r.evHash}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Reinstate clears a guest's revocation; its next request is classified

@@ -101,11 +101,12 @@ var notAuthentic = map[attest.Code]bool{
 // Verify implements Verifier.
 func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error) {
 	var ref *attest.ReferenceValues
+	version := 0
 	if imageID := image.ID; imageID != "" && a.References != nil {
 		rv, err := a.References.LatestAt(stmtContext(ctx), imageID, image.ConfigVersion)
 		switch {
 		case err == nil:
-			ref = &rv.Values
+			ref, version = &rv.Values, rv.Version
 		case errors.Is(err, store.ErrNotFound):
 		default:
 			return Claims{}, fmt.Errorf("reference values of %s: %w", imageID, err)
@@ -122,7 +123,9 @@ func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, image Imag
 	if err != nil {
 		return Claims{}, err
 	}
-	return claimsFromVerdict(vd, ref != nil), nil
+	c := claimsFromVerdict(vd, ref != nil)
+	c.ReferenceVersion = version
+	return c, nil
 }
 
 func claimsFromVerdict(vd *attest.Verdict, referenced bool) Claims {

@@ -80,6 +80,10 @@ type Claims struct {
 	// admit exactly this launch) becomes the image's on approval.
 	Unreferenced      bool            `json:"unreferenced,omitempty"`
 	ProposedReference json.RawMessage `json:"proposed_reference,omitempty"`
+	// ReferenceVersion is the version of the image's reference values the
+	// evidence was checked against (0: none). Collecting an approved
+	// secret refuses when the image's current version is another one.
+	ReferenceVersion int `json:"reference_version,omitempty"`
 	// Evidence is the full decoded evidence for the officer's screens:
 	// {"snp": attest.Claims, "tpm": attest.TPMState or null}.
 	Evidence json.RawMessage `json:"evidence,omitempty"`

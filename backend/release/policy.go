@@ -136,6 +136,51 @@ func (p Policy) Override(img *Policy) Policy {
 	return out
 }
 
+// Needs is how many officers must approve class c under p: 0 when the
+// policy releases it without one, -1 when it denies it.
+func (p Policy) Needs(c Class) int {
+	switch p.action(c) {
+	case ActionRelease:
+		return 0
+	case ActionApprove:
+		return p.approvers(c)
+	}
+	return -1
+}
+
+// Weakens lists how next (an effective policy) would loosen control
+// compared with p: a class released with fewer approvals than before (a
+// denied class allowed at all, an approved one released automatically, an
+// approver count lowered), or migration agents allowed. Nil means next is
+// as strict as p or stricter.
+func (p Policy) Weakens(next Policy) []string {
+	var out []string
+	for _, c := range Classes {
+		was, will := p.Needs(c), next.Needs(c)
+		switch {
+		case was == will:
+		case was < 0:
+			out = append(out, fmt.Sprintf("%s: denied -> %s", c, needsText(will)))
+		case will >= 0 && will < was:
+			out = append(out, fmt.Sprintf("%s: %s -> %s", c, needsText(was), needsText(will)))
+		}
+	}
+	if next.AllowMigrationAgent && !p.AllowMigrationAgent {
+		out = append(out, "migration agents allowed")
+	}
+	return out
+}
+
+func needsText(n int) string {
+	switch {
+	case n < 0:
+		return "denied"
+	case n == 0:
+		return "released without approval"
+	}
+	return fmt.Sprintf("%d approvals", n)
+}
+
 // ErrInvalidPolicy wraps every Validate refusal.
 var ErrInvalidPolicy = errors.New("invalid release policy")
 

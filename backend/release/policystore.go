@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"keyholder/backend/audit"
 	"keyholder/backend/store"
@@ -79,33 +80,60 @@ func SetPolicy(ctx context.Context, db *store.DB, actor, imageID string, p *Poli
 		}
 	}
 	now := db.Now()
-	return db.Tx(ctx, func(tx *sql.Tx) error {
-		var b []byte
-		if p != nil {
-			b, _ = json.Marshal(p)
+	return db.Tx(ctx, func(tx *sql.Tx) error { return SetPolicyTx(ctx, tx, actor, imageID, p, now) })
+}
+
+// SetPolicyTx is SetPolicy in the caller's transaction.
+func SetPolicyTx(ctx context.Context, tx *sql.Tx, actor, imageID string, p *Policy, now time.Time) error {
+	var b []byte
+	if p != nil {
+		if err := p.Validate(); err != nil {
+			return err
 		}
+		b, _ = json.Marshal(p)
+	}
+	var err error
+	switch {
+	case imageID == "" && p != nil:
+		_, err = tx.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, settingPolicy, string(b), store.Time(now))
+	case imageID == "":
+		_, err = tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, settingPolicy)
+	case p != nil:
+		_, err = tx.ExecContext(ctx, `INSERT INTO release_policies(image_id, policy, updated_at, updated_by) VALUES (?, ?, ?, ?)
+			ON CONFLICT(image_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+			imageID, string(b), store.Time(now), actor)
+	default:
+		_, err = tx.ExecContext(ctx, `DELETE FROM release_policies WHERE image_id = ?`, imageID)
+	}
+	if err != nil {
+		return fmt.Errorf("store release policy: %w", store.Classify(err))
+	}
+	subject := "console"
+	if imageID != "" {
+		subject = imageID
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "policy.set", Subject: subject, Decision: "changed", Reason: string(b)})
+	return err
+}
+
+// EffectivePolicyAfter returns the policy imageID would have if its stored
+// policy (the console default for "") became p (nil: removed), as q sees
+// the rest of the configuration.
+func EffectivePolicyAfter(ctx context.Context, q querier, imageID string, p *Policy) (Policy, error) {
+	base := DefaultPolicy()
+	if imageID != "" {
 		var err error
-		switch {
-		case imageID == "" && p != nil:
-			_, err = tx.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?)
-				ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, settingPolicy, string(b), store.Time(now))
-		case imageID == "":
-			_, err = tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, settingPolicy)
-		case p != nil:
-			_, err = tx.ExecContext(ctx, `INSERT INTO release_policies(image_id, policy, updated_at, updated_by) VALUES (?, ?, ?, ?)
-				ON CONFLICT(image_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-				imageID, string(b), store.Time(now), actor)
-		default:
-			_, err = tx.ExecContext(ctx, `DELETE FROM release_policies WHERE image_id = ?`, imageID)
+		if base, _, err = loadPolicy(ctx, q, ""); err != nil {
+			return Policy{}, err
 		}
-		if err != nil {
-			return fmt.Errorf("store release policy: %w", store.Classify(err))
-		}
-		subject := "console"
-		if imageID != "" {
-			subject = imageID
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "policy.set", Subject: subject, Decision: "changed", Reason: string(b)})
-		return err
-	})
+	}
+	return base.Override(p), nil
+}
+
+// EffectivePolicy returns imageID's effective policy as q sees it (a
+// *store.DB or a *sql.Tx).
+func EffectivePolicy(ctx context.Context, q querier, imageID string) (Policy, error) {
+	p, _, err := loadPolicy(ctx, q, imageID)
+	return p, err
 }

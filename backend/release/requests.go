@@ -356,6 +356,36 @@ func (s *Service) denyCompetingTx(ctx context.Context, tx *sql.Tx, picked Reques
 	return nil
 }
 
+// policyStillAllows checks an approved request against the current policy:
+// every class it showed must still be allowed, and the approvals bound to
+// its evidence must still be enough. It returns the refusal, or "" when the
+// policy allows the release.
+func policyStillAllows(p Policy, r Request, c Claims, bound int) (wire.Code, string) {
+	signals := r.Signals
+	if len(signals) == 0 {
+		signals = []Class{Class(r.Class)}
+	}
+	needed := 1
+	for _, s := range signals {
+		n := p.Needs(s)
+		if n < 0 {
+			return wire.CodeDeniedByPolicy, fmt.Sprintf("the policy was changed after the approval and now denies %s", s)
+		}
+		needed = max(needed, n)
+	}
+	if c.Unreferenced {
+		needed = max(needed, p.approvers(ClassFirstBoot))
+	}
+	if bound < needed {
+		return wire.CodeDeniedByPolicy, fmt.Sprintf("the policy was changed after the approval and now needs %d approvals for %s; the request has %d",
+			needed, joinClasses(signals), bound)
+	}
+	if c.MigrationAgent && !p.AllowMigrationAgent {
+		return wire.CodePolicyMigration, "the policy was changed after the approval and no longer allows a migration agent"
+	}
+	return "", ""
+}
+
 func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.Time) error {
 	reason := "no decision before " + r.ExpiresAt.UTC().Format(time.RFC3339)
 	if r.Status == StatusApproved {
@@ -546,9 +576,28 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	if err := json.Unmarshal([]byte(claimsJSON), &claims); err != nil {
 		return nil, nil, nil, fmt.Errorf("request %s claims: %w", r.ID, err)
 	}
+	// The policy and the reference values as they are now: an officer may
+	// have tightened them since the approval.
 	policy, _, err := loadPolicy(ctx, tx, vol.imageID)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if code, msg := policyStillAllows(policy, r, claims, bound); code != "" {
+		return final(code, msg)
+	}
+	if vol.imageID != "" {
+		var current int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM reference_values WHERE image_id = ?`, vol.imageID).Scan(&current); err != nil {
+			return nil, nil, nil, fmt.Errorf("read reference values: %w", store.Classify(err))
+		}
+		verified := claims.ReferenceVersion
+		if claims.Unreferenced {
+			verified = 0
+		}
+		if current != verified {
+			return final(wire.CodeEvidenceInvalid, fmt.Sprintf("the reference values of image %s changed after the approval (checked against version %d, now %d); the guest must ask again",
+				vol.imageID, verified, current))
+		}
 	}
 	names := make([]string, 0, len(r.Approvals))
 	for _, a := range r.Approvals {

@@ -1,5 +1,10 @@
 import type { Transport } from './transport';
 import type {
+  AdminAction,
+  AdminOutcome,
+  BackupFile,
+  QuorumRules,
+  QuorumStatus,
   AuditEntry,
   AuditVerifyResult,
   BackupInfo,
@@ -34,6 +39,7 @@ export const Events = {
   progress: 'progress',
   sessionChanged: 'session:changed',
   keysChanged: 'keys:changed',
+  adminActionsChanged: 'admin-actions:changed',
   /** resync is synthesised by a transport after a gap or a reconnect. */
   resync: 'resync',
 } as const;
@@ -61,7 +67,14 @@ export interface Client {
     approve(id: string, note: string): Promise<ReleaseRequest>;
     deny(id: string, note: string): Promise<ReleaseRequest>;
     policy(imageID: string): Promise<ReleasePolicy>;
-    setPolicy(imageID: string, p: ReleasePolicy | null): Promise<void>;
+    /** setPolicy: a loosening change waits for a second admin (two-person rule). */
+    setPolicy(imageID: string, p: ReleasePolicy | null): Promise<AdminOutcome>;
+    /** adminActions lists custody actions under the two-person rule ('' for all). */
+    adminActions(status: string): Promise<AdminAction[]>;
+    approveAction(id: string, hash: string): Promise<AdminOutcome>;
+    denyAction(id: string, note: string): Promise<AdminAction>;
+    quorumStatus(): Promise<QuorumStatus>;
+    setQuorumRules(r: QuorumRules): Promise<AdminOutcome>;
   };
   images: {
     list(): Promise<Image[]>;
@@ -70,7 +83,7 @@ export interface Client {
     cancel(opID: string): Promise<void>;
     result(opID: string): Promise<PrepareResult>;
     references(imageID: string): Promise<ReferenceVersion[]>;
-    setReference(imageID: string, values: ReferenceValues, comment: string): Promise<ReferenceVersion>;
+    setReference(imageID: string, values: ReferenceValues, comment: string): Promise<AdminOutcome>;
     splitPassphrase(passphrase: string, m: number, n: number): Promise<string[]>;
     /** imageFolders are where the web console may read and write images. */
     imageFolders(): Promise<string[]>;
@@ -82,15 +95,19 @@ export interface Client {
     generations(volumeID: string): Promise<Generation[]>;
     rotate(volumeID: string): Promise<number>;
     revoke(volumeID: string, reason: string): Promise<void>;
-    destroy(volumeID: string, confirm: string): Promise<void>;
+    destroy(volumeID: string, confirm: string): Promise<AdminOutcome>;
     officers(): Promise<Officer[]>;
-    addOfficer(name: string, role: string, passphrase: string): Promise<Officer>;
-    removeOfficer(name: string): Promise<void>;
-    setRole(name: string, role: string): Promise<void>;
+    addOfficer(name: string, role: string, passphrase: string): Promise<AdminOutcome>;
+    removeOfficer(name: string): Promise<AdminOutcome>;
+    setRole(name: string, role: string): Promise<AdminOutcome>;
     changePassphrase(oldPassphrase: string, newPassphrase: string): Promise<void>;
-    recoveryShares(m: number, n: number): Promise<string[]>;
-    backup(path: string): Promise<BackupInfo>;
-    backupDownload(): Promise<{ name: string; data: string; info: BackupInfo }>;
+    recoveryShares(m: number, n: number): Promise<AdminOutcome>;
+    backup(path: string): Promise<AdminOutcome>;
+    backupDownload(): Promise<AdminOutcome>;
+    /** collectShares: the requester receives approved shares, once. */
+    collectShares(actionID: string): Promise<string[]>;
+    collectBackup(actionID: string): Promise<BackupFile>;
+    collectBackupTo(actionID: string, path: string): Promise<BackupInfo>;
   };
   audit: {
     list(q: AuditQuery): Promise<AuditEntry[]>;
@@ -141,7 +158,12 @@ export function makeClient(t: Transport): Client {
       approve: (id, n) => c('Approvals', 'Approve')<ReleaseRequest>(id, n),
       deny: (id, n) => c('Approvals', 'Deny')<ReleaseRequest>(id, n),
       policy: (id) => c('Approvals', 'Policy')<ReleasePolicy>(id),
-      setPolicy: (id, p) => c('Approvals', 'SetPolicy')<void>(id, p),
+      setPolicy: (id, p) => c('Approvals', 'SetPolicy')<AdminOutcome>(id, p),
+      adminActions: (s) => c('Approvals', 'AdminActions')<AdminAction[]>(s),
+      approveAction: (id, h) => c('Approvals', 'ApproveAction')<AdminOutcome>(id, h),
+      denyAction: (id, n) => c('Approvals', 'DenyAction')<AdminAction>(id, n),
+      quorumStatus: () => c('Approvals', 'QuorumStatus')<QuorumStatus>(),
+      setQuorumRules: (r) => c('Approvals', 'SetQuorumRules')<AdminOutcome>(r),
     },
     images: {
       list: () => c('Images', 'List')<Image[]>(),
@@ -150,7 +172,7 @@ export function makeClient(t: Transport): Client {
       cancel: (id) => c('Images', 'Cancel')<void>(id),
       result: (id) => c('Images', 'Result')<PrepareResult>(id),
       references: (id) => c('Images', 'References')<ReferenceVersion[]>(id),
-      setReference: (id, v, cm) => c('Images', 'SetReference')<ReferenceVersion>(id, v, cm),
+      setReference: (id, v, cm) => c('Images', 'SetReference')<AdminOutcome>(id, v, cm),
       splitPassphrase: (p, m, n) => c('Images', 'SplitPassphrase')<string[]>(p, m, n),
       imageFolders: () => c('Images', 'ImageFolders')<string[]>(),
       setImageFolders: (f) => c('Images', 'SetImageFolders')<void>(f),
@@ -161,15 +183,18 @@ export function makeClient(t: Transport): Client {
       generations: (id) => c('Keys', 'Generations')<Generation[]>(id),
       rotate: (id) => c('Keys', 'Rotate')<number>(id),
       revoke: (id, reason) => c('Keys', 'Revoke')<void>(id, reason),
-      destroy: (id, confirm) => c('Keys', 'Destroy')<void>(id, confirm),
+      destroy: (id, confirm) => c('Keys', 'Destroy')<AdminOutcome>(id, confirm),
       officers: () => c('Keys', 'Officers')<Officer[]>(),
-      addOfficer: (n, r, p) => c('Keys', 'AddOfficer')<Officer>(n, r, p),
-      removeOfficer: (n) => c('Keys', 'RemoveOfficer')<void>(n),
-      setRole: (n, r) => c('Keys', 'SetRole')<void>(n, r),
+      addOfficer: (n, r, p) => c('Keys', 'AddOfficer')<AdminOutcome>(n, r, p),
+      removeOfficer: (n) => c('Keys', 'RemoveOfficer')<AdminOutcome>(n),
+      setRole: (n, r) => c('Keys', 'SetRole')<AdminOutcome>(n, r),
       changePassphrase: (o, n) => c('Keys', 'ChangePassphrase')<void>(o, n),
-      recoveryShares: (m, n) => c('Keys', 'RecoveryShares')<string[]>(m, n),
-      backup: (p) => c('Keys', 'Backup')<BackupInfo>(p),
-      backupDownload: () => c('Keys', 'BackupDownload')<{ name: string; data: string; info: BackupInfo }>(),
+      recoveryShares: (m, n) => c('Keys', 'RecoveryShares')<AdminOutcome>(m, n),
+      backup: (p) => c('Keys', 'Backup')<AdminOutcome>(p),
+      backupDownload: () => c('Keys', 'BackupDownload')<AdminOutcome>(),
+      collectShares: (id) => c('Keys', 'CollectShares')<string[]>(id),
+      collectBackup: (id) => c('Keys', 'CollectBackup')<BackupFile>(id),
+      collectBackupTo: (id, p) => c('Keys', 'CollectBackupTo')<BackupInfo>(id, p),
     },
     audit: {
       list: (q) => c('Audit', 'List')<AuditEntry[]>(q),

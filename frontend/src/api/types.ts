@@ -363,3 +363,73 @@ export interface BackupInfo {
   bytes: number;
   files: string[];
 }
+
+/** AdminActionKind names an admin action under the two-person rule (backend/quorum Kind). */
+export type AdminActionKind =
+  | 'recovery.shares'
+  | 'backup.export'
+  | 'officer.add'
+  | 'officer.role'
+  | 'officer.remove'
+  | 'policy.set'
+  | 'reference.set'
+  | 'volume.destroy'
+  | 'quorum.rules';
+
+/** AdminVote is one admin's approval, bound to the action's hash. */
+export interface AdminVote {
+  officer: string;
+  hash: string;
+  at: string;
+}
+
+/** AdminAction is a custody action waiting for (or decided by) M distinct admins (quorum.Action). */
+export interface AdminAction {
+  id: string;
+  kind: AdminActionKind;
+  summary: string;
+  params: unknown;
+  /** hash binds an approval to the exact parameters; ApproveAction sends it back. */
+  hash: string;
+  requested_by: string;
+  status: 'pending' | 'approved' | 'done' | 'delivered' | 'denied' | 'expired' | 'failed';
+  approvals_needed: number;
+  votes: AdminVote[] | null;
+  /** secret: the result (shares, a backup) goes once to requested_by. */
+  secret: boolean;
+  reason: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** BackupFile is an encrypted backup for download. */
+export interface BackupFile {
+  name: string;
+  /** data is the file, base64. */
+  data: string;
+  info: BackupInfo;
+}
+
+/** AdminOutcome is what a call under the two-person rule returns (app.AdminOutcome). */
+export interface AdminOutcome {
+  action: AdminAction;
+  /** done: carried out, or the secret result is in this answer. */
+  done: boolean;
+  shares?: string[];
+  backup?: BackupFile;
+  backup_info?: BackupInfo;
+}
+
+/** QuorumRules configure the two-person rule (quorum.Rules). */
+export interface QuorumRules {
+  approvals?: Partial<Record<AdminActionKind, number>>;
+  ttl?: string;
+}
+
+/** QuorumStatus is quorum.Status: what each kind needs now. */
+export interface QuorumStatus {
+  admins: number;
+  needed: Record<AdminActionKind, number>;
+  one_person_can_do_everything: boolean;
+  rules: QuorumRules;
+}

@@ -10,7 +10,8 @@ import { RequestTrustNotices } from '../features/approvals/TrustNotices';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
 import { asEvidence, snapshotOf } from '../features/diff/evidence';
-import { pendingRequests } from '../stores/approvals';
+import { AdminActions } from '../features/quorum/AdminActions';
+import { openAdminActions, pendingRequests } from '../stores/approvals';
 import { useResource } from '../stores/resource';
 import { canAskForBrowserNotifications } from '../stores/attention';
 import { useSession } from '../stores/session';
@@ -71,6 +72,7 @@ function timeLeft(expires: string, now: number) {
 
 export function ApprovalsScreen() {
   const r = useResource(pendingRequests);
+  const admin = useResource(openAdminActions);
   const [selected, setSelected] = useState(0);
   const [now, setNow] = useState(Date.now());
   const tick = useInterval(() => setNow(Date.now()), 1000);
@@ -121,7 +123,7 @@ export function ApprovalsScreen() {
     <>
       <PageHeader
         title="Approvals"
-        description="Release requests that need an officer: first boots, migrations to a new host, restores, platform changes and rotations. Newest first."
+        description="Release requests that need an officer (first boots, migrations to a new host, restores, platform changes, rotations) and custody actions that need a second admin. Newest first."
         right={
           <Stack gap={4} align="flex-end">
             {askable && (
@@ -137,9 +139,10 @@ export function ApprovalsScreen() {
           </Stack>
         }
       />
+      <AdminActions />
       {r.error && <ErrorNotice error={r.error} onRetry={r.reload} />}
       {!r.data && r.loading && <Loading />}
-      {r.data && r.data.length === 0 && (
+      {r.data && r.data.length === 0 && (admin.data ?? []).length === 0 && (
         <EmptyState icon={<IconChecklist />} title="Nothing waits for you" testId="approvals-empty">
           Routine attested boots are released automatically. When a guest migrates, is restored, or its firmware changes, its request
           appears here for a one-click decision.

@@ -5,6 +5,7 @@ import { useNavigate } from 'react-router-dom';
 import type { GuestStatus } from '../api';
 import { EmptyState, ErrorNotice, Loading, PageHeader } from '../components/common';
 import { GuestTable } from '../components/GuestTable';
+import { OneAdminNotice } from '../features/quorum/OneAdminNotice';
 import { filterGuests, fleetSummary, useFleet } from '../stores/fleet';
 import { useResource } from '../stores/resource';
 
@@ -26,6 +27,7 @@ export function FleetScreen() {
   return (
     <>
       <PageHeader title="Fleet" description="Every confidential VM that uses one of your keys, with the attestation evidence it last presented." />
+      <OneAdminNotice />
       <SimpleGrid cols={{ base: 2, md: 5 }} mb="lg">
         <Card withBorder padding="md" data-testid="counter-total">
           <Text size="xs" c="dimmed" tt="uppercase" fw={700}>

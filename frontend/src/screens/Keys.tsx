@@ -5,6 +5,7 @@ import { Fragment, useState } from 'react';
 import { api, Events, type Volume } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
+import { notifyOutcome } from '../features/quorum/outcome';
 import { RecoveryCard } from '../features/recovery/RecoveryCard';
 import { resourceFamily, useResource } from '../stores/resource';
 import { volumeList } from '../stores/keys';
@@ -204,8 +205,11 @@ function DestroyDialog({ volume, onClose }: { volume: Volume; onClose: () => voi
   const submit = async () => {
     setBusy(true);
     try {
-      await reauth(() => api().keys.destroy(volume.id, typed));
-      notifications.show({ color: 'red', title: 'Secrets destroyed', message: `${volume.name || volume.id} can never be opened through Keyholder again.` });
+      notifyOutcome(
+        await reauth(() => api().keys.destroy(volume.id, typed)),
+        'Secrets destroyed',
+        `${volume.name || volume.id} can never be opened through Keyholder again.`,
+      );
       void volumeList.reload();
       onClose();
     } catch (e) {

@@ -1,5 +1,4 @@
 import { ActionIcon, Alert, Badge, Button, Card, CopyButton, Group, NumberInput, Select, SimpleGrid, Stack, Switch, Table, Text, TextInput, Title, Tooltip } from '@mantine/core';
-import { notifications } from '@mantine/notifications';
 import { IconCheck, IconCopy, IconFlask } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
 import { api, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
@@ -7,6 +6,8 @@ import { ErrorNotice, Loading, notifyError, PageHeader } from '../components/com
 import { useReauth } from '../components/Reauth';
 import { Officers } from '../features/officers/Officers';
 import { ImageFolders, Sessions } from '../features/sessions/Sessions';
+import { notifyOutcome } from '../features/quorum/outcome';
+import { OneAdminNotice } from '../features/quorum/OneAdminNotice';
 import { consoleInfo } from '../stores/console';
 import { Resource, useResource } from '../stores/resource';
 import { useSession } from '../stores/session';
@@ -32,6 +33,7 @@ export function SettingsScreen() {
   return (
     <>
       <PageHeader title="Settings" description="This console: what it trusts, how it decides, who works with it, and where its data lives." />
+      <OneAdminNotice />
       {r.error && <ErrorNotice error={r.error} onRetry={r.reload} />}
       {!i && r.loading && <Loading />}
       {i?.dev_simulated_root && (
@@ -165,8 +167,7 @@ function PolicyEditor() {
   const save = async () => {
     setBusy(true);
     try {
-      await reauth(() => api().approvals.setPolicy('', p));
-      notifications.show({ color: 'teal', title: 'Policy saved', message: 'New requests are decided with it; the change is in the audit log.' });
+      notifyOutcome(await reauth(() => api().approvals.setPolicy('', p)), 'Policy saved', 'New requests are decided with it; the change is in the audit log.');
       void defaultPolicy.reload();
     } catch (e) {
       notifyError(e, 'Not saved');

@@ -6,6 +6,8 @@ import { ErrorNotice, formatTime, notifyError } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
 import { Resource, useResource } from '../../stores/resource';
 import { useSession } from '../../stores/session';
+import type { AdminOutcome } from '../../api';
+import { notifyOutcome } from '../quorum/outcome';
 
 const officers = new Resource(() => api().keys.officers(), [Events.keysChanged]);
 
@@ -15,9 +17,9 @@ export function Officers() {
   const [adding, setAdding] = useState(false);
   const reauth = useReauth();
   const admin = me?.role === 'admin';
-  const act = async (fn: () => Promise<void>) => {
+  const act = async (fn: () => Promise<AdminOutcome>, done: string) => {
     try {
-      await reauth(fn);
+      notifyOutcome(await reauth(fn), 'Done', done);
       void officers.reload();
     } catch (e) {
       notifyError(e);
@@ -61,7 +63,7 @@ export function Officers() {
                       w={130}
                       value={o.role}
                       data={['admin', 'approver', 'viewer']}
-                      onChange={(v) => v && void act(() => api().keys.setRole(o.name, v))}
+                      onChange={(v) => v && void act(() => api().keys.setRole(o.name, v), `${o.name} is now ${v}.`)}
                       allowDeselect={false}
                     />
                   ) : (
@@ -72,7 +74,7 @@ export function Officers() {
                 <Table.Td>{o.failed_attempts}</Table.Td>
                 <Table.Td>
                   {admin && o.name !== me?.officer && (
-                    <Button size="xs" variant="subtle" color="red" onClick={() => void act(() => api().keys.removeOfficer(o.name))}>
+                    <Button size="xs" variant="subtle" color="red" onClick={() => void act(() => api().keys.removeOfficer(o.name), `${o.name} was removed.`)}>
                       Remove
                     </Button>
                   )}
@@ -96,7 +98,7 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
   const submit = async () => {
     setBusy(true);
     try {
-      await reauth(() => api().keys.addOfficer(name, role, pass));
+      notifyOutcome(await reauth(() => api().keys.addOfficer(name, role, pass)), 'Officer added', `${name} (${role}) can log in now.`);
       void officers.reload();
       onClose();
     } catch (e) {

@@ -4,6 +4,7 @@ import { IconDatabaseExport, IconPrinter, IconPuzzle } from '@tabler/icons-react
 import { useState } from 'react';
 import { api } from '../../api';
 import { notifyError, ShareList } from '../../components/common';
+import { downloadBackup, notifyOutcome } from '../quorum/outcome';
 import { useReauth } from '../../components/Reauth';
 import { consoleInfo } from '../../stores/console';
 import { useResource } from '../../stores/resource';
@@ -22,7 +23,9 @@ export function RecoveryCard() {
   const split = async () => {
     setBusy('split');
     try {
-      setShares(await reauth(() => api().keys.recoveryShares(m, n)));
+      const out = await reauth(() => api().keys.recoveryShares(m, n));
+      if (out.done && out.shares) setShares(out.shares);
+      else notifyOutcome(out, '', '');
     } catch (e) {
       notifyError(e, 'No shares made');
     } finally {
@@ -36,18 +39,22 @@ export function RecoveryCard() {
       if (desktop) {
         const path = await api().console.pickSaveFile('Save the encrypted backup', `keyholder-${new Date().toISOString().slice(0, 10)}.khbackup`);
         if (!path) return;
-        const info = await reauth(() => api().keys.backup(path));
-        notifications.show({ color: 'teal', title: 'Backup written', message: `${path} (${info.officers.length} officers, schema ${info.schema_version})` });
+        const out = await reauth(() => api().keys.backup(path));
+        const info = out.backup_info;
+        if (out.done && info) {
+          notifications.show({ color: 'teal', title: 'Backup written', message: `${path} (${info.officers.length} officers, schema ${info.schema_version})` });
+        } else {
+          notifyOutcome(out, '', '');
+        }
       } else {
-        const f = await reauth(() => api().keys.backupDownload());
-        const bytes = Uint8Array.from(atob(f.data), (ch) => ch.charCodeAt(0));
-        const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
-        const a = document.createElement('a');
-        a.href = url;
-        a.download = f.name;
-        a.click();
-        setTimeout(() => URL.revokeObjectURL(url), 1000);
-        notifications.show({ color: 'teal', title: 'Backup downloaded', message: f.name });
+        const out = await reauth(() => api().keys.backupDownload());
+        const f = out.backup;
+        if (out.done && f) {
+          downloadBackup(f);
+          notifications.show({ color: 'teal', title: 'Backup downloaded', message: f.name });
+        } else {
+          notifyOutcome(out, '', '');
+        }
       }
     } catch (e) {
       notifyError(e, 'No backup written');

@@ -1,9 +1,9 @@
 import { Button, Group, Stack, Text, Textarea, TextInput } from '@mantine/core';
-import { notifications } from '@mantine/notifications';
 import { useState } from 'react';
 import { api, type Image, type ReferenceValues, type ReferenceVersion } from '../../api';
 import { notifyError } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
+import { notifyOutcome } from '../quorum/outcome';
 import { useSession } from '../../stores/session';
 
 /**
@@ -60,8 +60,8 @@ export function ReferenceEditor({ image, latest, onSaved }: { image: Image; late
     setError(null);
     setBusy(true);
     try {
-      const v = await reauth(() => api().images.setReference(image.id, values, comment));
-      notifications.show({ color: 'teal', title: `Reference values version ${v.version}`, message: `Guests of ${image.name} must now prove one of ${v.values.measurements.length} measurement(s).` });
+      const out = await reauth(() => api().images.setReference(image.id, values, comment));
+      notifyOutcome(out, 'Reference values saved', `Guests of ${image.name} must now prove one of ${values.measurements.length} measurement(s).`);
       setText('');
       setComment('');
       onSaved();

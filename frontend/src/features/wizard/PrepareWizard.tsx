@@ -33,6 +33,7 @@ import {
   type PrepareResult,
   type Progress as ProgressEvent,
   type ReferenceVersion,
+  type AdminAction,
 } from '../../api';
 import { ShareList } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
@@ -97,6 +98,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   const [runErr, setRunErr] = useState<ApiError | null>(null);
   const [result, setResult] = useState<PrepareResult | null>(null);
   const [refVersion, setRefVersion] = useState<ReferenceVersion | null>(null);
+  const [refPending, setRefPending] = useState<AdminAction | null>(null);
   const [refErr, setRefErr] = useState<string | null>(null);
   const opRef = useRef<string | null>(null);
   // The progress listener is registered once; it reads the wizard's current
@@ -202,7 +204,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
       void imageList.reload();
       if (refChoice === 'paste' && parsed.values.length > 0) {
         try {
-          const v = await reauth(() =>
+          const out = await reauth(() =>
             api().images.setReference(
               r.manifest.image_id,
               {
@@ -215,7 +217,12 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
               'set by the preparation wizard',
             ),
           );
-          setRefVersion(v);
+          if (out.done) {
+            const vs = await api().images.references(r.manifest.image_id);
+            setRefVersion(vs[0] ?? null);
+          } else {
+            setRefPending(out.action);
+          }
         } catch (e) {
           setRefErr(errText(e));
         }
@@ -561,6 +568,12 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
                   Reference values version {refVersion.version} stored for {result.manifest.image_name} ({refVersion.values.measurements.length} measurement
                   {refVersion.values.measurements.length === 1 ? '' : 's'}).
                 </Text>
+              )}
+              {refPending && (
+                <Alert color="blue" data-testid="reference-pending">
+                  The reference values wait for a second admin (two-person rule): {refPending.summary}, action <Code>{refPending.id}</Code> on the
+                  Approvals screen.
+                </Alert>
               )}
               {refErr && <Alert color="orange">The image is ready, but its reference values were not stored: {refErr}</Alert>}
               <Text fw={600}>Upload it</Text>
