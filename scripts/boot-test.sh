@@ -169,7 +169,7 @@ EOF
   local used root_mib
   used=$(du -sm "$tree" | cut -f1)
   root_mib=$(( (used * 13 / 10 + 64 + 3) / 4 * 4 ))
-  mkfs.ext4 -q -F -L root -d "$tree" "$WORK/root.img" "${root_mib}M"
+  mkfs.ext4 -q -F -L root -d "$tree" "$WORK/root.img" "${root_mib}M" >/dev/null
   # ESP: systemd-boot, the kernel, the initramfs, one loader entry.
   local esp_mib=96
   mkfs.vfat -F 32 -n ESP -C "$WORK/esp.img" $((esp_mib * 1024)) >/dev/null
@@ -327,12 +327,14 @@ approve_first_boot() { # approve_first_boot NAME VMID
 phase "prepare a data disk (--mode data) and the upload formats (gcp, azure, aws)"
 mkdir -p "$WORK/datatree"
 echo "hello from the Keyholder boot test" >"$WORK/datatree/hello.txt"
-mkfs.ext4 -q -F -L data -d "$WORK/datatree" "$WORK/data-src.raw" 32M
+mkfs.ext4 -q -F -L data -d "$WORK/datatree" "$WORK/data-src.raw" 32M >/dev/null
 DATA_VOL=$(prepare "$WORK/data-src.raw" "$WORK/data.raw" data raw)
 echo "    data volume $DATA_VOL"
 AZ_VOL=$(prepare "$GUEST/guest.qcow2" "$WORK/os.vhd" os azure)
 AZ_SIZE=$(jq -r 'select(.result) | .result.Manifest.output.disk_size // .result.manifest.output.disk_size' "$WORK/prepare.out")
-info=$(qemu-img info --output=json "$WORK/os.vhd")
+# QEMU's format probe finds only VHDs with a footer copy at the start
+# (dynamic ones); a fixed VHD, which Azure wants, is named with -f vpc.
+info=$(qemu-img info -f vpc --output=json "$WORK/os.vhd")
 fmt=$(jq -r .format <<<"$info")
 vsize=$(jq -r '."virtual-size"' <<<"$info")
 fsize=$(stat -c %s "$WORK/os.vhd")
