@@ -17,7 +17,9 @@
 #      routine boot with no request; after the volume is revoked the boot
 #      stops in the initramfs and nothing opens; a data disk prepared with
 #      --mode data is opened by the systemd unit after boot;
-#   5. checks --output gcp, azure (and boots it) and aws with real tools.
+#   5. checks --output gcp (tar.gz, one disk.raw of whole GiB), azure (fixed
+#      VHD of whole MiB; booted too) and aws (streamOptimized VMDK) with
+#      tar, qemu-img and sgdisk.
 #
 # Serial consoles land in artifacts/boot-*.log. Needs root (mmdebstrap and
 # chroot) and the packages in .ci/apt-packages.txt. KVM is used where
@@ -352,14 +354,23 @@ echo "    gcp: $members"
 [ "$(awk '{print $6}' <<<"$members")" = disk.raw ] || fail "gcp: the member is not disk.raw"
 gsize=$(awk '{print $3}' <<<"$members")
 [ $((gsize % 1073741824)) -eq 0 ] || fail "gcp: disk.raw is $gsize bytes, not a multiple of 1 GiB"
-rm -f "$WORK/os-gcp.tar.gz"
-prepare "$GUEST/guest.qcow2" "$WORK/os-aws.raw" os aws >/dev/null
-afmt=$(qemu-img info --output=json "$WORK/os-aws.raw" | jq -r .format)
-[ "$afmt" = raw ] || fail "aws: qemu-img reads $afmt, want raw"
+tar -xzf "$WORK/os-gcp.tar.gz" -C "$WORK" disk.raw
+sgdisk -v "$WORK/disk.raw" | grep -q 'No problems found' || fail "gcp: the GPT of disk.raw is not valid at its padded size"
+rm -f "$WORK/os-gcp.tar.gz" "$WORK/disk.raw"
+# --output aws is a streamOptimized VMDK (what EC2 VM Import and
+# import-snapshot take), not raw: check it as one.
+prepare "$GUEST/guest.qcow2" "$WORK/os-aws.vmdk" os aws >/dev/null
+AWS_SIZE=$(jq -r 'select(.result) | .result.manifest.output.disk_size' "$WORK/prepare.out")
+info=$(qemu-img info --output=json "$WORK/os-aws.vmdk")
+[ "$(jq -r .format <<<"$info")" = vmdk ] || fail "aws: qemu-img reads $(jq -r .format <<<"$info"), want vmdk"
+[ "$(jq -r '."format-specific".data."create-type"' <<<"$info")" = streamOptimized ] || fail "aws: the VMDK is not streamOptimized"
+[ "$(jq -r '."virtual-size"' <<<"$info")" = "$AWS_SIZE" ] || fail "aws: virtual size $(jq -r '."virtual-size"' <<<"$info"), want $AWS_SIZE"
+qemu-img check -q -f vmdk "$WORK/os-aws.vmdk" || fail "aws: qemu-img check finds errors"
+qemu-img convert -f vmdk -O raw "$WORK/os-aws.vmdk" "$WORK/os-aws.raw"
 $KH image inspect --json "$WORK/os-aws.raw" | jq -e '.partitions[] | select(.filesystem == "crypto_LUKS")' >/dev/null ||
-  fail "aws: no LUKS2 partition in the raw disk"
-echo "    aws: raw, $(stat -c %s "$WORK/os-aws.raw") bytes, with a LUKS2 root partition"
-rm -f "$WORK/os-aws.raw"
+  fail "aws: no LUKS2 partition in the disk"
+echo "    aws: streamOptimized VMDK, virtual size $AWS_SIZE, qemu-img check clean, a LUKS2 root partition inside"
+rm -f "$WORK/os-aws.vmdk" "$WORK/os-aws.raw"
 
 # ---------------------------------------------------------------- boots
 # Three VMs, started together so that their slow early boots overlap: the
@@ -374,7 +385,7 @@ boot azure "$UUID_AZ" "$WORK/os.vhd" vpc
 qemu-img create -q -f qcow2 -b "$GUEST/guest.qcow2" -F qcow2 "$WORK/plain.qcow2"
 boot data "$UUID_DATA" "$WORK/plain.qcow2" qcow2 -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" \
   -append "root=/dev/vda2 rw console=ttyS0 quiet keyholder=off systemd.wants=$DATA_UNIT systemd.mask=keyholder-heartbeat@dev-disk-by\\x2dpartlabel-root.service" \
-  -drive file="$WORK/data.raw",format=raw,if=virtio,serial=khdata,cache=unsafe
+  -drive file="$WORK/data.raw",format=raw,if=none,id=khdata,cache=unsafe -device virtio-blk-pci,drive=khdata,serial=khdata
 
 phase "boot 1 (raw): the first boot waits for an officer in the initramfs"
 approve_first_boot os "$VM_OS"
