@@ -363,7 +363,7 @@ boot os "$UUID_OS" "$WORK/os.raw" raw
 boot azure "$UUID_AZ" "$WORK/os.vhd" vpc
 qemu-img create -q -f qcow2 -b "$GUEST/guest.qcow2" -F qcow2 "$WORK/plain.qcow2"
 boot data "$UUID_DATA" "$WORK/plain.qcow2" qcow2 -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" \
-  -append "root=/dev/vda2 rw console=ttyS0 quiet no_timer_check keyholder=off systemd.wants=$DATA_UNIT systemd.mask=keyholder-heartbeat@dev-disk-by\\x2dpartlabel-root.service" \
+  -append "root=/dev/disk/by-partlabel/root rw console=ttyS0 quiet no_timer_check keyholder=off systemd.wants=$DATA_UNIT systemd.mask=keyholder-heartbeat@dev-disk-by\\x2dpartlabel-root.service" \
   -drive file="$WORK/data.raw",format=raw,if=none,id=khdata,cache=unsafe -device virtio-blk-pci,drive=khdata,serial=khdata
 
 # While the VMs start (slowly, under TCG), the other upload formats.
