@@ -332,7 +332,7 @@ approve_first_boot() { # approve_first_boot NAME VMID
 phase "prepare a data disk (--mode data) and the Azure VHD (--output azure)"
 mkdir -p "$WORK/datatree"
 echo "hello from the Keyholder boot test" >"$WORK/datatree/hello.txt"
-mkfs.ext4 -q -F -L data -d "$WORK/datatree" "$WORK/data-src.raw" 32M >/dev/null
+mkfs.ext4 -q -F -b 4096 -L data -d "$WORK/datatree" "$WORK/data-src.raw" 32M >/dev/null
 DATA_VOL=$(prepare "$WORK/data-src.raw" "$WORK/data.raw" data raw)
 echo "    data volume $DATA_VOL"
 AZ_VOL=$(prepare "$GUEST/guest.qcow2" "$WORK/os.vhd" os azure)
