@@ -426,7 +426,9 @@ stop_vm azure
 wait_serial os 'BOOT-TEST multi-user.target: active' "multi-user reached"
 
 phase "boot 3 (raw): the volume is revoked; the reboot stops in the initramfs"
-api Keys/Revoke "$(jq -nc --arg v "$OS_VOL" '[$v,"boot test: revoked"]')" >/dev/null || fail "revoke $OS_VOL"
+# Revoking needs a recent authentication: log in again first.
+api Session/Login "$(jq -nc --arg o "$OFFICER" --arg p "$PASS" '[$o,$p]')" >/dev/null || fail "officer login before revoking"
+out=$(api Keys/Revoke "$(jq -nc --arg v "$OS_VOL" '[$v,"boot test: revoked"]')") || fail "revoke $OS_VOL: $out"
 reboot_vm os
 wait_serial os 'Keyholder: the root volume stays closed' "the initramfs stops with Keyholder's message"
 serial os | grep -q 'volume_revoked\|revoked by an officer' || fail "the serial console does not say the volume is revoked"
