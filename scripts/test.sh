@@ -2,9 +2,10 @@
 # Runs every test: Go (vet, unit, fuzz seed corpora, generated assembly
 # regenerated and compared, the purego build, every fuzz target for 2 s),
 # the frontend (type check, Vitest), the browser end-to-end tests
-# (Playwright driving Debian's Chromium against `keyholder serve`) and the
-# desktop smoke test (Wails build under Xvfb). Screenshots land in
-# artifacts/. Prints one summary line.
+# (Playwright driving Debian's Chromium against `keyholder serve`), the
+# desktop smoke test (Wails build under Xvfb) and the boot test (a prepared
+# Debian guest under QEMU gets its root volume's key). Screenshots and
+# serial consoles land in artifacts/. Prints one summary line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-}"
@@ -41,6 +42,7 @@ step "frontend unit tests (vitest)" bash -c 'cd frontend && npx vitest run --rep
 step "build web console" go build -o bin/keyholder-web .
 step "browser tests (playwright + chromium)" bash -c 'cd frontend && KEYHOLDER_BIN=../bin/keyholder-web ARTIFACTS=../artifacts node --test --test-concurrency=1 e2e/'
 step "desktop smoke (wails build + Xvfb)" ./scripts/desktop-smoke.sh
+step "boot test (QEMU: a prepared Debian guest gets its key)" ./scripts/boot-test.sh
 
 echo
 [ $fail -eq 0 ] || echo "failed steps: ${failed[*]}"

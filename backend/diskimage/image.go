@@ -2,7 +2,8 @@
 // their partitions and filesystems, and prepares encrypted copies of them:
 // a whole disk in one LUKS2 volume ("data" mode) or a bootable disk with
 // only the root partition encrypted ("os" mode), written as raw, a GCP
-// tar.gz, an Azure fixed VHD or an AWS raw image, with a manifest.
+// tar.gz (whole GiB), an Azure fixed VHD (whole MiB) or an AWS
+// streamOptimized VMDK, with a manifest.
 //
 // Prepare's order makes it crash-safe. For a data-mode raw or Azure output with a
 // registrar that reserves (StoreRegistrar does): custody reserves a volume

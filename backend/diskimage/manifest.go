@@ -71,7 +71,7 @@ type OSInfo struct {
 func (m *Manifest) fill(is Issued, v *luks2.Volume, o Options, p *plan) {
 	m.ImageID, m.VolumeID, m.LUKSUUID = is.ImageID, is.VolumeID, v.UUID()
 	m.ReleaseURL, m.SPKIPin, m.ReferenceValuesVersion = is.ReleaseURL, is.SPKIPin, is.ReferenceValuesVersion
-	m.Output.DiskSize = p.size
+	m.Output.DiskSize = roundUp64(p.size, outputAlign(o.Output))
 	for _, ks := range v.Keyslots() {
 		k := KeyslotInfo{ID: ks.ID, Role: "recovery", KDF: ks.KDF.Type}
 		if ks.ID == 0 {

@@ -1,8 +1,11 @@
 package diskimage
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +95,64 @@ func TestPrepareOS(t *testing.T) {
 			}
 			if DetectFilesystem(bytes.NewReader(out[17<<20:])) != "crypto_LUKS" {
 				t.Fatal("root partition is not LUKS")
+			}
+		})
+	}
+}
+
+// TestPrepareOSCloudSizes: Compute Engine imports only a disk.raw whose
+// size is a whole number of GiB, and Azure a VHD of whole MiB; an os-mode
+// disk grows to that size with its backup GPT at the new end, so the
+// partition table stays valid on the cloud's disk.
+func TestPrepareOSCloudSizes(t *testing.T) {
+	c := newConsole(t)
+	dir := t.TempDir()
+	src, _ := gptDisk(t, dir)
+	for _, tc := range []struct {
+		output string
+		align  int64
+	}{{OutputGCP, 1 << 30}, {OutputAzure, 1 << 20}} {
+		t.Run(tc.output, func(t *testing.T) {
+			dst := filepath.Join(dir, "os-"+tc.output)
+			res, err := Prepare(context.Background(), Options{Source: src, Dest: dst, Mode: ModeOS, Output: tc.output, Name: "os-" + tc.output}, c.reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := filepath.Join(t.TempDir(), "disk.raw")
+			switch tc.output {
+			case OutputGCP:
+				f, _ := os.Open(dst)
+				defer f.Close()
+				zr, err := gzip.NewReader(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr := tar.NewReader(zr)
+				h, err := tr.Next()
+				if err != nil || h.Name != "disk.raw" {
+					t.Fatalf("tar: %v %v", h, err)
+				}
+				out, _ := os.Create(raw)
+				if _, err := io.Copy(out, tr); err != nil {
+					t.Fatal(err)
+				}
+				out.Close()
+				if _, err := tr.Next(); err != io.EOF {
+					t.Fatalf("more than one member in the tarball: %v", err)
+				}
+			case OutputAzure:
+				b, _ := os.ReadFile(dst)
+				os.WriteFile(raw, b[:len(b)-512], 0o600)
+			}
+			st, _ := os.Stat(raw)
+			if st.Size()%tc.align != 0 {
+				t.Fatalf("the disk is %d bytes, not a multiple of %d", st.Size(), tc.align)
+			}
+			if res.Manifest.Output.DiskSize != st.Size() {
+				t.Fatalf("manifest says the disk is %d bytes, it is %d", res.Manifest.Output.DiskSize, st.Size())
+			}
+			if out := runTool(t, "sgdisk", "-v", raw); !strings.Contains(out, "No problems found") {
+				t.Fatalf("sgdisk -v: %s", out)
 			}
 		})
 	}

@@ -72,12 +72,15 @@ func (hw *hashingWriter) Write(p []byte) (int, error) {
 }
 
 // writeGCP writes disk.raw into a gzip'd tar as Compute Engine's image
-// import wants it. Encrypted data does not compress, so the gzip stream
-// stores it (level 0) and costs no CPU.
+// import wants it: a whole number of GiB, so a smaller disk is padded with
+// zeros (an os-mode plan is that size already, its backup GPT at the end).
+// Encrypted data does not compress, so the gzip stream stores it (level 0)
+// and costs no CPU.
 func writeGCP(ctx context.Context, w io.Writer, raw io.ReaderAt, size int64) error {
 	zw, _ := gzip.NewWriterLevel(w, gzip.NoCompression)
 	tw := tar.NewWriter(zw)
-	if err := tw.WriteHeader(&tar.Header{Name: "disk.raw", Mode: 0o644, Size: size, Format: tar.FormatGNU, ModTime: time.Now()}); err != nil {
+	padded := roundUp64(size, outputAlign(OutputGCP))
+	if err := tw.WriteHeader(&tar.Header{Name: "disk.raw", Mode: 0o644, Size: padded, Format: tar.FormatGNU, ModTime: time.Now()}); err != nil {
 		return err
 	}
 	buf := make([]byte, chunk)
@@ -90,6 +93,15 @@ func writeGCP(ctx context.Context, w io.Writer, raw io.ReaderAt, size int64) err
 			return fmt.Errorf("package gcp: %w", err)
 		}
 		if _, err := tw.Write(buf[:n]); err != nil {
+			return fmt.Errorf("package gcp: %w", err)
+		}
+	}
+	clear(buf)
+	for off := size; off < padded; off += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := tw.Write(buf[:min(chunk, padded-off)]); err != nil {
 			return fmt.Errorf("package gcp: %w", err)
 		}
 	}

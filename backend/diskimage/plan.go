@@ -74,7 +74,10 @@ func rootPartition(ps []Partition) (Partition, error) {
 // osPlan keeps every partition but the root in clear, grows the root by
 // the LUKS2 header (and to a whole number of encryption sectors), moves
 // the partitions behind it, and rewrites the GPT.
-func osPlan(im Image, sectorSize int) (*plan, error) {
+//
+// align is the granularity of the cloud's disk sizes (see outputAlign): the
+// disk grows to a multiple of it, and the backup GPT goes to the new end.
+func osPlan(im Image, sectorSize int, align int64) (*plan, error) {
 	g, err := ReadGPT(im, im.Size())
 	if err != nil {
 		return nil, fmt.Errorf("os mode needs a GPT disk: %w", err)
@@ -99,7 +102,7 @@ func osPlan(im Image, sectorSize int) (*plan, error) {
 	}
 	payload := roundUp64(root.Size(), int64(sectorSize))
 	shift := luksHeaderSize + payload - root.Size()
-	p := &plan{size: srcSize + shift, header: root.Offset(), gpt: g}
+	p := &plan{size: roundUp64(srcSize+shift, max(align, sector)), header: root.Offset(), gpt: g}
 	rs, re := root.Offset(), root.Offset()+root.Size()
 	tailStart := srcSize - 33*sector // backup GPT, rewritten
 	p.spans = []span{
@@ -144,5 +147,17 @@ func osPlan(im Image, sectorSize int) (*plan, error) {
 }
 
 func roundUp64(n, a int64) int64 { return (n + a - 1) / a * a }
+
+// outputAlign is the size granularity of an output's disk: Compute Engine
+// imports only a disk.raw of whole GiB, Azure only VHDs of whole MiB.
+func outputAlign(output string) int64 {
+	switch output {
+	case OutputGCP:
+		return 1 << 30
+	case OutputAzure:
+		return 1 << 20
+	}
+	return sector
+}
 
 func sectionOf(r io.ReaderAt, off, n int64) *io.SectionReader { return io.NewSectionReader(r, off, n) }

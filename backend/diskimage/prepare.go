@@ -160,7 +160,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 	}
 	var p *plan
 	if opts.Mode == ModeOS {
-		if p, err = osPlan(src, opts.SectorSize); err != nil {
+		if p, err = osPlan(src, opts.SectorSize, outputAlign(opts.Output)); err != nil {
 			return nil, fmt.Errorf("prepare: %w: %w", ErrInvalid, err)
 		}
 	} else {

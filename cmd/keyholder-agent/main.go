@@ -43,7 +43,7 @@ Flags (both):
   --pin SPKI_SHA256  the release API's certificate pin, hex or base64 (default: from the token)
   --volume ID        the console's volume ID (default: from the token)
   --generation N     the volume generation on disk (default: from the token)
-  --vm-id ID         this VM's identity (default: /etc/machine-id)
+  --vm-id ID         this VM's identity (default: the SMBIOS system UUID, else /etc/machine-id)
   --simulate         use a simulated SEV-SNP chip (development builds only)
   --no-tpm           send no vTPM attestation (default: one where /dev/tpmrm0 exists)
 unlock:
@@ -157,11 +157,11 @@ func resolve(o *options) (luks2.Token, error) {
 		tok.Keyslot = t.Keyslot
 	}
 	if o.vmID == "" {
-		b, err := os.ReadFile("/etc/machine-id")
-		if err != nil || strings.TrimSpace(string(b)) == "" {
-			return tok, errors.New("no --vm-id and no /etc/machine-id")
+		id, err := agent.DefaultVMID(nil)
+		if err != nil {
+			return tok, err
 		}
-		o.vmID = "vm-" + strings.TrimSpace(string(b))
+		o.vmID = id
 	}
 	if err := wire.CheckID(o.vmID); err != nil {
 		return tok, fmt.Errorf("--vm-id: %w", err)

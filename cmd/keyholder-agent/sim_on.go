@@ -3,7 +3,9 @@
 package main
 
 import (
+	"crypto/sha256"
 	"flag"
+	"os"
 
 	"keyholder/backend/agent"
 	"keyholder/backend/agent/agentsim"
@@ -38,5 +40,23 @@ func (s *simOptions) evidencer() (agent.Evidencer, error) {
 	g.Debug = s.debug
 	g.MaskChipID = s.maskChipID
 	g.VLEK = s.vlek
+	if b, err := os.ReadFile(bootIDPath); err == nil {
+		g.SetLaunch(simLaunchID(s.chip, b))
+	}
 	return g, nil
+}
+
+// bootIDPath is the kernel's random ID of this boot.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+// simLaunchID is the simulated REPORT_ID of this boot. A real launch keeps
+// one REPORT_ID for its lifetime, so the agent in the initramfs and the
+// heartbeats after it present the same one; the simulated chip derives it
+// from the kernel's boot ID, which the initramfs and the running system share
+// and every reboot changes.
+func simLaunchID(chip string, bootID []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("keyholder simulated REPORT_ID\x00" + chip + "\x00"))
+	h.Write(bootID)
+	return h.Sum(nil)
 }
