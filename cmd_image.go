@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"keyholder/backend/diskimage"
 	"keyholder/backend/luks2"
+	"keyholder/backend/release/wire"
 )
 
 // imageRecoveryKDF is the recovery keyslot's KDF (nil: luks2.RecoveryKDF);
@@ -66,6 +68,8 @@ that looks finished. DST.manifest.json describes the result.
 		name := fs.String("name", "", "prepare: image name in the console (default: the source file name)")
 		releaseURL := fs.String("release-url", "", "prepare: release API URL for the token (default: the console setting)")
 		spkiPin := fs.String("spki-pin", "", "prepare: base64 SHA-256 of the release API's public key (default: the console setting)")
+		var consoles consoleList
+		fs.Var(&consoles, "console", "prepare: a console the agent may ask, URL or URL#PIN; repeat it (or give a comma list) for replicas, tried in order (default: --release-url)")
 		force := fs.Bool("force", false, "prepare: a raw SRC without a partition table or a recognised filesystem is a disk; prepare it")
 		rf := referenceFlags{
 			measurements: fs.String("measurement", "", "references set: launch measurements, hex, comma-separated"),
@@ -110,7 +114,10 @@ that looks finished. DST.manifest.json describes the result.
 			ctx, cancel := signalContext()
 			defer cancel()
 			opts := diskimage.Options{Source: *in, Dest: *out, Mode: *mode, Output: *output, SectorSize: *sectorSize,
-				Name: *name, ReleaseURL: *releaseURL, SPKIPin: *spkiPin, ConfirmRaw: *force}
+				Name: *name, ReleaseURL: *releaseURL, SPKIPin: *spkiPin, Consoles: consoles, ConfirmRaw: *force}
+			if len(consoles) > 0 && *releaseURL != "" {
+				return &exitError{code: 2, msg: "give the consoles either with --console or with --release-url, not both"}
+			}
 			if *recoveryFile != "" {
 				rp, err := readSecretFile(env, *recoveryFile)
 				if err != nil {
@@ -154,6 +161,9 @@ that looks finished. DST.manifest.json describes the result.
 			fmt.Fprintf(env.stdout, "  manifest %s\n", res.ManifestPath)
 			if m.OS != nil {
 				fmt.Fprintf(env.stdout, "  root partition %d is now LUKS2; the guest needs: %s\n", m.OS.RootPartition, m.OS.KernelCmdline)
+			}
+			for i, c := range m.Consoles {
+				fmt.Fprintf(env.stdout, "  console %d: %s (pin %s)\n", i+1, c.URL, c.SPKIPin)
 			}
 			if m.ReleaseURL == "" {
 				fmt.Fprintln(env.stdout, "  note: no release URL is configured; the token names none (set it before preparing production images)")
@@ -224,4 +234,50 @@ func progressPrinter(env *cliEnv, asJSON bool) func(diskimage.Progress) {
 			fmt.Fprintf(env.stderr, "\r%s%s", line, strings.Repeat(" ", max(0, 70-len(line))))
 		}
 	}
+}
+
+// consoleList is the repeatable --console flag: URL or URL#PIN, each
+// occurrence possibly a comma list.
+type consoleList []luks2.Console
+
+func (l *consoleList) String() string {
+	if l == nil {
+		return ""
+	}
+	var parts []string
+	for _, c := range *l {
+		parts = append(parts, c.URL)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *consoleList) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		c, err := parseConsole(item)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, c)
+	}
+	return nil
+}
+
+// parseConsole reads URL or URL#PIN (the pin as the URL's fragment: hex or
+// base64 SHA-256 of the certificate's public key).
+func parseConsole(s string) (luks2.Console, error) {
+	raw, pin, _ := strings.Cut(s, "#")
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return luks2.Console{}, fmt.Errorf("console %q must be https://HOST:PORT[/PATH][#PIN]", s)
+	}
+	if pin != "" {
+		if _, err := wire.ParsePin(pin); err != nil {
+			return luks2.Console{}, fmt.Errorf("console %q: %w", raw, err)
+		}
+	}
+	return luks2.Console{URL: raw, SPKIPin: pin}, nil
 }

@@ -146,6 +146,9 @@ type Request struct {
 	// Retrying is called when the console cannot answer yet (unreachable,
 	// busy, key service locked) and the agent will ask again (may be nil).
 	Retrying func(err error)
+	// Backoff shapes the waits between rounds over the consoles; its zero
+	// value is the production default (see Backoff).
+	Backoff Backoff
 }
 
 // isNetwork reports whether err is a failure to reach the console (as
@@ -215,98 +218,30 @@ func (c *Client) prepare(ctx context.Context, ev Evidencer, r Request) (*prepare
 	return &prepared{key: k, req: req}, nil
 }
 
-// Obtain runs the release protocol once: challenge, evidence, release, wait
-// while pending, open. A nonce_unknown refusal (for example after a console
-// restart) is retried once with a fresh challenge.
+// Obtain runs the release protocol at this console: challenge, evidence,
+// release, wait while pending, open. A nonce_unknown refusal (for example
+// after a console restart) is retried with a fresh challenge; a console
+// that cannot answer yet is asked again with back-off until MaxWait.
 func (c *Client) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, error) {
-	if r.Purpose == "" {
-		r.Purpose = wire.PurposeBoot
-	}
-	if r.MaxWait <= 0 {
-		r.MaxWait = 20 * time.Minute
-	}
-	var p *prepared
-	var rel wire.Release
-	deadline := time.Now().Add(r.MaxWait)
+	return PoolOf(c).Obtain(ctx, ev, r)
+}
+
+// begin asks for a challenge and the release once; a nonce_unknown refusal
+// is retried once with a fresh challenge.
+func (c *Client) begin(ctx context.Context, ev Evidencer, r Request, rel *wire.Release) (*prepared, error) {
 	for attempt := 0; ; attempt++ {
-		var err error
-		if p, err = c.prepare(ctx, ev, r); err == nil {
-			_, err = c.do(ctx, http.MethodPost, "/v1/release", &p.req, &rel)
+		p, err := c.prepare(ctx, ev, r)
+		if err == nil {
+			_, err = c.do(ctx, http.MethodPost, "/v1/release", &p.req, rel)
 		}
 		if err == nil {
-			break
+			return p, nil
 		}
 		if Code(err) == wire.CodeNonceUnknown && attempt == 0 {
 			continue
 		}
-		// A console that is restarting, busy, or whose key service is still
-		// locked is asked again (with a fresh challenge and report) until
-		// the wait ends; refusals and local failures end it now.
-		var refused *RefusedError
-		transient := Code(err) == wire.CodeUnavailable || Code(err) == wire.CodeRateLimited ||
-			(!errors.As(err, &refused) && isNetwork(err))
-		if !transient || ctx.Err() != nil {
-			return nil, err
-		}
-		wait := 5 * time.Second
-		if r.PollEvery > 0 {
-			wait = r.PollEvery
-		}
-		if time.Now().Add(wait).After(deadline) {
-			return nil, err
-		}
-		if r.Retrying != nil {
-			r.Retrying(err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
+		return nil, err
 	}
-	for rel.Status == wire.StatusPending {
-		if r.Waiting != nil {
-			r.Waiting(&rel)
-		}
-		wait := time.Duration(rel.RetryAfter) * time.Second
-		if wait <= 0 || wait > time.Minute {
-			wait = 5 * time.Second
-		}
-		if r.PollEvery > 0 {
-			wait = r.PollEvery
-		}
-		if time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("no decision on request %s within %s", rel.RequestID, r.MaxWait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		id := rel.RequestID
-		if err := wire.CheckID(id); err != nil {
-			return nil, fmt.Errorf("console answered a bad request ID: %w", err)
-		}
-		var next wire.Release
-		_, err := c.do(ctx, http.MethodGet, "/v1/release/"+id, nil, &next)
-		var refused *RefusedError
-		switch {
-		case err == nil:
-			rel = next
-		case errors.As(err, &refused) && refused.Reason.Code != wire.CodeUnavailable && refused.Reason.Code != wire.CodeRateLimited:
-			return nil, err
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		default:
-			// The console restarted or the network hiccupped: the request
-			// persists on the console, so keep asking until MaxWait.
-			rel.RetryAfter = 5
-		}
-	}
-	if rel.Status != wire.StatusReleased {
-		return nil, fmt.Errorf("console answered status %q", rel.Status)
-	}
-	return open(p, &rel)
 }
 
 func open(p *prepared, rel *wire.Release) (*Result, error) {

@@ -26,6 +26,13 @@ import (
 // engine and release API listener, with the same TLS identity.
 func startReplica(t *testing.T, first *console) *console {
 	t.Helper()
+	return startReplicaWrapped(t, first, nil)
+}
+
+// startReplicaWrapped is startReplica with the release API handler wrapped
+// (nil: not wrapped), to make a replica misbehave.
+func startReplicaWrapped(t *testing.T, first *console, wrap func(c *console, h http.Handler) http.Handler) *console {
+	t.Helper()
 	ctx := context.Background()
 	c := &console{t: t, dir: first.dir}
 	var err error
@@ -52,7 +59,11 @@ func startReplica(t *testing.T, first *console) *console {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.srv = release.NewServer(release.NewHandler(c.svc, release.ServerOptions{}), c.id, nil)
+	var h http.Handler = release.NewHandler(c.svc, release.ServerOptions{})
+	if wrap != nil {
+		h = wrap(c, h)
+	}
+	c.srv = release.NewServer(h, c.id, nil)
 	go c.srv.Serve(ln)
 	c.url = "https://" + ln.Addr().String()
 	if c.client, err = agent.NewClient(c.url, c.id.Pin); err != nil {

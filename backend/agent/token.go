@@ -12,7 +12,7 @@ import (
 )
 
 // ReadToken reads the keyholder LUKS2 token of device: the volume ID, the
-// generation of its release keyslot, the console's URL and SPKI pin.
+// generation of its release keyslot, the consoles' URLs and SPKI pins.
 func ReadToken(device string) (luks2.Token, error) {
 	f, err := os.Open(device)
 	if err != nil {
@@ -64,6 +64,11 @@ func (c Cryptsetup) Keyslot(ctx context.Context, device string, secret []byte) (
 // confirmation still opens with the old generation, which stays current on
 // the console until then.
 func (c *Client) Rotate(ctx context.Context, cs Cryptsetup, device, vmID string, tok luks2.Token, res *Result) error {
+	return PoolOf(c).Rotate(ctx, cs, device, vmID, tok, res)
+}
+
+// Rotate is Client.Rotate confirming to the first console that answers.
+func (c *Pool) Rotate(ctx context.Context, cs Cryptsetup, device, vmID string, tok luks2.Token, res *Result) error {
 	if res.NewGeneration == 0 {
 		return fmt.Errorf("the console did not send a new generation")
 	}

@@ -13,23 +13,26 @@ import (
 // Manifest describes a prepared image. It is written next to the image as
 // IMAGE.manifest.json and holds no secret.
 type Manifest struct {
-	ManifestVersion        int           `json:"manifest_version"`
-	ImageID                string        `json:"image_id"`
-	ImageName              string        `json:"image_name"`
-	VolumeID               string        `json:"volume_id"`
-	LUKSUUID               string        `json:"luks_uuid"`
-	Cipher                 string        `json:"cipher"`
-	KeyBits                int           `json:"key_bits"`
-	SectorSize             int           `json:"sector_size"`
-	Keyslots               []KeyslotInfo `json:"keyslots"`
-	Mode                   string        `json:"mode"`
-	Output                 OutputInfo    `json:"output"`
-	Source                 SourceInfo    `json:"source"`
-	ReleaseURL             string        `json:"release_url"`
-	SPKIPin                string        `json:"spki_sha256"`
-	ReferenceValuesVersion string        `json:"reference_values_version"`
-	OS                     *OSInfo       `json:"os,omitempty"`
-	CreatedAt              time.Time     `json:"created_at"`
+	ManifestVersion int           `json:"manifest_version"`
+	ImageID         string        `json:"image_id"`
+	ImageName       string        `json:"image_name"`
+	VolumeID        string        `json:"volume_id"`
+	LUKSUUID        string        `json:"luks_uuid"`
+	Cipher          string        `json:"cipher"`
+	KeyBits         int           `json:"key_bits"`
+	SectorSize      int           `json:"sector_size"`
+	Keyslots        []KeyslotInfo `json:"keyslots"`
+	Mode            string        `json:"mode"`
+	Output          OutputInfo    `json:"output"`
+	Source          SourceInfo    `json:"source"`
+	ReleaseURL      string        `json:"release_url"`
+	SPKIPin         string        `json:"spki_sha256"`
+	// Consoles lists every console the token names, each with its pin,
+	// when there is more than one (ReleaseURL and SPKIPin are the first).
+	Consoles               []luks2.Console `json:"consoles,omitempty"`
+	ReferenceValuesVersion string          `json:"reference_values_version"`
+	OS                     *OSInfo         `json:"os,omitempty"`
+	CreatedAt              time.Time       `json:"created_at"`
 }
 
 // KeyslotInfo describes one keyslot of the prepared volume.
@@ -71,6 +74,10 @@ type OSInfo struct {
 func (m *Manifest) fill(is Issued, v *luks2.Volume, o Options, p *plan) {
 	m.ImageID, m.VolumeID, m.LUKSUUID = is.ImageID, is.VolumeID, v.UUID()
 	m.ReleaseURL, m.SPKIPin, m.ReferenceValuesVersion = is.ReleaseURL, is.SPKIPin, is.ReferenceValuesVersion
+	if t, ok := v.Token(); ok {
+		// What the guest's agent will read: the header's own token.
+		m.ReleaseURL, m.SPKIPin, m.Consoles = t.ReleaseURL, t.SPKIPin, t.Consoles
+	}
 	m.Output.DiskSize = roundUp64(p.size, outputAlign(o.Output))
 	for _, ks := range v.Keyslots() {
 		k := KeyslotInfo{ID: ks.ID, Role: "recovery", KDF: ks.KDF.Type}

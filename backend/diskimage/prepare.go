@@ -45,7 +45,11 @@ type Options struct {
 	Description string
 	Actor       string
 	// ReleaseURL and SPKIPin override what the registrar issues.
-	ReleaseURL, SPKIPin    string
+	ReleaseURL, SPKIPin string
+	// Consoles, if set, are every console the token names, in the order
+	// the agent tries them; an entry without a pin gets SPKIPin (or the
+	// issued pin). It overrides ReleaseURL.
+	Consoles               []luks2.Console
 	ReferenceValuesVersion string
 	// Progress, if set, is called at most every ProgressEvery (default
 	// 250ms) and once at the end of each stage.
@@ -274,7 +278,7 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		hdrW := &offsetWriter{w: tmp, base: p.header}
 		vol, err := luks2.Format(hdrW, key, luks2.Options{
 			SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: slots,
-			Token: &luks2.Token{Keyslot: 0, VolumeID: is.VolumeID, Generation: is.Generation, ReleaseURL: is.ReleaseURL, SPKIPin: is.SPKIPin},
+			Token: tokenFor(opts, is.VolumeID, is.Generation, is.ReleaseURL, is.SPKIPin),
 		})
 		if err != nil {
 			return fmt.Errorf("write LUKS2 header: %w", err)
@@ -382,7 +386,7 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 	defer clear(hdr)
 	vol, err := luks2.Format(&memWriterAt{b: hdr}, key, luks2.Options{
 		SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: slots,
-		Token: &luks2.Token{Keyslot: 0, VolumeID: res.VolumeID, Generation: res.Generation, ReleaseURL: res.ReleaseURL, SPKIPin: res.SPKIPin},
+		Token: tokenFor(opts, res.VolumeID, res.Generation, res.ReleaseURL, res.SPKIPin),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("prepare: write LUKS2 header: %w", err)
@@ -836,3 +840,21 @@ func (p *progress) start(done *atomic.Int64) func() {
 }
 
 func (p *progress) finish() { p.report() }
+
+// tokenFor is the keyholder token of a new volume: the issued console
+// (URL and pin, after the options' overrides) or the options' list of
+// consoles, each entry without a pin taking the issued one.
+func tokenFor(opts Options, volumeID string, generation int, url, pin string) *luks2.Token {
+	consoles := []luks2.Console{{URL: url, SPKIPin: pin}}
+	if len(opts.Consoles) > 0 {
+		consoles = make([]luks2.Console, len(opts.Consoles))
+		for i, c := range opts.Consoles {
+			if c.SPKIPin == "" {
+				c.SPKIPin = pin
+			}
+			consoles[i] = c
+		}
+	}
+	t := luks2.Token{Keyslot: 0, VolumeID: volumeID, Generation: generation}.WithConsoles(consoles)
+	return &t
+}

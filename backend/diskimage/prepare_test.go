@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
@@ -110,7 +111,19 @@ func checkVolume(t *testing.T, c *console, path string, off int64, want []byte, 
 	out, _ := exec.Command(tool(t, "cryptsetup"), "token", "export", "--token-id", "0", img).Output()
 	var tok map[string]any
 	json.Unmarshal(out, &tok)
-	if tok["volume_id"] != m.VolumeID || tok["release_url"] != "https://console.example:8443/v1/release" || tok["spki_sha256"] != "pinpinpin=" {
+	wantURL := "https://console.example:8443/v1/release"
+	if len(m.Consoles) > 0 {
+		// The token names every console; older agents read the first.
+		wantURL = m.Consoles[0].URL
+		var list struct {
+			Consoles []luks2.Console `json:"consoles"`
+		}
+		json.Unmarshal(out, &list)
+		if !reflect.DeepEqual(list.Consoles, m.Consoles) {
+			t.Fatalf("token's consoles %+v, manifest's %+v", list.Consoles, m.Consoles)
+		}
+	}
+	if tok["volume_id"] != m.VolumeID || tok["release_url"] != wantURL || tok["spki_sha256"] != "pinpinpin=" {
 		t.Fatalf("token %s", out)
 	}
 	key := volumeKey(t, img, sf)
@@ -140,7 +153,11 @@ func TestPrepareData(t *testing.T) {
 			dst := filepath.Join(dir, "out", "disk.img")
 			os.Mkdir(filepath.Dir(dst), 0o755)
 			var stages []string
-			res, err := Prepare(context.Background(), Options{Source: q, Dest: dst, SectorSize: sectorSize, Name: "web",
+			var consoles []luks2.Console
+			if sectorSize == 4096 {
+				consoles = []luks2.Console{{URL: "https://replica-1.example:8443"}, {URL: "https://replica-2.example:8443", SPKIPin: "otherpin="}}
+			}
+			res, err := Prepare(context.Background(), Options{Source: q, Dest: dst, SectorSize: sectorSize, Name: "web", Consoles: consoles,
 				RecoveryPassphrase: []byte("recovery words"), RecoveryKDF: cheapRecovery, Actor: "officer:alice",
 				Progress: func(p Progress) { stages = append(stages, p.Stage) }}, c.reg)
 			if err != nil {
@@ -149,6 +166,14 @@ func TestPrepareData(t *testing.T) {
 			m := res.Manifest
 			if m.Source.SHA256 != sha(want) || m.Source.Format != QCOW2 || m.SectorSize != sectorSize || m.Mode != ModeData {
 				t.Fatalf("manifest source %+v", m)
+			}
+			wantConsoles := []luks2.Console(nil)
+			if consoles != nil {
+				// The entry without a pin takes the console's.
+				wantConsoles = []luks2.Console{{URL: "https://replica-1.example:8443", SPKIPin: "pinpinpin="}, {URL: "https://replica-2.example:8443", SPKIPin: "otherpin="}}
+			}
+			if !reflect.DeepEqual(m.Consoles, wantConsoles) || (consoles != nil && m.ReleaseURL != consoles[0].URL) {
+				t.Fatalf("manifest consoles %+v (release URL %s), want %+v", m.Consoles, m.ReleaseURL, wantConsoles)
 			}
 			out, _ := os.ReadFile(dst)
 			if m.Output.SHA256 != sha(out) || m.Output.Size != int64(len(out)) {
@@ -484,9 +509,13 @@ func TestPrepareDataRegisterLast(t *testing.T) {
 		t.Run(output, func(t *testing.T) {
 			dst := filepath.Join(dir, "out-"+output)
 			res, err := Prepare(context.Background(), Options{Source: src, Dest: dst, SectorSize: 512, Name: "plain-" + output, Output: output,
+				Consoles:           []luks2.Console{{URL: "https://a.example:8443"}, {URL: "https://b.example:8443"}},
 				RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, registerOnly{c.reg})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(res.Manifest.Consoles) != 2 || res.Manifest.Consoles[1] != (luks2.Console{URL: "https://b.example:8443", SPKIPin: "pinpinpin="}) {
+				t.Fatalf("manifest consoles %+v", res.Manifest.Consoles)
 			}
 			out, _ := os.ReadFile(dst)
 			if res.Manifest.Output.SHA256 != sha(out) || res.Manifest.Output.Size != int64(len(out)) || res.Manifest.Source.SHA256 != sha(want) {

@@ -61,6 +61,56 @@ type Token struct {
 	Generation int    `json:"generation"`  // generation of the release secret in Keyslot
 	ReleaseURL string `json:"release_url"` // https URL of the release API
 	SPKIPin    string `json:"spki_sha256"` // base64 SHA-256 of the release API's public key (SPKI)
+	// Consoles lists every console (replica or load balancer) the agent may
+	// ask, each with its own pin, in the order to try them. Tokens written
+	// before it existed carry only ReleaseURL and SPKIPin; new tokens carry
+	// both, ReleaseURL and SPKIPin naming the first console, so older agents
+	// keep working.
+	Consoles []Console `json:"consoles,omitempty"`
+}
+
+// Console is one release API endpoint with the pin of its certificate.
+type Console struct {
+	URL     string `json:"url"`         // https URL of the release API
+	SPKIPin string `json:"spki_sha256"` // SHA-256 of its certificate's public key (SPKI)
+}
+
+// Endpoints returns the consoles to try, in order: Consoles when the token
+// has the list, else the single ReleaseURL with SPKIPin (older tokens).
+// Entries without a URL are left out, and so are repeats.
+func (t Token) Endpoints() []Console {
+	var out []Console
+	add := func(c Console) {
+		if c.URL == "" {
+			return
+		}
+		for _, o := range out {
+			if o == c {
+				return
+			}
+		}
+		out = append(out, c)
+	}
+	for _, c := range t.Consoles {
+		add(c)
+	}
+	if len(out) == 0 {
+		add(Console{URL: t.ReleaseURL, SPKIPin: t.SPKIPin})
+	}
+	return out
+}
+
+// WithConsoles returns t carrying consoles: the list, and its first entry
+// as ReleaseURL and SPKIPin for agents that only know a single console.
+func (t Token) WithConsoles(consoles []Console) Token {
+	t.Consoles = nil
+	if len(consoles) > 0 {
+		t.ReleaseURL, t.SPKIPin = consoles[0].URL, consoles[0].SPKIPin
+	}
+	if len(consoles) > 1 {
+		t.Consoles = append([]Console(nil), consoles...)
+	}
+	return t
 }
 
 // TokenType is the LUKS2 token type of Token.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -97,7 +98,10 @@ func TestFormatCryptsetupOpens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tok := &Token{Keyslot: 0, VolumeID: "vol_test", Generation: 1, ReleaseURL: "https://console.example:8443/v1/release", SPKIPin: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}
+			tok := new(Token)
+			*tok = Token{Keyslot: 0, VolumeID: "vol_test", Generation: 1}.WithConsoles([]Console{
+				{URL: "https://console.example:8443/v1/release", SPKIPin: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
+				{URL: "https://replica.example:8443/v1/release", SPKIPin: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}})
 			v, err := Format(f, key, Options{SectorSize: sector, Label: "keyholder", Keyslots: []Keyslot{{release, testRelease}, {recovery, testRecovery}}, Token: tok})
 			if err != nil {
 				t.Fatal(err)
@@ -147,7 +151,7 @@ func TestFormatCryptsetupOpens(t *testing.T) {
 			if err != nil || slot != 1 || !bytes.Equal(got, key) {
 				t.Fatalf("unlock recovery: slot %d err %v", slot, err)
 			}
-			if tk, ok := v2.Token(); !ok || tk != *tok {
+			if tk, ok := v2.Token(); !ok || !reflect.DeepEqual(tk, *tok) {
 				t.Fatalf("token read back %+v", tk)
 			}
 			dec := make([]byte, len(payload))

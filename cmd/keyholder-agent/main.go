@@ -8,7 +8,8 @@
 //	keyholder-agent heartbeat --device DEV [--console URL --pin SPKI_SHA256 --volume ID] [--vm-id ID] [--once] [--simulate]
 //
 // Without --console, --pin and --volume it reads them from the volume's
-// "keyholder" LUKS2 token. The secret reaches cryptsetup on a pipe, never
+// "keyholder" LUKS2 token, which may name several consoles (replicas), each
+// with its own pin: the agent tries them in turn with back-off and jitter. The secret reaches cryptsetup on a pipe, never
 // on the command line or a disk. The agent imports no console code beyond
 // the wire protocol.
 package main
@@ -39,8 +40,10 @@ const usage = `Usage:
   keyholder-agent heartbeat --device DEV [flags]               send fresh evidence every interval
 
 Flags (both):
-  --console URL      release API (default: from the volume's keyholder token)
-  --pin SPKI_SHA256  the release API's certificate pin, hex or base64 (default: from the token)
+  --console URLS     release API, or a comma list of consoles tried in turn, each URL or
+                     URL#PIN (default: every console the volume's keyholder token names)
+  --pin SPKI_SHA256  the release API's certificate pin, hex or base64, for consoles
+                     given without one (default: from the token)
   --volume ID        the console's volume ID (default: from the token)
   --generation N     the volume generation on disk (default: from the token)
   --vm-id ID         this VM's identity (default: the SMBIOS system UUID, else /etc/machine-id)
@@ -130,11 +133,27 @@ func explain(err error) string {
 	return msg
 }
 
-// resolve fills the console, pin, volume and generation from the token
-// where the flags leave them out.
+// resolve fills the consoles, pins, volume and generation from the token
+// where the flags leave them out. --console may be a comma list, each entry
+// URL or URL#PIN (an entry without a pin takes --pin).
 func resolve(o *options) (luks2.Token, error) {
-	tok := luks2.Token{ReleaseURL: o.console, SPKIPin: o.pin, VolumeID: o.volume, Generation: o.generation}
-	if o.console == "" || o.pin == "" || o.volume == "" {
+	tok := luks2.Token{VolumeID: o.volume, Generation: o.generation}
+	var flagged []luks2.Console
+	for _, item := range strings.Split(o.console, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		u, pin, _ := strings.Cut(item, "#")
+		if pin == "" {
+			pin = o.pin
+		}
+		flagged = append(flagged, luks2.Console{URL: u, SPKIPin: pin})
+	}
+	pinned := len(flagged) > 0
+	for _, c := range flagged {
+		pinned = pinned && c.SPKIPin != ""
+	}
+	if !pinned || o.volume == "" {
 		if o.device == "" {
 			return tok, errors.New("--device is required (or --console, --pin and --volume)")
 		}
@@ -142,11 +161,18 @@ func resolve(o *options) (luks2.Token, error) {
 		if err != nil {
 			return tok, err
 		}
-		if tok.ReleaseURL == "" {
-			tok.ReleaseURL = t.ReleaseURL
+		if len(flagged) == 0 {
+			flagged = t.Endpoints()
+			for i := range flagged {
+				if o.pin != "" {
+					flagged[i].SPKIPin = o.pin
+				}
+			}
 		}
-		if tok.SPKIPin == "" {
-			tok.SPKIPin = t.SPKIPin
+		for i := range flagged {
+			if flagged[i].SPKIPin == "" {
+				flagged[i].SPKIPin = t.SPKIPin
+			}
 		}
 		if tok.VolumeID == "" {
 			tok.VolumeID = t.VolumeID
@@ -156,6 +182,7 @@ func resolve(o *options) (luks2.Token, error) {
 		}
 		tok.Keyslot = t.Keyslot
 	}
+	tok = tok.WithConsoles(flagged)
 	if o.vmID == "" {
 		id, err := agent.DefaultVMID(nil)
 		if err != nil {
@@ -193,7 +220,7 @@ func unlock(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := agent.NewClient(tok.ReleaseURL, tok.SPKIPin)
+	c, err := agent.NewPool(tok.Endpoints())
 	if err != nil {
 		return err
 	}
@@ -247,7 +274,7 @@ func heartbeat(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := agent.NewClient(tok.ReleaseURL, tok.SPKIPin)
+	c, err := agent.NewPool(tok.Endpoints())
 	if err != nil {
 		return err
 	}
