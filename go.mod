@@ -9,6 +9,7 @@ require (
 	github.com/google/go-sev-guest v0.15.0
 	github.com/google/go-tpm v0.9.8
 	github.com/google/go-tpm-tools v0.4.10
+	github.com/miekg/pkcs11 v1.1.2
 	github.com/wailsapp/wails/v2 v2.9.2
 	golang.org/x/crypto v0.51.0
 	golang.org/x/sys v0.50.0

@@ -43,8 +43,10 @@
 //     scope.
 //   - Recovery shares are not verifiable: a wrong share is caught only after
 //     combining, by the key check value (ErrWrongShares), not attributed.
-//   - HSM unlock is not implemented yet; the officer table's envelope
-//     columns leave room for another kind of envelope.
+//   - Auto-unseal (autounseal.go) stores one more copy of the master key,
+//     wrapped by an AES key inside a PKCS#11 token: whoever can use that
+//     token (holds its PIN and reaches it) can unlock the console without
+//     an officer. The PIN is never stored in the database.
 package custody
 
 import (
@@ -135,6 +137,9 @@ type Service struct {
 	challengeKey []byte
 	signer       *auditKey // audit signing key, nil while locked
 	consoleID    string
+	// lockedReason says why an unlock without an officer (auto-unseal)
+	// did not happen; shown by State while locked.
+	lockedReason string
 }
 
 // New returns a locked key service over db.
@@ -180,6 +185,11 @@ type State struct {
 	Unlocked    bool   `json:"unlocked"`
 	ConsoleID   string `json:"console_id"`
 	Officers    int    `json:"officers"`
+	// AutoUnseal is true when a token-wrapped master key is set up.
+	AutoUnseal bool `json:"auto_unseal"`
+	// LockedReason says why the service is still locked although it tried
+	// to unseal itself (auto-unseal), e.g. a missing token or wrong PIN.
+	LockedReason string `json:"locked_reason,omitempty"`
 }
 
 // State reports whether the console is initialised and the service unlocked.
@@ -197,6 +207,12 @@ func (s *Service) State(ctx context.Context) (State, error) {
 		return st, fmt.Errorf("count officers: %w", store.Classify(err))
 	}
 	st.Unlocked = s.Unlocked()
+	st.LockedReason = s.LockedReason()
+	if _, err := s.AutoUnsealInfo(ctx); err == nil {
+		st.AutoUnseal = true
+	} else if !errors.Is(err, ErrNoAutoUnseal) {
+		return st, err
+	}
 	return st, nil
 }
 
