@@ -31,12 +31,14 @@ only; a non-loopback address needs TLS and officer login.
 		tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM) for a non-loopback listener")
 		tlsKey := fs.String("tls-key", "", "TLS private key (PEM) for a non-loopback listener")
 		devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
+		autoUnseal := fs.Bool("auto-unseal", true, "unlock through the PKCS#11 token when auto-unseal is set up (keyholder unseal setup); false waits for an officer")
+		pf := addPKCS11Flags(fs)
 		releaseListen := fs.String("release-listen", "", "address of the release API for guests (TLS 1.3, pinned; default "+defaultReleaseListen+" when free); \"off\" to serve none")
 		return func(args []string) error {
 			if len(args) > 0 {
 				return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[0])}
 			}
-			return serve(env, serveOptions{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, devSim: *devSim, releaseListen: *releaseListen})
+			return serve(env, serveOptions{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, devSim: *devSim, releaseListen: *releaseListen, autoUnseal: *autoUnseal, pkcs11: pf})
 		}
 	},
 }
@@ -45,6 +47,8 @@ type serveOptions struct {
 	listen, tlsCert, tlsKey string
 	devSim                  bool
 	releaseListen           string
+	autoUnseal              bool
+	pkcs11                  *pkcs11Flags // nil: from the environment only
 	hooks                   consoleHooks // the demo's; zero for serve
 }
 
@@ -89,6 +93,17 @@ func serve(env *cliEnv, o serveOptions) error {
 	defer db.Close()
 
 	hub := app.NewHub()
+	if o.hooks.unlock == nil {
+		pf := o.pkcs11
+		if pf == nil {
+			pf = &pkcs11Flags{}
+		}
+		auto := o.autoUnseal
+		o.hooks.unlock = func(ctx context.Context, cust *custody.Service) error {
+			autoUnsealAtStart(ctx, log, cust, pf, env, auto)
+			return nil
+		}
+	}
 	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, o.releaseListen, o.devSim, o.hooks)
 	if err != nil {
 		return err

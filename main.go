@@ -37,6 +37,7 @@ var commands = []*command{
 	benchCommand,
 	demoCommand,
 	imageCommand,
+	unsealCommand,
 	sharesCommand,
 	versionCommand,
 }

@@ -147,6 +147,9 @@ type SessionState struct {
 	Initialized bool `json:"initialized"`
 	// KeyServiceUnlocked says whether releases can be served.
 	KeyServiceUnlocked bool `json:"key_service_unlocked"`
+	// KeyServiceLockedReason says why the key service is still locked after
+	// it tried to unlock itself (auto-unseal through a PKCS#11 token).
+	KeyServiceLockedReason string `json:"key_service_locked_reason,omitempty"`
 	// LoggedIn is true while this window's session exists (it may be locked).
 	LoggedIn bool   `json:"logged_in"`
 	Locked   bool   `json:"locked"`
@@ -272,7 +275,7 @@ func (s *Session) stateFor(ctx context.Context, sessionID string) (SessionState,
 	if err != nil {
 		return SessionState{}, toError(s.log, "read the console's state", err)
 	}
-	st := SessionState{Initialized: ok, KeyServiceUnlocked: s.custody.Unlocked(), IdleLockSeconds: int(s.idle() / time.Second)}
+	st := SessionState{Initialized: ok, KeyServiceUnlocked: s.custody.Unlocked(), KeyServiceLockedReason: s.custody.LockedReason(), IdleLockSeconds: int(s.idle() / time.Second)}
 	st.LoginRequired = st.Initialized && s.cfg.Mode == "web"
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -145,6 +145,8 @@ export type Role = 'admin' | 'approver' | 'viewer';
 export interface SessionState {
   initialized: boolean;
   key_service_unlocked: boolean;
+  /** Why the key service is still locked after auto-unseal (PKCS#11) failed; absent otherwise. */
+  key_service_locked_reason?: string;
   logged_in: boolean;
   locked: boolean;
   officer: string;
