@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"keyholder/backend/audit"
 	"keyholder/backend/store"
@@ -52,72 +53,110 @@ func autoUnsealAAD(consoleID string) []byte {
 }
 
 // authorizeAutoUnsealChange is the single gate for setting up or removing
-// auto-unseal (action is "setup" or "remove"): today the officer must be an
-// admin; this is where the two-person rule for custody actions applies.
+// auto-unseal (action is "setup" or "remove") through SetupAutoUnseal and
+// RemoveAutoUnseal: the officer must be an admin. The two-person rule
+// (backend/quorum) calls SetAutoUnsealTx and RemoveAutoUnsealTx itself
+// once its approvals are in, instead of this gate.
 func authorizeAutoUnsealChange(ctx context.Context, tx *sql.Tx, officer, action string) error {
 	_, err := requireRole(ctx, tx, officer, RoleAdmin)
 	return err
 }
 
-// SetupAutoUnseal stores the master key wrapped by w (replacing an earlier
-// auto-unseal setup). The service must be unlocked; officer must be
-// allowed the custody action (an admin). The wrapping is checked by
-// unwrapping it once before it is stored.
-func (s *Service) SetupAutoUnseal(ctx context.Context, officer string, w KeyWrapper, info UnsealInfo) error {
-	pub, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
-	return s.withMaster(func(master []byte, cid string) error {
+// AutoUnsealKey is the master key wrapped by a token's key, made before the
+// change is approved and stored (PrepareAutoUnseal): no plaintext key.
+type AutoUnsealKey struct {
+	Info    UnsealInfo `json:"info"`
+	Wrapped []byte     `json:"wrapped"`
+}
+
+// PrepareAutoUnseal wraps the master key with w and checks, by unwrapping
+// once, that the token gives it back. The service must be unlocked.
+func (s *Service) PrepareAutoUnseal(w KeyWrapper, info UnsealInfo) (AutoUnsealKey, error) {
+	k := AutoUnsealKey{Info: info}
+	err := s.withMaster(func(master []byte, cid string) error {
 		wrapped, err := w.Wrap(master, autoUnsealAAD(cid))
 		if err != nil {
 			return fmt.Errorf("auto-unseal: wrap the master key: %w", err)
 		}
 		back, err := w.Unwrap(wrapped, autoUnsealAAD(cid))
-		ok := err == nil && len(back) == len(master) && subtle.ConstantTimeCompare(back, master) == 1
+		ok := err == nil && subtle.ConstantTimeCompare(back, master) == 1
 		clear(back)
 		if !ok {
 			return fmt.Errorf("auto-unseal: the token does not give back what it wrapped: %v", err)
 		}
-		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-			if err := authorizeAutoUnsealChange(ctx, tx, officer, "setup"); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO wrapped_keys(name, public, wrapped, created_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT(name) DO UPDATE SET public = excluded.public, wrapped = excluded.wrapped, created_at = excluded.created_at`,
-				autoUnsealName, pub, wrapped, store.Time(s.now())); err != nil {
-				return fmt.Errorf("store the auto-unseal key: %w", store.Classify(err))
-			}
-			_, err := audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: officerActor(officer), Action: "custody.auto_unseal.setup", Subject: cid,
-				Decision: "ok", Reason: fmt.Sprintf("master key wrapped by %s key %q on token %q (%s)", info.Kind, info.KeyLabel, info.TokenLabel, info.Mechanism)})
-			return err
-		})
-		return err
+		k.Wrapped = wrapped
+		return nil
 	})
+	return k, err
 }
 
-// RemoveAutoUnseal deletes the token-wrapped master key: the next start
-// stays locked until an officer logs in. officer must be allowed the
-// custody action (an admin); the service need not be unlocked.
-func (s *Service) RemoveAutoUnseal(ctx context.Context, officer string) error {
-	cid, err := consoleID(ctx, s.db)
+// SetAutoUnsealTx stores a prepared auto-unseal key (replacing an earlier
+// one), audited as actor. It checks the change, not the actor.
+func SetAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, k AutoUnsealKey, now time.Time) error {
+	if len(k.Wrapped) == 0 || k.Info.Kind == "" {
+		return fmt.Errorf("%w: empty auto-unseal key", ErrInvalid)
+	}
+	cid, err := consoleID(ctx, tx)
+	if err != nil {
+		return err
+	}
+	pub, err := json.Marshal(k.Info)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO wrapped_keys(name, public, wrapped, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET public = excluded.public, wrapped = excluded.wrapped, created_at = excluded.created_at`,
+		autoUnsealName, pub, k.Wrapped, store.Time(now)); err != nil {
+		return fmt.Errorf("store the auto-unseal key: %w", store.Classify(err))
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "custody.auto_unseal.setup", Subject: cid,
+		Decision: "ok", Reason: fmt.Sprintf("master key wrapped by %s key %q on token %q (%s)", k.Info.Kind, k.Info.KeyLabel, k.Info.TokenLabel, k.Info.Mechanism)})
+	return err
+}
+
+// RemoveAutoUnsealTx deletes the token-wrapped master key, audited as
+// actor; ErrNoAutoUnseal when there is none.
+func RemoveAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, now time.Time) error {
+	cid, err := consoleID(ctx, tx)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM wrapped_keys WHERE name = ?`, autoUnsealName)
+	if err != nil {
+		return fmt.Errorf("remove the auto-unseal key: %w", store.Classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNoAutoUnseal
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "custody.auto_unseal.remove", Subject: cid,
+		Decision: "ok", Reason: "token-wrapped master key removed; starts need an officer login"})
+	return err
+}
+
+// SetupAutoUnseal wraps the master key with w and stores it, as officer
+// (who must pass authorizeAutoUnsealChange). The service must be unlocked.
+func (s *Service) SetupAutoUnseal(ctx context.Context, officer string, w KeyWrapper, info UnsealInfo) error {
+	k, err := s.PrepareAutoUnseal(w, info)
 	if err != nil {
 		return err
 	}
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := authorizeAutoUnsealChange(ctx, tx, officer, "setup"); err != nil {
+			return err
+		}
+		return SetAutoUnsealTx(ctx, tx, officerActor(officer), k, s.now())
+	})
+}
+
+// RemoveAutoUnseal deletes the token-wrapped master key, as officer (who
+// must pass authorizeAutoUnsealChange): the next start stays locked until
+// an officer logs in. The service need not be unlocked.
+func (s *Service) RemoveAutoUnseal(ctx context.Context, officer string) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if err := authorizeAutoUnsealChange(ctx, tx, officer, "remove"); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM wrapped_keys WHERE name = ?`, autoUnsealName)
-		if err != nil {
-			return fmt.Errorf("remove the auto-unseal key: %w", store.Classify(err))
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNoAutoUnseal
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: officerActor(officer), Action: "custody.auto_unseal.remove", Subject: cid,
-			Decision: "ok", Reason: "token-wrapped master key removed; starts need an officer login"})
-		return err
+		return RemoveAutoUnsealTx(ctx, tx, officerActor(officer), s.now())
 	})
 }
 
