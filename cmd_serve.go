@@ -33,12 +33,13 @@ only; a non-loopback address needs TLS and officer login.
 		devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
 		autoUnseal := fs.Bool("auto-unseal", true, "unlock through the PKCS#11 token when auto-unseal is set up (keyholder unseal setup); false waits for an officer")
 		pf := addPKCS11Flags(fs)
+		freshAuth := fs.Duration("fresh-auth", 0, "how long a login counts as recent for approvals and key actions (default 5m; shorter is stricter)")
 		releaseListen := fs.String("release-listen", "", "address of the release API for guests (TLS 1.3, pinned; default "+defaultReleaseListen+" when free); \"off\" to serve none")
 		return func(args []string) error {
 			if len(args) > 0 {
 				return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[0])}
 			}
-			return serve(env, serveOptions{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, devSim: *devSim, releaseListen: *releaseListen, autoUnseal: *autoUnseal, pkcs11: pf})
+			return serve(env, serveOptions{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey, devSim: *devSim, releaseListen: *releaseListen, autoUnseal: *autoUnseal, pkcs11: pf, freshAuth: *freshAuth})
 		}
 	},
 }
@@ -48,8 +49,9 @@ type serveOptions struct {
 	devSim                  bool
 	releaseListen           string
 	autoUnseal              bool
-	pkcs11                  *pkcs11Flags // nil: from the environment only
-	hooks                   consoleHooks // the demo's; zero for serve
+	pkcs11                  *pkcs11Flags  // nil: from the environment only
+	freshAuth               time.Duration // zero: app.DefaultFreshAuth
+	hooks                   consoleHooks  // the demo's; zero for serve
 }
 
 // checkListen refuses an officer listener that anyone but this machine could
@@ -109,7 +111,7 @@ func serve(env *cliEnv, o serveOptions) error {
 		return err
 	}
 	defer stopRelease()
-	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, Log: log, Custody: cust, Release: rel}, db, hub)
+	svcs := app.New(ctx, app.Config{Version: version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel}, db, hub)
 	svcs.ConnectRelease()
 	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	assets, err := fs.Sub(frontendDist, "frontend/dist")

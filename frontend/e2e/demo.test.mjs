@@ -67,7 +67,9 @@ test('a migration waits for approval; approving it turns the guest verified', as
   // A migration between two known chips (not the VLEK guest, whose chip is unknown).
   const card = page.locator('[data-testid="approval-card"][data-class="migration"]', { hasNot: page.getByTestId('chip-identity-vlek') }).first();
   await card.waitFor();
-  const vm = (await card.locator('h4').first().innerText()).trim();
+  const vm = (await card.getByTestId('request-vm').innerText()).trim();
+  // The full evidence is behind "Details"; the card says what approving means.
+  await card.getByTestId('details-toggle').click();
   assert.match(await card.innerText(), /new chip/i);
   assert.ok(Number(await card.getByTestId('evidence-diff').getAttribute('data-changes')) >= 1, 'the diff names the new chip');
   await screenshot(page, 'demo-approvals');
@@ -88,6 +90,9 @@ test('competing first boots are shown together, with what approving pins; approv
   const intruder = page.locator('[data-testid="approval-card"]', { hasText: 'vm-intruder' }).first();
   const iid = await intruder.getAttribute('data-request');
   assert.match(await real.getByTestId('first-boot-competition').innerText(), new RegExp(`1 other launch claims the first boot of this volume \\(${iid}\\)`));
+  // The card says it in short; its details carry the full measurement.
+  assert.match(await real.getByTestId('risk-sentence').innerText(), /pins measurement [0-9a-f]{12}… as the reference values of image new-service/);
+  await real.getByTestId('details-toggle').click();
   assert.match(await real.getByTestId('first-boot-pins').innerText(), /pins measurement [0-9a-f]{96} as the reference values of image new-service/);
   await screenshot(page, 'demo-first-boot-competition');
   const rid = await real.getAttribute('data-request');

@@ -13,13 +13,13 @@ import {
   IconShieldLock,
   IconSun,
 } from '@tabler/icons-react';
-import { Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
+import { Link, Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
 import { SimulatedBadge } from './components/common';
 import { ReauthProvider } from './components/Reauth';
 import { SessionGate } from './components/SessionGate';
 import { api } from './api';
 import { session, useSession } from './stores/session';
-import { watchApprovals } from './stores/attention';
+import { showWaiting, watchApprovals } from './stores/attention';
 import { useEffect } from 'react';
 import { ApprovalsScreen } from './screens/Approvals';
 import { AuditScreen } from './screens/Audit';
@@ -63,9 +63,20 @@ function Shell() {
   useEffect(() => {
     document.title = waiting > 0 ? `(${waiting}) Keyholder` : 'Keyholder';
   }, [waiting]);
+  // One grouped notice for every waiting request, gone once they are decided,
+  // and none on the Approvals screen itself, which lists them.
+  const onApprovals = loc.pathname === '/approvals';
+  useEffect(() => showWaiting(onApprovals ? [] : pending.data ?? [], () => go('/approvals')), [pending.data, onApprovals, go]);
+  // Every screen opens at its top, whichever page the officer came from.
+  useEffect(() => {
+    window.scrollTo(0, 0);
+  }, [loc.pathname]);
 
   return (
     <AppShell header={{ height: 56 }} navbar={{ width: 220, breakpoint: 0 }} padding="lg">
+      <a href="#main" className="skip-link" data-testid="skip-link">
+        Skip to content
+      </a>
       <AppShell.Header>
         <Group h="100%" px="md" justify="space-between">
           <Group gap="xs">
@@ -119,18 +130,20 @@ function Shell() {
           </Group>
         </Group>
       </AppShell.Header>
-      <AppShell.Navbar p="xs">
+      <AppShell.Navbar p="xs" component="nav" aria-label="Screens">
         {nav.map((n) => (
           <NavLink
+            component={Link}
+            to={n.to}
+            aria-current={loc.pathname === n.to || loc.pathname.startsWith(n.to + '/') ? 'page' : undefined}
             key={n.to}
             label={n.label}
             leftSection={<n.icon size={18} />}
             active={loc.pathname === n.to || loc.pathname.startsWith(n.to + '/')}
-            onClick={() => go(n.to)}
             data-testid={`nav-${n.label.toLowerCase()}`}
             rightSection={
               n.to === '/approvals' && pending.data && pending.data.length > 0 ? (
-                <Badge size="sm" color="yellow" circle>
+                <Badge size="sm" color="yellow" circle aria-label={`${pending.data.length} waiting`}>
                   {pending.data.length}
                 </Badge>
               ) : undefined
@@ -138,7 +151,7 @@ function Shell() {
           />
         ))}
       </AppShell.Navbar>
-      <AppShell.Main>
+      <AppShell.Main id="main" tabIndex={-1}>
         <Routes>
           <Route path="/" element={<Navigate to="/fleet" replace />} />
           <Route path="/fleet" element={<FleetScreen />} />

@@ -12,19 +12,21 @@ export function GuestTable({ guests, onOpen }: { guests: Guest[]; onOpen: (g: Gu
   const parent = useRef<HTMLDivElement>(null);
   const v = useVirtualizer({ count: guests.length, getScrollElement: () => parent.current, estimateSize: () => ROW, overscan: 12 });
   return (
-    <Box className={classes.table} data-testid="fleet-table" data-rows={guests.length}>
-      <div className={`${classes.row} ${classes.head}`} role="row">
-        <div>VM</div>
-        <div>Status</div>
-        <div>Image</div>
-        <div>Product</div>
-        <div>Chip</div>
-        <div title="Bootloader / TEE / SNP firmware / microcode (/ FMC on Turin)">TCB</div>
-        <div>Gen.</div>
-        <div>Last evidence</div>
+    <Box className={classes.table} role="table" aria-label="Guests" aria-rowcount={guests.length + 1} data-testid="fleet-table" data-rows={guests.length}>
+      <div role="rowgroup">
+        <div className={`${classes.row} ${classes.head}`} role="row">
+          <div role="columnheader">VM</div>
+          <div role="columnheader">Status</div>
+          <div role="columnheader">Image</div>
+          <div role="columnheader">Product</div>
+          <div role="columnheader">Chip</div>
+          <div role="columnheader" title="Bootloader / TEE / SNP firmware / microcode (/ FMC on Turin)">TCB</div>
+          <div role="columnheader">Gen.</div>
+          <div role="columnheader">Last evidence</div>
+        </div>
       </div>
       <div ref={parent} className={classes.body} role="rowgroup">
-        <div style={{ height: v.getTotalSize(), position: 'relative' }}>
+        <div style={{ height: v.getTotalSize(), position: 'relative' }} role="presentation">
           {v.getVirtualItems().map((item) => {
             const g = guests[item.index];
             return (
@@ -41,28 +43,28 @@ export function GuestTable({ guests, onOpen }: { guests: Guest[]; onOpen: (g: Gu
                 data-status={g.status}
                 data-evidence-at={g.last_evidence_at ?? ''}
               >
-                <Group gap={6} wrap="nowrap" className={classes.cell}>
-                  <Text size="sm" fw={500} truncate>
+                <Group gap={6} wrap="nowrap" className={classes.cell} role="cell">
+                  <Text size="sm" fw={500} lh={1.15} lineClamp={2} title={g.name || g.id} style={{ overflowWrap: 'anywhere' }} data-testid="guest-name">
                     {g.name || g.id}
                   </Text>
                   {g.simulated && <SimulatedBadge />}
                 </Group>
-                <div>
+                <div role="cell">
                   <StatusBadge status={g.status} />
                 </div>
-                <Text size="sm" truncate>
+                <Text size="sm" truncate role="cell">
                   {g.image_name || '—'}
                 </Text>
-                <Text size="sm">{g.product || '—'}</Text>
-                <Text size="sm" ff="monospace" truncate>
+                <Text size="sm" role="cell">{g.product || '—'}</Text>
+                <Text size="sm" ff="monospace" truncate role="cell">
                   {g.signer === 'VLEK' ? 'none (VLEK)' : shortHex(g.chip_id, 10)}
                 </Text>
-                <Text size="sm" ff="monospace">
+                <Text size="sm" ff="monospace" role="cell">
                   {g.tcb.bootloader}/{g.tcb.tee}/{g.tcb.snp}/{g.tcb.microcode}
                   {g.tcb.fmc ? `/${g.tcb.fmc}` : ''}
                 </Text>
-                <Text size="sm">{g.generation || '—'}</Text>
-                <Text size="sm" c="dimmed">
+                <Text size="sm" role="cell">{g.generation || '—'}</Text>
+                <Text size="sm" c="dimmed" role="cell">
                   {formatTime(g.last_evidence_at)}
                 </Text>
               </div>

@@ -1,17 +1,18 @@
-import { Badge, Button, Card, Group, Kbd, Progress, SimpleGrid, Stack, Text, Textarea, Title, Tooltip } from '@mantine/core';
+import { Alert, Badge, Button, Card, Group, Kbd, Progress, SegmentedControl, SimpleGrid, Stack, Text, Textarea, Title, Tooltip } from '@mantine/core';
 import { useHotkeys, useInterval } from '@mantine/hooks';
 import { notifications } from '@mantine/notifications';
 import { IconCheck, IconChecklist, IconX } from '@tabler/icons-react';
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { api, type ReleaseClass, type ReleaseRequest, type TCB } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader, shortHex, SimulatedBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { RequestTrustNotices } from '../features/approvals/TrustNotices';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
-import type { Snapshot } from '../features/diff/diff';
+import { diffSnapshots, type Snapshot } from '../features/diff/diff';
 import { asEvidence, snapshotOf } from '../features/diff/evidence';
 import { AdminActions } from '../features/quorum/AdminActions';
-import { openAdminActions, pendingRequests } from '../stores/approvals';
+import { expiredRequests, openAdminActions, pendingRequests } from '../stores/approvals';
+import { riskColor, riskOf, shortChip, shortMeasurement } from '../features/risk/risk';
 import { useResource } from '../stores/resource';
 import { canAskForBrowserNotifications } from '../stores/attention';
 import { useSession } from '../stores/session';
@@ -28,6 +29,8 @@ interface RequestSummary {
   tcb?: TCB;
   previous_tcb?: TCB | null;
   new_chip?: boolean;
+  /** a name an officer gave the chip, when the console knows one */
+  chip_name?: string;
   generation?: number;
   current_generation?: number;
   simulated?: boolean;
@@ -63,6 +66,32 @@ function classLabel(c: string) {
   return classLabels[c as ReleaseClass]?.label ?? c.replace(/_/g, ' ');
 }
 
+/** HEADER is the height of the console's fixed header, which covers the top of the page. */
+const HEADER = 56;
+
+/** fullyVisible is true when el is entirely inside the viewport, below the fixed header. */
+export function fullyVisible(el: Element | null | undefined): boolean {
+  if (!el) return false;
+  const r = el.getBoundingClientRect();
+  return r.height > 0 && r.top >= HEADER && r.bottom <= window.innerHeight && r.left >= 0 && r.right <= window.innerWidth;
+}
+
+function riskOfRequest(q: ReleaseRequest) {
+  const s = summaryOf(q);
+  return riskOf({
+    class: q.class,
+    vm_id: q.vm_id,
+    generation: q.generation,
+    current_generation: s.current_generation,
+    measurement: s.measurement,
+    chip_id: s.chip_id,
+    chip_name: s.chip_name,
+    new_chip: s.new_chip,
+    measurement_unapproved: (s.reasons ?? []).some((x) => /measurement/i.test(x.code)),
+    pins: (s as { pins?: string }).pins,
+  });
+}
+
 function timeLeft(expires: string, now: number) {
   const s = Math.max(0, Math.round((new Date(expires).getTime() - now) / 1000));
   if (s === 0) return 'expired';
@@ -88,6 +117,37 @@ export function ApprovalsScreen() {
   const me = useSession().session;
   const mayDecide = me?.role === 'approver' || me?.role === 'admin';
   const [askable, setAskable] = useState(canAskForBrowserNotifications());
+  const [view, setView] = useState<'waiting' | 'expired'>('waiting');
+  const expired = useResource(expiredRequests);
+  const cards = useRef(new Map<string, HTMLElement>());
+  const [refused, setRefused] = useState<string | null>(null);
+  const selectedId = list[sel]?.id;
+  // The selected card follows the keyboard into view.
+  const moved = useRef(false);
+  useEffect(() => {
+    if (!moved.current || !selectedId) return;
+    moved.current = false;
+    cards.current.get(selectedId)?.scrollIntoView({ block: 'nearest', behavior: 'auto' });
+  }, [selectedId, sel]);
+  const move = (to: number) => {
+    moved.current = true;
+    setRefused(null);
+    setSelected(Math.max(0, Math.min(to, list.length - 1)));
+  };
+  /** shortcut decides the selected request only while its whole card is on screen. */
+  const shortcut = (approve: boolean) => {
+    const q = list[sel];
+    if (!q || busy || view !== 'waiting') return;
+    const el = cards.current.get(q.id);
+    if (!fullyVisible(el)) {
+      el?.scrollIntoView({ block: 'nearest', behavior: 'auto' });
+      setRefused(`Nothing was decided: the selected request (${q.vm_id}) was not fully on screen. Check it, then press ${approve ? 'a' : 'd'} again.`);
+      return;
+    }
+    if (new Date(q.expires_at).getTime() <= Date.now()) return;
+    setRefused(null);
+    void decide(q, approve);
+  };
 
   const decide = async (req: ReleaseRequest, approve: boolean) => {
     setBusy(req.id + (approve ? ':a' : ':d'));
@@ -98,6 +158,7 @@ export function ApprovalsScreen() {
       notifications.show({
         color: approve ? 'teal' : 'orange',
         title: approve ? (res.status === 'approved' ? 'Approved' : `Approval recorded (${got} of ${res.approvals_needed})`) : 'Denied',
+        autoClose: 5000,
         message: approve
           ? res.status === 'approved'
             ? `${req.vm_id} receives its key when its agent asks again (it is polling).`
@@ -113,171 +174,400 @@ export function ApprovalsScreen() {
   };
 
   useHotkeys([
-    ['j', () => setSelected(Math.min(sel + 1, list.length - 1))],
-    ['k', () => setSelected(Math.max(sel - 1, 0))],
-    ['a', () => list[sel] && void decide(list[sel], true)],
-    ['d', () => list[sel] && void decide(list[sel], false)],
+    ['j', () => move(sel + 1)],
+    ['k', () => move(sel - 1)],
+    ['a', () => shortcut(true)],
+    ['d', () => shortcut(false)],
   ]);
 
+  const expiredList = expired.data ?? [];
   return (
     <>
       <PageHeader
         title="Approvals"
         description="Release requests that need an officer (first boots, migrations to a new host, restores, platform changes, rotations) and custody actions that need a second admin. Newest first."
         right={
-          <Stack gap={4} align="flex-end">
+          <Group gap="xs" align="center">
+            <SegmentedControl
+              size="xs"
+              value={view}
+              onChange={(v) => setView(v as 'waiting' | 'expired')}
+              data={[
+                { value: 'waiting', label: `Waiting (${list.length})` },
+                { value: 'expired', label: `Expired (${expiredList.length})` },
+              ]}
+              aria-label="Which requests"
+              data-testid="approvals-filter"
+            />
             {askable && (
               <Button size="xs" variant="light" onClick={() => void Notification.requestPermission().then(() => setAskable(canAskForBrowserNotifications()))}>
                 Notify me in this browser
               </Button>
             )}
-            {list.length > 0 && (
-              <Text size="xs" c="dimmed">
-                <Kbd>j</Kbd>/<Kbd>k</Kbd> next/previous · <Kbd>a</Kbd> approve · <Kbd>d</Kbd> deny
-              </Text>
-            )}
-          </Stack>
+          </Group>
         }
       />
       <AdminActions />
+      {list.length > 0 && view === 'waiting' && (
+        <Text size="xs" c="dimmed" mt={-12} mb="xs">
+          <Kbd>j</Kbd>/<Kbd>k</Kbd> next/previous · <Kbd>a</Kbd> approve · <Kbd>d</Kbd> deny — only the selected request, and only when it is fully on screen
+        </Text>
+      )}
+      {refused && (
+        <Alert color="yellow" mb="md" role="status" data-testid="shortcut-refused" withCloseButton onClose={() => setRefused(null)}>
+          {refused}
+        </Alert>
+      )}
       {r.error && <ErrorNotice error={r.error} onRetry={r.reload} />}
       {!r.data && r.loading && <Loading />}
-      {r.data && r.data.length === 0 && (admin.data ?? []).length === 0 && (
+      {view === 'waiting' && r.data && r.data.length === 0 && (admin.data ?? []).length === 0 && (
         <EmptyState icon={<IconChecklist />} title="Nothing waits for you" testId="approvals-empty">
           Routine attested boots are released automatically. When a guest migrates, is restored, or its firmware changes, its request
           appears here for a one-click decision.
         </EmptyState>
       )}
-      <Stack>
-        {list.map((q, i) => {
-          const s = summaryOf(q);
-          const { before, after } = snapshots(s, q);
-          const got = (q.approvals ?? []).length;
-          const mine = !!me?.officer && (q.approvals ?? []).some((a) => a.officer === me.officer);
-          return (
-            <Card
-              withBorder
+      {view === 'waiting' && (
+        <Stack gap={8} data-testid="approval-list">
+          {list.map((q, i) => (
+            <RequestCard
               key={q.id}
-              shadow={i === sel ? 'md' : undefined}
-              style={i === sel ? { borderColor: 'var(--mantine-primary-color-filled)' } : undefined}
-              onClick={() => setSelected(i)}
-              data-testid="approval-card"
-              data-request={q.id}
-              data-class={q.class}
-              data-needed={q.approvals_needed}
-              data-approvals={got}
-            >
-              <Group justify="space-between" mb="xs">
-                <Group gap="xs">
-                  <Badge size="lg">{classLabel(q.class)}</Badge>
-                  {(q.signals ?? []).filter((x) => x !== q.class).map((x) => (
-                    <Badge key={x} variant="outline" size="sm">
-                      + {classLabel(x)}
-                    </Badge>
-                  ))}
-                  <Title order={4}>{q.vm_id}</Title>
-                  {q.simulated && <SimulatedBadge />}
-                </Group>
-                <Tooltip label={`expires ${formatTime(q.expires_at)}`}>
-                  <Badge color={new Date(q.expires_at).getTime() - now < 120_000 ? 'red' : 'gray'} variant="light" data-testid="expires">
-                    {timeLeft(q.expires_at, now)}
-                  </Badge>
-                </Tooltip>
-              </Group>
-              <SimpleGrid cols={{ base: 2, md: 4 }} mb="sm">
-                <Fact label="Volume" value={`${shortHex(q.volume_id, 16)} · gen ${q.generation}`} />
-                <Fact label="Chip" value={`${s.product ?? '—'} · ${s.signer === 'VLEK' ? 'none (VLEK)' : shortHex(s.chip_id ?? '', 10)}`} badge={s.new_chip ? { text: 'new chip', color: 'orange' } : { text: 'known chip', color: 'teal' }} />
-                <Fact
-                  label="Measurement"
-                  value={shortHex(s.measurement ?? '', 16)}
-                  badge={
-                    q.first_boot_claim
-                      ? { text: 'no reference values yet', color: 'orange' }
-                      : (s.reasons ?? []).some((x) => /measurement/i.test(x.code))
-                        ? { text: 'not approved', color: 'red' }
-                        : { text: 'approved', color: 'teal' }
-                  }
-                />
-                <Fact label="Evidence" value={shortHex(q.evidence_hash, 16)} />
-              </SimpleGrid>
-              <RequestTrustNotices request={q} />
-              {(s.reasons ?? []).length > 0 && (
-                <Stack gap={2} mb="sm">
-                  {s.reasons!.map((x) => (
-                    <Text size="sm" key={x.code + x.message} c="orange">
-                      {x.message}
-                    </Text>
-                  ))}
-                </Stack>
-              )}
-              <EvidenceDiff before={before} after={after} />
-              {q.approvals_needed > 1 && (
-                <Group mt="sm" gap="xs" data-testid="quorum">
-                  <Text size="sm" data-testid="quorum-count">
-                    {got} of {q.approvals_needed} approvals · {Math.max(0, q.approvals_needed - got)} more needed
-                  </Text>
-                  <Progress value={(100 * got) / q.approvals_needed} w={160} />
-                  <Text size="xs" c="dimmed" data-testid="quorum-officers">
-                    {got > 0 ? 'approved by ' + (q.approvals ?? []).map((a) => a.officer).join(', ') : 'no approvals yet'}
-                  </Text>
-                </Group>
-              )}
-              <Group mt="md" align="flex-end">
-                <Textarea
-                  placeholder="Note for the audit log (optional)"
-                  autosize
-                  minRows={1}
-                  style={{ flex: 1 }}
-                  value={notes[q.id] ?? ''}
-                  onChange={(e) => setNotes({ ...notes, [q.id]: e.currentTarget.value })}
-                  onKeyDown={(e) => e.stopPropagation()}
-                />
-                <Button
-                  color="red"
-                  variant="light"
-                  leftSection={<IconX size={16} />}
-                  loading={busy === q.id + ':d'}
-                  disabled={!mayDecide}
-                  onClick={() => void decide(q, false)}
-                  data-testid="deny"
-                >
-                  Deny
-                </Button>
-                <Tooltip
-                  label={!mayDecide ? 'Your role (viewer) cannot approve' : 'You already approved; another officer must'}
-                  disabled={mayDecide && !mine}
-                >
-                  <Button
-                    color="teal"
-                    leftSection={<IconCheck size={16} />}
-                    loading={busy === q.id + ':a'}
-                    disabled={!mayDecide || mine}
-                    onClick={() => void decide(q, true)}
-                    data-testid="approve"
-                  >
-                    {mine ? 'You approved' : 'Approve'}
-                  </Button>
-                </Tooltip>
-              </Group>
-              <Text size="xs" c="dimmed" mt={4}>
-                asked {formatTime(q.created_at)} · request {q.id}
-              </Text>
-            </Card>
-          );
-        })}
-      </Stack>
+              q={q}
+              now={now}
+              selected={i === sel}
+              onSelect={() => setSelected(i)}
+              cardRef={(el) => (el ? cards.current.set(q.id, el) : cards.current.delete(q.id))}
+              busy={busy}
+              note={notes[q.id] ?? ''}
+              onNote={(v) => setNotes({ ...notes, [q.id]: v })}
+              decide={decide}
+              mayDecide={mayDecide}
+              me={me?.officer}
+            />
+          ))}
+        </Stack>
+      )}
+      {view === 'expired' && (
+        <Stack gap={8} data-testid="expired-list">
+          {expiredList.length === 0 && (
+            <Text size="sm" c="dimmed">
+              No request expired. A request nobody decides before its deadline lands here; its guest asks again on its next boot.
+            </Text>
+          )}
+          {expiredList.map((q) => (
+            <RequestCard key={q.id} q={q} now={now} selected={false} busy={null} note="" />
+          ))}
+        </Stack>
+      )}
     </>
   );
 }
 
-function Fact({ label, value, badge }: { label: string; value: string; badge?: { text: string; color: string } }) {
+function RequestCard({
+  q,
+  now,
+  selected,
+  onSelect,
+  cardRef,
+  busy,
+  note,
+  onNote,
+  decide,
+  mayDecide = true,
+  me,
+}: {
+  mayDecide?: boolean;
+  me?: string;
+  q: ReleaseRequest;
+  now: number;
+  selected: boolean;
+  onSelect?: () => void;
+  cardRef?: (el: HTMLElement | null) => void;
+  busy: string | null;
+  note: string;
+  onNote?: (v: string) => void;
+  decide?: (q: ReleaseRequest, approve: boolean) => void;
+}) {
+  const s = summaryOf(q);
+  const { before, after } = snapshots(s, q);
+  const got = (q.approvals ?? []).length;
+  const risk = riskOfRequest(q);
+  const color = riskColor[risk.level];
+  const isExpired = q.status === 'expired' || new Date(q.expires_at).getTime() <= now;
+  const changes = diffSnapshots(before, after).filter((d) => d.changed);
+  const [details, setDetails] = useState(false);
+  const label = classLabel(q.class);
+  const why = isExpired ? 'This request expired; the guest asks again when it boots next.' : undefined;
+  return (
+    <Card
+      withBorder
+      ref={cardRef}
+      padding={6}
+      px="sm"
+      shadow={selected ? 'md' : undefined}
+      onClick={onSelect}
+      aria-current={selected ? 'true' : undefined}
+      aria-label={`${label} of ${q.vm_id}`}
+      style={{ scrollMarginTop: 72, scrollMarginBottom: 16 }}
+      data-testid="approval-card"
+      data-request={q.id}
+      data-class={q.class}
+      data-risk={risk.level}
+      data-selected={selected || undefined}
+      data-status={isExpired ? 'expired' : q.status}
+      data-needed={q.approvals_needed}
+      data-approvals={got}
+    >
+      <Group justify="space-between" wrap="nowrap" gap="xs">
+        <Group gap="xs" wrap="nowrap" style={{ minWidth: 0 }}>
+          <Badge color={color} variant="filled" data-testid="class-badge" style={{ flexShrink: 0 }}>
+            {label}
+          </Badge>
+          {(q.signals ?? []).filter((x) => x !== q.class).map((x) => (
+            <Badge key={x} variant="outline" size="sm" style={{ flexShrink: 0 }}>
+              + {classLabel(x)}
+            </Badge>
+          ))}
+          <Title order={4} size="h5" style={{ flexShrink: 0 }} data-testid="request-vm">
+            {q.vm_id}
+          </Title>
+          {q.simulated && <SimulatedBadge />}
+          <Text size="xs" c="dimmed" truncate data-testid="change-summary" style={{ minWidth: 0 }}>
+            {changes.length > 0
+              ? changes.map((d, i) => (
+                  <span key={d.key}>
+                    {i > 0 && ' · '}
+                    {d.label}: <ChangeValue k={d.key} v={d.before} /> → <ChangeValue k={d.key} v={d.after} />
+                  </span>
+                ))
+              : before === null
+                ? <>{s.product ?? '—'} · chip <ChangeValue k="chip_id" v={s.chip_id ?? '—'} /> · gen {q.generation}</>
+                : 'no change in the evidence'}
+          </Text>
+        </Group>
+        <Group gap="xs" wrap="nowrap">
+          <Tooltip label={`expires ${formatTime(q.expires_at)}`}>
+            <Badge color={isExpired ? 'gray' : new Date(q.expires_at).getTime() - now < 120_000 ? 'red' : 'gray'} variant="light" data-testid="expires">
+              {isExpired ? 'expired' : timeLeft(q.expires_at, now)}
+            </Badge>
+          </Tooltip>
+          {!isExpired && decide && (
+            <DecisionButtons q={q} risk={risk} color={color} busy={busy} decide={decide} mayDecide={mayDecide} mine={!!me && (q.approvals ?? []).some((a) => a.officer === me)} />
+          )}
+        </Group>
+      </Group>
+      <Group gap="xs" wrap="nowrap" align="center">
+        <Text size="sm" c={risk.level === 'high' ? 'red' : undefined} fw={risk.level === 'high' ? 600 : undefined} data-testid="risk-sentence" style={{ minWidth: 0 }}>
+          {risk.sentence}
+        </Text>
+        <Button
+          size="compact-xs"
+          variant="subtle"
+          color="gray"
+          ml="auto"
+          style={{ flexShrink: 0 }}
+          onClick={(e) => {
+            e.stopPropagation();
+            setDetails((d) => !d);
+          }}
+          aria-expanded={details}
+          aria-label={`${details ? 'Hide' : 'Show'} details of ${label.toLowerCase()} of ${q.vm_id}`}
+          data-testid="details-toggle"
+        >
+          {details ? 'Hide details' : 'Details'}
+        </Button>
+      </Group>
+      <RequestTrustNotices request={q} pins={false} />
+      {details && (
+        <div onClick={(e) => e.stopPropagation()}>
+          <RequestTrustNotices request={{ ...q, competing: [], summary: { pins: (s as { pins?: string }).pins } }} />
+          <SimpleGrid cols={{ base: 2, md: 4 }} my="sm">
+            <Fact label="Volume" value={`${shortHex(q.volume_id, 16)} · gen ${q.generation}`} full={q.volume_id} />
+            <Fact
+              label="Chip"
+              value={`${s.product ?? '—'} · ${s.signer === 'VLEK' ? 'none (VLEK)' : shortChip(s.chip_id, s.chip_name)}`}
+              full={s.chip_id}
+              badge={s.new_chip ? { text: 'new chip', color: 'orange' } : { text: 'known chip', color: 'teal' }}
+            />
+            <Fact
+              label="Measurement"
+              value={shortMeasurement(s.measurement)}
+              full={s.measurement}
+              badge={
+                q.first_boot_claim
+                  ? { text: 'no reference values yet', color: 'orange' }
+                  : (s.reasons ?? []).some((x) => /measurement/i.test(x.code))
+                    ? { text: 'not approved', color: 'red' }
+                    : { text: 'approved', color: 'teal' }
+              }
+            />
+            <Fact label="Evidence" value={shortHex(q.evidence_hash, 16)} full={q.evidence_hash} />
+          </SimpleGrid>
+          <CardDetails q={q} s={s} before={before} after={after} note={note} onNote={onNote} isExpired={isExpired} />
+        </div>
+      )}
+      {q.approvals_needed > 1 && (
+        <Group mt={4} gap="xs" data-testid="quorum">
+          <Text size="sm" data-testid="quorum-count">
+            {got} of {q.approvals_needed} approvals · {Math.max(0, q.approvals_needed - got)} more needed
+          </Text>
+          <Progress value={(100 * got) / q.approvals_needed} w={160} aria-label={`${got} of ${q.approvals_needed} approvals`} />
+          <Text size="xs" c="dimmed" data-testid="quorum-officers">
+            {got > 0 ? 'approved by ' + (q.approvals ?? []).map((a) => a.officer).join(', ') : 'no approvals yet'}
+          </Text>
+        </Group>
+      )}
+      {isExpired && (
+        <Text size="xs" c="dimmed">
+          {why}
+        </Text>
+      )}
+    </Card>
+  );
+}
+
+function ChangeValue({ k, v }: { k: string; v: string }) {
+  if (k === 'chip_id' && v !== '—') {
+    return (
+      <Text span ff="monospace" size="xs" title={v}>
+        {shortChip(v)}
+      </Text>
+    );
+  }
+  if (k === 'measurement' && v !== '—') {
+    return (
+      <Text span ff="monospace" size="xs" title={v}>
+        {shortMeasurement(v)}
+      </Text>
+    );
+  }
+  return <>{v}</>;
+}
+
+function DecisionButtons({
+  q,
+  risk,
+  color,
+  busy,
+  decide,
+  mayDecide = true,
+  mine = false,
+}: {
+  mayDecide?: boolean;
+  mine?: boolean;
+  q: ReleaseRequest;
+  risk: { verb: string; level: string };
+  color: string;
+  busy: string | null;
+  decide?: (q: ReleaseRequest, approve: boolean) => void;
+}) {
+  const label = classLabel(q.class).toLowerCase();
+  // A disabled button says why, on hover and to screen readers.
+  const denyWhy = !mayDecide ? 'Your role (viewer) cannot decide requests' : '';
+  const approveWhy = !mayDecide ? 'Your role (viewer) cannot approve' : mine ? 'You already approved; another officer must' : '';
+  const whyId = `why-${q.id}`;
+  return (
+    <Group gap="xs" wrap="nowrap">
+      {(denyWhy || approveWhy) && (
+        <span id={whyId} style={{ display: 'none' }}>
+          {approveWhy || denyWhy}
+        </span>
+      )}
+      <Button
+        size="compact-sm"
+        color="gray"
+        variant="default"
+        leftSection={<IconX size={14} />}
+        loading={busy === q.id + ':d'}
+        disabled={!!denyWhy}
+        title={denyWhy || undefined}
+        aria-describedby={denyWhy ? whyId : undefined}
+        onClick={(e) => {
+          e.stopPropagation();
+          decide?.(q, false);
+        }}
+        aria-label={`Deny ${label} of ${q.vm_id}`}
+        data-testid="deny"
+      >
+        Deny
+      </Button>
+      <Button
+        size="compact-sm"
+        color={color}
+        leftSection={<IconCheck size={14} />}
+        loading={busy === q.id + ':a'}
+        disabled={!!approveWhy}
+        title={approveWhy || undefined}
+        aria-describedby={approveWhy ? whyId : undefined}
+        onClick={(e) => {
+          e.stopPropagation();
+          decide?.(q, true);
+        }}
+        aria-label={`${risk.verb} of ${q.vm_id}`}
+        data-testid="approve"
+        data-color={color}
+      >
+        {mine ? 'You approved' : risk.verb}
+      </Button>
+    </Group>
+  );
+}
+
+function CardDetails({
+  q,
+  s,
+  before,
+  after,
+  note,
+  onNote,
+  isExpired,
+}: {
+  q: ReleaseRequest;
+  s: RequestSummary;
+  before: Snapshot | null;
+  after: Snapshot;
+  note: string;
+  onNote?: (v: string) => void;
+  isExpired: boolean;
+}) {
+  return (
+    <>
+      {(s.reasons ?? []).length > 0 && (
+        <Stack gap={2} mb="sm">
+          {s.reasons!.map((x) => (
+            <Text size="sm" key={x.code + x.message} c="orange">
+              {x.message}
+            </Text>
+          ))}
+        </Stack>
+      )}
+      <EvidenceDiff before={before} after={after} />
+      {!isExpired && onNote && (
+        <Textarea
+          mt="sm"
+          label="Note for the audit log (optional)"
+          aria-label={`Note for the audit log about ${q.vm_id}`}
+          autosize
+          minRows={1}
+          value={note}
+          onChange={(e) => onNote(e.currentTarget.value)}
+          onKeyDown={(e) => e.stopPropagation()}
+        />
+      )}
+      <Text size="xs" c="dimmed" mt={4}>
+        asked {formatTime(q.created_at)} · request {q.id}
+      </Text>
+    </>
+  );
+}
+
+function Fact({ label, value, badge, full }: { label: string; value: string; badge?: { text: string; color: string }; full?: string }) {
   return (
     <div>
       <Text size="xs" c="dimmed" tt="uppercase" fw={700}>
         {label}
       </Text>
       <Group gap={6}>
-        <Text size="sm" ff="monospace">
+        <Text size="sm" ff="monospace" title={full}>
           {value}
         </Text>
         {badge && (

@@ -10,6 +10,7 @@ import { useReauth } from '../components/Reauth';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
 import { asEvidence, explain, snapshotOf, tcbText } from '../features/diff/evidence';
+import { pendingRequests } from '../stores/approvals';
 import { resourceFamily, useResource } from '../stores/resource';
 
 const guestOf = resourceFamily((id: string) => api().fleet.guest(id), [Events.fleetChanged], 500);
@@ -64,6 +65,7 @@ function spanOf(a: AttestationRecord): string[] {
 export function GuestScreen() {
   const { id = '' } = useParams();
   const r = useResource(guestOf(id));
+  const pending = useResource(pendingRequests);
   const g = r.data;
   const [dialog, setDialog] = useState<'revoke' | 'reinstate' | null>(null);
 
@@ -93,8 +95,14 @@ export function GuestScreen() {
   const latest = g.history.find((a) => a.measurement !== '');
   const decoded = asEvidence(g.evidence);
   const approvedDecoded = asEvidence(g.approved_evidence);
-  const diffAfter = snapshotOf(decoded) ?? snap(latest, g);
-  const diffBefore = approvedDecoded ? snapshotOf(approvedDecoded) : snap(approved, g);
+  // The disk generation is part of what changes: a restore asks for an older
+  // one than the guest last received, so it shows as a change, never as "Nothing changed".
+  const waitingReq = (pending.data ?? []).find((q) => q.vm_id === g.id);
+  const wantGen = waitingReq?.generation ?? (g.generation || undefined);
+  const baseAfter = snapshotOf(decoded) ?? snap(latest, g);
+  const diffAfter = baseAfter && { ...baseAfter, generation: wantGen };
+  const baseBefore = approvedDecoded ? snapshotOf(approvedDecoded) : snap(approved, g);
+  const diffBefore = baseBefore && { ...baseBefore, generation: g.generation || undefined };
 
   return (
     <>
@@ -138,6 +146,7 @@ export function GuestScreen() {
               No evidence yet.
             </Text>
           ) : (
+            <div aria-hidden="true">
             <ScatterChart
               h={220}
               data={timeline}
@@ -147,6 +156,7 @@ export function GuestScreen() {
               withLegend
               data-testid="guest-timeline"
             />
+            </div>
           )}
         </Card>
         <Card withBorder>
@@ -158,6 +168,7 @@ export function GuestScreen() {
               No evidence yet.
             </Text>
           ) : (
+            <div aria-hidden="true">
             <LineChart
               h={220}
               data={tcbSeries}
@@ -173,6 +184,7 @@ export function GuestScreen() {
               xAxisProps={{ hide: true }}
               data-testid="guest-tcb-chart"
             />
+            </div>
           )}
         </Card>
       </SimpleGrid>

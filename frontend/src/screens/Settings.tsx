@@ -1,7 +1,8 @@
 import { ActionIcon, Alert, Badge, Button, Card, CopyButton, Group, NumberInput, Select, SimpleGrid, Stack, Switch, Table, Text, TextInput, Title, Tooltip } from '@mantine/core';
 import { IconCheck, IconCopy, IconFlask } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
-import { api, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
+import { api, ApiError, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
+import { durationError, plainError } from '../features/policy/duration';
 import { ErrorNotice, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { Officers } from '../features/officers/Officers';
@@ -140,7 +141,7 @@ function ReleaseListener() {
             <CopyButton value={r.data.pin}>
               {({ copied, copy }) => (
                 <Tooltip label={copied ? 'Copied' : 'Copy'}>
-                  <ActionIcon variant="subtle" onClick={copy}>
+                  <ActionIcon variant="subtle" onClick={copy} aria-label="Copy the SPKI pin">
                     {copied ? <IconCheck size={16} /> : <IconCopy size={16} />}
                   </ActionIcon>
                 </Tooltip>
@@ -159,18 +160,28 @@ function PolicyEditor() {
   const reauth = useReauth();
   const [p, setP] = useState<ReleasePolicy | null>(null);
   const [busy, setBusy] = useState(false);
+  const [serverErr, setServerErr] = useState<{ field: 'ttl' | 'heartbeat' | null; msg: string } | null>(null);
   useEffect(() => {
     if (r.data) setP(structuredClone(r.data));
   }, [r.data]);
   if (r.error) return <ErrorNotice error={r.error} onRetry={r.reload} />;
   if (!p) return <Loading />;
+  const ttlErr = durationError(p.approval_ttl ?? '15m0s', { min: 60 });
+  const hbErr = durationError(p.heartbeat_interval ?? '1m0s', { min: 1 });
+  const invalid = ttlErr || hbErr ? 'Fix the marked fields first' : '';
   const save = async () => {
+    if (invalid) return;
     setBusy(true);
+    setServerErr(null);
     try {
       notifyOutcome(await reauth(() => api().approvals.setPolicy('', p)), 'Policy saved', 'New requests are decided with it; the change is in the audit log.');
       void defaultPolicy.reload();
     } catch (e) {
-      notifyError(e, 'Not saved');
+      if (e instanceof ApiError && e.code !== 'canceled') {
+        // The server's words, on the field they are about, without the call's plumbing.
+        const msg = plainError(e.message);
+        setServerErr({ field: /approval_ttl|expire/i.test(msg) ? 'ttl' : /heartbeat/i.test(msg) ? 'heartbeat' : null, msg });
+      } else notifyError(e, 'Not saved');
     } finally {
       setBusy(false);
     }
@@ -206,6 +217,7 @@ function PolicyEditor() {
                 <Select
                   size="xs"
                   w={150}
+                  aria-label={`Action for ${classLabels[c].label}`}
                   disabled={!admin}
                   value={p.actions[c] ?? 'approve'}
                   data={[
@@ -222,6 +234,7 @@ function PolicyEditor() {
                 <NumberInput
                   size="xs"
                   w={90}
+                  aria-label={`Approvers needed for ${classLabels[c].label}`}
                   min={1}
                   max={9}
                   disabled={!admin || (p.actions[c] ?? 'approve') !== 'approve'}
@@ -237,17 +250,23 @@ function PolicyEditor() {
       <Group mt="md" align="flex-end">
         <TextInput
           label="Approvals expire after"
-          w={180}
+          description="e.g. 15m or 1h (at least 1 min)"
+          w={200}
           disabled={!admin}
           value={p.approval_ttl ?? '15m0s'}
           onChange={(e) => setP({ ...p, approval_ttl: e.currentTarget.value })}
+          error={ttlErr ?? (serverErr?.field === 'ttl' ? serverErr.msg : undefined)}
+          data-testid="policy-ttl"
         />
         <TextInput
           label="Heartbeat interval"
-          w={180}
+          description="e.g. 1m or 30s"
+          w={200}
           disabled={!admin}
           value={p.heartbeat_interval ?? '1m0s'}
           onChange={(e) => setP({ ...p, heartbeat_interval: e.currentTarget.value })}
+          error={hbErr ?? (serverErr?.field === 'heartbeat' ? serverErr.msg : undefined)}
+          data-testid="policy-heartbeat"
         />
         <Switch
           label="Allow guests with a migration agent"
@@ -277,11 +296,28 @@ function PolicyEditor() {
           onChange={(e) => setP({ ...p, vlek_routine: e.currentTarget.checked })}
         />
         {admin && (
-          <Button loading={busy} onClick={() => void save()} data-testid="policy-save">
+          <Button
+            loading={busy}
+            onClick={() => void save()}
+            disabled={!!invalid}
+            title={invalid || undefined}
+            aria-describedby={invalid ? 'policy-why' : undefined}
+            data-testid="policy-save"
+          >
             Save policy
           </Button>
         )}
       </Group>
+      {invalid && (
+        <Text size="xs" c="red" mt={4} id="policy-why">
+          {invalid}
+        </Text>
+      )}
+      {serverErr && !serverErr.field && (
+        <Alert color="red" mt="sm" data-testid="policy-error">
+          {serverErr.msg}
+        </Alert>
+      )}
     </Card>
   );
 }

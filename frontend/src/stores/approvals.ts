@@ -15,3 +15,6 @@ export const openAdminActions = new Resource(async () => {
 
 /** quorumStatus says what each admin action needs now, and whether one person can do everything. */
 export const quorumStatus = new Resource(() => api().approvals.quorumStatus(), [Events.adminActionsChanged, Events.keysChanged]);
+
+/** expiredRequests are the requests nobody decided in time, newest first. */
+export const expiredRequests = new Resource(() => api().approvals.list('expired'), [Events.approvalsChanged]);

@@ -25,8 +25,10 @@ export function competitionText(r: ReleaseRequest): string | null {
  * competing claims of a first boot, the measurement an approval pins as the
  * image's reference values, and a chip the console cannot identify (VLEK).
  */
-export function RequestTrustNotices({ request }: { request: ReleaseRequest }) {
-  const s = (request.summary && typeof request.summary === 'object' ? request.summary : {}) as TrustSummary;
+export function RequestTrustNotices({ request, pins = true }: { request: ReleaseRequest; pins?: boolean }) {
+  const s0 = (request.summary && typeof request.summary === 'object' ? request.summary : {}) as TrustSummary;
+  // pins=false leaves the pinned measurement out (the approval card says it in its risk sentence and shows this in its details).
+  const s = pins ? s0 : { ...s0, pins: undefined };
   const competition = competitionText(request);
   if (!competition && !s.pins && s.signer !== 'VLEK') return null;
   return (

@@ -3,6 +3,17 @@ import { IconArrowRight } from '@tabler/icons-react';
 import { useState } from 'react';
 import { diffSnapshots, type Snapshot } from './diff';
 import classes from './EvidenceDiff.module.css';
+import { shortChip } from '../risk/risk';
+
+/** showValue shortens 128-digit chip IDs to their first and last digits; the full value is on hover. */
+function showValue(key: string, v: string) {
+  if (key !== 'chip_id' || v === '—') return v;
+  return (
+    <span title={v} data-full={v}>
+      {shortChip(v)}
+    </span>
+  );
+}
 
 /** EvidenceDiff shows what changed since the last approved boot, side by side. */
 export function EvidenceDiff({ before, after, beforeLabel = 'Last approved boot', afterLabel = 'This request' }: {
@@ -43,11 +54,11 @@ export function EvidenceDiff({ before, after, beforeLabel = 'Last approved boot'
                 </Tooltip>
               </Table.Td>
               <Table.Td ff="monospace" fz="xs" className={classes.value}>
-                {r.before}
+                {showValue(r.key, r.before)}
               </Table.Td>
               <Table.Td>{r.changed && <IconArrowRight size={14} />}</Table.Td>
               <Table.Td ff="monospace" fz="xs" className={classes.value}>
-                {r.after}
+                {showValue(r.key, r.after)}
                 {r.worse && (
                   <Badge ml={6} size="xs" color="red">
                     weaker

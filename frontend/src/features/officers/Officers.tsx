@@ -1,7 +1,10 @@
-import { Badge, Button, Card, Group, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Badge, Button, Card, Group, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { IconUserPlus } from '@tabler/icons-react';
 import { useState } from 'react';
-import { api, Events } from '../../api';
+import { api, ApiError, Events } from '../../api';
+
+/** MIN_PASSPHRASE is custody's minimum passphrase length, shown before the officer submits. */
+export const MIN_PASSPHRASE = 10;
 import { ErrorNotice, formatTime, notifyError } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
 import { Resource, useResource } from '../../stores/resource';
@@ -61,6 +64,7 @@ export function Officers() {
                     <Select
                       size="xs"
                       w={130}
+                      aria-label={`Role of ${o.name}`}
                       value={o.role}
                       data={['admin', 'approver', 'viewer']}
                       onChange={(v) => v && void act(() => api().keys.setRole(o.name, v), `${o.name} is now ${v}.`)}
@@ -74,7 +78,7 @@ export function Officers() {
                 <Table.Td>{o.failed_attempts}</Table.Td>
                 <Table.Td>
                   {admin && o.name !== me?.officer && (
-                    <Button size="xs" variant="subtle" color="red" onClick={() => void act(() => api().keys.removeOfficer(o.name), `${o.name} was removed.`)}>
+                    <Button size="xs" variant="subtle" color="red" aria-label={`Remove officer ${o.name}`} onClick={() => void act(() => api().keys.removeOfficer(o.name), `${o.name} was removed.`)}>
                       Remove
                     </Button>
                   )}
@@ -94,6 +98,7 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
   const [role, setRole] = useState('approver');
   const [pass, setPass] = useState('');
   const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState<string | null>(null);
   const reauth = useReauth();
   const submit = async () => {
     setBusy(true);
@@ -102,28 +107,43 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
       void officers.reload();
       onClose();
     } catch (e) {
-      notifyError(e);
+      // The form keeps what was typed: fix the field, try again.
+      if (e instanceof ApiError && e.code !== 'canceled') setErr(e.message);
+      else notifyError(e);
     } finally {
       setBusy(false);
-      setPass('');
     }
   };
+  const short = pass.length > 0 && [...pass].length < MIN_PASSPHRASE;
+  const missing = !name ? 'Enter a name first' : !pass ? 'Enter an initial passphrase first' : short ? `The passphrase needs at least ${MIN_PASSPHRASE} characters` : '';
   return (
-    <Modal opened onClose={onClose} title="Add an officer" centered>
+    <Modal opened onClose={onClose} title="Add an officer" centered data-testid="add-officer-dialog">
       <Stack>
-        <TextInput label="Name" value={name} onChange={(e) => setName(e.currentTarget.value)} data-autofocus />
+        <TextInput label="Name" value={name} onChange={(e) => setName(e.currentTarget.value)} data-autofocus data-testid="officer-name" />
         <Select label="Role" value={role} onChange={(v) => v && setRole(v)} data={['admin', 'approver', 'viewer']} allowDeselect={false} />
         <PasswordInput
           label="Initial passphrase"
-          description="Hand it over in person; the officer changes it at first login."
+          description={`At least ${MIN_PASSPHRASE} characters. Hand it over in person; the officer changes it at first login.`}
           value={pass}
           onChange={(e) => setPass(e.currentTarget.value)}
+          error={short ? `${[...pass].length} of at least ${MIN_PASSPHRASE} characters` : undefined}
+          data-testid="officer-pass"
         />
+        {err && (
+          <Alert color="red" data-testid="add-officer-error">
+            {err}
+          </Alert>
+        )}
+        {missing && (
+          <Text size="xs" c="dimmed" id="add-officer-why">
+            {missing}
+          </Text>
+        )}
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
             Cancel
           </Button>
-          <Button loading={busy} disabled={!name || !pass} onClick={() => void submit()}>
+          <Button loading={busy} disabled={!!missing} title={missing || undefined} aria-describedby={missing ? 'add-officer-why' : undefined} onClick={() => void submit()} data-testid="add-officer-submit">
             Add officer
           </Button>
         </Group>
