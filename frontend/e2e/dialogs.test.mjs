@@ -37,10 +37,10 @@ async function axe() {
 test('Add officer shows the passphrase rule before submitting; the disabled button says why', async () => {
   await page.getByTestId('nav-settings').click();
   await page.getByTestId('add-officer').click();
-  await page.getByTestId('officer-name').waitFor();
+  await page.getByTestId('add-officer-name').waitFor();
   assert.match(await page.getByRole('dialog').innerText(), /At least 10 characters/);
-  await page.getByTestId('officer-name').fill('bob');
-  await page.getByTestId('officer-pass').fill('short');
+  await page.getByTestId('add-officer-name').fill('bob');
+  await page.getByTestId('add-officer-pass').fill('short');
   const submit = page.getByTestId('add-officer-submit');
   assert.ok(await submit.isDisabled());
   assert.match((await submit.getAttribute('title')) ?? '', /at least 10 characters/);
@@ -50,7 +50,7 @@ test('Add officer shows the passphrase rule before submitting; the disabled butt
 });
 
 test('the passphrase re-check opens on top of Add officer, focused; Escape closes only it and keeps the form', async () => {
-  await page.getByTestId('officer-pass').fill('bobs initial passphrase');
+  await page.getByTestId('add-officer-pass').fill('bobs initial passphrase');
   // Logins count as recent for 2 s in this console: let that pass, so the add asks again.
   await page.waitForTimeout(2500);
   await page.getByTestId('add-officer-submit').click();
@@ -67,14 +67,14 @@ test('the passphrase re-check opens on top of Add officer, focused; Escape close
   await screenshot(page, 'reauth-stacked');
   await page.keyboard.press('Escape');
   await pass.waitFor({ state: 'detached' });
-  assert.equal(await page.getByTestId('officer-name').inputValue(), 'bob', 'Escape kept Add officer open and its input');
-  assert.equal(await page.getByTestId('officer-pass').inputValue(), 'bobs initial passphrase');
+  assert.equal(await page.getByTestId('add-officer-name').inputValue(), 'bob', 'Escape kept Add officer open and its input');
+  assert.equal(await page.getByTestId('add-officer-pass').inputValue(), 'bobs initial passphrase');
   // Now for real: confirm and the officer is added.
   await page.getByTestId('add-officer-submit').click();
   await pass.waitFor();
   await pass.fill(PASS);
   await page.getByTestId('reauth-submit').click();
-  await page.getByTestId('officer-name').waitFor({ state: 'detached' });
+  await page.getByTestId('add-officer-name').waitFor({ state: 'detached' });
   await page.waitForFunction(() => /bob/.test(document.querySelector('[data-testid="officers-table"]')?.textContent ?? ''));
 });
 
@@ -103,7 +103,7 @@ test('axe-core: no serious or critical violation on the screens of a fresh conso
     if (v.length) found[n] = v;
   }
   await page.getByTestId('add-officer').click();
-  await page.getByTestId('officer-name').waitFor();
+  await page.getByTestId('add-officer-name').waitFor();
   const d = await axe();
   if (d.length) found['add officer'] = d;
   await page.keyboard.press('Escape');

@@ -119,7 +119,7 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
   return (
     <Modal opened onClose={onClose} title="Add an officer" centered data-testid="add-officer-dialog">
       <Stack>
-        <TextInput label="Name" value={name} onChange={(e) => setName(e.currentTarget.value)} data-autofocus data-testid="officer-name" />
+        <TextInput label="Name" value={name} onChange={(e) => setName(e.currentTarget.value)} data-autofocus data-testid="add-officer-name" />
         <Select label="Role" value={role} onChange={(v) => v && setRole(v)} data={['admin', 'approver', 'viewer']} allowDeselect={false} />
         <PasswordInput
           label="Initial passphrase"
@@ -127,7 +127,7 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
           value={pass}
           onChange={(e) => setPass(e.currentTarget.value)}
           error={short ? `${[...pass].length} of at least ${MIN_PASSPHRASE} characters` : undefined}
-          data-testid="officer-pass"
+          data-testid="add-officer-pass"
         />
         {err && (
           <Alert color="red" data-testid="add-officer-error">
