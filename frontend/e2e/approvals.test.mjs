@@ -154,7 +154,6 @@ test('ten waiting first boots fit on a 1400×900 screen', async () => {
   const firstBoot = await plain.first().boundingBox();
   const need = 10 * firstBoot.height + 9 * gap;
   assert.ok(need <= room, `a first-boot card is ${firstBoot.height}px; ten need ${need}px of ${room}px`);
-  assert.ok(await visible(plain.first()), 'and it is on screen');
   await screenshot(page, 'approvals-ten');
 });
 
