@@ -91,44 +91,58 @@ func Code(err error) wire.Code {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	status, _, err := c.doH(ctx, method, path, body, out)
+	return status, err
+}
+
+// doH is do that also returns the answer's headers.
+func (c *Client) doH(ctx context.Context, method, path string, body, out any) (int, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
 		var eb wire.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
-			return resp.StatusCode, &RefusedError{Status: resp.StatusCode, Reason: eb.Error}
+			return resp.StatusCode, resp.Header, &RefusedError{Status: resp.StatusCode, Reason: eb.Error}
 		}
-		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+		return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+			return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: bad answer: %w", method, path, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }
+
+// longPollHeader is release.LongPollHeader (the agent does not import the
+// engine): the console holds polls until the request changes.
+const longPollHeader = "Keyholder-Long-Poll"
+
+// longPollWait is how long the agent asks the console to hold a poll
+// (release.MaxPollWait).
+const longPollWait = 25 * time.Second
 
 // Request says what the agent asks for.
 type Request struct {
@@ -228,19 +242,25 @@ func (c *Client) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, 
 
 // begin asks for a challenge and the release once; a nonce_unknown refusal
 // is retried once with a fresh challenge.
-func (c *Client) begin(ctx context.Context, ev Evidencer, r Request, rel *wire.Release) (*prepared, error) {
+//
+// longPoll reports that the console holds a poll until the request changes
+// (release.LongPollHeader), so the agent polls again at once instead of
+// sleeping between polls.
+func (c *Client) begin(ctx context.Context, ev Evidencer, r Request, rel *wire.Release) (p *prepared, longPoll bool, err error) {
 	for attempt := 0; ; attempt++ {
-		p, err := c.prepare(ctx, ev, r)
+		p, err = c.prepare(ctx, ev, r)
 		if err == nil {
-			_, err = c.do(ctx, http.MethodPost, "/v1/release", &p.req, rel)
+			var hdr http.Header
+			_, hdr, err = c.doH(ctx, http.MethodPost, "/v1/release", &p.req, rel)
+			longPoll = hdr.Get(longPollHeader) != ""
 		}
 		if err == nil {
-			return p, nil
+			return p, longPoll, nil
 		}
 		if Code(err) == wire.CodeNonceUnknown && attempt == 0 {
 			continue
 		}
-		return nil, err
+		return nil, false, err
 	}
 }
 

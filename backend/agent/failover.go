@@ -182,12 +182,13 @@ func (p *Pool) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, er
 	var pr *prepared
 	var rel wire.Release
 	at := -1
+	var longPoll bool
 	for round := 0; at < 0; round++ {
 		var last error
 		waitable := false
 		for i, c := range p.clients {
 			var err error
-			if pr, err = c.begin(ctx, ev, r, &rel); err == nil {
+			if pr, longPoll, err = c.begin(ctx, ev, r, &rel); err == nil {
 				at = i
 				break
 			}
@@ -231,11 +232,16 @@ func (p *Pool) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, er
 		if r.PollEvery > 0 {
 			wait = r.PollEvery
 		}
+		if longPoll {
+			wait = 0 // the console holds the poll until the request changes
+		}
 		if b.Now().Add(wait).After(deadline) {
 			return nil, fmt.Errorf("no decision on request %s within %s", rel.RequestID, r.MaxWait)
 		}
-		if err := b.Sleep(ctx, wait); err != nil {
-			return nil, err
+		if wait > 0 {
+			if err := b.Sleep(ctx, wait); err != nil {
+				return nil, err
+			}
 		}
 		id := rel.RequestID
 		if err := wire.CheckID(id); err != nil {
@@ -243,10 +249,15 @@ func (p *Pool) Obtain(ctx context.Context, ev Evidencer, r Request) (*Result, er
 		}
 		c := p.clients[at]
 		var next wire.Release
-		_, err := c.do(ctx, http.MethodGet, "/v1/release/"+id, nil, &next)
+		pollWait := max(min(deadline.Sub(b.Now()), longPollWait).Truncate(time.Second), time.Second)
+		_, hdr, err := c.doH(ctx, http.MethodGet, fmt.Sprintf("/v1/release/%s?wait=%d", id, int(pollWait/time.Second)), nil, &next)
+		longPoll = err == nil && hdr.Get(longPollHeader) != ""
 		var refused *RefusedError
 		switch {
 		case err == nil:
+			if b.Now().After(deadline) && next.Status == wire.StatusPending {
+				return nil, fmt.Errorf("no decision on request %s within %s", rel.RequestID, r.MaxWait)
+			}
 			rel = next
 		case errors.As(err, &refused) && refused.Reason.Code != wire.CodeUnavailable && refused.Reason.Code != wire.CodeRateLimited:
 			return nil, p.name(c, err)

@@ -63,6 +63,9 @@ type Guest struct {
 	Simulated      bool       `json:"simulated"`
 	LastEvidenceAt *time.Time `json:"last_evidence_at"`
 	CreatedAt      time.Time  `json:"created_at"`
+	// Reason is why a failing guest fails: the message of its latest
+	// refused attestation ("" for other statuses).
+	Reason string `json:"reason"`
 }
 
 // Filter narrows a listing. Zero fields match everything.
@@ -98,7 +101,9 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 	now := store.Time(s.db.Now())
 	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
 		` + statusExpr + `, v.product, v.chip_id, v.signer, v.measurement, v.tcb, v.generation, v.simulated,
-		v.last_evidence_at, v.created_at
+		v.last_evidence_at, v.created_at,
+		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END
+			FROM attestations a WHERE a.vm_id = v.id AND a.result NOT IN ('released', 'verified', 'pending') ORDER BY a.id DESC LIMIT 1), '') ELSE '' END
 		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE 1=1`
 	args := []any{now}
 	if id != "" {
@@ -130,7 +135,7 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 		var last sql.NullString
 		var sim int
 		if err := rows.Scan(&g.ID, &g.Name, &g.ImageID, &g.ImageName, &g.VolumeID, &g.Status, &g.Product,
-			&g.ChipID, &g.Signer, &g.Measurement, &tcb, &g.Generation, &sim, &last, &created); err != nil {
+			&g.ChipID, &g.Signer, &g.Measurement, &tcb, &g.Generation, &sim, &last, &created, &g.Reason); err != nil {
 			return nil, fmt.Errorf("list guests: %w", err)
 		}
 		g.Simulated = sim != 0

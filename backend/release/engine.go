@@ -112,6 +112,10 @@ type Config struct {
 	// unavailable (HTTP 503 with Retry-After) at once instead of holding its
 	// evidence in memory in a queue that grows. Zero means 1024.
 	MaxWaiting int
+	// MaxPollWaiters bounds the guests' polls waiting for their request to
+	// change (PollWait); a poll beyond it is answered at once. Zero means
+	// 4096.
+	MaxPollWaiters int
 }
 
 // Service is the release engine. It is safe for concurrent use.
@@ -141,6 +145,8 @@ type Service struct {
 	startCommitter sync.Once
 	closed         chan struct{}
 	closeOnce      sync.Once
+	// waiters are the guests' polls waiting for their request to change.
+	waiters *pollWaiters
 }
 
 // OnEvent replaces the function that receives events after each commit.
@@ -155,6 +161,9 @@ func (s *Service) OnEvent(fn func(Event)) {
 }
 
 func (s *Service) emit(ev Event) {
+	if ev.Kind == "request" && ev.RequestID != "" {
+		s.waiters.wake(ev.RequestID)
+	}
 	s.mu.Lock()
 	fn := s.notify
 	s.mu.Unlock()
@@ -189,9 +198,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxWaiting <= 0 {
 		cfg.MaxWaiting = 1024
 	}
+	if cfg.MaxPollWaiters <= 0 {
+		cfg.MaxPollWaiters = 4096
+	}
 	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
-		cpu: newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime}
+		cpu: newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime,
+		waiters: newPollWaiters(cfg.MaxPollWaiters)}
 	if s.now == nil {
 		s.now = cfg.DB.Now
 	}

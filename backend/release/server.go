@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -272,15 +273,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, src, err)
 			return
 		}
+		w.Header().Set(LongPollHeader, strconv.Itoa(int(MaxPollWait/time.Second)))
 		h.writeRelease(w, rel, nil)
 	case strings.HasPrefix(r.URL.Path, "/v1/release/"):
 		if !method(w, r, http.MethodGet) {
 			return
 		}
-		rel, err := h.svc.Poll(r.Context(), strings.TrimPrefix(r.URL.Path, "/v1/release/"))
+		// A poll reads no body and holds no reading place; asked to wait
+		// (?wait=seconds), it is answered when its request changes
+		// (PollWait: woken by the engine, their number bounded).
+		wait := pollWait(r.URL.Query().Get("wait"))
+		if wait > 0 {
+			rc := http.NewResponseController(w)
+			rc.SetReadDeadline(time.Now().Add(wait + 5*time.Second))
+			rc.SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
+		}
+		rel, waited, err := h.svc.PollWait(r.Context(), strings.TrimPrefix(r.URL.Path, "/v1/release/"), wait)
 		if err != nil && isJunk(err) {
 			h.refuseJunk(w, src, err)
 			return
+		}
+		if waited || wait == 0 {
+			w.Header().Set(LongPollHeader, strconv.Itoa(int(MaxPollWait/time.Second)))
 		}
 		h.writeRelease(w, rel, err)
 	case r.URL.Path == "/v1/rotation/confirm":
@@ -393,4 +407,14 @@ func (s *Service) RunExpiry(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// pollWait reads a poll's ?wait= (seconds): 0 when absent or bad, at most
+// MaxPollWait.
+func pollWait(v string) time.Duration {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, MaxPollWait)
 }

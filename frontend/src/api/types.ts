@@ -31,6 +31,8 @@ export interface Guest {
   simulated: boolean;
   last_evidence_at: string | null;
   created_at: string;
+  /** why a failing guest fails (its latest refusal); empty otherwise. */
+  reason?: string;
 }
 
 export interface FleetFilter {

@@ -2,27 +2,69 @@ import { Box, Group, Text } from '@mantine/core';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useRef } from 'react';
 import type { Guest } from '../api';
+import type { FleetSort, SortKey } from '../stores/fleet';
 import { formatTime, shortHex, SimulatedBadge, StatusBadge } from './common';
 import classes from './GuestTable.module.css';
 
 const ROW = 44;
 
+const columns: { key: SortKey | null; label: string; title?: string }[] = [
+  { key: 'name', label: 'VM' },
+  { key: 'status', label: 'Status' },
+  { key: 'reason', label: 'Reason' },
+  { key: 'image', label: 'Image' },
+  { key: null, label: 'Product' },
+  { key: null, label: 'Chip' },
+  { key: null, label: 'TCB', title: 'Bootloader / TEE / SNP firmware / microcode (/ FMC on Turin)' },
+  { key: 'generation', label: 'Gen.' },
+  { key: 'evidence', label: 'Last evidence' },
+];
+
+interface Props {
+  guests: Guest[];
+  onOpen: (g: Guest) => void;
+  sort?: FleetSort;
+  onSort?: (k: SortKey) => void;
+  onPointerEnter?: () => void;
+  onPointerMove?: () => void;
+  onPointerLeave?: () => void;
+}
+
 /** GuestTable renders any number of guests; only the visible rows are in the DOM. */
-export function GuestTable({ guests, onOpen }: { guests: Guest[]; onOpen: (g: Guest) => void }) {
+export function GuestTable({ guests, onOpen, sort, onSort, onPointerEnter, onPointerMove, onPointerLeave }: Props) {
   const parent = useRef<HTMLDivElement>(null);
   const v = useVirtualizer({ count: guests.length, getScrollElement: () => parent.current, estimateSize: () => ROW, overscan: 12 });
   return (
-    <Box className={classes.table} role="table" aria-label="Guests" aria-rowcount={guests.length + 1} data-testid="fleet-table" data-rows={guests.length}>
+    <Box
+      className={classes.table}
+      role="table"
+      aria-label="Guests"
+      aria-rowcount={guests.length + 1}
+      data-testid="fleet-table"
+      data-rows={guests.length}
+      data-sort={sort ? `${sort.key}${sort.desc ? ':desc' : ''}` : ''}
+      onPointerEnter={onPointerEnter}
+      onPointerMove={onPointerMove}
+      onPointerLeave={onPointerLeave}
+    >
       <div role="rowgroup">
         <div className={`${classes.row} ${classes.head}`} role="row">
-          <div role="columnheader">VM</div>
-          <div role="columnheader">Status</div>
-          <div role="columnheader">Image</div>
-          <div role="columnheader">Product</div>
-          <div role="columnheader">Chip</div>
-          <div role="columnheader" title="Bootloader / TEE / SNP firmware / microcode (/ FMC on Turin)">TCB</div>
-          <div role="columnheader">Gen.</div>
-          <div role="columnheader">Last evidence</div>
+          {columns.map((c) => {
+            const active = sort && c.key && (sort.key === c.key || (sort.key === 'attention' && c.key === 'status'));
+            const dir = active ? (sort!.desc ? 'descending' : 'ascending') : 'none';
+            return (
+              <div key={c.label} role="columnheader" aria-sort={c.key ? dir : undefined} title={c.title}>
+                {c.key && onSort ? (
+                  <button type="button" className={classes.sort} onClick={() => onSort(c.key!)} data-testid={`sort-${c.key}`}>
+                    {c.label}
+                    {active ? (sort!.desc ? ' ▼' : ' ▲') : ''}
+                  </button>
+                ) : (
+                  c.label
+                )}
+              </div>
+            );
+          })}
         </div>
       </div>
       <div ref={parent} className={classes.body} role="rowgroup">
@@ -52,6 +94,9 @@ export function GuestTable({ guests, onOpen }: { guests: Guest[]; onOpen: (g: Gu
                 <div role="cell">
                   <StatusBadge status={g.status} />
                 </div>
+                <Text size="sm" c={g.reason ? 'red' : 'dimmed'} truncate title={g.reason || undefined} role="cell" data-testid="fleet-reason">
+                  {g.reason || '—'}
+                </Text>
                 <Text size="sm" truncate role="cell">
                   {g.image_name || '—'}
                 </Text>

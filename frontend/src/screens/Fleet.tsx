@@ -1,56 +1,97 @@
-import { Card, Group, SegmentedControl, SimpleGrid, Text, TextInput } from '@mantine/core';
+import { Card, Group, SegmentedControl, SimpleGrid, Text, TextInput, UnstyledButton } from '@mantine/core';
 import { IconSearch, IconServer } from '@tabler/icons-react';
-import { useMemo, useState } from 'react';
+import { useCallback, useMemo, useRef, useState } from 'react';
 import { useNavigate } from 'react-router-dom';
 import type { GuestStatus } from '../api';
 import { EmptyState, ErrorNotice, Loading, PageHeader } from '../components/common';
 import { GuestTable } from '../components/GuestTable';
 import { OneAdminNotice } from '../features/quorum/OneAdminNotice';
-import { filterGuests, fleetSummary, useFleet } from '../stores/fleet';
+import { filterGuests, fleetSummary, keepOrder, useFleet, type FleetSort, type SortKey } from '../stores/fleet';
 import { useResource } from '../stores/resource';
 
 const counters: { status: GuestStatus; label: string; color: string }[] = [
-  { status: 'verified', label: 'Verified', color: 'teal' },
-  { status: 'pending', label: 'Pending', color: 'yellow' },
   { status: 'failing', label: 'Failing', color: 'red' },
+  { status: 'pending', label: 'Pending', color: 'yellow' },
   { status: 'stale', label: 'Stale', color: 'gray' },
+  { status: 'verified', label: 'Verified', color: 'teal' },
 ];
+
+/** How long the pointer must rest on the table before a new order may move rows under it. */
+const PAUSE_MS = 8000;
 
 export function FleetScreen() {
   const [status, setStatus] = useState<GuestStatus | ''>('');
   const [search, setSearch] = useState('');
+  const [sort, setSort] = useState<FleetSort>({ key: 'attention', desc: false });
+  // While the officer looks at the table (pointer over it), rows keep their
+  // places: new data updates them in place and new rows are appended. A new
+  // order applies on an explicit sort, when the pointer leaves, or after it
+  // rested for PAUSE_MS.
+  const [looking, setLooking] = useState(false);
+  const [epoch, setEpoch] = useState(0);
+  const order = useRef<string[] | null>(null);
+  const applied = useRef({ sort, status, search, epoch });
+  const pause = useRef<ReturnType<typeof setTimeout> | null>(null);
   const summary = useResource(fleetSummary);
   const fl = useFleet();
   const go = useNavigate();
-  const rows = useMemo(() => filterGuests(fl.guests, { status, search }), [fl.guests, status, search]);
+  const rows = useMemo(() => {
+    const fresh = filterGuests(fl.guests, { status, search }, sort);
+    const a = applied.current;
+    const explicit = a.sort !== sort || a.status !== status || a.search !== search || a.epoch !== epoch;
+    applied.current = { sort, status, search, epoch };
+    const out = looking && order.current && !explicit ? keepOrder(order.current, fresh) : fresh;
+    order.current = out.map((g) => g.id);
+    return out;
+  }, [fl.guests, status, search, sort, looking, epoch]);
+
+  const onSort = useCallback((key: SortKey) => {
+    setSort((s) => (s.key === key ? { key, desc: !s.desc } : { key, desc: key === 'evidence' }));
+  }, []);
+  const restart = useCallback(() => {
+    if (pause.current) clearTimeout(pause.current);
+    pause.current = setTimeout(() => setEpoch((e) => e + 1), PAUSE_MS);
+  }, []);
+  const enter = useCallback(() => {
+    setLooking(true);
+    restart();
+  }, [restart]);
+  const leave = useCallback(() => {
+    if (pause.current) clearTimeout(pause.current);
+    setLooking(false);
+  }, []);
+
+  const card = (key: GuestStatus | '', label: string, color: string | undefined, value: number | undefined) => (
+    <UnstyledButton
+      key={key || 'total'}
+      onClick={() => setStatus(key)}
+      aria-pressed={status === key}
+      aria-label={`${label}: ${value ?? 'unknown'}; show ${key ? label.toLowerCase() + ' guests' : 'every guest'}`}
+      data-testid={`counter-${key || 'total'}`}
+    >
+      <Card withBorder padding="md" style={status === key ? { borderColor: `var(--mantine-color-${color ?? 'blue'}-6)`, borderWidth: 2 } : undefined}>
+        <Text size="xs" c={color ?? 'dimmed'} tt="uppercase" fw={700}>
+          {label}
+        </Text>
+        <Text size="xl" fw={700}>
+          {value ?? '—'}
+        </Text>
+      </Card>
+    </UnstyledButton>
+  );
 
   return (
     <>
       <PageHeader title="Fleet" description="Every confidential VM that uses one of your keys, with the attestation evidence it last presented." />
       <OneAdminNotice />
       <SimpleGrid cols={{ base: 2, md: 5 }} mb="lg">
-        <Card withBorder padding="md" data-testid="counter-total">
-          <Text size="xs" c="dimmed" tt="uppercase" fw={700}>
-            Guests
-          </Text>
-          <Text size="xl" fw={700}>
-            {summary.data?.total ?? '—'}
-          </Text>
-        </Card>
-        {counters.map((c) => (
-          <Card withBorder padding="md" key={c.status} data-testid={`counter-${c.status}`}>
-            <Text size="xs" c={c.color} tt="uppercase" fw={700}>
-              {c.label}
-            </Text>
-            <Text size="xl" fw={700}>
-              {summary.data?.by_status?.[c.status] ?? '—'}
-            </Text>
-          </Card>
-        ))}
+        {card('', 'Guests', undefined, summary.data?.total)}
+        {counters.map((c) => card(c.status, c.label, c.color, summary.data?.by_status?.[c.status]))}
       </SimpleGrid>
       <Group mb="md">
         <TextInput
           placeholder="Search by VM, image or chip ID"
+          aria-label="Search guests by VM, image or chip ID"
           leftSection={<IconSearch size={16} />}
           value={search}
           onChange={(e) => setSearch(e.currentTarget.value)}
@@ -59,6 +100,7 @@ export function FleetScreen() {
         <SegmentedControl
           value={status}
           onChange={(v) => setStatus(v as GuestStatus | '')}
+          data-testid="status-filter"
           data={[{ label: 'All', value: '' }, ...counters.map((c) => ({ label: c.label, value: c.status })), { label: 'Revoked', value: 'revoked' }]}
         />
       </Group>
@@ -75,7 +117,17 @@ export function FleetScreen() {
           No guest matches this filter.
         </Text>
       )}
-      {rows.length > 0 && <GuestTable guests={rows} onOpen={(g) => go(`/fleet/${encodeURIComponent(g.id)}`)} />}
+      {rows.length > 0 && (
+        <GuestTable
+          guests={rows}
+          sort={sort}
+          onSort={onSort}
+          onOpen={(g) => go(`/fleet/${encodeURIComponent(g.id)}`)}
+          onPointerEnter={enter}
+          onPointerMove={looking ? restart : enter}
+          onPointerLeave={leave}
+        />
+      )}
     </>
   );
 }

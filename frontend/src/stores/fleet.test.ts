@@ -99,3 +99,24 @@ describe('filterGuests', () => {
     expect(filterGuests(m, q).map((g) => g.id)).toEqual(want);
   });
 });
+
+describe('fleet order', () => {
+  it('puts problems first: failing, pending, stale, then verified', async () => {
+    const { sortGuests } = await import('./fleet');
+    const rows = [
+      guest('v1', { status: 'verified', last_evidence_at: '2026-11-25T12:00:00Z' }),
+      guest('s1', { status: 'stale' }),
+      guest('p1', { status: 'pending' }),
+      guest('f1', { status: 'failing', last_evidence_at: '2026-11-25T08:00:00Z' }),
+    ];
+    expect(sortGuests(rows, { key: 'attention', desc: false }).map((g) => g.id)).toEqual(['f1', 'p1', 's1', 'v1']);
+    expect(sortGuests(rows, { key: 'name', desc: true }).map((g) => g.id)).toEqual(['v1', 's1', 'p1', 'f1']);
+  });
+  it('keeps the order the officer looks at and appends new rows', async () => {
+    const { keepOrder } = await import('./fleet');
+    const fresh = [guest('c'), guest('a', { status: 'failing' }), guest('d'), guest('b')];
+    const out = keepOrder(['a', 'b', 'c', 'gone'], fresh);
+    expect(out.map((g) => g.id)).toEqual(['a', 'b', 'c', 'd']);
+    expect(out[0].status).toBe('failing');
+  });
+});

@@ -111,8 +111,8 @@ export interface FleetQuery {
   search: string;
 }
 
-/** filterGuests returns the guests matching q, most recently seen first. */
-export function filterGuests(guests: Map<string, Guest>, q: FleetQuery): Guest[] {
+/** filterGuests returns the guests matching q, sorted by sort (default: most recently seen first). */
+export function filterGuests(guests: Map<string, Guest>, q: FleetQuery, sort?: FleetSort): Guest[] {
   const s = q.search.trim().toLowerCase();
   const out: Guest[] = [];
   for (const g of guests.values()) {
@@ -127,11 +127,85 @@ export function filterGuests(guests: Map<string, Guest>, q: FleetQuery): Guest[]
       continue;
     out.push(g);
   }
+  if (sort) return sortGuests(out, sort);
   out.sort((a, b) => {
     const ta = a.last_evidence_at ?? '';
     const tb = b.last_evidence_at ?? '';
     if (ta !== tb) return ta < tb ? 1 : -1;
     return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
   });
+  return out;
+}
+
+/** The orders the fleet table offers; `attention` (problems first) is the default. */
+export type SortKey = 'attention' | 'name' | 'status' | 'image' | 'generation' | 'evidence' | 'reason';
+export interface FleetSort {
+  key: SortKey;
+  desc: boolean;
+}
+
+/** rank orders statuses by how much they need an officer: failing first, verified last. */
+const rank: Record<string, number> = { failing: 0, pending: 1, stale: 2, revoked: 3, verified: 4 };
+
+const byID = (a: Guest, b: Guest) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const newest = (a: Guest, b: Guest) => {
+  const ta = a.last_evidence_at ?? '';
+  const tb = b.last_evidence_at ?? '';
+  return ta === tb ? 0 : ta < tb ? 1 : -1;
+};
+const text = (f: (g: Guest) => string) => (a: Guest, b: Guest) => f(a).localeCompare(f(b));
+
+/**
+ * sortGuests sorts rows in place by s and returns them. `attention` puts
+ * failing and pending guests first, then stale, then verified, newest
+ * evidence first within each; ties fall back to the VM ID so the order is
+ * total (the same input always gives the same order).
+ */
+export function sortGuests(rows: Guest[], s: FleetSort): Guest[] {
+  let cmp: (a: Guest, b: Guest) => number;
+  switch (s.key) {
+    case 'name':
+      cmp = text((g) => g.name || g.id);
+      break;
+    case 'status':
+      cmp = (a, b) => (rank[a.status] ?? 9) - (rank[b.status] ?? 9);
+      break;
+    case 'image':
+      cmp = text((g) => g.image_name);
+      break;
+    case 'generation':
+      cmp = (a, b) => a.generation - b.generation;
+      break;
+    case 'evidence':
+      cmp = (a, b) => -newest(a, b);
+      break;
+    case 'reason':
+      cmp = text((g) => g.reason ?? '');
+      break;
+    default:
+      cmp = (a, b) => (rank[a.status] ?? 9) - (rank[b.status] ?? 9) || newest(a, b);
+  }
+  const dir = s.desc ? -1 : 1;
+  return rows.sort((a, b) => dir * cmp(a, b) || byID(a, b));
+}
+
+/**
+ * keepOrder lays fresh (already filtered and sorted) rows out in the order
+ * the officer is looking at (prev, a list of IDs): rows still there keep
+ * their place, with their current data; new rows are appended. It is how
+ * the table stays still under the pointer.
+ */
+export function keepOrder(prev: string[], fresh: Guest[]): Guest[] {
+  const byId = new Map<string, Guest>();
+  for (const g of fresh) byId.set(g.id, g);
+  const out: Guest[] = [];
+  for (const id of prev) {
+    const g = byId.get(id);
+    if (g) {
+      out.push(g);
+      byId.delete(id);
+    }
+  }
+  for (const g of fresh) if (byId.has(g.id)) out.push(g);
   return out;
 }
