@@ -85,6 +85,10 @@ func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
 	if !i.custody.Unlocked() {
 		return "", &Error{Code: CodeUnavailable, Message: "the key service is locked"}
 	}
+	if err := checkPrepare(req); err != nil {
+		i.auditPrepareFailure("officer:"+o.Name, req, err)
+		return "", err
+	}
 	id := store.NewID("op")
 	ctx, cancel := context.WithCancel(i.ctx)
 	op := &prepareOp{cancel: cancel}
@@ -108,6 +112,7 @@ func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
 		i.mu.Unlock()
 		final := Progress{ID: id, Stage: "done", Finished: true}
 		if err != nil {
+			i.auditPrepareFailure(opts.Actor, req, imageError(err))
 			var ae *Error
 			if errors.As(toError(i.log, "prepare image", imageError(err)), &ae) {
 				final.Error = ae

@@ -121,13 +121,9 @@ func TestImagesPrepare(t *testing.T) {
 	}
 
 	// The same request again fails with a conflict (the output exists),
-	// reported in the final event.
-	op2, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web2", ConfirmRaw: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, final := waitFinished(t, events, op2); final.Error == nil || final.Error.Code != CodeConflict {
-		t.Fatalf("second prepare: %+v", final.Error)
+	// at once: paths are checked before an operation starts.
+	if _, err := svcs.Images.Prepare(alice, PrepareRequest{Source: src, Dest: dst, Name: "web2", ConfirmRaw: true}); !errors.As(err, &ae) || ae.Code != CodeConflict {
+		t.Fatalf("second prepare: %v", err)
 	}
 	if err := svcs.Images.Cancel(alice, "op_missing"); !errors.As(err, &ae) || ae.Code != CodeNotFound {
 		t.Fatalf("cancel unknown: %v", err)

@@ -101,6 +101,11 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   const [refPending, setRefPending] = useState<AdminAction | null>(null);
   const [refErr, setRefErr] = useState<string | null>(null);
   const opRef = useRef<string | null>(null);
+  // settledRef is the operation whose outcome the page has shown;
+  // cancelRef, a cancel asked for before the console named the operation.
+  const settledRef = useRef<string | null>(null);
+  const cancelRef = useRef(false);
+  const [starting, setStarting] = useState(false);
   // The progress listener is registered once; it reads the wizard's current
   // choices through this ref, not through a stale closure.
   const finishRef = useRef<(p: ProgressEvent) => Promise<void>>(async () => {});
@@ -166,10 +171,29 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
     }
   };
 
+  // settle asks the console how operation id stands, for when its final
+  // event went by before the page knew the ID (an early failure), or a
+  // cancel found it finished: the page never waits for an event that came.
+  const settle = async (id: string) => {
+    try {
+      const r = await api().images.result(id);
+      if (opRef.current !== id || settledRef.current === id) return;
+      void finishRef.current({ id, stage: 'done', finished: true, done: r.manifest.output.size, total: r.manifest.output.size, rate: 0 });
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'conflict') return; // still running: its events follow
+      if (opRef.current !== id || settledRef.current === id) return;
+      settledRef.current = id;
+      setRunErr(e instanceof ApiError ? e : new ApiError('internal', String(e)));
+    }
+  };
+
   const start = async () => {
     setRunErr(null);
     setProgress(null);
     setResult(null);
+    cancelRef.current = false;
+    settledRef.current = null;
+    setStarting(true);
     try {
       const id = await reauth(() =>
         api().images.prepare({
@@ -186,12 +210,18 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
       opRef.current = id;
       setOpID(id);
       setStep(5);
+      if (cancelRef.current) await api().images.cancel(id).catch(() => {});
+      await settle(id);
     } catch (e) {
       setRunErr(e instanceof ApiError ? e : new ApiError('internal', String(e)));
+    } finally {
+      setStarting(false);
     }
   };
 
   const finish = async (p: ProgressEvent) => {
+    if (settledRef.current === p.id) return;
+    settledRef.current = p.id;
     if (p.error) {
       setRunErr(ApiError.from(p.error));
       return;
@@ -235,8 +265,23 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
 
   finishRef.current = finish;
 
+  // Cancel works at every moment: before the console named the operation
+  // (the cancel is sent as soon as it does), while it runs, and after it
+  // ended without the page hearing of it (the outcome is fetched).
   const cancel = async () => {
-    if (opID) await api().images.cancel(opID).catch(() => {});
+    cancelRef.current = true;
+    const id = opRef.current;
+    if (!id) return;
+    try {
+      await api().images.cancel(id);
+    } catch (e) {
+      if (opRef.current === id && settledRef.current !== id) {
+        settledRef.current = id;
+        setRunErr(e instanceof ApiError ? e : new ApiError('internal', String(e)));
+        return;
+      }
+    }
+    await settle(id);
   };
 
   const running = opID !== null && !progress?.finished && !runErr;
@@ -518,7 +563,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
               A manifest with the volume ID, the LUKS2 UUID, the console's release URL and pin and the output's SHA-256 is written beside it.
             </Text>
             {runErr && (
-              <Alert color="red" title="Could not start">
+              <Alert color="red" title="Could not start" data-testid="wizard-start-error">
                 {runErr.message}
               </Alert>
             )}
@@ -553,6 +598,23 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
               <Alert color={runErr.code === 'canceled' ? 'yellow' : 'red'} title={runErr.code === 'canceled' ? 'Cancelled' : 'Encryption failed'} data-testid="wizard-run-error">
                 {runErr.message}. Nothing was left behind: no output file and no registered volume.
               </Alert>
+            )}
+            {runErr && (
+              <Group>
+                <Button
+                  variant="default"
+                  onClick={() => {
+                    opRef.current = null;
+                    setOpID(null);
+                    setProgress(null);
+                    setRunErr(null);
+                    setStep(4);
+                  }}
+                  data-testid="wizard-back-to-output"
+                >
+                  Change the output and try again
+                </Button>
+              </Group>
             )}
           </Stack>
         </Stepper.Step>
@@ -605,7 +667,7 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
             </Button>
           )}
           {step === 4 && (
-            <Button onClick={() => void start()} disabled={!canNext} data-testid="wizard-start">
+            <Button onClick={() => void start()} disabled={!canNext || starting} loading={starting} data-testid="wizard-start">
               Encrypt
             </Button>
           )}
