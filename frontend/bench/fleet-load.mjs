@@ -31,7 +31,13 @@ for (let i = 0; i < 3; i++) {
 }
 const rows = Number(await page.getByTestId('fleet-table').getAttribute('data-rows'));
 
-// Heartbeat to table: watch rows whose evidence time changes.
+// Heartbeat to table: watch rows whose evidence time changes. The default
+// order puts problems first (seeded guests that never heartbeat); newest
+// evidence first brings the live guests into view. The pointer stays off
+// the table, so rows are free to move.
+await page.mouse.move(2, 2);
+await page.getByTestId('sort-evidence').click();
+await page.waitForFunction(() => document.querySelector('[data-testid="fleet-table"]')?.getAttribute('data-sort') === 'evidence:desc');
 await page.evaluate(() => {
   const seen = new Map();
   for (const r of document.querySelectorAll('[data-testid="fleet-row"]')) seen.set(r.getAttribute('data-guest'), r.getAttribute('data-evidence-at'));

@@ -142,11 +142,28 @@ test('with Shamir shares, two of three shares rebuild the recovery passphrase th
   await page.getByTestId('mode-data').click();
   await page.getByTestId('wizard-next').click();
   await page.getByTestId('recovery-choice').getByText('Shamir shares of it').click();
+  // Strict by default, and "any 5 of 3" is refused with a message.
+  await page.getByTestId('wizard-share-m').fill('5');
+  await page.getByTestId('wizard-share-invalid').waitFor();
+  assert.match(await page.getByTestId('wizard-share-invalid').innerText(), /threshold of 5 needs at least 5 shares/i);
+  assert.equal(await page.getByTestId('wizard-make-shares').isDisabled(), true);
+  await page.getByTestId('wizard-share-m').fill('2');
+  await page.getByTestId('wizard-share-invalid').waitFor({ state: 'detached' });
   await page.getByTestId('wizard-make-shares').click();
-  const shares = page.getByTestId('wizard-share');
-  await shares.first().waitFor();
-  const texts = (await shares.allInnerTexts()).map((t) => t.trim());
-  assert.equal(texts.length, 3);
+  // One share at a time, per custodian.
+  const share = page.getByTestId('wizard-share');
+  await share.waitFor();
+  const texts = [];
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await share.count(), 1, 'one share on screen at a time');
+    assert.equal(await page.getByTestId('wizard-custodian').innerText(), `Custodian ${i + 1} of 3`);
+    texts.push((await share.innerText()).trim());
+    if (i < 2) await page.getByTestId('wizard-share-next').click();
+  }
+  assert.equal(await page.getByTestId('wizard-share-next').isDisabled(), true);
+  await page.getByTestId('wizard-share-prev').click();
+  assert.equal((await share.innerText()).trim(), texts[1]);
+  assert.equal(new Set(texts).size, 3);
   assert.equal(await page.getByTestId('recovery-passphrase').count(), 0, 'the passphrase itself is not shown');
   await screenshot(page, 'wizard-shares');
   await page.getByText('I have handed out the shares').click();
@@ -166,4 +183,30 @@ test('with Shamir shares, two of three shares rebuild the recovery passphrase th
   assert.equal(open.status, 0, `cryptsetup open with the combined passphrase: ${open.stderr}`);
   const one = spawnSync(BIN, ['shares', 'combine'], { input: texts[1] + '\n' });
   assert.notEqual(one.status, 0, 'one share alone must not give the passphrase');
+});
+
+test('without a recovery keyslot the wizard warns; reference values default to the strict ones', async () => {
+  const src = path.join(dir, 'strict.raw');
+  writeFileSync(src, randomBytes(1 << 20));
+  const done = page.getByRole('button', { name: 'Done' });
+  if (await done.isVisible()) await done.click(); // the previous test's summary
+  await page.getByTestId('nav-images').click();
+  await page.getByTestId('prepare-image').click();
+  await page.getByTestId('wizard-source').fill(src);
+  await page.getByTestId('wizard-inspect').click();
+  await page.getByTestId('disk-summary').waitFor();
+  await page.getByText('I know this file is a raw disk').click();
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('mode-data').click();
+  await page.getByTestId('wizard-next').click();
+  assert.equal(await page.getByTestId('no-recovery-warning').count(), 0);
+  await page.getByTestId('recovery-choice').getByText('No recovery keyslot').click();
+  await page.getByTestId('no-recovery-warning').waitFor();
+  assert.match(await page.getByTestId('no-recovery-warning').innerText(), /only this console can open the disk/);
+  await page.getByTestId('wizard-next').click();
+  // SMT is disallowed by default; no guest has reported a TCB on this console, and the step says so.
+  assert.equal(await page.getByTestId('wizard-allow-smt').isChecked(), false);
+  assert.match(await page.getByTestId('wizard-tcb-note').innerText(), /No guest has reported a TCB yet/);
+  await screenshot(page, 'wizard-strict-defaults');
+  await page.keyboard.press('Escape');
 });

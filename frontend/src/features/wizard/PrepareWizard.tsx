@@ -35,7 +35,7 @@ import {
   type ReferenceVersion,
   type AdminAction,
 } from '../../api';
-import { ShareList } from '../../components/common';
+import { fleet } from '../../stores/fleet';
 import { useReauth } from '../../components/Reauth';
 import { consoleInfo } from '../../stores/console';
 import { imageList } from '../../stores/images';
@@ -85,8 +85,16 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
   // 4. reference values
   const [refChoice, setRefChoice] = useState<ReferenceChoice>('paste');
   const [measurementText, setMeasurementText] = useState('');
-  const [minTCB, setMinTCB] = useState({ bootloader: 0, tee: 0, snp: 0, microcode: 0 });
-  const [allowSMT, setAllowSMT] = useState(true);
+  // Strict defaults: SMT disallowed, and the minimum TCB is the one the
+  // fleet runs at now (per component, the lowest a verified guest reports;
+  // 0 only while no guest has reported one, which the step says).
+  const currentTCB = useMemo(() => fleetTCB(), []);
+  const [minTCB, setMinTCB] = useState(currentTCB ?? { bootloader: 0, tee: 0, snp: 0, microcode: 0 });
+  const [allowSMT, setAllowSMT] = useState(false);
+  const [custodian, setCustodian] = useState(0);
+  // seen is the furthest custodian shown: the shares count as handed out only after each was.
+  const [seen, setSeen] = useState(0);
+  const sharesInvalid = shareM > shareN ? `A threshold of ${shareM} needs at least ${shareM} shares: any ${shareM} of ${shareN} could never rebuild the passphrase.` : null;
   const parsed = useMemo(() => parseMeasurements(measurementText), [measurementText]);
   // 5. output
   const [output, setOutput] = useState<OutputFormat>('raw');
@@ -118,6 +126,8 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
     setShareErr(null);
     try {
       setShares(await api().images.splitPassphrase(passphrase, shareM, shareN));
+      setCustodian(0);
+      setSeen(0);
       setSavedIt(false);
     } catch (e) {
       setShareErr(errText(e));
@@ -407,16 +417,45 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
             {recovery === 'shares' && (
               <Card withBorder className="print-area" data-testid="shares-card">
                 <Text size="sm">
-                  The recovery passphrase is split into shares for different people; any {shareM} of {shareN} rebuild it with{' '}
-                  <code>keyholder shares combine</code>. Nobody sees the passphrase itself.
+                  The recovery passphrase is split into shares, one per custodian;{' '}
+                  {sharesInvalid ? 'enough of them' : `any ${shareM} of ${shareN}`} rebuild it with <code>keyholder shares combine</code>. Nobody
+                  sees the passphrase itself, and each custodian sees only their own share.
                 </Text>
-                <Group align="flex-end" mt="xs" className="no-print">
-                  <NumberInput label="Threshold" min={2} max={16} w={110} value={shareM} onChange={(v) => setShareM(Number(v) || 2)} />
-                  <NumberInput label="Shares" min={2} max={16} w={110} value={shareN} onChange={(v) => setShareN(Number(v) || 3)} />
-                  <Button variant="light" onClick={() => void makeShares()} disabled={shareM < 2 || shareN < shareM} data-testid="wizard-make-shares">
+                <Group align="flex-start" mt="xs" className="no-print">
+                  <NumberInput
+                    label="Threshold"
+                    min={2}
+                    max={16}
+                    w={110}
+                    value={shareM}
+                    onChange={(v) => {
+                      setShareM(Number(v) || 2);
+                      setShares(null);
+                    }}
+                    error={sharesInvalid ? 'more than the shares' : undefined}
+                    data-testid="wizard-share-m"
+                  />
+                  <NumberInput
+                    label="Shares"
+                    min={2}
+                    max={16}
+                    w={110}
+                    value={shareN}
+                    onChange={(v) => {
+                      setShareN(Number(v) || 3);
+                      setShares(null);
+                    }}
+                    data-testid="wizard-share-n"
+                  />
+                  <Button mt={24} variant="light" onClick={() => void makeShares()} disabled={shareM < 2 || !!sharesInvalid} data-testid="wizard-make-shares">
                     Make shares
                   </Button>
                 </Group>
+                {sharesInvalid && (
+                  <Alert color="red" mt="xs" data-testid="wizard-share-invalid">
+                    {sharesInvalid}
+                  </Alert>
+                )}
                 {shareErr && (
                   <Alert color="red" mt="xs">
                     {shareErr}
@@ -424,10 +463,42 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
                 )}
                 {shares && (
                   <Stack gap={6} mt="sm">
-                    <ShareList shares={shares} testId="wizard-share" />
+                    <Text size="sm" fw={600} data-testid="wizard-custodian">
+                      Custodian {custodian + 1} of {shares.length}
+                    </Text>
+                    <Text size="xs" c="dimmed">
+                      Show this share to custodian {custodian + 1} only (or print it for them), then go to the next.
+                    </Text>
+                    <Group wrap="nowrap" align="flex-start">
+                      <Code block style={{ flex: 1, wordBreak: 'break-all' }} data-testid="wizard-share" data-index={custodian}>
+                        {shares[custodian]}
+                      </Code>
+                      <CopyButton value={shares[custodian]}>
+                        {({ copied, copy }) => (
+                          <Button size="xs" variant="subtle" onClick={copy} className="no-print" aria-label={`Copy the share of custodian ${custodian + 1}`}>
+                            {copied ? 'Copied' : 'Copy'}
+                          </Button>
+                        )}
+                      </CopyButton>
+                    </Group>
                     <Group className="no-print">
+                      <Button size="xs" variant="default" disabled={custodian === 0} onClick={() => setCustodian(custodian - 1)} data-testid="wizard-share-prev">
+                        Previous custodian
+                      </Button>
+                      <Button
+                        size="xs"
+                        variant="default"
+                        disabled={custodian === shares.length - 1}
+                        onClick={() => {
+                          setCustodian(custodian + 1);
+                          setSeen(Math.max(seen, custodian + 1));
+                        }}
+                        data-testid="wizard-share-next"
+                      >
+                        Next custodian
+                      </Button>
                       <Button size="xs" variant="light" leftSection={<IconPrinter size={14} />} onClick={() => window.print()}>
-                        Print
+                        Print this share
                       </Button>
                     </Group>
                   </Stack>
@@ -471,8 +542,14 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
                 data-testid="recovery-saved"
               />
             )}
+            {recovery === 'none' && (
+              <Alert color="orange" title="No way in without Keyholder" data-testid="no-recovery-warning">
+                Without a recovery keyslot, only this console can open the disk: if its database or every officer's passphrase is lost, the
+                data is gone. Choose a recovery passphrase or shares unless you keep another copy of the data.
+              </Alert>
+            )}
             {recovery === 'shares' && shares && (
-              <Switch checked={savedIt} onChange={(e) => setSavedIt(e.currentTarget.checked)} label="I have handed out the shares" data-testid="shares-saved" />
+              <Switch disabled={seen < shares.length - 1 && !savedIt} checked={savedIt} onChange={(e) => setSavedIt(e.currentTarget.checked)} label="I have handed out the shares" data-testid="shares-saved" />
             )}
           </Stack>
         </Stepper.Step>
@@ -503,6 +580,11 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
                 <Text size="sm" fw={500}>
                   Minimum TCB (0 = no minimum)
                 </Text>
+                <Text size="xs" c={currentTCB ? 'dimmed' : 'orange'} data-testid="wizard-tcb-note">
+                  {currentTCB
+                    ? 'Set to the TCB your fleet runs at now: guests on older firmware are refused.'
+                    : 'No guest has reported a TCB yet: enter the current TCB of your hosts, or 0 accepts any firmware.'}
+                </Text>
                 <Group>
                   {(['bootloader', 'tee', 'snp', 'microcode'] as const).map((k) => (
                     <NumberInput
@@ -512,11 +594,18 @@ export function PrepareWizard({ onClose }: { onClose: () => void }) {
                       max={255}
                       w={130}
                       value={minTCB[k]}
+                      data-testid={`wizard-tcb-${k}`}
                       onChange={(v) => setMinTCB({ ...minTCB, [k]: Number(v) || 0 })}
                     />
                   ))}
                 </Group>
-                <Switch checked={allowSMT} onChange={(e) => setAllowSMT(e.currentTarget.checked)} label="Allow SMT (simultaneous multithreading) on the host" />
+                <Switch
+                  checked={allowSMT}
+                  onChange={(e) => setAllowSMT(e.currentTarget.checked)}
+                  label="Allow SMT (simultaneous multithreading) on the host"
+                  description="Off is the strict choice: SMT siblings share a core with other tenants."
+                  data-testid="wizard-allow-smt"
+                />
                 <Text size="xs" c="dimmed">
                   Debug mode is never allowed, and neither is the migration agent unless you change the image's policy later.
                 </Text>
@@ -747,4 +836,21 @@ function Stat({ label, value }: { label: string; value: string }) {
       <Text fw={600}>{value}</Text>
     </div>
   );
+}
+
+/**
+ * fleetTCB is the TCB the fleet runs at now: per component, the lowest any
+ * verified guest reports (so no healthy guest is locked out), or null while
+ * no guest has reported one.
+ */
+function fleetTCB(): { bootloader: number; tee: number; snp: number; microcode: number } | null {
+  let out: { bootloader: number; tee: number; snp: number; microcode: number } | null = null;
+  for (const g of fleet.getState().guests.values()) {
+    if (g.status !== 'verified') continue;
+    const t = g.tcb;
+    out = out
+      ? { bootloader: Math.min(out.bootloader, t.bootloader), tee: Math.min(out.tee, t.tee), snp: Math.min(out.snp, t.snp), microcode: Math.min(out.microcode, t.microcode) }
+      : { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode };
+  }
+  return out;
 }
