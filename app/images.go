@@ -77,9 +77,11 @@ func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
 		return "", toError(i.log, "prepare image", err)
 	}
 	if err := i.checkPath(c, req.Source, false); err != nil {
+		i.auditPrepareFailure("officer:"+o.Name, req, err)
 		return "", err
 	}
 	if err := i.checkPath(c, req.Dest, true); err != nil {
+		i.auditPrepareFailure("officer:"+o.Name, req, err)
 		return "", err
 	}
 	if !i.custody.Unlocked() {

@@ -19,6 +19,9 @@ import (
 func TestImagesPrepareChecksPathsFirst(t *testing.T) {
 	svcs, _, alice := newImagesConsole(t)
 	dir := t.TempDir()
+	if err := svcs.Images.SetImageFolders(alice, []string{dir}); err != nil {
+		t.Fatal(err)
+	}
 	src := filepath.Join(dir, "disk.raw")
 	data := make([]byte, 1<<20)
 	rand.Read(data)
@@ -41,9 +44,9 @@ func TestImagesPrepareChecksPathsFirst(t *testing.T) {
 		says       string
 	}{
 		{"same path", src, CodeInvalid, "same file"},
-		{"symlink to the input", link, CodeInvalid, "same file"},
+		{"symlink to the input", link, CodeForbidden, "symbolic link"},
 		{"hard link to the input", hard, CodeInvalid, "same file"},
-		{"missing folder", filepath.Join(dir, "nope", "out.img"), CodeNotFound, "folder"},
+		{"missing folder", filepath.Join(dir, "nope", "out.img"), CodeNotFound, "no such folder"},
 		{"existing output", other, CodeConflict, "exists"},
 	}
 	for _, c := range cases {

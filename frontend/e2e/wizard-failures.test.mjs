@@ -18,6 +18,11 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
   page.setDefaultTimeout(120_000);
   await setupOfficer(page, ks.url);
+  // The web console touches only files inside folders an admin allowed.
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('image-folders-input').fill(dir);
+  await page.getByTestId('image-folders-save').click();
+  await page.getByText('Image folders saved').waitFor();
 });
 
 after(async () => {
@@ -64,13 +69,13 @@ test('an output equal to the input, or a link to it, is refused before anything 
   await toOutput(src);
   assert.match(await startFails(src), /same file as the input/);
   await screenshot(page, 'wizard-same-file');
-  assert.match(await startFails(link), /same file as the input/);
+  assert.match(await startFails(link), /same file as the input|symbolic link/);
   assert.match(await startFails(hard), /same file as the input/);
   assert.equal(await page.getByTestId('wizard-progress').isVisible(), false, 'no progress for an operation that never started');
 });
 
 test('an output in a missing folder, or over an existing file, is refused at once', async () => {
-  assert.match(await startFails(path.join(dir, 'no-such-folder', 'out.raw')), /folder .*no-such-folder.* does not exist/);
+  assert.match(await startFails(path.join(dir, 'no-such-folder', 'out.raw')), /no such folder: .*no-such-folder|folder .*no-such-folder.* does not exist/);
   const existing = path.join(dir, 'existing.raw');
   writeFileSync(existing, 'keep me');
   assert.match(await startFails(existing), /exists already/);
