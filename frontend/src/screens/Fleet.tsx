@@ -66,7 +66,7 @@ export function FleetScreen() {
       key={key || 'total'}
       onClick={() => setStatus(key)}
       aria-pressed={status === key}
-      aria-label={`${label}: ${value ?? 'unknown'}; show ${key ? label.toLowerCase() + ' guests' : 'every guest'}`}
+      title={key ? `Show ${label.toLowerCase()} guests only` : 'Show every guest'}
       data-testid={`counter-${key || 'total'}`}
     >
       <Card withBorder padding="md" style={status === key ? { borderColor: `var(--mantine-color-${color ?? 'blue'}-6)`, borderWidth: 2 } : undefined}>
