@@ -52,9 +52,10 @@ shot() {
   [ "$colors" -ge "$2" ] || { echo "the window looks blank ($colors colours)"; cat "$tmp/app.log"; return 1; }
 }
 
-# per mille of the screen in the SIMULATED badge colour (Mantine grape.6): the
+# per mille of the screen in the SIMULATED badge colour (the light theme's
+# grape filled, darkened for contrast in global.css): the
 # header badge alone is about 1.3, each guest row adds about 1.3
-simulated_share() { convert "$1" -fuzz 6% -fill black +opaque '#be4bdb' -fill white -opaque '#be4bdb' -colorspace gray -format '%[fx:mean*1000]' info: | cut -d. -f1; }
+simulated_share() { convert "$1" -fuzz 6% -fill black +opaque '#862e9c' -fill white -opaque '#862e9c' -colorspace gray -format '%[fx:mean*1000]' info: | cut -d. -f1; }
 
 # 1. A fresh console: the setup screen.
 "$bin" --data "$tmp/data" >"$tmp/app.log" 2>&1 &
