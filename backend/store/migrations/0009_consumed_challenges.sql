@@ -1,4 +1,4 @@
--- 0012: challenges are stateless (a MAC under a key derived from the master
+-- 0009: challenges are stateless (a MAC under a key derived from the master
 -- key, over their expiry and randomness), so the console keeps nothing for
 -- a challenge it issues. It records a challenge only once a release or
 -- heartbeat has used it, until it expires: the primary key makes a second
