@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, startConsole } from './harness.mjs';
+import { launchBrowser, loginDemo, screenshot, startConsole } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 // Evaluated through the browser's debugging protocol: the console's CSP forbids inline scripts, as it should.
@@ -18,16 +18,10 @@ let ks, browser, page;
 
 before(async () => {
   ks = await startConsole(['demo', '--web', '--guests', '25']);
-  const m = /officer "([^"]+)" with passphrase "([^"]+)"/.exec(ks.output());
-  assert.ok(m, `demo did not print its officer:\n${ks.output()}`);
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(150_000);
-  await page.goto(ks.url + '/');
-  await page.getByTestId('login-name').fill(m[1]);
-  await page.getByTestId('login-pass').fill(m[2]);
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('officer-menu').waitFor();
+  await loginDemo(page, ks);
   // The demo's scenario: first boots, a migration, then a restore from an old generation.
   await page.goto(ks.url + '/approvals');
   await page.locator('[data-testid="approval-card"][data-class="restore"]').waitFor({ timeout: 240_000 });

@@ -3,23 +3,17 @@
 // rows that stay still under the pointer. Runs on `keyholder demo --web`.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, startConsole } from './harness.mjs';
+import { launchBrowser, loginDemo, screenshot, startConsole } from './harness.mjs';
 
 let ks, browser, page;
 const rank = { failing: 0, pending: 1, stale: 2, revoked: 3, verified: 4 };
 
 before(async () => {
   ks = await startConsole(['demo', '--web', '--guests', '40']);
-  const m = /officer "([^"]+)" with passphrase "([^"]+)"/.exec(ks.output());
-  assert.ok(m, `demo did not print its officer:\n${ks.output()}`);
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(150_000);
-  await page.goto(ks.url + '/');
-  await page.getByTestId('login-name').fill(m[1]);
-  await page.getByTestId('login-pass').fill(m[2]);
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('officer-menu').waitFor();
+  await loginDemo(page, ks);
 });
 
 after(async () => {

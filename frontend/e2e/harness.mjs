@@ -80,3 +80,22 @@ export async function setupOfficer(page, url) {
   await page.getByTestId('setup-submit').click();
   await page.getByTestId('officer-menu').waitFor();
 }
+
+/** loginDemo logs in as the officer `keyholder demo` printed for console ks. */
+export async function loginDemo(page, ks) {
+  const m = /officer "([^"]+)" with passphrase "([^"]+)"/.exec(ks.output());
+  if (!m) throw new Error(`demo did not print its officer:\n${ks.output()}`);
+  await page.goto(ks.url + '/');
+  await page.getByTestId('login-name').fill(m[1]);
+  await page.getByTestId('login-pass').fill(m[2]);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('officer-menu').waitFor();
+}
+
+/** allowImageFolder lets the web console read and write images in dir (Settings). */
+export async function allowImageFolder(page, dir) {
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('image-folders-input').fill(dir);
+  await page.getByTestId('image-folders-save').click();
+  await page.getByText('Image folders saved').waitFor();
+}

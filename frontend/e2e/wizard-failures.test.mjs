@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, setupOfficer, startConsole } from './harness.mjs';
+import { allowImageFolder, launchBrowser, screenshot, setupOfficer, startConsole } from './harness.mjs';
 
 let ks, browser, page, dir;
 
@@ -19,10 +19,7 @@ before(async () => {
   page.setDefaultTimeout(120_000);
   await setupOfficer(page, ks.url);
   // The web console touches only files inside folders an admin allowed.
-  await page.getByTestId('nav-settings').click();
-  await page.getByTestId('image-folders-input').fill(dir);
-  await page.getByTestId('image-folders-save').click();
-  await page.getByText('Image folders saved').waitFor();
+  await allowImageFolder(page, dir);
 });
 
 after(async () => {
