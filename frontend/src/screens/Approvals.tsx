@@ -310,6 +310,7 @@ function RequestCard({
       style={{ scrollMarginTop: 72, scrollMarginBottom: 16 }}
       data-testid="approval-card"
       data-request={q.id}
+      data-vm={q.vm_id}
       data-class={q.class}
       data-risk={risk.level}
       data-selected={selected || undefined}
