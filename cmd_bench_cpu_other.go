@@ -1,8 +1,0 @@
-//go:build !unix
-
-package main
-
-import "time"
-
-// processCPU is not measured here: the bench then reports no CPU per release.
-func processCPU() time.Duration { return 0 }

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package cli
+
+import "time"
+
+// processCPU is not measured here: the bench then reports no CPU per release.
+func processCPU() time.Duration { return 0 }

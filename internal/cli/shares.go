@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"keyholder/backend/shamir"
+)
+
+var sharesCommand = &command{
+	name:  "shares",
+	short: "combine recovery-passphrase shares from the image wizard",
+	usage: func(w io.Writer) {
+		fmt.Fprint(w, `Usage: keyholder shares combine [--in FILE]
+
+Reads M shares of a volume's recovery passphrase (one per line, as the image
+wizard printed them; standard input by default), checks each share's
+checksum, and writes the passphrase to standard output without a newline,
+so it can be piped into cryptsetup:
+
+  keyholder shares combine --in shares.txt | cryptsetup open --key-file=- DISK NAME
+
+It refuses to print the passphrase to a terminal. (The console's master-key
+shares are combined with 'keyholder recover'.)
+`)
+	},
+	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+		in := fs.String("in", "", "file with the shares, one per line (default: standard input)")
+		return func(args []string) error {
+			if len(args) != 1 || args[0] != "combine" {
+				return &exitError{code: 2, msg: "usage: keyholder shares combine [--in FILE]"}
+			}
+			if f, ok := env.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				return &exitError{code: 2, msg: "refusing to print a passphrase to the terminal; pipe it into cryptsetup (see 'keyholder help shares')"}
+			}
+			r := env.stdin
+			if *in != "" {
+				f, err := os.Open(*in)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			secret, err := combineShares(r)
+			if err != nil {
+				return err
+			}
+			defer clear(secret)
+			_, err = env.stdout.Write(secret)
+			return err
+		}
+	},
+}
+
+// combineShares parses one share per non-empty line and combines them.
+func combineShares(r io.Reader) ([]byte, error) {
+	var shares []shamir.Share
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		s, err := shamir.Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("share on line %d: %w", line, err)
+		}
+		shares = append(shares, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(shares) == 0 {
+		return nil, errors.New("no shares given")
+	}
+	return shamir.Combine(shares)
+}

@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"keyholder/backend/custody"
+	"keyholder/backend/hsm"
+)
+
+// pkcs11Flags say how to reach the auto-unseal token. Each falls back to
+// an environment variable, so that a service manager can pass them.
+type pkcs11Flags struct {
+	module, tokenLabel, pinFile, keyLabel string
+}
+
+func addPKCS11Flags(fs *flag.FlagSet) *pkcs11Flags {
+	f := &pkcs11Flags{}
+	fs.StringVar(&f.module, "pkcs11-module", "", "PKCS#11 library of the auto-unseal token (default $KEYHOLDER_PKCS11_MODULE)")
+	fs.StringVar(&f.tokenLabel, "token-label", "", "label of the auto-unseal token (default $KEYHOLDER_PKCS11_TOKEN, or the one set up)")
+	fs.StringVar(&f.pinFile, "pin-file", "", "file holding the token's user PIN (default $KEYHOLDER_PKCS11_PIN_FILE, or the PIN in $KEYHOLDER_PKCS11_PIN)")
+	fs.StringVar(&f.keyLabel, "key-label", "", "label of the AES wrapping key in the token (default "+hsm.DefaultKeyLabel+", or the one set up)")
+	return f
+}
+
+func envOr(v, name string) string {
+	if v != "" {
+		return v
+	}
+	return os.Getenv(name)
+}
+
+// config resolves the flags, the environment and (for a setup already
+// made) the stored labels. The PIN is read here; the caller wipes cfg.PIN.
+func (f *pkcs11Flags) config(env *cliEnv, stored custody.UnsealInfo) (hsm.Config, error) {
+	cfg := hsm.Config{Module: envOr(f.module, "KEYHOLDER_PKCS11_MODULE"), TokenLabel: envOr(f.tokenLabel, "KEYHOLDER_PKCS11_TOKEN"), KeyLabel: f.keyLabel}
+	if cfg.TokenLabel == "" {
+		cfg.TokenLabel = stored.TokenLabel
+	}
+	if cfg.KeyLabel == "" {
+		cfg.KeyLabel = stored.KeyLabel
+	}
+	if cfg.Module == "" {
+		return cfg, errors.New("no PKCS#11 module given (--pkcs11-module or KEYHOLDER_PKCS11_MODULE)")
+	}
+	if cfg.TokenLabel == "" {
+		return cfg, errors.New("no token label given (--token-label or KEYHOLDER_PKCS11_TOKEN)")
+	}
+	switch file := envOr(f.pinFile, "KEYHOLDER_PKCS11_PIN_FILE"); {
+	case file != "":
+		pin, err := readSecretFile(env, file)
+		if err != nil {
+			return cfg, fmt.Errorf("token PIN: %w", err)
+		}
+		cfg.PIN = pin
+	case os.Getenv("KEYHOLDER_PKCS11_PIN") != "":
+		cfg.PIN = []byte(os.Getenv("KEYHOLDER_PKCS11_PIN"))
+	default:
+		return cfg, errors.New("no token PIN given (--pin-file, KEYHOLDER_PKCS11_PIN_FILE or KEYHOLDER_PKCS11_PIN)")
+	}
+	return cfg, nil
+}
+
+var unsealCommand = &command{
+	name:  "unseal",
+	short: "set up, show or remove auto-unseal through a PKCS#11 token",
+	usage: func(w io.Writer) {
+		fmt.Fprint(w, `Usage:
+  keyholder unseal setup  --pkcs11-module LIB --token-label L --pin-file F [--key-label K] [--officer ADMIN --passphrase-file F]
+  keyholder unseal status [--json]
+  keyholder unseal remove [--officer ADMIN --passphrase-file F]
+
+Auto-unseal stores the master key a second time, wrapped (AES-GCM) by an
+AES key inside a PKCS#11 token (an HSM; SoftHSM2 for trials). setup creates
+the key in the token when it has none. A console started with access to
+the token (keyholder serve with the same module, token and PIN, from flags
+or KEYHOLDER_PKCS11_MODULE, _TOKEN, _PIN_FILE or _PIN) unlocks itself
+without an officer; without it, it stays locked and says why. The PIN is
+never stored. setup and remove are an admin's custody actions.
+`)
+	},
+	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+		of := addOfficerFlags(fs)
+		pf := addPKCS11Flags(fs)
+		asJSON := fs.Bool("json", false, "status: print JSON")
+		return func(args []string) error {
+			args, err := interspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
+				return &exitError{code: 2, msg: "which subcommand? setup, status or remove"}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			switch args[0] {
+			case "status":
+				db, err := openStore(ctx, env, false)
+				if err != nil {
+					return err
+				}
+				defer db.Close()
+				info, err := custody.New(db, custodyOptions).AutoUnsealInfo(ctx)
+				if errors.Is(err, custody.ErrNoAutoUnseal) {
+					if *asJSON {
+						return json.NewEncoder(env.stdout).Encode(map[string]any{"auto_unseal": false})
+					}
+					fmt.Fprintln(env.stdout, "Auto-unseal is not set up: an officer unlocks the console.")
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return json.NewEncoder(env.stdout).Encode(map[string]any{"auto_unseal": true, "key": info})
+				}
+				fmt.Fprintf(env.stdout, "Auto-unseal: %s key %q on token %q (%s).\n", info.Kind, info.KeyLabel, info.TokenLabel, info.Mechanism)
+				return nil
+			case "setup":
+				cfg, err := pf.config(env, custody.UnsealInfo{})
+				if err != nil {
+					return &exitError{code: 2, msg: err.Error()}
+				}
+				defer clear(cfg.PIN)
+				_, svc, o, done, err := of.openUnlocked(ctx, env)
+				if err != nil {
+					return err
+				}
+				defer done()
+				tok, err := hsm.Open(cfg, true)
+				if err != nil {
+					return err
+				}
+				defer tok.Close()
+				info := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
+				if err := svc.SetupAutoUnseal(ctx, o.Name, tok, info); err != nil {
+					return err
+				}
+				if tok.Created() {
+					fmt.Fprintf(env.stdout, "Created AES key %q in token %q.\n", info.KeyLabel, info.TokenLabel)
+				}
+				fmt.Fprintf(env.stdout, "Auto-unseal is set up: a console with access to token %q unlocks itself at start.\n", info.TokenLabel)
+				return nil
+			case "remove":
+				_, svc, o, done, err := of.openUnlocked(ctx, env)
+				if err != nil {
+					return err
+				}
+				defer done()
+				if err := svc.RemoveAutoUnseal(ctx, o.Name); err != nil {
+					return err
+				}
+				fmt.Fprintln(env.stdout, "Auto-unseal is removed: the next start waits for an officer.")
+				return nil
+			}
+			return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q", args[0])}
+		}
+	},
+}
+
+// autoUnsealAtStart unlocks the console's key service through its PKCS#11
+// token when auto-unseal is set up (and enabled). Whatever fails (no
+// module or PIN given, token absent, wrong PIN, another key), the console
+// keeps running locked: the reason goes to the log and to the key
+// service's State, which the officer screens show. It reports whether the
+// service is unlocked afterwards.
+func autoUnsealAtStart(ctx context.Context, log *slog.Logger, cust *custody.Service, pf *pkcs11Flags, env *cliEnv, enabled bool) bool {
+	if cust.Unlocked() {
+		return true
+	}
+	info, err := cust.AutoUnsealInfo(ctx)
+	if errors.Is(err, custody.ErrNoAutoUnseal) || errors.Is(err, custody.ErrNotInitialized) {
+		return false
+	}
+	locked := func(reason string) bool {
+		cust.SetLockedReason(reason)
+		log.Warn("key service stays locked", "reason", reason)
+		return false
+	}
+	if err != nil {
+		return locked("auto-unseal: " + err.Error())
+	}
+	if !enabled {
+		return locked("auto-unseal is set up but turned off (--auto-unseal=false); an officer must log in")
+	}
+	cfg, err := pf.config(env, info)
+	if err != nil {
+		return locked(fmt.Sprintf("auto-unseal is set up (token %q) but %s", info.TokenLabel, err))
+	}
+	defer clear(cfg.PIN)
+	tok, err := hsm.Open(cfg, false)
+	if err != nil {
+		return locked("auto-unseal: " + err.Error())
+	}
+	defer tok.Close()
+	if err := cust.AutoUnseal(ctx, tok); err != nil {
+		log.Warn("key service stays locked", "reason", cust.LockedReason())
+		return false
+	}
+	log.Info("key service unlocked through the PKCS#11 token", "token", info.TokenLabel, "key", info.KeyLabel)
+	return true
+}
