@@ -108,7 +108,7 @@ func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
 	go func() {
 		defer cancel()
 		defer clear(opts.RecoveryPassphrase)
-		res, err := diskimage.Prepare(ctx, opts, &diskimage.StoreRegistrar{DB: i.db, Custody: i.custody, Now: i.cfg.Now})
+		res, err := diskimage.Prepare(ctx, opts, &images.Registrar{DB: i.db, Custody: i.custody, Now: i.cfg.Now})
 		i.mu.Lock()
 		op.done, op.result, op.err = true, res, err
 		i.mu.Unlock()

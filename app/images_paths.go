@@ -16,7 +16,7 @@ import (
 
 // settingImageFolders is the settings key of the folders on the console's
 // machine that the web console may read images from and write them to.
-const settingImageFolders = "console.image_folders"
+const settingImageFolders = store.SettingImageFolders
 
 // ImageFolders returns the folders on the console's machine that the web
 // console may read disk images from and write prepared images to (empty:

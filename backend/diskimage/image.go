@@ -6,7 +6,7 @@
 // streamOptimized VMDK, with a manifest.
 //
 // Prepare's order makes it crash-safe. For a data-mode raw or Azure output with a
-// registrar that reserves (StoreRegistrar does): custody reserves a volume
+// registrar that reserves (images.Registrar does): custody reserves a volume
 // ID and release secret in memory only; the LUKS2 header with that secret's
 // keyslot is written first into a temporary file beside the destination,
 // then the payload, hashed in output order as it streams out (one pass);

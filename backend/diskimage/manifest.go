@@ -29,10 +29,9 @@ type Manifest struct {
 	SPKIPin         string        `json:"spki_sha256"`
 	// Consoles lists every console the token names, each with its pin,
 	// when there is more than one (ReleaseURL and SPKIPin are the first).
-	Consoles               []luks2.Console `json:"consoles,omitempty"`
-	ReferenceValuesVersion string          `json:"reference_values_version"`
-	OS                     *OSInfo         `json:"os,omitempty"`
-	CreatedAt              time.Time       `json:"created_at"`
+	Consoles  []luks2.Console `json:"consoles,omitempty"`
+	OS        *OSInfo         `json:"os,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
 }
 
 // KeyslotInfo describes one keyslot of the prepared volume.
@@ -73,7 +72,7 @@ type OSInfo struct {
 
 func (m *Manifest) fill(is Issued, v *luks2.Volume, o Options, p *plan) {
 	m.ImageID, m.VolumeID, m.LUKSUUID = is.ImageID, is.VolumeID, v.UUID()
-	m.ReleaseURL, m.SPKIPin, m.ReferenceValuesVersion = is.ReleaseURL, is.SPKIPin, is.ReferenceValuesVersion
+	m.ReleaseURL, m.SPKIPin = is.ReleaseURL, is.SPKIPin
 	if t, ok := v.Token(); ok {
 		// What the guest's agent will read: the header's own token.
 		m.ReleaseURL, m.SPKIPin, m.Consoles = t.ReleaseURL, t.SPKIPin, t.Consoles

@@ -49,8 +49,7 @@ type Options struct {
 	// Consoles, if set, are every console the token names, in the order
 	// the agent tries them; an entry without a pin gets SPKIPin (or the
 	// issued pin). It overrides ReleaseURL.
-	Consoles               []luks2.Console
-	ReferenceValuesVersion string
+	Consoles []luks2.Console
 	// Progress, if set, is called at most every ProgressEvery (default
 	// 250ms) and once at the end of each stage.
 	Progress      func(Progress)
@@ -80,11 +79,10 @@ type Registration struct {
 // Issued is what a Registrar hands to the final step: the new volume's
 // identity and its generation-1 release secret (wiped after the step).
 type Issued struct {
-	ImageID, VolumeID      string
-	Generation             int
-	Secret                 []byte
-	ReleaseURL, SPKIPin    string
-	ReferenceValuesVersion string
+	ImageID, VolumeID   string
+	Generation          int
+	Secret              []byte
+	ReleaseURL, SPKIPin string
 }
 
 // Registrar registers the image and its volume. Register calls finish
@@ -101,11 +99,10 @@ type Registrar interface {
 // memory (Prepare wipes it) until RegisterReserved wraps and stores it; if
 // the run ends before that, the output it opens is removed unregistered.
 type Reservation struct {
-	VolumeID               string
-	Generation             int
-	Secret                 []byte
-	ReleaseURL, SPKIPin    string
-	ReferenceValuesVersion string
+	VolumeID            string
+	Generation          int
+	Secret              []byte
+	ReleaseURL, SPKIPin string
 }
 
 // Reserver is implemented by registrars that can reserve a volume up front.
@@ -150,94 +147,178 @@ const chunk = 1 << 20
 // the temporary files are removed and nothing is registered. Memory use is
 // bounded by a few chunks per worker whatever the image size.
 func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) {
-	start := time.Now()
-	if err := opts.defaults(); err != nil {
+	pr := &preparation{ctx: ctx, opts: opts}
+	defer pr.close()
+	if err := pr.open(reg); err != nil {
 		return nil, err
 	}
-	src, err := OpenFile(opts.Source)
+	var err error
+	if rs, ok := reg.(Reserver); ok && pr.headerFirstFits() {
+		err = pr.headerFirst(rs)
+	} else {
+		err = pr.registerLast(reg)
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer src.Close()
-	if err := checkRaw(src, opts.ConfirmRaw); err != nil {
-		return nil, err
+	return pr.out, nil
+}
+
+// preparation is one run of Prepare: the source, its plan, the temporary
+// output and the volume key, and what has been written so far. close
+// releases all of it, and removes the temporaries unless the run committed.
+type preparation struct {
+	ctx    context.Context
+	opts   Options
+	req    Registration
+	src    *File
+	plan   *plan
+	tmp    *os.File
+	key    []byte
+	cipher *luks2.SegmentCipher
+	m      Manifest
+	out    *Result
+	// dir and dest are the output's folder and absolute path; temps the
+	// temporary files made, the image then the manifest last.
+	dir, dest string
+	temps     []string
+	committed bool
+}
+
+// open checks the options and the source, plans the output, asks a
+// Checker whether the registration would be refused, and creates the
+// temporary output and the volume key.
+func (pr *preparation) open(reg Registrar) error {
+	start := time.Now()
+	opts := &pr.opts
+	if err := opts.defaults(); err != nil {
+		return err
 	}
-	var p *plan
+	src, err := OpenFile(opts.Source)
+	if err != nil {
+		return err
+	}
+	pr.src = src
+	if err := checkRaw(src, opts.ConfirmRaw); err != nil {
+		return err
+	}
 	if opts.Mode == ModeOS {
-		if p, err = osPlan(src, opts.SectorSize, outputAlign(opts.Output)); err != nil {
-			return nil, fmt.Errorf("prepare: %w: %w", ErrInvalid, err)
+		if pr.plan, err = osPlan(src, opts.SectorSize, outputAlign(opts.Output)); err != nil {
+			return fmt.Errorf("prepare: %w: %w", ErrInvalid, err)
 		}
 	} else {
-		p = dataPlan(src.Size(), opts.SectorSize)
+		pr.plan = dataPlan(src.Size(), opts.SectorSize)
 	}
 
 	name := opts.Name
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(opts.Source), filepath.Ext(opts.Source))
 	}
-	regReq := Registration{ImageName: name, VolumeName: name, Description: opts.Description, Actor: opts.Actor}
+	pr.req = Registration{ImageName: name, VolumeName: name, Description: opts.Description, Actor: opts.Actor}
 	if c, ok := reg.(Checker); ok {
-		if err := c.Check(ctx, regReq); err != nil {
-			return nil, fmt.Errorf("prepare: %w", err)
+		if err := c.Check(pr.ctx, pr.req); err != nil {
+			return fmt.Errorf("prepare: %w", err)
 		}
 	}
-	dest, err := filepath.Abs(opts.Dest)
-	if err != nil {
-		return nil, err
+	if pr.dest, err = filepath.Abs(opts.Dest); err != nil {
+		return err
 	}
-	if _, err := os.Stat(dest); err == nil {
-		return nil, fmt.Errorf("prepare: %w: %s; choose another output name", ErrExists, opts.Dest)
+	if _, err := os.Stat(pr.dest); err == nil {
+		return fmt.Errorf("prepare: %w: %s; choose another output name", ErrExists, opts.Dest)
 	}
-	dir := filepath.Dir(dest)
+	pr.dir = filepath.Dir(pr.dest)
 	// What runs killed earlier left in this folder goes first.
-	removeStaleTemps(dir, start)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
+	removeStaleTemps(pr.dir, start)
+	tmp, err := os.CreateTemp(pr.dir, "."+filepath.Base(pr.dest)+".keyholder-tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("prepare: create temporary output: %w", err)
+		return fmt.Errorf("prepare: create temporary output: %w", err)
 	}
 	lockTemp(tmp)
-	var temps []string
-	temps = append(temps, tmp.Name())
-	committed := false
-	defer func() {
-		tmp.Close()
-		if !committed {
-			for _, t := range temps {
-				os.Remove(t)
-			}
-		}
-	}()
-	if err := tmp.Truncate(p.size); err != nil {
-		return nil, fmt.Errorf("prepare: size output: %w", err)
+	pr.tmp = tmp
+	pr.temps = append(pr.temps, tmp.Name())
+	if err := tmp.Truncate(pr.plan.size); err != nil {
+		return fmt.Errorf("prepare: size output: %w", err)
 	}
 
-	key, err := luks2.NewKey()
-	if err != nil {
-		return nil, err
+	if pr.key, err = luks2.NewKey(); err != nil {
+		return err
 	}
-	defer clear(key)
-	cipher, err := luks2.NewCipher(key, opts.SectorSize)
-	if err != nil {
-		return nil, err
+	if pr.cipher, err = luks2.NewCipher(pr.key, opts.SectorSize); err != nil {
+		return err
 	}
-	defer cipher.Wipe()
-
-	m := Manifest{
+	pr.m = Manifest{
 		ManifestVersion: 1, ImageName: name, Cipher: "aes-xts-plain64", KeyBits: luks2.KeySize * 8,
 		SectorSize: opts.SectorSize, Mode: opts.Mode,
 	}
-	out := &Result{Output: dest, ManifestPath: dest + ".manifest.json"}
-	if rs, ok := reg.(Reserver); ok && opts.Mode == ModeData && (opts.Output == OutputRaw || opts.Output == OutputAzure || opts.Output == OutputGCP) {
-		return prepareHeaderFirst(ctx, opts, rs, regReq, src, p, tmp, key, cipher, &m, out, dir, dest, &temps, &committed)
-	}
+	pr.out = &Result{Output: pr.dest, ManifestPath: pr.dest + ".manifest.json"}
+	return nil
+}
 
-	prog := newProgress(opts, "encrypt", src.Size())
+// close releases what open made: the source, the temporary output (removed
+// with the other temporaries unless the run committed) and the key.
+func (pr *preparation) close() {
+	if pr.src != nil {
+		pr.src.Close()
+	}
+	if pr.tmp != nil {
+		pr.tmp.Close()
+	}
+	if !pr.committed {
+		for _, t := range pr.temps {
+			os.Remove(t)
+		}
+	}
+	clear(pr.key)
+	if pr.cipher != nil {
+		pr.cipher.Wipe()
+	}
+}
+
+// headerFirstFits reports whether the output can be written header first:
+// a data-mode raw, Azure or GCP output.
+func (pr *preparation) headerFirstFits() bool {
+	o := pr.opts.Output
+	return pr.opts.Mode == ModeData && (o == OutputRaw || o == OutputAzure || o == OutputGCP)
+}
+
+// keyslots are the new volume's keyslots: the release secret's, and the
+// recovery passphrase's if there is one.
+func (pr *preparation) keyslots(secret []byte) []luks2.Keyslot {
+	slots := []luks2.Keyslot{{Secret: secret, KDF: luks2.ReleaseKDF()}}
+	if len(pr.opts.RecoveryPassphrase) > 0 {
+		kdf := luks2.RecoveryKDF()
+		if pr.opts.RecoveryKDF != nil {
+			kdf = *pr.opts.RecoveryKDF
+		}
+		slots = append(slots, luks2.Keyslot{Secret: pr.opts.RecoveryPassphrase, KDF: kdf})
+	}
+	return slots
+}
+
+// console is the issued release URL and pin after the options' overrides.
+func (pr *preparation) console(url, pin string) (string, string) {
+	if pr.opts.ReleaseURL != "" {
+		url = pr.opts.ReleaseURL
+	}
+	if pr.opts.SPKIPin != "" {
+		pin = pr.opts.SPKIPin
+	}
+	return url, pin
+}
+
+// registerLast encrypts the payload first and, inside the registration,
+// writes the header, finishes the output (a second pass hashes it) and
+// syncs: the path for registrars that cannot reserve, os mode and the AWS
+// output.
+func (pr *preparation) registerLast(reg Registrar) error {
+	ctx, opts, p, tmp := pr.ctx, pr.opts, pr.plan, pr.tmp
+	prog := newProgress(opts, "encrypt", pr.src.Size())
 	srcHash := sha256.New()
 	dw := openDirect(tmp, os.O_WRONLY)
-	err = run(ctx, opts.Workers, src, dw, p, cipher, srcHash, nil, prog)
+	err := run(ctx, opts.Workers, pr.src, dw, p, pr.cipher, srcHash, nil, prog)
 	dw.Close()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	prog.finish()
 	// Give the chunk buffers back before the recovery keyslot's Argon2id
@@ -245,57 +326,40 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 	debug.FreeOSMemory()
 	if p.gptHead != nil {
 		if _, err := tmp.WriteAt(p.gptHead, 0); err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := tmp.WriteAt(p.gptTail, p.size-int64(len(p.gptTail))); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	pr.m.Source = sourceInfo(opts, pr.src, srcHash)
 
-	m.Source = sourceInfo(opts, src, srcHash)
-
-	err = reg.Register(ctx, regReq, func(is Issued) error {
+	err = reg.Register(ctx, pr.req, func(is Issued) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if opts.ReleaseURL != "" {
-			is.ReleaseURL = opts.ReleaseURL
-		}
-		if opts.SPKIPin != "" {
-			is.SPKIPin = opts.SPKIPin
-		}
-		if opts.ReferenceValuesVersion != "" {
-			is.ReferenceValuesVersion = opts.ReferenceValuesVersion
-		}
-		slots := []luks2.Keyslot{{Secret: is.Secret, KDF: luks2.ReleaseKDF()}}
-		if len(opts.RecoveryPassphrase) > 0 {
-			kdf := luks2.RecoveryKDF()
-			if opts.RecoveryKDF != nil {
-				kdf = *opts.RecoveryKDF
-			}
-			slots = append(slots, luks2.Keyslot{Secret: opts.RecoveryPassphrase, KDF: kdf})
-		}
+		is.ReleaseURL, is.SPKIPin = pr.console(is.ReleaseURL, is.SPKIPin)
 		hdrW := &offsetWriter{w: tmp, base: p.header}
-		vol, err := luks2.Format(hdrW, key, luks2.Options{
-			SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: slots,
+		vol, err := luks2.Format(hdrW, pr.key, luks2.Options{
+			SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: pr.keyslots(is.Secret),
 			Token: tokenFor(opts, is.VolumeID, is.Generation, is.ReleaseURL, is.SPKIPin),
 		})
 		if err != nil {
 			return fmt.Errorf("write LUKS2 header: %w", err)
 		}
-		final, sum, size, err := finishOutput(ctx, opts, tmp, p.size, dir, dest, &temps)
+		final, sum, size, err := finishOutput(ctx, opts, tmp, p.size, pr.dir, pr.dest, &pr.temps)
 		if err != nil {
 			return err
 		}
-		m.fill(is, vol, opts, p)
-		m.Output.Format, m.Output.File = opts.Output, filepath.Base(dest)
-		m.Output.SHA256, m.Output.Size = sum, size
+		pr.m.fill(is, vol, opts, p)
+		pr.m.Output.Format, pr.m.Output.File = opts.Output, filepath.Base(pr.dest)
+		pr.m.Output.SHA256, pr.m.Output.Size = sum, size
 		if sum == "" {
 			// Flush to disk while hashing.
 			synced := make(chan error, 1)
 			go func() { synced <- final.Sync() }()
 			hp := newProgress(opts, "hash", 0)
-			m.Output.Size, m.Output.SHA256, err = hashFile(ctx, final, hp)
+			pr.m.Output.Size, pr.m.Output.SHA256, err = hashFile(ctx, final, hp)
 			if serr := <-synced; err == nil && serr != nil {
 				err = fmt.Errorf("sync output: %w", serr)
 			}
@@ -307,22 +371,31 @@ func Prepare(ctx context.Context, opts Options, reg Registrar) (*Result, error) 
 		if err := final.Sync(); err != nil { // the footer or header written meanwhile
 			return fmt.Errorf("sync output: %w", err)
 		}
-		m.CreatedAt = time.Now().UTC()
-		mtmp, err := writeManifestTemp(dir, dest, &m)
-		if err != nil {
-			return err
-		}
-		temps = append(temps, mtmp)
-		return nil
+		return pr.writeManifest()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return fmt.Errorf("prepare: %w", err)
 	}
-	committed = true
-	if err := moveIntoPlace(out, &m, dir, dest, temps); err != nil {
-		return nil, err
+	return pr.commit()
+}
+
+// writeManifest writes the manifest to a temporary file beside the output
+// (inside the registration, which fails if this does).
+func (pr *preparation) writeManifest() error {
+	pr.m.CreatedAt = time.Now().UTC()
+	mtmp, err := writeManifestTemp(pr.dir, pr.dest, &pr.m)
+	if err != nil {
+		return err
 	}
-	return out, nil
+	pr.temps = append(pr.temps, mtmp)
+	return nil
+}
+
+// commit marks the registered run committed and renames the manifest and
+// then the image into place.
+func (pr *preparation) commit() error {
+	pr.committed = true
+	return moveIntoPlace(pr.out, &pr.m, pr.dir, pr.dest, pr.temps)
 }
 
 func sourceInfo(opts Options, src *File, h hash.Hash) SourceInfo {
@@ -347,58 +420,73 @@ func moveIntoPlace(out *Result, m *Manifest, dir, dest string, temps []string) e
 	return nil
 }
 
-// prepareHeaderFirst is Prepare for a data-mode raw, Azure or GCP output with a registrar
-// that reserves: the volume ID and release secret are reserved first, the
-// LUKS2 header is written first, and the output's SHA-256 is computed as
-// it streams out (header, then the payload in order), so there is no
-// second pass over the output and the registration transaction only
+// headerFirst is Prepare for a data-mode raw, Azure or GCP output with a
+// registrar that reserves: the volume ID and release secret are reserved
+// first, the LUKS2 header is written first, and the output's SHA-256 is
+// computed as it streams out (header, then the payload in order), so there
+// is no second pass over the output and the registration transaction only
 // stores what is already on disk and synced.
-func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq Registration, src *File, p *plan,
-	tmp *os.File, key []byte, cipher *luks2.SegmentCipher, m *Manifest, out *Result, dir, dest string, temps *[]string, committed *bool) (*Result, error) {
+func (pr *preparation) headerFirst(rs Reserver) error {
+	ctx, opts, p := pr.ctx, pr.opts, pr.plan
 	if p.header != 0 || len(p.spans) != 1 || p.spans[0].dst != luksHeaderSize || p.spans[0].dst+p.spans[0].n != p.size {
-		return nil, errors.New("prepare: internal error: the header-first path needs a data-mode plan")
+		return errors.New("prepare: internal error: the header-first path needs a data-mode plan")
 	}
-	res, err := rs.Reserve(ctx, regReq)
+	res, err := rs.Reserve(ctx, pr.req)
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return fmt.Errorf("prepare: %w", err)
 	}
 	defer clear(res.Secret)
-	if opts.ReleaseURL != "" {
-		res.ReleaseURL = opts.ReleaseURL
-	}
-	if opts.SPKIPin != "" {
-		res.SPKIPin = opts.SPKIPin
-	}
-	if opts.ReferenceValuesVersion != "" {
-		res.ReferenceValuesVersion = opts.ReferenceValuesVersion
-	}
-	slots := []luks2.Keyslot{{Secret: res.Secret, KDF: luks2.ReleaseKDF()}}
-	if len(opts.RecoveryPassphrase) > 0 {
-		kdf := luks2.RecoveryKDF()
-		if opts.RecoveryKDF != nil {
-			kdf = *opts.RecoveryKDF
-		}
-		slots = append(slots, luks2.Keyslot{Secret: opts.RecoveryPassphrase, KDF: kdf})
-	}
+	res.ReleaseURL, res.SPKIPin = pr.console(res.ReleaseURL, res.SPKIPin)
 	// The header area (binary headers, JSON, keyslots, the rest zeros) is
 	// made in memory, hashed, and written before the payload.
 	hdr := make([]byte, luksHeaderSize)
 	defer clear(hdr)
-	vol, err := luks2.Format(&memWriterAt{b: hdr}, key, luks2.Options{
-		SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: slots,
+	vol, err := luks2.Format(&memWriterAt{b: hdr}, pr.key, luks2.Options{
+		SectorSize: opts.SectorSize, Label: "keyholder", Keyslots: pr.keyslots(res.Secret),
 		Token: tokenFor(opts, res.VolumeID, res.Generation, res.ReleaseURL, res.SPKIPin),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prepare: write LUKS2 header: %w", err)
+		return fmt.Errorf("prepare: write LUKS2 header: %w", err)
 	}
 	// Give the recovery keyslot's Argon2id memory back before the
 	// pipeline's buffers, so the two never add up.
 	debug.FreeOSMemory()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
+	size, sum, err := pr.writeHeaderFirst(hdr)
+	if err != nil {
+		return err
+	}
+
+	err = rs.RegisterReserved(ctx, pr.req, res, func(is Issued) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if is.VolumeID != res.VolumeID || is.Generation != res.Generation {
+			return errors.New("the registrar issued another volume than it reserved")
+		}
+		pr.m.fill(is, vol, opts, p)
+		pr.m.Output.Format, pr.m.Output.File = opts.Output, filepath.Base(pr.dest)
+		pr.m.Output.SHA256, pr.m.Output.Size = sum, size
+		return pr.writeManifest()
+	})
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	return pr.commit()
+}
+
+// writeHeaderFirst writes the output from its start, hashing it as it
+// goes: the header hdr (framed, after the package's prefix, for GCP), the
+// payload, and the output's end (the package's end, or the VHD's padding
+// and footer); then it syncs the file. It returns the output's size and
+// SHA-256, and records the source's in the manifest.
+func (pr *preparation) writeHeaderFirst(hdr []byte) (int64, string, error) {
+	opts, p, tmp := pr.opts, pr.plan, pr.tmp
 	outHash := sha256x2.New()
 	var dw *directFile
+	var err error
 	if opts.Output == OutputGCP {
 		// The package: its prefix, then the header framed like the
 		// payload after it. Its blocks are not sector-aligned in the
@@ -408,7 +496,7 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 		copy(head, p.gz.prefix)
 		p.gz.add(frame(head[gzPrefix:], hdr, func(d, s []byte, _ int) { copy(d, s) }), int64(len(hdr)))
 		if err := tmp.Truncate(p.gz.size()); err != nil {
-			return nil, fmt.Errorf("prepare: size output: %w", err)
+			return 0, "", fmt.Errorf("prepare: size output: %w", err)
 		}
 		hashPieces(outHash, head)
 		dw = bufferedFile(tmp)
@@ -420,14 +508,14 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 	}
 	defer dw.Close()
 	if err != nil {
-		return nil, fmt.Errorf("prepare: write LUKS2 header: %w", err)
+		return 0, "", fmt.Errorf("prepare: write LUKS2 header: %w", err)
 	}
 	clear(hdr)
 
-	prog := newProgress(opts, "encrypt", src.Size())
+	prog := newProgress(opts, "encrypt", pr.src.Size())
 	srcHash := sha256x2.New()
-	if err := run(ctx, opts.Workers, src, dw, p, cipher, srcHash, outHash, prog); err != nil {
-		return nil, err
+	if err := run(pr.ctx, opts.Workers, pr.src, dw, p, pr.cipher, srcHash, outHash, prog); err != nil {
+		return 0, "", err
 	}
 	prog.finish()
 	size := p.size
@@ -435,7 +523,7 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 		t := p.gz.tail()
 		size = p.gz.size()
 		if _, err := tmp.WriteAt(t, size-int64(len(t))); err != nil {
-			return nil, fmt.Errorf("prepare: write the package's end: %w", err)
+			return 0, "", fmt.Errorf("prepare: write the package's end: %w", err)
 		}
 		outHash.Write(t)
 	}
@@ -444,48 +532,21 @@ func prepareHeaderFirst(ctx context.Context, opts Options, rs Reserver, regReq R
 		// the footer.
 		vs := roundUp64(p.size, 1<<20)
 		if err := tmp.Truncate(vs); err != nil {
-			return nil, fmt.Errorf("prepare: size output: %w", err)
+			return 0, "", fmt.Errorf("prepare: size output: %w", err)
 		}
 		hashPieces(outHash, make([]byte, vs-p.size))
 		footer := vhdFooter(vs, time.Now())
 		if _, err := tmp.WriteAt(footer, vs); err != nil {
-			return nil, fmt.Errorf("prepare: write VHD footer: %w", err)
+			return 0, "", fmt.Errorf("prepare: write VHD footer: %w", err)
 		}
 		outHash.Write(footer)
 		size = vs + int64(len(footer))
 	}
 	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("prepare: sync output: %w", err)
+		return 0, "", fmt.Errorf("prepare: sync output: %w", err)
 	}
-	m.Source = sourceInfo(opts, src, srcHash)
-	sum := hex.EncodeToString(outHash.Sum(nil))
-
-	err = rs.RegisterReserved(ctx, regReq, res, func(is Issued) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if is.VolumeID != res.VolumeID || is.Generation != res.Generation {
-			return errors.New("the registrar issued another volume than it reserved")
-		}
-		m.fill(is, vol, opts, p)
-		m.Output.Format, m.Output.File = opts.Output, filepath.Base(dest)
-		m.Output.SHA256, m.Output.Size = sum, size
-		m.CreatedAt = time.Now().UTC()
-		mtmp, err := writeManifestTemp(dir, dest, m)
-		if err != nil {
-			return err
-		}
-		*temps = append(*temps, mtmp)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	*committed = true
-	if err := moveIntoPlace(out, m, dir, dest, *temps); err != nil {
-		return nil, err
-	}
-	return out, nil
+	pr.m.Source = sourceInfo(opts, pr.src, srcHash)
+	return size, hex.EncodeToString(outHash.Sum(nil)), nil
 }
 
 // memWriterAt is an io.WriterAt over a fixed buffer.

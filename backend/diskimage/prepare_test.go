@@ -21,37 +21,21 @@ import (
 	"testing"
 	"time"
 
-	"keyholder/backend/custody"
-	"keyholder/backend/images"
 	"keyholder/backend/luks2"
-	"keyholder/backend/store"
 )
 
 var cheapRecovery = &luks2.KDF{Type: luks2.KDFArgon2id, Time: 4, MemoryKiB: 64, Threads: 1}
 
+// console is what a test prepares images for: a registry that issues
+// volumes with the release URL https://console.example:8443/v1/release and
+// pin "pinpinpin=".
 type console struct {
-	db  *store.DB
-	svc *custody.Service
-	reg *StoreRegistrar
+	reg *testRegistry
 }
 
 func newConsole(t *testing.T) *console {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	svc := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
-	if _, err := svc.Init(ctx, "alice", []byte("correct horse battery")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?), (?, ?, ?)`,
-		SettingReleaseURL, `"https://console.example:8443/v1/release"`, "x", SettingSPKIPin, `"pinpinpin="`, "x"); err != nil {
-		t.Fatal(err)
-	}
-	return &console{db: db, svc: svc, reg: &StoreRegistrar{DB: db, Custody: svc}}
+	return &console{reg: newTestRegistry()}
 }
 
 func cryptsetup(t *testing.T, args ...string) error {
@@ -91,7 +75,7 @@ func checkVolume(t *testing.T, c *console, path string, off int64, want []byte, 
 		end := off + luksHeaderSize + roundUp64(int64(len(want)), int64(m.SectorSize))
 		os.WriteFile(img, b[off:end], 0o600)
 	}
-	secret, err := c.svc.ReleaseSecret(context.Background(), m.VolumeID, 1)
+	secret, err := c.reg.secret(m.VolumeID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,15 +172,8 @@ func TestPrepareData(t *testing.T) {
 				t.Fatal("manifest contains the recovery passphrase")
 			}
 			checkVolume(t, c, dst, 0, want, &m, []byte("recovery words"))
-			ims, _ := images.New(c.db).List(context.Background())
-			vols, _ := custody.ListVolumes(context.Background(), c.db)
-			if len(ims) != 1 || ims[0].Name != "web" || len(vols) != 1 || vols[0].ID != m.VolumeID || vols[0].ImageID != ims[0].ID {
-				t.Fatalf("registered %v %v", ims, vols)
-			}
-			var n int
-			c.db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE action = 'image.prepare' AND subject = ?`, ims[0].ID).Scan(&n)
-			if n != 1 {
-				t.Fatal("no audit entry")
+			if ims, vols := c.reg.registered(); len(ims) != 1 || ims[0] != "web" || vols != 1 || m.ImageID != "img_web" {
+				t.Fatalf("registered %v, %d volumes; manifest image %s", ims, vols, m.ImageID)
 			}
 			if len(stages) == 0 || stages[0] != "encrypt" {
 				t.Fatalf("progress stages %v", stages)
@@ -308,10 +285,10 @@ func TestPrepareFailsClean(t *testing.T) {
 		{"os mode without GPT", context.Background(), func(c *console) Registrar { return c.reg }, Options{Mode: ModeOS}, nil, "needs a GPT disk"},
 		{"bad output", context.Background(), func(c *console) Registrar { return c.reg }, Options{Output: "ova"}, nil, "output \"ova\""},
 		{"name taken", context.Background(), func(c *console) Registrar {
-			c.db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_x', 'taken', 'x')`)
+			c.reg.images = append(c.reg.images, "taken")
 			return c.reg
-		}, Options{Name: "taken"}, images.ErrExists, ""},
-		{"custody locked", context.Background(), func(c *console) Registrar { c.svc.Lock(); return c.reg }, Options{}, nil, "lock"},
+		}, Options{Name: "taken"}, errNameTaken, ""},
+		{"registry locked", context.Background(), func(c *console) Registrar { c.reg.locked = true; return c.reg }, Options{}, errRegistryLocked, ""},
 	}
 	lateCtx, lateCancel := context.WithCancel(context.Background())
 	cases = append(cases, failCase{"cancelled during registration", lateCtx, func(c *console) Registrar { return &cancellingRegistrar{inner: c.reg, cancel: lateCancel} }, Options{}, context.Canceled, ""})
@@ -330,10 +307,8 @@ func TestPrepareFailsClean(t *testing.T) {
 				t.Fatalf("err %v, want %v %q", err, tc.wantIs, tc.wantErr)
 			}
 			assertOnly(t, out)
-			vols, _ := custody.ListVolumes(context.Background(), c.db)
-			ims, _ := images.New(c.db).List(context.Background())
-			if len(vols) != 0 || len(ims) > 0 && ims[0].Name != "taken" {
-				t.Fatalf("registered after failure: %v %v", vols, ims)
+			if ims, vols := c.reg.registered(); vols != 0 || len(ims) > 0 && (len(ims) > 1 || ims[0] != "taken") {
+				t.Fatalf("registered after failure: %v, %d volumes", ims, vols)
 			}
 		})
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // settingRules is the settings key of the rules.
-const settingRules = "quorum.rules"
+const settingRules = store.SettingQuorumRules
 
 // DefaultApprovals is M for a kind the rules do not name.
 const DefaultApprovals = 2

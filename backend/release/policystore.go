@@ -12,7 +12,7 @@ import (
 )
 
 // settingPolicy is the settings key of the console-wide default policy.
-const settingPolicy = "release.policy"
+const settingPolicy = store.SettingReleasePolicy
 
 // PolicyFor returns the effective policy for imageID ("" for the console
 // default alone).

@@ -11,13 +11,6 @@ import (
 	"keyholder/backend/store"
 )
 
-// Settings the release listener publishes for image preparation (the
-// LUKS2 token and the manifest carry them to guests).
-const (
-	SettingReleaseURL = "release.url"         // https://host:port of the release API
-	SettingSPKIPin    = "release.spki_sha256" // base64 SHA-256 of the listener key's SPKI
-)
-
 // Publish records the listener's pin, and its URL unless an officer set
 // one already (the console cannot know the name guests reach it by; the
 // default is only a guess from the listen address and the host name).
@@ -31,14 +24,14 @@ func Publish(ctx context.Context, db *store.DB, defaultURL, pin string) error {
 	now := store.Time(db.Now())
 	return db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, SettingSPKIPin, string(b64), now); err != nil {
+			ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, store.SettingSPKIPin, string(b64), now); err != nil {
 			return fmt.Errorf("publish release pin: %w", store.Classify(err))
 		}
 		if defaultURL == "" {
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING`,
-			SettingReleaseURL, string(u), now); err != nil {
+			store.SettingReleaseURL, string(u), now); err != nil {
 			return fmt.Errorf("publish release URL: %w", store.Classify(err))
 		}
 		return nil

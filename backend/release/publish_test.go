@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"keyholder/backend/release/wire"
+	"keyholder/backend/store"
 )
 
 func TestPublish(t *testing.T) {
@@ -15,14 +16,14 @@ func TestPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An officer's URL is kept; the pin always follows the listener.
-	e.db.Exec(`UPDATE settings SET value = '"https://officer.choice:9000"' WHERE key = ?`, SettingReleaseURL)
+	e.db.Exec(`UPDATE settings SET value = '"https://officer.choice:9000"' WHERE key = ?`, store.SettingReleaseURL)
 	pin2 := strings.Repeat("cd", 32)
 	if err := Publish(e.ctx, e.db, "https://other:1", pin2); err != nil {
 		t.Fatal(err)
 	}
 	var u, p string
-	e.db.QueryRow(`SELECT value FROM settings WHERE key = ?`, SettingReleaseURL).Scan(&u)
-	e.db.QueryRow(`SELECT value FROM settings WHERE key = ?`, SettingSPKIPin).Scan(&p)
+	e.db.QueryRow(`SELECT value FROM settings WHERE key = ?`, store.SettingReleaseURL).Scan(&u)
+	e.db.QueryRow(`SELECT value FROM settings WHERE key = ?`, store.SettingSPKIPin).Scan(&p)
 	raw, _ := wire.ParsePin(pin2)
 	if u != `"https://officer.choice:9000"` || p != `"`+base64.StdEncoding.EncodeToString(raw)+`"` {
 		t.Fatalf("settings: url %s pin %s", u, p)

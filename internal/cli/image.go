@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"keyholder/backend/diskimage"
+	"keyholder/backend/images"
 	"keyholder/backend/luks2"
 	"keyholder/backend/release/wire"
 )
@@ -139,7 +140,7 @@ that looks finished. DST.manifest.json describes the result.
 			debug.FreeOSMemory()
 			opts.Actor = "officer:" + o.Name
 			opts.Progress = progressPrinter(env, *asJSON)
-			res, err := diskimage.Prepare(ctx, opts, &diskimage.StoreRegistrar{DB: db, Custody: svc})
+			res, err := diskimage.Prepare(ctx, opts, &images.Registrar{DB: db, Custody: svc})
 			if isTerminal(env.stderr) && !*asJSON {
 				fmt.Fprintln(env.stderr)
 			}

@@ -263,7 +263,6 @@ export interface Manifest {
   source: Record<string, unknown>;
   release_url: string;
   spki_sha256: string;
-  reference_values_version: string;
   os?: Record<string, unknown>;
   created_at: string;
 }
