@@ -11,12 +11,12 @@ import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import { diffSnapshots, type Snapshot } from '../features/diff/diff';
 import { asEvidence, snapshotOf } from '../features/diff/evidence';
 import { AdminActions } from '../features/quorum/AdminActions';
+import { classLabels } from '../features/policy/classes';
 import { expiredRequests, openAdminActions, pendingRequests } from '../stores/approvals';
 import { riskColor, riskOf, shortChip, shortMeasurement } from '../features/risk/risk';
 import { useResource } from '../stores/resource';
 import { canAskForBrowserNotifications } from '../stores/attention';
 import { useSession } from '../stores/session';
-import { classLabels } from './Settings';
 
 /** RequestSummary is release.Summary: what the console recorded about a pending request. */
 interface RequestSummary {

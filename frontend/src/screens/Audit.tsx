@@ -2,18 +2,16 @@ import { Badge, Button, Group, Table, Text, TextInput, Tooltip } from '@mantine/
 import { useDebouncedValue } from '@mantine/hooks';
 import { IconDownload, IconListDetails, IconSearch, IconShieldCheck, IconShieldX } from '@tabler/icons-react';
 import { notifications } from '@mantine/notifications';
-import { api, ApiError, Events } from '../api';
-import { Resource } from '../stores/resource';
+import { api, ApiError } from '../api';
 import { useState } from 'react';
 import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader, shortHex } from '../components/common';
-import { auditList } from '../stores/audit';
+import { auditChain, auditList } from '../stores/audit';
 import { useResource } from '../stores/resource';
 
-const chain = new Resource(() => api().audit.verify(), [Events.auditAppended], 2000);
 
 /** ChainBadge shows whether the whole hash chain and its signed checkpoints verify. */
 export function ChainBadge() {
-  const r = useResource(chain);
+  const r = useResource(auditChain);
   if (r.error) return <Badge color="gray">chain not checked: {r.error.message}</Badge>;
   if (!r.data) return <Badge color="gray">checking chain…</Badge>;
   const v = r.data;

@@ -4,16 +4,16 @@ import { notifications } from '@mantine/notifications';
 import { IconArrowLeft, IconBan, IconRestore } from '@tabler/icons-react';
 import { Fragment, useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router-dom';
-import { api, Events, type AttestationRecord, type GuestDetail } from '../api';
+import { api, type AttestationRecord, type GuestDetail } from '../api';
 import { ErrorNotice, formatTime, Loading, notifyError, SimulatedBadge, StatusBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
 import { asEvidence, explain, snapshotOf, tcbText } from '../features/diff/evidence';
 import { pendingRequests } from '../stores/approvals';
-import { resourceFamily, useResource } from '../stores/resource';
+import { guestOf } from '../stores/guest';
+import { useResource } from '../stores/resource';
 
-const guestOf = resourceFamily((id: string) => api().fleet.guest(id), [Events.fleetChanged], 500);
 
 /** resultLevel places each result on the timeline's y axis (higher is healthier). */
 export const resultLevel: Record<string, number> = { released: 4, verified: 4, approved: 3, pending: 2, failing: 1, denied: 0 };

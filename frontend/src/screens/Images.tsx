@@ -1,14 +1,13 @@
 import { Badge, Button, Table, Text } from '@mantine/core';
 import { IconDisc, IconPlus } from '@tabler/icons-react';
 import { Fragment, useState } from 'react';
-import { api, type Image } from '../api';
+import type { Image } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader, shortHex } from '../components/common';
 import { ReferenceEditor } from '../features/references/ReferenceEditor';
 import { PrepareWizard } from '../features/wizard/PrepareWizard';
-import { imageList } from '../stores/images';
-import { resourceFamily, useResource } from '../stores/resource';
+import { imageList, referencesOf } from '../stores/images';
+import { useResource } from '../stores/resource';
 
-const refsOf = resourceFamily((id: string) => api().images.references(id));
 
 export function ImagesScreen() {
   const r = useResource(imageList);
@@ -81,7 +80,7 @@ export function ImagesScreen() {
 }
 
 function References({ image }: { image: Image }) {
-  const r = useResource(refsOf(image.id));
+  const r = useResource(referencesOf(image.id));
   if (r.error) return <ErrorNotice error={r.error} />;
   if (!r.data) return <Loading />;
   const editor = <ReferenceEditor image={image} latest={r.data[0]} onSaved={() => void r.reload()} />;

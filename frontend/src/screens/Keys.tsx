@@ -2,16 +2,15 @@ import { ActionIcon, Alert, Badge, Button, Group, Menu, Modal, Stack, Table, Tex
 import { notifications } from '@mantine/notifications';
 import { IconDots, IconKey, IconRefresh, IconTrash, IconBan } from '@tabler/icons-react';
 import { Fragment, useState } from 'react';
-import { api, Events, type Volume } from '../api';
+import { api, type Volume } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { notifyOutcome } from '../features/quorum/outcome';
 import { RecoveryCard } from '../features/recovery/RecoveryCard';
-import { resourceFamily, useResource } from '../stores/resource';
-import { volumeList } from '../stores/keys';
+import { useResource } from '../stores/resource';
+import { generationsOf, volumeList } from '../stores/keys';
 import { useSession } from '../stores/session';
 
-const generationsOf = resourceFamily((id: string) => api().keys.generations(id), [Events.keysChanged]);
 
 export function KeysScreen() {
   const r = useResource(volumeList);

@@ -2,6 +2,7 @@ import { ActionIcon, Alert, Badge, Button, Card, CopyButton, Group, NumberInput,
 import { IconCheck, IconCopy, IconFlask } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
 import { api, ApiError, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
+import { classLabels } from '../features/policy/classes';
 import { durationError, plainError } from '../features/policy/duration';
 import { ErrorNotice, Loading, notifyError, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
@@ -9,22 +10,12 @@ import { Officers } from '../features/officers/Officers';
 import { ImageFolders, Sessions } from '../features/sessions/Sessions';
 import { notifyOutcome } from '../features/quorum/outcome';
 import { OneAdminNotice } from '../features/quorum/OneAdminNotice';
-import { consoleInfo } from '../stores/console';
-import { Resource, useResource } from '../stores/resource';
+import { defaultPolicy } from '../stores/approvals';
+import { consoleInfo, releaseAPI } from '../stores/console';
+import { useResource } from '../stores/resource';
 import { useSession } from '../stores/session';
 
-const releaseAPI = new Resource(() => api().fleet.releaseAPI());
-const defaultPolicy = new Resource(() => api().approvals.policy(''));
 
-export const classLabels: Record<ReleaseClass, { label: string; what: string }> = {
-  routine_boot: { label: 'Routine boot', what: 'known VM, approved chip and measurement, TCB at or above the minimum' },
-  first_boot: { label: 'First boot', what: 'a VM never released before, or an approved measurement never seen' },
-  migration: { label: 'Migration', what: 'a chip (or VLEK) this VM has not used before' },
-  restore: { label: 'Restore', what: 'an older disk generation, or a report older than the last launch' },
-  platform_change: { label: 'Platform change', what: 'TCB or firmware changed since the last approved boot (still at or above the minimum)' },
-  rotation: { label: 'Rotation', what: 'the guest moves to a new generation of its release secret' },
-  refused: { label: 'Refused', what: 'bad evidence, revoked VM or volume, forbidden policy bits, a replayed nonce' },
-};
 
 const editable: ReleaseClass[] = ['routine_boot', 'first_boot', 'migration', 'restore', 'platform_change', 'rotation'];
 

@@ -18,3 +18,6 @@ export const quorumStatus = new Resource(() => api().approvals.quorumStatus(), [
 
 /** expiredRequests are the requests nobody decided in time, newest first. */
 export const expiredRequests = new Resource(() => api().approvals.list('expired'), [Events.approvalsChanged]);
+
+/** defaultPolicy is the release policy for images without one of their own. */
+export const defaultPolicy = new Resource(() => api().approvals.policy(''));

@@ -1,18 +1,18 @@
 import { Alert, Badge, Button, Card, Group, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { IconUserPlus } from '@tabler/icons-react';
 import { useState } from 'react';
-import { api, ApiError, Events } from '../../api';
+import { api, ApiError } from '../../api';
 
 /** MIN_PASSPHRASE is custody's minimum passphrase length, shown before the officer submits. */
 export const MIN_PASSPHRASE = 10;
 import { ErrorNotice, formatTime, notifyError } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
-import { Resource, useResource } from '../../stores/resource';
+import { officers } from '../../stores/keys';
+import { useResource } from '../../stores/resource';
 import { useSession } from '../../stores/session';
 import type { AdminOutcome } from '../../api';
 import { notifyOutcome } from '../quorum/outcome';
 
-const officers = new Resource(() => api().keys.officers(), [Events.keysChanged]);
 
 export function Officers() {
   const r = useResource(officers);
