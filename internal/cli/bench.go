@@ -37,10 +37,7 @@ var benchCommand = &command{
 	name:  "bench",
 	short: "measure the release engine under a boot storm (simulated guests)",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage: keyholder bench release [--guests 10000] [--concurrency 256] [--chips 64] [--in-service N]
-                               [--rate N | --rate-of-ceiling F] [--cold] [--json]
-
-A boot storm against a fresh console in a temporary directory: every guest of
+		fmt.Fprint(w, `release runs a boot storm against a fresh console in a temporary directory: every guest of
 a known fleet reboots at once. Each guest's evidence (a report signed by the
 simulated AMD root, bound to its own challenge and HPKE key) is made
 beforehand and not timed; every request is then fully verified (signature,
@@ -72,7 +69,7 @@ verifies its VCEK's chain to the AMD root and the second builds its
 signature table, inside the storm.
 `)
 	},
-	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
 		guests := fs.Int("guests", 10000, "guests in the storm")
 		conc := fs.Int("concurrency", 256, "requests in flight")
 		chips := fs.Int("chips", 64, "simulated chips the guests run on")
@@ -82,13 +79,7 @@ signature table, inside the storm.
 		rate := fs.Float64("rate", 0, "open loop: guests boot at this many per second (0: closed loop, each slot sends again when answered)")
 		cold := fs.Bool("cold", false, "start the storm with a console that has not verified any of the chips yet (as right after a restart)")
 		rateOfCeiling := fs.Float64("rate-of-ceiling", 0, "open loop at this share of the raw ECDSA P-384 rate measured in the same run (e.g. 0.7)")
-		return func(args []string) error {
-			if len(args) == 0 || args[0] != "release" {
-				return &exitError{code: 2, msg: "usage: keyholder bench release [flags]"}
-			}
-			if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
-				return &exitError{code: 2, msg: "usage: keyholder bench release [--guests N] [--concurrency N] [--chips N] [--json]"}
-			}
+		release := func([]string) error {
 			if *guests < 1 || *conc < 1 || *chips < 1 || *inService < 0 || *rate < 0 || *rateOfCeiling < 0 || *rateOfCeiling > 10 {
 				return &exitError{code: 2, msg: "--guests, --concurrency and --chips must be positive, --in-service, --rate and --rate-of-ceiling not negative"}
 			}
@@ -128,6 +119,8 @@ signature table, inside the storm.
 			}
 			return nil
 		}
+		return []*subcommand{{name: "release", synopsis: `keyholder bench release [--guests 10000] [--concurrency 256] [--chips 64] [--in-service N]
+                        [--rate N | --rate-of-ceiling F] [--cold] [--json]`, flags: sharedFlagsOnly(release)}}
 	},
 }
 

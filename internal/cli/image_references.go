@@ -16,15 +16,16 @@ import (
 	"keyholder/backend/store"
 )
 
-// imageReferencesUsage is the part of `keyholder image`'s usage about
-// reference values.
-const imageReferencesUsage = `  keyholder image references IMAGE [--json] [--data DIR]
-  keyholder image references set IMAGE --measurement HEX[,HEX...] [--product P] [--comment C]
-        [--officer NAME] [--passphrase-file F] [--data DIR]
-  keyholder image references import IMAGE --file F [--comment C]
-        [--officer NAME] [--passphrase-file F] [--data DIR]
+// imageReferencesSynopsis is the usage of `keyholder image references`.
+const imageReferencesSynopsis = `keyholder image references IMAGE [--json] [--data DIR]
+keyholder image references set IMAGE --measurement HEX[,HEX...] [--product P] [--comment C]
+      [--officer NAME] [--passphrase-file F] [--data DIR]
+keyholder image references import IMAGE --file F [--comment C]
+      [--officer NAME] [--passphrase-file F] [--data DIR]`
 
-references lists an image's reference values (IMAGE is its name or ID).
+// imageReferencesUsage is the part of `keyholder image`'s help about
+// reference values.
+const imageReferencesUsage = `references lists an image's reference values (IMAGE is its name or ID).
 set and import record a new version before any guest boots, so that no
 first boot has to pin them: set takes the launch measurements (SHA-384,
 hex; for example from sev-snp-measure) and keeps the other fields of the
