@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keyholder/backend/attest"
+	"keyholder/backend/images"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
 )
@@ -246,8 +247,8 @@ func attestVerify(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 			if db == nil {
 				return fmt.Errorf("--image: no console database in %s", env.dataDir)
 			}
-			var id string
-			if err := db.QueryRowContext(ctx, `SELECT id FROM images WHERE name = ?`, *image).Scan(&id); err != nil {
+			id, err := images.IDByName(ctx, db, *image)
+			if err != nil {
 				return fmt.Errorf("--image %q: no such image", *image)
 			}
 			rv, err := attest.NewReferences(db).Latest(ctx, id)

@@ -12,6 +12,7 @@ import (
 
 	"keyholder/backend/attest"
 	"keyholder/backend/custody"
+	"keyholder/backend/images"
 	"keyholder/backend/quorum"
 	"keyholder/backend/store"
 )
@@ -75,7 +76,7 @@ func runImageReferences(env *cliEnv, of *officerFlags, rf referenceFlags, asJSON
 	if o.Role != custody.RoleAdmin {
 		return fmt.Errorf("officer %s is %s: only admins change reference values", o.Name, o.Role)
 	}
-	imageID, err := resolveImage(ctx, db, args[1])
+	imageID, err := images.Resolve(ctx, db, args[1])
 	if err != nil {
 		return err
 	}
@@ -131,37 +132,13 @@ func referencesFromFlags(ctx context.Context, db *store.DB, imageID, measurement
 	return &rv, nil
 }
 
-// resolveImage finds an image by ID or (unique) name.
-func resolveImage(ctx context.Context, db *store.DB, nameOrID string) (string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id FROM images WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC, id LIMIT 2`, nameOrID)
-	if err != nil {
-		return "", fmt.Errorf("find image %s: %w", nameOrID, store.Classify(err))
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return "", err
-		}
-		ids = append(ids, id)
-	}
-	switch {
-	case len(ids) == 0:
-		return "", fmt.Errorf("image %s: %w", nameOrID, store.ErrNotFound)
-	case len(ids) > 1 && ids[0] != nameOrID:
-		return "", fmt.Errorf("image name %s is ambiguous: use the image ID", nameOrID)
-	}
-	return ids[0], rows.Err()
-}
-
 func listReferences(ctx context.Context, env *cliEnv, nameOrID string, asJSON bool) error {
 	db, err := openStore(ctx, env, false)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	imageID, err := resolveImage(ctx, db, nameOrID)
+	imageID, err := images.Resolve(ctx, db, nameOrID)
 	if err != nil {
 		return err
 	}
