@@ -1,4 +1,4 @@
-package cli
+package bootstorm
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 
 // TestBenchReleaseSmall runs a tiny boot storm: every guest of a known
 // fleet is released (routine boot), its secret opens with its key, and the
-// audit log has one release entry per guest (benchRelease checks both).
+// audit log has one release entry per guest (Run checks both).
 func TestBenchReleaseSmall(t *testing.T) {
-	res, err := benchRelease(context.Background(), benchOptions{guests: 40, concurrency: 8, chips: 3, ecdsaFor: 50 * time.Millisecond})
+	res, err := Run(context.Background(), Options{Guests: 40, Concurrency: 8, Chips: 3, ECDSAFor: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestBenchReleaseSmall(t *testing.T) {
 // TestBenchReleaseOpenLoop: at a rate, guests boot on schedule: the storm
 // cannot end before the last guest's boot time, and everyone is released.
 func TestBenchReleaseOpenLoop(t *testing.T) {
-	res, err := benchRelease(context.Background(), benchOptions{guests: 30, concurrency: 8, chips: 3, rate: 100, ecdsaFor: 50 * time.Millisecond})
+	res, err := Run(context.Background(), Options{Guests: 30, Concurrency: 8, Chips: 3, Rate: 100, ECDSAFor: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
