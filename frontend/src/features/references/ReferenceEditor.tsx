@@ -41,7 +41,7 @@ export function parseReferenceInput(text: string, latest?: ReferenceValues): Ref
 }
 
 /** ReferenceEditor lets an admin enter or import an image's reference values before any guest boots. */
-export function ReferenceEditor({ image, latest, onSaved }: { image: Image; latest?: ReferenceVersion; onSaved: () => void }) {
+export function ReferenceEditor({ image, latest, onSaved }: { image: Pick<Image, 'id' | 'name'>; latest?: ReferenceVersion; onSaved: () => void }) {
   const admin = useSession().session?.role === 'admin';
   const reauth = useReauth();
   const [text, setText] = useState('');
