@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 
 	"keyholder/app"
 	"keyholder/backend/custody"
+	"keyholder/backend/release/wire"
 )
 
 var serveCommand = &command{
@@ -84,6 +87,13 @@ func serve(env *cliEnv, o serveOptions) error {
 	if err := checkListen(o.listen, useTLS, webLoginAvailable(env)); err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
+	var consoleCert *x509.Certificate
+	if useTLS {
+		var err error
+		if consoleCert, err = loadConsoleCert(o.tlsCert, o.tlsKey); err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	log := newLogger(env.stderr)
@@ -117,7 +127,7 @@ func serve(env *cliEnv, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	handler, err := app.NewHandler(svcs, app.HandlerOptions{Assets: env.cfg.Assets, Hub: hub, AllowedHosts: []string{ln.Addr().String()}, Log: log})
+	handler, err := app.NewHandler(svcs, app.HandlerOptions{Assets: env.cfg.Assets, Hub: hub, AllowedHosts: allowedHosts(ln.Addr(), consoleCert), Log: log})
 	if err != nil {
 		return err
 	}
@@ -127,6 +137,10 @@ func serve(env *cliEnv, o serveOptions) error {
 		scheme = "https"
 	}
 	fmt.Fprintf(env.stdout, "Keyholder console: %s://%s/\n", scheme, ln.Addr())
+	if consoleCert != nil {
+		// Desktop apps connect to this shared console with this pin.
+		fmt.Fprintf(env.stdout, "Console certificate (SPKI pin, SHA-256): %s\n", wire.SPKIPin(consoleCert))
+	}
 	if o.devSim {
 		fmt.Fprintln(env.stdout, "WARNING: --dev-trust-simulated-amd-root is on: SIMULATED evidence is accepted. Never use this in production.")
 	}
@@ -166,4 +180,40 @@ func webLoginAvailable(env *cliEnv) bool {
 	defer db.Close()
 	ok, err := custody.Initialized(ctx, db)
 	return ok && err == nil
+}
+
+// loadConsoleCert reads the officer console's TLS certificate, whose pin
+// desktop apps connect with.
+func loadConsoleCert(certFile, keyFile string) (*x509.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s and --tls-key %s: %v", certFile, keyFile, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s: %v", certFile, err)
+	}
+	return leaf, nil
+}
+
+// allowedHosts are the Host headers the console answers: its listening
+// address and, over TLS, the names and addresses its certificate is for
+// (a browser or desktop app reaches it by one of those; a rebound DNS
+// name fails the certificate check before any request).
+func allowedHosts(addr net.Addr, cert *x509.Certificate) []string {
+	hosts := []string{addr.String()}
+	if cert == nil {
+		return hosts
+	}
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return hosts
+	}
+	for _, n := range cert.DNSNames {
+		hosts = append(hosts, net.JoinHostPort(n, port))
+	}
+	for _, ip := range cert.IPAddresses {
+		hosts = append(hosts, net.JoinHostPort(ip.String(), port))
+	}
+	return hosts
 }
