@@ -154,8 +154,8 @@ done
 echo "remote fleet screen: SIMULATED badges cover ${share} per mille of the screen"
 [ "${share:-0}" -ge 3 ] || { echo "the shared console's fleet did not appear in the desktop (see artifacts/desktop-remote.png)"; cat "$tmp/app.log"; exit 1; }
 
-# per mille of the screen in the down banner's red (Mantine's filled red)
-red_share() { convert "$1" -fuzz 4% -fill black +opaque '#fa5252' -fill white -opaque '#fa5252' -colorspace gray -format '%[fx:mean*1000]' info: | cut -d. -f1; }
+# per mille of the screen in the down banner's red (Mantine's filled red, darkened for contrast)
+red_share() { convert "$1" -fuzz 4% -fill black +opaque '#c92a2a' -fill white -opaque '#c92a2a' -colorspace gray -format '%[fx:mean*1000]' info: | cut -d. -f1; }
 base=$(red_share artifacts/desktop-remote.png)
 kill $console; wait $console 2>/dev/null || true
 red=0

@@ -182,7 +182,14 @@ export function ConnectionBanner() {
         role="alert"
         data-testid="connection-banner"
       >
-        Keyholder tries again by itself (next attempt in about {secs} s). Decisions wait until it is back. {s.error}
+        <Text size="sm" inherit>
+          Keyholder tries again by itself (next attempt in about {secs} s). Decisions wait until it is back.
+        </Text>
+        {s.error && (
+          <Text size="xs" inherit opacity={0.85} data-testid="connection-error">
+            {s.error}
+          </Text>
+        )}
       </Alert>
     );
   }
