@@ -1,6 +1,7 @@
 import { useSyncExternalStore } from 'react';
 import { api, ApiError, Events, type ConnectionInfo, type ConnectionState } from '../api';
 import { desktop, hasWails } from '../api/wails';
+import { session } from './session';
 
 interface State {
   /** null until the desktop answered (always null in a browser). */
@@ -63,6 +64,9 @@ class ConnectionStore {
     clearTimeout(this.restoredTimer);
     if (restored) this.restoredTimer = setTimeout(() => this.set({ restored: false }), restoredFor);
     this.set({ info: { ...info, state: s }, restored: restored || (this.state.restored && s.connected) });
+    // The console may have restarted meanwhile (its sessions live in its
+    // memory): ask again whether this window's session is still open.
+    if (restored) void session.refresh();
   }
 }
 
