@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"keyholder/app/remote"
 )
@@ -21,6 +22,9 @@ const (
 	ModeLocal  = remote.ModeLocal
 	ModeRemote = remote.ModeRemote
 )
+
+// connectCheckTimeout bounds Connect's check that the console answers.
+const connectCheckTimeout = 20 * time.Second
 
 // ConnectionInfo says which console the desktop window talks to.
 type ConnectionInfo struct {
@@ -170,7 +174,9 @@ func (d *DesktopConsole) Connect(url, pin, caFile string) (ConnectionInfo, error
 		return d.Info(), &Error{Code: CodeInvalid, Message: err.Error()}
 	}
 	defer cl.Close()
-	if _, err := cl.Call(d.ctx, "", "Session", "State", nil); err != nil {
+	ctx, cancel := context.WithTimeout(d.ctx, connectCheckTimeout)
+	defer cancel()
+	if _, err := cl.Call(ctx, "", "Session", "State", nil); err != nil {
 		var ce *remote.CallError
 		if errors.As(err, &ce) {
 			return d.Info(), &Error{Code: Code(ce.Code), Message: ce.Message}
