@@ -115,13 +115,13 @@ port=$((20000 + RANDOM % 20000))
 start_console() {
   "$bin" demo --web --listen "127.0.0.1:$port" --tls-cert "$tmp/console.crt" --tls-key "$tmp/console.key" >"$tmp/console.log" 2>&1 &
   console=$!
-  for _ in $(seq 300); do grep -q 'SPKI pin' "$tmp/console.log" && break; sleep 0.1; done
-  grep -q 'SPKI pin' "$tmp/console.log" || { echo "the shared console did not start:"; cat "$tmp/console.log"; exit 1; }
+  for _ in $(seq 300); do grep -q 'Console certificate (SPKI pin' "$tmp/console.log" && break; sleep 0.1; done
+  grep -q 'Console certificate (SPKI pin' "$tmp/console.log" || { echo "the shared console did not start:"; cat "$tmp/console.log"; exit 1; }
 }
 start_console
-url=$(grep -oE 'Keyholder console: https://\S+' "$tmp/console.log" | cut -d' ' -f3 | sed 's#/$##')
-pin=$(grep -oE 'SPKI pin, SHA-256\): [0-9a-f]{64}' "$tmp/console.log" | grep -oE '[0-9a-f]{64}$')
-pass=$(grep -oE 'passphrase "[^"]+"' "$tmp/console.log" | head -1 | cut -d'"' -f2)
+url=$(grep -oE 'Keyholder console: https://\S+' "$tmp/console.log" | cut -d' ' -f3 | sed 's#/$##' || true)
+pin=$(grep -oE 'Console certificate \(SPKI pin, SHA-256\): [0-9a-f]{64}' "$tmp/console.log" | grep -oE '[0-9a-f]{64}$' || true)
+pass=$(grep -oE 'passphrase "[^"]+"' "$tmp/console.log" | head -1 | cut -d'"' -f2 || true)
 [ -n "$url" ] && [ -n "$pin" ] && [ -n "$pass" ] || { echo "the shared console printed no URL, pin or passphrase:"; cat "$tmp/console.log"; exit 1; }
 "$bin" --data "$tmp/remote-data" >"$tmp/app.log" 2>&1 &
 app=$!
