@@ -135,10 +135,10 @@ var ErrInvalid = errors.New("invalid preparation request")
 var ErrExists = errors.New("the output file exists")
 
 // chunk is the unit of work; a multiple of 4096. A worker's two chunks
-// stay in its core's caches between the read, the encryption, the hash
-// and the write: 1 MiB chunks cost 10-12 % less CPU than 4 MiB ones here
-// (BenchmarkPrepareCPU, interleaved), and 1 MiB is what cryptsetup writes
-// at a time too.
+// stay in cache between the read, the encryption, the hash (often on the
+// other core, from the shared cache) and the write: 1 MiB chunks cost
+// 10-12 % less CPU than 4 MiB ones here (BenchmarkPrepareCPU,
+// interleaved), and 1 MiB is what cryptsetup writes at a time too.
 const chunk = 1 << 20
 
 // Prepare encrypts opts.Source into opts.Dest and registers it. The output
