@@ -239,6 +239,9 @@ func (pr *preparation) open(reg Registrar) error {
 	if err := tmp.Truncate(pr.plan.size); err != nil {
 		return fmt.Errorf("prepare: size output: %w", err)
 	}
+	if err := preallocate(tmp, pr.plan.size); err != nil {
+		return fmt.Errorf("prepare: reserve %d bytes for the output in %s: %w", pr.plan.size, pr.dir, err)
+	}
 
 	if pr.key, err = luks2.NewKey(); err != nil {
 		return err
