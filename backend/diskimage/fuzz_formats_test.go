@@ -157,13 +157,12 @@ func TestWriteFormatSeeds(t *testing.T) {
 		data[i] = byte(i * 7)
 		data[2<<20+i] = byte(i * 13)
 	}
-	os.WriteFile(src, data, 0o644)
+	mustWrite(t, src, data)
 	seeds := map[string][][]string{
 		"FuzzVHDX": {{"-O", "vhdx", "-o", "subformat=dynamic,block_size=1M"}, {"-O", "vhdx", "-o", "subformat=fixed,block_size=1M"}},
 		"FuzzVDI":  {{"-O", "vdi"}, {"-O", "vdi", "-o", "static=on"}},
 	}
 	for name, variants := range seeds {
-		os.MkdirAll(filepath.Join("testdata", "fuzz", name), 0o755)
 		for i, args := range variants {
 			out := filepath.Join(dir, name+strconv.Itoa(i))
 			runTool(t, "qemu-img", append(append([]string{"convert", "-f", "raw"}, args...), src, out)...)
@@ -195,7 +194,6 @@ func TestWriteFormatSeeds(t *testing.T) {
 		"vmdk-desc": func(b []byte) { copy(b, "# Disk DescriptorFile\nRW 8 FLAT \"x.vmdk\" 0\n") },
 		"luks":      func(b []byte) { copy(b, "LUKS\xba\xbe\x00\x02") },
 	}
-	os.MkdirAll(filepath.Join("testdata", "fuzz", "FuzzProbe"), 0o755)
 	names := make([]string, 0, len(probes))
 	for n := range probes {
 		names = append(names, n)
@@ -209,7 +207,6 @@ func TestWriteFormatSeeds(t *testing.T) {
 		probes[n](b)
 		writeSeedBytes(t, "FuzzProbe", n, b)
 	}
-	os.MkdirAll(filepath.Join("testdata", "fuzz", "FuzzVMDKDescriptor"), 0o755)
 	for _, sub := range []string{"monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"} {
 		out := filepath.Join(dir, sub+".vmdk")
 		runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, src, out)
@@ -260,9 +257,16 @@ func TestSparseSeedsOpen(t *testing.T) {
 	}
 }
 
+// writeSeedBytes writes b as seed name of fuzz target fuzz (making its
+// folder), failing the test on any error: a corpus written in part would
+// otherwise pass silently.
 func writeSeedBytes(t *testing.T, fuzz, name string, b []byte) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join("testdata", "fuzz", fuzz, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644); err != nil {
+	dir := filepath.Join("testdata", "fuzz", fuzz)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

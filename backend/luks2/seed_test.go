@@ -14,12 +14,20 @@ func TestWriteSeeds(t *testing.T) {
 		return
 	}
 	m := validVolume(t)
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
-	os.MkdirAll(dir, 0o755)
 	js := bytes.TrimRight(m.b[binHeaderSize:defaultHdrSize], "\x00")
-	os.MkdirAll(filepath.Join("testdata", "fuzz", "FuzzMetadata"), 0o755)
-	os.WriteFile(filepath.Join("testdata", "fuzz", "FuzzMetadata", "valid"), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(js))+")\n"), 0o644)
-	for name, b := range map[string][]byte{"primary": m.b[:defaultHdrSize]} {
-		os.WriteFile(filepath.Join(dir, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644)
+	writeSeed(t, "FuzzMetadata", "valid", js)
+	writeSeed(t, "FuzzOpen", "primary", m.b[:defaultHdrSize])
+}
+
+// writeSeed writes b as seed name of fuzz target fuzz, failing the test on
+// any error (a corpus written in part would pass silently).
+func writeSeed(t *testing.T, fuzz, name string, b []byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", fuzz)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
