@@ -39,7 +39,7 @@ const (
 
 func (fakeVerifier) AKDigest(ev wire.Evidence) []byte { return nil }
 
-func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error) {
+func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, image ImageRef, expected [64]byte) (Claims, error) {
 	r := ev.Report
 	var c Claims
 	copy(c.ReportData[:], r[offReportData:offReportData+64])
