@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"keyholder/internal/fuzzseed"
 )
 
 // VHDX and VDI images are mostly zeros (a VHDX has 1 MiB-aligned regions),
@@ -170,7 +172,7 @@ func TestWriteFormatSeeds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeSeedBytes(t, name, "seed"+strconv.Itoa(i), encodeSparse(b))
+			fuzzseed.Write(t, name, "seed"+strconv.Itoa(i), encodeSparse(b))
 		}
 	}
 	dirty := filepath.Join(dir, "dirty.vhdx")
@@ -179,7 +181,7 @@ func TestWriteFormatSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeSeedBytes(t, "FuzzVHDX", "dirty-log", encodeSparse(b))
+	fuzzseed.Write(t, "FuzzVHDX", "dirty-log", encodeSparse(b))
 	// Small files with each signature Open knows, at its offset.
 	probes := map[string]func(b []byte){
 		"qcow1":     func(b []byte) { copy(b, "QFI\xfb\x00\x00\x00\x01") },
@@ -205,15 +207,15 @@ func TestWriteFormatSeeds(t *testing.T) {
 			b = make([]byte, 0x8006)
 		}
 		probes[n](b)
-		writeSeedBytes(t, "FuzzProbe", n, b)
+		fuzzseed.Write(t, "FuzzProbe", n, b)
 	}
 	for _, sub := range []string{"monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"} {
 		out := filepath.Join(dir, sub+".vmdk")
 		runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, src, out)
 		b, _ := os.ReadFile(out)
-		writeSeedBytes(t, "FuzzVMDKDescriptor", sub, bytes.TrimRight(b, "\x00 "))
+		fuzzseed.Write(t, "FuzzVMDKDescriptor", sub, bytes.TrimRight(b, "\x00 "))
 	}
-	writeSeedBytes(t, "FuzzVMDKDescriptor", "escape", []byte("# Disk DescriptorFile\nparentCID=ffffffff\nRW 2048 FLAT \"../x\" 0\nRW 8 ZERO\nRW 8 VMFS \"/etc/x\"\n"))
+	fuzzseed.Write(t, "FuzzVMDKDescriptor", "escape", []byte("# Disk DescriptorFile\nparentCID=ffffffff\nRW 2048 FLAT \"../x\" 0\nRW 8 ZERO\nRW 8 VMFS \"/etc/x\"\n"))
 }
 
 // TestSparseSeedsOpen: the VHDX and VDI seeds are real images (the sparse
@@ -254,19 +256,5 @@ func TestSparseSeedsOpen(t *testing.T) {
 				t.Fatalf("%s: byte %d of the second piece is %d", name, i, c)
 			}
 		}
-	}
-}
-
-// writeSeedBytes writes b as seed name of fuzz target fuzz (making its
-// folder), failing the test on any error: a corpus written in part would
-// otherwise pass silently.
-func writeSeedBytes(t *testing.T, fuzz, name string, b []byte) {
-	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", fuzz)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

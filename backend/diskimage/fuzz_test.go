@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"keyholder/internal/fuzzseed"
 )
 
 // Run the fuzzers with -fuzzminimizetime 1x (e.g. go test -run X -fuzz
@@ -108,7 +110,7 @@ func writeSeed(t *testing.T, fuzz, name, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeSeedBytes(t, fuzz, name, b)
+	fuzzseed.Write(t, fuzz, name, b)
 }
 
 // mustWrite writes a file a seed is made from, failing the test on error.
