@@ -131,8 +131,8 @@ type Result struct {
 // ErrInvalid wraps options Prepare refuses.
 var ErrInvalid = errors.New("invalid preparation request")
 
-// ErrExists means the output file exists already.
-var ErrExists = errors.New("the output file exists")
+// ErrOutputExists means the output file exists already.
+var ErrOutputExists = errors.New("the output file exists")
 
 // chunk is the unit of work; a multiple of 4096. A worker's two chunks
 // stay in cache between the read, the encryption, the hash (often on the
@@ -224,7 +224,7 @@ func (pr *preparation) open(reg Registrar) error {
 		return err
 	}
 	if _, err := os.Stat(pr.dest); err == nil {
-		return fmt.Errorf("prepare: %w: %s; choose another output name", ErrExists, opts.Dest)
+		return fmt.Errorf("prepare: %w: %s; choose another output name", ErrOutputExists, opts.Dest)
 	}
 	pr.dir = filepath.Dir(pr.dest)
 	// What runs killed earlier left in this folder goes first.

@@ -94,7 +94,7 @@ never stored. setup and remove are an admin's custody actions.
 					return err
 				}
 				defer db.Close()
-				info, err := custody.New(db, custodyOptions).AutoUnsealInfo(ctx)
+				info, err := custody.New(db, env.cfg.Custody).AutoUnsealInfo(ctx)
 				if errors.Is(err, custody.ErrNoAutoUnseal) {
 					if *asJSON {
 						return json.NewEncoder(env.stdout).Encode(map[string]any{"auto_unseal": false})
