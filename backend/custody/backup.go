@@ -63,6 +63,9 @@ var (
 	ErrNotBackup      = errors.New("not a Keyholder backup file")
 	ErrOtherConsole   = errors.New("the backup belongs to another console")
 	ErrDatabaseExists = errors.New("a console database exists already")
+	// ErrRestorePostgres means a restore was aimed at a PostgreSQL
+	// database: a backup restores into a data directory (SQLite).
+	ErrRestorePostgres = errors.New("a backup restores into a data directory (the embedded SQLite database), not into PostgreSQL")
 )
 
 type backupOfficer struct {
@@ -162,7 +165,10 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, fi
 		if !validFileName(name) {
 			return BackupInfo{}, fmt.Errorf("%w: backup file name %q", ErrInvalid, name)
 		}
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(s.db.Path()), name))
+		if s.db.DataDir() == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.db.DataDir(), name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -183,6 +189,9 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, fi
 		return BackupInfo{}, err
 	}
 	dir := filepath.Dir(s.db.Path())
+	if s.db.Dialect() == store.Postgres {
+		dir = os.TempDir() // the snapshot is a SQLite file (store.Snapshot)
+	}
 	stale, _ := filepath.Glob(filepath.Join(dir, ".keyholder-backup-*.tmp"))
 	for _, f := range stale {
 		os.Remove(f)
@@ -195,8 +204,8 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, fi
 	f.Close()
 	os.Remove(snap)
 	defer os.Remove(snap)
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, snap); err != nil {
-		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", store.Classify(err))
+	if err := s.db.Snapshot(ctx, snap); err != nil {
+		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", err)
 	}
 	hdr, err := s.backupHeader(ctx, snap)
 	if err != nil {
@@ -428,6 +437,9 @@ type RestoreOptions struct {
 // database's own integrity and identity. No console may be running on
 // dbPath.
 func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts RestoreOptions) (BackupInfo, error) {
+	if store.IsPostgresURL(dbPath) {
+		return BackupInfo{}, ErrRestorePostgres
+	}
 	br := &backupReader{r: bufio.NewReaderSize(r, 1<<16)}
 	hdr, hh, err := readBackupHeader(br.r)
 	if err != nil {

@@ -813,7 +813,7 @@ const (
 
 func claimLimitTx(ctx context.Context, tx *sql.Tx, volumeID string, now time.Time) (*wire.Error, error) {
 	var open, recent int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(status IN ('pending', 'approved')), 0), COALESCE(SUM(created_at > ?), 0)
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN status IN ('pending', 'approved') THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN created_at > ? THEN 1 ELSE 0 END), 0)
 		FROM approval_requests WHERE first_boot_claim = 1 AND volume_id = ?`, store.Time(now.Add(-time.Hour)), volumeID).Scan(&open, &recent); err != nil {
 		return nil, fmt.Errorf("count first-boot claims: %w", store.Classify(err))
 	}

@@ -549,7 +549,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	}
 	// Every approval must be bound to the evidence this request carries.
 	var bound, unbound int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(evidence_hash = ?), 0), COALESCE(SUM(evidence_hash != ?), 0) FROM approvals WHERE request_id = ?`,
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN evidence_hash = ? THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN evidence_hash != ? THEN 1 ELSE 0 END), 0) FROM approvals WHERE request_id = ?`,
 		r.EvidenceHash, r.EvidenceHash, r.ID).Scan(&bound, &unbound); err != nil {
 		return nil, nil, nil, fmt.Errorf("read approvals: %w", store.Classify(err))
 	}
