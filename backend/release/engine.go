@@ -126,6 +126,8 @@ type Service struct {
 	challenges *Challenges
 	now        func() time.Time
 	notify     func(Event)
+	publish    func(Event) // to the other replicas (SetBroadcast)
+	lead       func(context.Context) bool // may this replica run the periodic jobs (SetJobLease)
 	authAge    time.Duration
 	log        *slog.Logger
 
@@ -161,6 +163,16 @@ func (s *Service) OnEvent(fn func(Event)) {
 }
 
 func (s *Service) emit(ev Event) {
+	s.deliver(ev)
+	s.mu.Lock()
+	pub := s.publish
+	s.mu.Unlock()
+	if pub != nil {
+		pub(ev)
+	}
+}
+
+func (s *Service) deliver(ev Event) {
 	if ev.Kind == "request" && ev.RequestID != "" {
 		s.waiters.wake(ev.RequestID)
 	}
@@ -169,6 +181,28 @@ func (s *Service) emit(ev Event) {
 	s.mu.Unlock()
 	fn(ev)
 }
+
+// SetJobLease makes RunExpiry run its jobs only while lead reports that
+// this replica holds the jobs' lease, so that replicas on one database
+// expire requests once, not each.
+func (s *Service) SetJobLease(lead func(context.Context) bool) {
+	s.mu.Lock()
+	s.lead = lead
+	s.mu.Unlock()
+}
+
+// SetBroadcast hands every event that happens in this process to publish
+// as well (replicas: the other console processes on the database).
+func (s *Service) SetBroadcast(publish func(Event)) {
+	s.mu.Lock()
+	s.publish = publish
+	s.mu.Unlock()
+}
+
+// Deliver takes an event that happened in another replica: guests waiting
+// here for that request wake up and OnEvent's function sees it, but it is
+// not broadcast again.
+func (s *Service) Deliver(ev Event) { s.deliver(ev) }
 
 // SetListener records where the release API listens and its SPKI pin, for
 // the UI (Settings) and image manifests.
