@@ -126,7 +126,7 @@ type Service struct {
 	challenges *Challenges
 	now        func() time.Time
 	notify     func(Event)
-	publish    func(Event) // to the other replicas (SetBroadcast)
+	publish    func(Event)                // to the other replicas (SetBroadcast)
 	lead       func(context.Context) bool // may this replica run the periodic jobs (SetJobLease)
 	authAge    time.Duration
 	log        *slog.Logger

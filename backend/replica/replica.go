@@ -140,4 +140,3 @@ func List(ctx context.Context, db *store.DB, self string) ([]Info, error) {
 	}
 	return out, rows.Err()
 }
-
