@@ -10,6 +10,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(serveChildEnv) != "" {
+		os.Exit(runServeChild())
+	}
 	code := m.Run()
 	storetest.Stop() // the private PostgreSQL server, if a test started one
 	os.Exit(code)
