@@ -228,7 +228,7 @@ func TestReplicasSurviveSIGKILL(t *testing.T) {
 		g.NewLaunch()
 		res, err := pool.Obtain(ctx, g, agent.Request{VMID: fmt.Sprintf("vm-%05d", i), VolumeID: vols[i], MaxWait: 3 * time.Minute,
 			PollEvery: 200 * time.Millisecond,
-			Retrying: func(err error) { retries.Add(1); firstRetry.CompareAndSwap(nil, err.Error()) }, Backoff: agent.Backoff{Base: 50 * time.Millisecond, Max: time.Second}})
+			Retrying:  func(err error) { retries.Add(1); firstRetry.CompareAndSwap(nil, err.Error()) }, Backoff: agent.Backoff{Base: 50 * time.Millisecond, Max: time.Second}})
 		if err != nil {
 			errs[i] = err
 			failed.Add(1)
