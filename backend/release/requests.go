@@ -628,9 +628,16 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ?`, store.Time(now), r.ID); err != nil {
+	// Only an approved request completes, once: a replica that raced this
+	// one to the same request finds it completed and releases nothing.
+	res, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'approved'`, store.Time(now), r.ID)
+	if err != nil {
 		ts.wipe()
 		return nil, nil, nil, fmt.Errorf("complete request: %w", store.Classify(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		ts.wipe()
+		return nil, nil, nil, fmt.Errorf("complete request %s: it is no longer approved (%v)", r.ID, err)
 	}
 	return rel, ts, nil, nil
 }
