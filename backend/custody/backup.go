@@ -140,6 +140,10 @@ func chunkNonce(i uint64, final bool) []byte {
 	return n
 }
 
+// staleBackupAge is how old a backup's temporary folder must be before a
+// later backup takes it for one a killed process left behind.
+const staleBackupAge = time.Hour
+
 // WriteBackup writes an encrypted, integrity-protected export of the whole
 // console state to w. The service must be unlocked (the stream key derives
 // from the master key). actor is recorded in the audit log; the audit entry
@@ -192,18 +196,21 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, fi
 	if s.db.Dialect() == store.Postgres {
 		dir = os.TempDir() // the snapshot is a SQLite file (store.Snapshot)
 	}
-	stale, _ := filepath.Glob(filepath.Join(dir, ".keyholder-backup-*.tmp"))
+	// What a killed backup left behind goes; a backup running now (another
+	// officer's, another console's in a shared temporary folder) keeps its
+	// own private folder.
+	stale, _ := filepath.Glob(filepath.Join(dir, ".keyholder-backup-*"))
 	for _, f := range stale {
-		os.Remove(f)
+		if fi, err := os.Lstat(f); err == nil && time.Since(fi.ModTime()) > staleBackupAge {
+			os.RemoveAll(f)
+		}
 	}
-	f, err := os.CreateTemp(dir, ".keyholder-backup-*.tmp")
+	priv, err := os.MkdirTemp(dir, ".keyholder-backup-*")
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", err)
 	}
-	snap := f.Name()
-	f.Close()
-	os.Remove(snap)
-	defer os.Remove(snap)
+	defer os.RemoveAll(priv)
+	snap := filepath.Join(priv, "snapshot.db")
 	if err := s.db.Snapshot(ctx, snap); err != nil {
 		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"keyholder/backend/shamir"
 	"keyholder/backend/store"
@@ -364,4 +365,44 @@ func openRestored(t *testing.T, dir string) *store.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// TestBackupKeepsOthersInProgress: a backup removes what a killed backup
+// left behind (older than staleBackupAge) but not the temporary folder of
+// a backup running now, another officer's or another replica's.
+func TestBackupKeepsOthersInProgress(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	dir := filepath.Dir(s.DB().Path())
+	if s.DB().Dialect() == store.Postgres {
+		dir = os.TempDir()
+	}
+	running, err := os.MkdirTemp(dir, ".keyholder-backup-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(running)
+	os.WriteFile(filepath.Join(running, "snapshot.db"), []byte("in progress"), 0o600)
+	killed, err := os.MkdirTemp(dir, ".keyholder-backup-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(killed)
+	old := time.Now().Add(-2 * staleBackupAge)
+	os.Chtimes(killed, old, old)
+	if _, err := s.WriteBackup(ctx, "officer:alice", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(running, "snapshot.db")); err != nil || string(b) != "in progress" {
+		t.Fatalf("a backup in progress lost its snapshot: %q, %v", b, err)
+	}
+	if _, err := os.Stat(killed); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a killed backup's folder is still there: %v", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".keyholder-backup-*"))
+	for _, f := range left {
+		if f != running {
+			t.Errorf("the backup left %s behind", f)
+		}
+	}
 }
