@@ -109,8 +109,20 @@ export interface AuditEntry {
   hash: string;
 }
 
+/** AuditQuery filters the log on the server; empty fields match everything. */
 export interface AuditQuery {
   search?: string;
+  /** "officer:alice", "guest:vm-1", "console", or a name ("alice") */
+  actor?: string;
+  /** an action ("release.deny") or a family ("release") */
+  action?: string;
+  /** a release event class: first_boot, migration, restore, platform_change, rotation, routine_boot */
+  class?: string;
+  /** a VM ID: its guest's entries, decisions on its requests, its volume */
+  vm?: string;
+  /** RFC 3339; from <= at < to */
+  from?: string;
+  to?: string;
   before_seq?: number;
   limit?: number;
 }
@@ -156,6 +168,8 @@ export interface Progress {
 export interface ApiErrorBody {
   code: string;
   message: string;
+  /** the argument the message is about, e.g. "reason" */
+  field?: string;
 }
 
 export type Role = 'admin' | 'approver' | 'viewer';
