@@ -66,6 +66,10 @@ type Guest struct {
 	// Reason is why a failing guest fails: the message of its latest
 	// refused attestation ("" for other statuses).
 	Reason string `json:"reason"`
+	// ReasonCode is that attestation's refusal code (a wire code such as
+	// "evidence_invalid", "denied_by_officer"), for the next step the
+	// console suggests; "" for other statuses.
+	ReasonCode string `json:"reason_code"`
 }
 
 // Filter narrows a listing. Zero fields match everything.
@@ -102,7 +106,7 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
 		` + statusExpr + `, v.product, v.chip_id, v.signer, v.measurement, v.tcb, v.generation, v.simulated,
 		v.last_evidence_at, v.created_at,
-		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END
+		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END || char(31) || a.code
 			FROM attestations a WHERE a.vm_id = v.id AND a.result NOT IN ('released', 'verified', 'pending') ORDER BY a.id DESC LIMIT 1), '') ELSE '' END
 		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE 1=1`
 	args := []any{now}
@@ -138,6 +142,9 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 			&g.ChipID, &g.Signer, &g.Measurement, &tcb, &g.Generation, &sim, &last, &created, &g.Reason); err != nil {
 			return nil, fmt.Errorf("list guests: %w", err)
 		}
+		// One subquery reads the failing attestation's message and code,
+		// joined by a unit separator (0x1f).
+		g.Reason, g.ReasonCode, _ = strings.Cut(g.Reason, "\x1f")
 		g.Simulated = sim != 0
 		g.ChipIdentity = ChipIdentity(g.Signer, g.ChipID)
 		if err := json.Unmarshal([]byte(tcb), &g.TCB); err != nil {

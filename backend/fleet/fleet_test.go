@@ -91,6 +91,15 @@ func TestRecordStatusAndHistory(t *testing.T) {
 		t.Fatalf("after unauthenticated refusal: %s, %d rows", g.Status, len(g.History))
 	}
 
+	// An authentic refusal makes the guest failing; the list says why, in
+	// words and as a code the console turns into a next step.
+	o = base
+	o.At, o.Result, o.Status, o.Authentic, o.Code, o.Message = clk.now(), ResultFailing, Failing, true, "evidence_invalid", "measurement ab12… is not in the approved set (1 approved)"
+	rec(o)
+	if gs, _ := svc.List(ctx, Filter{}); len(gs) != 1 || gs[0].Status != Failing || gs[0].Reason != o.Message || gs[0].ReasonCode != "evidence_invalid" {
+		t.Fatalf("failing guest: %+v", gs)
+	}
+
 	// The revocation ends the guest's release requests in its own
 	// transaction: when that fails, the guest is not revoked either.
 	failing := func(context.Context, *sql.Tx, string, string, string, time.Time) error {

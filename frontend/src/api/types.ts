@@ -33,6 +33,8 @@ export interface Guest {
   created_at: string;
   /** why a failing guest fails (its latest refusal); empty otherwise. */
   reason?: string;
+  /** the refusal's code (evidence_invalid, denied_by_officer, …); empty otherwise. */
+  reason_code?: string;
 }
 
 export interface FleetFilter {
