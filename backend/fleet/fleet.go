@@ -64,7 +64,8 @@ type Guest struct {
 	LastEvidenceAt *time.Time `json:"last_evidence_at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	// Reason is why a failing guest fails: the message of its latest
-	// refused attestation ("" for other statuses).
+	// refused attestation, or the status reason when none was refused (an
+	// expired request); "" for other statuses.
 	Reason string `json:"reason"`
 	// ReasonCode is that attestation's refusal code (a wire code such as
 	// "evidence_invalid", "denied_by_officer"), for the next step the
@@ -77,7 +78,14 @@ type Filter struct {
 	Status Status `json:"status"`
 	Search string `json:"search"` // substring of ID, name, image, chip ID
 	Limit  int    `json:"limit"`  // 0 means all
+	// Order is "" (most recently seen first) or OrderAttention: failing,
+	// pending, stale, revoked, then verified guests, newest evidence first
+	// within each; with Limit, the first page of what needs an officer.
+	Order string `json:"order"`
 }
+
+// OrderAttention lists the guests that need an officer first.
+const OrderAttention = "attention"
 
 // Summary counts guests by status.
 type Summary struct {
@@ -107,7 +115,7 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 		` + statusExpr + `, v.product, v.chip_id, v.signer, v.measurement, v.tcb, v.generation, v.simulated,
 		v.last_evidence_at, v.created_at,
 		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END || char(31) || a.code
-			FROM attestations a WHERE a.vm_id = v.id AND a.result NOT IN ('released', 'verified', 'pending') ORDER BY a.id DESC LIMIT 1), '') ELSE '' END
+			FROM attestations a WHERE a.vm_id = v.id AND a.result NOT IN ('released', 'verified', 'pending', 'approved') ORDER BY a.id DESC LIMIT 1), v.status_reason) ELSE '' END
 		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE 1=1`
 	args := []any{now}
 	if id != "" {
@@ -123,7 +131,13 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 		q += ` AND (lower(v.id) LIKE ? ESCAPE '\' OR lower(v.name) LIKE ? ESCAPE '\' OR lower(COALESCE(i.name, '')) LIKE ? ESCAPE '\' OR lower(v.chip_id) LIKE ? ESCAPE '\')`
 		args = append(args, like, like, like, like)
 	}
-	q += ` ORDER BY v.last_evidence_at IS NULL, v.last_evidence_at DESC, v.id`
+	if f.Order == OrderAttention {
+		q += ` ORDER BY CASE ` + statusExpr + ` WHEN 'failing' THEN 0 WHEN 'pending' THEN 1 WHEN 'stale' THEN 2 WHEN 'revoked' THEN 3 ELSE 4 END,`
+		args = append(args, now)
+	} else {
+		q += ` ORDER BY`
+	}
+	q += ` v.last_evidence_at IS NULL, v.last_evidence_at DESC, v.id`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
 	}

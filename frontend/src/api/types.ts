@@ -41,6 +41,8 @@ export interface FleetFilter {
   status?: GuestStatus | '';
   search?: string;
   limit?: number;
+  /** "attention": failing, pending, stale, revoked, then verified; "" newest evidence first */
+  order?: '' | 'attention';
 }
 
 export interface FleetSummary {
