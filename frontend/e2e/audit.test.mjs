@@ -73,7 +73,7 @@ test('a denial needs a reason: the console refuses a blank one, the dialog asks 
   await other.getByTestId('deny-reason').fill('host not on the change calendar');
   await other.getByTestId('deny-confirm').click();
   await card.waitFor({ state: 'detached' });
-  await dialog.waitFor({ state: 'detached' });
+  await dialog.locator('[data-testid="deny-reason"]').waitFor({ state: 'detached' });
   assert.equal((await call(other, 'Approvals/Get', q.id)).result.status, 'denied');
 
   // Live: the entry appears in the first tab without a reload, with the reason.

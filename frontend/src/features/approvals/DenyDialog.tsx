@@ -83,7 +83,6 @@ export function DenyDialog({
             color="red"
             onClick={() => void submit()}
             loading={busy}
-            aria-disabled={blank || undefined}
             title={blank ? 'Write a reason first' : undefined}
             data-testid="deny-confirm"
           >
