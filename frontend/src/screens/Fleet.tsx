@@ -134,7 +134,7 @@ export function FleetScreen() {
           No guest matches this filter.
         </Text>
       )}
-      {rows.length > 0 && (
+      {fl.loaded && rows.length > 0 && (
         <GuestTable
           guests={rows}
           sort={sort}
