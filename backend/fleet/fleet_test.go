@@ -94,7 +94,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 	// An authentic refusal makes the guest failing; the list says why, in
 	// words and as a code the console turns into a next step.
 	o = base
-	o.At, o.Result, o.Status, o.Authentic, o.Code, o.Message = clk.now(), ResultFailing, Failing, true, "evidence_invalid", "measurement ab12… is not in the approved set (1 approved)"
+	o.At, o.Result, o.Status, o.Authentic, o.Code, o.Message = clk.Now(), ResultFailing, Failing, true, "evidence_invalid", "measurement ab12… is not in the approved set (1 approved)"
 	rec(o)
 	if gs, _ := svc.List(ctx, Filter{}); len(gs) != 1 || gs[0].Status != Failing || gs[0].Reason != o.Message || gs[0].ReasonCode != "evidence_invalid" {
 		t.Fatalf("failing guest: %+v", gs)
@@ -309,11 +309,11 @@ func TestListAttentionOrder(t *testing.T) {
 		record(o)
 	}
 	// vm-0 goes stale: every other verified guest heartbeats later.
-	clk.add(3*time.Hour - 5*time.Second)
+	clk.Advance(3*time.Hour - 5*time.Second)
 	for _, id := range []string{"vm-2", "vm-4", "vm-6"} {
 		record(Observation{VMID: id, Kind: "heartbeat", ChipID: "c", Measurement: "m", ReportID: "r" + id[3:], Result: ResultVerified, Status: Verified, Authentic: true, HeartbeatEvery: time.Hour})
 	}
-	clk.add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	gs, err := svc.List(context.Background(), Filter{Order: OrderAttention, Limit: 5})
 	if err != nil {
 		t.Fatal(err)
