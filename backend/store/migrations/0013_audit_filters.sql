@@ -1,4 +1,4 @@
--- 0014: the Audit screen filters by actor, action, class, VM and date on the
+-- 0013: the Audit screen filters by actor, action, class, VM and date on the
 -- server (audit.Query), newest first and a page at a time. These indexes let
 -- a filter that matches few entries of a long log find them without a full
 -- scan; approval_requests(class) serves the class filter, which selects the
