@@ -114,10 +114,12 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
 		` + statusExpr + `, v.product, v.chip_id, v.signer, v.measurement, v.tcb, v.generation, v.simulated,
 		v.last_evidence_at, v.created_at,
-		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END || char(31) || a.code
+		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END || ? || a.code
 			FROM attestations a WHERE a.vm_id = v.id AND a.result NOT IN ('released', 'verified', 'pending', 'approved') ORDER BY a.id DESC LIMIT 1), v.status_reason) ELSE '' END
 		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE `
-	args := []any{now}
+	// The failing reason and its code travel as one text, split at the unit
+	// separator (a parameter: SQLite spells it char(31), PostgreSQL chr(31)).
+	args := []any{now, "\x1f"}
 	where := `1=1`
 	var wargs []any
 	if id != "" {
