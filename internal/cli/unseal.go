@@ -12,6 +12,7 @@ import (
 
 	"keyholder/backend/custody"
 	"keyholder/backend/hsm"
+	"keyholder/backend/quorum"
 )
 
 // pkcs11Flags say how to reach the auto-unseal token. Each falls back to
@@ -82,7 +83,15 @@ the key in the token when it has none. A console started with access to
 the token (keyholder serve with the same module, token and PIN, from flags
 or KEYHOLDER_PKCS11_MODULE, _TOKEN, _PIN_FILE or _PIN) unlocks itself
 without an officer; without it, it stays locked and says why. The PIN is
-never stored. setup and remove are an admin's custody actions.
+never stored.
+
+setup and remove are admin actions under the two-person rule: on a
+console with two admins or more, one admin's setup or remove waits until
+another admin approves it ('keyholder requests approve ID', or the
+Approvals screen); the rules say how many (keyholder requests list shows
+them as auto_unseal.setup and auto_unseal.remove). The admin who asks for
+setup reaches the token (the master key is wrapped then, never shown);
+the approving admins need not.
 `)
 	},
 	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
@@ -128,7 +137,7 @@ never stored. setup and remove are an admin's custody actions.
 					return &exitError{code: 2, msg: err.Error()}
 				}
 				defer clear(cfg.PIN)
-				_, svc, o, done, err := of.openUnlocked(ctx, env)
+				db, svc, o, done, err := of.openUnlocked(ctx, env)
 				if err != nil {
 					return err
 				}
@@ -139,22 +148,34 @@ never stored. setup and remove are an admin's custody actions.
 				}
 				defer tok.Close()
 				info := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
-				if err := svc.SetupAutoUnseal(ctx, o.Name, tok, info); err != nil {
+				q, by := quorumFor(db, svc, o)
+				a, err := q.SetupAutoUnseal(ctx, by, tok, info)
+				if err != nil {
 					return err
 				}
 				if tok.Created() {
 					fmt.Fprintf(env.stdout, "Created AES key %q in token %q.\n", info.KeyLabel, info.TokenLabel)
 				}
+				if a.Status != quorum.StatusDone {
+					waiting(env.stdout, a, "")
+					return nil
+				}
 				fmt.Fprintf(env.stdout, "Auto-unseal is set up: a console with access to token %q unlocks itself at start.\n", info.TokenLabel)
 				return nil
 			case "remove":
-				_, svc, o, done, err := of.openUnlocked(ctx, env)
+				db, svc, o, done, err := of.openUnlocked(ctx, env)
 				if err != nil {
 					return err
 				}
 				defer done()
-				if err := svc.RemoveAutoUnseal(ctx, o.Name); err != nil {
+				q, by := quorumFor(db, svc, o)
+				a, err := q.RemoveAutoUnseal(ctx, by)
+				if err != nil {
 					return err
+				}
+				if a.Status != quorum.StatusDone {
+					waiting(env.stdout, a, "")
+					return nil
 				}
 				fmt.Fprintln(env.stdout, "Auto-unseal is removed: the next start waits for an officer.")
 				return nil
