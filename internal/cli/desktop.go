@@ -69,6 +69,11 @@ func runDesktop(env *cliEnv, devSim bool, releaseListen string, hooks consoleHoo
 	}
 	defer db.Close()
 
+	if hooks.unlock == nil {
+		// Like serve: a console with auto-unseal set up unlocks through its
+		// PKCS#11 token (KEYHOLDER_PKCS11_MODULE, _TOKEN, _PIN_FILE or _PIN).
+		hooks.unlock = autoUnsealHook(log, &pkcs11Flags{}, env, true)
+	}
 	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, releaseListen, devSim, hooks)
 	if err != nil {
 		return err

@@ -99,11 +99,7 @@ func serve(env *cliEnv, o serveOptions) error {
 		if pf == nil {
 			pf = &pkcs11Flags{}
 		}
-		auto := o.autoUnseal
-		o.hooks.unlock = func(ctx context.Context, cust *custody.Service) error {
-			autoUnsealAtStart(ctx, log, cust, pf, env, auto)
-			return nil
-		}
+		o.hooks.unlock = autoUnsealHook(log, pf, env, o.autoUnseal)
 	}
 	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, o.releaseListen, o.devSim, o.hooks)
 	if err != nil {

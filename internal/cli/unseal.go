@@ -185,6 +185,15 @@ the approving admins need not.
 	},
 }
 
+// autoUnsealHook is the consoleHooks.unlock of serve and the desktop app:
+// autoUnsealAtStart, which never stops the start.
+func autoUnsealHook(log *slog.Logger, pf *pkcs11Flags, env *cliEnv, enabled bool) func(context.Context, *custody.Service) error {
+	return func(ctx context.Context, cust *custody.Service) error {
+		autoUnsealAtStart(ctx, log, cust, pf, env, enabled)
+		return nil
+	}
+}
+
 // autoUnsealAtStart unlocks the console's key service through its PKCS#11
 // token when auto-unseal is set up (and enabled). Whatever fails (no
 // module or PIN given, token absent, wrong PIN, another key), the console
