@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"keyholder/backend/agent"
+	"keyholder/backend/agent/agentsim"
+	"keyholder/backend/attest"
+	"keyholder/backend/custody"
+	"keyholder/backend/hsm/hsmtest"
+	"keyholder/backend/release/wire"
+	"keyholder/backend/sim"
+	"keyholder/backend/store"
+)
+
+// cliHelperEnv makes the test binary run the keyholder command line with
+// its arguments instead of the tests, so that a test starts a real
+// `keyholder serve` process and can SIGKILL it.
+const cliHelperEnv = "KEYHOLDER_TEST_RUN_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(cliHelperEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// serveProcess is a `keyholder serve` process started from the test binary.
+type serveProcess struct {
+	cmd  *exec.Cmd
+	url  string // release API
+	pin  string // its SPKI pin
+	logs *logBuffer
+}
+
+var releaseLine = regexp.MustCompile(`Release API for guests: (https://[^/ ]+)/\s+\(SPKI pin, SHA-256: ([A-Za-z0-9+/=_-]+)\)`)
+
+// startServe starts `keyholder serve args...` and waits for its release API.
+func startServe(t *testing.T, args ...string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), cliHelperEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProcess{cmd: cmd, logs: &logBuffer{}}
+	cmd.Stderr = p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := releaseLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m
+			}
+		}
+		close(found)
+	}()
+	select {
+	case m, ok := <-found:
+		if !ok {
+			cmd.Wait()
+			t.Fatalf("keyholder serve stopped before serving guests: %s", p.logs)
+		}
+		p.url, p.pin = m[1], m[2]
+	case <-time.After(60 * time.Second):
+		t.Fatalf("keyholder serve did not start its release API: %s", p.logs)
+	}
+	return p
+}
+
+// kill ends the process with SIGKILL, as a lost machine would.
+func (p *serveProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+}
+
+// logBuffer collects a process's standard error while the test reads it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestReplicaRestartUnsealsThroughSoftHSM2 is the proof that a replica
+// needs no officer after a restart: a `keyholder serve` process with
+// auto-unseal set up on a real SoftHSM2 token is killed with SIGKILL and
+// started again; the new process serves a guest's routine release over the
+// pinned TLS release API although no officer logged in to it, and its
+// audit log says the token unlocked it. Started without the token's PIN,
+// the same console stays locked and answers the guest "unavailable", so
+// it is the token that unlocks it. (Store: SQLite, the embedded default.)
+func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
+	useCheapKDF(t)
+	ctx := context.Background()
+	module := hsmtest.Token(t, "kh-replica", "pin-7531")
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	alice := secretFile(t, root, "alice", "alice's passphrase one")
+	pin := secretFile(t, root, "pin", "pin-7531")
+	var l cliLog
+	l.run(t, 0, "init", "--data", data, "--officer", "alice", "--passphrase-file", alice)
+	l.run(t, 0, "unseal", "setup", "--data", data, "--officer", "alice", "--passphrase-file", alice,
+		"--pkcs11-module", module, "--token-label", "kh-replica", "--pin-file", pin)
+
+	// An image with reference values and a volume for one guest, made by
+	// an officer before the console runs.
+	db, err := store.Open(ctx, filepath.Join(data, "keyholder.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cust := custody.New(db, custodyOptions)
+	if _, err := cust.Unlock(ctx, "alice", []byte("alice's passphrase one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_web', 'web', ?)`, store.Time(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attest.NewReferences(db).Put(ctx, "img_web", &attest.ReferenceValues{Measurements: []attest.Hex{sim.DemoMeasurement}}, "officer:alice", "replica test"); err != nil {
+		t.Fatal(err)
+	}
+	vol, gen, secret, err := cust.CreateVolume(ctx, "officer:alice", "img_web", "web-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clear(secret)
+	cust.Close(ctx)
+	db.Close()
+
+	serveArgs := func(extra ...string) []string {
+		return append([]string{"--data", data, "--listen", "127.0.0.1:0", "--release-listen", "127.0.0.1:0", "--dev-trust-simulated-amd-root"}, extra...)
+	}
+	withToken := serveArgs("--pkcs11-module", module, "--pin-file", pin)
+	g, err := agentsim.NewGuest(attest.Genoa, "chip-replica")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obtain := func(p *serveProcess, r agent.Request) (*agent.Result, error) {
+		t.Helper()
+		c, err := agent.NewClient(p.url, p.pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.NewLaunch()
+		octx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		return c.Obtain(octx, g, r)
+	}
+
+	// First run: the guest's first boot waits for an officer, who
+	// approves it from the command line beside the running console.
+	first := startServe(t, withToken...)
+	approved := map[string]bool{}
+	res, err := obtain(first, agent.Request{VMID: "vm-web-1", VolumeID: vol, Generation: gen, PollEvery: 20 * time.Millisecond,
+		Waiting: func(rel *wire.Release) {
+			if !approved[rel.RequestID] {
+				approved[rel.RequestID] = true
+				l.run(t, 0, "requests", "approve", rel.RequestID, "--data", data, "--officer", "alice", "--passphrase-file", alice)
+			}
+		}})
+	if err != nil || res.Class != "first_boot" || string(res.Secret) != string(secret) {
+		t.Fatalf("first boot: %+v %v\n%s", res, err, first.logs)
+	}
+	res.Wipe()
+	first.kill(t)
+
+	noOfficer := agent.Request{VMID: "vm-web-1", VolumeID: vol, Generation: gen, PollEvery: 20 * time.Millisecond,
+		Waiting: func(rel *wire.Release) { t.Errorf("a reboot after the restart waited for an officer (%s)", rel.Class) }}
+
+	// Restarted without the token's PIN: locked, the guest is told the
+	// console cannot release now, and the log says why.
+	locked := startServe(t, serveArgs("--pkcs11-module", module)...)
+	var lastErr error
+	lockedReq := noOfficer
+	lctx, lcancel := context.WithCancel(ctx)
+	lockedReq.Retrying = func(err error) { lastErr = err; lcancel() }
+	c, err := agent.NewClient(locked.url, locked.pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.NewLaunch()
+	if res, err := c.Obtain(lctx, g, lockedReq); err == nil {
+		res.Wipe()
+		t.Fatal("a console restarted without its token's PIN released a key")
+	}
+	lcancel()
+	if agent.Code(lastErr) != wire.CodeUnavailable || !strings.Contains(locked.logs.String(), "no token PIN given") {
+		t.Fatalf("locked restart: agent saw %v; log:\n%s", lastErr, locked.logs)
+	}
+	locked.kill(t)
+
+	// Restarted with the token: no officer logs in, the reboot is served.
+	again := startServe(t, withToken...)
+	res, err = obtain(again, noOfficer)
+	if err != nil {
+		t.Fatalf("reboot after the restart: %v\n%s", err, again.logs)
+	}
+	if res.Class != "routine_boot" || string(res.Secret) != string(secret) {
+		t.Fatalf("reboot after the restart: class %s, secret matches %v", res.Class, string(res.Secret) == string(secret))
+	}
+	res.Wipe()
+	again.kill(t)
+
+	// The audit log: the token unlocked the restarted console (twice
+	// with the token, once refused without it), and the log verifies.
+	export := l.run(t, 0, "audit", "export", "--data", data, "--json")
+	if n := strings.Count(export, `"system:auto-unseal"`); n < 2 {
+		t.Fatalf("audit log shows %d auto-unseals, want the two starts with the token:\n%s", n, export)
+	}
+	l.run(t, 0, "audit", "verify", "--data", data)
+	if strings.Contains(first.logs.String()+locked.logs.String()+again.logs.String()+l.out.String(), "pin-7531") {
+		t.Fatal("the token PIN appears in a log")
+	}
+}
