@@ -39,6 +39,7 @@ var benchCommand = &command{
 	usage: func(w io.Writer) {
 		fmt.Fprint(w, `Usage: keyholder bench release [--guests 10000] [--concurrency 256] [--chips 64] [--in-service N]
                                [--rate N | --rate-of-ceiling F] [--cold] [--json]
+                               [--database FILE|postgres://...] [--wire [--replicas N]]
 
 A boot storm against a fresh console in a temporary directory: every guest of
 a known fleet reboots at once. Each guest's evidence (a report signed by the
@@ -70,6 +71,16 @@ each chip (untimed), as a running console has, so the storm measures the
 steady state. --cold skips that: the first report of each chip then also
 verifies its VCEK's chain to the AMD root and the second builds its
 signature table, inside the storm.
+
+--database puts the console in that database (a SQLite file or a
+PostgreSQL URL, empty: the bench initialises a console there) instead of a
+temporary SQLite file. --wire sends each request as an agent does: HTTP
+over TLS 1.3 to a real release API listener on loopback, the client
+pinning its key, so the latencies include TLS, HTTP and JSON (the
+per-address rate limits are lifted, as all guests come from 127.0.0.1).
+--replicas N (with --wire) starts N consoles on the one database, each
+with its own store handle, key service, engine and listener, as N serve
+processes have them, and spreads the guests over them.
 `)
 	},
 	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
@@ -82,6 +93,9 @@ signature table, inside the storm.
 		rate := fs.Float64("rate", 0, "open loop: guests boot at this many per second (0: closed loop, each slot sends again when answered)")
 		cold := fs.Bool("cold", false, "start the storm with a console that has not verified any of the chips yet (as right after a restart)")
 		rateOfCeiling := fs.Float64("rate-of-ceiling", 0, "open loop at this share of the raw ECDSA P-384 rate measured in the same run (e.g. 0.7)")
+		database := fs.String("database", "", "the bench console's database, holding no console yet: a SQLite file or a postgres:// URL (default: a SQLite file in a temporary directory)")
+		overWire := fs.Bool("wire", false, "send every request through a real release API listener (HTTP over pinned TLS 1.3, as agents do) instead of calling the engine")
+		replicas := fs.Int("replicas", 1, "consoles serving the storm on the one database, guests spread over them (needs --wire)")
 		return func(args []string) error {
 			if len(args) == 0 || args[0] != "release" {
 				return &exitError{code: 2, msg: "usage: keyholder bench release [flags]"}
@@ -89,12 +103,16 @@ signature table, inside the storm.
 			if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
 				return &exitError{code: 2, msg: "usage: keyholder bench release [--guests N] [--concurrency N] [--chips N] [--json]"}
 			}
-			if *guests < 1 || *conc < 1 || *chips < 1 || *inService < 0 || *rate < 0 || *rateOfCeiling < 0 || *rateOfCeiling > 10 {
-				return &exitError{code: 2, msg: "--guests, --concurrency and --chips must be positive, --in-service, --rate and --rate-of-ceiling not negative"}
+			if *guests < 1 || *conc < 1 || *chips < 1 || *inService < 0 || *rate < 0 || *rateOfCeiling < 0 || *rateOfCeiling > 10 || *replicas < 1 || *replicas > 16 {
+				return &exitError{code: 2, msg: "--guests, --concurrency and --chips must be positive, --in-service, --rate and --rate-of-ceiling not negative, --replicas 1 to 16"}
+			}
+			if *replicas > 1 && !*overWire {
+				return &exitError{code: 2, msg: "--replicas needs --wire: replicas are reached over their release listeners"}
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			res, err := benchRelease(ctx, benchOptions{guests: *guests, concurrency: *conc, chips: *chips, inService: *inService, rate: *rate, rateOfCeiling: *rateOfCeiling, cold: *cold, progress: env.stderr, cpuProfile: *cpuProfile})
+			res, err := benchRelease(ctx, benchOptions{guests: *guests, concurrency: *conc, chips: *chips, inService: *inService, rate: *rate, rateOfCeiling: *rateOfCeiling, cold: *cold, progress: env.stderr, cpuProfile: *cpuProfile,
+				database: *database, wire: *overWire, replicas: *replicas})
 			if err != nil {
 				return err
 			}
@@ -111,6 +129,7 @@ signature table, inside the storm.
 				endToEnd = "from each guest's scheduled boot to its answer"
 			}
 			fmt.Fprintf(env.stdout, `Boot storm: %d guests, %d concurrent, %d CPU cores, %s
+  console:         %s, %s, %d replica(s)
   releases:        %d ok, %d errors in %.2f s
   throughput:      %.0f releases/s
   end-to-end:      p50 %.2f ms, p99 %.2f ms, max %.2f ms (%s)
@@ -118,7 +137,7 @@ signature table, inside the storm.
   CPU:             %.0f µs per release, cores %.0f %% busy
   ECDSA P-384:     %.0f verifies/s on %d cores (raw, same run)
   ratio:           %.0f %% of the raw verify rate
-`, res.Guests, res.Concurrency, res.Cores, admitted, res.OK, res.Errors, res.Seconds, res.PerSecond,
+`, res.Guests, res.Concurrency, res.Cores, admitted, res.Mode, res.Database, res.Replicas, res.OK, res.Errors, res.Seconds, res.PerSecond,
 				res.P50ms, res.P99ms, res.MaxMs, endToEnd,
 				res.ServiceP50ms, res.ServiceP99ms, res.ServiceMaxMs,
 				res.CPUPerReleaseUs, 100*res.CPUBusy,
@@ -140,10 +159,28 @@ type benchOptions struct {
 	progress                   io.Writer
 	cpuProfile                 string
 	ecdsaFor                   time.Duration // zero: 2 s
+	// database is where the bench console lives: "" for a SQLite file in
+	// a temporary directory, else a SQLite path or a PostgreSQL URL
+	// (store.Open) holding no console yet.
+	database string
+	// wire sends every request through a real release API listener
+	// (TLS 1.3, pinned, HTTP) as agents do, instead of calling the engine.
+	wire bool
+	// replicas is how many consoles serve the storm on the one database,
+	// each with its own store handle, key service, engine and listener
+	// (wire only); 0 or 1: one.
+	replicas int
 }
 
 // BenchResult is what `keyholder bench release` reports.
 type BenchResult struct {
+	// Mode is "in-process" (the engine called directly) or "wire" (HTTP
+	// over pinned TLS to the release listener).
+	Mode string `json:"mode"`
+	// Database is "sqlite" or "postgres"; Replicas how many consoles
+	// served the storm.
+	Database string `json:"database"`
+	Replicas int    `json:"replicas"`
 	// OfferedRate is the open-loop arrival rate (releases per second); 0
 	// for a closed loop.
 	OfferedRate float64 `json:"offered_rate,omitempty"`
@@ -183,20 +220,35 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 			fmt.Fprintf(o.progress, format+"\n", a...)
 		}
 	}
+	if o.replicas < 1 {
+		o.replicas = 1
+	}
+	if o.replicas > 1 && !o.wire {
+		return nil, errors.New("--replicas needs --wire: replicas are reached over their listeners")
+	}
 	dir, err := os.MkdirTemp("", "keyholder-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	db, err := store.Open(ctx, filepath.Join(dir, "keyholder.db"), store.Options{Exclusive: true})
+	location := o.database
+	if location == "" {
+		location = filepath.Join(dir, "keyholder.db")
+	}
+	// One process alone may hold a SQLite file exclusively; replicas share it.
+	db, err := store.Open(ctx, location, store.Options{Exclusive: o.replicas == 1})
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
 	// The officer passphrase's Argon2id cost is not what is measured.
-	cust := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, CheckpointEvery: 1 << 30})
+	custOpts := custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, CheckpointEvery: 1 << 30}
+	cust := custody.New(db, custOpts)
 	pass := []byte("benchmark passphrase")
 	if _, err := cust.Init(ctx, "bench", pass); err != nil {
+		if errors.Is(err, custody.ErrInitialized) {
+			return nil, fmt.Errorf("bench database %s holds a console already; give an empty one: %w", db.Path(), err)
+		}
 		return nil, err
 	}
 	logf("setting up %d volumes and guests on %d simulated chips…", o.guests, o.chips)
@@ -248,22 +300,53 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench setup: %w", err)
 	}
-	v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots()})
-	if err != nil {
-		return nil, err
-	}
 	svc := make([]time.Duration, o.guests)
 	var nsvc atomic.Int64
-	av := release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}
-	eng, err := release.New(release.Config{DB: db, Secrets: cust, ChallengeTTL: 3 * time.Hour, MaxWaiting: o.guests + 16,
-		Verifier: av, MaxInService: o.inService,
-		ServiceTime: func(d time.Duration) {
-			if i := nsvc.Add(1) - 1; i < int64(len(svc)) {
-				svc[i] = d
+	serviceTime := func(d time.Duration) {
+		if i := nsvc.Add(1) - 1; i < int64(len(svc)) {
+			svc[i] = d
+		}
+	}
+	// The consoles: the first over db and cust, each further replica over
+	// its own store handle and key service (unlocked by the officer, as
+	// at a replica's start), as separate serve processes have them.
+	reps := make([]*benchReplica, o.replicas)
+	for r := range reps {
+		rdb, rcust := db, cust
+		if r > 0 {
+			if rdb, err = store.Open(ctx, location, store.Options{}); err != nil {
+				return nil, err
 			}
-		}})
-	if err != nil {
-		return nil, err
+			defer rdb.Close()
+			rcust = custody.New(rdb, custOpts)
+			if _, err := rcust.Unlock(ctx, "bench", pass); err != nil {
+				return nil, err
+			}
+			defer rcust.Close(ctx)
+		}
+		v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots()})
+		if err != nil {
+			return nil, err
+		}
+		av := release.AttestVerifier{Verifier: v, References: attest.NewReferences(rdb)}
+		eng, err := release.New(release.Config{DB: rdb, Secrets: rcust, ChallengeTTL: 3 * time.Hour, MaxWaiting: o.guests + 16,
+			Verifier: av, MaxInService: o.inService, ServiceTime: serviceTime})
+		if err != nil {
+			return nil, err
+		}
+		reps[r] = &benchReplica{eng: eng, av: av}
+		if o.wire {
+			stop, err := reps[r].listen(dir, o.concurrency)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
+	}
+	mode := "in-process"
+	if o.wire {
+		mode = "wire"
+		logf("%d release API listener(s) on loopback (TLS 1.3, pinned)", len(reps))
 	}
 
 	logf("signing %d reports beforehand (not timed)…", o.guests)
@@ -283,7 +366,7 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 				}
 				g := &agentsim.Guest{Chip: chips[i%len(chips)]}
 				g.NewLaunch()
-				ch, err := eng.Challenge()
+				ch, err := reps[i%len(reps)].challenge(ctx)
 				if err != nil {
 					prepErr.Store(err)
 					return
@@ -314,18 +397,20 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	// minute after a restart (--cold).
 	if !o.cold {
 		logf("verifying two reports per chip beforehand (a console that has seen the fleet; not timed)…")
-		for _, c := range chips {
-			g := &agentsim.Guest{Chip: c}
-			for range 2 {
-				g.NewLaunch()
-				var rd [64]byte
-				rand.Read(rd[:])
-				ev, err := g.Evidence(ctx, rd)
-				if err != nil {
-					return nil, err
-				}
-				if _, err := av.Verify(ctx, ev, release.Image{ID: "img_bench"}, rd); err != nil {
-					return nil, fmt.Errorf("bench warm-up: %w", err)
+		for _, rep := range reps {
+			for _, c := range chips {
+				g := &agentsim.Guest{Chip: c}
+				for range 2 {
+					g.NewLaunch()
+					var rd [64]byte
+					rand.Read(rd[:])
+					ev, err := g.Evidence(ctx, rd)
+					if err != nil {
+						return nil, err
+					}
+					if _, err := rep.av.Verify(ctx, ev, release.Image{ID: "img_bench"}, rd); err != nil {
+						return nil, fmt.Errorf("bench warm-up: %w", err)
+					}
 				}
 			}
 		}
@@ -365,6 +450,15 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	cpu0 := processCPU()
 	start := time.Now()
 	for w := 0; w < o.concurrency; w++ {
+		// Over the wire, each slot is a guest's agent: its own pinned
+		// HTTPS client per replica (a connection kept alive between its
+		// requests, as from an agent's challenge to its release).
+		send := make([]func(*wire.ReleaseRequest) (*wire.Release, error), len(reps))
+		for r, rep := range reps {
+			if send[r], err = rep.sender(ctx); err != nil {
+				return nil, err
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -378,7 +472,7 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 					t0 = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 					time.Sleep(time.Until(t0))
 				}
-				rels[i], errs[i] = eng.Release(ctx, reqs[i])
+				rels[i], errs[i] = send[i%len(reps)](reqs[i])
 				lat[i] = time.Since(t0)
 			}
 		}()
@@ -391,7 +485,7 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	}
 
 	// Untimed: every answer must be a routine release that opens.
-	res := &BenchResult{OfferedRate: rate, Guests: o.guests, Concurrency: o.concurrency, Cores: runtime.NumCPU(), InService: o.inService, Seconds: elapsed.Seconds(), ECDSAPerSecond: ecdsaRate}
+	res := &BenchResult{Mode: mode, Database: benchDatabaseKind(location), Replicas: len(reps), OfferedRate: rate, Guests: o.guests, Concurrency: o.concurrency, Cores: runtime.NumCPU(), InService: o.inService, Seconds: elapsed.Seconds(), ECDSAPerSecond: ecdsaRate}
 	for i := range rels {
 		err := errs[i]
 		if err == nil && (rels[i].Status != wire.StatusReleased || rels[i].Class != string(release.ClassRoutine)) {
