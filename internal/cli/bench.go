@@ -232,6 +232,9 @@ func benchRelease(ctx context.Context, o benchOptions) (*BenchResult, error) {
 	}
 	defer os.RemoveAll(dir)
 	location := o.database
+	if benchDatabaseKind(location) == "postgres" && !storeSpeaksPostgres {
+		return nil, errors.New("this build's store does not open PostgreSQL yet: give --database a SQLite file")
+	}
 	if location == "" {
 		location = filepath.Join(dir, "keyholder.db")
 	}
