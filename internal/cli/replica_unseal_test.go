@@ -3,6 +3,15 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +49,19 @@ type serveProcess struct {
 	url  string // release API
 	pin  string // its SPKI pin
 	logs *logBuffer
+	out  *logBuffer // standard output
+}
+
+var consoleLine = regexp.MustCompile(`Keyholder console: https?://([^/ ]+)/`)
+
+// officerAddr is the officer console's address as the process printed it.
+func (p *serveProcess) officerAddr(t *testing.T) string {
+	t.Helper()
+	m := consoleLine.FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("keyholder serve printed no console address: %s", p.out)
+	}
+	return m[1]
 }
 
 var releaseLine = regexp.MustCompile(`Release API for guests: (https://[^/ ]+)/\s+\(SPKI pin, SHA-256: ([A-Za-z0-9+/=_-]+)\)`)
@@ -47,13 +69,22 @@ var releaseLine = regexp.MustCompile(`Release API for guests: (https://[^/ ]+)/\
 // startServe starts `keyholder serve args...` and waits for its release API.
 func startServe(t *testing.T, args ...string) *serveProcess {
 	t.Helper()
+	p, m := startServeUntil(t, releaseLine, args...)
+	p.url, p.pin = m[1], m[2]
+	return p
+}
+
+// startServeUntil starts `keyholder serve args...` and waits for a line of
+// its standard output that matches until, returning the submatches.
+func startServeUntil(t *testing.T, until *regexp.Regexp, args ...string) (*serveProcess, []string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), cliHelperEnv+"=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProcess{cmd: cmd, logs: &logBuffer{}}
+	p := &serveProcess{cmd: cmd, logs: &logBuffer{}, out: &logBuffer{}}
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -62,9 +93,12 @@ func startServe(t *testing.T, args ...string) *serveProcess {
 	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
+		sent := false
 		for sc.Scan() {
-			if m := releaseLine.FindStringSubmatch(sc.Text()); m != nil {
+			p.out.Write(append(sc.Bytes(), '\n'))
+			if m := until.FindStringSubmatch(sc.Text()); m != nil && !sent {
 				found <- m
+				sent = true
 			}
 		}
 		close(found)
@@ -73,13 +107,13 @@ func startServe(t *testing.T, args ...string) *serveProcess {
 	case m, ok := <-found:
 		if !ok {
 			cmd.Wait()
-			t.Fatalf("keyholder serve stopped before serving guests: %s", p.logs)
+			t.Fatalf("keyholder serve stopped before printing %q: %s", until, p.logs)
 		}
-		p.url, p.pin = m[1], m[2]
+		return p, m
 	case <-time.After(60 * time.Second):
-		t.Fatalf("keyholder serve did not start its release API: %s", p.logs)
+		t.Fatalf("keyholder serve did not print %q: %s", until, p.logs)
 	}
-	return p
+	return nil, nil
 }
 
 // kill ends the process with SIGKILL, as a lost machine would.
@@ -238,4 +272,72 @@ func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 	if strings.Contains(first.logs.String()+locked.logs.String()+again.logs.String()+l.out.String(), "pin-7531") {
 		t.Fatal("the token PIN appears in a log")
 	}
+}
+
+// TestServePrintsOfficerConsolePin: keyholder serve with --tls-cert prints
+// the SPKI pin of the officer console's certificate, and a client pinning
+// exactly that key (as the desktop app's "Connect to a console" does)
+// reaches the console, while a client pinning another key is refused.
+func TestServePrintsOfficerConsolePin(t *testing.T) {
+	useCheapKDF(t)
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	alice := secretFile(t, root, "alice", "alice's passphrase one")
+	var l cliLog
+	l.run(t, 0, "init", "--data", data, "--officer", "alice", "--passphrase-file", alice)
+	certFile, keyFile := writeSelfSigned(t, root)
+	pinLine := regexp.MustCompile(`SPKI pin \(SHA-256\) ([0-9a-f]{64})`)
+	p, m := startServeUntil(t, pinLine, "--data", data, "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--release-listen", "off")
+	defer p.kill(t)
+	get := func(pin string) error {
+		cfg, err := wire.PinnedTLSConfig(pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := tls.Dialer{Config: cfg}
+		c, err := d.DialContext(context.Background(), "tcp", p.officerAddr(t))
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := get(m[1]); err != nil {
+		t.Fatalf("a client pinning the printed key: %v", err)
+	}
+	other, _ := writeSelfSigned(t, t.TempDir())
+	otherPin, err := certPin(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := get(otherPin); err == nil {
+		t.Fatal("a client pinning another key reached the console")
+	}
+}
+
+// writeSelfSigned writes a self-signed ECDSA certificate for 127.0.0.1 and
+// its key (PEM) into dir.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "keyholder test"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "console.crt"), filepath.Join(dir, "console.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }

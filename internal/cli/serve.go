@@ -2,16 +2,20 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"keyholder/app"
 	"keyholder/backend/custody"
+	"keyholder/backend/release/wire"
 )
 
 var serveCommand = &command{
@@ -123,6 +127,11 @@ func serve(env *cliEnv, o serveOptions) error {
 		scheme = "https"
 	}
 	fmt.Fprintf(env.stdout, "Keyholder console: %s://%s/\n", scheme, ln.Addr())
+	if useTLS {
+		if pin, err := certPin(o.tlsCert); err == nil {
+			fmt.Fprintf(env.stdout, "Officer console certificate: SPKI pin (SHA-256) %s (the desktop app's \"Connect to a console\" asks for it)\n", pin)
+		}
+	}
 	if o.devSim {
 		fmt.Fprintln(env.stdout, "WARNING: --dev-trust-simulated-amd-root is on: SIMULATED evidence is accepted. Never use this in production.")
 	}
@@ -162,4 +171,27 @@ func webLoginAvailable(env *cliEnv) bool {
 	defer db.Close()
 	ok, err := custody.Initialized(ctx, db)
 	return ok && err == nil
+}
+
+// certPin is the SPKI SHA-256 pin (hex) of the first certificate in a PEM
+// file.
+func certPin(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return "", fmt.Errorf("%s: no certificate", file)
+		}
+		if blk.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", file, err)
+			}
+			return wire.SPKIPin(c), nil
+		}
+	}
 }
