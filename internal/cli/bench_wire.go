@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -38,7 +37,9 @@ func (r *benchReplica) listen(dir string, concurrency int) (stop func(), err err
 	if err != nil {
 		return nil, fmt.Errorf("bench release listener: %w", err)
 	}
-	unlimited, burst := math.MaxFloat64/4, math.MaxInt32
+	// A billion a second: far beyond the storm, and small enough that a
+	// bucket's arithmetic stays exact.
+	unlimited, burst := 1e9, 1<<30
 	h := release.NewHandler(r.eng, release.ServerOptions{SourceRate: unlimited, SourceBurst: burst, VMRate: unlimited, VMBurst: burst,
 		ChallengeRate: unlimited, ChallengeBurst: burst, ChallengeNetRate: unlimited, ChallengeNetBurst: burst, JunkRate: unlimited, JunkBurst: burst,
 		Waiting: max(256, concurrency+16)})
