@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"sync"
 
 	"keyholder/backend/custody"
@@ -73,7 +72,7 @@ func (a *Approvals) Approve(c Caller, id, note string) (release.Request, error) 
 		// A served engine reports its own changes (Services.ConnectRelease).
 		a.events.Emit(EventApprovalsChanged, r)
 	}
-	return r, releaseError(a, "approve request", err)
+	return r, toError(a.log, "approve request", err)
 }
 
 // Deny refuses request id for good (same role and freshness as Approve).
@@ -91,7 +90,7 @@ func (a *Approvals) Deny(c Caller, id, note string) (release.Request, error) {
 		// A served engine reports its own changes (Services.ConnectRelease).
 		a.events.Emit(EventApprovalsChanged, r)
 	}
-	return r, releaseError(a, "deny request", err)
+	return r, toError(a.log, "deny request", err)
 }
 
 // Policy returns the effective release policy of an image ("" for the
@@ -115,25 +114,5 @@ func (a *Approvals) SetPolicy(c Caller, imageID string, p *release.Policy) (Admi
 		return AdminOutcome{}, err
 	}
 	act, err := a.quorum.SetPolicy(a.ctx, by, imageID, p)
-	if errors.Is(err, release.ErrInvalidPolicy) {
-		return AdminOutcome{}, &Error{Code: CodeInvalid, Message: err.Error()}
-	}
 	return a.outcome("change release policy", act, err)
-}
-
-// releaseError maps the release engine's errors to codes the UI branches on.
-func releaseError(a *Approvals, op string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, release.ErrNotPending), errors.Is(err, release.ErrExpired), errors.Is(err, release.ErrAlreadyApproved):
-		return &Error{Code: CodeConflict, Message: err.Error()}
-	case errors.Is(err, release.ErrReauthenticate):
-		return &Error{Code: CodeReauth, Message: err.Error()}
-	case errors.Is(err, release.ErrNoOfficer):
-		return &Error{Code: CodeUnauthorized, Message: err.Error()}
-	case errors.Is(err, release.ErrInvalidPolicy):
-		return &Error{Code: CodeInvalid, Message: err.Error()}
-	}
-	return toError(a.log, op, err)
 }

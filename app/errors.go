@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"strings"
 
+	"keyholder/backend/attest"
+	"keyholder/backend/custody"
+	"keyholder/backend/diskimage"
 	"keyholder/backend/images"
+	"keyholder/backend/quorum"
+	"keyholder/backend/release"
 	"keyholder/backend/store"
 )
 
@@ -47,31 +54,107 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// toError maps a backend error to an *Error. Errors it does not recognise
-// become CodeInternal with a generic message; the detail goes to the log
-// (backend errors never carry key material).
+// toError maps a backend error to an *Error through errorCodes. Errors it
+// does not recognise become CodeInternal with a generic message; the detail
+// goes to the log (backend errors never carry key material).
 func toError(log *slog.Logger, op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var ae *Error
-	switch {
-	case errors.As(err, &ae):
+	if errors.As(err, &ae) {
 		return ae
-	case errors.Is(err, context.Canceled):
-		return &Error{Code: CodeCanceled, Message: "the operation was cancelled"}
-	case errors.Is(err, store.ErrNotFound):
-		return &Error{Code: CodeNotFound, Message: err.Error()}
-	case errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrLocked):
-		return &Error{Code: CodeUnavailable, Message: "the database is busy; try again in a moment"}
-	case errors.Is(err, images.ErrInvalidName):
-		return &Error{Code: CodeInvalid, Message: err.Error()}
-	case errors.Is(err, images.ErrExists):
-		return &Error{Code: CodeConflict, Message: err.Error()}
 	}
-	if ce := custodyError(err); ce != nil {
-		return ce
+	if errors.Is(err, context.Canceled) {
+		return &Error{Code: CodeCanceled, Message: "the operation was cancelled"}
+	}
+	for _, c := range errorCodes {
+		if c.match(err) {
+			msg := err.Error()
+			if c.message != nil {
+				msg = c.message(err)
+			}
+			return &Error{Code: c.code, Message: msg}
+		}
 	}
 	log.Error("service call failed", "op", op, "err", err)
 	return &Error{Code: CodeInternal, Message: op + " failed; the console log has the details"}
 }
+
+// errorCode maps the backend errors match accepts to a code, with the
+// error's own text as the message unless message gives a safer one.
+type errorCode struct {
+	match   func(error) bool
+	code    Code
+	message func(error) string
+}
+
+// errorCodes is every backend error the UI branches on and its code: the
+// one place where a sentinel becomes a code. The first match wins, so a
+// package's errors come before the store's, which may wrap them.
+var errorCodes = []errorCode{
+	// custody: officers, passphrases and the key service.
+	{match: isType[*custody.ThrottledError], code: CodeUnauthorized, message: func(err error) string {
+		var te *custody.ThrottledError
+		errors.As(err, &te)
+		return te.Error()
+	}},
+	{match: is(custody.ErrWrongPassphrase), code: CodeUnauthorized, message: say("wrong officer name or passphrase")},
+	{match: is(custody.ErrLocked), code: CodeUnavailable, message: say("the key service is locked; an officer must log in")},
+	{match: is(custody.ErrNotInitialized), code: CodeConflict, message: say("the console is not initialised yet")},
+	{match: is(custody.ErrForbidden), code: CodeForbidden},
+	{match: is(custody.ErrInvalid, custody.ErrWeakPassphrase, custody.ErrConfirmation), code: CodeInvalid},
+	{match: is(custody.ErrInitialized, custody.ErrOfficerExists, custody.ErrLastAdmin, custody.ErrRotationPending,
+		custody.ErrNotPending, custody.ErrNotRevoked, custody.ErrRevoked, custody.ErrDestroyed), code: CodeConflict},
+
+	// release: requests and their decisions, the release policy.
+	{match: is(release.ErrNotPending, release.ErrExpired, release.ErrAlreadyApproved), code: CodeConflict},
+	{match: is(release.ErrReauthenticate), code: CodeReauth},
+	{match: is(release.ErrNoOfficer), code: CodeUnauthorized},
+	{match: is(release.ErrInvalidPolicy), code: CodeInvalid},
+
+	// quorum: admin actions under the two-person rule.
+	{match: is(quorum.ErrForbidden, quorum.ErrNotRequester), code: CodeForbidden},
+	{match: is(quorum.ErrReauthenticate), code: CodeReauth},
+	{match: is(quorum.ErrAlreadyVoted, quorum.ErrNotPending, quorum.ErrExpired, quorum.ErrChanged, quorum.ErrNotCollectable), code: CodeConflict},
+	{match: is(quorum.ErrInvalid), code: CodeInvalid},
+
+	// attest: reference values.
+	{match: is(attest.ErrInvalidReference), code: CodeInvalid},
+
+	// diskimage and images: the wizard's source, output and name.
+	{match: isType[*diskimage.ContainerError], code: CodeUnsupportedFormat},
+	{match: is(diskimage.ErrUnrecognisedRaw), code: CodeConfirmRaw},
+	{match: is(diskimage.ErrUnsupported, diskimage.ErrCorrupt, diskimage.ErrInvalid, images.ErrInvalidName), code: CodeInvalid},
+	{match: is(diskimage.ErrExists, images.ErrExists), code: CodeConflict},
+
+	// store: the database.
+	{match: is(store.ErrNotFound), code: CodeNotFound},
+	{match: is(store.ErrBusy, store.ErrLocked), code: CodeUnavailable, message: say("the database is busy; try again in a moment")},
+
+	// A file the officer named is missing (some tools say so only in words).
+	{match: func(err error) bool {
+		return errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no such file")
+	}, code: CodeNotFound},
+}
+
+// is matches an error that is, or wraps, one of targets.
+func is(targets ...error) func(error) bool {
+	return func(err error) bool {
+		for _, t := range targets {
+			if errors.Is(err, t) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// isType matches an error that is, or wraps, an error of type T.
+func isType[T error](err error) bool {
+	var t T
+	return errors.As(err, &t)
+}
+
+// say replaces the error's text with a fixed message.
+func say(msg string) func(error) string { return func(error) string { return msg } }

@@ -47,7 +47,7 @@ func (f *Fleet) Revoke(c Caller, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	err = f.svc.Revoke(f.ctx, "officer:"+o.Name, id, reason)
+	err = f.svc.Revoke(f.ctx, "officer:"+o.Name, id, reason, release.DenyRequestsOfRevokedTx)
 	if err == nil {
 		f.emitGuest(id)
 	}

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 
 	"keyholder/backend/custody"
@@ -47,7 +46,7 @@ func (i *Images) Inspect(c Caller, path string) (*diskimage.Info, error) {
 		return nil, err
 	}
 	info, err := diskimage.Inspect(path)
-	return info, toError(i.log, "inspect image", imageError(err))
+	return info, toError(i.log, "inspect image", err)
 }
 
 // PrepareRequest is what the preparation wizard asks for.
@@ -114,9 +113,9 @@ func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {
 		i.mu.Unlock()
 		final := Progress{ID: id, Stage: "done", Finished: true}
 		if err != nil {
-			i.auditPrepareFailure(opts.Actor, req, imageError(err))
+			i.auditPrepareFailure(opts.Actor, req, err)
 			var ae *Error
-			if errors.As(toError(i.log, "prepare image", imageError(err)), &ae) {
+			if errors.As(toError(i.log, "prepare image", err), &ae) {
 				final.Error = ae
 			}
 		} else {
@@ -157,26 +156,5 @@ func (i *Images) Result(c Caller, opID string) (*diskimage.Result, error) {
 	case !op.done:
 		return nil, &Error{Code: CodeConflict, Message: "the operation is still running"}
 	}
-	return op.result, toError(i.log, "prepare image", imageError(op.err))
-}
-
-// imageError maps diskimage's errors to codes the wizard branches on.
-func imageError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, new(*diskimage.ContainerError)):
-		return &Error{Code: CodeUnsupportedFormat, Message: err.Error()}
-	case errors.Is(err, diskimage.ErrUnrecognisedRaw):
-		return &Error{Code: CodeConfirmRaw, Message: err.Error()}
-	case errors.Is(err, diskimage.ErrUnsupported), errors.Is(err, diskimage.ErrCorrupt), errors.Is(err, diskimage.ErrInvalid):
-		return &Error{Code: CodeInvalid, Message: err.Error()}
-	case errors.Is(err, diskimage.ErrExists):
-		return &Error{Code: CodeConflict, Message: err.Error()}
-	case errors.Is(err, context.Canceled):
-		return err
-	case strings.Contains(err.Error(), "no such file"):
-		return &Error{Code: CodeNotFound, Message: err.Error()}
-	}
-	return err
+	return op.result, toError(i.log, "prepare image", op.err)
 }

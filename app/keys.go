@@ -203,7 +203,7 @@ func (k *Keys) writeBackup(by quorum.Actor, id, path string) (custody.BackupInfo
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
-	return info, quorumError(k.base, "write backup", err)
+	return info, toError(k.log, "write backup", err)
 }
 
 func (k *Keys) changed() {

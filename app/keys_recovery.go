@@ -30,7 +30,7 @@ func (k *Keys) RecoveryShares(c Caller, m, n int) (AdminOutcome, error) {
 	}
 	shares, err := k.quorum.CollectShares(k.ctx, by, a.ID)
 	if err != nil {
-		return AdminOutcome{}, quorumError(k.base, "split the master key", err)
+		return AdminOutcome{}, toError(k.log, "split the master key", err)
 	}
 	a.Status = quorum.StatusDelivered
 	return AdminOutcome{Action: a, Done: true, Shares: shares}, nil
@@ -71,7 +71,7 @@ func (k *Keys) collectBackup(by quorum.Actor, id string) (BackupFile, error) {
 	var buf bytes.Buffer
 	info, err := k.quorum.CollectBackup(k.ctx, by, id, &buf)
 	if err != nil {
-		return BackupFile{}, quorumError(k.base, "write backup", err)
+		return BackupFile{}, toError(k.log, "write backup", err)
 	}
 	return BackupFile{Name: backupName(info), Data: buf.Bytes(), Info: info}, nil
 }

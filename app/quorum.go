@@ -2,7 +2,6 @@ package app
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -88,7 +87,7 @@ func (b *base) admin(c Caller) (quorum.Actor, error) {
 // sessions of an officer whose role changed or who was removed.
 func (b *base) outcome(op string, a quorum.Action, err error) (AdminOutcome, error) {
 	if err != nil {
-		return AdminOutcome{}, quorumError(b, op, err)
+		return AdminOutcome{}, toError(b.log, op, err)
 	}
 	if a.Status == quorum.StatusDone && (a.Kind == quorum.KindOfficerRole || a.Kind == quorum.KindOfficerRemove) {
 		var p struct {
@@ -99,24 +98,6 @@ func (b *base) outcome(op string, a quorum.Action, err error) (AdminOutcome, err
 		}
 	}
 	return AdminOutcome{Action: a, Done: a.Status == quorum.StatusDone}, nil
-}
-
-// quorumError maps the two-person rule's errors to codes the UI branches on.
-func quorumError(b *base, op string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, quorum.ErrForbidden), errors.Is(err, quorum.ErrNotRequester):
-		return &Error{Code: CodeForbidden, Message: err.Error()}
-	case errors.Is(err, quorum.ErrReauthenticate):
-		return &Error{Code: CodeReauth, Message: err.Error()}
-	case errors.Is(err, quorum.ErrAlreadyVoted), errors.Is(err, quorum.ErrNotPending), errors.Is(err, quorum.ErrExpired),
-		errors.Is(err, quorum.ErrChanged), errors.Is(err, quorum.ErrNotCollectable):
-		return &Error{Code: CodeConflict, Message: err.Error()}
-	case errors.Is(err, quorum.ErrInvalid):
-		return &Error{Code: CodeInvalid, Message: err.Error()}
-	}
-	return toError(b.log, op, err)
 }
 
 // AdminActions lists the admin actions with a status (pending, approved,
@@ -150,7 +131,7 @@ func (a *Approvals) DenyAction(c Caller, id, note string) (quorum.Action, error)
 		return quorum.Action{}, err
 	}
 	act, err := a.quorum.Deny(a.ctx, by, id, note)
-	return act, quorumError(a.base, "deny admin action", err)
+	return act, toError(a.log, "deny admin action", err)
 }
 
 // QuorumStatus says how many admins there are, what each kind of admin
@@ -189,7 +170,7 @@ func (k *Keys) CollectShares(c Caller, id string) ([]string, error) {
 		return nil, err
 	}
 	shares, err := k.quorum.CollectShares(k.ctx, by, id)
-	return shares, quorumError(k.base, "collect recovery shares", err)
+	return shares, toError(k.log, "collect recovery shares", err)
 }
 
 // CollectBackup gives the admin who asked for a backup (admin action id,

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"errors"
-
 	"keyholder/backend/attest"
 )
 
@@ -12,7 +10,7 @@ func (i *Images) References(c Caller, imageID string) ([]attest.ReferenceVersion
 		return nil, err
 	}
 	vs, err := attest.NewReferences(i.db).List(i.ctx, imageID)
-	return vs, toError(i.log, "list reference values", referenceError(err))
+	return vs, toError(i.log, "list reference values", err)
 }
 
 // SetReference asks to store a new version of an image's reference values
@@ -27,14 +25,7 @@ func (i *Images) SetReference(c Caller, imageID string, values attest.ReferenceV
 	}
 	a, err := i.quorum.SetReference(i.ctx, by, imageID, values, comment)
 	if err != nil {
-		return AdminOutcome{}, quorumError(i.base, "store reference values", referenceError(err))
+		return AdminOutcome{}, toError(i.log, "store reference values", err)
 	}
 	return i.outcome("store reference values", a, nil)
-}
-
-func referenceError(err error) error {
-	if errors.Is(err, attest.ErrInvalidReference) {
-		return &Error{Code: CodeInvalid, Message: err.Error()}
-	}
-	return err
 }

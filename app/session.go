@@ -699,27 +699,3 @@ func setCookie(w http.ResponseWriter, r *http.Request, out *callOut) {
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	}
 }
-
-// custodyError maps custody's errors to UI codes.
-func custodyError(err error) *Error {
-	var te *custody.ThrottledError
-	switch {
-	case errors.As(err, &te):
-		return &Error{Code: CodeUnauthorized, Message: te.Error()}
-	case errors.Is(err, custody.ErrWrongPassphrase):
-		return &Error{Code: CodeUnauthorized, Message: "wrong officer name or passphrase"}
-	case errors.Is(err, custody.ErrLocked):
-		return &Error{Code: CodeUnavailable, Message: "the key service is locked; an officer must log in"}
-	case errors.Is(err, custody.ErrNotInitialized):
-		return &Error{Code: CodeConflict, Message: "the console is not initialised yet"}
-	case errors.Is(err, custody.ErrForbidden):
-		return &Error{Code: CodeForbidden, Message: err.Error()}
-	case errors.Is(err, custody.ErrInvalid), errors.Is(err, custody.ErrWeakPassphrase), errors.Is(err, custody.ErrConfirmation):
-		return &Error{Code: CodeInvalid, Message: err.Error()}
-	case errors.Is(err, custody.ErrInitialized), errors.Is(err, custody.ErrOfficerExists), errors.Is(err, custody.ErrLastAdmin),
-		errors.Is(err, custody.ErrRotationPending), errors.Is(err, custody.ErrNotPending), errors.Is(err, custody.ErrNotRevoked),
-		errors.Is(err, custody.ErrRevoked), errors.Is(err, custody.ErrDestroyed):
-		return &Error{Code: CodeConflict, Message: err.Error()}
-	}
-	return nil
-}

@@ -103,9 +103,35 @@ func TestRecordStatusAndHistory(t *testing.T) {
 		t.Fatalf("after unauthenticated refusal: %s, %d rows", g.Status, len(g.History))
 	}
 
+	// The revocation ends the guest's release requests in its own
+	// transaction: when that fails, the guest is not revoked either.
+	failing := func(context.Context, *sql.Tx, string, string, string, time.Time) error {
+		return errors.New("requests stay open")
+	}
+	if err := svc.Revoke(ctx, "officer:a", "vm-1", "test", failing); err == nil {
+		t.Fatal("revoked although its requests stayed open")
+	}
+	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status == Revoked {
+		t.Fatal("a failed revocation left the guest revoked")
+	}
+	if err := svc.Revoke(ctx, "officer:a", "vm-1", "test", nil); err == nil {
+		t.Fatal("revoked without closing its requests")
+	}
 	// Revoked is sticky until reinstated.
-	if err := svc.Revoke(ctx, "officer:a", "vm-1", "test"); err != nil {
+	var closed []string
+	closer := func(ctx context.Context, tx *sql.Tx, actor, vmID, reason string, now time.Time) error {
+		var revoked int
+		if err := tx.QueryRowContext(ctx, `SELECT revoked FROM vms WHERE id = ?`, vmID).Scan(&revoked); err != nil || revoked != 1 {
+			t.Errorf("closer runs outside the revocation's transaction: revoked=%d %v", revoked, err)
+		}
+		closed = append(closed, actor+" "+vmID+" "+reason)
+		return nil
+	}
+	if err := svc.Revoke(ctx, "officer:a", "vm-1", "test", closer); err != nil {
 		t.Fatal(err)
+	}
+	if len(closed) != 1 || closed[0] != "officer:a vm-1 test" {
+		t.Fatalf("requests closed: %q", closed)
 	}
 	o = base
 	o.At, o.Result, o.Status, o.Authentic = clk.now(), ResultVerified, Verified, true
@@ -116,7 +142,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 	if err := svc.Reinstate(ctx, "officer:a", "vm-1", "ok"); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Revoke(ctx, "officer:a", "vm-nope", ""); !errors.Is(err, store.ErrNotFound) {
+	if err := svc.Revoke(ctx, "officer:a", "vm-nope", "", closer); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 }

@@ -288,6 +288,15 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 	return true, nil
 }
 
+// SetGenerationTx records that VM vmID now boots from generation gen of its
+// volume (a confirmed key rotation).
+func SetGenerationTx(ctx context.Context, tx Writer, vmID string, gen int) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE vms SET generation = ? WHERE id = ?`, gen, vmID); err != nil {
+		return fmt.Errorf("set generation of %s: %w", vmID, store.Classify(err))
+	}
+	return nil
+}
+
 // SetStatusTx sets a VM's status and reason (for example pending → failing
 // when an officer denies its request). A revoked VM stays revoked.
 func SetStatusTx(ctx context.Context, tx Writer, vmID string, st Status, reason string) error {
@@ -410,12 +419,21 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 	return d, rows.Err()
 }
 
+// RequestCloser denies the open release requests (pending, or approved and
+// not collected) of revoked guest vmID inside the revocation's transaction,
+// each audited as actor's denial. The release engine owns release requests
+// and imports fleet, so fleet takes it as a function:
+// release.DenyRequestsOfRevokedTx.
+type RequestCloser func(ctx context.Context, tx *sql.Tx, actor, vmID, reason string, now time.Time) error
+
 // Revoke marks a guest revoked: every release and heartbeat it makes is
-// refused until an officer reinstates it. Its open release requests
-// (pending, or approved and not collected) are denied in the same
-// transaction, each audited as the revoking officer's denial, so no
-// approval given before the revocation outlives it.
-func (s *Service) Revoke(ctx context.Context, actor, id, reason string) error {
+// refused until an officer reinstates it. closeRequests denies its open
+// release requests in the same transaction, so no approval given before
+// the revocation outlives it.
+func (s *Service) Revoke(ctx context.Context, actor, id, reason string, closeRequests RequestCloser) error {
+	if closeRequests == nil {
+		return fmt.Errorf("revoke guest %s: no closer for its release requests", id)
+	}
 	now := s.db.Now()
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE vms SET revoked = 1, status = 'revoked', status_reason = ? WHERE id = ?`, reason, id)
@@ -428,47 +446,8 @@ func (s *Service) Revoke(ctx context.Context, actor, id, reason string) error {
 		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "guest.revoke", Subject: id, Decision: "revoked", Reason: reason}); err != nil {
 			return err
 		}
-		return closeRequestsTx(ctx, tx, actor, id, reason, now)
+		return closeRequests(ctx, tx, actor, id, reason, now)
 	})
-}
-
-// closeRequestsTx denies the open release requests of revoked VM vmID. The
-// release engine owns the table; the revocation must end its requests in
-// its own transaction, and fleet cannot call the engine (the engine
-// imports fleet).
-func closeRequestsTx(ctx context.Context, tx *sql.Tx, actor, vmID, why string, now time.Time) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, class, volume_id, evidence_hash FROM approval_requests WHERE vm_id = ? AND status IN ('pending', 'approved')`, vmID)
-	if err != nil {
-		return fmt.Errorf("open requests of %s: %w", vmID, store.Classify(err))
-	}
-	type open struct{ id, class, volume, evHash string }
-	var rs []open
-	for rows.Next() {
-		var r open
-		if err := rows.Scan(&r.id, &r.class, &r.volume, &r.evHash); err != nil {
-			rows.Close()
-			return err
-		}
-		rs = append(rs, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	reason := "the VM was revoked"
-	if why != "" {
-		reason += ": " + why
-	}
-	for _, r := range rs {
-		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.id); err != nil {
-			return fmt.Errorf("close request %s: %w", r.id, store.Classify(err))
-		}
-		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "release.deny", Subject: r.id, Decision: "denied",
-			Reason: fmt.Sprintf("%s of %s (volume %s): %s", r.class, vmID, r.volume, reason), EvidenceHash: r.evHash}); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Reinstate clears a guest's revocation; its next request is classified

@@ -114,7 +114,7 @@ func TestRevokingAVMClosesItsRequests(t *testing.T) {
 	if err != nil || orel.Status != wire.StatusPending {
 		t.Fatalf("other VM: %+v %v", orel, err)
 	}
-	if err := fleet.New(e.db).Revoke(e.ctx, "officer:alice", "vm-close", "stolen disk image"); err != nil {
+	if err := fleet.New(e.db).Revoke(e.ctx, "officer:alice", "vm-close", "stolen disk image", DenyRequestsOfRevokedTx); err != nil {
 		t.Fatal(err)
 	}
 	r, err := GetRequest(e.ctx, e.db, approvedID)

@@ -930,8 +930,7 @@ func (s *Service) ConfirmRotation(ctx context.Context, c *wire.RotationConfirm) 
 		if err := s.secrets.ConfirmRotationTx(ctx, tx, guestActor(c.VMID), c.VolumeID, c.Generation); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE vms SET generation = ? WHERE id = ?`, c.Generation, c.VMID)
-		return err
+		return fleet.SetGenerationTx(ctx, tx, c.VMID, c.Generation)
 	})
 	if err != nil {
 		return s.internal("confirm rotation", err)

@@ -379,7 +379,7 @@ func TestReleaseLifecycle(t *testing.T) {
 	}
 
 	// Revoked VM.
-	if err := fleet.New(e.db).Revoke(ctx, "officer:alice", "vm-db", "decommissioned"); err != nil {
+	if err := fleet.New(e.db).Revoke(ctx, "officer:alice", "vm-db", "decommissioned", DenyRequestsOfRevokedTx); err != nil {
 		t.Fatal(err)
 	}
 	b = e.request(g2, wire.PurposeBoot, 0)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"keyholder/backend/attest"
+	"keyholder/backend/images"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
 )
@@ -23,15 +23,7 @@ var attestCommand = &command{
 	name:  "attest",
 	short: "verify SEV-SNP and vTPM evidence by hand; fill the AMD certificate cache",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage:
-  keyholder attest verify (--report FILE | --evidence FILE) [--certs DIR] [--vcek FILE]
-                          [--product Milan|Genoa|Turin] [--at RFC3339] [--reference FILE | --image NAME]
-                          [--report-data HEX] [--tpm-nonce HEX] [--ak-digest HEX] [--json]
-  keyholder attest verify-tpm --attestation FILE --nonce HEX [--gce | --ak-digest HEX] [--json]
-  keyholder attest fetch-certs (--report FILE | --product P [--chip-id HEX --tcb HEX]) [--vlek] [--kds URL]
-  keyholder attest fetch-certs --from DIR
-
-verify checks a raw SEV-SNP report (1184 bytes, as 'snpguest report' writes
+		fmt.Fprint(w, `verify checks a raw SEV-SNP report (1184 bytes, as 'snpguest report' writes
 it), or evidence in the JSON form agents send (--evidence), against AMD's
 certificate chain, offline: certificates come from the evidence, --certs
 (vcek.pem/der, ask, ark, cert_chain.pem, as 'snpguest fetch' writes them),
@@ -63,47 +55,19 @@ SMT are refused unless allowed, and only VMPL 0 is accepted by default):
 Run 'keyholder attest SUBCOMMAND -h' for the flags of one subcommand.
 `)
 	},
-	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
-		return func(args []string) error {
-			if len(args) == 0 {
-				return &exitError{code: 2, msg: "missing subcommand: verify, verify-tpm or fetch-certs"}
-			}
-			switch args[0] {
-			case "verify":
-				return attestVerify(env, args[1:])
-			case "verify-tpm":
-				return attestVerifyTPM(env, args[1:])
-			case "fetch-certs":
-				return attestFetchCerts(env, args[1:])
-			}
-			return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q: want verify, verify-tpm or fetch-certs", args[0])}
+	subcommands: func(_ *flag.FlagSet, env *cliEnv) []*subcommand {
+		return []*subcommand{
+			{name: "verify", synopsis: `keyholder attest verify (--report FILE | --evidence FILE) [--certs DIR] [--vcek FILE]
+                        [--product Milan|Genoa|Turin] [--at RFC3339] [--reference FILE | --image NAME]
+                        [--report-data HEX] [--tpm-nonce HEX] [--ak-digest HEX] [--json]`,
+				flags: func(fs *flag.FlagSet) func([]string) error { return attestVerify(env, fs) }},
+			{name: "verify-tpm", synopsis: "keyholder attest verify-tpm --attestation FILE --nonce HEX [--gce | --ak-digest HEX] [--json]",
+				flags: func(fs *flag.FlagSet) func([]string) error { return attestVerifyTPM(env, fs) }},
+			{name: "fetch-certs", synopsis: `keyholder attest fetch-certs (--report FILE | --product P [--chip-id HEX --tcb HEX]) [--vlek] [--kds URL]
+keyholder attest fetch-certs --from DIR`,
+				flags: func(fs *flag.FlagSet) func([]string) error { return attestFetchCerts(env, fs) }},
 		}
 	},
-}
-
-// subFlags makes the flag set of an attest subcommand; --data is accepted
-// after the subcommand too.
-func subFlags(env *cliEnv, name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("keyholder attest "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Func("data", "data directory (default: the per-user config directory)", func(s string) error { env.dataDir = s; return nil })
-	return fs
-}
-
-func parseSub(env *cliEnv, fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(env.stdout, "Usage of %s:\n", fs.Name())
-			fs.SetOutput(env.stdout)
-			fs.PrintDefaults()
-			return &exitError{code: 0}
-		}
-		return &exitError{code: 2, msg: err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
 }
 
 // attestVerifier builds the verifier of a command-line check: AMD's roots,
@@ -158,8 +122,7 @@ type attestJSON struct {
 	*attest.Claims
 }
 
-func attestVerify(env *cliEnv, args []string) error {
-	fs := subFlags(env, "verify")
+func attestVerify(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 	report := fs.String("report", "", "raw SEV-SNP report `FILE` (1184 bytes)")
 	evidenceFile := fs.String("evidence", "", "evidence `FILE` in the JSON form agents send (report, certificates, vTPM)")
 	nonceHex := fs.String("tpm-nonce", "", "with --evidence: the nonce its vTPM quote must be over (hex; default: the REPORT_DATA)")
@@ -175,145 +138,144 @@ func attestVerify(env *cliEnv, args []string) error {
 	crlAge := fs.Duration("crl-max-age", 30*24*time.Hour, "a cached CRL older than this does not count as a revocation check")
 	staleCRL := fs.String("stale-crl", "warn", "without a CRL younger than --crl-max-age: warn, or refuse the evidence")
 	devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept evidence signed by the simulated AMD root")
-	if err := parseSub(env, fs, args); err != nil {
-		return err
-	}
-	if *crlAge <= 0 {
-		return &exitError{code: 2, msg: "--crl-max-age must be positive"}
-	}
-	if (*report == "") == (*evidenceFile == "") {
-		return &exitError{code: 2, msg: "give one of --report FILE and --evidence FILE"}
-	}
-	if *refFile != "" && *image != "" {
-		return &exitError{code: 2, msg: "--reference and --image exclude each other"}
-	}
-	crlPolicy, err := attest.ParseCRLPolicy(*staleCRL)
-	if err != nil {
-		return &exitError{code: 2, msg: "--stale-crl: " + err.Error()}
-	}
-	exp := attest.Expectation{SkipReportData: *reportData == "", StaleCRL: crlPolicy}
-	if *product != "" {
-		p, err := attest.ParseProduct(*product)
+	return func([]string) error {
+		if *crlAge <= 0 {
+			return &exitError{code: 2, msg: "--crl-max-age must be positive"}
+		}
+		if (*report == "") == (*evidenceFile == "") {
+			return &exitError{code: 2, msg: "give one of --report FILE and --evidence FILE"}
+		}
+		if *refFile != "" && *image != "" {
+			return &exitError{code: 2, msg: "--reference and --image exclude each other"}
+		}
+		crlPolicy, err := attest.ParseCRLPolicy(*staleCRL)
 		if err != nil {
-			return &exitError{code: 2, msg: "--product: " + err.Error()}
+			return &exitError{code: 2, msg: "--stale-crl: " + err.Error()}
 		}
-		exp.Product = p
-	}
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return &exitError{code: 2, msg: fmt.Sprintf("--at %q: want RFC 3339, e.g. 2025-06-01T12:00:00Z", *at)}
+		exp := attest.Expectation{SkipReportData: *reportData == "", StaleCRL: crlPolicy}
+		if *product != "" {
+			p, err := attest.ParseProduct(*product)
+			if err != nil {
+				return &exitError{code: 2, msg: "--product: " + err.Error()}
+			}
+			exp.Product = p
 		}
-		exp.At = t
-	}
-	if *reportData != "" {
-		b, err := decodeHexFlag("report-data", *reportData, attest.ReportDataSize)
-		if err != nil {
-			return err
+		if *at != "" {
+			t, err := time.Parse(time.RFC3339, *at)
+			if err != nil {
+				return &exitError{code: 2, msg: fmt.Sprintf("--at %q: want RFC 3339, e.g. 2025-06-01T12:00:00Z", *at)}
+			}
+			exp.At = t
 		}
-		exp.ReportData = b
-	}
-	if *nonceHex != "" {
-		b, err := decodeHexFlag("tpm-nonce", *nonceHex, 0)
-		if err != nil {
-			return err
+		if *reportData != "" {
+			b, err := decodeHexFlag("report-data", *reportData, attest.ReportDataSize)
+			if err != nil {
+				return err
+			}
+			exp.ReportData = b
 		}
-		exp.TPMNonce = b
-	}
-	if *akHex != "" {
-		b, err := decodeHexFlag("ak-digest", *akHex, 32)
-		if err != nil {
-			return err
+		if *nonceHex != "" {
+			b, err := decodeHexFlag("tpm-nonce", *nonceHex, 0)
+			if err != nil {
+				return err
+			}
+			exp.TPMNonce = b
 		}
-		exp.AKDigest = b
-	}
-	var ev *attest.Evidence
-	if *evidenceFile != "" {
-		b, err := readLimitedFile(*evidenceFile, attest.MaxEvidenceJSON)
-		if err != nil {
-			return err
+		if *akHex != "" {
+			b, err := decodeHexFlag("ak-digest", *akHex, 32)
+			if err != nil {
+				return err
+			}
+			exp.AKDigest = b
 		}
-		if ev, err = attest.ParseEvidence(b); err != nil {
-			return fmt.Errorf("%s: %v", *evidenceFile, strings.TrimPrefix(err.Error(), attest.ErrMalformed.Error()+": "))
+		var ev *attest.Evidence
+		if *evidenceFile != "" {
+			b, err := readLimitedFile(*evidenceFile, attest.MaxEvidenceJSON)
+			if err != nil {
+				return err
+			}
+			if ev, err = attest.ParseEvidence(b); err != nil {
+				return fmt.Errorf("%s: %v", *evidenceFile, strings.TrimPrefix(err.Error(), attest.ErrMalformed.Error()+": "))
+			}
+		} else {
+			raw, err := attest.ReadReportFile(*report)
+			if err != nil {
+				return err
+			}
+			ev = &attest.Evidence{Report: raw}
 		}
-	} else {
-		raw, err := attest.ReadReportFile(*report)
-		if err != nil {
-			return err
+		if *certs != "" {
+			ders, err := attest.ReadCertDir(*certs)
+			if err != nil {
+				return err
+			}
+			if err := ev.AddCerts(ders...); err != nil {
+				return fmt.Errorf("%s: %w", *certs, err)
+			}
 		}
-		ev = &attest.Evidence{Report: raw}
-	}
-	if *certs != "" {
-		ders, err := attest.ReadCertDir(*certs)
-		if err != nil {
-			return err
+		if *vcek != "" {
+			ders, err := attest.ReadCertFile(*vcek)
+			if err != nil {
+				return err
+			}
+			if err := ev.AddCerts(ders...); err != nil {
+				return fmt.Errorf("%s: %w", *vcek, err)
+			}
 		}
-		if err := ev.AddCerts(ders...); err != nil {
-			return fmt.Errorf("%s: %w", *certs, err)
+		var ref *attest.ReferenceValues
+		if *refFile != "" {
+			b, err := os.ReadFile(*refFile)
+			if err != nil {
+				return err
+			}
+			if ref, err = attest.ParseReferenceValues(b); err != nil {
+				return fmt.Errorf("%s: %w", *refFile, err)
+			}
 		}
-	}
-	if *vcek != "" {
-		ders, err := attest.ReadCertFile(*vcek)
-		if err != nil {
-			return err
-		}
-		if err := ev.AddCerts(ders...); err != nil {
-			return fmt.Errorf("%s: %w", *vcek, err)
-		}
-	}
-	var ref *attest.ReferenceValues
-	if *refFile != "" {
-		b, err := os.ReadFile(*refFile)
-		if err != nil {
-			return err
-		}
-		if ref, err = attest.ParseReferenceValues(b); err != nil {
-			return fmt.Errorf("%s: %w", *refFile, err)
-		}
-	}
 
-	ctx, cancel := signalContext()
-	defer cancel()
-	v, db, err := attestVerifier(ctx, env, *devSim, *crlAge)
-	if err != nil {
-		return err
-	}
-	if db != nil {
-		defer db.Close()
-	}
-	refVersion := 0
-	if *image != "" {
-		if db == nil {
-			return fmt.Errorf("--image: no console database in %s", env.dataDir)
-		}
-		var id string
-		if err := db.QueryRowContext(ctx, `SELECT id FROM images WHERE name = ?`, *image).Scan(&id); err != nil {
-			return fmt.Errorf("--image %q: no such image", *image)
-		}
-		rv, err := attest.NewReferences(db).Latest(ctx, id)
+		ctx, cancel := signalContext()
+		defer cancel()
+		v, db, err := attestVerifier(ctx, env, *devSim, *crlAge)
 		if err != nil {
-			return fmt.Errorf("--image %q: %w", *image, err)
-		}
-		ref, refVersion = &rv.Values, rv.Version
-		exp.Image, exp.ReferenceVersion = *image, rv.Version
-	}
-	vd, err := v.Verify(ctx, ev, ref, exp)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := attestJSON{Verified: vd.Verified, Authentic: vd.Authentic, Simulated: vd.Simulated, Reasons: vd.Reasons, Warnings: vd.Warnings,
-			EvidenceHash: vd.EvidenceHash, RevocationChecked: vd.RevocationChecked, ReferenceVersion: refVersion, Claims: vd.Claims}
-		if err := printJSON(env.stdout, out); err != nil {
 			return err
 		}
-	} else {
-		printVerdict(env.stdout, vd)
+		if db != nil {
+			defer db.Close()
+		}
+		refVersion := 0
+		if *image != "" {
+			if db == nil {
+				return fmt.Errorf("--image: no console database in %s", env.dataDir)
+			}
+			id, err := images.IDByName(ctx, db, *image)
+			if err != nil {
+				return fmt.Errorf("--image %q: no such image", *image)
+			}
+			rv, err := attest.NewReferences(db).Latest(ctx, id)
+			if err != nil {
+				return fmt.Errorf("--image %q: %w", *image, err)
+			}
+			ref, refVersion = &rv.Values, rv.Version
+			exp.Image, exp.ReferenceVersion = *image, rv.Version
+		}
+		vd, err := v.Verify(ctx, ev, ref, exp)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			out := attestJSON{Verified: vd.Verified, Authentic: vd.Authentic, Simulated: vd.Simulated, Reasons: vd.Reasons, Warnings: vd.Warnings,
+				EvidenceHash: vd.EvidenceHash, RevocationChecked: vd.RevocationChecked, ReferenceVersion: refVersion, Claims: vd.Claims}
+			if err := printJSON(env.stdout, out); err != nil {
+				return err
+			}
+		} else {
+			printVerdict(env.stdout, vd)
+		}
+		if !vd.Verified {
+			return &exitError{code: 1}
+		}
+		return nil
 	}
-	if !vd.Verified {
-		return &exitError{code: 1}
-	}
-	return nil
 }
 
 func printVerdict(w io.Writer, vd *attest.Verdict) {
@@ -388,74 +350,71 @@ type tpmJSON struct {
 	*attest.TPMState
 }
 
-func attestVerifyTPM(env *cliEnv, args []string) error {
-	fs := subFlags(env, "verify-tpm")
+func attestVerifyTPM(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 	file := fs.String("attestation", "", "go-tpm-tools attestation `FILE` (binary protobuf)")
 	nonceHex := fs.String("nonce", "", "the nonce the quote must be over (hex)")
 	gce := fs.Bool("gce", false, "trust the attestation key through Google's EK/AK roots (Google Cloud)")
 	akHex := fs.String("ak-digest", "", "trust the attestation key with this SHA-256 digest of its public area (hex)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := parseSub(env, fs, args); err != nil {
-		return err
-	}
-	if *file == "" || *nonceHex == "" {
-		return &exitError{code: 2, msg: "--attestation FILE and --nonce HEX are required"}
-	}
-	nonce, err := decodeHexFlag("nonce", *nonceHex, 0)
-	if err != nil {
-		return err
-	}
-	var ak []byte
-	if *akHex != "" {
-		if ak, err = decodeHexFlag("ak-digest", *akHex, 32); err != nil {
+	return func([]string) error {
+		if *file == "" || *nonceHex == "" {
+			return &exitError{code: 2, msg: "--attestation FILE and --nonce HEX are required"}
+		}
+		nonce, err := decodeHexFlag("nonce", *nonceHex, 0)
+		if err != nil {
 			return err
 		}
-	}
-	f, err := os.Open(*file)
-	if err != nil {
-		return err
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, attest.MaxTPMSize+1))
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
-	}
-	if len(raw) > attest.MaxTPMSize {
-		return fmt.Errorf("%s: larger than %d bytes", *file, attest.MaxTPMSize)
-	}
-	if err := attest.CheckTPM(raw); err != nil {
-		return fmt.Errorf("%s: %v", *file, err)
-	}
-	v, err := attest.NewVerifier(context.Background(), attest.Options{})
-	if err != nil {
-		return err
-	}
-	st, reasons := v.VerifyTPM(raw, nonce, ak, *gce, nil)
-	if reasons == nil {
-		reasons = []attest.Reason{}
-	}
-	ok := len(reasons) == 0
-	if *asJSON {
-		if err := printJSON(env.stdout, tpmJSON{Verified: ok, Reasons: reasons, TPMState: st}); err != nil {
+		var ak []byte
+		if *akHex != "" {
+			if ak, err = decodeHexFlag("ak-digest", *akHex, 32); err != nil {
+				return err
+			}
+		}
+		f, err := os.Open(*file)
+		if err != nil {
 			return err
 		}
-	} else {
-		fmt.Fprintln(env.stdout, map[bool]string{true: "VERIFIED", false: "REFUSED"}[ok])
-		if st != nil {
-			printTPM(env.stdout, st)
+		raw, err := io.ReadAll(io.LimitReader(f, attest.MaxTPMSize+1))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
 		}
-		for _, r := range reasons {
-			fmt.Fprintf(env.stdout, "refused: %s: %s\n", r.Code, r.Message)
+		if len(raw) > attest.MaxTPMSize {
+			return fmt.Errorf("%s: larger than %d bytes", *file, attest.MaxTPMSize)
 		}
+		if err := attest.CheckTPM(raw); err != nil {
+			return fmt.Errorf("%s: %v", *file, err)
+		}
+		v, err := attest.NewVerifier(context.Background(), attest.Options{})
+		if err != nil {
+			return err
+		}
+		st, reasons := v.VerifyTPM(raw, nonce, ak, *gce, nil)
+		if reasons == nil {
+			reasons = []attest.Reason{}
+		}
+		ok := len(reasons) == 0
+		if *asJSON {
+			if err := printJSON(env.stdout, tpmJSON{Verified: ok, Reasons: reasons, TPMState: st}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintln(env.stdout, map[bool]string{true: "VERIFIED", false: "REFUSED"}[ok])
+			if st != nil {
+				printTPM(env.stdout, st)
+			}
+			for _, r := range reasons {
+				fmt.Fprintf(env.stdout, "refused: %s: %s\n", r.Code, r.Message)
+			}
+		}
+		if !ok {
+			return &exitError{code: 1}
+		}
+		return nil
 	}
-	if !ok {
-		return &exitError{code: 1}
-	}
-	return nil
 }
 
-func attestFetchCerts(env *cliEnv, args []string) error {
-	fs := subFlags(env, "fetch-certs")
+func attestFetchCerts(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 	report := fs.String("report", "", "take product, chip ID and TCB from this raw report `FILE`")
 	product := fs.String("product", "", "product: Milan, Genoa or Turin")
 	chipHex := fs.String("chip-id", "", "chip ID (128 hex digits)")
@@ -464,86 +423,85 @@ func attestFetchCerts(env *cliEnv, args []string) error {
 	base := fs.String("kds", "", "base `URL` of a KDS mirror (default: AMD's key server)")
 	from := fs.String("from", "", "import certificate and CRL files from `DIR` instead of fetching")
 	devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept CRLs signed by the simulated AMD root")
-	if err := parseSub(env, fs, args); err != nil {
-		return err
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	db, err := openStore(ctx, env, false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	cache := attest.NewCertCache(db)
-	o := attest.Options{Certs: cache}
-	if *devSim {
-		o.TrustSimulatedRoot, o.SimulatedRoots = true, sim.Root().TrustedRoots()
-	}
-	v, err := attest.NewVerifier(ctx, o)
-	if err != nil {
-		return err
-	}
-	if *from != "" {
-		return importCertDir(ctx, env, v, cache, *from)
-	}
-	req := attest.KDSRequest{BaseURL: *base}
-	if *vlek {
-		req.Signer = attest.VLEK
-	}
-	if *report != "" {
-		raw, err := attest.ReadReportFile(*report)
+	return func([]string) error {
+		ctx, cancel := signalContext()
+		defer cancel()
+		db, err := openStore(ctx, env, false)
 		if err != nil {
 			return err
 		}
-		c, err := attest.ReportClaims(raw)
+		defer db.Close()
+		cache := attest.NewCertCache(db)
+		o := attest.Options{Certs: cache}
+		if *devSim {
+			o.TrustSimulatedRoot, o.SimulatedRoots = true, sim.Root().TrustedRoots()
+		}
+		v, err := attest.NewVerifier(ctx, o)
 		if err != nil {
 			return err
 		}
-		req.Product, req.ChipID, req.TCB = c.Product, c.ChipID, c.ReportedTCB.Raw
-		if c.Signer == attest.VLEK {
-			req.Signer, req.ChipID = attest.VLEK, nil
+		if *from != "" {
+			return importCertDir(ctx, env, v, cache, *from)
 		}
-	}
-	if *product != "" {
-		p, err := attest.ParseProduct(*product)
+		req := attest.KDSRequest{BaseURL: *base}
+		if *vlek {
+			req.Signer = attest.VLEK
+		}
+		if *report != "" {
+			raw, err := attest.ReadReportFile(*report)
+			if err != nil {
+				return err
+			}
+			c, err := attest.ReportClaims(raw)
+			if err != nil {
+				return err
+			}
+			req.Product, req.ChipID, req.TCB = c.Product, c.ChipID, c.ReportedTCB.Raw
+			if c.Signer == attest.VLEK {
+				req.Signer, req.ChipID = attest.VLEK, nil
+			}
+		}
+		if *product != "" {
+			p, err := attest.ParseProduct(*product)
+			if err != nil {
+				return &exitError{code: 2, msg: "--product: " + err.Error()}
+			}
+			req.Product = p
+		}
+		if *chipHex != "" {
+			if req.ChipID, err = decodeHexFlag("chip-id", *chipHex, attest.ChipIDSize); err != nil {
+				return err
+			}
+			b, err := decodeHexFlag("tcb", *tcbHex, 8)
+			if err != nil {
+				return err
+			}
+			req.TCB = 0
+			for _, x := range b {
+				req.TCB = req.TCB<<8 | uint64(x)
+			}
+		}
+		if req.Product == attest.Unknown {
+			return &exitError{code: 2, msg: "name the product (--product) or give a version 3 report (--report)"}
+		}
+		res, err := attest.FetchKDS(ctx, attest.HTTPFetcher{}, req)
 		if err != nil {
-			return &exitError{code: 2, msg: "--product: " + err.Error()}
-		}
-		req.Product = p
-	}
-	if *chipHex != "" {
-		if req.ChipID, err = decodeHexFlag("chip-id", *chipHex, attest.ChipIDSize); err != nil {
 			return err
 		}
-		b, err := decodeHexFlag("tcb", *tcbHex, 8)
+		for _, der := range res.Certs {
+			info, err := cache.PutCert(ctx, der, "kds")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "cached %s %s (%s)\n", info.Product, strings.ToUpper(info.Kind), info.Fingerprint[:16])
+		}
+		p, err := v.ImportCRL(ctx, cache, res.CRL, "kds")
 		if err != nil {
-			return err
+			return fmt.Errorf("CRL: %w", err)
 		}
-		req.TCB = 0
-		for _, x := range b {
-			req.TCB = req.TCB<<8 | uint64(x)
-		}
+		fmt.Fprintf(env.stdout, "cached %s CRL\n", p)
+		return nil
 	}
-	if req.Product == attest.Unknown {
-		return &exitError{code: 2, msg: "name the product (--product) or give a version 3 report (--report)"}
-	}
-	res, err := attest.FetchKDS(ctx, attest.HTTPFetcher{}, req)
-	if err != nil {
-		return err
-	}
-	for _, der := range res.Certs {
-		info, err := cache.PutCert(ctx, der, "kds")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "cached %s %s (%s)\n", info.Product, strings.ToUpper(info.Kind), info.Fingerprint[:16])
-	}
-	p, err := v.ImportCRL(ctx, cache, res.CRL, "kds")
-	if err != nil {
-		return fmt.Errorf("CRL: %w", err)
-	}
-	fmt.Fprintf(env.stdout, "cached %s CRL\n", p)
-	return nil
 }
 
 // importCertDir imports certificate and CRL files from a directory.

@@ -20,11 +20,7 @@ var auditCommand = &command{
 	name:  "audit",
 	short: "verify or export the hash-chained audit log",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage:
-  keyholder audit verify [--passphrase-file F [--officer NAME]] [--json] [--data DIR]
-  keyholder audit export [--json] [--out FILE] [--data DIR]
-
-verify checks every entry's hash and link and every signed checkpoint, and
+		fmt.Fprint(w, `verify checks every entry's hash and link and every signed checkpoint, and
 names the first bad entry. A log cut back to before its newest checkpoint is
 named as truncated; the entries after the newest checkpoint (fewer than N,
 64 by default, while the console runs unlocked; none after a clean
@@ -36,18 +32,11 @@ database, and the fingerprint is printed to compare with a recorded one.
 export writes the entries oldest first: JSON lines with --json, else text.
 `)
 	},
-	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
 		of := addOfficerFlags(fs)
 		asJSON := fs.Bool("json", false, "JSON output (export: JSON lines)")
 		out := fs.String("out", "", "export: write to this file instead of standard output")
-		return func(args []string) error {
-			args, err := interspersed(fs, args)
-			if err != nil {
-				return err
-			}
-			if len(args) != 1 || (args[0] != "verify" && args[0] != "export") {
-				return &exitError{code: 2, msg: "use 'keyholder audit verify' or 'keyholder audit export'"}
-			}
+		run := func(sub string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
 			db, err := openStore(ctx, env, false)
@@ -55,7 +44,7 @@ export writes the entries oldest first: JSON lines with --json, else text.
 				return err
 			}
 			defer db.Close()
-			if args[0] == "export" {
+			if sub == "export" {
 				return exportAudit(env, db, *asJSON, *out)
 			}
 			svc := custody.New(db, custodyOptions)
@@ -103,6 +92,12 @@ export writes the entries oldest first: JSON lines with --json, else text.
 				}
 			}
 			return nil
+		}
+		return []*subcommand{
+			{name: "verify", synopsis: "keyholder audit verify [--passphrase-file F [--officer NAME]] [--json] [--data DIR]",
+				flags: sharedFlagsOnly(func([]string) error { return run("verify") })},
+			{name: "export", synopsis: "keyholder audit export [--json] [--out FILE] [--data DIR]",
+				flags: sharedFlagsOnly(func([]string) error { return run("export") })},
 		}
 	},
 }

@@ -29,14 +29,7 @@ var imageCommand = &command{
 	name:  "image",
 	short: "inspect a VM disk image, or prepare (encrypt and register) one",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage:
-  keyholder image inspect FILE [--json]
-`+imageReferencesUsage+`
-  keyholder image prepare --in SRC --out DST [--mode data|os] [--output raw|gcp|azure|aws]
-        [--sector-size 512|4096] [--recovery-passphrase-file F] [--name NAME]
-        [--officer NAME] [--passphrase-file F] [--force] [--json] [--data DIR]
-
-inspect reads raw, qcow2, VMDK (also descriptors with their extent files),
+		fmt.Fprint(w, `inspect reads raw, qcow2, VMDK (also descriptors with their extent files),
 VHD, VHDX and VDI images (recognised by content) and lists the format, the
 virtual size, the partitions and the filesystems found. Other containers
 (QED, Parallels, QCOW v1, DMG, cloop, ...) are refused with the qemu-img
@@ -55,9 +48,10 @@ most often a container of an unknown format; it is prepared only with
 DST is written to a temporary file beside it and renamed only once image and
 volume are registered, so an interrupted run (Ctrl-C cancels) leaves nothing
 that looks finished. DST.manifest.json describes the result.
-`)
+
+`+imageReferencesUsage)
 	},
-	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
 		of := addOfficerFlags(fs)
 		asJSON := fs.Bool("json", false, "JSON output (prepare: progress as JSON lines)")
 		in := fs.String("in", "", "prepare: source image")
@@ -78,39 +72,20 @@ that looks finished. DST.manifest.json describes the result.
 			comment:      fs.String("comment", "", "references set/import: why (kept with the version)"),
 			file:         fs.String("file", "", "references import: reference values `FILE` (JSON)"),
 		}
-		return func(args []string) error {
-			args, err := interspersed(fs, args)
+		inspect := func(args []string) error {
+			info, err := diskimage.Inspect(args[0])
 			if err != nil {
 				return err
 			}
-			if len(args) == 0 {
-				return &exitError{code: 2, msg: "use 'keyholder image inspect FILE' or 'keyholder image prepare --in SRC --out DST'"}
+			if *asJSON {
+				return json.NewEncoder(env.stdout).Encode(info)
 			}
-			switch args[0] {
-			case "references":
-				return runImageReferences(env, of, rf, *asJSON, args[1:])
-			case "inspect":
-				if len(args) != 2 {
-					return &exitError{code: 2, msg: "usage: keyholder image inspect FILE [--json]"}
-				}
-				info, err := diskimage.Inspect(args[1])
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					return json.NewEncoder(env.stdout).Encode(info)
-				}
-				printInfo(env.stdout, info)
-				return nil
-			case "prepare":
-				if len(args) != 1 {
-					return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[1])}
-				}
-				if *in == "" || *out == "" {
-					return &exitError{code: 2, msg: "--in SRC and --out DST are required"}
-				}
-			default:
-				return &exitError{code: 2, msg: fmt.Sprintf("unknown image command %q", args[0])}
+			printInfo(env.stdout, info)
+			return nil
+		}
+		prepare := func([]string) error {
+			if *in == "" || *out == "" {
+				return &exitError{code: 2, msg: "--in SRC and --out DST are required"}
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -170,6 +145,14 @@ that looks finished. DST.manifest.json describes the result.
 				fmt.Fprintln(env.stdout, "  note: no release URL is configured; the token names none (set it before preparing production images)")
 			}
 			return nil
+		}
+		return []*subcommand{
+			{name: "inspect", synopsis: "keyholder image inspect FILE [--json]", args: 1, flags: sharedFlagsOnly(inspect)},
+			{name: "references", synopsis: imageReferencesSynopsis, args: -1,
+				flags: sharedFlagsOnly(func(args []string) error { return runImageReferences(env, of, rf, *asJSON, args) })},
+			{name: "prepare", synopsis: `keyholder image prepare --in SRC --out DST [--mode data|os] [--output raw|gcp|azure|aws]
+      [--sector-size 512|4096] [--recovery-passphrase-file F] [--name NAME]
+      [--officer NAME] [--passphrase-file F] [--force] [--json] [--data DIR]`, flags: sharedFlagsOnly(prepare)},
 		}
 	},
 }

@@ -176,23 +176,3 @@ func custodyHint(err error) string {
 	}
 	return ""
 }
-
-// interspersed lets flags follow positional arguments ("officers add bob
-// --role viewer"): it parses what the command table's first parse left.
-func interspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for len(args) > 0 {
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		if err := fs.Parse(args); err != nil {
-			return nil, &exitError{code: 2, msg: err.Error()}
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos = append(pos, args[0])
-			args = args[1:]
-		}
-	}
-	return pos, nil
-}

@@ -20,12 +20,7 @@ var requestsCommand = &command{
 	name:  "requests",
 	short: "list, approve or deny release requests and admin actions that wait for officers",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage:
-  keyholder requests list [--status pending|approved|denied|expired|completed|done|delivered|failed|all] [--json]
-  keyholder requests approve ID [--note TEXT] [--hash HASH] [--officer NAME] [--passphrase-file F]
-  keyholder requests deny ID [--note TEXT] [--officer NAME] [--passphrase-file F]
-
-Release requests (req_...) wait for officers to release a disk key to a
+		fmt.Fprint(w, `Release requests (req_...) wait for officers to release a disk key to a
 guest; admin actions (act_...) are custody changes under the two-person
 rule (recovery shares, backups, officers and roles, lowered approval counts,
 reference values, volume destruction, the rule itself). Both are listed;
@@ -42,18 +37,14 @@ waits collects its secret at its next poll; the admin who asked for shares
 or a backup collects it in the console, once).
 `)
 	},
-	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
-		return func(args []string) error {
-			if len(args) == 0 {
-				return &exitError{code: 2, msg: "missing subcommand: list, approve or deny"}
-			}
-			switch args[0] {
-			case "list":
-				return requestsList(env, args[1:])
-			case "approve", "deny":
-				return requestsDecide(env, args[0], args[1:])
-			}
-			return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q: want list, approve or deny", args[0])}
+	subcommands: func(_ *flag.FlagSet, env *cliEnv) []*subcommand {
+		return []*subcommand{
+			{name: "list", synopsis: "keyholder requests list [--status pending|approved|denied|expired|completed|done|delivered|failed|all] [--json]",
+				flags: func(fs *flag.FlagSet) func([]string) error { return requestsList(env, fs) }},
+			{name: "approve", synopsis: "keyholder requests approve ID [--note TEXT] [--hash HASH] [--officer NAME] [--passphrase-file F]", args: -1,
+				flags: func(fs *flag.FlagSet) func([]string) error { return requestsDecide(env, "approve", fs) }},
+			{name: "deny", synopsis: "keyholder requests deny ID [--note TEXT] [--officer NAME] [--passphrase-file F]", args: -1,
+				flags: func(fs *flag.FlagSet) func([]string) error { return requestsDecide(env, "deny", fs) }},
 		}
 	},
 }
@@ -64,172 +55,146 @@ type requestsListing struct {
 	AdminActions    []quorum.Action   `json:"admin_actions"`
 }
 
-func requestsList(env *cliEnv, args []string) error {
-	fs := subFlags(env, "list")
-	fs.Init("keyholder requests list", flag.ContinueOnError)
+func requestsList(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 	status := fs.String("status", "pending", "which ones: pending, approved, denied, expired, completed (requests), done, delivered, failed (actions) or all")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseSub(env, fs, args); err != nil {
-		return err
-	}
-	st := *status
-	if st == "all" {
-		st = ""
-	}
-	switch st {
-	case "", release.StatusPending, release.StatusApproved, release.StatusDenied, release.StatusExpired, release.StatusCompleted,
-		quorum.StatusDone, quorum.StatusDelivered, quorum.StatusFailed:
-	default:
-		return &exitError{code: 2, msg: fmt.Sprintf("--status %q: want pending, approved, denied, expired, completed, done, delivered, failed or all", *status)}
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	db, err := openStore(ctx, env, false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	rs, err := release.ListRequests(ctx, db, st)
-	if err != nil {
-		return err
-	}
-	as, err := quorum.List(ctx, db, st)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.stdout, requestsListing{ReleaseRequests: rs, AdminActions: as})
-	}
-	if len(rs) == 0 && len(as) == 0 {
-		fmt.Fprintln(env.stdout, "No requests.")
+	return func([]string) error {
+		st := *status
+		if st == "all" {
+			st = ""
+		}
+		switch st {
+		case "", release.StatusPending, release.StatusApproved, release.StatusDenied, release.StatusExpired, release.StatusCompleted,
+			quorum.StatusDone, quorum.StatusDelivered, quorum.StatusFailed:
+		default:
+			return &exitError{code: 2, msg: fmt.Sprintf("--status %q: want pending, approved, denied, expired, completed, done, delivered, failed or all", *status)}
+		}
+		ctx, cancel := signalContext()
+		defer cancel()
+		db, err := openStore(ctx, env, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		rs, err := release.ListRequests(ctx, db, st)
+		if err != nil {
+			return err
+		}
+		as, err := quorum.List(ctx, db, st)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.stdout, requestsListing{ReleaseRequests: rs, AdminActions: as})
+		}
+		if len(rs) == 0 && len(as) == 0 {
+			fmt.Fprintln(env.stdout, "No requests.")
+			return nil
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		if len(rs) > 0 {
+			fmt.Fprintln(tw, "ID\tVM\tVOLUME\tCLASS\tSTATUS\tAPPROVALS\tEXPIRES\t")
+			for _, r := range rs {
+				cls := r.Class
+				if r.Simulated {
+					cls += " (SIMULATED)"
+				}
+				var sum struct {
+					Signer string `json:"signer"`
+				}
+				json.Unmarshal(r.Summary, &sum)
+				if sum.Signer == "VLEK" {
+					cls += " [chip identity: none (VLEK)]"
+				}
+				if len(r.Competing) > 0 {
+					cls += fmt.Sprintf(" [COMPETES with %s]", strings.Join(r.Competing, ", "))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t\n", r.ID, r.VMID, r.VolumeID, cls, r.Status, len(r.Approvals), r.ApprovalsNeeded,
+					r.ExpiresAt.Local().Format(time.DateTime))
+			}
+		}
+		if len(as) > 0 {
+			if len(rs) > 0 {
+				fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+			}
+			fmt.Fprintln(tw, "ADMIN ACTION\tKIND\tREQUESTED BY\tSTATUS\tAPPROVALS\tEXPIRES\tWHAT\t")
+			for _, a := range as {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", a.ID, a.Kind, a.RequestedBy, a.Status, len(a.Votes), a.ApprovalsNeeded,
+					a.ExpiresAt.Local().Format(time.DateTime), a.Summary)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, r := range rs {
+			var sum struct {
+				Pins string `json:"pins"`
+			}
+			if json.Unmarshal(r.Summary, &sum) == nil && sum.Pins != "" && (r.Status == release.StatusPending || r.Status == release.StatusApproved) {
+				fmt.Fprintf(env.stdout, "\n%s: %s\n", r.ID, sum.Pins)
+				if len(r.Competing) > 0 {
+					fmt.Fprintf(env.stdout, "%s: %d other launch(es) claim this volume's first boot; at most one is your guest, and approving one denies the others.\n", r.ID, len(r.Competing))
+				}
+			}
+		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	if len(rs) > 0 {
-		fmt.Fprintln(tw, "ID\tVM\tVOLUME\tCLASS\tSTATUS\tAPPROVALS\tEXPIRES\t")
-		for _, r := range rs {
-			cls := r.Class
-			if r.Simulated {
-				cls += " (SIMULATED)"
-			}
-			var sum struct {
-				Signer string `json:"signer"`
-			}
-			json.Unmarshal(r.Summary, &sum)
-			if sum.Signer == "VLEK" {
-				cls += " [chip identity: none (VLEK)]"
-			}
-			if len(r.Competing) > 0 {
-				cls += fmt.Sprintf(" [COMPETES with %s]", strings.Join(r.Competing, ", "))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t\n", r.ID, r.VMID, r.VolumeID, cls, r.Status, len(r.Approvals), r.ApprovalsNeeded,
-				r.ExpiresAt.Local().Format(time.DateTime))
-		}
-	}
-	if len(as) > 0 {
-		if len(rs) > 0 {
-			fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
-		}
-		fmt.Fprintln(tw, "ADMIN ACTION\tKIND\tREQUESTED BY\tSTATUS\tAPPROVALS\tEXPIRES\tWHAT\t")
-		for _, a := range as {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", a.ID, a.Kind, a.RequestedBy, a.Status, len(a.Votes), a.ApprovalsNeeded,
-				a.ExpiresAt.Local().Format(time.DateTime), a.Summary)
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, r := range rs {
-		var sum struct {
-			Pins string `json:"pins"`
-		}
-		if json.Unmarshal(r.Summary, &sum) == nil && sum.Pins != "" && (r.Status == release.StatusPending || r.Status == release.StatusApproved) {
-			fmt.Fprintf(env.stdout, "\n%s: %s\n", r.ID, sum.Pins)
-			if len(r.Competing) > 0 {
-				fmt.Fprintf(env.stdout, "%s: %d other launch(es) claim this volume's first boot; at most one is your guest, and approving one denies the others.\n", r.ID, len(r.Competing))
-			}
-		}
-	}
-	return nil
 }
 
-// splitID takes the request ID from before or after the flags.
-func splitID(args []string) (string, []string) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], args[1:]
-	}
-	if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") && (n < 2 || !needsValue(args[n-2])) {
-		return args[n-1], args[:n-1]
-	}
-	return "", args
-}
-
-func needsValue(flagArg string) bool {
-	name := strings.TrimLeft(flagArg, "-")
-	if strings.Contains(name, "=") {
-		return false
-	}
-	switch name {
-	case "note", "hash", "officer", "passphrase-file", "data":
-		return true
-	}
-	return false
-}
-
-func requestsDecide(env *cliEnv, verb string, args []string) error {
-	id, rest := splitID(args)
-	fs := subFlags(env, verb)
-	fs.Init("keyholder requests "+verb, flag.ContinueOnError)
+func requestsDecide(env *cliEnv, verb string, fs *flag.FlagSet) func([]string) error {
 	note := fs.String("note", "", "a note for the audit log")
 	hash := fs.String("hash", "", "admin actions: approve only if the action's parameter hash is this one (from 'requests list --json')")
 	of := addOfficerFlags(fs)
-	if err := parseSub(env, fs, rest); err != nil {
-		return err
+	return func(args []string) error {
+		if len(args) == 0 {
+			return &exitError{code: 2, msg: "missing request ID (see 'keyholder requests list')"}
+		}
+		if len(args) > 1 {
+			return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[1])}
+		}
+		id := args[0]
+		ctx, cancel := signalContext()
+		defer cancel()
+		db, err := openStore(ctx, env, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		cust, o, err := of.unlock(ctx, env, db)
+		if err != nil {
+			return err
+		}
+		defer cust.Lock()
+		if strings.HasPrefix(id, "act_") {
+			return adminDecide(ctx, env, db, cust, o, verb, id, *hash, *note)
+		}
+		if !o.Role.CanApprove() {
+			return &exitError{code: 1, msg: fmt.Sprintf("%s is %s; only approvers and admins decide release requests", o.Name, o.Role)}
+		}
+		eng, err := release.New(release.Config{DB: db, Secrets: cust})
+		if err != nil {
+			return err
+		}
+		by := release.Approver{Name: o.Name, AuthenticatedAt: time.Now()}
+		var r release.Request
+		if verb == "approve" {
+			r, err = eng.Approve(ctx, id, by, *note)
+		} else {
+			r, err = eng.Deny(ctx, id, by, *note)
+		}
+		if err != nil {
+			return err
+		}
+		switch r.Status {
+		case release.StatusApproved:
+			fmt.Fprintf(env.stdout, "Approved %s (%s of %s). The guest receives its secret at its next poll, until %s.\n", r.ID, r.Class, r.VMID, r.ExpiresAt.Local().Format(time.DateTime))
+		case release.StatusPending:
+			fmt.Fprintf(env.stdout, "Recorded your approval of %s: %d of %d approvals.\n", r.ID, len(r.Approvals), r.ApprovalsNeeded)
+		default:
+			fmt.Fprintf(env.stdout, "Request %s is %s.\n", r.ID, r.Status)
+		}
+		return nil
 	}
-	if id == "" {
-		return &exitError{code: 2, msg: "missing request ID (see 'keyholder requests list')"}
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	db, err := openStore(ctx, env, false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	cust, o, err := of.unlock(ctx, env, db)
-	if err != nil {
-		return err
-	}
-	defer cust.Lock()
-	if strings.HasPrefix(id, "act_") {
-		return adminDecide(ctx, env, db, cust, o, verb, id, *hash, *note)
-	}
-	if !o.Role.CanApprove() {
-		return &exitError{code: 1, msg: fmt.Sprintf("%s is %s; only approvers and admins decide release requests", o.Name, o.Role)}
-	}
-	eng, err := release.New(release.Config{DB: db, Secrets: cust})
-	if err != nil {
-		return err
-	}
-	by := release.Approver{Name: o.Name, AuthenticatedAt: time.Now()}
-	var r release.Request
-	if verb == "approve" {
-		r, err = eng.Approve(ctx, id, by, *note)
-	} else {
-		r, err = eng.Deny(ctx, id, by, *note)
-	}
-	if err != nil {
-		return err
-	}
-	switch r.Status {
-	case release.StatusApproved:
-		fmt.Fprintf(env.stdout, "Approved %s (%s of %s). The guest receives its secret at its next poll, until %s.\n", r.ID, r.Class, r.VMID, r.ExpiresAt.Local().Format(time.DateTime))
-	case release.StatusPending:
-		fmt.Fprintf(env.stdout, "Recorded your approval of %s: %d of %d approvals.\n", r.ID, len(r.Approvals), r.ApprovalsNeeded)
-	default:
-		fmt.Fprintf(env.stdout, "Request %s is %s.\n", r.ID, r.Status)
-	}
-	return nil
 }
 
 // adminDecide approves or denies an admin action as officer o, who has

@@ -33,7 +33,7 @@ var commands = []*command{
 	officersCommand,
 	backupCommand,
 	restoreCommand,
-	recoverySharesCommand,
+	splitKeyCommand,
 	recoverCommand,
 	auditCommand,
 	attestCommand,
@@ -43,7 +43,7 @@ var commands = []*command{
 	demoCommand,
 	imageCommand,
 	unsealCommand,
-	sharesCommand,
+	passphraseSharesCommand,
 	versionCommand,
 }
 
@@ -59,7 +59,11 @@ func Run(cfg Config, args []string, stdin io.Reader, stdout, stderr io.Writer) i
 	case "-h", "--help", "help":
 		if len(args) > 1 {
 			if c := findCommand(args[1]); c != nil {
-				c.helpText(stdout)
+				sub := ""
+				if len(args) > 2 {
+					sub = args[2]
+				}
+				c.helpText(stdout, sub)
 				return 0
 			}
 		}

@@ -14,13 +14,14 @@ import (
 	"keyholder/backend/shamir"
 )
 
-var sharesCommand = &command{
+// passphraseSharesCommand combines the shares of an image's recovery
+// passphrase that the image wizard printed; the console's master-key shares
+// (split-key) are combined by recoverCommand.
+var passphraseSharesCommand = &command{
 	name:  "shares",
-	short: "combine recovery-passphrase shares from the image wizard",
+	short: "combine the shares of an image's recovery passphrase (image wizard)",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage: keyholder shares combine [--in FILE]
-
-Reads M shares of a volume's recovery passphrase (one per line, as the image
+		fmt.Fprint(w, `combine reads M shares of a volume's recovery passphrase (one per line, as the image
 wizard printed them; standard input by default), checks each share's
 checksum, and writes the passphrase to standard output without a newline,
 so it can be piped into cryptsetup:
@@ -31,12 +32,9 @@ It refuses to print the passphrase to a terminal. (The console's master-key
 shares are combined with 'keyholder recover'.)
 `)
 	},
-	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
 		in := fs.String("in", "", "file with the shares, one per line (default: standard input)")
-		return func(args []string) error {
-			if len(args) != 1 || args[0] != "combine" {
-				return &exitError{code: 2, msg: "usage: keyholder shares combine [--in FILE]"}
-			}
+		combine := func([]string) error {
 			if f, ok := env.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 				return &exitError{code: 2, msg: "refusing to print a passphrase to the terminal; pipe it into cryptsetup (see 'keyholder help shares')"}
 			}
@@ -49,7 +47,7 @@ shares are combined with 'keyholder recover'.)
 				defer f.Close()
 				r = f
 			}
-			secret, err := combineShares(r)
+			secret, err := combinePassphraseShares(r)
 			if err != nil {
 				return err
 			}
@@ -57,11 +55,13 @@ shares are combined with 'keyholder recover'.)
 			_, err = env.stdout.Write(secret)
 			return err
 		}
+		return []*subcommand{{name: "combine", synopsis: "keyholder shares combine [--in FILE]", flags: sharedFlagsOnly(combine)}}
 	},
 }
 
-// combineShares parses one share per non-empty line and combines them.
-func combineShares(r io.Reader) ([]byte, error) {
+// combinePassphraseShares parses one recovery-passphrase share per
+// non-empty line and combines them.
+func combinePassphraseShares(r io.Reader) ([]byte, error) {
 	var shares []shamir.Share
 	sc := bufio.NewScanner(r)
 	line := 0

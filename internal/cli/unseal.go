@@ -72,12 +72,7 @@ var unsealCommand = &command{
 	name:  "unseal",
 	short: "set up, show or remove auto-unseal through a PKCS#11 token",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage:
-  keyholder unseal setup  --pkcs11-module LIB --token-label L --pin-file F [--key-label K] [--officer ADMIN --passphrase-file F]
-  keyholder unseal status [--json]
-  keyholder unseal remove [--officer ADMIN --passphrase-file F]
-
-Auto-unseal stores the master key a second time, wrapped (AES-GCM) by an
+		fmt.Fprint(w, `Auto-unseal stores the master key a second time, wrapped (AES-GCM) by an
 AES key inside a PKCS#11 token (an HSM; SoftHSM2 for trials). setup creates
 the key in the token when it has none. A console started with access to
 the token (keyholder serve with the same module, token and PIN, from flags
@@ -94,21 +89,14 @@ setup reaches the token (the master key is wrapped then, never shown);
 the approving admins need not.
 `)
 	},
-	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
+	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
 		of := addOfficerFlags(fs)
 		pf := addPKCS11Flags(fs)
 		asJSON := fs.Bool("json", false, "status: print JSON")
-		return func(args []string) error {
-			args, err := interspersed(fs, args)
-			if err != nil {
-				return err
-			}
-			if len(args) != 1 {
-				return &exitError{code: 2, msg: "which subcommand? setup, status or remove"}
-			}
+		run := func(sub string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			switch args[0] {
+			switch sub {
 			case "status":
 				db, err := openStore(ctx, env, false)
 				if err != nil {
@@ -180,7 +168,15 @@ the approving admins need not.
 				fmt.Fprintln(env.stdout, "Auto-unseal is removed: the next start waits for an officer.")
 				return nil
 			}
-			return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q", args[0])}
+			return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q", sub)}
+		}
+		sub := func(name string) func(*flag.FlagSet) func([]string) error {
+			return sharedFlagsOnly(func([]string) error { return run(name) })
+		}
+		return []*subcommand{
+			{name: "setup", synopsis: "keyholder unseal setup  --pkcs11-module LIB --token-label L --pin-file F [--key-label K] [--officer ADMIN --passphrase-file F]", flags: sub("setup")},
+			{name: "status", synopsis: "keyholder unseal status [--json]", flags: sub("status")},
+			{name: "remove", synopsis: "keyholder unseal remove [--officer ADMIN --passphrase-file F]", flags: sub("remove")},
 		}
 	},
 }

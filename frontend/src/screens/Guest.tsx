@@ -5,8 +5,9 @@ import { IconArrowLeft, IconBan, IconRestore } from '@tabler/icons-react';
 import { Fragment, useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { api, type AttestationRecord, type GuestDetail } from '../api';
-import { ErrorNotice, formatTime, Loading, notifyError, SimulatedBadge, StatusBadge } from '../components/common';
+import { ErrorNotice, formatTime, Loading, SimulatedBadge, StatusBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
+import { useAction } from '../hooks/useAction';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
 import { asEvidence, explain, snapshotOf, tcbText } from '../features/diff/evidence';
@@ -320,25 +321,23 @@ export function GuestScreen() {
 
 function GuestDialog({ guest, action, onClose }: { guest: GuestDetail; action: 'revoke' | 'reinstate'; onClose: () => void }) {
   const [reason, setReason] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, run } = useAction();
   const reauth = useReauth();
-  const submit = async () => {
-    setBusy(true);
-    try {
-      await reauth(() => (action === 'revoke' ? api().fleet.revoke(guest.id, reason) : api().fleet.reinstate(guest.id, reason)));
-      notifications.show({
-        color: action === 'revoke' ? 'red' : 'teal',
-        title: action === 'revoke' ? 'Guest revoked' : 'Guest reinstated',
-        message: action === 'revoke' ? `${guest.id} gets no key and its heartbeats are refused.` : `${guest.id}'s next request is decided afresh.`,
-      });
-      void guestOf(guest.id).reload();
-      onClose();
-    } catch (e) {
-      notifyError(e, 'Not done');
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = () =>
+    run(
+      action,
+      async () => {
+        await reauth(() => (action === 'revoke' ? api().fleet.revoke(guest.id, reason) : api().fleet.reinstate(guest.id, reason)));
+        notifications.show({
+          color: action === 'revoke' ? 'red' : 'teal',
+          title: action === 'revoke' ? 'Guest revoked' : 'Guest reinstated',
+          message: action === 'revoke' ? `${guest.id} gets no key and its heartbeats are refused.` : `${guest.id}'s next request is decided afresh.`,
+        });
+        void guestOf(guest.id).reload();
+        onClose();
+      },
+      { fail: 'Not done' },
+    );
   return (
     <Modal opened onClose={onClose} title={action === 'revoke' ? `Revoke ${guest.name || guest.id}?` : `Reinstate ${guest.name || guest.id}?`} centered>
       <Stack>
@@ -352,7 +351,7 @@ function GuestDialog({ guest, action, onClose }: { guest: GuestDetail; action: '
           <Button variant="default" onClick={onClose}>
             Cancel
           </Button>
-          <Button color={action === 'revoke' ? 'red' : 'teal'} loading={busy} disabled={!reason.trim()} onClick={() => void submit()} data-testid="guest-dialog-confirm">
+          <Button color={action === 'revoke' ? 'red' : 'teal'} loading={busy !== null} disabled={!reason.trim()} onClick={() => void submit()} data-testid="guest-dialog-confirm">
             {action === 'revoke' ? 'Revoke guest' : 'Reinstate guest'}
           </Button>
         </Group>

@@ -3,8 +3,9 @@ import { notifications } from '@mantine/notifications';
 import { IconDots, IconKey, IconRefresh, IconTrash, IconBan } from '@tabler/icons-react';
 import { Fragment, useState } from 'react';
 import { api, type Volume } from '../api';
-import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader } from '../components/common';
+import { EmptyState, ErrorNotice, formatTime, Loading, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
+import { useAction } from '../hooks/useAction';
 import { notifyOutcome } from '../features/quorum/outcome';
 import { RecoveryCard } from '../features/recovery/RecoveryCard';
 import { useResource } from '../stores/resource';
@@ -20,8 +21,9 @@ export function KeysScreen() {
   const [destroying, setDestroying] = useState<Volume | null>(null);
   const reauth = useReauth();
 
-  const rotate = async (v: Volume) => {
-    try {
+  const { run } = useAction();
+  const rotate = (v: Volume) =>
+    run(v.id, async () => {
       const gen = await reauth(() => api().keys.rotate(v.id));
       notifications.show({
         color: 'teal',
@@ -29,10 +31,7 @@ export function KeysScreen() {
         message: `${v.name || v.id}: the guest moves to it at its next boot, after approval; until it confirms, generation ${v.current_generation} stays current.`,
       });
       void r.reload();
-    } catch (e) {
-      notifyError(e);
-    }
-  };
+    });
 
   return (
     <>
@@ -160,21 +159,15 @@ function Generations({ volume }: { volume: Volume }) {
 
 function RevokeDialog({ volume, onClose }: { volume: Volume; onClose: () => void }) {
   const [reason, setReason] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, run } = useAction();
   const reauth = useReauth();
-  const submit = async () => {
-    setBusy(true);
-    try {
+  const submit = () =>
+    run('revoke', async () => {
       await reauth(() => api().keys.revoke(volume.id, reason));
       notifications.show({ color: 'orange', title: 'Volume revoked', message: `${volume.name || volume.id} receives no more releases. Its secrets are kept until an admin destroys them.` });
       void volumeList.reload();
       onClose();
-    } catch (e) {
-      notifyError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Modal opened onClose={onClose} title={`Revoke ${volume.name || volume.id}?`} centered>
       <Stack>
@@ -187,7 +180,7 @@ function RevokeDialog({ volume, onClose }: { volume: Volume; onClose: () => void
           <Button variant="default" onClick={onClose}>
             Cancel
           </Button>
-          <Button color="orange" loading={busy} disabled={!reason.trim()} onClick={() => void submit()} data-testid="revoke-confirm">
+          <Button color="orange" loading={busy !== null} disabled={!reason.trim()} onClick={() => void submit()} data-testid="revoke-confirm">
             Revoke volume
           </Button>
         </Group>
@@ -199,11 +192,10 @@ function RevokeDialog({ volume, onClose }: { volume: Volume; onClose: () => void
 function DestroyDialog({ volume, onClose }: { volume: Volume; onClose: () => void }) {
   const [step, setStep] = useState(1);
   const [typed, setTyped] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, run } = useAction();
   const reauth = useReauth();
-  const submit = async () => {
-    setBusy(true);
-    try {
+  const submit = () =>
+    run('destroy', async () => {
       notifyOutcome(
         await reauth(() => api().keys.destroy(volume.id, typed)),
         'Secrets destroyed',
@@ -211,12 +203,7 @@ function DestroyDialog({ volume, onClose }: { volume: Volume; onClose: () => voi
       );
       void volumeList.reload();
       onClose();
-    } catch (e) {
-      notifyError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Modal opened onClose={onClose} title="Destroy every release secret of this volume" centered>
       {step === 1 ? (
@@ -244,7 +231,7 @@ function DestroyDialog({ volume, onClose }: { volume: Volume; onClose: () => voi
             <Button variant="default" onClick={onClose}>
               Cancel
             </Button>
-            <Button color="red" loading={busy} disabled={typed !== volume.id} onClick={() => void submit()} data-testid="destroy-confirm">
+            <Button color="red" loading={busy !== null} disabled={typed !== volume.id} onClick={() => void submit()} data-testid="destroy-confirm">
               Destroy secrets
             </Button>
           </Group>

@@ -1,11 +1,12 @@
 import { ActionIcon, Alert, Badge, Button, Card, CopyButton, Group, NumberInput, Select, SimpleGrid, Stack, Switch, Table, Text, TextInput, Title, Tooltip } from '@mantine/core';
 import { IconCheck, IconCopy, IconFlask } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
-import { api, ApiError, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
+import { api, type ReleaseAction, type ReleaseClass, type ReleasePolicy } from '../api';
 import { classLabels } from '../features/policy/classes';
 import { durationError, plainError } from '../features/policy/duration';
-import { ErrorNotice, Loading, notifyError, PageHeader } from '../components/common';
+import { ErrorNotice, Loading, PageHeader } from '../components/common';
 import { useReauth } from '../components/Reauth';
+import { useAction } from '../hooks/useAction';
 import { Officers } from '../features/officers/Officers';
 import { ImageFolders, Sessions } from '../features/sessions/Sessions';
 import { notifyOutcome } from '../features/quorum/outcome';
@@ -150,7 +151,7 @@ function PolicyEditor() {
   const admin = useSession().session?.role === 'admin';
   const reauth = useReauth();
   const [p, setP] = useState<ReleasePolicy | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, run } = useAction();
   const [serverErr, setServerErr] = useState<{ field: 'ttl' | 'heartbeat' | null; msg: string } | null>(null);
   useEffect(() => {
     if (r.data) setP(structuredClone(r.data));
@@ -162,20 +163,23 @@ function PolicyEditor() {
   const invalid = ttlErr || hbErr ? 'Fix the marked fields first' : '';
   const save = async () => {
     if (invalid) return;
-    setBusy(true);
     setServerErr(null);
-    try {
-      notifyOutcome(await reauth(() => api().approvals.setPolicy('', p)), 'Policy saved', 'New requests are decided with it; the change is in the audit log.');
-      void defaultPolicy.reload();
-    } catch (e) {
-      if (e instanceof ApiError && e.code !== 'canceled') {
+    await run(
+      'save',
+      async () => {
+        notifyOutcome(await reauth(() => api().approvals.setPolicy('', p)), 'Policy saved', 'New requests are decided with it; the change is in the audit log.');
+        void defaultPolicy.reload();
+      },
+      {
+        fail: 'Not saved',
         // The server's words, on the field they are about, without the call's plumbing.
-        const msg = plainError(e.message);
-        setServerErr({ field: /approval_ttl|expire/i.test(msg) ? 'ttl' : /heartbeat/i.test(msg) ? 'heartbeat' : null, msg });
-      } else notifyError(e, 'Not saved');
-    } finally {
-      setBusy(false);
-    }
+        onError: (e) => {
+          const msg = plainError(e.message);
+          setServerErr({ field: /approval_ttl|expire/i.test(msg) ? 'ttl' : /heartbeat/i.test(msg) ? 'heartbeat' : null, msg });
+          return true;
+        },
+      },
+    );
   };
   return (
     <Card withBorder data-testid="policy-editor">
@@ -288,7 +292,7 @@ function PolicyEditor() {
         />
         {admin && (
           <Button
-            loading={busy}
+            loading={busy !== null}
             onClick={() => void save()}
             disabled={!!invalid}
             title={invalid || undefined}

@@ -1,12 +1,13 @@
 import { Alert, Badge, Button, Card, Group, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { IconUserPlus } from '@tabler/icons-react';
 import { useState } from 'react';
-import { api, ApiError } from '../../api';
+import { api } from '../../api';
 
 /** MIN_PASSPHRASE is custody's minimum passphrase length, shown before the officer submits. */
 export const MIN_PASSPHRASE = 10;
-import { ErrorNotice, formatTime, notifyError } from '../../components/common';
+import { ErrorNotice, formatTime } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
+import { useAction } from '../../hooks/useAction';
 import { officers } from '../../stores/keys';
 import { useResource } from '../../stores/resource';
 import { useSession } from '../../stores/session';
@@ -20,14 +21,12 @@ export function Officers() {
   const [adding, setAdding] = useState(false);
   const reauth = useReauth();
   const admin = me?.role === 'admin';
-  const act = async (fn: () => Promise<AdminOutcome>, done: string) => {
-    try {
+  const { run } = useAction();
+  const act = (fn: () => Promise<AdminOutcome>, done: string) =>
+    run('act', async () => {
       notifyOutcome(await reauth(fn), 'Done', done);
       void officers.reload();
-    } catch (e) {
-      notifyError(e);
-    }
-  };
+    });
   return (
     <Card withBorder>
       <Group justify="space-between" mb="sm">
@@ -97,23 +96,25 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
   const [name, setName] = useState('');
   const [role, setRole] = useState('approver');
   const [pass, setPass] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, run } = useAction();
   const [err, setErr] = useState<string | null>(null);
   const reauth = useReauth();
-  const submit = async () => {
-    setBusy(true);
-    try {
-      notifyOutcome(await reauth(() => api().keys.addOfficer(name, role, pass)), 'Officer added', `${name} (${role}) can log in now.`);
-      void officers.reload();
-      onClose();
-    } catch (e) {
-      // The form keeps what was typed: fix the field, try again.
-      if (e instanceof ApiError && e.code !== 'canceled') setErr(e.message);
-      else notifyError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = () =>
+    run(
+      'add',
+      async () => {
+        notifyOutcome(await reauth(() => api().keys.addOfficer(name, role, pass)), 'Officer added', `${name} (${role}) can log in now.`);
+        void officers.reload();
+        onClose();
+      },
+      {
+        // The form keeps what was typed: fix the field, try again.
+        onError: (e) => {
+          setErr(e.message);
+          return true;
+        },
+      },
+    );
   const short = pass.length > 0 && [...pass].length < MIN_PASSPHRASE;
   const missing = !name ? 'Enter a name first' : !pass ? 'Enter an initial passphrase first' : short ? `The passphrase needs at least ${MIN_PASSPHRASE} characters` : '';
   return (
@@ -143,7 +144,7 @@ function AddOfficerDialog({ onClose }: { onClose: () => void }) {
           <Button variant="default" onClick={onClose}>
             Cancel
           </Button>
-          <Button loading={busy} disabled={!!missing} title={missing || undefined} aria-describedby={missing ? 'add-officer-why' : undefined} onClick={() => void submit()} data-testid="add-officer-submit">
+          <Button loading={busy === 'add'} disabled={!!missing} title={missing || undefined} aria-describedby={missing ? 'add-officer-why' : undefined} onClick={() => void submit()} data-testid="add-officer-submit">
             Add officer
           </Button>
         </Group>

@@ -3,8 +3,9 @@ import { notifications } from '@mantine/notifications';
 import { IconCheck, IconDownload, IconPrinter, IconShieldLock, IconX } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
 import { api, type AdminAction } from '../../api';
-import { ErrorNotice, formatTime, notifyError, shortHex, ShareList } from '../../components/common';
+import { ErrorNotice, formatTime, shortHex, ShareList } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
+import { useAction } from '../../hooks/useAction';
 import { consoleInfo } from '../../stores/console';
 import { openAdminActions } from '../../stores/approvals';
 import { useResource } from '../../stores/resource';
@@ -36,7 +37,8 @@ export function AdminActions() {
   const admin = me?.role === 'admin';
   const desktop = useResource(consoleInfo).data?.mode === 'desktop';
   const reauth = useReauth();
-  const [busy, setBusy] = useState<string | null>(null);
+  const action = useAction();
+  const busy = action.busy;
   const [notes, setNotes] = useState<Record<string, string>>({});
   const [shares, setShares] = useState<string[] | null>(null);
   // Votes cast while this screen was closed reached no subscriber: read afresh.
@@ -48,17 +50,15 @@ export function AdminActions() {
   // The shares modal outlives the action's card (delivered: no longer listed).
   if (list.length === 0 && !shares) return null;
 
-  const run = async (key: string, fn: () => Promise<void>, fail: string) => {
-    setBusy(key);
-    try {
-      await fn();
-      void openAdminActions.reload();
-    } catch (e) {
-      notifyError(e, fail);
-    } finally {
-      setBusy(null);
-    }
-  };
+  const run = (key: string, fn: () => Promise<void>, fail: string) =>
+    action.run(
+      key,
+      async () => {
+        await fn();
+        void openAdminActions.reload();
+      },
+      { fail },
+    );
   const approve = (a: AdminAction) =>
     run(a.id + ':a', async () => {
       const out = await reauth(() => api().approvals.approveAction(a.id, a.hash));

@@ -3,9 +3,10 @@ import { notifications } from '@mantine/notifications';
 import { IconDatabaseExport, IconPrinter, IconPuzzle } from '@tabler/icons-react';
 import { useState } from 'react';
 import { api } from '../../api';
-import { notifyError, ShareList } from '../../components/common';
+import { ShareList } from '../../components/common';
 import { downloadBackup, notifyOutcome } from '../quorum/outcome';
 import { useReauth } from '../../components/Reauth';
+import { useAction } from '../../hooks/useAction';
 import { consoleInfo } from '../../stores/console';
 import { useResource } from '../../stores/resource';
 import { useSession } from '../../stores/session';
@@ -18,48 +19,40 @@ export function RecoveryCard() {
   const [m, setM] = useState(2);
   const [n, setN] = useState(3);
   const [shares, setShares] = useState<string[] | null>(null);
-  const [busy, setBusy] = useState<string | null>(null);
+  const { busy, run } = useAction();
 
-  const split = async () => {
-    setBusy('split');
-    try {
-      const out = await reauth(() => api().keys.recoveryShares(m, n));
-      if (out.done && out.shares) setShares(out.shares);
-      else notifyOutcome(out, '', '');
-    } catch (e) {
-      notifyError(e, 'No shares made');
-    } finally {
-      setBusy(null);
-    }
-  };
+  const split = () =>
+    run(
+      'split',
+      async () => {
+        const out = await reauth(() => api().keys.recoveryShares(m, n));
+        if (out.done && out.shares) setShares(out.shares);
+        else notifyOutcome(out, '', '');
+      },
+      { fail: 'No shares made' },
+    );
 
-  const backup = async () => {
-    setBusy('backup');
-    try {
-      if (desktop) {
-        const path = await api().console.pickSaveFile('Save the encrypted backup', `keyholder-${new Date().toISOString().slice(0, 10)}.khbackup`);
-        if (!path) return;
-        const out = await reauth(() => api().keys.backup(path));
-        const info = out.backup_info;
-        if (out.done && info) {
-          notifications.show({ color: 'teal', title: 'Backup written', message: `${path} (${info.officers.length} officers, schema ${info.schema_version})` });
-        } else {
-          notifyOutcome(out, '', '');
-        }
+  const backup = () => run('backup', writeBackup, { fail: 'No backup written' });
+  const writeBackup = async () => {
+    if (desktop) {
+      const path = await api().console.pickSaveFile('Save the encrypted backup', `keyholder-${new Date().toISOString().slice(0, 10)}.khbackup`);
+      if (!path) return;
+      const out = await reauth(() => api().keys.backup(path));
+      const info = out.backup_info;
+      if (out.done && info) {
+        notifications.show({ color: 'teal', title: 'Backup written', message: `${path} (${info.officers.length} officers, schema ${info.schema_version})` });
       } else {
-        const out = await reauth(() => api().keys.backupDownload());
-        const f = out.backup;
-        if (out.done && f) {
-          downloadBackup(f);
-          notifications.show({ color: 'teal', title: 'Backup downloaded', message: f.name });
-        } else {
-          notifyOutcome(out, '', '');
-        }
+        notifyOutcome(out, '', '');
       }
-    } catch (e) {
-      notifyError(e, 'No backup written');
-    } finally {
-      setBusy(null);
+    } else {
+      const out = await reauth(() => api().keys.backupDownload());
+      const f = out.backup;
+      if (out.done && f) {
+        downloadBackup(f);
+        notifications.show({ color: 'teal', title: 'Backup downloaded', message: f.name });
+      } else {
+        notifyOutcome(out, '', '');
+      }
     }
   };
 

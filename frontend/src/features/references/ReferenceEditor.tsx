@@ -1,8 +1,8 @@
 import { Button, Group, Stack, Text, Textarea, TextInput } from '@mantine/core';
 import { useState } from 'react';
 import { api, type Image, type ReferenceValues, type ReferenceVersion } from '../../api';
-import { notifyError } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
+import { useAction } from '../../hooks/useAction';
 import { notifyOutcome } from '../quorum/outcome';
 import { useSession } from '../../stores/session';
 
@@ -41,13 +41,13 @@ export function parseReferenceInput(text: string, latest?: ReferenceValues): Ref
 }
 
 /** ReferenceEditor lets an admin enter or import an image's reference values before any guest boots. */
-export function ReferenceEditor({ image, latest, onSaved }: { image: Image; latest?: ReferenceVersion; onSaved: () => void }) {
+export function ReferenceEditor({ image, latest, onSaved }: { image: Pick<Image, 'id' | 'name'>; latest?: ReferenceVersion; onSaved: () => void }) {
   const admin = useSession().session?.role === 'admin';
   const reauth = useReauth();
   const [text, setText] = useState('');
   const [comment, setComment] = useState('');
   const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, run } = useAction();
   if (!admin) return null;
   const save = async () => {
     let values: ReferenceValues;
@@ -58,18 +58,17 @@ export function ReferenceEditor({ image, latest, onSaved }: { image: Image; late
       return;
     }
     setError(null);
-    setBusy(true);
-    try {
-      const out = await reauth(() => api().images.setReference(image.id, values, comment));
-      notifyOutcome(out, 'Reference values saved', `Guests of ${image.name} must now prove one of ${values.measurements.length} measurement(s).`);
-      setText('');
-      setComment('');
-      onSaved();
-    } catch (e) {
-      notifyError(e, 'Not saved');
-    } finally {
-      setBusy(false);
-    }
+    await run(
+      'save',
+      async () => {
+        const out = await reauth(() => api().images.setReference(image.id, values, comment));
+        notifyOutcome(out, 'Reference values saved', `Guests of ${image.name} must now prove one of ${values.measurements.length} measurement(s).`);
+        setText('');
+        setComment('');
+        onSaved();
+      },
+      { fail: 'Not saved' },
+    );
   };
   return (
     <Stack gap="xs" mt="sm" data-testid="reference-editor">
@@ -89,7 +88,7 @@ export function ReferenceEditor({ image, latest, onSaved }: { image: Image; late
       />
       <Group align="flex-end">
         <TextInput size="xs" label="Comment" w={320} value={comment} onChange={(e) => setComment(e.currentTarget.value)} />
-        <Button size="xs" loading={busy} onClick={() => void save()} data-testid="reference-save">
+        <Button size="xs" loading={busy === 'save'} onClick={() => void save()} data-testid="reference-save">
           Save as a new version
         </Button>
       </Group>

@@ -1,9 +1,10 @@
 import { Badge, Button, Card, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { useEffect, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { api, ApiError, Events, type SessionInfo } from '../../api';
-import { ErrorNotice, formatTime, notifyError } from '../../components/common';
+import { ErrorNotice, formatTime } from '../../components/common';
 import { useReauth } from '../../components/Reauth';
+import { useAction } from '../../hooks/useAction';
 import { useSession } from '../../stores/session';
 
 /** shortAgent names a browser from its User-Agent, briefly. */
@@ -21,8 +22,9 @@ export function Sessions() {
   const reauth = useReauth();
   const [list, setList] = useState<SessionInfo[] | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-  const load = () => {
+  const { busy, run } = useAction();
+  // load depends on admin only; the effect below reloads when that changes.
+  const load = useCallback(() => {
     if (!admin) return;
     api()
       .session.list()
@@ -31,7 +33,7 @@ export function Sessions() {
         setError(null);
       })
       .catch((e) => setError(e instanceof ApiError ? e : new ApiError('internal', String(e))));
-  };
+  }, [admin]);
   useEffect(() => {
     load();
     if (!admin) return;
@@ -41,21 +43,18 @@ export function Sessions() {
       off();
       clearInterval(t);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [admin]);
+  }, [admin, load]);
   if (!admin) return null;
-  const end = async (s: SessionInfo) => {
-    setBusy(s.id);
-    try {
-      await reauth(() => api().session.end(s.id));
-      notifications.show({ color: 'teal', title: 'Session ended', message: `${s.officer} must log in again on that device.` });
-      load();
-    } catch (e) {
-      notifyError(e, 'Not ended');
-    } finally {
-      setBusy(null);
-    }
-  };
+  const end = (s: SessionInfo) =>
+    run(
+      s.id,
+      async () => {
+        await reauth(() => api().session.end(s.id));
+        notifications.show({ color: 'teal', title: 'Session ended', message: `${s.officer} must log in again on that device.` });
+        load();
+      },
+      { fail: 'Not ended' },
+    );
   return (
     <Card withBorder data-testid="sessions">
       <Title order={4} mb="xs">
@@ -126,7 +125,7 @@ export function ImageFolders() {
   const admin = me?.role === 'admin';
   const reauth = useReauth();
   const [text, setText] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, run } = useAction();
   useEffect(() => {
     if (!me?.logged_in) return;
     api()
@@ -134,21 +133,19 @@ export function ImageFolders() {
       .then((f) => setText(f.join(', ')))
       .catch(() => {});
   }, [me?.logged_in]);
-  const save = async () => {
-    setBusy(true);
-    try {
-      const folders = text
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean);
-      await reauth(() => api().images.setImageFolders(folders));
-      notifications.show({ color: 'teal', title: 'Image folders saved', message: folders.length ? folders.join(', ') : 'The web console may not touch files.' });
-    } catch (e) {
-      notifyError(e, 'Not saved');
-    } finally {
-      setBusy(false);
-    }
-  };
+  const save = () =>
+    run(
+      'save',
+      async () => {
+        const folders = text
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean);
+        await reauth(() => api().images.setImageFolders(folders));
+        notifications.show({ color: 'teal', title: 'Image folders saved', message: folders.length ? folders.join(', ') : 'The web console may not touch files.' });
+      },
+      { fail: 'Not saved' },
+    );
   return (
     <Card withBorder data-testid="image-folders">
       <Title order={4} mb="xs">
@@ -168,7 +165,7 @@ export function ImageFolders() {
         />
         {admin && (
           <Group>
-            <Button loading={busy} onClick={() => void save()} data-testid="image-folders-save">
+            <Button loading={busy === 'save'} onClick={() => void save()} data-testid="image-folders-save">
               Save folders
             </Button>
           </Group>

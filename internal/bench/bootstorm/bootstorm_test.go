@@ -1,4 +1,4 @@
-package cli
+package bootstorm
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 
 // TestBenchReleaseSmall runs a tiny boot storm: every guest of a known
 // fleet is released (routine boot), its secret opens with its key, and the
-// audit log has one release entry per guest (benchRelease checks both).
+// audit log has one release entry per guest (Run checks both).
 func TestBenchReleaseSmall(t *testing.T) {
-	res, err := benchRelease(context.Background(), benchOptions{guests: 40, concurrency: 8, chips: 3, ecdsaFor: 50 * time.Millisecond})
+	res, err := Run(context.Background(), Options{Guests: 40, Concurrency: 8, Chips: 3, ECDSAFor: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestBenchReleaseSmall(t *testing.T) {
 // TestBenchReleaseOpenLoop: at a rate, guests boot on schedule: the storm
 // cannot end before the last guest's boot time, and everyone is released.
 func TestBenchReleaseOpenLoop(t *testing.T) {
-	res, err := benchRelease(context.Background(), benchOptions{guests: 30, concurrency: 8, chips: 3, rate: 100, ecdsaFor: 50 * time.Millisecond})
+	res, err := Run(context.Background(), Options{Guests: 30, Concurrency: 8, Chips: 3, Rate: 100, ECDSAFor: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,12 +37,12 @@ func TestBenchReleaseOpenLoop(t *testing.T) {
 // TestBenchReleaseWireReplicas: --wire --replicas 2 on a SQLite file given
 // with --database: every guest is released through a real TLS release
 // listener, spread over two consoles on the one database, and each secret
-// opens (benchRelease checks it and the audit log). A database that holds
+// opens (Run checks it and the audit log). A database that holds
 // a console already is refused, not overwritten.
 func TestBenchReleaseWireReplicas(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bench.db")
-	res, err := benchRelease(context.Background(), benchOptions{guests: 40, concurrency: 8, chips: 3, ecdsaFor: 50 * time.Millisecond,
-		database: file, wire: true, replicas: 2})
+	res, err := Run(context.Background(), Options{Guests: 40, Concurrency: 8, Chips: 3, ECDSAFor: 50 * time.Millisecond,
+		Database: file, Wire: true, Replicas: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +52,11 @@ func TestBenchReleaseWireReplicas(t *testing.T) {
 	if _, err := os.Stat(file); err != nil {
 		t.Fatalf("the bench console is not in --database: %v", err)
 	}
-	_, err = benchRelease(context.Background(), benchOptions{guests: 4, concurrency: 2, chips: 1, ecdsaFor: 10 * time.Millisecond, database: file, wire: true})
+	_, err = Run(context.Background(), Options{Guests: 4, Concurrency: 2, Chips: 1, ECDSAFor: 10 * time.Millisecond, Database: file, Wire: true})
 	if err == nil || !strings.Contains(err.Error(), "holds a console already") {
 		t.Fatalf("bench on a database with a console: %v", err)
 	}
-	if _, err := benchRelease(context.Background(), benchOptions{guests: 4, concurrency: 2, chips: 1, replicas: 2}); err == nil {
+	if _, err := Run(context.Background(), Options{Guests: 4, Concurrency: 2, Chips: 1, Replicas: 2}); err == nil {
 		t.Fatal("replicas without --wire were accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package cli
+package bootstorm
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"keyholder/backend/release/wire"
 )
 
-// benchReplica is one console of the bench: its engine and, in --wire
+// replica is one console of the storm: its engine and, in --wire
 // mode, its release API listener on loopback.
-type benchReplica struct {
+type replica struct {
 	eng  *release.Service
 	av   release.AttestVerifier
 	url  string // "" in process
@@ -28,7 +28,7 @@ type benchReplica struct {
 // lifted: every simulated guest comes from 127.0.0.1, where a real fleet
 // comes from many addresses. The body-reading bound stays the production
 // default; the waiting bound holds every slot of the storm.
-func (r *benchReplica) listen(dir string, concurrency int) (stop func(), err error) {
+func (r *replica) listen(dir string, concurrency int) (stop func(), err error) {
 	id, err := release.LoadOrCreateTLS(dir, time.Now())
 	if err != nil {
 		return nil, err
@@ -55,7 +55,7 @@ func (r *benchReplica) listen(dir string, concurrency int) (stop func(), err err
 
 // challenge issues a challenge: over HTTP in --wire mode, else from the
 // engine.
-func (r *benchReplica) challenge(ctx context.Context) (*wire.Challenge, error) {
+func (r *replica) challenge(ctx context.Context) (*wire.Challenge, error) {
 	if r.url == "" {
 		return r.eng.Challenge()
 	}
@@ -64,7 +64,7 @@ func (r *benchReplica) challenge(ctx context.Context) (*wire.Challenge, error) {
 
 // sender returns how one storm slot sends a release request: a pinned
 // HTTPS client of its own in --wire mode, else the engine's Release.
-func (r *benchReplica) sender(ctx context.Context) (func(*wire.ReleaseRequest) (*wire.Release, error), error) {
+func (r *replica) sender(ctx context.Context) (func(*wire.ReleaseRequest) (*wire.Release, error), error) {
 	if r.url == "" {
 		return func(req *wire.ReleaseRequest) (*wire.Release, error) { return r.eng.Release(ctx, req) }, nil
 	}
@@ -80,8 +80,8 @@ func (r *benchReplica) sender(ctx context.Context) (func(*wire.ReleaseRequest) (
 // them instead of making a file of that name.
 const storeSpeaksPostgres = false
 
-// benchDatabaseKind names the store behind a location for the report.
-func benchDatabaseKind(location string) string {
+// DatabaseKind names the store behind a location for the report.
+func DatabaseKind(location string) string {
 	if strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://") {
 		return "postgres"
 	}
