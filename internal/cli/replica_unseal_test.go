@@ -36,11 +36,12 @@ import (
 // `keyholder serve` process and can SIGKILL it.
 const cliHelperEnv = "KEYHOLDER_TEST_RUN_CLI"
 
-func TestMain(m *testing.M) {
+// init, not TestMain (which stays free for the package's other needs):
+// it runs before the testing flags are parsed.
+func init() {
 	if os.Getenv(cliHelperEnv) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
 }
 
 // serveProcess is a `keyholder serve` process started from the test binary.
