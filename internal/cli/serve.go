@@ -98,11 +98,11 @@ func serve(env *cliEnv, o serveOptions) error {
 	defer db.Close()
 
 	hub := app.NewHub()
+	pf := o.pkcs11
+	if pf == nil {
+		pf = &pkcs11Flags{}
+	}
 	if o.hooks.unlock == nil {
-		pf := o.pkcs11
-		if pf == nil {
-			pf = &pkcs11Flags{}
-		}
 		o.hooks.unlock = autoUnsealHook(log, pf, env, o.autoUnseal)
 	}
 	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, o.releaseListen, o.devSim, o.hooks)
@@ -110,7 +110,8 @@ func serve(env *cliEnv, o serveOptions) error {
 		return err
 	}
 	defer stopRelease()
-	svcs := app.New(ctx, app.Config{Version: env.cfg.Version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel}, db, hub)
+	svcs := app.New(ctx, app.Config{Version: env.cfg.Version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel,
+		AutoUnsealToken: pf.opener(env)}, db, hub)
 	svcs.ConnectRelease()
 	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	ln, err := net.Listen("tcp", o.listen)

@@ -68,6 +68,28 @@ func (f *pkcs11Flags) config(env *cliEnv, stored custody.UnsealInfo) (hsm.Config
 	return cfg, nil
 }
 
+// opener is app.Config.AutoUnsealToken for a console started with these
+// flags: nil when no PKCS#11 module is given. Each call reads the PIN,
+// opens the token (making the AES key when it has none) and wipes the PIN.
+func (f *pkcs11Flags) opener(env *cliEnv) func() (custody.KeyWrapper, custody.UnsealInfo, func(), error) {
+	if envOr(f.module, "KEYHOLDER_PKCS11_MODULE") == "" {
+		return nil
+	}
+	return func() (custody.KeyWrapper, custody.UnsealInfo, func(), error) {
+		cfg, err := f.config(env, custody.UnsealInfo{})
+		defer clear(cfg.PIN)
+		if err != nil {
+			return nil, custody.UnsealInfo{}, nil, err
+		}
+		tok, err := hsm.Open(cfg, true)
+		if err != nil {
+			return nil, custody.UnsealInfo{}, nil, err
+		}
+		info := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
+		return tok, info, func() { tok.Close() }, nil
+	}
+}
+
 var unsealCommand = &command{
 	name:  "unseal",
 	short: "set up, show or remove auto-unseal through a PKCS#11 token",
