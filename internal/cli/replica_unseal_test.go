@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"keyholder/backend/attest"
 	"keyholder/backend/custody"
 	"keyholder/backend/hsm/hsmtest"
+	"keyholder/backend/images"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
@@ -175,13 +177,18 @@ func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 	if _, err := cust.Unlock(ctx, "alice", []byte("alice's passphrase one")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_web', 'web', ?)`, store.Time(time.Now())); err != nil {
+	var im images.Image
+	if err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		im, err = images.CreateTx(ctx, tx, time.Now(), "web", "", "officer:alice")
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := attest.NewReferences(db).Put(ctx, "img_web", &attest.ReferenceValues{Measurements: []attest.Hex{sim.DemoMeasurement}}, "officer:alice", "replica test"); err != nil {
+	if _, err := attest.NewReferences(db).Put(ctx, im.ID, &attest.ReferenceValues{Measurements: []attest.Hex{sim.DemoMeasurement}}, "officer:alice", "replica test"); err != nil {
 		t.Fatal(err)
 	}
-	vol, gen, secret, err := cust.CreateVolume(ctx, "officer:alice", "img_web", "web-data")
+	vol, gen, secret, err := cust.CreateVolume(ctx, "officer:alice", im.ID, "web-data")
 	if err != nil {
 		t.Fatal(err)
 	}
