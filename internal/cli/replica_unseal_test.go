@@ -153,8 +153,14 @@ func (l *logBuffer) String() string {
 // pinned TLS release API although no officer logged in to it, and its
 // audit log says the token unlocked it. Started without the token's PIN,
 // the same console stays locked and answers the guest "unavailable", so
-// it is the token that unlocks it. (Store: SQLite, the embedded default.)
+// it is the token that unlocks it.
 func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { replicaRestart(t, "") })
+}
+
+// replicaRestart runs TestReplicaRestartUnsealsThroughSoftHSM2 on the
+// store at database ("": the SQLite file of the data directory).
+func replicaRestart(t *testing.T, database string) {
 	useCheapKDF(t)
 	ctx := context.Background()
 	module := hsmtest.Token(t, "kh-replica", "pin-7531")
@@ -163,13 +169,25 @@ func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 	alice := secretFile(t, root, "alice", "alice's passphrase one")
 	pin := secretFile(t, root, "pin", "pin-7531")
 	var l cliLog
-	l.run(t, 0, "init", "--data", data, "--officer", "alice", "--passphrase-file", alice)
-	l.run(t, 0, "unseal", "setup", "--data", data, "--officer", "alice", "--passphrase-file", alice,
-		"--pkcs11-module", module, "--token-label", "kh-replica", "--pin-file", pin)
+	// in appends the store's flags to a command line.
+	in := func(args ...string) []string {
+		args = append(args, "--data", data)
+		if database != "" {
+			args = append(args, "--database", database)
+		}
+		return args
+	}
+	l.run(t, 0, in("init", "--officer", "alice", "--passphrase-file", alice)...)
+	l.run(t, 0, in("unseal", "setup", "--officer", "alice", "--passphrase-file", alice,
+		"--pkcs11-module", module, "--token-label", "kh-replica", "--pin-file", pin)...)
 
 	// An image with reference values and a volume for one guest, made by
 	// an officer before the console runs.
-	db, err := store.Open(ctx, filepath.Join(data, "keyholder.db"), store.Options{})
+	location := database
+	if location == "" {
+		location = filepath.Join(data, "keyholder.db")
+	}
+	db, err := store.Open(ctx, location, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +215,7 @@ func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 	db.Close()
 
 	serveArgs := func(extra ...string) []string {
-		return append([]string{"--data", data, "--listen", "127.0.0.1:0", "--release-listen", "127.0.0.1:0", "--dev-trust-simulated-amd-root"}, extra...)
+		return append(in("--listen", "127.0.0.1:0", "--release-listen", "127.0.0.1:0", "--dev-trust-simulated-amd-root"), extra...)
 	}
 	withToken := serveArgs("--pkcs11-module", module, "--pin-file", pin)
 	g, err := agentsim.NewGuest(attest.Genoa, "chip-replica")
@@ -224,7 +242,7 @@ func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 		Waiting: func(rel *wire.Release) {
 			if !approved[rel.RequestID] {
 				approved[rel.RequestID] = true
-				l.run(t, 0, "requests", "approve", rel.RequestID, "--data", data, "--officer", "alice", "--passphrase-file", alice)
+				l.run(t, 0, in("requests", "approve", rel.RequestID, "--officer", "alice", "--passphrase-file", alice)...)
 			}
 		}})
 	if err != nil || res.Class != "first_boot" || string(res.Secret) != string(secret) {
@@ -272,11 +290,11 @@ func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 
 	// The audit log: the token unlocked the restarted console (twice
 	// with the token, once refused without it), and the log verifies.
-	export := l.run(t, 0, "audit", "export", "--data", data, "--json")
+	export := l.run(t, 0, in("audit", "export", "--json")...)
 	if n := strings.Count(export, `"system:auto-unseal"`); n < 2 {
 		t.Fatalf("audit log shows %d auto-unseals, want the two starts with the token:\n%s", n, export)
 	}
-	l.run(t, 0, "audit", "verify", "--data", data)
+	l.run(t, 0, in("audit", "verify")...)
 	if strings.Contains(first.logs.String()+locked.logs.String()+again.logs.String()+l.out.String(), "pin-7531") {
 		t.Fatal("the token PIN appears in a log")
 	}
