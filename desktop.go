@@ -27,9 +27,11 @@ func generateBindings() error {
 // openWindow shows the console prepared by `keyholder` (internal/cli) in the
 // desktop window and returns when the window closes.
 func openWindow(w cli.Window) error {
-	// The window's calls go through the bridge (the only bound object),
-	// which resolves each call's officer from the window's own session
-	// token; events come through Wails' runtime. The same HTTP API answers
+	// The window's calls go through the bridge (the only bound object) to
+	// the console the officer chose: this computer's, which resolves each
+	// call's officer from the window's own session token, or a shared one,
+	// which gets that token with the call over pinned TLS. Events come
+	// through Wails' runtime. In local mode the same HTTP API answers
 	// fetches inside the window, with the token in a header.
 	err := wails.Run(&options.App{
 		Title:            "Keyholder",
@@ -37,11 +39,11 @@ func openWindow(w cli.Window) error {
 		Height:           860,
 		MinWidth:         960,
 		MinHeight:        600,
-		AssetServer:      &assetserver.Options{Assets: w.Assets, Handler: w.API},
+		AssetServer:      &assetserver.Options{Assets: w.Assets, Handler: w.Console},
 		BackgroundColour: &options.RGBA{R: 26, G: 27, B: 30, A: 255},
 		OnStartup:        func(c context.Context) { w.Events.Attach(c) },
 		OnShutdown:       func(context.Context) { w.Cancel() },
-		Bind:             []any{app.NewBridge(w.Ctx, w.API)},
+		Bind:             []any{app.NewDesktopBridge(w.Ctx, w.Console)},
 		Linux:            &linux.Options{ProgramName: "keyholder", WebviewGpuPolicy: linux.WebviewGpuPolicyNever},
 	})
 	if err != nil {

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Desktop smoke test: builds the desktop app with the Wails CLI (WebKitGTK
-# 4.1) and checks it under Xvfb twice:
-#  1. on a fresh data directory: the window appears with its size and renders
-#     the first-run setup (artifacts/desktop-setup.png), not a blank page;
+# 4.1) and checks it under Xvfb three times:
+#  1. on a fresh data directory: the window appears with its size and asks
+#     which console it is (artifacts/desktop-choice.png); "This computer is
+#     the console" (keyboard) opens the store and renders the first-run
+#     setup (artifacts/desktop-setup.png), not a blank page;
 #  2. as `keyholder demo`: an officer logs in by typing into the window
 #     (xdotool), and the fleet screen fills with SIMULATED guests
-#     (artifacts/desktop.png).
+#     (artifacts/desktop.png);
+#  3. as a client of a shared console: `keyholder demo --web` serves over TLS;
+#     the desktop connects to it by typing its URL and certificate pin into
+#     the choice screen (remembered in the desktop's config file, without a
+#     secret), the officer logs in against it, and the fleet screen fills with
+#     the remote console's SIMULATED guests (artifacts/desktop-remote.png);
+#     when the console goes away a red banner says so
+#     (artifacts/desktop-remote-down.png), and it goes once the console is
+#     back.
+# The desktop's config directory is a temporary one (XDG_CONFIG_HOME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p artifacts
@@ -17,8 +28,11 @@ disp=:$((90 + RANDOM % 400))
 Xvfb "$disp" -screen 0 1440x900x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
 xvfb=$!
 app=""
-trap 'kill $app $xvfb 2>/dev/null; rm -rf "$tmp"' EXIT
+console=""
+trap 'kill $app $console $xvfb 2>/dev/null; rm -rf "$tmp"' EXIT
 export DISPLAY=$disp
+export XDG_CONFIG_HOME=$tmp/config
+choice=$XDG_CONFIG_HOME/keyholder/desktop.json
 for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
 
 # wait_window waits for the Keyholder window and checks its size.
@@ -57,13 +71,19 @@ shot() {
 # header badge alone is about 1.3, each guest row adds about 1.3
 simulated_share() { convert "$1" -fuzz 6% -fill black +opaque '#862e9c' -fill white -opaque '#862e9c' -colorspace gray -format '%[fx:mean*1000]' info: | cut -d. -f1; }
 
-# 1. A fresh console: the setup screen.
+# 1. A fresh start: the choice, then this computer's console and its setup.
 "$bin" --data "$tmp/data" >"$tmp/app.log" 2>&1 &
 app=$!
 wait_window
+shot artifacts/desktop-choice.png 200
+[ ! -e "$tmp/data/keyholder.db" ] || { echo "the desktop app opened a store before the officer chose"; exit 1; }
+xdotool key Tab Return # "Use this computer", the first control
+for _ in $(seq 100); do [ -s "$tmp/data/keyholder.db" ] && break; sleep 0.2; done
+[ -s "$tmp/data/keyholder.db" ] || { echo "the desktop app did not open its store after the choice"; cat "$tmp/app.log"; exit 1; }
+grep -q '"mode": "local"' "$choice" || { echo "the choice was not remembered:"; cat "$choice"; exit 1; }
 shot artifacts/desktop-setup.png 200
-[ -s "$tmp/data/keyholder.db" ] || { echo "the desktop app did not open its store"; exit 1; }
 kill $app; wait $app 2>/dev/null || true
+rm -f "$choice"
 
 # 2. The demo: log in through the window, then the fleet fills.
 "$bin" demo >"$tmp/app.log" 2>&1 &
@@ -86,3 +106,74 @@ for _ in $(seq 60); do
 done
 echo "fleet screen: SIMULATED badges cover ${share} per mille of the screen"
 [ "${share:-0}" -ge 3 ] || { echo "the fleet screen with SIMULATED guests did not appear (see artifacts/desktop.png)"; cat "$tmp/app.log"; exit 1; }
+kill $app; wait $app 2>/dev/null || true
+
+# 3. A shared console over TLS; the desktop connects to it by its pin.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=keyholder-smoke \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/console.key" -out "$tmp/console.crt" 2>/dev/null
+port=$((20000 + RANDOM % 20000))
+start_console() {
+  "$bin" demo --web --listen "127.0.0.1:$port" --tls-cert "$tmp/console.crt" --tls-key "$tmp/console.key" >"$tmp/console.log" 2>&1 &
+  console=$!
+  for _ in $(seq 300); do grep -q 'Console certificate (SPKI pin' "$tmp/console.log" && break; sleep 0.1; done
+  grep -q 'Console certificate (SPKI pin' "$tmp/console.log" || { echo "the shared console did not start:"; cat "$tmp/console.log"; exit 1; }
+}
+start_console
+url=$(grep -oE 'Keyholder console: https://\S+' "$tmp/console.log" | cut -d' ' -f3 | sed 's#/$##' || true)
+pin=$(grep -oE 'Console certificate \(SPKI pin, SHA-256\): [0-9a-f]{64}' "$tmp/console.log" | grep -oE '[0-9a-f]{64}$' || true)
+pass=$(grep -oE 'passphrase "[^"]+"' "$tmp/console.log" | head -1 | cut -d'"' -f2 || true)
+[ -n "$url" ] && [ -n "$pin" ] && [ -n "$pass" ] || { echo "the shared console printed no URL, pin or passphrase:"; cat "$tmp/console.log"; exit 1; }
+"$bin" --data "$tmp/remote-data" >"$tmp/app.log" 2>&1 &
+app=$!
+wait_window
+shot artifacts/desktop-remote-choice.png 200
+xdotool key Tab Tab ctrl+a
+xdotool type --delay 15 "$url"
+xdotool key Tab
+xdotool type --delay 5 "$pin"
+xdotool key Return
+for _ in $(seq 100); do [ -s "$choice" ] && break; sleep 0.2; done
+[ -s "$choice" ] || { echo "the desktop did not connect to $url (see artifacts/desktop-remote-choice.png)"; import -window root artifacts/desktop-remote-choice.png; cat "$tmp/app.log"; exit 1; }
+grep -q '"mode": "remote"' "$choice" && grep -q "$pin" "$choice" || { echo "the connection was not remembered:"; cat "$choice"; exit 1; }
+! grep -qiE 'token|passphrase|session' "$choice" || { echo "the desktop's config file holds a secret:"; cat "$choice"; exit 1; }
+[ ! -e "$tmp/remote-data/keyholder.db" ] || { echo "a client of a shared console opened a store of its own"; exit 1; }
+sleep 1 # the login screen replaces the choice
+shot artifacts/desktop-remote-login.png 200
+xdotool key Tab
+xdotool type --delay 15 demo
+xdotool key Tab
+xdotool type --delay 15 "$pass"
+xdotool key Return
+share=0
+for _ in $(seq 60); do
+  sleep 1
+  import -window root artifacts/desktop-remote.png 2>/dev/null || continue
+  share=$(simulated_share artifacts/desktop-remote.png)
+  [ "${share:-0}" -ge 3 ] && break
+done
+echo "remote fleet screen: SIMULATED badges cover ${share} per mille of the screen"
+[ "${share:-0}" -ge 3 ] || { echo "the shared console's fleet did not appear in the desktop (see artifacts/desktop-remote.png)"; cat "$tmp/app.log"; exit 1; }
+
+# per mille of the screen in the down banner's red (Mantine's filled red, darkened for contrast)
+red_share() { convert "$1" -fuzz 4% -fill black +opaque '#c92a2a' -fill white -opaque '#c92a2a' -colorspace gray -format '%[fx:mean*1000]' info: | cut -d. -f1; }
+base=$(red_share artifacts/desktop-remote.png)
+kill $console; wait $console 2>/dev/null || true
+red=0
+for _ in $(seq 60); do
+  sleep 0.5
+  import -window root artifacts/desktop-remote-down.png 2>/dev/null || continue
+  red=$(red_share artifacts/desktop-remote-down.png)
+  [ "${red:-0}" -ge $((base + 20)) ] && break
+done
+echo "console down: the banner's red covers ${red} per mille of the screen (${base} before)"
+[ "${red:-0}" -ge $((base + 20)) ] || { echo "no banner said the console is down (see artifacts/desktop-remote-down.png)"; cat "$tmp/app.log"; exit 1; }
+start_console
+for _ in $(seq 120); do
+  sleep 0.5
+  import -window root artifacts/desktop-remote-back.png 2>/dev/null || continue
+  red=$(red_share artifacts/desktop-remote-back.png)
+  [ "${red:-0}" -le $((base + 5)) ] && break
+done
+echo "console back: red covers ${red} per mille"
+[ "${red:-0}" -le $((base + 5)) ] || { echo "the down banner stayed after the console came back (see artifacts/desktop-remote-back.png)"; cat "$tmp/app.log"; exit 1; }
+echo "desktop smoke: local, demo and remote modes pass"

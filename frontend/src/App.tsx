@@ -31,6 +31,7 @@ import { SettingsScreen } from './screens/Settings';
 import { pendingRequests } from './stores/approvals';
 import { consoleInfo } from './stores/console';
 import { useResource } from './stores/resource';
+import { useConnection } from './stores/connection';
 
 const nav = [
   { to: '/fleet', label: 'Fleet', icon: IconServer },
@@ -56,6 +57,8 @@ function Shell() {
   const loc = useLocation();
   const go = useNavigate();
   const info = useResource(consoleInfo);
+  const conn = useConnection().info;
+  const remote = conn?.mode === 'remote' ? conn.url?.replace(/^https:\/\//, '') : undefined;
   const pending = useResource(pendingRequests);
   const { colorScheme, toggleColorScheme } = useMantineColorScheme();
   useEffect(() => watchApprovals(() => go('/approvals')), [go]);
@@ -86,7 +89,7 @@ function Shell() {
             </Text>
             {info.data && (
               <Text size="xs" c="dimmed">
-                {info.data.version} · {info.data.mode === 'desktop' ? 'desktop' : 'web console'}
+                {info.data.version} · {remote ? `desktop · console ${remote}` : info.data.mode === 'desktop' ? 'desktop' : 'web console'}
               </Text>
             )}
             {info.data?.dev_simulated_root && <SimulatedBadge />}

@@ -9,6 +9,7 @@ import ReactDOM from 'react-dom/client';
 import { BrowserRouter, HashRouter } from 'react-router-dom';
 import { hasWails } from './api/wails';
 import { App } from './App';
+import { DesktopGate } from './components/DesktopGate';
 
 const theme = createTheme({
   primaryColor: 'teal',
@@ -34,7 +35,9 @@ ReactDOM.createRoot(document.getElementById('root')!).render(
       {/* Bottom left, over the sidebar's empty lower part: never over a countdown, a decision button or the officer menu. */}
       <Notifications position="bottom-left" limit={3} containerWidth={204} zIndex={300} />
       <Router>
-        <App />
+        <DesktopGate>
+          <App />
+        </DesktopGate>
       </Router>
     </MantineProvider>
   </React.StrictMode>,

@@ -15,7 +15,7 @@ var demoCommand = &command{
 	name:  "demo",
 	short: "run the console with a SIMULATED fleet on a throwaway data directory",
 	usage: func(w io.Writer) {
-		fmt.Fprint(w, `Usage: keyholder demo [--guests 25] [--web] [--listen 127.0.0.1:8420] [--keep]
+		fmt.Fprint(w, `Usage: keyholder demo [--guests 25] [--web] [--listen 127.0.0.1:8420] [--tls-cert F --tls-key F] [--keep]
 
 Starts a console on a fresh temporary data directory, trusting the simulated
 AMD root (everything is labelled SIMULATED), with a fleet of simulated
@@ -27,7 +27,8 @@ heartbeating), so every screen has live data and approvals are waiting.
 Log in as officer "demo" with the passphrase the command prints.
 
 --web serves the console to a browser (as 'keyholder serve'); without it the
-desktop window opens where there is a display.
+desktop window opens where there is a display. With --tls-cert and --tls-key
+it serves over TLS, as a shared console that desktop apps connect to.
 `)
 	},
 	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
@@ -35,6 +36,8 @@ desktop window opens where there is a display.
 		web := fs.Bool("web", false, "serve the console to a browser instead of opening the desktop window")
 		listen := fs.String("listen", "127.0.0.1:8420", "address of the web console (--web)")
 		keep := fs.Bool("keep", false, "keep the temporary data directory")
+		tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM) of the web console (--web)")
+		tlsKey := fs.String("tls-key", "", "TLS private key (PEM) of the web console (--web)")
 		return func(args []string) error {
 			if len(args) > 0 {
 				return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[0])}
@@ -45,12 +48,12 @@ desktop window opens where there is a display.
 			if *guests < 4 || *guests > 100 {
 				return &exitError{code: 2, msg: "--guests must be between 4 and 100"}
 			}
-			return runDemo(env, *guests, *web, *listen, *keep)
+			return runDemo(env, *guests, *web, serveOptions{listen: *listen, tlsCert: *tlsCert, tlsKey: *tlsKey}, *keep)
 		}
 	},
 }
 
-func runDemo(env *cliEnv, guests int, web bool, listen string, keep bool) error {
+func runDemo(env *cliEnv, guests int, web bool, so serveOptions, keep bool) error {
 	dir, err := os.MkdirTemp("", "keyholder-demo-")
 	if err != nil {
 		return err
@@ -85,7 +88,8 @@ func runDemo(env *cliEnv, guests int, web bool, listen string, keep bool) error 
 		}
 		fmt.Fprintln(env.stdout, "No display: serving the demo console to a browser (as with --web).")
 	}
-	return serve(&denv, serveOptions{listen: listen, releaseListen: "127.0.0.1:0", devSim: true, hooks: hooks})
+	so.releaseListen, so.devSim, so.hooks = "127.0.0.1:0", true, hooks
+	return serve(&denv, so)
 }
 
 // setupDemo initialises the demo console in env's data directory.

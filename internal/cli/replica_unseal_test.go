@@ -312,7 +312,7 @@ func TestServePrintsOfficerConsolePin(t *testing.T) {
 	var l cliLog
 	l.run(t, 0, "init", "--data", data, "--officer", "alice", "--passphrase-file", alice)
 	certFile, keyFile := writeSelfSigned(t, root)
-	pinLine := regexp.MustCompile(`SPKI pin \(SHA-256\) ([0-9a-f]{64})`)
+	pinLine := regexp.MustCompile(`Console certificate \(SPKI pin, SHA-256\): ([0-9a-f]{64})`)
 	p, m := startServeUntil(t, pinLine, "--data", data, "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--release-listen", "off")
 	defer p.kill(t)
 	get := func(pin string) error {
@@ -330,12 +330,11 @@ func TestServePrintsOfficerConsolePin(t *testing.T) {
 	if err := get(m[1]); err != nil {
 		t.Fatalf("a client pinning the printed key: %v", err)
 	}
-	other, _ := writeSelfSigned(t, t.TempDir())
-	otherPin, err := certPin(other)
+	other, err := loadConsoleCert(writeSelfSigned(t, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := get(otherPin); err == nil {
+	if err := get(wire.SPKIPin(other)); err == nil {
 		t.Fatal("a client pinning another key reached the console")
 	}
 }

@@ -2,15 +2,14 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"keyholder/app"
@@ -88,6 +87,13 @@ func serve(env *cliEnv, o serveOptions) error {
 	if err := checkListen(o.listen, useTLS, webLoginAvailable(env)); err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
+	var consoleCert *x509.Certificate
+	if useTLS {
+		var err error
+		if consoleCert, err = loadConsoleCert(o.tlsCert, o.tlsKey); err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	log := newLogger(env.stderr)
@@ -118,7 +124,7 @@ func serve(env *cliEnv, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	handler, err := app.NewHandler(svcs, app.HandlerOptions{Assets: env.cfg.Assets, Hub: hub, AllowedHosts: []string{ln.Addr().String()}, Log: log})
+	handler, err := app.NewHandler(svcs, app.HandlerOptions{Assets: env.cfg.Assets, Hub: hub, AllowedHosts: allowedHosts(ln.Addr(), consoleCert), Log: log})
 	if err != nil {
 		return err
 	}
@@ -128,10 +134,9 @@ func serve(env *cliEnv, o serveOptions) error {
 		scheme = "https"
 	}
 	fmt.Fprintf(env.stdout, "Keyholder console: %s://%s/\n", scheme, ln.Addr())
-	if useTLS {
-		if pin, err := certPin(o.tlsCert); err == nil {
-			fmt.Fprintf(env.stdout, "Officer console certificate: SPKI pin (SHA-256) %s (the desktop app's \"Connect to a console\" asks for it)\n", pin)
-		}
+	if consoleCert != nil {
+		// Desktop apps connect to this shared console with this pin.
+		fmt.Fprintf(env.stdout, "Console certificate (SPKI pin, SHA-256): %s\n", wire.SPKIPin(consoleCert))
 	}
 	if o.devSim {
 		fmt.Fprintln(env.stdout, "WARNING: --dev-trust-simulated-amd-root is on: SIMULATED evidence is accepted. Never use this in production.")
@@ -174,25 +179,38 @@ func webLoginAvailable(env *cliEnv) bool {
 	return ok && err == nil
 }
 
-// certPin is the SPKI SHA-256 pin (hex) of the first certificate in a PEM
-// file.
-func certPin(file string) (string, error) {
-	b, err := os.ReadFile(file)
+// loadConsoleCert reads the officer console's TLS certificate, whose pin
+// desktop apps connect with.
+func loadConsoleCert(certFile, keyFile string) (*x509.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("--tls-cert %s and --tls-key %s: %v", certFile, keyFile, err)
 	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return "", fmt.Errorf("%s: no certificate", file)
-		}
-		if blk.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return "", fmt.Errorf("%s: %w", file, err)
-			}
-			return wire.SPKIPin(c), nil
-		}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s: %v", certFile, err)
 	}
+	return leaf, nil
+}
+
+// allowedHosts are the Host headers the console answers: its listening
+// address and, over TLS, the names and addresses its certificate is for
+// (a browser or desktop app reaches it by one of those; a rebound DNS
+// name fails the certificate check before any request).
+func allowedHosts(addr net.Addr, cert *x509.Certificate) []string {
+	hosts := []string{addr.String()}
+	if cert == nil {
+		return hosts
+	}
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return hosts
+	}
+	for _, n := range cert.DNSNames {
+		hosts = append(hosts, net.JoinHostPort(n, port))
+	}
+	for _, ip := range cert.IPAddresses {
+		hosts = append(hosts, net.JoinHostPort(ip.String(), port))
+	}
+	return hosts
 }

@@ -40,6 +40,8 @@ export const Events = {
   sessionChanged: 'session:changed',
   keysChanged: 'keys:changed',
   adminActionsChanged: 'admin-actions:changed',
+  /** connectionChanged: the desktop's connection to a shared console (ConnectionState). */
+  connectionChanged: 'connection:changed',
   /** resync is synthesised by a transport after a gap or a reconnect. */
   resync: 'resync',
 } as const;

@@ -438,3 +438,25 @@ export interface QuorumStatus {
   one_person_can_do_everything: boolean;
   rules: QuorumRules;
 }
+
+/** ConnectionState is a shared console's connection as the desktop sees it (remote.State). */
+export interface ConnectionState {
+  url: string;
+  connected: boolean;
+  error?: string;
+  /** failed attempts since the connection was lost */
+  attempt?: number;
+  /** wait before the next attempt */
+  retry_in_ms?: number;
+  /** live events arrive (a session is open) */
+  streaming: boolean;
+}
+
+/** ConnectionInfo says which console the desktop window talks to (app.ConnectionInfo). */
+export interface ConnectionInfo {
+  mode: 'choose' | 'local' | 'remote';
+  url?: string;
+  pin?: string;
+  ca_file?: string;
+  state?: ConnectionState;
+}

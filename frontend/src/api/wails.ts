@@ -1,9 +1,21 @@
 import { parseWailsError, type EventHandler, type Transport } from './transport';
+import type { ConnectionInfo } from './types';
 
 type BridgeCall = (token: string, service: string, method: string, args: unknown[]) => Promise<unknown>;
 
+/** DesktopBridge is app.Bridge as Wails binds it to the window. */
+interface DesktopBridge {
+  Call?: BridgeCall;
+  Connection?: () => Promise<ConnectionInfo>;
+  UseLocal?: () => Promise<ConnectionInfo>;
+  Connect?: (url: string, pin: string, caFile: string) => Promise<ConnectionInfo>;
+  Forget?: () => Promise<ConnectionInfo>;
+  Watch?: (token: string) => Promise<void>;
+  PickCAFile?: () => Promise<string>;
+}
+
 interface WailsWindow {
-  go?: { app?: { Bridge?: { Call?: BridgeCall } } };
+  go?: { app?: { Bridge?: DesktopBridge } };
   runtime?: {
     EventsOn(name: string, cb: (...data: unknown[]) => void): () => void;
   };
@@ -44,9 +56,15 @@ export class WailsTransport implements Transport {
         }
       } else if (method === 'Logout') {
         this.token = '';
+        void bridge()?.Watch?.('');
       }
     }
     return result as T;
+  }
+
+  /** reconnect follows a shared console's events with this window's session (a no-op for a local console). */
+  reconnect() {
+    void bridge()?.Watch?.(this.token);
   }
 
   on(event: string, handler: EventHandler): () => void {
@@ -54,3 +72,28 @@ export class WailsTransport implements Transport {
     return rt.EventsOn(event, (data: unknown) => handler(data));
   }
 }
+
+function bridge(): DesktopBridge | undefined {
+  return (window as unknown as WailsWindow).go?.app?.Bridge;
+}
+
+async function bridgeCall<T>(fn: ((...a: string[]) => Promise<T>) | undefined, ...args: string[]): Promise<T> {
+  if (!fn) throw parseWailsError('not_found: the desktop bridge is not bound');
+  try {
+    return await fn(...args);
+  } catch (err) {
+    throw parseWailsError(err);
+  }
+}
+
+/**
+ * desktop chooses the desktop window's console: this computer's own, or a
+ * shared one (keyholder serve) reached over TLS pinned on the Go side.
+ */
+export const desktop = {
+  connection: () => bridgeCall<ConnectionInfo>(bridge()?.Connection),
+  useLocal: () => bridgeCall<ConnectionInfo>(bridge()?.UseLocal),
+  connect: (url: string, pin: string, caFile: string) => bridgeCall<ConnectionInfo>(bridge()?.Connect, url, pin, caFile),
+  forget: () => bridgeCall<ConnectionInfo>(bridge()?.Forget),
+  pickCAFile: () => bridgeCall<string>(bridge()?.PickCAFile),
+};

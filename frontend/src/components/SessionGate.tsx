@@ -3,6 +3,7 @@ import { IconLock, IconShieldLock } from '@tabler/icons-react';
 import { useState, type ReactNode } from 'react';
 import { api, ApiError } from '../api';
 import { session, useSession } from '../stores/session';
+import { RemoteConsoleLine } from './DesktopGate';
 
 /**
  * SessionGate shows the first-run setup, the login or the lock screen until
@@ -142,6 +143,7 @@ export function LoginScreen() {
           <Button type="submit" loading={busy} disabled={!name || !pass} data-testid="login-submit">
             Log in
           </Button>
+          <RemoteConsoleLine />
         </Stack>
       </form>
     </Frame>

@@ -15,6 +15,7 @@ import { defaultPolicy } from '../stores/approvals';
 import { consoleInfo, releaseAPI } from '../stores/console';
 import { useResource } from '../stores/resource';
 import { useSession } from '../stores/session';
+import { useConnection } from '../stores/connection';
 
 
 
@@ -23,6 +24,7 @@ const editable: ReleaseClass[] = ['routine_boot', 'first_boot', 'migration', 're
 export function SettingsScreen() {
   const r = useResource(consoleInfo);
   const i = r.data;
+  const conn = useConnection().info;
   return (
     <>
       <PageHeader title="Settings" description="This console: what it trusts, how it decides, who works with it, and where its data lives." />
@@ -81,7 +83,8 @@ export function SettingsScreen() {
             <Table data-testid="console-info">
               <Table.Tbody>
                 <Row k="Version" v={i.version} />
-                <Row k="Mode" v={i.mode === 'desktop' ? 'Desktop app' : 'Web console'} />
+                <Row k="Mode" v={i.mode === 'desktop' ? 'Desktop app' : conn?.mode === 'remote' ? 'Shared console (this desktop app is its client)' : 'Web console'} />
+                {conn?.mode === 'remote' && <Row k="Connected to" v={`${conn.url}${conn.pin ? ` (pin ${conn.pin})` : ` (CA ${conn.ca_file})`}`} mono />}
                 <Row k="Data directory" v={i.data_dir} mono />
                 <Row k="Database" v={i.database_path} mono />
                 <Row k="Schema version" v={String(i.schema_version)} />
