@@ -4,8 +4,9 @@
 # bench release --wire: HTTP over pinned TLS 1.3, as agents do):
 #   1. SQLite, one process: closed loop -> capacity C1 (releases/s)
 #   2. SQLite, one process: open loop at 70 % of C1 -> p99
-#   3. PostgreSQL, 2 replicas: closed loop -> capacity C2
-#   4. PostgreSQL, 2 replicas: open loop at 70 % of C2 -> p99
+#   3. PostgreSQL, one process: closed loop (what the database costs alone)
+#   4. PostgreSQL, 2 replicas: closed loop -> capacity C2
+#   5. PostgreSQL, 2 replicas: open loop at 70 % of C2 -> p99
 # Goal: C2 >= 50 % of C1, and p99 <= 100 ms at 70 % of capacity.
 # Every storm starts from an empty database (a new SQLite file, a new
 # PostgreSQL database) with a known fleet.
@@ -81,6 +82,7 @@ field() { jq -r ".$2" "$WORK/$1.json"; }
 storm sqlite-closed --database "$WORK/closed.db"
 C1=$(field sqlite-closed releases_per_second)
 storm sqlite-70 --database "$WORK/open.db" --rate "$(jq -n "$C1 * 0.7")"
+storm pg1-closed --database "$(pgdb)"
 storm pg2-closed --database "$(pgdb)" --replicas 2
 C2=$(field pg2-closed releases_per_second)
 storm pg2-70 --database "$(pgdb)" --replicas 2 --rate "$(jq -n "$C2 * 0.7")"
@@ -89,6 +91,7 @@ echo
 echo "| console (--wire)            | capacity (releases/s) | at 70 %: offered | p50 ms | p99 ms |"
 echo "|-----------------------------|----------------------:|-----------------:|-------:|-------:|"
 printf "| SQLite, 1 process           | %21.0f | %16.0f | %6.1f | %6.1f |\n" "$C1" "$(field sqlite-70 offered_rate)" "$(field sqlite-70 p50_ms)" "$(field sqlite-70 p99_ms)"
+printf "| PostgreSQL, 1 process       | %21.0f | %16s | %6s | %6s |\n" "$(field pg1-closed releases_per_second)" "-" "-" "-"
 printf "| PostgreSQL, 2 replicas      | %21.0f | %16.0f | %6.1f | %6.1f |\n" "$C2" "$(field pg2-70 offered_rate)" "$(field pg2-70 p50_ms)" "$(field pg2-70 p99_ms)"
 share=$(jq -n "100 * $C2 / $C1 | floor")
 echo
