@@ -32,7 +32,7 @@ func (a *Approvals) engine() (*release.Service, error) {
 
 // Pending returns the requests that wait for a decision, newest first.
 func (a *Approvals) Pending(c Caller) ([]release.Request, error) {
-	return a.List(c, release.StatusPending)
+	return a.List(c, string(release.StatusPending))
 }
 
 // List returns requests with a status (pending, approved, denied, expired,
@@ -41,7 +41,7 @@ func (a *Approvals) List(c Caller, status string) ([]release.Request, error) {
 	if _, err := a.session.requireOfficer(c); err != nil {
 		return nil, err
 	}
-	rs, err := release.ListRequests(a.ctx, a.db, status)
+	rs, err := release.ListRequests(a.ctx, a.db, release.RequestStatus(status))
 	return rs, toError(a.log, "list requests", err)
 }
 

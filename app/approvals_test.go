@@ -15,6 +15,7 @@ import (
 	"keyholder/backend/release/wire"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
 
 // releaseConsole is the app services over a release engine with the real
@@ -22,7 +23,7 @@ import (
 type releaseConsole struct {
 	svcs *Services
 	eng  *release.Service
-	clk  *testClock
+	clk  *testclock.Clock
 	hub  *Hub
 	vol  string
 	// alice is the admin's session.
@@ -38,22 +39,22 @@ func newReleaseConsole(t *testing.T) *releaseConsole {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	c := &testClock{t: time.Now().UTC()}
-	cust := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.now})
-	v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots(), Now: c.now})
+	c := testclock.New(time.Now().UTC())
+	cust := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.Now})
+	v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots(), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := release.New(release.Config{DB: db, Secrets: cust, Now: c.now,
+	eng, err := release.New(release.Config{DB: db, Secrets: cust, Now: c.Now,
 		Verifier: release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hub := NewHub()
-	svcs := New(ctx, Config{Mode: "desktop", Now: c.now, Custody: cust, Release: eng}, db, hub)
+	svcs := New(ctx, Config{Mode: "desktop", Now: c.Now, Custody: cust, Release: eng}, db, hub)
 	svcs.ConnectRelease()
 	alice := setupAs(t, svcs, "alice", "alice's passphrase")
-	if _, err := db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_1', 'web', ?)`, store.Time(c.now())); err != nil {
+	if _, err := db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_1', 'web', ?)`, store.Time(c.Now())); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := attest.NewReferences(db).Put(ctx, "img_1", &attest.ReferenceValues{Measurements: []attest.Hex{sim.DemoMeasurement}}, "officer:alice", ""); err != nil {
@@ -159,7 +160,7 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	g.MoveTo(attest.Genoa, "app-chip-3")
 	g.NewLaunch()
 	rel = rc.ask(t, g, "vm-app")
-	rc.clk.advance(DefaultFreshAuth + time.Second)
+	rc.clk.Advance(DefaultFreshAuth + time.Second)
 	if _, err := a.Deny(rc.alice, rel.RequestID, "no"); code(err) != CodeReauth {
 		t.Fatalf("deny with a stale authentication: %v", err)
 	}
@@ -176,7 +177,7 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	// An image without reference values: its first boot waits with a
 	// proposal; approving it records the proposal, so the next boot of that
 	// launch is routine.
-	if _, err := rc.svcs.Fleet.db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_new', 'fresh', ?)`, store.Time(rc.clk.now())); err != nil {
+	if _, err := rc.svcs.Fleet.db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_new', 'fresh', ?)`, store.Time(rc.clk.Now())); err != nil {
 		t.Fatal(err)
 	}
 	rc.vol = rc.newVolume(t, "img_new")

@@ -11,6 +11,7 @@ import (
 	"keyholder/backend/hsm/hsmtest"
 	"keyholder/backend/quorum"
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
 
 // TestAutoUnsealThroughTheConsole, on a real SoftHSM2 token: in the
@@ -27,9 +28,9 @@ func TestAutoUnsealThroughTheConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	c := &testClock{t: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	opened := 0
-	s := New(ctx, Config{Mode: "web", Now: c.now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.now},
+	s := New(ctx, Config{Mode: "web", Now: c.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.Now},
 		AutoUnsealToken: func() (custody.KeyWrapper, custody.UnsealInfo, func(), error) {
 			tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: "kh-app", PIN: []byte("3141-pin")}, true)
 			if err != nil {

@@ -127,11 +127,11 @@ var errorCodes = []errorCode{
 	{match: isType[*diskimage.ContainerError], code: CodeUnsupportedFormat},
 	{match: is(diskimage.ErrUnrecognisedRaw), code: CodeConfirmRaw},
 	{match: is(diskimage.ErrUnsupported, diskimage.ErrCorrupt, diskimage.ErrInvalid, images.ErrInvalidName), code: CodeInvalid},
-	{match: is(diskimage.ErrExists, images.ErrExists), code: CodeConflict},
+	{match: is(diskimage.ErrOutputExists, images.ErrNameTaken), code: CodeConflict},
 
 	// store: the database.
 	{match: is(store.ErrNotFound), code: CodeNotFound},
-	{match: is(store.ErrBusy, store.ErrLocked), code: CodeUnavailable, message: say("the database is busy; try again in a moment")},
+	{match: is(store.ErrBusy, store.ErrInUse), code: CodeUnavailable, message: say("the database is busy; try again in a moment")},
 
 	// A file the officer named is missing (some tools say so only in words).
 	{match: func(err error) bool {

@@ -69,7 +69,7 @@ func TestRecoverySharesAndBackupDownload(t *testing.T) {
 	}
 
 	// A stale authentication must re-enter the passphrase first.
-	c.advance(DefaultFreshAuth + time.Second)
+	c.Advance(DefaultFreshAuth + time.Second)
 	if _, err := s.Keys.RecoveryShares(alice, 2, 3); code(err) != CodeReauth {
 		t.Fatalf("stale session: %v, want reauth_required", err)
 	}

@@ -8,28 +8,16 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"keyholder/backend/audit"
 	"keyholder/backend/custody"
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newSessionServices(t *testing.T, mode string) (*Services, *testClock) {
+func newSessionServices(t *testing.T, mode string) (*Services, *testclock.Clock) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -38,8 +26,8 @@ func newSessionServices(t *testing.T, mode string) (*Services, *testClock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	c := &testClock{t: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
-	svcs := New(ctx, Config{Mode: mode, Now: c.now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.now}}, db, NewHub())
+	c := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
+	svcs := New(ctx, Config{Mode: mode, Now: c.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.Now}}, db, NewHub())
 	return svcs, c
 }
 
@@ -71,13 +59,13 @@ func TestSessionLifecycle(t *testing.T) {
 	}{
 		{"read volumes", func() error { _, err := s.Keys.Volumes(alice); return err }, ""},
 		{"no session reads nothing", func() error { _, err := s.Keys.Volumes(anon(s)); return err }, CodeUnauthorized},
-		{"idle lock", func() error { c.advance(DefaultIdleLock); _, err := s.Keys.Volumes(alice); return err }, CodeUnauthorized},
+		{"idle lock", func() error { c.Advance(DefaultIdleLock); _, err := s.Keys.Volumes(alice); return err }, CodeUnauthorized},
 		{"audit locked too", func() error { _, err := s.Audit.List(alice, audit.Query{}); return err }, CodeUnauthorized},
 		{"wrong passphrase does not unlock", func() error { _, err := s.Session.Unlock(alice, "not it at all"); return err }, CodeUnauthorized},
 		{"unlock", func() error { _, err := s.Session.Unlock(alice, "alice's passphrase"); return err }, ""},
 		{"read again", func() error { _, err := s.Keys.Volumes(alice); return err }, ""},
 		{"not fresh for custody changes", func() error {
-			c.advance(DefaultFreshAuth)
+			c.Advance(DefaultFreshAuth)
 			_, err := s.Keys.Rotate(alice, "vol_x")
 			return err
 		}, CodeReauth},
@@ -155,7 +143,7 @@ func TestWebLoginGate(t *testing.T) {
 	if r, _ := call("Session/Login", `["alice","wrong passphrase"]`, ""); r.StatusCode != 401 || len(r.Cookies()) != 0 {
 		t.Fatalf("wrong login: %d, cookies %v", r.StatusCode, r.Cookies())
 	}
-	c.advance(DefaultIdleLock)
+	c.Advance(DefaultIdleLock)
 	if r, _ := call("Keys/Volumes", "[]", tok); r.StatusCode != 401 {
 		t.Fatalf("idle session still served: %d", r.StatusCode)
 	}

@@ -17,6 +17,7 @@ import (
 	"keyholder/backend/agent/agentsim"
 	"keyholder/backend/attest"
 	"keyholder/backend/release"
+	"keyholder/internal/testclock"
 )
 
 // webConsole is a web console behind the real handler and a real HTTP
@@ -25,7 +26,7 @@ import (
 type webConsole struct {
 	t        *testing.T
 	s        *Services
-	clk      *testClock
+	clk      *testclock.Clock
 	srv      *httptest.Server
 	gateSeen chan string
 }

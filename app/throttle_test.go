@@ -11,6 +11,7 @@ import (
 
 	"keyholder/backend/custody"
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
 
 // Forty concurrent logins from one address with names that are not
@@ -26,9 +27,9 @@ func TestLoginsThrottledPerSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &testClock{t: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	var kdfs atomic.Int32
-	s := New(ctx, Config{Mode: "web", Now: clk.now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: clk.now,
+	s := New(ctx, Config{Mode: "web", Now: clk.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: clk.Now,
 		KDFStarted: func() { kdfs.Add(1) }}}, db, NewHub())
 	setupAs(t, s, "alice", "alice's passphrase")
 	kdfs.Store(0)

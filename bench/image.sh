@@ -140,40 +140,72 @@ for place in tmpfs disk; do
   done
 done
 
-# report KEY FIXEDKEY: min-max over the rounds of MB/s and CPU-s/GiB, end to
-# end and net of the fixed cost, and peak RSS.
+# report KEY FIXEDKEY LABEL: one row of the README's table: min-max over
+# the rounds of net MB/s, keyholder's pipeline MB/s, net CPU-s/GiB, and
+# peak RSS (process / pipeline for keyholder).
 # (a run faster than the fixed-cost run, which happens on a loaded machine,
 # has no net rate: "-")
 range() { sort -g | awk -v f="%.${P}f" 'NR == 1 {lo = $1} {hi = $1} END {if (NR == 0) {print "-"; exit} lo = sprintf(f, lo); hi = sprintf(f, hi); if (lo == hi) print lo; else print lo "-" hi}'; }
-report() {
-  local key=$1 fixed=$2
-  read -r fw fu fs _ < "$RES/$fixed"
-  local gib mb
-  gib=$(echo "$bytes / 1073741824" | bc -l)
-  mb=$(echo "$bytes / 1000000" | bc -l)
-  local rate net cpu netcpu rss prss="-" pipe="-"
-  rate=$(awk -v mb="$mb" '{print mb / $1}' "$RES/$key" | P=0 range)
-  net=$(awk -v mb="$mb" -v s="$(echo "$small / 1000000" | bc -l)" -v f="$fw" '$1 > f {print (mb - s) / ($1 - f)}' "$RES/$key" | P=0 range)
-  cpu=$(awk -v g="$gib" '{print ($2 + $3) / g}' "$RES/$key" | P=2 range)
-  netcpu=$(awk -v g="$gib" -v s="$(echo "$small / 1073741824" | bc -l)" -v f="$(echo "$fu + $fs" | bc -l)" '{print ($2 + $3 - f) / (g - s)}' "$RES/$key" | P=2 range)
-  rss=$(awk '{print $4 / 1024}' "$RES/$key" | P=0 range)
-  [ -e "$RES/$key.rss" ] && prss=$(awk '{print $1 / 1024}' "$RES/$key.rss" | P=0 range)
-  [ -s "$RES/$key.pipe" ] && pipe=$(P=0 range < "$RES/$key.pipe")
-  printf "| %-16s | %9s | %9s | %9s | %9s | %9s | %7s | %7s |\n" "${key#*.}" "$rate" "$net" "$pipe" "$cpu" "$netcpu" "$rss" "$prss"
+commas() { sed -E ':a;s/(^|[^0-9.])([0-9]+)([0-9]{3})/\1\2,\3/;ta'; }
+gib=$(echo "$bytes / 1073741824" | bc -l)
+mb=$(echo "$bytes / 1000000" | bc -l)
+# net KEY FIXEDKEY: each round's net MB/s, one a line.
+net() {
+  read -r fw _ < "$RES/$2"
+  awk -v mb="$mb" -v s="$(echo "$small / 1000000" | bc -l)" -v f="$fw" '$1 > f {print (mb - s) / ($1 - f)}' "$RES/$1"
 }
+# netcpu KEY FIXEDKEY: each round's net CPU-s/GiB.
+netcpu() {
+  read -r _ fu fs _ < "$RES/$2"
+  awk -v g="$gib" -v s="$(echo "$small / 1073741824" | bc -l)" -v f="$(echo "$fu + $fs" | bc -l)" '{print ($2 + $3 - f) / (g - s)}' "$RES/$1"
+}
+report() {
+  local key=$1 fixed=$2 label=$3
+  local rate cpu rss pipe="-"
+  rate=$(net "$key" "$fixed" | P=0 range | commas)
+  cpu=$(netcpu "$key" "$fixed" | P=2 range)
+  rss="$(awk '{print $4 / 1024}' "$RES/$key" | P=0 range)"
+  [ -s "$RES/$key.rss" ] && rss="$rss / $(awk '$1 > 0 {print $1 / 1024}' "$RES/$key.rss" | P=0 range)"
+  [ -s "$RES/$key.pipe" ] && pipe=$(P=0 range < "$RES/$key.pipe" | commas)
+  printf "| %s | %s | %s | %s | %s MiB |\n" "$label" "$rate" "$pipe" "$cpu" "$rss"
+}
+# best KEY FIXEDKEY max|min: the best round's net MB/s (max) or CPU (min).
+best() {
+  if [ "$3" = max ]; then net "$1" "$2" | sort -g | tail -1; else netcpu "$1" "$2" | sort -g | head -1; fi
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b}'; }
+echo
+echo "bench/image.sh $SIZE, $REPEAT rounds, $(date -u +%Y-%m-%d), load average at the end $(cut -d' ' -f1-3 /proc/loadavg); ranges min-max"
 for place in tmpfs disk; do
   echo
-  echo "$place ($SIZE, $REPEAT rounds; ranges min-max):"
-  echo
-  echo "| tool | MB/s | net MB/s | pipeline MB/s | CPU-s/GiB | net CPU-s/GiB | peak RSS MiB | pipeline RSS MiB |"
-  echo "|---|---|---|---|---|---|---|---|"
-  report "$place.keyholder" "$place.keyholder.fixed"
-  report "$place.cryptsetup" "$place.cryptsetup.fixed"
-  report "$place.qemu-img" "$place.qemu-img.fixed"
-  report "$place.dd" "$place.dd.fixed"
+  echo "| on $place | net MB/s | keyholder pipeline MB/s | net CPU-s/GiB | peak RSS, process / pipeline |"
+  echo "|---|---|---|---|---|"
+  report "$place.keyholder" "$place.keyholder.fixed" "keyholder, raw → raw"
   if [ $place = tmpfs ]; then
-    for v in qcow2 vmdk gcp azure; do report "$place.keyholder-$v" "$place.keyholder.fixed"; done
+    report "$place.keyholder-qcow2" "$place.keyholder.fixed" "keyholder, qcow2 source"
+    report "$place.keyholder-vmdk" "$place.keyholder.fixed" "keyholder, VMDK source"
+    report "$place.keyholder-gcp" "$place.keyholder.fixed" "keyholder, gcp output"
+    report "$place.keyholder-azure" "$place.keyholder.fixed" "keyholder, azure output"
   fi
+  report "$place.cryptsetup" "$place.cryptsetup.fixed" "cryptsetup reencrypt --encrypt"
+  report "$place.qemu-img" "$place.qemu-img.fixed" "qemu-img convert -O luks"
+  report "$place.dd" "$place.dd.fixed" "dd oflag=direct (copy only)"
 done
 echo
-echo "keyholder's fixed cost (64 MiB run, subtracted in the net columns): $(cat "$RES/tmpfs.keyholder.fixed" | awk '{printf "%.2f s wall, %.2f CPU-s, peak RSS %d MiB", $1, $2 + $3, $4 / 1024}')"
+echo "keyholder's fixed cost (64 MiB run, subtracted in the net columns): $(awk '{printf "%.2f s wall, %.2f CPU-s, peak RSS %d MiB", $1, $2 + $3, $4 / 1024}' "$RES/tmpfs.keyholder.fixed")"
+# The issue's goals, best round against best round.
+kt=$(best tmpfs.keyholder tmpfs.keyholder.fixed max)
+ct=$(best tmpfs.cryptsetup tmpfs.cryptsetup.fixed max)
+kc=$(best tmpfs.keyholder tmpfs.keyholder.fixed min)
+cc=$(best tmpfs.cryptsetup tmpfs.cryptsetup.fixed min)
+kd=$(best disk.keyholder disk.keyholder.fixed max)
+dd=$(best disk.dd disk.dd.fixed max)
+prss=$(cat "$RES"/*.rss | sort -g | tail -1)
+echo "goals (best rounds): tmpfs MB/s keyholder/cryptsetup $(ratio "$kt" "$ct") (≥ 1.5);" \
+  "CPU-s/GiB keyholder/cryptsetup $(ratio "$kc" "$cc") (≤ 1);" \
+  "pipeline peak RSS $(awk -v k="$prss" 'BEGIN {printf "%d", k / 1024}') MiB (≤ 256);" \
+  "disk MB/s keyholder/dd $(ratio "$kd" "$dd") (≥ 0.9);" \
+  "vs raw → raw on tmpfs: qcow2 $(ratio "$(best tmpfs.keyholder-qcow2 tmpfs.keyholder.fixed max)" "$kt")," \
+  "VMDK $(ratio "$(best tmpfs.keyholder-vmdk tmpfs.keyholder.fixed max)" "$kt")," \
+  "gcp $(ratio "$(best tmpfs.keyholder-gcp tmpfs.keyholder.fixed max)" "$kt")," \
+  "azure $(ratio "$(best tmpfs.keyholder-azure tmpfs.keyholder.fixed max)" "$kt") (≥ 0.8)"

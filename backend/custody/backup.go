@@ -59,10 +59,10 @@ const (
 
 // Errors of RestoreBackup that callers branch on.
 var (
-	ErrBackupCorrupt = errors.New("backup file is damaged, truncated or tampered with")
-	ErrNotBackup     = errors.New("not a Keyholder backup file")
-	ErrOtherConsole  = errors.New("the backup belongs to another console")
-	ErrExists        = errors.New("a console database exists already")
+	ErrBackupCorrupt  = errors.New("backup file is damaged, truncated or tampered with")
+	ErrNotBackup      = errors.New("not a Keyholder backup file")
+	ErrOtherConsole   = errors.New("the backup belongs to another console")
+	ErrDatabaseExists = errors.New("a console database exists already")
 )
 
 type backupOfficer struct {
@@ -506,7 +506,7 @@ func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts Restore
 	if _, err := os.Stat(dbPath); err == nil {
 		if !opts.Replace {
 			cleanup()
-			return info, fmt.Errorf("%w at %s; restore into an empty data directory or pass --replace", ErrExists, dbPath)
+			return info, fmt.Errorf("%w at %s; restore into an empty data directory or pass --replace", ErrDatabaseExists, dbPath)
 		}
 		if err := checkReplaceable(ctx, dbPath, hdr.ConsoleID); err != nil {
 			cleanup()

@@ -9,16 +9,12 @@ import (
 	"time"
 
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
 
 // testKDF is cheap so tests stay fast; the parameters travel with each
 // envelope, so production envelopes use DefaultKDF.
 var testKDF = KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
-
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func openTestDB(t *testing.T, dir string) *store.DB {
 	t.Helper()
@@ -30,10 +26,10 @@ func openTestDB(t *testing.T, dir string) *store.DB {
 	return db
 }
 
-func newTestService(t *testing.T) (*Service, *clock) {
+func newTestService(t *testing.T) (*Service, *testclock.Clock) {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s := New(openTestDB(t, t.TempDir()), Options{KDF: testKDF, Now: c.now, CheckpointEvery: 5})
+	c := testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	s := New(openTestDB(t, t.TempDir()), Options{KDF: testKDF, Now: c.Now, CheckpointEvery: 5})
 	if _, err := s.Init(context.Background(), "alice", []byte("correct horse battery")); err != nil {
 		t.Fatal(err)
 	}

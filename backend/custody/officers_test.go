@@ -19,20 +19,20 @@ func TestAuthenticateBackoffIsPersisted(t *testing.T) {
 	}
 	// The third failure set a wait; a new Service over the same file (a
 	// console restart) still sees it, even with the right passphrase.
-	s2 := New(s.DB(), Options{KDF: testKDF, Now: c.now})
+	s2 := New(s.DB(), Options{KDF: testKDF, Now: c.Now})
 	_, err := s2.Authenticate(ctx, "alice", good)
 	var te *ThrottledError
 	if !errors.As(err, &te) || te.RetryAfter != time.Second {
 		t.Fatalf("after %d failures: err = %v, want a 1s ThrottledError", freeAttempts, err)
 	}
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	if _, err := s2.Authenticate(ctx, "alice", []byte("wrong again......")); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatal(err)
 	}
 	if _, err := s2.Authenticate(ctx, "alice", good); !errors.As(err, &te) || te.RetryAfter != 2*time.Second {
 		t.Fatalf("the wait did not double: %v", err)
 	}
-	c.advance(2 * time.Second)
+	c.Advance(2 * time.Second)
 	o, err := s2.Authenticate(ctx, "alice", good)
 	if err != nil || o.FailedAttempts != 0 {
 		t.Fatalf("right passphrase after the wait: %+v, %v", o, err)

@@ -227,8 +227,8 @@ func TestRestoreRefusals(t *testing.T) {
 		t.Fatalf("another console's backup: err = %v, want ErrOtherConsole", err)
 	}
 	_, err = RestoreBackup(ctx, bytes.NewReader(file), path, RestoreOptions{Passphrase: pass})
-	if !errors.Is(err, ErrExists) {
-		t.Fatalf("restore over a database without Replace: err = %v, want ErrExists", err)
+	if !errors.Is(err, ErrDatabaseExists) {
+		t.Fatalf("restore over a database without Replace: err = %v, want ErrDatabaseExists", err)
 	}
 	if after := snapshot(t, s); after != before {
 		t.Fatal("a refused restore changed the database")

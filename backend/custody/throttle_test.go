@@ -15,7 +15,7 @@ import (
 func TestConcurrentWrongPassphrasesAreThrottled(t *testing.T) {
 	s, c := newTestService(t)
 	var kdfs atomic.Int32
-	s2 := New(s.DB(), Options{KDF: testKDF, Now: c.now, KDFStarted: func() { kdfs.Add(1) }})
+	s2 := New(s.DB(), Options{KDF: testKDF, Now: c.Now, KDFStarted: func() { kdfs.Add(1) }})
 	const n = 40
 	var wg sync.WaitGroup
 	var wrong, throttled, other atomic.Int32
@@ -60,7 +60,7 @@ func TestConcurrentWrongPassphrasesAreThrottled(t *testing.T) {
 func TestAbandonedCheckRunsNoKDF(t *testing.T) {
 	s, c := newTestService(t)
 	var kdfs atomic.Int32
-	s2 := New(s.DB(), Options{KDF: testKDF, Now: c.now, KDFStarted: func() { kdfs.Add(1) }})
+	s2 := New(s.DB(), Options{KDF: testKDF, Now: c.Now, KDFStarted: func() { kdfs.Add(1) }})
 	s2.kdf <- struct{}{}
 	s2.kdf <- struct{}{}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"keyholder/internal/fuzzseed"
 )
 
 // VHDX and VDI images are mostly zeros (a VHDX has 1 MiB-aligned regions),
@@ -157,13 +159,12 @@ func TestWriteFormatSeeds(t *testing.T) {
 		data[i] = byte(i * 7)
 		data[2<<20+i] = byte(i * 13)
 	}
-	os.WriteFile(src, data, 0o644)
+	mustWrite(t, src, data)
 	seeds := map[string][][]string{
 		"FuzzVHDX": {{"-O", "vhdx", "-o", "subformat=dynamic,block_size=1M"}, {"-O", "vhdx", "-o", "subformat=fixed,block_size=1M"}},
 		"FuzzVDI":  {{"-O", "vdi"}, {"-O", "vdi", "-o", "static=on"}},
 	}
 	for name, variants := range seeds {
-		os.MkdirAll(filepath.Join("testdata", "fuzz", name), 0o755)
 		for i, args := range variants {
 			out := filepath.Join(dir, name+strconv.Itoa(i))
 			runTool(t, "qemu-img", append(append([]string{"convert", "-f", "raw"}, args...), src, out)...)
@@ -171,7 +172,7 @@ func TestWriteFormatSeeds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeSeedBytes(t, name, "seed"+strconv.Itoa(i), encodeSparse(b))
+			fuzzseed.Write(t, name, "seed"+strconv.Itoa(i), encodeSparse(b))
 		}
 	}
 	dirty := filepath.Join(dir, "dirty.vhdx")
@@ -180,7 +181,7 @@ func TestWriteFormatSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeSeedBytes(t, "FuzzVHDX", "dirty-log", encodeSparse(b))
+	fuzzseed.Write(t, "FuzzVHDX", "dirty-log", encodeSparse(b))
 	// Small files with each signature Open knows, at its offset.
 	probes := map[string]func(b []byte){
 		"qcow1":     func(b []byte) { copy(b, "QFI\xfb\x00\x00\x00\x01") },
@@ -195,7 +196,6 @@ func TestWriteFormatSeeds(t *testing.T) {
 		"vmdk-desc": func(b []byte) { copy(b, "# Disk DescriptorFile\nRW 8 FLAT \"x.vmdk\" 0\n") },
 		"luks":      func(b []byte) { copy(b, "LUKS\xba\xbe\x00\x02") },
 	}
-	os.MkdirAll(filepath.Join("testdata", "fuzz", "FuzzProbe"), 0o755)
 	names := make([]string, 0, len(probes))
 	for n := range probes {
 		names = append(names, n)
@@ -207,16 +207,15 @@ func TestWriteFormatSeeds(t *testing.T) {
 			b = make([]byte, 0x8006)
 		}
 		probes[n](b)
-		writeSeedBytes(t, "FuzzProbe", n, b)
+		fuzzseed.Write(t, "FuzzProbe", n, b)
 	}
-	os.MkdirAll(filepath.Join("testdata", "fuzz", "FuzzVMDKDescriptor"), 0o755)
 	for _, sub := range []string{"monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"} {
 		out := filepath.Join(dir, sub+".vmdk")
 		runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, src, out)
 		b, _ := os.ReadFile(out)
-		writeSeedBytes(t, "FuzzVMDKDescriptor", sub, bytes.TrimRight(b, "\x00 "))
+		fuzzseed.Write(t, "FuzzVMDKDescriptor", sub, bytes.TrimRight(b, "\x00 "))
 	}
-	writeSeedBytes(t, "FuzzVMDKDescriptor", "escape", []byte("# Disk DescriptorFile\nparentCID=ffffffff\nRW 2048 FLAT \"../x\" 0\nRW 8 ZERO\nRW 8 VMFS \"/etc/x\"\n"))
+	fuzzseed.Write(t, "FuzzVMDKDescriptor", "escape", []byte("# Disk DescriptorFile\nparentCID=ffffffff\nRW 2048 FLAT \"../x\" 0\nRW 8 ZERO\nRW 8 VMFS \"/etc/x\"\n"))
 }
 
 // TestSparseSeedsOpen: the VHDX and VDI seeds are real images (the sparse
@@ -257,12 +256,5 @@ func TestSparseSeedsOpen(t *testing.T) {
 				t.Fatalf("%s: byte %d of the second piece is %d", name, i, c)
 			}
 		}
-	}
-}
-
-func writeSeedBytes(t *testing.T, fuzz, name string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join("testdata", "fuzz", fuzz, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

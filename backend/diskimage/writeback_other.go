@@ -27,3 +27,6 @@ const oNoFollow = 0
 
 // bufferedFile is the plain file.
 func bufferedFile(f *os.File) *directFile { return &directFile{f} }
+
+// preallocate does nothing where fallocate is not used.
+func preallocate(f *os.File, size int64) error { return nil }

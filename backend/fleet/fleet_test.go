@@ -7,29 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func TestRecordStatusAndHistory(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
+	clk := testclock.New(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +41,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 
 	// Unauthenticated input for an unknown VM creates nothing.
 	o := base
-	o.At, o.Result, o.Status = clk.now(), ResultDenied, Failing
+	o.At, o.Result, o.Status = clk.Now(), ResultDenied, Failing
 	if rec(o) {
 		t.Fatal("a refusal created a guest")
 	}
@@ -63,7 +51,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 
 	// A release creates the guest and approves its chip, measurement, launch.
 	o = base
-	o.At, o.Result, o.Status, o.Authentic, o.Released, o.Create, o.Generation = clk.now(), ResultReleased, Verified, true, true, true, 1
+	o.At, o.Result, o.Status, o.Authentic, o.Released, o.Create, o.Generation = clk.Now(), ResultReleased, Verified, true, true, true, 1
 	if !rec(o) {
 		t.Fatal("release did not create the guest")
 	}
@@ -79,11 +67,11 @@ func TestRecordStatusAndHistory(t *testing.T) {
 	}
 
 	// Verified until three heartbeat intervals pass, then stale.
-	clk.add(3*time.Minute - time.Second)
+	clk.Advance(3*time.Minute - time.Second)
 	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Verified {
 		t.Fatalf("status = %s", g.Status)
 	}
-	clk.add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Stale {
 		t.Fatalf("status after 3 intervals = %s", g.Status)
 	}
@@ -97,7 +85,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 
 	// An unauthenticated refusal goes to history without changing status.
 	o = base
-	o.At, o.Result, o.Status, o.Code = clk.now(), ResultDenied, "", "nonce_unknown"
+	o.At, o.Result, o.Status, o.Code = clk.Now(), ResultDenied, "", "nonce_unknown"
 	rec(o)
 	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Stale || len(g.History) != 2 || g.History[0].Code != "nonce_unknown" {
 		t.Fatalf("after unauthenticated refusal: %s, %d rows", g.Status, len(g.History))
@@ -134,7 +122,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 		t.Fatalf("requests closed: %q", closed)
 	}
 	o = base
-	o.At, o.Result, o.Status, o.Authentic = clk.now(), ResultVerified, Verified, true
+	o.At, o.Result, o.Status, o.Authentic = clk.Now(), ResultVerified, Verified, true
 	rec(o)
 	if g, _ := svc.Get(ctx, "vm-1", 0); g.Status != Revoked {
 		t.Fatalf("a heartbeat un-revoked the guest: %s", g.Status)
@@ -149,18 +137,18 @@ func TestRecordStatusAndHistory(t *testing.T) {
 
 // recorder opens a fleet on a fresh database whose clock record moves by
 // step before it records each observation.
-func recorder(t *testing.T, step time.Duration) (db *store.DB, svc *Service, clk *clock, record func(Observation)) {
+func recorder(t *testing.T, step time.Duration) (db *store.DB, svc *Service, clk *testclock.Clock, record func(Observation)) {
 	t.Helper()
-	clk = &clock{t: time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)}
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.now})
+	clk = testclock.New(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	record = func(o Observation) {
 		t.Helper()
-		clk.add(step)
-		o.At = clk.now()
+		clk.Advance(step)
+		o.At = clk.Now()
 		err := db.Tx(context.Background(), func(tx *sql.Tx) error { _, err := Record(context.Background(), tx, o); return err })
 		if err != nil {
 			t.Fatal(err)
@@ -252,7 +240,7 @@ func TestHeartbeatRuns(t *testing.T) {
 	beat.Kind, beat.Result, beat.Status = "heartbeat", ResultVerified, Verified
 
 	record(release) // 08:01
-	start := clk.now().Add(time.Minute)
+	start := clk.Now().Add(time.Minute)
 	for range 3 {
 		record(beat) // 08:02, 08:03, 08:04
 	}
@@ -292,7 +280,7 @@ func TestHeartbeatRuns(t *testing.T) {
 	if run := d.History[3]; !run.At.Equal(start) || !run.LastAt.Equal(start.Add(2*time.Minute)) {
 		t.Fatalf("the first run spans %v–%v, want %v and two minutes", run.At, run.LastAt, start)
 	}
-	if d.LastEvidenceAt == nil || !d.LastEvidenceAt.Equal(clk.now()) {
-		t.Fatalf("the guest's last evidence is %v, want the newest heartbeat's %v", d.LastEvidenceAt, clk.now())
+	if d.LastEvidenceAt == nil || !d.LastEvidenceAt.Equal(clk.Now()) {
+		t.Fatalf("the guest's last evidence is %v, want the newest heartbeat's %v", d.LastEvidenceAt, clk.Now())
 	}
 }

@@ -28,8 +28,8 @@ type Image struct {
 // ErrInvalidName is returned for an empty or overlong image name.
 var ErrInvalidName = errors.New("image name must be 1 to 64 printable characters")
 
-// ErrExists is returned when an image with the same name exists.
-var ErrExists = errors.New("an image with that name already exists")
+// ErrNameTaken is returned when an image with the same name exists.
+var ErrNameTaken = errors.New("an image with that name already exists")
 
 // Service reads and writes the image registry.
 type Service struct{ db *store.DB }
@@ -71,7 +71,7 @@ func CreateTx(ctx context.Context, tx *sql.Tx, now time.Time, name, description,
 		return Image{}, store.Classify(err)
 	}
 	if n > 0 {
-		return Image{}, fmt.Errorf("%w: %q", ErrExists, name)
+		return Image{}, fmt.Errorf("%w: %q", ErrNameTaken, name)
 	}
 	im := Image{ID: store.NewID("img"), Name: name, Description: description, CreatedAt: now.UTC(), CreatedBy: by}
 	_, err := tx.ExecContext(ctx, `INSERT INTO images(id, name, description, created_at, created_by) VALUES (?, ?, ?, ?, ?)`,

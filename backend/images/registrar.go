@@ -114,7 +114,7 @@ func (r *Registrar) Check(ctx context.Context, req diskimage.Registration) error
 		return store.Classify(err)
 	}
 	if n > 0 {
-		return fmt.Errorf("%w: %q", ErrExists, req.ImageName)
+		return fmt.Errorf("%w: %q", ErrNameTaken, req.ImageName)
 	}
 	return nil
 }

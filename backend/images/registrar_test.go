@@ -150,7 +150,7 @@ func TestRegistrarRefuses(t *testing.T) {
 		{"name taken", func(c *console) diskimage.Registrar {
 			c.db.Exec(`INSERT INTO images(id, name, created_at) VALUES ('img_x', 'web', 'x')`)
 			return c.reg
-		}, ErrExists, ""},
+		}, ErrNameTaken, ""},
 		{"locked", func(c *console) diskimage.Registrar { c.svc.Lock(); return c.reg }, custody.ErrLocked, ""},
 		{"fails late", func(c *console) diskimage.Registrar { return failLate{registerOnly: registerOnly{c.reg}} }, errBoom, ""},
 		{"unreadable release URL, header first", func(c *console) diskimage.Registrar {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,19 +14,8 @@ import (
 	"keyholder/backend/custody"
 	"keyholder/backend/release"
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var testKDF = custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
@@ -37,25 +25,25 @@ type env struct {
 	db   *store.DB
 	cust *custody.Service
 	q    *Service
-	clk  *clock
+	clk  *testclock.Clock
 	evs  []Event
 }
 
 // newEnv makes a console whose only officer is the admin alice.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), clk: &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}}
-	db, err := store.Open(e.ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{Now: e.clk.now})
+	e := &env{t: t, ctx: context.Background(), clk: testclock.New(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))}
+	db, err := store.Open(e.ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{Now: e.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	e.db = db
-	e.cust = custody.New(db, custody.Options{KDF: testKDF, Now: e.clk.now})
+	e.cust = custody.New(db, custody.Options{KDF: testKDF, Now: e.clk.Now})
 	if _, err := e.cust.Init(e.ctx, "alice", []byte("correct horse battery")); err != nil {
 		t.Fatal(err)
 	}
-	e.q = New(Config{DB: db, Custody: e.cust, Now: e.clk.now, Notify: func(ev Event) { e.evs = append(e.evs, ev) }})
+	e.q = New(Config{DB: db, Custody: e.cust, Now: e.clk.Now, Notify: func(ev Event) { e.evs = append(e.evs, ev) }})
 	return e
 }
 
@@ -78,7 +66,7 @@ func (e *env) as(name string) Actor {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return Actor{Officer: o, AuthenticatedAt: e.clk.now()}
+	return Actor{Officer: o, AuthenticatedAt: e.clk.Now()}
 }
 
 func (e *env) role(name string) custody.Role {
@@ -109,7 +97,7 @@ func (e *env) audited(action, subject string) int {
 
 func (e *env) image(id string) {
 	e.t.Helper()
-	if _, err := e.db.Exec(`INSERT INTO images(id, name, created_at) VALUES (?, ?, ?)`, id, id, store.Time(e.clk.now())); err != nil {
+	if _, err := e.db.Exec(`INSERT INTO images(id, name, created_at) VALUES (?, ?, ?)`, id, id, store.Time(e.clk.Now())); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -492,7 +480,7 @@ func TestExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clk.add(DefaultTTL + time.Second)
+	e.clk.Advance(DefaultTTL + time.Second)
 	if _, err := e.q.Approve(e.ctx, e.as("bob"), a.ID, a.Hash); !errors.Is(err, ErrExpired) {
 		t.Fatalf("late approval: %v", err)
 	}
@@ -514,7 +502,7 @@ func TestExpiry(t *testing.T) {
 	if _, err := e.q.Approve(e.ctx, e.as("bob"), s.ID, s.Hash); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.add(DefaultTTL + time.Second)
+	e.clk.Advance(DefaultTTL + time.Second)
 	// Collected after its expiry (no sweep ran): refused, and expired now.
 	late, err := e.q.RequestRecoveryShares(e.ctx, e.as("bob"), 2, 3)
 	if err != nil {
@@ -523,7 +511,7 @@ func TestExpiry(t *testing.T) {
 	if _, err := e.q.Approve(e.ctx, e.as("alice"), late.ID, late.Hash); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.add(DefaultTTL + time.Second)
+	e.clk.Advance(DefaultTTL + time.Second)
 	if _, err := e.q.CollectShares(e.ctx, e.as("bob"), late.ID); !errors.Is(err, ErrExpired) {
 		t.Fatalf("collect after expiry: %v", err)
 	}
@@ -552,7 +540,7 @@ func TestWhoMayAct(t *testing.T) {
 		t.Fatalf("a viewer adds an officer: %v", err)
 	}
 	stale := e.as("alice")
-	e.clk.add(10 * time.Minute)
+	e.clk.Advance(10 * time.Minute)
 	if _, err := e.q.RequestRecoveryShares(e.ctx, stale, 2, 3); !errors.Is(err, ErrReauthenticate) {
 		t.Fatalf("stale authentication: %v", err)
 	}

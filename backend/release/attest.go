@@ -99,7 +99,7 @@ var notAuthentic = map[attest.Code]bool{
 }
 
 // Verify implements Verifier.
-func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error) {
+func (a AttestVerifier) Verify(ctx context.Context, ev wire.Evidence, image ImageRef, expected [64]byte) (Claims, error) {
 	var ref *attest.ReferenceValues
 	version := 0
 	if imageID := image.ID; imageID != "" && a.References != nil {

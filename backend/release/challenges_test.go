@@ -87,7 +87,7 @@ func TestChallengesAcrossConsoles(t *testing.T) {
 	forged.req.Evidence.Report = g.report(rd) // genuine evidence over the forged nonce
 	g.launch = 6
 	late := e.request(g, wire.PurposeBoot, 0)
-	e.clk.Add(61 * time.Second)
+	e.clk.Advance(61 * time.Second)
 	before := e.consumed()
 	for name, svc := range map[string]*Service{"A": e.svc, "B": b} {
 		if _, err := svc.Release(ctx, forged.req); code(err) != wire.CodeNonceUnknown {

@@ -176,7 +176,7 @@ type refVerifier struct {
 	db *store.DB
 }
 
-func (v refVerifier) Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error) {
+func (v refVerifier) Verify(ctx context.Context, ev wire.Evidence, image ImageRef, expected [64]byte) (Claims, error) {
 	c, err := v.fakeVerifier.Verify(ctx, ev, image, expected)
 	if err != nil || image.ID == "" {
 		return c, err

@@ -26,17 +26,17 @@ import (
 // REPORT_DATA. A refusal is Claims.Verified false with reasons; an error
 // means the check could not be made at all.
 type Verifier interface {
-	Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error)
+	Verify(ctx context.Context, ev wire.Evidence, image ImageRef, expected [64]byte) (Claims, error)
 	// AKDigest returns the SHA-256 of the vTPM attestation key the evidence
 	// carries (nil without a vTPM attestation); the transcript binds it.
 	AKDigest(ev wire.Evidence) []byte
 }
 
-// Image is the image whose reference values a verification applies, and
+// ImageRef names the image whose reference values a verification applies, and
 // the configuration version (store.ConfigVersionSQL) the engine read with
 // the request's volume: reference values read at that version may be
 // reused. ConfigVersion 0 means unknown (read afresh).
-type Image struct {
+type ImageRef struct {
 	ID            string
 	ConfigVersion int64
 	// RefuseStaleCRL refuses evidence whose revocation cannot be checked
@@ -439,7 +439,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
 	adm.started = time.Now() // service time runs from here
-	d.claims, err = s.verifier.Verify(ctx, req.Evidence, Image{ID: d.vol.imageID, ConfigVersion: d.vol.config,
+	d.claims, err = s.verifier.Verify(ctx, req.Evidence, ImageRef{ID: d.vol.imageID, ConfigVersion: d.vol.config,
 		RefuseStaleCRL: d.policy.StaleCRL == StaleCRLRefuse}, d.expected)
 	s.releaseCPU()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"keyholder/backend/fleet"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
+	"keyholder/internal/testclock"
 )
 
 // fakeVerifier reads claims from fixed offsets of a synthetic report (the
@@ -38,7 +39,7 @@ const (
 
 func (fakeVerifier) AKDigest(ev wire.Evidence) []byte { return nil }
 
-func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, image Image, expected [64]byte) (Claims, error) {
+func (fakeVerifier) Verify(ctx context.Context, ev wire.Evidence, image ImageRef, expected [64]byte) (Claims, error) {
 	r := ev.Report
 	var c Claims
 	copy(c.ReportData[:], r[offReportData:offReportData+64])
@@ -98,7 +99,7 @@ type testEnv struct {
 	db      *store.DB
 	cust    *custody.Service
 	svc     *Service
-	clk     *fakeClock
+	clk     *testclock.Clock
 	events  []Event
 	secrets map[string][]byte // volume -> generation-1 secret (test only)
 }
@@ -108,7 +109,7 @@ var testKDF = custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, ctx: context.Background(), path: filepath.Join(t.TempDir(), "keyholder.db"), secrets: map[string][]byte{},
-		clk: &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
+		clk: testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	e.open()
 	if _, err := e.cust.Init(e.ctx, "alice", []byte("correct horse battery")); err != nil {
 		t.Fatal(err)
@@ -369,11 +370,11 @@ func TestReleaseLifecycle(t *testing.T) {
 	if _, err := e.svc.Heartbeat(ctx, b.req); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.Add(179 * time.Second)
+	e.clk.Advance(179 * time.Second)
 	if st := e.status("vm-db"); st != fleet.Verified {
 		t.Fatalf("status before 3 intervals = %s", st)
 	}
-	e.clk.Add(2 * time.Second)
+	e.clk.Advance(2 * time.Second)
 	if st := e.status("vm-db"); st != fleet.Stale {
 		t.Fatalf("status after 3 intervals = %s", st)
 	}
@@ -525,7 +526,7 @@ func TestApprovalRules(t *testing.T) {
 	g.chip, g.launch = 4, 4
 	a = e.request(g, wire.PurposeBoot, 0)
 	rel, _ = e.svc.Release(ctx, a.req)
-	e.clk.Add(15 * time.Minute)
+	e.clk.Advance(15 * time.Minute)
 	if _, err := e.svc.Approve(ctx, rel.RequestID, e.approver("alice"), ""); !errors.Is(err, ErrExpired) {
 		t.Fatalf("approve after expiry: %v", err)
 	}
@@ -539,7 +540,7 @@ func TestApprovalRules(t *testing.T) {
 	rel, _ = e.svc.Release(ctx, a.req)
 	e.svc.Approve(ctx, rel.RequestID, e.approver("alice"), "")
 	e.svc.Approve(ctx, rel.RequestID, e.approver("bob"), "")
-	e.clk.Add(16 * time.Minute)
+	e.clk.Advance(16 * time.Minute)
 	if n, err := e.svc.ExpireDue(ctx); err != nil || n != 1 {
 		t.Fatalf("expire due: %d %v", n, err)
 	}

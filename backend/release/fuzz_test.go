@@ -7,13 +7,15 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
+
+	"keyholder/internal/testclock"
 )
 
 // FuzzChallengeCheck: Check accepts exactly the challenges that carry the
 // key's MAC over their first 16 bytes (recomputed here from the format's
 // spec) and an expiry after now, and nothing else, whatever the bytes.
 func FuzzChallengeCheck(f *testing.F) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	key := bytes.Repeat([]byte{3}, 32)
 	c := NewChallenges(hmacKey{key: key}, time.Minute, clk.Now)
 	for i := 0; i < 4; i++ {

@@ -111,7 +111,7 @@ func TestExpiredApprovalReleasesNothing(t *testing.T) {
 	if err != nil || rel.Status != wire.StatusPending {
 		t.Fatalf("pending: %+v %v", rel, err)
 	}
-	e.clk.Add(DefaultPolicy().TTL() + time.Second)
+	e.clk.Advance(DefaultPolicy().TTL() + time.Second)
 	for _, id := range []string{approved, rel.RequestID} {
 		if got, err := e.svc.Poll(e.ctx, id); code(err) != wire.CodeRequestExpired {
 			t.Fatalf("poll of %s after its expiry: %+v %v", id, got, err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"keyholder/backend/release/wire"
+	"keyholder/internal/testclock"
 )
 
 func TestSourceOf(t *testing.T) {
@@ -25,7 +26,7 @@ func TestSourceOf(t *testing.T) {
 }
 
 func TestJunkLogIsBounded(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	j := newJunkLog(clk.Now)
 	// Many networks: beyond maxJunkNets they are counted together.
 	for i := 0; i < maxJunkNets+50; i++ {
@@ -39,7 +40,7 @@ func TestJunkLogIsBounded(t *testing.T) {
 	if j.pending() != maxJunkNets+50+maxJunkAddrs+10 {
 		t.Fatalf("pending = %d", j.pending())
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	nets, since, now := j.take()
 	if len(nets) != maxJunkNets+1 || j.pending() != 0 {
 		t.Fatalf("%d networks kept, %d pending after take", len(nets), j.pending())

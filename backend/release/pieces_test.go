@@ -9,24 +9,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"keyholder/backend/release/wire"
+	"keyholder/internal/testclock"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // hmacKey is a ChallengeKey with a fixed key (custody derives the real one
 // from the master key; custody's tests cover that).
@@ -47,7 +35,7 @@ func (k hmacKey) ChallengeMAC(msg []byte) ([]byte, error) {
 var errLockedForTest = errors.New("locked")
 
 func TestChallenges(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	key := hmacKey{key: bytes.Repeat([]byte{1}, 32)}
 	n := NewChallenges(key, 60*time.Second, clk.Now)
 	a, exp, err := n.Issue()
@@ -79,7 +67,7 @@ func TestChallenges(t *testing.T) {
 		{"at expiry", b, time.Second, ErrNonceUnknown},
 	}
 	for _, c := range cases {
-		clk.Add(c.wait)
+		clk.Advance(c.wait)
 		if _, err := n.Check(c.nonce); !errors.Is(err, c.want) && !(err == nil && c.want == nil) {
 			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
 		}
@@ -100,7 +88,7 @@ func TestChallenges(t *testing.T) {
 	if err != nil || !n.claim(c, exp) || n.claim(c, exp) {
 		t.Fatalf("claim: %v", err)
 	}
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	d, dexp, _ := n.Issue()
 	n.claim(d, dexp)
 	if got := n.usedLocally(); got != 1 {
@@ -109,7 +97,7 @@ func TestChallenges(t *testing.T) {
 }
 
 func TestLimiter(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	l := NewLimiter(2, 3, clk.Now)
 	var got []bool
 	for i := 0; i < 4; i++ {
@@ -121,11 +109,11 @@ func TestLimiter(t *testing.T) {
 	if !l.Allow("b") {
 		t.Fatal("another key is limited by the first")
 	}
-	clk.Add(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	if !l.Allow("a") || l.Allow("a") {
 		t.Fatal("refill at 2/s: one token after 0.5 s")
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	for i := 0; i < 3; i++ {
 		if !l.Allow("a") {
 			t.Fatal("bucket did not refill to its burst")
@@ -138,7 +126,7 @@ func TestLimiter(t *testing.T) {
 	if l.Peek("a") || !l.Peek("never seen") {
 		t.Fatal("peek: an empty bucket has a token, or an unknown key has none")
 	}
-	clk.Add(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	if !l.Peek("a") || !l.Peek("a") || !l.Allow("a") || l.Peek("a") {
 		t.Fatal("peek took a token, or missed the refill")
 	}

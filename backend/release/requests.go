@@ -15,13 +15,16 @@ import (
 	"keyholder/backend/store"
 )
 
+// RequestStatus is where a release request stands.
+type RequestStatus string
+
 // Request statuses.
 const (
-	StatusPending   = "pending"   // waiting for approvals
-	StatusApproved  = "approved"  // approved; the guest has not collected yet
-	StatusDenied    = "denied"    // final
-	StatusExpired   = "expired"   // final
-	StatusCompleted = "completed" // the guest received its secret
+	StatusPending   RequestStatus = "pending"   // waiting for approvals
+	StatusApproved  RequestStatus = "approved"  // approved; the guest has not collected yet
+	StatusDenied    RequestStatus = "denied"    // final
+	StatusExpired   RequestStatus = "expired"   // final
+	StatusCompleted RequestStatus = "completed" // the guest received its secret
 )
 
 // Request is a release request that needed (or needs) an officer.
@@ -31,9 +34,9 @@ type Request struct {
 	VolumeID        string          `json:"volume_id"`
 	Purpose         string          `json:"purpose"`
 	Generation      int             `json:"generation"`
-	Class           string          `json:"class"`
+	Class           Class           `json:"class"`
 	Signals         []Class         `json:"signals"`
-	Status          string          `json:"status"`
+	Status          RequestStatus   `json:"status"`
 	ApprovalsNeeded int             `json:"approvals_needed"`
 	Approvals       []Approval      `json:"approvals"`
 	EvidenceHash    string          `json:"evidence_hash"`
@@ -95,7 +98,7 @@ type querier interface {
 
 // ListRequests returns requests with the given status ("" for all), newest
 // first, each with its approvals.
-func ListRequests(ctx context.Context, db *store.DB, status string) ([]Request, error) {
+func ListRequests(ctx context.Context, db *store.DB, status RequestStatus) ([]Request, error) {
 	return listRequests(ctx, db, `? = '' OR status = ?`, status, status)
 }
 
@@ -255,7 +258,7 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 				return fmt.Errorf("approve request: %w", store.Classify(err))
 			}
 		}
-		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: decision, Class: r.Class,
+		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: decision, Class: string(r.Class),
 			Message: fmt.Sprintf("%s by %s", decision, by.Name), RequestID: id, Simulated: r.Simulated}); err != nil {
 			return err
 		}
@@ -311,7 +314,7 @@ func (s *Service) Deny(ctx context.Context, id string, by Approver, note string)
 		if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, reason); err != nil {
 			return err
 		}
-		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: fleet.ResultDenied, Class: r.Class,
+		if _, err := fleet.Record(ctx, tx, fleet.Observation{At: now, VMID: r.VMID, Kind: "approval", Result: fleet.ResultDenied, Class: string(r.Class),
 			Code: string(wire.CodeDeniedByOfficer), Message: reason, RequestID: id, Simulated: r.Simulated}); err != nil {
 			return err
 		}
@@ -437,7 +440,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	n := 0
 	for _, r := range rs {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			var st string
+			var st RequestStatus
 			if err := tx.QueryRowContext(ctx, `SELECT status FROM approval_requests WHERE id = ?`, r.ID).Scan(&st); err != nil {
 				return err
 			}
@@ -494,7 +497,7 @@ func (s *Service) Poll(ctx context.Context, id string) (*wire.Release, error) {
 		}
 		switch r.Status {
 		case StatusPending:
-			out = &wire.Release{RequestID: r.ID, Status: wire.StatusPending, Class: r.Class, RetryAfter: 5, ExpiresAt: r.ExpiresAt, Simulated: r.Simulated}
+			out = &wire.Release{RequestID: r.ID, Status: wire.StatusPending, Class: string(r.Class), RetryAfter: 5, ExpiresAt: r.ExpiresAt, Simulated: r.Simulated}
 			return nil
 		case StatusDenied:
 			werr = refusal(wire.CodeDeniedByOfficer, r.Reason)

@@ -23,7 +23,7 @@ func lockFile(path string) (*fileLock, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is locked; stop the other console or use another --data directory", ErrLocked, path)
+			return nil, fmt.Errorf("%w: %s is locked; stop the other console or use another --data directory", ErrInUse, path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

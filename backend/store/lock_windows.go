@@ -24,7 +24,7 @@ func lockFile(path string) (*fileLock, error) {
 	if err != nil {
 		f.Close()
 		if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
-			return nil, fmt.Errorf("%w: %s is locked; stop the other console or use another --data directory", ErrLocked, path)
+			return nil, fmt.Errorf("%w: %s is locked; stop the other console or use another --data directory", ErrInUse, path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

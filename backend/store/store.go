@@ -5,7 +5,7 @@
 // transaction, and records it in schema_migrations. A file whose schema is
 // newer than this binary, a file that is not a database, and a database that
 // another running console holds are refused with ErrTooNew, ErrCorrupt and
-// ErrLocked, so the caller can tell the officer what happened instead of
+// ErrInUse, so the caller can tell the officer what happened instead of
 // failing half-way.
 //
 // Domain packages own their queries; they receive a *DB and run them through
@@ -40,8 +40,8 @@ var (
 	ErrTooNew = errors.New("database schema is newer than this Keyholder")
 	// ErrCorrupt means the file is not a SQLite database or fails its integrity check.
 	ErrCorrupt = errors.New("database file is corrupt or not a Keyholder database")
-	// ErrLocked means another running console holds the database.
-	ErrLocked = errors.New("database is in use by another running Keyholder console")
+	// ErrInUse means another running console holds the database.
+	ErrInUse = errors.New("database is in use by another running Keyholder console")
 	// ErrBusy means another writer held the database past the busy timeout.
 	ErrBusy = errors.New("database is busy")
 	// ErrNotFound is returned by lookups that find no row.
@@ -52,7 +52,7 @@ var (
 // shared, for command-line tools that run beside a console.
 type Options struct {
 	// Exclusive takes the console lock: a second console on the same data
-	// directory gets ErrLocked. Command-line tools leave it false and share the
+	// directory gets ErrInUse. Command-line tools leave it false and share the
 	// file with a running console through SQLite's own locking.
 	Exclusive bool
 	// BusyTimeout is how long a statement waits for another writer; zero means 5s.

@@ -116,8 +116,8 @@ func TestSecondConsoleIsLockedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Open(ctx, path, Options{Exclusive: true})
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("second console: err = %v, want ErrLocked", err)
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("second console: err = %v, want ErrInUse", err)
 	}
 	// A command-line tool may still share the file with the running console.
 	cli, err := Open(ctx, path, Options{})

@@ -47,7 +47,7 @@ export writes the entries oldest first: JSON lines with --json, else text.
 			if sub == "export" {
 				return exportAudit(env, db, *asJSON, *out)
 			}
-			svc := custody.New(db, custodyOptions)
+			svc := custody.New(db, env.cfg.Custody)
 			if of.passphraseFile != "" {
 				svc, _, err = of.unlock(ctx, env, db)
 				if err != nil {

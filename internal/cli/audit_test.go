@@ -31,9 +31,9 @@ func auditVerifyJSON(t *testing.T, data string) (code int, res struct {
 // `keyholder audit verify` reports how many entries follow the newest
 // checkpoint, and names a log cut back to before that checkpoint.
 func TestAuditVerifyTruncation(t *testing.T) {
-	useCheapKDF(t)
 	const n = 4
-	custodyOptions.CheckpointEvery = n
+	cfg := testConfig
+	cfg.Custody.CheckpointEvery = n
 	ctx := context.Background()
 	root := t.TempDir()
 	pass := secretFile(t, root, "alice.pass", "alice's long passphrase")
@@ -53,13 +53,13 @@ func TestAuditVerifyTruncation(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			data := filepath.Join(root, fmt.Sprint(i))
-			var l cliLog
+			l := cliLog{cfg: &cfg}
 			l.run(t, 0, "init", "--data", data, "--officer", "alice", "--passphrase-file", pass)
 			db, err := store.Open(ctx, filepath.Join(data, "keyholder.db"), store.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			svc := custody.New(db, custodyOptions)
+			svc := custody.New(db, cfg.Custody)
 			if _, err := svc.Unlock(ctx, "alice", []byte("alice's long passphrase")); err != nil {
 				t.Fatal(err)
 			}

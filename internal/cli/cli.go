@@ -291,7 +291,7 @@ func humanError(err error) string {
 		return h
 	}
 	switch {
-	case errors.Is(err, store.ErrLocked):
+	case errors.Is(err, store.ErrInUse):
 		return msg
 	case errors.Is(err, store.ErrTooNew):
 		return msg

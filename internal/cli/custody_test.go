@@ -17,19 +17,21 @@ import (
 	"keyholder/backend/store"
 )
 
-// cheapKDF keeps the CLI tests fast; production envelopes use DefaultKDF.
-func useCheapKDF(t *testing.T) {
-	old := custodyOptions
-	custodyOptions = custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}}
-	t.Cleanup(func() { custodyOptions = old })
+// cliLog runs commands and keeps what they printed; cfg, when set, replaces
+// testConfig.
+type cliLog struct {
+	out, err bytes.Buffer
+	cfg      *Config
 }
-
-type cliLog struct{ out, err bytes.Buffer }
 
 func (l *cliLog) run(t *testing.T, want int, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, strings.NewReader(""), &out, &errb)
+	cfg := testConfig
+	if l.cfg != nil {
+		cfg = *l.cfg
+	}
+	code := Run(cfg, args, strings.NewReader(""), &out, &errb)
 	l.out.Write(out.Bytes())
 	l.err.Write(errb.Bytes())
 	if code != want {
@@ -53,7 +55,6 @@ func secretFile(t *testing.T, dir, name, pass string) string {
 // master key, the audit signing key and every release secret, raw, hex and
 // base64.
 func TestCustodyLifecycleLeavesNoKeyInPlaintext(t *testing.T) {
-	useCheapKDF(t)
 	ctx := context.Background()
 	root := t.TempDir()
 	tmp := filepath.Join(root, "tmp")
@@ -80,7 +81,7 @@ func TestCustodyLifecycleLeavesNoKeyInPlaintext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := custody.New(db, custodyOptions)
+	svc := custody.New(db, testConfig.Custody)
 	if _, err := svc.Unlock(ctx, "bob", []byte("bob's long passphrase")); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,6 @@ func scanForKeys(t *testing.T, root string, needles map[string][]byte, sawWAL *b
 }
 
 func TestCustodyCLIRefusals(t *testing.T) {
-	useCheapKDF(t)
 	root := t.TempDir()
 	data := filepath.Join(root, "a")
 	pass := secretFile(t, root, "p", "a long enough passphrase")
@@ -299,7 +299,6 @@ func writeTemp(t *testing.T, dir string, b []byte) string {
 }
 
 func TestOfficersCLI(t *testing.T) {
-	useCheapKDF(t)
 	root := t.TempDir()
 	data := filepath.Join(root, "a")
 	admin := secretFile(t, root, "admin", "admin's long passphrase")
@@ -333,7 +332,6 @@ func TestOfficersCLI(t *testing.T) {
 }
 
 func TestPassphraseFromStandardInput(t *testing.T) {
-	useCheapKDF(t)
 	data := filepath.Join(t.TempDir(), "a")
 	for _, c := range []struct {
 		name, stdin string

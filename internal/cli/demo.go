@@ -66,8 +66,8 @@ func runDemo(env *cliEnv, guests int, web bool, so serveOptions, keep bool) erro
 	denv := *env
 	denv.dataDir = dir
 	// A throwaway console: a cheap Argon2id for the demo officer.
-	if custodyOptions.KDF == (custody.KDFParams{}) {
-		custodyOptions.KDF = custody.KDFParams{Time: 1, MemoryKiB: 16 << 10, Threads: 1}
+	if denv.cfg.Custody.KDF == (custody.KDFParams{}) {
+		denv.cfg.Custody.KDF = custody.KDFParams{Time: 1, MemoryKiB: 16 << 10, Threads: 1}
 	}
 	fl, err := setupDemo(&denv, guests)
 	if err != nil {
@@ -100,5 +100,5 @@ func setupDemo(env *cliEnv, n int) (*demo.Fleet, error) {
 		return nil, err
 	}
 	defer db.Close()
-	return demo.Setup(ctx, db, custody.New(db, custodyOptions), n)
+	return demo.Setup(ctx, db, custody.New(db, env.cfg.Custody), n)
 }

@@ -13,7 +13,6 @@ import (
 // from the command line before any guest boots, so that no first boot has
 // to pin them; bad input is refused and stores nothing.
 func TestImageReferencesCommands(t *testing.T) {
-	useCheapKDF(t)
 	var l cliLog
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")

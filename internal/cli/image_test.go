@@ -18,7 +18,6 @@ import (
 )
 
 func TestImageCommands(t *testing.T) {
-	useCheapKDF(t)
 	old := imageRecoveryKDF
 	imageRecoveryKDF = &luks2.KDF{Type: luks2.KDFArgon2id, Time: 4, MemoryKiB: 64, Threads: 1}
 	t.Cleanup(func() { imageRecoveryKDF = old })
@@ -117,7 +116,7 @@ func TestImageCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc := custody.New(db, custodyOptions)
+	svc := custody.New(db, testConfig.Custody)
 	if _, err := svc.Unlock(ctx, "", []byte("officer passphrase")); err != nil {
 		t.Fatal(err)
 	}

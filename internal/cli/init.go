@@ -44,7 +44,7 @@ split the master key into recovery shares: keyholder split-key.
 				return err
 			}
 			defer clear(pass)
-			svc := custody.New(db, custodyOptions)
+			svc := custody.New(db, env.cfg.Custody)
 			o, err := svc.Init(ctx, *officer, pass)
 			if err != nil {
 				return err

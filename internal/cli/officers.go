@@ -35,7 +35,7 @@ more than one admin ('keyholder requests').
 				return err
 			}
 			defer db.Close()
-			list, err := custody.New(db, custodyOptions).Officers(ctx)
+			list, err := custody.New(db, env.cfg.Custody).Officers(ctx)
 			if err != nil {
 				return err
 			}
@@ -61,7 +61,7 @@ more than one admin ('keyholder requests').
 				return err
 			}
 			defer db.Close()
-			svc := custody.New(db, custodyOptions)
+			svc := custody.New(db, env.cfg.Custody)
 			old, err := of.passphrase(env, "Current passphrase: ")
 			if err != nil {
 				return err

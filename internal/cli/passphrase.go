@@ -15,10 +15,6 @@ import (
 	"keyholder/backend/store"
 )
 
-// custodyOptions configures the key service of every command; the CLI tests
-// lower its Argon2id cost (production uses custody.DefaultKDF).
-var custodyOptions = custody.Options{}
-
 // officerFlags are the flags of a command that unlocks the key service:
 // --officer NAME (optional when the console has one officer) and
 // --passphrase-file F ("-" reads standard input; without it the passphrase
@@ -44,7 +40,7 @@ func (f *officerFlags) passphrase(env *cliEnv, prompt string) ([]byte, error) {
 
 // unlock opens the key service with the officer's passphrase.
 func (f *officerFlags) unlock(ctx context.Context, env *cliEnv, db *store.DB) (*custody.Service, custody.Officer, error) {
-	svc := custody.New(db, custodyOptions)
+	svc := custody.New(db, env.cfg.Custody)
 	if ok, err := custody.Initialized(ctx, db); err != nil {
 		return nil, custody.Officer{}, err
 	} else if !ok {

@@ -15,7 +15,6 @@ var actionID = regexp.MustCompile(`act_[0-9a-f]+`)
 // exporting a backup wait for the second admin; the shares and the backup
 // go once to the admin who asked.
 func TestCustodyCommandsNeedTwoAdmins(t *testing.T) {
-	useCheapKDF(t)
 	dir := t.TempDir()
 	var l cliLog
 	alice := secretFile(t, dir, "apass", "alice's passphrase one")

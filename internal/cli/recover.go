@@ -75,7 +75,7 @@ A share with a typo is named before anything is combined.
 				return err
 			}
 			defer clear(pass)
-			svc := custody.New(db, custodyOptions)
+			svc := custody.New(db, env.cfg.Custody)
 			o, err := svc.Recover(ctx, shares, *officer, pass)
 			if err != nil {
 				return err

@@ -161,7 +161,6 @@ func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 // replicaRestart runs TestReplicaRestartUnsealsThroughSoftHSM2 on the
 // store at database ("": the SQLite file of the data directory).
 func replicaRestart(t *testing.T, database string) {
-	useCheapKDF(t)
 	ctx := context.Background()
 	module := hsmtest.Token(t, "kh-replica", "pin-7531")
 	root := t.TempDir()
@@ -191,7 +190,7 @@ func replicaRestart(t *testing.T, database string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cust := custody.New(db, custodyOptions)
+	cust := custody.New(db, testConfig.Custody)
 	if _, err := cust.Unlock(ctx, "alice", []byte("alice's passphrase one")); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +304,6 @@ func replicaRestart(t *testing.T, database string) {
 // exactly that key (as the desktop app's "Connect to a console" does)
 // reaches the console, while a client pinning another key is refused.
 func TestServePrintsOfficerConsolePin(t *testing.T) {
-	useCheapKDF(t)
 	root := t.TempDir()
 	data := filepath.Join(root, "data")
 	alice := secretFile(t, root, "alice", "alice's passphrase one")

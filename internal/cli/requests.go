@@ -64,8 +64,8 @@ func requestsList(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 			st = ""
 		}
 		switch st {
-		case "", release.StatusPending, release.StatusApproved, release.StatusDenied, release.StatusExpired, release.StatusCompleted,
-			quorum.StatusDone, quorum.StatusDelivered, quorum.StatusFailed:
+		case "", string(release.StatusPending), string(release.StatusApproved), string(release.StatusDenied), string(release.StatusExpired),
+			string(release.StatusCompleted), quorum.StatusDone, quorum.StatusDelivered, quorum.StatusFailed:
 		default:
 			return &exitError{code: 2, msg: fmt.Sprintf("--status %q: want pending, approved, denied, expired, completed, done, delivered, failed or all", *status)}
 		}
@@ -76,7 +76,7 @@ func requestsList(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 			return err
 		}
 		defer db.Close()
-		rs, err := release.ListRequests(ctx, db, st)
+		rs, err := release.ListRequests(ctx, db, release.RequestStatus(st))
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func requestsList(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 		if len(rs) > 0 {
 			fmt.Fprintln(tw, "ID\tVM\tVOLUME\tCLASS\tSTATUS\tAPPROVALS\tEXPIRES\t")
 			for _, r := range rs {
-				cls := r.Class
+				cls := string(r.Class)
 				if r.Simulated {
 					cls += " (SIMULATED)"
 				}

@@ -15,18 +15,17 @@ import (
 // TestRequestsListShowsFirstBootClaims: `keyholder requests list` shows
 // competing claims of a volume's first boot and what approving one pins.
 func TestRequestsListShowsFirstBootClaims(t *testing.T) {
-	useCheapKDF(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	var l cliLog
 	pass := secretFile(t, dir, "pass", "officer passphrase one")
 	l.run(t, 0, "init", "--data", dir, "--officer", "alice", "--passphrase-file", pass)
-	db, err := openStore(ctx, &cliEnv{dataDir: dir}, false)
+	db, err := openStore(ctx, &cliEnv{cfg: testConfig, dataDir: dir}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cust := custody.New(db, custodyOptions)
+	cust := custody.New(db, testConfig.Custody)
 	if _, err := cust.Unlock(ctx, "alice", []byte("officer passphrase one")); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 // lists it, a viewer may not approve it, the approver approves it from the
 // command line, the guest collects, and `keyholder fleet` shows it verified.
 func TestRequestsAndFleetCommands(t *testing.T) {
-	useCheapKDF(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	var l cliLog
@@ -28,13 +27,13 @@ func TestRequestsAndFleetCommands(t *testing.T) {
 	viewerPass := secretFile(t, dir, "vpass", "viewer passphrase two")
 	l.run(t, 0, "init", "--data", dir, "--officer", "alice", "--passphrase-file", pass)
 
-	env := &cliEnv{dataDir: dir}
+	env := &cliEnv{cfg: testConfig, dataDir: dir}
 	db, err := openStore(ctx, env, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cust := custody.New(db, custodyOptions)
+	cust := custody.New(db, testConfig.Custody)
 	if _, err := cust.Unlock(ctx, "alice", []byte("officer passphrase one")); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +109,6 @@ func TestRequestsAndFleetCommands(t *testing.T) {
 // --hash is refused, and a second admin's approval carries it out. A
 // denial is final.
 func TestRequestsDecideAdminActions(t *testing.T) {
-	useCheapKDF(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	var l cliLog
@@ -119,13 +117,13 @@ func TestRequestsDecideAdminActions(t *testing.T) {
 	carolPass := secretFile(t, dir, "cpass", "carol's passphrase three")
 	l.run(t, 0, "init", "--data", dir, "--officer", "alice", "--passphrase-file", alicePass)
 
-	env := &cliEnv{dataDir: dir}
+	env := &cliEnv{cfg: testConfig, dataDir: dir}
 	db, err := openStore(ctx, env, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cust := custody.New(db, custodyOptions)
+	cust := custody.New(db, testConfig.Custody)
 	alice, err := cust.Unlock(ctx, "alice", []byte("officer passphrase one"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"keyholder/backend/custody"
 )
 
 // Config is what the binary hands the command line.
@@ -20,6 +21,9 @@ type Config struct {
 	// Desktop opens the desktop window on a prepared console and returns
 	// when it closes; nil in a binary without one.
 	Desktop func(Window) error
+	// Custody configures the key service of every command; the zero value
+	// is production's (tests pass a cheap KDF).
+	Custody custody.Options
 	// GenerateBindings, when set, replaces the desktop console: the Wails
 	// CLI runs the binary to generate the frontend bindings.
 	GenerateBindings func() error

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"io"
+	"keyholder/backend/custody"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,9 @@ import (
 var testConfig = Config{
 	Version: "0.1.0-test",
 	Assets:  fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Keyholder</title>")}},
+	// A cheap KDF keeps officer envelopes quick to make; production's is
+	// custody.DefaultKDF. Tests copy testConfig to change it.
+	Custody: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}},
 }
 
 // run runs the command line as the binary does.

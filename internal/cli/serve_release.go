@@ -27,7 +27,7 @@ type consoleHooks struct {
 // startConsoleCore makes the key service and the release API that a
 // console serves: the engine is nil when no release listener runs.
 func startConsoleCore(ctx context.Context, env *cliEnv, log *slog.Logger, db *store.DB, releaseListen string, devSim bool, h consoleHooks) (*custody.Service, *release.Service, func(), error) {
-	cust := custody.New(db, custodyOptions)
+	cust := custody.New(db, env.cfg.Custody)
 	if h.unlock != nil {
 		if err := h.unlock(ctx, cust); err != nil {
 			return nil, nil, nil, err

@@ -125,7 +125,7 @@ the approving admins need not.
 					return err
 				}
 				defer db.Close()
-				info, err := custody.New(db, custodyOptions).AutoUnsealInfo(ctx)
+				info, err := custody.New(db, env.cfg.Custody).AutoUnsealInfo(ctx)
 				if errors.Is(err, custody.ErrNoAutoUnseal) {
 					if *asJSON {
 						return json.NewEncoder(env.stdout).Encode(map[string]any{"auto_unseal": false})

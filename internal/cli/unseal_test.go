@@ -22,7 +22,6 @@ import (
 // log and in State; after keyholder unseal remove the next start is locked.
 // The PIN appears in no output, log or reason.
 func TestAutoUnsealCommands(t *testing.T) {
-	useCheapKDF(t)
 	module := hsmtest.Token(t, "kh-cli", "pin-4711")
 	root := t.TempDir()
 	data := filepath.Join(root, "data")
@@ -52,10 +51,10 @@ func TestAutoUnsealCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		cust := custody.New(db, custodyOptions)
+		cust := custody.New(db, testConfig.Custody)
 		defer cust.Close(ctx)
 		var logBuf bytes.Buffer
-		env := &cliEnv{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, dataDir: data}
+		env := &cliEnv{cfg: testConfig, stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, dataDir: data}
 		ok := autoUnsealAtStart(ctx, slog.New(slog.NewTextHandler(&logBuf, nil)), cust, pf, env, enabled)
 		st, err := cust.State(ctx)
 		if err != nil {
@@ -118,7 +117,6 @@ func TestAutoUnsealCommands(t *testing.T) {
 // change waits as an admin action until a second admin approves it with
 // 'keyholder requests approve', and each step is audited.
 func TestAutoUnsealChangesNeedTwoAdmins(t *testing.T) {
-	useCheapKDF(t)
 	module := hsmtest.Token(t, "kh-two", "pin-2222")
 	root := t.TempDir()
 	data := filepath.Join(root, "data")

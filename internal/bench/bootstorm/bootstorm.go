@@ -299,7 +299,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					if err != nil {
 						return nil, err
 					}
-					if _, err := rep.av.Verify(ctx, ev, release.Image{ID: imageID}, rd); err != nil {
+					if _, err := rep.av.Verify(ctx, ev, release.ImageRef{ID: imageID}, rd); err != nil {
 						return nil, fmt.Errorf("bench warm-up: %w", err)
 					}
 				}

@@ -1,0 +1,50 @@
+package diskimage
+
+import (
+	"sync"
+	"testing"
+)
+
+// TestHashQueueOrder: chunks handed in by many workers in any order are
+// hashed exactly once each, in sequence order, each before its worker
+// goes on.
+func TestHashQueueOrder(t *testing.T) {
+	const workers, chunks = 6, 3000
+	var order []int64
+	hashedAt := make([]bool, chunks)
+	q := newHashQueue(workers, func(h *hashed) {
+		order = append(order, h.seq) // only the current hasher runs fn
+		hashedAt[h.seq] = true
+	})
+	jobs := make(chan int64)
+	var wg sync.WaitGroup
+	var bad sync.Map
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := &hashed{done: make(chan struct{}, 1)}
+			for seq := range jobs {
+				h.seq = seq
+				q.hash(h)
+				if !hashedAt[seq] {
+					bad.Store(seq, true)
+				}
+			}
+		}()
+	}
+	for i := int64(0); i < chunks; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	bad.Range(func(k, _ any) bool { t.Errorf("chunk %v returned before it was hashed", k); return false })
+	if len(order) != chunks {
+		t.Fatalf("%d chunks hashed, want %d", len(order), chunks)
+	}
+	for i, s := range order {
+		if s != int64(i) {
+			t.Fatalf("hash order %d at %d", s, i)
+		}
+	}
+}
