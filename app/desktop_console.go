@@ -62,6 +62,11 @@ type DesktopConsole struct {
 	events *DesktopEvents
 	opts   DesktopConsoleOptions
 
+	// switching serialises the choice's changes (UseLocal, Connect,
+	// Forget), so the mode checked before a choice is remembered is the
+	// mode it is applied to.
+	switching sync.Mutex
+
 	mu      sync.Mutex
 	mode    string
 	local   *Handler
@@ -155,6 +160,11 @@ func (d *DesktopConsole) useRemote(c remote.Choice) error {
 
 // UseLocal makes this computer the console and remembers it.
 func (d *DesktopConsole) UseLocal() (ConnectionInfo, error) {
+	d.switching.Lock()
+	defer d.switching.Unlock()
+	if d.currentMode() == ModeRemote {
+		return d.Info(), &Error{Code: CodeConflict, Message: "this window is connected to a shared console; restart the app to use this computer's console"}
+	}
 	if err := d.remember(remote.Choice{Mode: ModeLocal}); err != nil {
 		return d.Info(), err
 	}
@@ -166,8 +176,14 @@ func (d *DesktopConsole) UseLocal() (ConnectionInfo, error) {
 
 // Connect checks that the console at url answers over TLS with the pinned
 // key (pin) or a certificate from caFile, remembers it, and makes it the
-// window's console. Nothing is remembered when the check fails.
+// window's console. Nothing is remembered when the check fails, or when
+// the window already uses a console.
 func (d *DesktopConsole) Connect(url, pin, caFile string) (ConnectionInfo, error) {
+	d.switching.Lock()
+	defer d.switching.Unlock()
+	if d.currentMode() != ModeChoose {
+		return d.Info(), &Error{Code: CodeConflict, Message: "this window already uses a console; restart the app to change it"}
+	}
 	c := remote.Choice{Mode: ModeRemote, URL: url, Pin: pin, CAFile: caFile}
 	cl, err := remote.New(c.Options(d.opts.UserAgent))
 	if err != nil {
@@ -196,6 +212,8 @@ func (d *DesktopConsole) Connect(url, pin, caFile string) (ConnectionInfo, error
 // asks again. Only a remote window (or one still choosing) can forget: a
 // local console keeps running until the app ends.
 func (d *DesktopConsole) Forget() (ConnectionInfo, error) {
+	d.switching.Lock()
+	defer d.switching.Unlock()
 	d.mu.Lock()
 	if d.mode == ModeLocal {
 		d.mu.Unlock()
@@ -215,6 +233,12 @@ func (d *DesktopConsole) Forget() (ConnectionInfo, error) {
 		}
 	}
 	return d.Info(), nil
+}
+
+func (d *DesktopConsole) currentMode() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mode
 }
 
 func (d *DesktopConsole) remember(c remote.Choice) error {

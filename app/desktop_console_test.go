@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"keyholder/app/remote"
 	"keyholder/backend/custody"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
@@ -192,3 +193,38 @@ func TestDesktopConsoleLocalChoice(t *testing.T) {
 }
 
 var _ http.Handler = (*DesktopConsole)(nil)
+
+// A window already connected to a shared console that is asked to use
+// another console (or this computer's) is refused, and the refused choice
+// is not remembered either: otherwise a refused Connect to an attacker's
+// console with the attacker's pin would take effect at the next start,
+// and the officer's passphrase would go there at the next login.
+func TestDesktopConsoleRefusedSwitchNotRemembered(t *testing.T) {
+	url, pin, _ := sharedConsole(t)
+	otherURL, otherPin, _ := sharedConsole(t)
+	choice := filepath.Join(t.TempDir(), "keyholder", "desktop.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := NewDesktopConsole(ctx, nil, DesktopConsoleOptions{ChoicePath: choice, StartLocal: func() (*Handler, func(), error) {
+		t.Error("the local console started in a remote window")
+		return nil, func() {}, nil
+	}})
+	defer d.Close()
+	b := NewDesktopBridge(ctx, d)
+	if _, err := b.Connect(url, pin, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Connect(otherURL, otherPin, ""); code(err) != CodeConflict {
+		t.Fatalf("connect to a second console: %v, want conflict", err)
+	}
+	if _, err := b.UseLocal(); code(err) != CodeConflict {
+		t.Fatalf("use local in a remote window: %v, want conflict", err)
+	}
+	c, ok, err := remote.LoadChoice(choice)
+	if err != nil || !ok || c.Mode != ModeRemote || c.URL != url || c.Pin != pin {
+		t.Fatalf("remembered choice after refused switches: %+v %v %v, want %s with pin %.8s", c, ok, err, url, pin)
+	}
+	if ci := d.Info(); ci.Mode != ModeRemote || ci.URL != url {
+		t.Fatalf("the window's console changed: %+v", ci)
+	}
+}

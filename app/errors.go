@@ -69,7 +69,7 @@ func toError(log *slog.Logger, op string, err error) error {
 		return &Error{Code: CodeCanceled, Message: "the operation was cancelled"}
 	}
 	for _, c := range errorCodes {
-		if c.match(err) {
+		if c.match(err) && c.applies(op) {
 			msg := err.Error()
 			if c.message != nil {
 				msg = c.message(err)
@@ -87,6 +87,21 @@ type errorCode struct {
 	match   func(error) bool
 	code    Code
 	message func(error) string
+	// ops, when set, limits the rule to the calls of these operations.
+	ops []string
+}
+
+// applies reports whether the rule covers a call of op.
+func (c errorCode) applies(op string) bool {
+	if c.ops == nil {
+		return true
+	}
+	for _, o := range c.ops {
+		if o == op {
+			return true
+		}
+	}
+	return false
 }
 
 // errorCodes is every backend error the UI branches on and its code: the
@@ -133,10 +148,13 @@ var errorCodes = []errorCode{
 	{match: is(store.ErrNotFound), code: CodeNotFound},
 	{match: is(store.ErrBusy, store.ErrInUse), code: CodeUnavailable, message: say("the database is busy; try again in a moment")},
 
-	// A file the officer named is missing (some tools say so only in words).
+	// A file the officer named in the image wizard is missing (some tools
+	// say so only in words). Only the wizard's calls name files: elsewhere a
+	// missing file is the console's own problem (a backup snapshot, a
+	// certificate), and its path stays in the log, not in the officer's view.
 	{match: func(err error) bool {
 		return errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no such file")
-	}, code: CodeNotFound},
+	}, ops: []string{"inspect image", "prepare image"}, code: CodeNotFound},
 }
 
 // is matches an error that is, or wraps, one of targets.

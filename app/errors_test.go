@@ -58,7 +58,6 @@ func TestToErrorCodes(t *testing.T) {
 		{store.ErrNotFound, CodeNotFound, ""},
 		{store.ErrBusy, CodeUnavailable, "database is busy"},
 		{store.ErrInUse, CodeUnavailable, "database is busy"},
-		{statErr, CodeNotFound, "disk.raw"},
 		{context.Canceled, CodeCanceled, "cancelled"},
 		{&Error{Code: CodeForbidden, Message: "as is"}, CodeForbidden, "as is"},
 		{errors.New("disk on fire"), CodeInternal, "frob the widget failed"},
@@ -80,6 +79,19 @@ func TestToErrorCodes(t *testing.T) {
 				t.Errorf("%v: an unknown error's text reached the UI: %q", err, ae.Message)
 			}
 		}
+	}
+	// A file the officer named in the wizard is missing: they see which.
+	for _, op := range []string{"inspect image", "prepare image"} {
+		var ae *Error
+		if !errors.As(toError(log, op, fmt.Errorf("open source: %w", statErr)), &ae) || ae.Code != CodeNotFound || !strings.Contains(ae.Message, "disk.raw") {
+			t.Errorf("%s of a missing file: %+v, want not_found naming disk.raw", op, ae)
+		}
+	}
+	// Elsewhere a missing file is the console's own (a backup snapshot, a
+	// certificate): its path stays in the log.
+	var ae *Error
+	if !errors.As(toError(log, "download a backup", fmt.Errorf("snapshot: %w", statErr)), &ae) || ae.Code != CodeInternal || strings.Contains(ae.Message, "nonexistent") {
+		t.Errorf("a missing server file outside the wizard: %+v, want internal without its path", ae)
 	}
 	if toError(log, "x", nil) != nil {
 		t.Error("toError(nil) is not nil")

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"keyholder/app"
@@ -206,11 +208,19 @@ func allowedHosts(addr net.Addr, cert *x509.Certificate) []string {
 	if err != nil {
 		return hosts
 	}
-	for _, n := range cert.DNSNames {
-		hosts = append(hosts, net.JoinHostPort(n, port))
-	}
+	names := slices.Clone(cert.DNSNames)
 	for _, ip := range cert.IPAddresses {
-		hosts = append(hosts, net.JoinHostPort(ip.String(), port))
+		names = append(names, ip.String())
+	}
+	for _, n := range names {
+		hosts = append(hosts, net.JoinHostPort(n, port))
+		// On HTTPS's own port a browser sends the name alone.
+		if port == "443" {
+			if strings.Contains(n, ":") {
+				n = "[" + n + "]"
+			}
+			hosts = append(hosts, n)
+		}
 	}
 	return hosts
 }

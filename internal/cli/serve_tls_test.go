@@ -41,6 +41,16 @@ func TestServeTLSCertificate(t *testing.T) {
 			t.Errorf("allowed hosts %v lack %s", got, want)
 		}
 	}
+	if slices.Contains(got, "keyholder.example") {
+		t.Errorf("allowed hosts %v on port 8420 take a name without its port", got)
+	}
+	// On port 443 browsers leave the port out of Host.
+	got = allowedHosts(&net.TCPAddr{IP: net.IPv4zero, Port: 443}, leaf)
+	for _, want := range []string{"keyholder.example:443", "keyholder.example", "10.0.0.5"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("allowed hosts %v on port 443 lack %s", got, want)
+		}
+	}
 	if got := allowedHosts(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil); len(got) != 1 {
 		t.Errorf("without TLS: %v", got)
 	}
