@@ -14,7 +14,7 @@ import (
 
 // EventConnectionChanged reports the desktop's connection to a shared
 // console (data: remote.State); the window shows a banner while it is down.
-const EventConnectionChanged = "connection:changed"
+const EventConnectionChanged = remote.EventConnectionChanged
 
 // Desktop modes as the window sees them.
 const (

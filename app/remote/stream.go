@@ -22,6 +22,10 @@ var ErrNoSession = errors.New("the console refused the event stream without an o
 // view reloads (the web transport synthesises the same).
 const EventResync = "resync"
 
+// EventConnectionChanged is what the desktop raises when its connection to
+// the console goes down or comes back.
+const EventConnectionChanged = "connection:changed"
+
 // streamIdle ends a stream that has been silent this long: the console
 // sends a keep-alive every 15 s, so a silent stream is a dead connection.
 const streamIdle = 45 * time.Second
@@ -75,20 +79,47 @@ func (c *Client) Stream(ctx context.Context, token string, opened func(), emit f
 	if opened != nil {
 		opened()
 	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), maxEventLine)
-	var lastSeq uint64
-	var data strings.Builder
-	for sc.Scan() {
+	err = readEvents(res.Body, func() {
 		select {
 		case alive <- struct{}{}:
 		default:
 		}
+	}, emit)
+	if err == nil {
+		err = io.EOF
+	}
+	if ctx.Err() != nil && err != nil {
+		return &CallError{Code: "unavailable", Message: fmt.Sprintf("the event stream from %s went silent", c.base), cause: err}
+	}
+	return c.transportError(err)
+}
+
+// localEvents are the names the desktop itself raises about the connection:
+// a console's stream cannot raise them (it cannot, say, paint the "back
+// again" banner over a connection that is down).
+var localEvents = map[string]bool{EventResync: true, EventConnectionChanged: true}
+
+// readEvents parses a server-sent event stream from r: "data:" lines up to
+// an empty line make one JSON message {seq, name, data}. alive is called for
+// every line; emit for every well-formed message, after an EventResync when
+// its seq does not follow the previous one (the console dropped events for
+// this stream). Malformed messages and the desktop's own event names are
+// skipped. It returns why reading stopped (nil at the end of r).
+func readEvents(r io.Reader, alive func(), emit func(name string, data json.RawMessage)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxEventLine)
+	var lastSeq uint64
+	var data strings.Builder
+	for sc.Scan() {
+		alive()
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "data:"):
 			if data.Len() > 0 {
 				data.WriteByte('\n')
+			}
+			if data.Len()+len(line) > maxEventLine {
+				return fmt.Errorf("event stream: an event longer than %d bytes", maxEventLine)
 			}
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 		case line == "" && data.Len() > 0:
@@ -97,7 +128,7 @@ func (c *Client) Stream(ctx context.Context, token string, opened func(), emit f
 				Name string          `json:"name"`
 				Data json.RawMessage `json:"data"`
 			}
-			if json.Unmarshal([]byte(data.String()), &msg) == nil && msg.Name != "" {
+			if json.Unmarshal([]byte(data.String()), &msg) == nil && msg.Name != "" && !localEvents[msg.Name] {
 				// A gap means the console dropped events for us.
 				if lastSeq != 0 && msg.Seq != lastSeq+1 {
 					emit(EventResync, nil)
@@ -108,14 +139,7 @@ func (c *Client) Stream(ctx context.Context, token string, opened func(), emit f
 			data.Reset()
 		}
 	}
-	err = sc.Err()
-	if err == nil {
-		err = io.EOF
-	}
-	if ctx.Err() != nil && err != nil {
-		return &CallError{Code: "unavailable", Message: fmt.Sprintf("the event stream from %s went silent", c.base), cause: err}
-	}
-	return c.transportError(err)
+	return sc.Err()
 }
 
 // Backoff is the wait before the next attempt to reach the console: it

@@ -412,7 +412,10 @@ func moveIntoPlace(out *Result, m *Manifest, dir, dest string, temps []string) e
 	if err := os.Rename(mtmp, out.ManifestPath); err != nil {
 		return fmt.Errorf("prepare: the volume is registered but the manifest could not be moved into place (%s): %w", mtmp, err)
 	}
-	if err := os.Rename(otmp, dest); err != nil {
+	// The image never replaces a file that appeared at the destination while
+	// it was written (the check before starting saw none): that file stays,
+	// and so does the prepared image, under the temporary name the error gives.
+	if err := renameNoReplace(otmp, dest); err != nil {
 		return fmt.Errorf("prepare: the volume is registered but the image could not be moved into place (%s): %w", otmp, err)
 	}
 	for _, t := range temps[:len(temps)-2] {
