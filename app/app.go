@@ -16,6 +16,7 @@ import (
 	"keyholder/backend/custody"
 	"keyholder/backend/quorum"
 	"keyholder/backend/release"
+	"keyholder/backend/replica"
 	"keyholder/backend/store"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// serves the release API; nil gives an officer-side engine for the
 	// Approvals screen only. Services.ConnectRelease routes its events.
 	Release *release.Service
+	// Replica is this process's registration among the console replicas
+	// on its database (Settings shows them); nil in the desktop app.
+	Replica *replica.Replica
 	// Dialogs opens native file dialogs (desktop only; nil in the web console).
 	Dialogs Dialogs
 	// AutoUnsealToken opens the PKCS#11 token this process was started

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"keyholder/backend/release/wire"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
 )
 
@@ -34,7 +34,7 @@ func newReleaseConsole(t *testing.T) *releaseConsole {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 
 	"keyholder/backend/attest"
+	"keyholder/backend/replica"
 	"runtime"
 )
 
@@ -24,6 +25,12 @@ type ConsoleInfo struct {
 	Hostname         string `json:"hostname"`
 	// TrustedRoots are the AMD roots evidence must chain to.
 	TrustedRoots []TrustedRoot `json:"trusted_roots"`
+	// Database is "sqlite" or "postgres".
+	Database string `json:"database"`
+	// Replica is the ID of the replica that answers ("" in the desktop
+	// app); Replicas are all console processes on the database.
+	Replica  string         `json:"replica"`
+	Replicas []replica.Info `json:"replicas"`
 }
 
 // TrustedRoot is one AMD root of trust (ARK) the verifier accepts.
@@ -46,7 +53,18 @@ func (c *Console) Info() (ConsoleInfo, error) {
 			roots = append(roots, TrustedRoot{Product: string(r.Product), ARKFingerprint: r.Fingerprint(), HasVLEKRoot: r.ASVK != nil})
 		}
 	}
+	self := ""
+	if c.cfg.Replica != nil {
+		self = c.cfg.Replica.ID()
+	}
+	reps, err := replica.List(c.ctx, c.db, self)
+	if err != nil {
+		return ConsoleInfo{}, toError(c.log, "read console info", err)
+	}
 	return ConsoleInfo{
+		Database:         c.db.Dialect().String(),
+		Replica:          self,
+		Replicas:         reps,
 		Version:          c.cfg.Version,
 		Mode:             c.cfg.Mode,
 		DataDir:          c.cfg.DataDir,

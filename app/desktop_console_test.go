@@ -23,6 +23,7 @@ import (
 	"keyholder/backend/custody"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // sharedConsole serves a web console (real services and store) over TLS
@@ -31,7 +32,7 @@ func sharedConsole(t *testing.T) (url, pin string, hub *Hub) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

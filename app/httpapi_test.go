@@ -6,19 +6,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 func newTestServer(t *testing.T) (*httptest.Server, *store.DB, *Hub) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{Exclusive: true})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,13 +14,14 @@ import (
 	"keyholder/backend/custody"
 	"keyholder/backend/diskimage"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 func newImagesConsole(t *testing.T) (*Services, *Hub, Caller) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

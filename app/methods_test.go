@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
-	"path/filepath"
 	"sort"
 	"testing"
 
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 var updateMethods = flag.Bool("update-methods", false, "rewrite frontend/src/api/methods.json from Handler.Methods()")
@@ -25,7 +25,7 @@ const methodsFile = "../frontend/src/api/methods.json"
 // or removing a service method, then make the client match.
 func TestMethodsMatchFrontendList(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{Exclusive: true})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"keyholder/backend/audit"
 	"keyholder/backend/custody"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
 )
 
@@ -21,7 +22,7 @@ func newSessionServices(t *testing.T, mode string) (*Services, *testclock.Clock)
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

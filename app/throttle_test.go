@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"keyholder/backend/custody"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
 )
 
@@ -22,7 +22,7 @@ import (
 func TestLoginsThrottledPerSource(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

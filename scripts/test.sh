@@ -24,6 +24,34 @@ gofmt_check() { local bad; bad=$(gofmt -l $(git ls-files '*.go') 2>/dev/null); [
 step "gofmt" gofmt_check
 step "go vet" go vet $gopkgs
 step "go test" go test -timeout 20m $gopkgs
+# The packages whose tests touch the store run again against a real
+# PostgreSQL server (Debian's postgresql package) on loopback, in a
+# temporary directory, as an unprivileged user when this runs as root.
+pg_server_start() {
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$bin" ] && [ -x "$bin/pg_ctl" ] || { echo "no PostgreSQL server programs: install the postgresql package (make deps)"; return 1; }
+  pgdir=$(mktemp -d)
+  local as=()
+  if [ "$(id -u)" = 0 ]; then chown nobody "$pgdir"; as=(runuser -u nobody --); fi
+  "${as[@]}" "$bin/initdb" -D "$pgdir/data" -U postgres --auth=trust --no-locale -E UTF8 --no-sync >"$pgdir/initdb.log" 2>&1 || { cat "$pgdir/initdb.log"; return 1; }
+  local port=$((20000 + RANDOM % 20000))
+  "${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null || { cat "$pgdir/server.log"; return 1; }
+  pg_stop=("${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast -w stop)
+  export KEYHOLDER_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+}
+go_test_postgres() {
+  local pkgs rc
+  # internal/cli's tests drive commands on a data directory (SQLite); its
+  # PostgreSQL tests (--database, the replica kill test) use a server of
+  # their own in the first pass already.
+  pkgs=$(go list -f '{{.ImportPath}} {{join .Deps " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' $gopkgs | grep -w 'keyholder/backend/store' | cut -d' ' -f1 | grep -vx 'keyholder/internal/cli')
+  pg_server_start || return 1
+  go test -timeout 20m $pkgs; rc=$?
+  "${pg_stop[@]}" >/dev/null; rm -rf "$pgdir"; unset KEYHOLDER_TEST_POSTGRES
+  return $rc
+}
+step "go test (store on PostgreSQL)" go_test_postgres
 step "go test (simulated agent build)" go test -tags simulate ./cmd/keyholder-agent
 step "generated assembly up to date" ./scripts/check-generated.sh
 # With -tags purego no assembly is built and the Go fallbacks pass the

@@ -14,7 +14,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"keyholder/backend/custody"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // console is a real web console (app services in web mode on a real
@@ -46,7 +46,7 @@ func newConsole(t *testing.T) *console {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"keyholder/backend/release/wire"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 var testKDF = custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
@@ -55,7 +56,7 @@ func startConsoleAt(t *testing.T, dir string, init bool, addr string) *console {
 	ctx := context.Background()
 	c := &console{t: t, dir: dir}
 	var err error
-	c.db, err = store.Open(ctx, filepath.Join(dir, "keyholder.db"), store.Options{Exclusive: true})
+	c.db, err = store.Open(ctx, storetest.Location(t, dir), store.Options{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

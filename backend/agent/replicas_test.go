@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"keyholder/backend/release/wire"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // startReplica starts a second console process on first's data directory:
@@ -36,7 +36,7 @@ func startReplicaWrapped(t *testing.T, first *console, wrap func(c *console, h h
 	ctx := context.Background()
 	c := &console{t: t, dir: first.dir}
 	var err error
-	c.db, err = store.Open(ctx, filepath.Join(first.dir, "keyholder.db"), store.Options{})
+	c.db, err = store.Open(ctx, storetest.Location(t, first.dir), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha512"
 	"crypto/x509"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"keyholder/backend/attest"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // rd is the REPORT_DATA every case expects unless it says otherwise.
@@ -235,7 +235,7 @@ func forgeChain(t *testing.T, ev *attest.Evidence) {
 
 func openStore(t testing.TB) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), store.Options{Now: func() time.Time { return testNow }})
+	db, err := store.Open(context.Background(), storetest.Location(t, t.TempDir()), store.Options{Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}

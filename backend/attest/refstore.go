@@ -119,7 +119,7 @@ func (s *References) LatestAt(ctx context.Context, imageID string, n int64) (Ref
 	err := s.db.QueryRowContext(ctx, `SELECT cv.n, r.version, r.body, r.body_hash, r.comment, r.created_at, r.created_by
 		FROM config_version cv LEFT JOIN (
 			SELECT version, body, body_hash, comment, created_at, created_by FROM reference_values
-			WHERE image_id = ? ORDER BY version DESC LIMIT 1) r`, imageID).
+			WHERE image_id = ? ORDER BY version DESC LIMIT 1) r ON 1 = 1`, imageID).
 		Scan(&read, &version, &body, &hash, &comment, &created, &by)
 	if err != nil {
 		return r, fmt.Errorf("read reference values: %w", store.Classify(err))

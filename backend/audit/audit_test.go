@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 func TestCanonicalVector(t *testing.T) {
@@ -49,7 +50,7 @@ type fixture struct {
 func newLog(t *testing.T, n int, checkpointAt ...int) fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,8 +49,11 @@ func HashEntry(e Entry) string {
 // Append adds e to the log inside the caller's transaction, so that a
 // decision and its audit entry commit (or roll back) together. Seq,
 // PrevHash and Hash are assigned here; a zero At means now. It returns the
-// entry as stored. Write transactions are serialised by SQLite (the store
-// begins them IMMEDIATE), so two appends never share a sequence number.
+// entry as stored. Appends are serialised (store.LockAudit: a no-op on
+// SQLite, whose write transactions are serial already; an advisory lock
+// held to the end of tx on PostgreSQL, where console replicas append to
+// one log), so two appends never share a sequence number and the chain
+// never forks.
 //
 // While a Signer is registered for the database (SetSigner), Append also
 // writes the signed checkpoint over e when e makes the number of entries
@@ -74,6 +77,9 @@ func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 	// here equals the one Verify recomputes from the row.
 	at := store.Time(e.At)
 	e.At, _ = store.ParseTime(at)
+	if err := store.Lock(ctx, tx, store.LockAudit); err != nil {
+		return Entry{}, fmt.Errorf("append audit entry: %w", err)
+	}
 	h, err := readHead(ctx, tx, anySigner())
 	if err != nil {
 		return Entry{}, err

@@ -6,13 +6,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // wipeableSigner stands in for custody's key: it can be wiped while
@@ -52,7 +52,7 @@ func (s *wipeableSigner) wipe() {
 
 func openDB(t *testing.T) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(context.Background(), storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, every := range []int64{0, 1 << 40, 64} {
 		b.Run(fmt.Sprint("every=", every), func(b *testing.B) {
 			ctx := context.Background()
-			db, err := store.Open(ctx, filepath.Join(b.TempDir(), "keyholder.db"), store.Options{})
+			db, err := store.Open(ctx, storetest.Location(b, b.TempDir()), store.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,9 +5,9 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"keyholder/backend/audit"
@@ -92,7 +92,7 @@ func AddOfficerTx(ctx context.Context, tx *sql.Tx, actor string, e Envelope, now
 	_, err := tx.ExecContext(ctx, `INSERT INTO officers(id, name, role, kdf_time, kdf_memory_kib, kdf_threads, salt, wrapped_master, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.ID, o.Name, string(o.Role), e.KDF.Time, e.KDF.MemoryKiB, e.KDF.Threads, e.Salt, e.Wrapped, store.Time(now))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if errors.Is(store.Classify(err), store.ErrConflict) {
 			return Officer{}, ErrOfficerExists
 		}
 		return Officer{}, fmt.Errorf("store officer: %w", store.Classify(err))
@@ -157,7 +157,7 @@ func DestroyTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, now time
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM volume_generations WHERE volume_id = ?`, volumeID).Scan(&n); err != nil {
 		return fmt.Errorf("count secrets: %w", store.Classify(err))
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE volume_generations SET status = 'destroyed', wrapped = X'' WHERE volume_id = ?`, volumeID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE volume_generations SET status = 'destroyed', wrapped = ? WHERE volume_id = ?`, []byte{}, volumeID); err != nil {
 		return fmt.Errorf("destroy secrets: %w", store.Classify(err))
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE volumes SET status = 'destroyed' WHERE id = ?`, volumeID); err != nil {

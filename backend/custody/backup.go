@@ -63,6 +63,9 @@ var (
 	ErrNotBackup      = errors.New("not a Keyholder backup file")
 	ErrOtherConsole   = errors.New("the backup belongs to another console")
 	ErrDatabaseExists = errors.New("a console database exists already")
+	// ErrRestorePostgres means a restore was aimed at a PostgreSQL
+	// database: a backup restores into a data directory (SQLite).
+	ErrRestorePostgres = errors.New("a backup restores into a data directory (the embedded SQLite database), not into PostgreSQL")
 )
 
 type backupOfficer struct {
@@ -137,6 +140,10 @@ func chunkNonce(i uint64, final bool) []byte {
 	return n
 }
 
+// staleBackupAge is how old a backup's temporary folder must be before a
+// later backup takes it for one a killed process left behind.
+const staleBackupAge = time.Hour
+
 // WriteBackup writes an encrypted, integrity-protected export of the whole
 // console state to w. The service must be unlocked (the stream key derives
 // from the master key). actor is recorded in the audit log; the audit entry
@@ -162,7 +169,10 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, fi
 		if !validFileName(name) {
 			return BackupInfo{}, fmt.Errorf("%w: backup file name %q", ErrInvalid, name)
 		}
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(s.db.Path()), name))
+		if s.db.DataDir() == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.db.DataDir(), name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -183,20 +193,26 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, fi
 		return BackupInfo{}, err
 	}
 	dir := filepath.Dir(s.db.Path())
-	stale, _ := filepath.Glob(filepath.Join(dir, ".keyholder-backup-*.tmp"))
-	for _, f := range stale {
-		os.Remove(f)
+	if s.db.Dialect() == store.Postgres {
+		dir = os.TempDir() // the snapshot is a SQLite file (store.Snapshot)
 	}
-	f, err := os.CreateTemp(dir, ".keyholder-backup-*.tmp")
+	// What a killed backup left behind goes; a backup running now (another
+	// officer's, another console's in a shared temporary folder) keeps its
+	// own private folder.
+	stale, _ := filepath.Glob(filepath.Join(dir, ".keyholder-backup-*"))
+	for _, f := range stale {
+		if fi, err := os.Lstat(f); err == nil && time.Since(fi.ModTime()) > staleBackupAge {
+			os.RemoveAll(f)
+		}
+	}
+	priv, err := os.MkdirTemp(dir, ".keyholder-backup-*")
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", err)
 	}
-	snap := f.Name()
-	f.Close()
-	os.Remove(snap)
-	defer os.Remove(snap)
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, snap); err != nil {
-		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", store.Classify(err))
+	defer os.RemoveAll(priv)
+	snap := filepath.Join(priv, "snapshot.db")
+	if err := s.db.Snapshot(ctx, snap); err != nil {
+		return BackupInfo{}, fmt.Errorf("backup snapshot: %w", err)
 	}
 	hdr, err := s.backupHeader(ctx, snap)
 	if err != nil {
@@ -428,6 +444,9 @@ type RestoreOptions struct {
 // database's own integrity and identity. No console may be running on
 // dbPath.
 func RestoreBackup(ctx context.Context, r io.Reader, dbPath string, opts RestoreOptions) (BackupInfo, error) {
+	if store.IsPostgresURL(dbPath) {
+		return BackupInfo{}, ErrRestorePostgres
+	}
 	br := &backupReader{r: bufio.NewReaderSize(r, 1<<16)}
 	hdr, hh, err := readBackupHeader(br.r)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"keyholder/backend/audit"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // The crash test re-executes the test binary as a helper that rotates
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 
 func crashHelper(dir string) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(dir, "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(nil, dir), store.Options{})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -86,7 +87,7 @@ func TestCrashDuringRotationAndBackup(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	func() {
-		db, err := store.Open(ctx, filepath.Join(dir, "keyholder.db"), store.Options{})
+		db, err := store.Open(ctx, storetest.Location(t, dir), store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +138,7 @@ func TestCrashDuringRotationAndBackup(t *testing.T) {
 func checkAfterCrash(t *testing.T, dir string, k int) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(dir, "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, dir), store.Options{})
 	if err != nil {
 		t.Fatalf("kill %d: reopen: %v", k, err)
 	}

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
 )
 
@@ -18,7 +18,7 @@ var testKDF = KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 func openTestDB(t *testing.T, dir string) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(dir, "keyholder.db"), store.Options{})
+	db, err := store.Open(context.Background(), storetest.Location(t, dir), store.Options{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

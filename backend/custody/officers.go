@@ -81,7 +81,7 @@ func insertOfficer(ctx context.Context, tx *sql.Tx, o Officer, master, pass []by
 	_, err := tx.ExecContext(ctx, `INSERT INTO officers(id, name, role, kdf_time, kdf_memory_kib, kdf_threads, salt, wrapped_master, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.ID, o.Name, string(o.Role), p.Time, p.MemoryKiB, p.Threads, salt, wrapped, store.Time(o.CreatedAt))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if errors.Is(store.Classify(err), store.ErrConflict) {
 			return ErrOfficerExists
 		}
 		return fmt.Errorf("store officer: %w", store.Classify(err))

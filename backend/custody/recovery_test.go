@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"keyholder/backend/shamir"
 	"keyholder/backend/store"
@@ -20,16 +22,23 @@ func snapshot(t *testing.T, s *Service) string {
 	t.Helper()
 	var b strings.Builder
 	for _, q := range []string{
-		`SELECT group_concat(id || role || hex(wrapped_master) || failed_attempts, ',') FROM officers`,
-		`SELECT group_concat(volume_id || generation || status || hex(wrapped), ',') FROM volume_generations`,
+		`SELECT id, role, wrapped_master, failed_attempts FROM officers ORDER BY id`,
+		`SELECT volume_id, status, wrapped, generation FROM volume_generations ORDER BY volume_id, generation`,
 	} {
-		var v *string
-		if err := s.DB().QueryRow(q).Scan(&v); err != nil {
+		rows, err := s.DB().Query(q)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if v != nil {
-			b.WriteString(*v)
+		for rows.Next() {
+			var a, c string
+			var n int64
+			var blob []byte
+			if err := rows.Scan(&a, &c, &blob, &n); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %s %x %d,", a, c, blob, n)
 		}
+		rows.Close()
 		b.WriteByte('|')
 	}
 	return b.String()
@@ -152,7 +161,7 @@ func TestBackupRestore(t *testing.T) {
 	if info.ConsoleID == "" || len(info.Officers) != 1 {
 		t.Fatalf("info = %+v", info)
 	}
-	r := New(openTestDB(t, dir), Options{KDF: testKDF})
+	r := New(openRestored(t, dir), Options{KDF: testKDF})
 	if _, err := r.Unlock(ctx, "alice", pass); err != nil {
 		t.Fatal(err)
 	}
@@ -220,14 +229,19 @@ func TestRestoreRefusals(t *testing.T) {
 	}
 
 	// A backup of another console never replaces this console's database.
-	path := s.DB().Path()
+	// (A console on PostgreSQL refuses any restore into its database.)
+	path := s.DB().Location()
+	wantOther, wantExists := ErrOtherConsole, ErrDatabaseExists
+	if s.DB().Dialect() == store.Postgres {
+		wantOther, wantExists = ErrRestorePostgres, ErrRestorePostgres
+	}
 	before := snapshot(t, s)
 	_, err := RestoreBackup(ctx, bytes.NewReader(otherFile), path, RestoreOptions{Passphrase: pass, Replace: true})
-	if !errors.Is(err, ErrOtherConsole) {
+	if !errors.Is(err, wantOther) {
 		t.Fatalf("another console's backup: err = %v, want ErrOtherConsole", err)
 	}
 	_, err = RestoreBackup(ctx, bytes.NewReader(file), path, RestoreOptions{Passphrase: pass})
-	if !errors.Is(err, ErrDatabaseExists) {
+	if !errors.Is(err, wantExists) {
 		t.Fatalf("restore over a database without Replace: err = %v, want ErrDatabaseExists", err)
 	}
 	if after := snapshot(t, s); after != before {
@@ -290,7 +304,7 @@ func TestBackupVector(t *testing.T) {
 	if _, err := RestoreBackup(ctx, f, filepath.Join(dir, "keyholder.db"), RestoreOptions{Officer: "alice", Passphrase: []byte("correct horse battery")}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(openTestDB(t, dir), Options{KDF: testKDF})
+	s := New(openRestored(t, dir), Options{KDF: testKDF})
 	if _, err := s.Unlock(ctx, "alice", []byte("correct horse battery")); err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +320,7 @@ func TestBackupVector(t *testing.T) {
 func TestBackupCarriesDataDirFiles(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestService(t)
-	src := filepath.Dir(s.DB().Path())
+	src := s.DB().DataDir()
 	key := []byte("-----BEGIN PRIVATE KEY-----\nlistener key\n-----END PRIVATE KEY-----\n")
 	os.WriteFile(filepath.Join(src, "release-tls.key"), key, 0o600)
 	os.WriteFile(filepath.Join(src, "release-tls.crt"), []byte("certificate"), 0o600)
@@ -335,8 +349,60 @@ func TestBackupCarriesDataDirFiles(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dst, "release-tls.key")); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("restored key file mode %v", fi.Mode())
 	}
-	r := New(openTestDB(t, dst), Options{KDF: testKDF})
+	r := New(openRestored(t, dst), Options{KDF: testKDF})
 	if _, err := r.Unlock(ctx, "alice", []byte("correct horse battery")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// openRestored opens the SQLite file a backup was restored into (a backup
+// is one SQLite file whatever the source console's database).
+func openRestored(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(dir, "keyholder.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestBackupKeepsOthersInProgress: a backup removes what a killed backup
+// left behind (older than staleBackupAge) but not the temporary folder of
+// a backup running now, another officer's or another replica's.
+func TestBackupKeepsOthersInProgress(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	dir := filepath.Dir(s.DB().Path())
+	if s.DB().Dialect() == store.Postgres {
+		dir = os.TempDir()
+	}
+	running, err := os.MkdirTemp(dir, ".keyholder-backup-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(running)
+	os.WriteFile(filepath.Join(running, "snapshot.db"), []byte("in progress"), 0o600)
+	killed, err := os.MkdirTemp(dir, ".keyholder-backup-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(killed)
+	old := time.Now().Add(-2 * staleBackupAge)
+	os.Chtimes(killed, old, old)
+	if _, err := s.WriteBackup(ctx, "officer:alice", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(running, "snapshot.db")); err != nil || string(b) != "in progress" {
+		t.Fatalf("a backup in progress lost its snapshot: %q, %v", b, err)
+	}
+	if _, err := os.Stat(killed); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a killed backup's folder is still there: %v", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".keyholder-backup-*"))
+	for _, f := range left {
+		if f != running {
+			t.Errorf("the backup left %s behind", f)
+		}
 	}
 }

@@ -6,18 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
 )
 
 func TestRecordStatusAndHistory(t *testing.T) {
 	ctx := context.Background()
 	clk := testclock.New(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.Now})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 func recorder(t *testing.T, step time.Duration) (db *store.DB, svc *Service, clk *testclock.Clock, record func(Observation)) {
 	t.Helper()
 	clk = testclock.New(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"), store.Options{Now: clk.Now})
+	db, err := store.Open(context.Background(), storetest.Location(t, t.TempDir()), store.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 		?4 != '' AND ?4 != COALESCE(v.report_id, '') AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id = ?1),
 		?4 != '' AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id != ?1),
 		?4 != '' AND ?4 = COALESCE(v.report_id, '')
-		FROM (SELECT 1) LEFT JOIN vms v ON v.id = ?1`,
+		FROM (SELECT 1) AS one LEFT JOIN vms v ON v.id = ?1`,
 		vmID, chipID, measurement, reportID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other, &same)
 	if err != nil {
 		return h, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
@@ -184,22 +184,22 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE vms SET
 			status_reason = CASE WHEN ?1 = '' THEN status_reason ELSE ?2 END,
 			simulated = CASE WHEN ?1 = '' THEN simulated ELSE ?3 END,
-			product = CASE WHEN ?4 THEN ?5 ELSE product END,
-			chip_id = CASE WHEN ?4 THEN ?6 ELSE chip_id END,
-			signer = CASE WHEN ?4 THEN ?17 ELSE signer END,
-			measurement = CASE WHEN ?4 THEN ?7 ELSE measurement END,
-			tcb = CASE WHEN ?4 THEN ?8 ELSE tcb END,
-			last_evidence_at = CASE WHEN ?4 THEN ?9 ELSE last_evidence_at END,
+			product = CASE WHEN ?4 != 0 THEN ?5 ELSE product END,
+			chip_id = CASE WHEN ?4 != 0 THEN ?6 ELSE chip_id END,
+			signer = CASE WHEN ?4 != 0 THEN ?17 ELSE signer END,
+			measurement = CASE WHEN ?4 != 0 THEN ?7 ELSE measurement END,
+			tcb = CASE WHEN ?4 != 0 THEN ?8 ELSE tcb END,
+			last_evidence_at = CASE WHEN ?4 != 0 THEN ?9 ELSE last_evidence_at END,
 			stale_after = CASE WHEN ?10 != '' THEN ?10 ELSE stale_after END,
-			image_id = CASE WHEN ?11 THEN COALESCE(?12, image_id) ELSE image_id END,
-			generation = CASE WHEN ?11 THEN ?13 ELSE generation END,
-			approved_tcb = CASE WHEN ?11 THEN ?8 ELSE approved_tcb END,
-			last_release_at = CASE WHEN ?11 THEN ?9 ELSE last_release_at END,
-			report_id = CASE WHEN ?11 THEN ?16 ELSE report_id END,
-			evidence = CASE WHEN ?4 AND ?15 != '' THEN ?15 ELSE evidence END,
+			image_id = CASE WHEN ?11 != 0 THEN COALESCE(?12, image_id) ELSE image_id END,
+			generation = CASE WHEN ?11 != 0 THEN ?13 ELSE generation END,
+			approved_tcb = CASE WHEN ?11 != 0 THEN ?8 ELSE approved_tcb END,
+			last_release_at = CASE WHEN ?11 != 0 THEN ?9 ELSE last_release_at END,
+			report_id = CASE WHEN ?11 != 0 THEN ?16 ELSE report_id END,
+			evidence = CASE WHEN ?4 != 0 AND ?15 != '' THEN ?15 ELSE evidence END,
 			approved_evidence = CASE
-				WHEN ?11 AND ?15 != '' THEN '='
-				WHEN ?4 AND ?15 != '' AND approved_evidence = '=' THEN evidence
+				WHEN ?11 != 0 AND ?15 != '' THEN '='
+				WHEN ?4 != 0 AND ?15 != '' AND approved_evidence = '=' THEN evidence
 				ELSE approved_evidence END
 			WHERE id = ?14`,
 			string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
@@ -219,7 +219,7 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			}
 		}
 		if o.Released {
-			if _, err := tx.ExecContext(ctx, `UPDATE vms SET volume_id = NULLIF(?1, '') WHERE id = ?2 AND volume_id IS NOT NULLIF(?1, '')`,
+			if _, err := tx.ExecContext(ctx, `UPDATE vms SET volume_id = NULLIF(?1, '') WHERE id = ?2 AND volume_id IS DISTINCT FROM NULLIF(?1, '')`,
 				o.VolumeID, o.VMID); err != nil {
 				return 0, fmt.Errorf("bind guest %s: %w", o.VMID, store.Classify(err))
 			}
@@ -251,11 +251,11 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			sql  string
 			args []any
 		}{
-			{`INSERT OR IGNORE INTO vm_launches(vm_id, report_id, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.ReportID, at}},
+			{`INSERT INTO vm_launches(vm_id, report_id, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, []any{o.VMID, o.ReportID, at}},
 			// A VLEK names no chip: nothing to approve (classification
 			// treats every new VLEK launch by the image's policy).
-			{`INSERT OR IGNORE INTO vm_chips(vm_id, chip_id, first_seen) SELECT ?1, ?2, ?3 WHERE ?2 != ''`, []any{o.VMID, o.ChipID, at}},
-			{`INSERT OR IGNORE INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?, ?, ?)`, []any{o.VMID, o.Measurement, at}},
+			{`INSERT INTO vm_chips(vm_id, chip_id, first_seen) SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT) WHERE ?2 != '' ON CONFLICT DO NOTHING`, []any{o.VMID, o.ChipID, at}},
+			{`INSERT INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, []any{o.VMID, o.Measurement, at}},
 		} {
 			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 				return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))

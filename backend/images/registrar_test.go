@@ -13,6 +13,7 @@ import (
 	"keyholder/backend/diskimage"
 	"keyholder/backend/luks2"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 type console struct {
@@ -26,7 +27,7 @@ type console struct {
 func newConsole(t *testing.T) *console {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"keyholder/backend/custody"
 	"keyholder/backend/release"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
 )
 
@@ -33,7 +33,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), clk: testclock.New(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))}
-	db, err := store.Open(e.ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{Now: e.clk.Now})
+	db, err := store.Open(e.ctx, storetest.Location(t, t.TempDir()), store.Options{Now: e.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package release
 
 import (
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,6 +154,37 @@ func BenchmarkChallengeCheck(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := c.Check(n); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestApprovalDeliveredOnceAcrossConsoles: two consoles on one database
+// (replicas) answer many concurrent polls for the same approved request;
+// exactly one poll receives the secret, on either database.
+func TestApprovalDeliveredOnceAcrossConsoles(t *testing.T) {
+	e := newEnv(t)
+	b := e.secondConsole()
+	for round := 0; round < 3; round++ {
+		_, id := e.approved(guest{vm: fmt.Sprintf("vm-once-%d", round), vol: e.volume(fmt.Sprintf("once-%d", round)), chip: 1, meas: 1, launch: byte(100 + round)})
+		var wg sync.WaitGroup
+		var released atomic.Int32
+		for i := 0; i < 16; i++ {
+			svc := e.svc
+			if i%2 == 1 {
+				svc = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rel, err := svc.Poll(e.ctx, id)
+				if err == nil && rel.Status == wire.StatusReleased {
+					released.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := released.Load(); n != 1 {
+			t.Fatalf("round %d: the approved secret was delivered %d times", round, n)
 		}
 	}
 }

@@ -126,6 +126,8 @@ type Service struct {
 	challenges *Challenges
 	now        func() time.Time
 	notify     func(Event)
+	publish    func(Event)                // to the other replicas (SetBroadcast)
+	lead       func(context.Context) bool // may this replica run the periodic jobs (SetJobLease)
 	authAge    time.Duration
 	log        *slog.Logger
 
@@ -161,6 +163,16 @@ func (s *Service) OnEvent(fn func(Event)) {
 }
 
 func (s *Service) emit(ev Event) {
+	s.deliver(ev)
+	s.mu.Lock()
+	pub := s.publish
+	s.mu.Unlock()
+	if pub != nil {
+		pub(ev)
+	}
+}
+
+func (s *Service) deliver(ev Event) {
 	if ev.Kind == "request" && ev.RequestID != "" {
 		s.waiters.wake(ev.RequestID)
 	}
@@ -169,6 +181,28 @@ func (s *Service) emit(ev Event) {
 	s.mu.Unlock()
 	fn(ev)
 }
+
+// SetJobLease makes RunExpiry run its jobs only while lead reports that
+// this replica holds the jobs' lease, so that replicas on one database
+// expire requests once, not each.
+func (s *Service) SetJobLease(lead func(context.Context) bool) {
+	s.mu.Lock()
+	s.lead = lead
+	s.mu.Unlock()
+}
+
+// SetBroadcast hands every event that happens in this process to publish
+// as well (replicas: the other console processes on the database).
+func (s *Service) SetBroadcast(publish func(Event)) {
+	s.mu.Lock()
+	s.publish = publish
+	s.mu.Unlock()
+}
+
+// Deliver takes an event that happened in another replica: guests waiting
+// here for that request wake up and OnEvent's function sees it, but it is
+// not broadcast again.
+func (s *Service) Deliver(ev Event) { s.deliver(ev) }
 
 // SetListener records where the release API listens and its SPKI pin, for
 // the UI (Settings) and image manifests.
@@ -813,7 +847,7 @@ const (
 
 func claimLimitTx(ctx context.Context, tx *sql.Tx, volumeID string, now time.Time) (*wire.Error, error) {
 	var open, recent int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(status IN ('pending', 'approved')), 0), COALESCE(SUM(created_at > ?), 0)
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN status IN ('pending', 'approved') THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN created_at > ? THEN 1 ELSE 0 END), 0)
 		FROM approval_requests WHERE first_boot_claim = 1 AND volume_id = ?`, store.Time(now.Add(-time.Hour)), volumeID).Scan(&open, &recent); err != nil {
 		return nil, fmt.Errorf("count first-boot claims: %w", store.Classify(err))
 	}

@@ -20,6 +20,7 @@ import (
 	"keyholder/backend/fleet"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
 )
 
@@ -108,7 +109,7 @@ var testKDF = custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 func newEnv(t testing.TB) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, ctx: context.Background(), path: filepath.Join(t.TempDir(), "keyholder.db"), secrets: map[string][]byte{},
+	e := &testEnv{t: t, ctx: context.Background(), path: storetest.Location(t, t.TempDir()), secrets: map[string][]byte{},
 		clk: testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	e.open()
 	if _, err := e.cust.Init(e.ctx, "alice", []byte("correct horse battery")); err != nil {

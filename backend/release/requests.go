@@ -549,7 +549,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	}
 	// Every approval must be bound to the evidence this request carries.
 	var bound, unbound int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(evidence_hash = ?), 0), COALESCE(SUM(evidence_hash != ?), 0) FROM approvals WHERE request_id = ?`,
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN evidence_hash = ? THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN evidence_hash != ? THEN 1 ELSE 0 END), 0) FROM approvals WHERE request_id = ?`,
 		r.EvidenceHash, r.EvidenceHash, r.ID).Scan(&bound, &unbound); err != nil {
 		return nil, nil, nil, fmt.Errorf("read approvals: %w", store.Classify(err))
 	}
@@ -628,9 +628,16 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ?`, store.Time(now), r.ID); err != nil {
+	// Only an approved request completes, once: a replica that raced this
+	// one to the same request finds it completed and releases nothing.
+	res, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'approved'`, store.Time(now), r.ID)
+	if err != nil {
 		ts.wipe()
 		return nil, nil, nil, fmt.Errorf("complete request: %w", store.Classify(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		ts.wipe()
+		return nil, nil, nil, fmt.Errorf("complete request %s: it is no longer approved (%v)", r.ID, err)
 	}
 	return rel, ts, nil, nil
 }

@@ -390,7 +390,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // RunExpiry expires overdue requests, and forgets used challenges that
-// have expired, every interval until ctx ends.
+// have expired, every interval until ctx ends (on one replica at a time,
+// see SetJobLease).
 func (s *Service) RunExpiry(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -399,6 +400,12 @@ func (s *Service) RunExpiry(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.mu.Lock()
+			lead := s.lead
+			s.mu.Unlock()
+			if lead != nil && !lead(ctx) {
+				continue // another replica holds the lease
+			}
 			if _, err := s.ExpireDue(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("expire release requests", "err", err)
 			}

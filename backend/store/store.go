@@ -31,7 +31,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations_pg/*.sql
 var migrationFS embed.FS
 
 // Errors that callers branch on.
@@ -46,6 +46,8 @@ var (
 	ErrBusy = errors.New("database is busy")
 	// ErrNotFound is returned by lookups that find no row.
 	ErrNotFound = errors.New("not found")
+	// ErrConflict means a row with the same unique key exists already.
+	ErrConflict = errors.New("a row with the same key exists already")
 )
 
 // Options controls how a database is opened. The zero value opens the file
@@ -59,14 +61,21 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Now is the clock used for migration records; nil means time.Now.
 	Now func() time.Time
+	// DataDir is the console's data directory (its TLS files, backups'
+	// carried files); empty means the SQLite file's directory. A console
+	// on PostgreSQL sets it.
+	DataDir string
 }
 
 // DB is an open Keyholder database.
 type DB struct {
 	*sql.DB
-	path string
-	lock *fileLock
-	now  func() time.Time
+	path     string // the file, or the PostgreSQL URL without its password
+	location string // what Open was given
+	dialect  Dialect
+	dataDir  string
+	lock     *fileLock
+	now      func() time.Time
 }
 
 // Migration is one embedded schema step.
@@ -76,9 +85,18 @@ type Migration struct {
 	SQL     string
 }
 
-// Migrations returns the embedded migrations in order.
-func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// Migrations returns the embedded SQLite migrations in order.
+func Migrations() ([]Migration, error) { return MigrationsFor(SQLite) }
+
+// MigrationsFor returns the embedded migrations of a dialect in order.
+// PostgreSQL's history (migrations_pg) has the same versions and names as
+// SQLite's and ends in the same schema (TestSchemasInLockStep).
+func MigrationsFor(d Dialect) ([]Migration, error) {
+	dir := "migrations"
+	if d == Postgres {
+		dir = "migrations_pg"
+	}
+	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read embedded migrations: %w", err)
 	}
@@ -93,7 +111,7 @@ func Migrations() ([]Migration, error) {
 		if err != nil || v <= 0 {
 			return nil, fmt.Errorf("migration %q: bad version", name)
 		}
-		body, err := migrationFS.ReadFile("migrations/" + name)
+		body, err := migrationFS.ReadFile(dir + "/" + name)
 		if err != nil {
 			return nil, err
 		}
@@ -118,12 +136,21 @@ func LatestVersion() int {
 }
 
 // Open opens (creating if needed) the database at path and migrates it.
+// A path that is a postgres:// or postgresql:// URL opens that PostgreSQL
+// database instead (see postgres.go); Exclusive has no meaning there, as
+// several consoles share it.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.BusyTimeout == 0 {
 		opts.BusyTimeout = 5 * time.Second
+	}
+	if IsPostgresURL(path) {
+		return openPostgres(ctx, path, opts)
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = filepath.Dir(path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -182,7 +209,7 @@ func open(ctx context.Context, path string, opts Options) (*DB, error) {
 	// while.
 	sdb.SetMaxIdleConns(maxIdleConns)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{DB: sdb, path: path, now: opts.Now}
+	db := &DB{DB: sdb, path: path, location: path, dialect: SQLite, dataDir: opts.DataDir, now: opts.Now}
 	if err := db.PingContext(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
@@ -204,8 +231,20 @@ const ConfigVersionSQL = `(SELECT n FROM config_version)`
 // maxIdleConns is how many idle connections the pool keeps.
 const maxIdleConns = 16
 
-// Path is the database file's location.
+// Path is the database file's location; for PostgreSQL, its URL without
+// the password.
 func (db *DB) Path() string { return db.path }
+
+// Location is what Open was given (a file path or a PostgreSQL URL, with
+// its password): open the same database again with it.
+func (db *DB) Location() string { return db.location }
+
+// DataDir is the console's data directory (Options.DataDir; "" for a
+// PostgreSQL database opened without one).
+func (db *DB) DataDir() string { return db.dataDir }
+
+// Dialect is the SQL engine behind db.
+func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Close closes the database and releases the console lock.
 func (db *DB) Close() error {
@@ -245,15 +284,24 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := Migrations()
+	ms, err := MigrationsFor(db.dialect)
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
+	// In a write transaction: replicas starting together on one PostgreSQL
+	// database create the table one after another.
+	if err := db.Tx(ctx, func(tx *sql.Tx) error {
+		intType := "INTEGER"
+		if db.dialect == Postgres {
+			intType = "BIGINT"
+		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    `+intType+` PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at TEXT NOT NULL
-	)`); err != nil {
+	)`)
+		return err
+	}); err != nil {
 		return fmt.Errorf("prepare schema table: %w", classify(err))
 	}
 	cur, err := db.SchemaVersion(ctx)
@@ -293,7 +341,15 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // IntegrityCheck runs PRAGMA integrity_check and returns ErrCorrupt with
 // SQLite's first complaint when the file is damaged.
+// On PostgreSQL, whose server checks its own pages, it only reaches the
+// database.
 func (db *DB) IntegrityCheck(ctx context.Context) error {
+	if db.dialect == Postgres {
+		if err := db.PingContext(ctx); err != nil {
+			return fmt.Errorf("integrity check: %w", classify(err))
+		}
+		return nil
+	}
 	var res string
 	if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
 		return fmt.Errorf("integrity check: %w", classify(err))
@@ -304,18 +360,23 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 	return nil
 }
 
-// classify maps SQLite's result codes to the errors callers branch on.
+// classify maps SQLite's result codes and PostgreSQL's SQLSTATEs to the
+// errors callers branch on.
 func classify(err error) error {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
+		if se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+			return fmt.Errorf("%w (%v)", ErrConflict, err)
+		}
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
 			return fmt.Errorf("%w (%v)", ErrCorrupt, err)
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("%w (%v)", ErrBusy, err)
 		}
+		return err
 	}
-	return err
+	return classifyPostgres(err)
 }
 
 // Classify is classify for domain packages that run their own statements.

@@ -80,7 +80,7 @@ func attestVerifier(ctx context.Context, env *cliEnv, devSim bool, crlMaxAge tim
 		o.SimulatedRoots = sim.Root().TrustedRoots()
 	}
 	var db *store.DB
-	if _, err := os.Stat(filepath.Join(env.dataDir, "keyholder.db")); err == nil {
+	if _, err := os.Stat(filepath.Join(env.dataDir, "keyholder.db")); err == nil || env.database != "" {
 		db, err = openStore(ctx, env, false)
 		if err != nil {
 			return nil, nil, err

@@ -59,7 +59,13 @@ type cliEnv struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	dataDir        string
+	// database is --database: a PostgreSQL URL shared by console
+	// replicas; empty means keyholder.db in dataDir.
+	database string
 }
+
+// databaseFlagUsage explains --database (common to every command).
+const databaseFlagUsage = "the console's database: a postgres://USER@HOST/DB URL that console replicas share (password from PGPASSWORD or ~/.pgpass); default: keyholder.db in the data directory, or $KEYHOLDER_DATABASE"
 
 // exitError carries an exit status for errors the command already explained.
 type exitError struct {
@@ -78,11 +84,13 @@ func findCommand(name string) *command {
 	return nil
 }
 
-// newFlagSet is a command's flag set, with --data, which every command takes.
+// newFlagSet is a command's flag set, with --data and --database, which
+// every command takes.
 func newFlagSet(name string, env *cliEnv) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&env.dataDir, "data", "", "data directory (default: the per-user config directory)")
+	fs.StringVar(&env.database, "database", os.Getenv("KEYHOLDER_DATABASE"), databaseFlagUsage)
 	return fs
 }
 
@@ -326,7 +334,19 @@ func openStore(ctx context.Context, env *cliEnv, exclusive bool) (*store.DB, err
 	if err := os.MkdirAll(env.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", env.dataDir, err)
 	}
-	return store.Open(ctx, filepath.Join(env.dataDir, "keyholder.db"), store.Options{Exclusive: exclusive})
+	if env.database != "" && !store.IsPostgresURL(env.database) {
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("--database %q is not a postgres:// URL (the embedded database is chosen with --data)", env.database)}
+	}
+	return store.Open(ctx, databaseLocation(env), store.Options{Exclusive: exclusive, DataDir: env.dataDir})
+}
+
+// databaseLocation is the console's database: --database, or keyholder.db
+// in the data directory.
+func databaseLocation(env *cliEnv) string {
+	if env.database != "" {
+		return env.database
+	}
+	return filepath.Join(env.dataDir, "keyholder.db")
 }
 
 // signalContext is cancelled by Ctrl-C or SIGTERM.

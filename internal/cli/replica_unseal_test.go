@@ -31,6 +31,7 @@ import (
 	"keyholder/backend/release/wire"
 	"keyholder/backend/sim"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // cliHelperEnv makes the test binary run the keyholder command line with
@@ -69,8 +70,8 @@ func (p *serveProcess) officerAddr(t *testing.T) string {
 
 var releaseLine = regexp.MustCompile(`Release API for guests: (https://[^/ ]+)/\s+\(SPKI pin, SHA-256: ([A-Za-z0-9+/=_-]+)\)`)
 
-// startServe starts `keyholder serve args...` and waits for its release API.
-func startServe(t *testing.T, args ...string) *serveProcess {
+// startServeProcess starts `keyholder serve args...` and waits for its release API.
+func startServeProcess(t *testing.T, args ...string) *serveProcess {
 	t.Helper()
 	p, m := startServeUntil(t, releaseLine, args...)
 	p.url, p.pin = m[1], m[2]
@@ -156,6 +157,7 @@ func (l *logBuffer) String() string {
 // it is the token that unlocks it.
 func TestReplicaRestartUnsealsThroughSoftHSM2(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { replicaRestart(t, "") })
+	t.Run("postgres", func(t *testing.T) { replicaRestart(t, storetest.NewDatabase(t, storetest.Server(t))) })
 }
 
 // replicaRestart runs TestReplicaRestartUnsealsThroughSoftHSM2 on the
@@ -235,7 +237,7 @@ func replicaRestart(t *testing.T, database string) {
 
 	// First run: the guest's first boot waits for an officer, who
 	// approves it from the command line beside the running console.
-	first := startServe(t, withToken...)
+	first := startServeProcess(t, withToken...)
 	approved := map[string]bool{}
 	res, err := obtain(first, agent.Request{VMID: "vm-web-1", VolumeID: vol, Generation: gen, PollEvery: 20 * time.Millisecond,
 		Waiting: func(rel *wire.Release) {
@@ -255,7 +257,7 @@ func replicaRestart(t *testing.T, database string) {
 
 	// Restarted without the token's PIN: locked, the guest is told the
 	// console cannot release now, and the log says why.
-	locked := startServe(t, serveArgs("--pkcs11-module", module)...)
+	locked := startServeProcess(t, serveArgs("--pkcs11-module", module)...)
 	var lastErr error
 	lockedReq := noOfficer
 	lctx, lcancel := context.WithCancel(ctx)
@@ -276,7 +278,7 @@ func replicaRestart(t *testing.T, database string) {
 	locked.kill(t)
 
 	// Restarted with the token: no officer logs in, the reboot is served.
-	again := startServe(t, withToken...)
+	again := startServeProcess(t, withToken...)
 	res, err = obtain(again, noOfficer)
 	if err != nil {
 		t.Fatalf("reboot after the restart: %v\n%s", err, again.logs)

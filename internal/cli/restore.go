@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"keyholder/backend/custody"
 )
@@ -49,7 +48,7 @@ of the same console; stop the console first.
 			if err := os.MkdirAll(env.dataDir, 0o700); err != nil {
 				return fmt.Errorf("create data directory: %w", err)
 			}
-			info, err := custody.RestoreBackup(ctx, f, filepath.Join(env.dataDir, "keyholder.db"), custody.RestoreOptions{
+			info, err := custody.RestoreBackup(ctx, f, databaseLocation(env), custody.RestoreOptions{
 				Officer: of.officer, Passphrase: pass, Replace: *replace})
 			if err != nil {
 				return err

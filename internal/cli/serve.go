@@ -17,6 +17,7 @@ import (
 	"keyholder/app"
 	"keyholder/backend/custody"
 	"keyholder/backend/release/wire"
+	"keyholder/backend/replica"
 )
 
 var serveCommand = &command{
@@ -118,23 +119,46 @@ func serve(env *cliEnv, o serveOptions) error {
 		return err
 	}
 	defer stopRelease()
-	svcs := app.New(ctx, app.Config{Version: env.cfg.Version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel,
-		AutoUnsealToken: pf.opener(env)}, db, hub)
-	svcs.ConnectRelease()
-	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
+	// This process is one replica of the console on its database (several
+	// share a PostgreSQL one): it heartbeats, carries release events to
+	// the others, and runs the periodic jobs only while it holds their
+	// lease.
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	releaseAddr := ""
+	if rel != nil {
+		releaseAddr, _ = rel.Listener()
+	}
+	rep, err := replica.Register(ctx, db, fmt.Sprintf("%s://%s/", scheme, ln.Addr()), releaseAddr)
+	if err != nil {
+		return err
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	repDone := make(chan struct{})
+	go func() { rep.Run(rctx); close(repDone) }()
+	defer func() { rcancel(); <-repDone }()
+	if rel != nil {
+		rep.Bridge(rctx, rel)
+		rel.SetJobLease(func(ctx context.Context) bool {
+			ok, err := rep.Lease(ctx, "release.expiry", 3*time.Minute)
+			return ok && err == nil
+		})
+	}
+	svcs := app.New(ctx, app.Config{Version: env.cfg.Version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel, Replica: rep,
+		AutoUnsealToken: pf.opener(env)}, db, hub)
+	svcs.ConnectRelease()
+	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	handler, err := app.NewHandler(svcs, app.HandlerOptions{Assets: env.cfg.Assets, Hub: hub, AllowedHosts: allowedHosts(ln.Addr(), consoleCert), Log: log})
 	if err != nil {
 		return err
 	}
 	srv := app.NewServer(handler)
-	scheme := "http"
-	if useTLS {
-		scheme = "https"
-	}
 	fmt.Fprintf(env.stdout, "Keyholder console: %s://%s/\n", scheme, ln.Addr())
 	if consoleCert != nil {
 		// Desktop apps connect to this shared console with this pin.

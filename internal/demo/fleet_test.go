@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,13 +10,14 @@ import (
 	"keyholder/backend/images"
 	"keyholder/backend/release"
 	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
 )
 
 // TestDemoSetup: the demo console has its officer, three images with
 // reference values, a volume per guest, and a 15 s heartbeat interval.
 func TestDemoSetup(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "keyholder.db"), store.Options{})
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,6 +125,22 @@ export interface ConsoleInfo {
   platform: string;
   hostname: string;
   trusted_roots: TrustedRoot[];
+  database: 'sqlite' | 'postgres';
+  /** The replica that answers ('' in the desktop app). */
+  replica: string;
+  replicas: ReplicaInfo[];
+}
+
+/** One console process (`keyholder serve`) on the shared database. */
+export interface ReplicaInfo {
+  id: string;
+  name: string;
+  console_url: string;
+  release_addr: string;
+  started_at: string;
+  heartbeat_at: string;
+  alive: boolean;
+  self: boolean;
 }
 
 export interface Progress {

@@ -86,12 +86,43 @@ export function SettingsScreen() {
                 <Row k="Mode" v={i.mode === 'desktop' ? 'Desktop app' : conn?.mode === 'remote' ? 'Shared console (this desktop app is its client)' : 'Web console'} />
                 {conn?.mode === 'remote' && <Row k="Connected to" v={`${conn.url}${conn.pin ? ` (pin ${conn.pin})` : ` (CA ${conn.ca_file})`}`} mono />}
                 <Row k="Data directory" v={i.data_dir} mono />
-                <Row k="Database" v={i.database_path} mono />
+                <Row k="Database" v={`${i.database === 'postgres' ? 'PostgreSQL' : 'SQLite'}: ${i.database_path}`} mono />
                 <Row k="Schema version" v={String(i.schema_version)} />
                 <Row k="Platform" v={`${i.platform} on ${i.hostname}`} />
                 <Row k="Simulated AMD root" v={i.dev_simulated_root ? 'TRUSTED (development)' : 'not trusted'} />
               </Table.Tbody>
             </Table>
+            {(i.replicas ?? []).length > 0 && (
+              <>
+                <Title order={5} mt="md" mb="xs">
+                  Replicas on this database
+                </Title>
+                <Table data-testid="replicas">
+                  <Table.Tbody>
+                    {i.replicas.map((r) => (
+                      <Table.Tr key={r.id}>
+                        <Table.Td>
+                          <Text size="sm" ff="monospace">
+                            {r.name}
+                          </Text>
+                        </Table.Td>
+                        <Table.Td>
+                          <Text size="sm" ff="monospace">
+                            {r.console_url} {r.release_addr && `· release ${r.release_addr}`}
+                          </Text>
+                        </Table.Td>
+                        <Table.Td>
+                          <Text size="sm">
+                            {r.alive ? 'alive' : 'gone'}
+                            {r.self ? ' · you are on this one' : ''}
+                          </Text>
+                        </Table.Td>
+                      </Table.Tr>
+                    ))}
+                  </Table.Tbody>
+                </Table>
+              </>
+            )}
           </Card>
         )}
       </Stack>

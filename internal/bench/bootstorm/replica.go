@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"strings"
 	"time"
 
 	"keyholder/backend/agent"
 	"keyholder/backend/release"
 	"keyholder/backend/release/wire"
+	"keyholder/backend/store"
 )
 
 // replica is one console of the storm: its engine and, in --wire
@@ -75,14 +75,9 @@ func (r *replica) sender(ctx context.Context) (func(*wire.ReleaseRequest) (*wire
 	return func(req *wire.ReleaseRequest) (*wire.Release, error) { return c.Send(ctx, req) }, nil
 }
 
-// storeSpeaksPostgres says whether backend/store opens postgres:// URLs
-// (the PostgreSQL store of issue 19); until it does, the bench refuses
-// them instead of making a file of that name.
-const storeSpeaksPostgres = false
-
 // DatabaseKind names the store behind a location for the report.
 func DatabaseKind(location string) string {
-	if strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://") {
+	if store.IsPostgresURL(location) {
 		return "postgres"
 	}
 	return "sqlite"

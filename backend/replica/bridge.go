@@ -1,0 +1,54 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+
+	"keyholder/backend/release"
+)
+
+// channel is the notification channel of release events.
+const channel = "keyholder_events"
+
+type envelope struct {
+	From      string `json:"from"`
+	Kind      string `json:"kind"`
+	VMID      string `json:"vm,omitempty"`
+	RequestID string `json:"req,omitempty"`
+}
+
+// Bridge carries the release engine's events between the replicas on the
+// database until ctx ends: an approval on one replica wakes the guest that
+// polls another, and every replica's officers see the change live. Events
+// are sent from a queue so the release path never waits for the database;
+// a full queue drops (officers' views reload on the next event, guests
+// re-read on their next poll).
+func (r *Replica) Bridge(ctx context.Context, eng *release.Service) { r.bridge(ctx, eng, nil) }
+
+func (r *Replica) bridge(ctx context.Context, eng *release.Service, ready func()) {
+	q := make(chan envelope, 4096)
+	eng.SetBroadcast(func(ev release.Event) {
+		select {
+		case q <- envelope{From: r.id, Kind: ev.Kind, VMID: ev.VMID, RequestID: ev.RequestID}:
+		default:
+		}
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-q:
+				b, _ := json.Marshal(e)
+				r.db.Notify(ctx, channel, string(b))
+			}
+		}
+	}()
+	go r.db.Listen(ctx, channel, ready, func(payload string) {
+		var e envelope
+		if json.Unmarshal([]byte(payload), &e) != nil || e.From == r.id {
+			return
+		}
+		eng.Deliver(release.Event{Kind: e.Kind, VMID: e.VMID, RequestID: e.RequestID})
+	})
+}

@@ -1,0 +1,179 @@
+package replica
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"keyholder/backend/custody"
+	"keyholder/backend/release"
+	"keyholder/backend/store"
+	"keyholder/backend/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	storetest.Stop()
+	os.Exit(code)
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestLeaseAndLiveness: two replicas on one database; one holds the job
+// lease and renews it, the other gets it only after it lapsed; the list
+// shows both, the silent one as gone after three intervals; Close gives
+// the lease up at once.
+func TestLeaseAndLiveness(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	loc := storetest.Location(t, dir)
+	open := func() *store.DB {
+		db, err := store.Open(ctx, loc, store.Options{Now: clk.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dbA, dbB := open(), open()
+	a, err := Register(ctx, dbA, "http://a/", "a:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Register(ctx, dbB, "http://b/", "b:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := func(r *Replica) bool {
+		t.Helper()
+		ok, err := r.Lease(ctx, "job", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !lease(a) || lease(b) {
+		t.Fatal("the first replica must get the lease and the second not")
+	}
+	clk.add(40 * time.Second)
+	if !lease(a) || lease(b) {
+		t.Fatal("a renewed lease stays with its holder")
+	}
+	clk.add(40 * time.Second) // a's renewal lasts until 100s
+	if lease(b) {
+		t.Fatal("the lease moved before it lapsed")
+	}
+	b.Heartbeat(ctx)
+	clk.add(30 * time.Second)
+	if !lease(b) {
+		t.Fatal("a lapsed lease is not taken over")
+	}
+	if lease(a) {
+		t.Fatal("the old holder still holds the lease")
+	}
+	clk.add(10 * time.Second)
+	b.Heartbeat(ctx)
+	list, err := List(ctx, dbA, a.ID())
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	for _, i := range list {
+		switch i.ID {
+		case a.ID():
+			if i.Alive || !i.Self {
+				t.Errorf("a (silent for 110s): %+v", i)
+			}
+		case b.ID():
+			if !i.Alive || i.Self {
+				t.Errorf("b (heartbeat just now): %+v", i)
+			}
+		}
+	}
+	b.Close(ctx)
+	if !lease(a) {
+		t.Fatal("a closed replica's lease is not free")
+	}
+	if list, _ := List(ctx, dbA, ""); len(list) != 1 {
+		t.Fatalf("after Close: %+v", list)
+	}
+}
+
+// TestBridgeCarriesEvents: an event of one replica's release engine
+// reaches the other replica's engine (PostgreSQL's LISTEN/NOTIFY), once,
+// and is not echoed back to its origin.
+func TestBridgeCarriesEvents(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loc := storetest.NewDatabase(t, storetest.Server(t))
+	engines := make([]*release.Service, 2)
+	got := make([]chan release.Event, 2)
+	for i := range engines {
+		db, err := store.Open(ctx, loc, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		eng, err := release.New(release.Config{DB: db, Secrets: custody.New(db, custody.Options{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan release.Event, 16)
+		eng.OnEvent(func(ev release.Event) { ch <- ev })
+		engines[i], got[i] = eng, ch
+		r, err := Register(ctx, db, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := make(chan struct{})
+		r.bridge(ctx, eng, func() { close(ready) })
+		<-ready
+	}
+	engines[0].Deliver(release.Event{Kind: "local only"}) // not broadcast
+	engines[0].EmitForTest(release.Event{Kind: "request", RequestID: "req_1"})
+	select {
+	case ev := <-got[1]:
+		if ev.Kind != "request" || ev.RequestID != "req_1" {
+			t.Fatalf("replica 1 got %+v", ev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the event did not reach the other replica")
+	}
+	// Replica 0 saw its own two events once each, nothing echoed.
+	for _, want := range []string{"local only", "request"} {
+		if ev := <-got[0]; ev.Kind != want {
+			t.Fatalf("replica 0 got %+v, want %s", ev, want)
+		}
+	}
+	engines[1].EmitForTest(release.Event{Kind: "fleet", VMID: "vm-9"})
+	if ev := <-got[0]; ev.Kind != "fleet" || ev.VMID != "vm-9" {
+		t.Fatalf("replica 0 got %+v", ev)
+	}
+	select {
+	case ev := <-got[1]:
+		if ev.Kind != "fleet" {
+			t.Fatalf("replica 1 got %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica 1 did not see its own event")
+	}
+	select {
+	case ev := <-got[0]:
+		t.Fatalf("an extra event reached replica 0: %+v", ev)
+	case ev := <-got[1]:
+		t.Fatalf("an extra event reached replica 1: %+v", ev)
+	case <-time.After(500 * time.Millisecond):
+	}
+}

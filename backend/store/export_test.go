@@ -1,0 +1,4 @@
+package store
+
+// RewriteForPostgres exposes the dialect translation to the tests.
+var RewriteForPostgres = rewriteForPostgres
