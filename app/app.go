@@ -90,6 +90,7 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	// process on the same data directory) instead of waiting for this
 	// console's next append.
 	go b.checkpoints()
+	go b.watchAudit(500 * time.Millisecond)
 	return &Services{
 		Console:   &Console{b},
 		Fleet:     newFleet(b),

@@ -76,6 +76,8 @@ func (a *Approvals) Approve(c Caller, id, note string) (release.Request, error) 
 }
 
 // Deny refuses request id for good (same role and freshness as Approve).
+// note is the reason, required: a blank one is refused with CodeInvalid on
+// the field "reason".
 func (a *Approvals) Deny(c Caller, id, note string) (release.Request, error) {
 	o, authAt, err := a.session.requireFreshAt(c, custody.RoleApprover, custody.RoleAdmin)
 	if err != nil {

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"errors"
+	"time"
 
 	"keyholder/backend/audit"
 	"keyholder/backend/custody"
@@ -18,6 +19,37 @@ func (a *Audit) List(c Caller, q audit.Query) ([]audit.Entry, error) {
 	}
 	es, err := audit.List(a.ctx, a.db, q)
 	return es, toError(a.log, "list audit entries", err)
+}
+
+// watchAudit emits EventAuditAppended when the log grew, whoever appended:
+// this console's services, its release engine, a command or another
+// replica on the same database. It compares the newest sequence number
+// every interval (a primary-key lookup), so a burst of appends is one
+// event.
+func (b *base) watchAudit(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, _, err := audit.Head(b.ctx, b.db)
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		seq, _, herr := audit.Head(b.ctx, b.db)
+		if herr != nil {
+			if b.ctx.Err() == nil && err == nil {
+				b.log.Warn("watch the audit log", "err", herr)
+			}
+			err = herr
+			continue
+		}
+		err = nil
+		if seq != last {
+			last = seq
+			b.events.Emit(EventAuditAppended, map[string]int64{"seq": seq})
+		}
+	}
 }
 
 // VerifyResult is the outcome of checking the whole audit log.

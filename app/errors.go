@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"keyholder/backend/attest"
+	"keyholder/backend/audit"
 	"keyholder/backend/custody"
 	"keyholder/backend/diskimage"
 	"keyholder/backend/images"
@@ -44,6 +45,9 @@ const (
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// Field names the argument the message is about ("reason"), so the UI
+	// shows it on that field; "" when it is about the call as a whole.
+	Field string `json:"field,omitempty"`
 }
 
 // Error formats the error as "code: message"; the Wails transport parses it back.
@@ -74,7 +78,7 @@ func toError(log *slog.Logger, op string, err error) error {
 			if c.message != nil {
 				msg = c.message(err)
 			}
-			return &Error{Code: c.code, Message: msg}
+			return &Error{Code: c.code, Message: msg, Field: c.field}
 		}
 	}
 	log.Error("service call failed", "op", op, "err", err)
@@ -87,6 +91,7 @@ type errorCode struct {
 	match   func(error) bool
 	code    Code
 	message func(error) string
+	field   string // the argument the error is about, when it is about one
 	// ops, when set, limits the rule to the calls of these operations.
 	ops []string
 }
@@ -128,12 +133,16 @@ var errorCodes = []errorCode{
 	{match: is(release.ErrReauthenticate), code: CodeReauth},
 	{match: is(release.ErrNoOfficer), code: CodeUnauthorized},
 	{match: is(release.ErrInvalidPolicy), code: CodeInvalid},
+	{match: is(release.ErrReasonRequired), code: CodeInvalid, field: "reason", message: say(release.ErrReasonRequired.Error())},
 
 	// quorum: admin actions under the two-person rule.
 	{match: is(quorum.ErrForbidden, quorum.ErrNotRequester), code: CodeForbidden},
 	{match: is(quorum.ErrReauthenticate), code: CodeReauth},
 	{match: is(quorum.ErrAlreadyVoted, quorum.ErrNotPending, quorum.ErrExpired, quorum.ErrChanged, quorum.ErrNotCollectable), code: CodeConflict},
 	{match: is(quorum.ErrInvalid), code: CodeInvalid},
+
+	// audit: the Audit screen's filters.
+	{match: is(audit.ErrInvalidQuery), code: CodeInvalid, field: "to", message: say("the start of the date range must be before its end")},
 
 	// attest: reference values.
 	{match: is(attest.ErrInvalidReference), code: CodeInvalid},

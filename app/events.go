@@ -9,7 +9,7 @@ import (
 const (
 	EventFleetChanged     = "fleet:changed"     // data: fleet.Guest (or nil for "reload")
 	EventApprovalsChanged = "approvals:changed" // data: release.Request
-	EventAuditAppended    = "audit:appended"    // data: audit.Entry
+	EventAuditAppended    = "audit:appended"    // data: {"seq": newest entry} or nil
 	EventProgress         = "progress"          // data: Progress
 )
 

@@ -47,6 +47,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -73,30 +74,98 @@ type Entry struct {
 	Hash         string `json:"hash"`      // see HashEntry
 }
 
-// Query selects entries. Zero fields match everything.
+// Query selects entries. Zero fields match everything; the fields combine
+// with AND.
 type Query struct {
-	Search    string `json:"search"`     // substring of actor, action, subject or reason
-	BeforeSeq int64  `json:"before_seq"` // page backwards from here; 0 means the newest
-	Limit     int    `json:"limit"`      // 0 means 200
+	Search string `json:"search"` // substring of actor, action, subject or reason
+	// Actor is an actor as stored ("officer:alice", "guest:vm-1",
+	// "console") or the name after its kind ("alice" matches
+	// "officer:alice" and "guest:alice").
+	Actor string `json:"actor"`
+	// Action is an action ("release.deny") or a family: "release" matches
+	// "release" and every "release.*".
+	Action string `json:"action"`
+	// Class is a release event class (first_boot, migration, restore,
+	// platform_change, rotation, routine_boot): the entries about requests
+	// of that class (asked, approved, denied, expired) and the releases
+	// and pending requests the release engine recorded with that class.
+	Class string `json:"class"`
+	// VM is a VM ID: what its guest did (actor "guest:VM"), the decisions
+	// on its requests, and what was done to its volume.
+	VM string `json:"vm"`
+	// From and To bound the entry time: From <= at < To (zero: unbounded).
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// BeforeSeq pages backwards from here; 0 means the newest.
+	BeforeSeq int64 `json:"before_seq"`
+	Limit     int   `json:"limit"` // 0 means 200
 }
 
-// List returns entries newest first.
+// escapeLike quotes s for a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// where returns the SQL condition and arguments for q. The class and VM
+// filters read approval_requests and vms (the release engine's and the
+// fleet's tables) to find which requests and volumes belong to them.
+func (q Query) where() (string, []any) {
+	w := `1=1`
+	var args []any
+	if q.BeforeSeq > 0 {
+		w += ` AND seq < ?`
+		args = append(args, q.BeforeSeq)
+	}
+	if s := strings.TrimSpace(q.Search); s != "" {
+		like := "%" + escapeLike(strings.ToLower(s)) + "%"
+		w += ` AND (lower(actor) LIKE ? ESCAPE '\' OR lower(action) LIKE ? ESCAPE '\' OR lower(subject) LIKE ? ESCAPE '\' OR lower(reason) LIKE ? ESCAPE '\')`
+		args = append(args, like, like, like, like)
+	}
+	if a := strings.TrimSpace(q.Actor); a != "" {
+		w += ` AND actor IN (?, ?, ?, ?)`
+		args = append(args, a, "officer:"+a, "guest:"+a, "system:"+a)
+	}
+	if a := strings.TrimSpace(q.Action); a != "" {
+		w += ` AND (action = ? OR action LIKE ? ESCAPE '\')`
+		args = append(args, a, escapeLike(a)+".%")
+	}
+	if c := strings.TrimSpace(q.Class); c != "" {
+		// The release engine's own entries start their reason with the
+		// class ("restore; ...", "first_boot needs 1 approval(s); ...",
+		// "migration + platform_change needs 2 approval(s); ...").
+		w += ` AND (subject IN (SELECT id FROM approval_requests WHERE class = ?)
+			OR (action = 'release' AND (reason LIKE ? ESCAPE '\' OR reason LIKE ? ESCAPE '\' OR reason LIKE ? ESCAPE '\' OR reason LIKE ? ESCAPE '\')))`
+		e := escapeLike(c)
+		args = append(args, c, e+";%", e+" needs %", e+" + %", "% + "+e+" needs %")
+	}
+	if v := strings.TrimSpace(q.VM); v != "" {
+		w += ` AND (actor = ? OR subject = ?
+			OR subject IN (SELECT id FROM approval_requests WHERE vm_id = ?)
+			OR subject IN (SELECT volume_id FROM vms WHERE id = ? AND volume_id IS NOT NULL))`
+		args = append(args, "guest:"+v, v, v, v)
+	}
+	if !q.From.IsZero() {
+		w += ` AND at >= ?`
+		args = append(args, store.Time(q.From))
+	}
+	if !q.To.IsZero() {
+		w += ` AND at < ?`
+		args = append(args, store.Time(q.To))
+	}
+	return w, args
+}
+
+// List returns the entries matching q, newest first.
 func List(ctx context.Context, db *store.DB, q Query) ([]Entry, error) {
 	if q.Limit <= 0 || q.Limit > 5000 {
 		q.Limit = 200
 	}
-	sqlq := `SELECT seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash FROM audit_log WHERE 1=1`
-	var args []any
-	if q.BeforeSeq > 0 {
-		sqlq += ` AND seq < ?`
-		args = append(args, q.BeforeSeq)
+	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
+		return nil, fmt.Errorf("list audit entries: %w: the start of the date range must be before its end", ErrInvalidQuery)
 	}
-	if s := strings.TrimSpace(q.Search); s != "" {
-		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s)) + "%"
-		sqlq += ` AND (lower(actor) LIKE ? ESCAPE '\' OR lower(action) LIKE ? ESCAPE '\' OR lower(subject) LIKE ? ESCAPE '\' OR lower(reason) LIKE ? ESCAPE '\')`
-		args = append(args, like, like, like, like)
-	}
-	sqlq += fmt.Sprintf(` ORDER BY seq DESC LIMIT %d`, q.Limit)
+	w, args := q.where()
+	sqlq := `SELECT seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash FROM audit_log WHERE ` + w +
+		fmt.Sprintf(` ORDER BY seq DESC LIMIT %d`, q.Limit)
 	rows, err := db.QueryContext(ctx, sqlq, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit entries: %w", store.Classify(err))
@@ -114,3 +183,7 @@ func List(ctx context.Context, db *store.DB, q Query) ([]Entry, error) {
 	}
 	return out, rows.Err()
 }
+
+// ErrInvalidQuery means a Query cannot be answered as asked (an empty date
+// range).
+var ErrInvalidQuery = errors.New("invalid audit query")

@@ -64,8 +64,13 @@ type Guest struct {
 	LastEvidenceAt *time.Time `json:"last_evidence_at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	// Reason is why a failing guest fails: the message of its latest
-	// refused attestation ("" for other statuses).
+	// refused attestation, or the status reason when none was refused (an
+	// expired request); "" for other statuses.
 	Reason string `json:"reason"`
+	// ReasonCode is that attestation's refusal code (a wire code such as
+	// "evidence_invalid", "denied_by_officer"), for the next step the
+	// console suggests; "" for other statuses.
+	ReasonCode string `json:"reason_code"`
 }
 
 // Filter narrows a listing. Zero fields match everything.
@@ -73,7 +78,14 @@ type Filter struct {
 	Status Status `json:"status"`
 	Search string `json:"search"` // substring of ID, name, image, chip ID
 	Limit  int    `json:"limit"`  // 0 means all
+	// Order is "" (most recently seen first) or OrderAttention: failing,
+	// pending, stale, revoked, then verified guests, newest evidence first
+	// within each; with Limit, the first page of what needs an officer.
+	Order string `json:"order"`
 }
+
+// OrderAttention lists the guests that need an officer first.
+const OrderAttention = "attention"
 
 // Summary counts guests by status.
 type Summary struct {
@@ -102,26 +114,41 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
 		` + statusExpr + `, v.product, v.chip_id, v.signer, v.measurement, v.tcb, v.generation, v.simulated,
 		v.last_evidence_at, v.created_at,
-		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END
-			FROM attestations a WHERE a.vm_id = v.id AND a.result NOT IN ('released', 'verified', 'pending') ORDER BY a.id DESC LIMIT 1), '') ELSE '' END
-		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE 1=1`
+		CASE WHEN v.status = 'failing' THEN COALESCE((SELECT CASE WHEN a.message != '' THEN a.message ELSE a.code END || char(31) || a.code
+			FROM attestations a WHERE a.vm_id = v.id AND a.result NOT IN ('released', 'verified', 'pending', 'approved') ORDER BY a.id DESC LIMIT 1), v.status_reason) ELSE '' END
+		FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE `
 	args := []any{now}
+	where := `1=1`
+	var wargs []any
 	if id != "" {
-		q += ` AND v.id = ?`
-		args = append(args, id)
+		where += ` AND v.id = ?`
+		wargs = append(wargs, id)
 	}
 	if f.Status != "" {
-		q += ` AND ` + statusExpr + ` = ?`
-		args = append(args, now, string(f.Status))
+		where += ` AND ` + statusExpr + ` = ?`
+		wargs = append(wargs, now, string(f.Status))
 	}
 	if s := strings.TrimSpace(f.Search); s != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s)) + "%"
-		q += ` AND (lower(v.id) LIKE ? ESCAPE '\' OR lower(v.name) LIKE ? ESCAPE '\' OR lower(COALESCE(i.name, '')) LIKE ? ESCAPE '\' OR lower(v.chip_id) LIKE ? ESCAPE '\')`
-		args = append(args, like, like, like, like)
+		where += ` AND (lower(v.id) LIKE ? ESCAPE '\' OR lower(v.name) LIKE ? ESCAPE '\' OR lower(COALESCE(i.name, '')) LIKE ? ESCAPE '\' OR lower(v.chip_id) LIKE ? ESCAPE '\')`
+		wargs = append(wargs, like, like, like, like)
 	}
-	q += ` ORDER BY v.last_evidence_at IS NULL, v.last_evidence_at DESC, v.id`
+	order := ` ORDER BY`
+	var oargs []any
+	if f.Order == OrderAttention {
+		order += ` CASE ` + statusExpr + ` WHEN 'failing' THEN 0 WHEN 'pending' THEN 1 WHEN 'stale' THEN 2 WHEN 'revoked' THEN 3 ELSE 4 END,`
+		oargs = append(oargs, now)
+	}
+	order += ` v.last_evidence_at IS NULL, v.last_evidence_at DESC, v.id`
 	if f.Limit > 0 {
-		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+		// A page: pick its IDs first (a sort of narrow rows), so that the
+		// failing reason's subquery runs for the page only, not for every
+		// failing guest of a large fleet.
+		q += `v.id IN (SELECT v.id FROM vms v LEFT JOIN images i ON i.id = v.image_id WHERE ` + where + order + fmt.Sprintf(` LIMIT %d)`, f.Limit) + order
+		args = append(append(append(args, wargs...), oargs...), oargs...)
+	} else {
+		q += where + order
+		args = append(append(args, wargs...), oargs...)
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -138,6 +165,9 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 			&g.ChipID, &g.Signer, &g.Measurement, &tcb, &g.Generation, &sim, &last, &created, &g.Reason); err != nil {
 			return nil, fmt.Errorf("list guests: %w", err)
 		}
+		// One subquery reads the failing attestation's message and code,
+		// joined by a unit separator (0x1f).
+		g.Reason, g.ReasonCode, _ = strings.Cut(g.Reason, "\x1f")
 		g.Simulated = sim != 0
 		g.ChipIdentity = ChipIdentity(g.Signer, g.ChipID)
 		if err := json.Unmarshal([]byte(tcb), &g.TCB); err != nil {

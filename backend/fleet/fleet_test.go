@@ -91,6 +91,15 @@ func TestRecordStatusAndHistory(t *testing.T) {
 		t.Fatalf("after unauthenticated refusal: %s, %d rows", g.Status, len(g.History))
 	}
 
+	// An authentic refusal makes the guest failing; the list says why, in
+	// words and as a code the console turns into a next step.
+	o = base
+	o.At, o.Result, o.Status, o.Authentic, o.Code, o.Message = clk.Now(), ResultFailing, Failing, true, "evidence_invalid", "measurement ab12… is not in the approved set (1 approved)"
+	rec(o)
+	if gs, _ := svc.List(ctx, Filter{}); len(gs) != 1 || gs[0].Status != Failing || gs[0].Reason != o.Message || gs[0].ReasonCode != "evidence_invalid" {
+		t.Fatalf("failing guest: %+v", gs)
+	}
+
 	// The revocation ends the guest's release requests in its own
 	// transaction: when that fails, the guest is not revoked either.
 	failing := func(context.Context, *sql.Tx, string, string, string, time.Time) error {
@@ -282,5 +291,39 @@ func TestHeartbeatRuns(t *testing.T) {
 	}
 	if d.LastEvidenceAt == nil || !d.LastEvidenceAt.Equal(clk.Now()) {
 		t.Fatalf("the guest's last evidence is %v, want the newest heartbeat's %v", d.LastEvidenceAt, clk.Now())
+	}
+}
+
+// TestListAttentionOrder: the first page in the attention order holds the
+// guests that need an officer (failing, pending, stale), newest first
+// within each status, before any verified one.
+func TestListAttentionOrder(t *testing.T) {
+	db, svc, clk, record := recorder(t, time.Second)
+	_ = db
+	for i, st := range []Status{Verified, Failing, Verified, Pending, Verified, Failing, Verified} {
+		o := Observation{VMID: fmt.Sprintf("vm-%d", i), Kind: "release", ChipID: "c", Measurement: "m", ReportID: fmt.Sprintf("r%d", i),
+			Result: ResultReleased, Status: st, Authentic: true, Create: true, HeartbeatEvery: time.Hour}
+		if st == Failing {
+			o.Result = ResultFailing
+		}
+		record(o)
+	}
+	// vm-0 goes stale: every other verified guest heartbeats later.
+	clk.Advance(3*time.Hour - 5*time.Second)
+	for _, id := range []string{"vm-2", "vm-4", "vm-6"} {
+		record(Observation{VMID: id, Kind: "heartbeat", ChipID: "c", Measurement: "m", ReportID: "r" + id[3:], Result: ResultVerified, Status: Verified, Authentic: true, HeartbeatEvery: time.Hour})
+	}
+	clk.Advance(10 * time.Second)
+	gs, err := svc.List(context.Background(), Filter{Order: OrderAttention, Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range gs {
+		got = append(got, g.ID+":"+string(g.Status))
+	}
+	want := []string{"vm-5:failing", "vm-1:failing", "vm-3:pending", "vm-0:stale", "vm-6:verified"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("attention order = %v, want %v", got, want)
 	}
 }

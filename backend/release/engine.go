@@ -67,6 +67,9 @@ var (
 	ErrAlreadyApproved = errors.New("this officer has approved the request already")
 	ErrReauthenticate  = errors.New("approving needs a recent authentication; sign in again")
 	ErrNoOfficer       = errors.New("no officer named")
+	// ErrReasonRequired: a denial must say why; the reason goes into the
+	// request, the guest's history and the audit entry.
+	ErrReasonRequired = errors.New("a denial needs a reason: say why the request is refused (it goes into the audit log)")
 )
 
 // Event tells the UI what changed; Notify receives it after the commit.

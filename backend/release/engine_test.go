@@ -510,8 +510,21 @@ func TestApprovalRules(t *testing.T) {
 	g.chip, g.launch = 3, 3
 	a = e.request(g, wire.PurposeBoot, 0)
 	rel, _ = e.svc.Release(ctx, a.req)
+	// A denial says why: a blank reason is refused and changes nothing.
+	for _, blank := range []string{"", "  \n\t"} {
+		if _, err := e.svc.Deny(ctx, rel.RequestID, e.approver("bob"), blank); !errors.Is(err, ErrReasonRequired) {
+			t.Fatalf("deny with reason %q: %v, want ErrReasonRequired", blank, err)
+		}
+	}
+	if r, err := GetRequest(ctx, e.db, rel.RequestID); err != nil || r.Status != StatusPending {
+		t.Fatalf("after a refused denial: %+v %v", r, err)
+	}
 	if _, err := e.svc.Deny(ctx, rel.RequestID, e.approver("bob"), "unexpected host"); err != nil {
 		t.Fatal(err)
+	}
+	if es, err := audit.List(ctx, e.db, audit.Query{Action: "release.deny", Limit: 1}); err != nil || len(es) != 1 ||
+		es[0].Subject != rel.RequestID || !strings.HasSuffix(es[0].Reason, ": unexpected host") {
+		t.Fatalf("the denial's audit entry does not carry the reason: %+v %v", es, err)
 	}
 	if _, err := e.svc.Poll(ctx, rel.RequestID); code(err) != wire.CodeDeniedByOfficer {
 		t.Fatalf("poll denied: %v", err)

@@ -288,10 +288,15 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 }
 
 // Deny refuses request id for good. Approvals already given do not matter.
+// note is the officer's reason, required (ErrReasonRequired when blank).
 func (s *Service) Deny(ctx context.Context, id string, by Approver, note string) (Request, error) {
 	now := s.now()
 	if strings.TrimSpace(by.Name) == "" {
 		return Request{}, ErrNoOfficer
+	}
+	note = strings.TrimSpace(note)
+	if note == "" {
+		return Request{}, fmt.Errorf("deny %s: %w", id, ErrReasonRequired)
 	}
 	var vm string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -303,10 +308,7 @@ func (s *Service) Deny(ctx context.Context, id string, by Approver, note string)
 		if r.Status != StatusPending && r.Status != StatusApproved {
 			return fmt.Errorf("deny %s (%s): %w", id, r.Status, ErrNotPending)
 		}
-		reason := "denied by " + by.Name
-		if note != "" {
-			reason += ": " + note
-		}
+		reason := "denied by " + by.Name + ": " + note
 		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`,
 			reason, store.Time(now), id); err != nil {
 			return fmt.Errorf("deny request: %w", store.Classify(err))

@@ -54,7 +54,12 @@ func seed(dir string, n int) error {
 	rows.Close()
 	products := []string{"Milan", "Genoa", "Turin"}
 	statuses := []fleet.Status{fleet.Verified, fleet.Verified, fleet.Verified, fleet.Verified, fleet.Stale, fleet.Failing, fleet.Pending}
-	t0 := time.Now().Add(-time.Hour)
+	// Evidence times lie in the last two minutes, spread over at most 100 s
+	// and all in the past: 300 ms apart (the old spacing) put 100,000
+	// guests hours into the future, ahead of every live heartbeat in the
+	// newest-first order the benchmark watches.
+	step := min(300*time.Millisecond, 100*time.Second/time.Duration(max(n, 1)))
+	t0 := time.Now().Add(-2 * time.Minute)
 	start := time.Now()
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		for i := 0; i < n; i++ {
@@ -67,7 +72,7 @@ func seed(dir string, n int) error {
 			}
 			st := statuses[i%len(statuses)]
 			_, err := fleet.Record(ctx, tx, fleet.Observation{
-				At: t0.Add(time.Duration(i) * 300 * time.Millisecond), VMID: id, ImageID: img, Kind: "heartbeat",
+				At: t0.Add(time.Duration(i) * step), VMID: id, ImageID: img, Kind: "heartbeat",
 				Result: map[bool]string{true: fleet.ResultVerified, false: fleet.ResultFailing}[st != fleet.Failing],
 				Status: st, Class: "routine_boot", Authentic: true, Product: products[i%3], ChipID: hex.EncodeToString(chip[:]),
 				Measurement: hex.EncodeToString(meas[:]), TCB: fleet.TCB{Bootloader: 4, SNP: 23, Microcode: 213}, Simulated: true,

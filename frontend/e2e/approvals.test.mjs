@@ -174,6 +174,8 @@ test('notices are grouped, drop decided requests and stay off the controls', asy
   const card = page.getByTestId('approval-card').first();
   const id = await card.getAttribute('data-request');
   await card.getByTestId('deny').click();
+  await page.getByTestId('deny-reason').fill('not a planned change');
+  await page.getByTestId('deny-confirm').click();
   await page.locator(`[data-request="${id}"]`).waitFor({ state: 'detached' });
   const tb = await toasts.evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON()));
   assert.ok(tb.length >= 1, 'the decision is confirmed');

@@ -118,6 +118,8 @@ test('denying a request is final and audited', async () => {
   const id = await card.getAttribute('data-request');
   // New requests arrive at the top while the demo runs: deny this one by its ID.
   await page.locator(`[data-testid="approval-card"][data-request="${id}"]`).getByTestId('deny').click();
+  await page.getByTestId('deny-reason').fill('not a planned change');
+  await page.getByTestId('deny-confirm').click();
   await page.locator(`[data-request="${id}"]`).waitFor({ state: 'detached' });
   await page.getByTestId('nav-audit').click();
   await page.getByTestId('audit-table').waitFor();

@@ -142,7 +142,7 @@ func requestsList(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 }
 
 func requestsDecide(env *cliEnv, verb string, fs *flag.FlagSet) func([]string) error {
-	note := fs.String("note", "", "a note for the audit log")
+	note := fs.String("note", "", "a note for the audit log (required to deny a release request: the reason)")
 	hash := fs.String("hash", "", "admin actions: approve only if the action's parameter hash is this one (from 'requests list --json')")
 	of := addOfficerFlags(fs)
 	return func(args []string) error {

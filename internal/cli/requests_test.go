@@ -91,7 +91,7 @@ func TestRequestsAndFleetCommands(t *testing.T) {
 		t.Fatalf("collect: %+v %v", got, err)
 	}
 	// A collected request cannot be denied any more.
-	l.run(t, 1, "requests", "deny", rel.RequestID, "--data", dir, "--officer", "alice", "--passphrase-file", pass)
+	l.run(t, 1, "requests", "deny", rel.RequestID, "--note", "too late", "--data", dir, "--officer", "alice", "--passphrase-file", pass)
 	out = l.run(t, 0, "fleet", "--data", dir, "--json")
 	var gs []fleet.Guest
 	if err := json.Unmarshal([]byte(out), &gs); err != nil || len(gs) != 1 || gs[0].Status != fleet.Verified || gs[0].Product != "Turin" {

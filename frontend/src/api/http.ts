@@ -27,7 +27,7 @@ export class HttpTransport implements Transport {
     } catch {
       throw new ApiError('unavailable', 'The console is not reachable. Is keyholder serve still running?');
     }
-    let body: { result?: T; error?: { code: string; message: string } };
+    let body: { result?: T; error?: { code: string; message: string; field?: string } };
     try {
       body = await res.json();
     } catch {

@@ -5,12 +5,14 @@ export class ApiError extends Error {
   constructor(
     public readonly code: string,
     message: string,
+    /** field names the argument the message is about ("reason"), when the console said so. */
+    public readonly field?: string,
   ) {
     super(message);
     this.name = 'ApiError';
   }
   static from(body: ApiErrorBody): ApiError {
-    return new ApiError(body.code, body.message);
+    return new ApiError(body.code, body.message, body.field);
   }
 }
 

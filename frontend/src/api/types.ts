@@ -33,12 +33,16 @@ export interface Guest {
   created_at: string;
   /** why a failing guest fails (its latest refusal); empty otherwise. */
   reason?: string;
+  /** the refusal's code (evidence_invalid, denied_by_officer, …); empty otherwise. */
+  reason_code?: string;
 }
 
 export interface FleetFilter {
   status?: GuestStatus | '';
   search?: string;
   limit?: number;
+  /** "attention": failing, pending, stale, revoked, then verified; "" newest evidence first */
+  order?: '' | 'attention';
 }
 
 export interface FleetSummary {
@@ -109,8 +113,20 @@ export interface AuditEntry {
   hash: string;
 }
 
+/** AuditQuery filters the log on the server; empty fields match everything. */
 export interface AuditQuery {
   search?: string;
+  /** "officer:alice", "guest:vm-1", "console", or a name ("alice") */
+  actor?: string;
+  /** an action ("release.deny") or a family ("release") */
+  action?: string;
+  /** a release event class: first_boot, migration, restore, platform_change, rotation, routine_boot */
+  class?: string;
+  /** a VM ID: its guest's entries, decisions on its requests, its volume */
+  vm?: string;
+  /** RFC 3339; from <= at < to */
+  from?: string;
+  to?: string;
   before_seq?: number;
   limit?: number;
 }
@@ -156,6 +172,8 @@ export interface Progress {
 export interface ApiErrorBody {
   code: string;
   message: string;
+  /** the argument the message is about, e.g. "reason" */
+  field?: string;
 }
 
 export type Role = 'admin' | 'approver' | 'viewer';

@@ -3,6 +3,7 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { useRef } from 'react';
 import type { Guest } from '../api';
 import type { FleetSort, SortKey } from '../stores/fleet';
+import { nextStep } from '../features/guidance/nextStep';
 import { formatTime, shortHex, SimulatedBadge, StatusBadge } from './common';
 import classes from './GuestTable.module.css';
 
@@ -94,9 +95,7 @@ export function GuestTable({ guests, onOpen, sort, onSort, onPointerEnter, onPoi
                 <div role="cell">
                   <StatusBadge status={g.status} />
                 </div>
-                <Text size="sm" c={g.reason ? 'red' : 'dimmed'} truncate title={g.reason || undefined} role="cell" data-testid="fleet-reason">
-                  {g.reason || '—'}
-                </Text>
+                <ReasonCell g={g} />
                 <Text size="sm" truncate role="cell">
                   {g.image_name || '—'}
                 </Text>
@@ -118,5 +117,31 @@ export function GuestTable({ guests, onOpen, sort, onSort, onPointerEnter, onPoi
         </div>
       </div>
     </Box>
+  );
+}
+
+/** ReasonCell says why a guest needs attention and, below, what to do next (in full on hover). */
+function ReasonCell({ g }: { g: Guest }) {
+  const next = nextStep(g);
+  if (!g.reason && !next) {
+    return (
+      <Text size="sm" c="dimmed" role="cell" data-testid="fleet-reason">
+        —
+      </Text>
+    );
+  }
+  return (
+    <div role="cell" className={classes.cell} title={[g.reason, next?.long].filter(Boolean).join('\n\nNext step: ')} data-testid="fleet-reason">
+      {g.reason && (
+        <Text size="xs" c="red" truncate lh={1.3}>
+          {g.reason}
+        </Text>
+      )}
+      {next && (
+        <Text size="xs" truncate lh={1.3} data-testid="fleet-next-step" data-kind={next.kind}>
+          → {next.short}
+        </Text>
+      )}
+    </div>
   );
 }

@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'react';
 import { api, type ReleaseClass, type ReleaseRequest, type TCB } from '../api';
 import { EmptyState, ErrorNotice, formatTime, Loading, notifyError, PageHeader, shortHex, SimulatedBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
+import { DenyDialog } from '../features/approvals/DenyDialog';
 import { RequestTrustNotices } from '../features/approvals/TrustNotices';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import { diffSnapshots, type Snapshot } from '../features/diff/diff';
@@ -65,6 +66,9 @@ export function snapshots(s: RequestSummary, r: ReleaseRequest): { before: Snaps
 function classLabel(c: string) {
   return classLabels[c as ReleaseClass]?.label ?? c.replace(/_/g, ' ');
 }
+
+/** RECENT_MS is how long an expired request stays on the Waiting list after its deadline. */
+const RECENT_MS = 15 * 60_000;
 
 /** HEADER is the height of the console's fixed header, which covers the top of the page. */
 const HEADER = 56;
@@ -137,37 +141,61 @@ export function ApprovalsScreen() {
   /** shortcut decides the selected request only while its whole card is on screen. */
   const shortcut = (approve: boolean) => {
     const q = list[sel];
-    if (!q || busy || view !== 'waiting') return;
+    if (!q || busy || denying || view !== 'waiting') return;
     const el = cards.current.get(q.id);
     if (!fullyVisible(el)) {
       el?.scrollIntoView({ block: 'nearest', behavior: 'auto' });
       setRefused(`Nothing was decided: the selected request (${q.vm_id}) was not fully on screen. Check it, then press ${approve ? 'a' : 'd'} again.`);
       return;
     }
-    if (new Date(q.expires_at).getTime() <= Date.now()) return;
+    if (new Date(q.expires_at).getTime() <= Date.now()) {
+      setRefused(`Nothing was decided: the request of ${q.vm_id} expired. Its guest asks again at its next boot.`);
+      return;
+    }
     setRefused(null);
     void decide(q, approve);
   };
 
+  const [denying, setDenying] = useState<ReleaseRequest | null>(null);
   const decide = async (req: ReleaseRequest, approve: boolean) => {
-    setBusy(req.id + (approve ? ':a' : ':d'));
+    if (!approve) {
+      // A denial asks why first (DenyDialog); the console refuses one without a reason.
+      setDenying(req);
+      return;
+    }
+    setBusy(req.id + ':a');
     try {
       const note = notes[req.id] ?? '';
-      const res = await reauth(() => (approve ? api().approvals.approve(req.id, note) : api().approvals.deny(req.id, note)));
+      const res = await reauth(() => api().approvals.approve(req.id, note));
       const got = (res.approvals ?? []).length;
       notifications.show({
-        color: approve ? 'teal' : 'orange',
-        title: approve ? (res.status === 'approved' ? 'Approved' : `Approval recorded (${got} of ${res.approvals_needed})`) : 'Denied',
+        color: 'teal',
+        title: res.status === 'approved' ? 'Approved' : `Approval recorded (${got} of ${res.approvals_needed})`,
         autoClose: 5000,
-        message: approve
-          ? res.status === 'approved'
+        message:
+          res.status === 'approved'
             ? `${req.vm_id} receives its key when its agent asks again (it is polling).`
-            : `${res.approvals_needed - got} more officer(s) must approve.`
-          : `${req.vm_id} is refused; the decision is final for this request.`,
+            : `${res.approvals_needed - got} more officer(s) must approve.`,
       });
       void pendingRequests.reload();
     } catch (e) {
       notifyError(e, 'Not recorded');
+    } finally {
+      setBusy(null);
+    }
+  };
+  const deny = async (req: ReleaseRequest, reason: string) => {
+    setBusy(req.id + ':d');
+    try {
+      await reauth(() => api().approvals.deny(req.id, reason));
+      notifications.show({
+        color: 'orange',
+        title: 'Denied',
+        autoClose: 5000,
+        message: `${req.vm_id} is refused; the decision is final for this request.`,
+      });
+      setNotes((n) => ({ ...n, [req.id]: '' }));
+      void pendingRequests.reload();
     } finally {
       setBusy(null);
     }
@@ -181,6 +209,12 @@ export function ApprovalsScreen() {
   ]);
 
   const expiredList = expired.data ?? [];
+  // Requests that ran out of time stay in view, greyed, for RECENT_MS after
+  // their deadline: a request must not vanish while the officer reads it.
+  const open = new Set(list.map((q) => q.id));
+  const recentlyExpired = expiredList.filter(
+    (q) => !open.has(q.id) && !/^superseded/.test(q.reason ?? '') && now - new Date(q.expires_at).getTime() < RECENT_MS,
+  );
   return (
     <>
       <PageHeader
@@ -208,6 +242,13 @@ export function ApprovalsScreen() {
         }
       />
       <AdminActions />
+      <DenyDialog
+        opened={!!denying}
+        what={denying ? `${classLabel(denying.class).toLowerCase()} of ${denying.vm_id}` : ''}
+        initial={denying ? (notes[denying.id] ?? '') : ''}
+        onClose={() => setDenying(null)}
+        onDeny={(reason) => deny(denying!, reason)}
+      />
       {list.length > 0 && view === 'waiting' && (
         <Text size="xs" c="dimmed" mt={-12} mb="xs">
           <Kbd>j</Kbd>/<Kbd>k</Kbd> next/previous · <Kbd>a</Kbd> approve · <Kbd>d</Kbd> deny — only the selected request, and only when it is fully on screen
@@ -244,6 +285,9 @@ export function ApprovalsScreen() {
               me={me?.officer}
             />
           ))}
+          {recentlyExpired.map((q) => (
+            <RequestCard key={q.id} q={q} now={now} selected={false} busy={null} note="" decide={decide} testId="expired-card" />
+          ))}
         </Stack>
       )}
       {view === 'expired' && (
@@ -274,9 +318,12 @@ function RequestCard({
   decide,
   mayDecide = true,
   me,
+  testId = 'approval-card',
 }: {
   mayDecide?: boolean;
   me?: string;
+  /** testId is "approval-card" for an open request, "expired-card" for one kept in view after it expired */
+  testId?: string;
   q: ReleaseRequest;
   now: number;
   selected: boolean;
@@ -296,7 +343,9 @@ function RequestCard({
   const changes = diffSnapshots(before, after).filter((d) => d.changed);
   const [details, setDetails] = useState(false);
   const label = classLabel(q.class);
-  const why = isExpired ? 'This request expired; the guest asks again when it boots next.' : undefined;
+  const why = isExpired
+    ? `This request expired at ${formatTime(q.expires_at)}: nothing can be approved or denied any more. The guest asks again at its next boot, and that request appears here.`
+    : undefined;
   return (
     <Card
       withBorder
@@ -307,8 +356,8 @@ function RequestCard({
       onClick={onSelect}
       aria-current={selected ? 'true' : undefined}
       aria-label={`${label} of ${q.vm_id}`}
-      style={{ scrollMarginTop: 72, scrollMarginBottom: 16 }}
-      data-testid="approval-card"
+      style={{ scrollMarginTop: 72, scrollMarginBottom: 16, opacity: isExpired ? 0.75 : undefined }}
+      data-testid={testId}
       data-request={q.id}
       data-vm={q.vm_id}
       data-class={q.class}
@@ -351,8 +400,17 @@ function RequestCard({
               {isExpired ? 'expired' : timeLeft(q.expires_at, now)}
             </Badge>
           </Tooltip>
-          {!isExpired && decide && (
-            <DecisionButtons q={q} risk={risk} color={color} busy={busy} decide={decide} mayDecide={mayDecide} mine={!!me && (q.approvals ?? []).some((a) => a.officer === me)} />
+          {decide && (
+            <DecisionButtons
+              q={q}
+              risk={risk}
+              color={color}
+              busy={busy}
+              decide={decide}
+              mayDecide={mayDecide}
+              mine={!!me && (q.approvals ?? []).some((a) => a.officer === me)}
+              expired={why ?? ''}
+            />
           )}
         </Group>
       </Group>
@@ -418,7 +476,7 @@ function RequestCard({
         </Group>
       )}
       {isExpired && (
-        <Text size="xs" c="dimmed">
+        <Text size="xs" c="dimmed" data-testid="expired-why">
           {why}
         </Text>
       )}
@@ -452,9 +510,12 @@ function DecisionButtons({
   decide,
   mayDecide = true,
   mine = false,
+  expired = '',
 }: {
   mayDecide?: boolean;
   mine?: boolean;
+  /** expired says why nothing can be decided any more ("" while the request is open) */
+  expired?: string;
   q: ReleaseRequest;
   risk: { verb: string; level: string };
   color: string;
@@ -463,8 +524,8 @@ function DecisionButtons({
 }) {
   const label = classLabel(q.class).toLowerCase();
   // A disabled button says why, on hover and to screen readers.
-  const denyWhy = !mayDecide ? 'Your role (viewer) cannot decide requests' : '';
-  const approveWhy = !mayDecide ? 'Your role (viewer) cannot approve' : mine ? 'You already approved; another officer must' : '';
+  const denyWhy = expired || (!mayDecide ? 'Your role (viewer) cannot decide requests' : '');
+  const approveWhy = expired || (!mayDecide ? 'Your role (viewer) cannot approve' : mine ? 'You already approved; another officer must' : '');
   const whyId = `why-${q.id}`;
   return (
     <Group gap="xs" wrap="nowrap">

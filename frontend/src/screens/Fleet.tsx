@@ -2,11 +2,11 @@ import { Card, Group, SegmentedControl, SimpleGrid, Text, TextInput, UnstyledBut
 import { IconSearch, IconServer } from '@tabler/icons-react';
 import { useCallback, useMemo, useRef, useState } from 'react';
 import { useNavigate } from 'react-router-dom';
-import type { GuestStatus } from '../api';
+import type { Guest, GuestStatus } from '../api';
 import { EmptyState, ErrorNotice, Loading, PageHeader } from '../components/common';
 import { GuestTable } from '../components/GuestTable';
 import { OneAdminNotice } from '../features/quorum/OneAdminNotice';
-import { filterGuests, fleetSummary, keepOrder, useFleet, type FleetSort, type SortKey } from '../stores/fleet';
+import { comparator, filterGuests, fleetSummary, keepOrder, patchOrder, useFleet, type FleetSort, type SortKey } from '../stores/fleet';
 import { useResource } from '../stores/resource';
 
 const counters: { status: GuestStatus; label: string; color: string }[] = [
@@ -30,20 +30,37 @@ export function FleetScreen() {
   const [looking, setLooking] = useState(false);
   const [epoch, setEpoch] = useState(0);
   const order = useRef<string[] | null>(null);
-  const applied = useRef({ sort, status, search, epoch });
+  const applied = useRef({ sort, status, search, epoch, looking, loadVersion: -1, version: -1 });
   const pause = useRef<ReturnType<typeof setTimeout> | null>(null);
   const summary = useResource(fleetSummary);
   const fl = useFleet();
   const go = useNavigate();
   const rows = useMemo(() => {
-    const fresh = filterGuests(fl.guests, { status, search }, sort);
     const a = applied.current;
+    const q = { status, search };
     const explicit = a.sort !== sort || a.status !== status || a.search !== search || a.epoch !== epoch;
-    applied.current = { sort, status, search, epoch };
-    const out = looking && order.current && !explicit ? keepOrder(order.current, fresh) : fresh;
-    order.current = out.map((g) => g.id);
+    const unfrozen = a.looking && !looking; // the pointer left: the order may change now
+    // Pushed changes move only their own rows (no sort of the fleet); a
+    // new list, filter or order rebuilds the view.
+    const changed = !explicit && !unfrozen && order.current && a.loadVersion === fl.loadVersion ? fl.changedSince(a.version) : null;
+    let ids: string[];
+    if (changed) {
+      ids = patchOrder(order.current!, changed, fl.guests, q, comparator(sort), looking);
+    } else {
+      const fresh = filterGuests(fl.guests, q, sort);
+      ids = (looking && order.current && !explicit ? keepOrder(order.current, fresh) : fresh).map((g) => g.id);
+    }
+    applied.current = { sort, status, search, epoch, looking, loadVersion: fl.loadVersion, version: fl.version };
+    order.current = ids;
+    const out: Guest[] = [];
+    for (const id of ids) {
+      const g = fl.guests.get(id);
+      if (g) out.push(g);
+    }
     return out;
-  }, [fl.guests, status, search, sort, looking, epoch]);
+    // fl.version stands for changes inside fl.guests, which is updated in place.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [fl.guests, fl.version, fl.loadVersion, status, search, sort, looking, epoch]);
 
   const onSort = useCallback((key: SortKey) => {
     setSort((s) => (s.key === key ? { key, desc: !s.desc } : { key, desc: key === 'evidence' }));
@@ -117,7 +134,7 @@ export function FleetScreen() {
           No guest matches this filter.
         </Text>
       )}
-      {rows.length > 0 && (
+      {fl.loaded && rows.length > 0 && (
         <GuestTable
           guests={rows}
           sort={sort}

@@ -8,6 +8,7 @@ import { api, type AttestationRecord, type GuestDetail } from '../api';
 import { ErrorNotice, formatTime, Loading, SimulatedBadge, StatusBadge } from '../components/common';
 import { useReauth } from '../components/Reauth';
 import { useAction } from '../hooks/useAction';
+import { nextStep } from '../features/guidance/nextStep';
 import { EvidenceDiff } from '../features/diff/EvidenceDiff';
 import type { Snapshot } from '../features/diff/diff';
 import { asEvidence, explain, snapshotOf, tcbText } from '../features/diff/evidence';
@@ -104,6 +105,7 @@ export function GuestScreen() {
   const diffAfter = baseAfter && { ...baseAfter, generation: wantGen };
   const baseBefore = approvedDecoded ? snapshotOf(approvedDecoded) : snap(approved, g);
   const diffBefore = baseBefore && { ...baseBefore, generation: g.generation || undefined };
+  const next = nextStep(g);
 
   return (
     <>
@@ -132,9 +134,14 @@ export function GuestScreen() {
           </Button>
         )}
       </Group>
-      {g.status_reason && g.status !== 'verified' && (
+      {g.status !== 'verified' && (g.status_reason || next) && (
         <Alert color={g.status === 'failing' || g.status === 'revoked' ? 'red' : 'yellow'} mb="md" data-testid="guest-reason">
-          {g.status_reason}
+          {(g.reason || g.status_reason) && <Text size="sm">{g.reason || g.status_reason}</Text>}
+          {next && (
+            <Text size="sm" fw={600} mt={4} data-testid="guest-next-step" data-kind={next.kind}>
+              What to do: {next.long}
+            </Text>
+          )}
         </Alert>
       )}
       <SimpleGrid cols={{ base: 1, lg: 2 }} mb="md">

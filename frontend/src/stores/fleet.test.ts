@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeClient, setClient, type Guest } from '../api';
 import type { EventHandler, Transport } from '../api/transport';
-import { filterGuests, FleetStore } from './fleet';
+import { comparator, filterGuests, FIRST_PAGE, FleetStore, patchOrder } from './fleet';
 
 function guest(id: string, patch: Partial<Guest> = {}): Guest {
   return {
@@ -30,10 +30,13 @@ class FakeTransport implements Transport {
   handlers = new Map<string, Set<EventHandler>>();
   listCalls = 0;
   constructor(private list: Guest[]) {}
-  async call<T>(service: string, method: string): Promise<T> {
+  asked: unknown[] = [];
+  async call<T>(service: string, method: string, args: unknown[] = []): Promise<T> {
     if (service === 'Fleet' && method === 'List') {
       this.listCalls++;
-      return this.list as T;
+      const f = (args[0] ?? {}) as { limit?: number };
+      this.asked.push(f);
+      return (f.limit ? this.list.slice(0, f.limit) : this.list) as T;
     }
     throw new Error(`unexpected ${service}.${method}`);
   }
@@ -64,6 +67,39 @@ describe('FleetStore', () => {
     const g = s.getState().guests;
     expect(g.get('vm-2')?.status).toBe('failing');
     expect(g.get('vm-3')?.status).toBe('pending');
+    expect(t.listCalls).toBe(1);
+    unsub();
+  });
+
+  it('loads the problems-first page, then the rest', async () => {
+    const many = Array.from({ length: FIRST_PAGE + 5 }, (_, i) => guest(`vm-${i}`));
+    const t = new FakeTransport(many);
+    setClient(makeClient(t));
+    const s = new FleetStore();
+    const seen: { size: number; complete: boolean }[] = [];
+    const unsub = s.subscribe(() => seen.push({ size: s.getState().guests.size, complete: s.getState().complete }));
+    await s.load();
+    expect(t.asked[0]).toEqual({ order: 'attention', limit: FIRST_PAGE });
+    expect(seen).toContainEqual({ size: FIRST_PAGE, complete: false });
+    expect(s.getState()).toMatchObject({ loaded: true, complete: true });
+    expect(s.getState().guests.size).toBe(FIRST_PAGE + 5);
+    unsub();
+  });
+
+  it('tells a view which guests changed since it last looked', async () => {
+    const t = new FakeTransport([guest('vm-1'), guest('vm-2'), guest('vm-3')]);
+    setClient(makeClient(t));
+    const s = new FleetStore();
+    const unsub = s.subscribe(() => {});
+    await s.load();
+    const v = s.getState().version;
+    t.emit('fleet:changed', guest('vm-2', { status: 'failing' }));
+    await tick(150);
+    t.emit('fleet:changed', [guest('vm-3', { status: 'stale' }), guest('vm-4')]);
+    await tick(150);
+    expect(s.changedSince(v)?.sort()).toEqual(['vm-2', 'vm-3', 'vm-4']);
+    expect(s.changedSince(s.getState().version)).toEqual([]);
+    expect(s.getState().guests.get('vm-3')?.status).toBe('stale');
     expect(t.listCalls).toBe(1);
     unsub();
   });
@@ -112,6 +148,28 @@ describe('fleet order', () => {
     expect(sortGuests(rows, { key: 'attention', desc: false }).map((g) => g.id)).toEqual(['f1', 'p1', 's1', 'v1']);
     expect(sortGuests(rows, { key: 'name', desc: true }).map((g) => g.id)).toEqual(['v1', 's1', 'p1', 'f1']);
   });
+  it('moves only the changed rows of a view into place', () => {
+    const gs = new Map(
+      [
+        guest('a', { last_evidence_at: '2026-11-25T10:00:04Z' }),
+        guest('b', { last_evidence_at: '2026-11-25T10:00:03Z' }),
+        guest('c', { last_evidence_at: '2026-11-25T10:00:02Z' }),
+        guest('d', { last_evidence_at: '2026-11-25T10:00:01Z' }),
+      ].map((g) => [g.id, g]),
+    );
+    const newest = comparator({ key: 'evidence', desc: true });
+    const q = { status: '' as const, search: '' };
+    // c heartbeats: it moves to the top; the others keep their order.
+    gs.set('c', guest('c', { last_evidence_at: '2026-11-25T10:00:09Z' }));
+    expect(patchOrder(['a', 'b', 'c', 'd'], ['c'], gs, q, newest, false)).toEqual(['c', 'a', 'b', 'd']);
+    // While the officer looks, it stays where it is; a new guest is appended.
+    gs.set('e', guest('e', { last_evidence_at: '2026-11-25T10:00:10Z' }));
+    expect(patchOrder(['a', 'b', 'c', 'd'], ['c', 'e'], gs, q, newest, true)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    // A guest that no longer matches the filter leaves the view.
+    gs.set('b', guest('b', { status: 'failing' }));
+    expect(patchOrder(['a', 'b', 'd'], ['b'], gs, { status: 'verified', search: '' }, newest, false)).toEqual(['a', 'd']);
+  });
+
   it('keeps the order the officer looks at and appends new rows', async () => {
     const { keepOrder } = await import('./fleet');
     const fresh = [guest('c'), guest('a', { status: 'failing' }), guest('d'), guest('b')];

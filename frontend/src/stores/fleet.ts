@@ -5,28 +5,44 @@ import { Resource } from './resource';
 export const fleetSummary = new Resource(() => api().fleet.summary(), [Events.fleetChanged], 1000);
 
 export interface FleetState {
-  /** guests by ID; replaced (not mutated) on every change so React sees it. */
+  /** guests by ID. Pushed changes update this Map in place; `version` says it changed. */
   guests: Map<string, Guest>;
+  /** loaded: the first rows are in (the problems-first page at least). */
   loaded: boolean;
+  /** complete: every guest is in (the rest loads in the background after the first page). */
+  complete: boolean;
   loading: boolean;
   error: ApiError | null;
-  /** receivedAt maps a guest ID to when its last pushed change arrived (ms). */
+  /** version counts every change; loadVersion only those that replaced the whole list. */
   version: number;
+  loadVersion: number;
 }
+
+/** FIRST_PAGE is how many problems-first guests the first request asks for, so first rows paint at once in a large fleet. */
+export const FIRST_PAGE = 300;
+
+/** How many recent batches of pushed changes the store remembers for changedSince. */
+const LOG = 64;
 
 /**
  * FleetStore keeps every guest in memory and applies pushed changes one by
- * one: a `fleet:changed` event carrying a guest replaces that row; one
- * without data (or a resync) reloads the whole list. Filtering and search run
- * on the client, so a 10,000-guest fleet is loaded once, not per keystroke.
+ * one: a `fleet:changed` event carrying a guest (or an array of guests)
+ * replaces those rows; one without data (or a resync) reloads the whole
+ * list. The first load asks for the problems-first page, then for the rest
+ * in the background. Filtering and sorting run on the client; a view keeps
+ * its order and moves only the changed rows (changedSince), so a heartbeat
+ * in a 100,000-guest fleet costs a few rows, not a sort of the fleet.
  */
 export class FleetStore {
-  private state: FleetState = { guests: new Map(), loaded: false, loading: false, error: null, version: 0 };
+  private state: FleetState = { guests: new Map(), loaded: false, complete: false, loading: false, error: null, version: 0, loadVersion: 0 };
   private listeners = new Set<() => void>();
   private unsubs: (() => void)[] = [];
   private pending = new Map<string, Guest>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private reloadTimer: ReturnType<typeof setTimeout> | null = null;
+  private log: { version: number; ids: string[] }[] = [];
+  /** guests pushed while a full load runs; applied over its (possibly older) answer. */
+  private duringLoad: Map<string, Guest> | null = null;
 
   getState = () => this.state;
 
@@ -52,16 +68,33 @@ export class FleetStore {
     this.listeners.forEach((l) => l());
   }
 
+  private replace(list: Guest[], complete: boolean) {
+    const m = new Map<string, Guest>();
+    for (const g of list) m.set(g.id, g);
+    if (this.duringLoad) for (const [id, g] of this.duringLoad) m.set(id, g);
+    this.log = [];
+    this.set({ guests: m, loaded: true, complete, error: null, version: this.state.version + 1, loadVersion: this.state.loadVersion + 1 });
+  }
+
   load = async () => {
     if (this.state.loading) return;
     this.set({ loading: true });
+    this.duringLoad = new Map();
     try {
-      const list = await api().fleet.list({});
-      const m = new Map<string, Guest>();
-      for (const g of list) m.set(g.id, g);
-      this.set({ guests: m, loaded: true, loading: false, error: null, version: this.state.version + 1 });
+      if (!this.state.loaded) {
+        const first = await api().fleet.list({ order: 'attention', limit: FIRST_PAGE });
+        if (first.length < FIRST_PAGE) {
+          this.replace(first, true);
+          return;
+        }
+        this.replace(first, false);
+      }
+      this.replace(await api().fleet.list({}), true);
     } catch (e) {
-      this.set({ loading: false, error: e instanceof ApiError ? e : new ApiError('internal', String(e)) });
+      this.set({ error: e instanceof ApiError ? e : new ApiError('internal', String(e)) });
+    } finally {
+      this.duringLoad = null;
+      this.set({ loading: false });
     }
   };
 
@@ -73,14 +106,19 @@ export class FleetStore {
     }, 300);
   }
 
-  /** onChange batches pushed guests and applies them at most every 100 ms. */
+  /** onChange batches pushed guests (one, or an array) and applies them at most every 100 ms. */
   onChange(data: unknown) {
-    const g = data as Guest | null;
-    if (!g || typeof g !== 'object' || typeof g.id !== 'string') {
-      this.scheduleReload();
-      return;
+    const list = Array.isArray(data) ? (data as Guest[]) : [data as Guest | null];
+    for (const g of list) {
+      if (!g || typeof g !== 'object' || typeof g.id !== 'string') {
+        this.scheduleReload();
+        return;
+      }
     }
-    this.pending.set(g.id, g);
+    for (const g of list as Guest[]) {
+      this.pending.set(g.id, g);
+      this.duringLoad?.set(g.id, g);
+    }
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => this.flush(), 100);
     }
@@ -89,21 +127,38 @@ export class FleetStore {
   flush() {
     this.flushTimer = null;
     if (this.pending.size === 0) return;
-    const m = new Map(this.state.guests);
+    const m = this.state.guests;
     for (const [id, g] of this.pending) m.set(id, g);
+    const version = this.state.version + 1;
+    this.log.push({ version, ids: [...this.pending.keys()] });
+    if (this.log.length > LOG) this.log.shift();
     this.pending.clear();
-    this.set({ guests: m, version: this.state.version + 1 });
+    this.set({ version });
+  }
+
+  /**
+   * changedSince returns the IDs of the guests changed by pushes after
+   * version v, or null when the store cannot tell (the list was replaced,
+   * or too many batches passed): then a view must be rebuilt.
+   */
+  changedSince(v: number): string[] | null {
+    if (v === this.state.version) return [];
+    const i = this.log.findIndex((e) => e.version === v + 1);
+    if (i < 0) return null;
+    const ids = new Set<string>();
+    for (const e of this.log.slice(i)) for (const id of e.ids) ids.add(id);
+    return [...ids];
   }
 }
 
 export const fleet = new FleetStore();
 
-export function useFleet(): FleetState & { reload: () => Promise<void> } {
+export function useFleet(): FleetState & { reload: () => Promise<void>; changedSince: (v: number) => string[] | null } {
   const s = useSyncExternalStore(fleet.subscribe, fleet.getState);
   useEffect(() => {
     if (!s.loaded && !s.loading && !s.error) void fleet.load();
   }, [s.loaded, s.loading, s.error]);
-  return { ...s, reload: fleet.load };
+  return { ...s, reload: fleet.load, changedSince: fleet.changedSince.bind(fleet) };
 }
 
 export interface FleetQuery {
@@ -111,22 +166,23 @@ export interface FleetQuery {
   search: string;
 }
 
+/** matches is true when g passes q's status and search. */
+export function matches(g: Guest, q: FleetQuery): boolean {
+  if (q.status && g.status !== q.status) return false;
+  const s = q.search.trim().toLowerCase();
+  return (
+    !s ||
+    g.id.toLowerCase().includes(s) ||
+    g.name.toLowerCase().includes(s) ||
+    g.image_name.toLowerCase().includes(s) ||
+    g.chip_id.toLowerCase().includes(s)
+  );
+}
+
 /** filterGuests returns the guests matching q, sorted by sort (default: most recently seen first). */
 export function filterGuests(guests: Map<string, Guest>, q: FleetQuery, sort?: FleetSort): Guest[] {
-  const s = q.search.trim().toLowerCase();
   const out: Guest[] = [];
-  for (const g of guests.values()) {
-    if (q.status && g.status !== q.status) continue;
-    if (
-      s &&
-      !g.id.toLowerCase().includes(s) &&
-      !g.name.toLowerCase().includes(s) &&
-      !g.image_name.toLowerCase().includes(s) &&
-      !g.chip_id.toLowerCase().includes(s)
-    )
-      continue;
-    out.push(g);
-  }
+  for (const g of guests.values()) if (matches(g, q)) out.push(g);
   if (sort) return sortGuests(out, sort);
   out.sort((a, b) => {
     const ta = a.last_evidence_at ?? '';
@@ -162,6 +218,11 @@ const text = (f: (g: Guest) => string) => (a: Guest, b: Guest) => f(a).localeCom
  * total (the same input always gives the same order).
  */
 export function sortGuests(rows: Guest[], s: FleetSort): Guest[] {
+  return rows.sort(comparator(s));
+}
+
+/** comparator is the total order of s (ties fall back to the VM ID). */
+export function comparator(s: FleetSort): (a: Guest, b: Guest) => number {
   let cmp: (a: Guest, b: Guest) => number;
   switch (s.key) {
     case 'name':
@@ -186,7 +247,44 @@ export function sortGuests(rows: Guest[], s: FleetSort): Guest[] {
       cmp = (a, b) => (rank[a.status] ?? 9) - (rank[b.status] ?? 9) || newest(a, b);
   }
   const dir = s.desc ? -1 : 1;
-  return rows.sort((a, b) => dir * cmp(a, b) || byID(a, b));
+  return (a, b) => dir * cmp(a, b) || byID(a, b);
+}
+
+/**
+ * patchOrder moves the changed guests of a view in place, without sorting
+ * the rest: order holds the view's IDs in order; each changed guest is
+ * taken out and, when it still matches q, put back where cmp places it (a
+ * binary search). While the officer looks (frozen), rows keep their places
+ * and only new matching guests are appended. It returns order, changed.
+ */
+export function patchOrder(
+  order: string[],
+  changed: string[],
+  guests: Map<string, Guest>,
+  q: FleetQuery,
+  cmp: (a: Guest, b: Guest) => number,
+  frozen: boolean,
+): string[] {
+  for (const id of changed) {
+    const g = guests.get(id);
+    const at = order.indexOf(id);
+    if (frozen) {
+      if (at < 0 && g && matches(g, q)) order.push(id);
+      continue;
+    }
+    if (at >= 0) order.splice(at, 1);
+    if (!g || !matches(g, q)) continue;
+    let lo = 0;
+    let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const other = guests.get(order[mid]);
+      if (other && cmp(other, g) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    order.splice(lo, 0, id);
+  }
+  return order;
 }
 
 /**

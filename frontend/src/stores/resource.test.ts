@@ -53,6 +53,24 @@ describe('Resource', () => {
     expect(r.getState().data).toBe(2); // no listeners, no reload
   });
 
+  it('reloads when a subscriber comes back after events it could not hear', async () => {
+    const t = new FakeTransport();
+    setClient(makeClient(t));
+    let n = 0;
+    const r = new Resource(async () => ++n, ['audit:appended'], 10);
+    let unsub = r.subscribe(() => {});
+    await r.reload();
+    unsub();
+    t.emit('audit:appended'); // nobody listens: missed
+    await tick(40);
+    expect(r.getState().data).toBe(1);
+    unsub = r.subscribe(() => {});
+    expect(r.getState().data).toBe(1); // the last data at once...
+    await tick(40);
+    expect(r.getState().data).toBe(2); // ...then current
+    unsub();
+  });
+
   it('collapses overlapping reloads into one follow-up', async () => {
     setClient(makeClient(new FakeTransport()));
     let calls = 0;

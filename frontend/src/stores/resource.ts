@@ -10,7 +10,9 @@ export interface ResourceState<T> {
 /**
  * Resource holds one piece of server state: it loads on first use, reloads
  * when one of its events arrives (coalesced, at most every `minInterval` ms)
- * and keeps the last good data while a reload runs.
+ * and keeps the last good data while a reload runs. Events are only heard
+ * while someone subscribes, so a screen the officer comes back to shows
+ * its last data at once and reloads it (it may have missed events).
  */
 export class Resource<T> {
   private state: ResourceState<T> = { data: undefined, error: null, loading: false };
@@ -32,6 +34,7 @@ export class Resource<T> {
     this.listeners.add(fn);
     if (this.listeners.size === 1) {
       this.unsubs = [...this.events, 'resync'].map((e) => api().on(e, () => this.schedule()));
+      if (this.state.data !== undefined || this.state.error) this.schedule();
     }
     return () => {
       this.listeners.delete(fn);
