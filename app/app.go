@@ -47,6 +47,10 @@ type Config struct {
 	Replica *replica.Replica
 	// Dialogs opens native file dialogs (desktop only; nil in the web console).
 	Dialogs Dialogs
+	// AutoUnsealToken opens the PKCS#11 token this process was started
+	// with (serve --pkcs11-module, --pin-file), for Keys.SetupAutoUnseal;
+	// nil: none. The caller calls done to close the token.
+	AutoUnsealToken func() (w custody.KeyWrapper, info custody.UnsealInfo, done func(), err error)
 }
 
 // Dialogs are the native file dialogs of the desktop app.

@@ -125,7 +125,8 @@ var errorCodes = []errorCode{
 	{match: is(custody.ErrForbidden), code: CodeForbidden},
 	{match: is(custody.ErrInvalid, custody.ErrWeakPassphrase, custody.ErrConfirmation), code: CodeInvalid},
 	{match: is(custody.ErrInitialized, custody.ErrOfficerExists, custody.ErrLastAdmin, custody.ErrRotationPending,
-		custody.ErrNotPending, custody.ErrNotRevoked, custody.ErrRevoked, custody.ErrDestroyed), code: CodeConflict},
+		custody.ErrNotPending, custody.ErrNotRevoked, custody.ErrRevoked, custody.ErrDestroyed, custody.ErrNoAutoUnseal), code: CodeConflict},
+	{match: is(errNoToken), code: CodeConflict},
 
 	// release: requests and their decisions, the release policy.
 	{match: is(release.ErrNotPending, release.ErrExpired, release.ErrAlreadyApproved), code: CodeConflict},

@@ -232,6 +232,28 @@ func (c *Client) prepare(ctx context.Context, ev Evidencer, r Request) (*prepare
 	return &prepared{key: k, req: req}, nil
 }
 
+// Challenge asks the console for a fresh challenge once.
+func (c *Client) Challenge(ctx context.Context) (*wire.Challenge, error) {
+	var ch wire.Challenge
+	if _, err := c.do(ctx, http.MethodPost, "/v1/challenge", nil, &ch); err != nil {
+		return nil, fmt.Errorf("challenge: %w", err)
+	}
+	return &ch, nil
+}
+
+// Send posts a release request made beforehand (evidence bound to a
+// challenge from Challenge) once and returns the console's answer: no
+// retry, no waiting for officers. keyholder bench release --wire sends
+// evidence signed before the storm with it, so that the guests' signing is
+// not timed.
+func (c *Client) Send(ctx context.Context, req *wire.ReleaseRequest) (*wire.Release, error) {
+	var rel wire.Release
+	if _, err := c.do(ctx, http.MethodPost, "/v1/release", req, &rel); err != nil {
+		return nil, err
+	}
+	return &rel, nil
+}
+
 // Obtain runs the release protocol at this console: challenge, evidence,
 // release, wait while pending, open. A nonce_unknown refusal (for example
 // after a console restart) is retried with a fresh challenge; a console

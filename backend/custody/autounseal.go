@@ -54,12 +54,22 @@ func autoUnsealAAD(consoleID string) []byte {
 
 // authorizeAutoUnsealChange is the single gate for setting up or removing
 // auto-unseal (action is "setup" or "remove") through SetupAutoUnseal and
-// RemoveAutoUnseal: the officer must be an admin. The two-person rule
-// (backend/quorum) calls SetAutoUnsealTx and RemoveAutoUnsealTx itself
-// once its approvals are in, instead of this gate.
+// RemoveAutoUnseal: the officer must be an admin, and the only admin. With
+// two admins or more, the change is an admin action under the two-person
+// rule (backend/quorum), which calls SetAutoUnsealTx and RemoveAutoUnsealTx
+// itself once its approvals are in.
 func authorizeAutoUnsealChange(ctx context.Context, tx *sql.Tx, officer, action string) error {
-	_, err := requireRole(ctx, tx, officer, RoleAdmin)
-	return err
+	if _, err := requireRole(ctx, tx, officer, RoleAdmin); err != nil {
+		return err
+	}
+	n, err := CountAdmins(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if n > 1 {
+		return fmt.Errorf("%w: with %d admins, auto-unseal %s needs a second admin's approval (two-person rule)", ErrForbidden, n, action)
+	}
+	return nil
 }
 
 // AutoUnsealKey is the master key wrapped by a token's key, made before the
@@ -160,6 +170,14 @@ func (s *Service) RemoveAutoUnseal(ctx context.Context, officer string) error {
 	})
 }
 
+// AutoUnsealTx returns the stored auto-unseal key as q (a transaction)
+// sees it, or ErrNoAutoUnseal. Wrapped is the token's wrapping, no
+// plaintext.
+func AutoUnsealTx(ctx context.Context, q Queryer) (AutoUnsealKey, error) {
+	info, wrapped, err := readAutoUnseal(ctx, q)
+	return AutoUnsealKey{Info: info, Wrapped: wrapped}, err
+}
+
 // AutoUnsealInfo returns the auto-unseal setup, or ErrNoAutoUnseal.
 func (s *Service) AutoUnsealInfo(ctx context.Context) (UnsealInfo, error) {
 	info, _, err := s.autoUnsealRow(ctx)
@@ -167,9 +185,13 @@ func (s *Service) AutoUnsealInfo(ctx context.Context) (UnsealInfo, error) {
 }
 
 func (s *Service) autoUnsealRow(ctx context.Context) (UnsealInfo, []byte, error) {
+	return readAutoUnseal(ctx, s.db)
+}
+
+func readAutoUnseal(ctx context.Context, q Queryer) (UnsealInfo, []byte, error) {
 	var info UnsealInfo
 	var pub, wrapped []byte
-	err := s.db.QueryRowContext(ctx, `SELECT public, wrapped FROM wrapped_keys WHERE name = ?`, autoUnsealName).Scan(&pub, &wrapped)
+	err := q.QueryRowContext(ctx, `SELECT public, wrapped FROM wrapped_keys WHERE name = ?`, autoUnsealName).Scan(&pub, &wrapped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return info, nil, ErrNoAutoUnseal
 	}

@@ -3,6 +3,7 @@ package custody
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -115,5 +116,46 @@ func TestAutoUnseal(t *testing.T) {
 	}
 	if st, _ := s4.State(ctx); st.AutoUnseal || st.Unlocked {
 		t.Fatalf("state after removal: %+v", st)
+	}
+}
+
+// TestAutoUnsealDirectChangeNeedsSoleAdmin: the key service's own setup
+// and removal serve a console with one admin only; with two admins they
+// refuse, so that no path lets one admin alone change auto-unseal (the
+// two-person rule in backend/quorum carries the change out instead).
+func TestAutoUnsealDirectChangeNeedsSoleAdmin(t *testing.T) {
+	ctx := context.Background()
+	module := hsmtest.Token(t, "kh-sole", "1111-pin")
+	s := New(openTestDB(t, t.TempDir()), Options{KDF: testKDF})
+	if _, err := s.Init(ctx, "alice", []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddOfficer(ctx, "alice", "bob", RoleAdmin, []byte("bob's passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: "kh-sole", PIN: []byte("1111-pin")}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	info := UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
+	if err := s.SetupAutoUnseal(ctx, "alice", tok, info); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "second admin") {
+		t.Fatalf("one admin of two set up auto-unseal directly: %v", err)
+	}
+	if _, err := s.AutoUnsealInfo(ctx); !errors.Is(err, ErrNoAutoUnseal) {
+		t.Fatalf("auto-unseal stored after the refusal: %v", err)
+	}
+	k, err := s.PrepareAutoUnseal(tok, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return SetAutoUnsealTx(ctx, tx, "officer:alice+bob", k, s.now()) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveAutoUnseal(ctx, "bob"); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("one admin of two removed auto-unseal directly: %v", err)
+	}
+	if _, err := s.AutoUnsealInfo(ctx); err != nil {
+		t.Fatalf("auto-unseal gone after the refused removal: %v", err)
 	}
 }

@@ -2,7 +2,9 @@ package quorum
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,7 +55,52 @@ type (
 	rulesParams struct {
 		Rules Rules `json:"rules"`
 	}
+	unsealSetupParams struct {
+		Key custody.AutoUnsealKey `json:"key"`
+	}
+	unsealRemoveParams struct {
+		Info custody.UnsealInfo `json:"info"`
+		// WrappedSHA256 names the stored wrapping being removed, so that
+		// an approval never removes a setup made after it was asked.
+		WrappedSHA256 string `json:"wrapped_sha256"`
+	}
 )
+
+func wrappedDigest(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// SetupAutoUnseal asks to let the console unlock itself at start through a
+// PKCS#11 token (custody auto-unseal). The master key is wrapped by w now,
+// and checked by unwrapping once, so the requester's session must be
+// unlocked and reach the token; the approving admins need neither: they
+// approve the stored wrapping (no plaintext key), bound by the hash. The
+// change replaces an earlier setup.
+func (s *Service) SetupAutoUnseal(ctx context.Context, by Actor, w custody.KeyWrapper, info custody.UnsealInfo) (Action, error) {
+	// Refuse a non-admin before the token is used for them.
+	if err := s.admin(ctx, s.db, by, s.now()); err != nil {
+		return Action{}, err
+	}
+	k, err := s.cust.PrepareAutoUnseal(w, info)
+	if err != nil {
+		return Action{}, err
+	}
+	return s.submit(ctx, by, proposal{kind: KindUnsealSetup, params: unsealSetupParams{Key: k}, shown: info,
+		summary: fmt.Sprintf("let the console unlock itself without an officer through %s key %q on token %q", info.Kind, info.KeyLabel, info.TokenLabel)})
+}
+
+// RemoveAutoUnseal asks to delete the token-wrapped master key: once done,
+// every start waits for an officer's login. custody.ErrNoAutoUnseal when
+// there is none. The console need not be unlocked.
+func (s *Service) RemoveAutoUnseal(ctx context.Context, by Actor) (Action, error) {
+	k, err := custody.AutoUnsealTx(ctx, s.db)
+	if err != nil {
+		return Action{}, err
+	}
+	return s.submit(ctx, by, proposal{kind: KindUnsealRemove, params: unsealRemoveParams{Info: k.Info, WrappedSHA256: wrappedDigest(k.Wrapped)}, shown: k.Info,
+		summary: fmt.Sprintf("remove auto-unseal through token %q: every start waits for an officer", k.Info.TokenLabel)})
+}
 
 // RequestRecoveryShares asks for the master key split into n shares, any m
 // of which rebuild it. Once approved, the requester collects them with
@@ -277,6 +324,25 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 			return err
 		}
 		return custody.DestroyTx(ctx, tx, actor, p.VolumeID, now)
+	case KindUnsealSetup:
+		var p unsealSetupParams
+		if err := dec(&p); err != nil {
+			return err
+		}
+		return custody.SetAutoUnsealTx(ctx, tx, actor, p.Key, now)
+	case KindUnsealRemove:
+		var p unsealRemoveParams
+		if err := dec(&p); err != nil {
+			return err
+		}
+		k, err := custody.AutoUnsealTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if !sameHash(wrappedDigest(k.Wrapped), p.WrappedSHA256) {
+			return fmt.Errorf("%w: auto-unseal was set up again since the removal was asked", ErrChanged)
+		}
+		return custody.RemoveAutoUnsealTx(ctx, tx, actor, now)
 	case KindRules:
 		var p rulesParams
 		if err := dec(&p); err != nil {

@@ -1,8 +1,9 @@
 // Package quorum is the two-person rule for custody: admin actions that
 // could leak a key or weaken control (recovery shares, backups, officers and
 // roles, lowered approval counts, reference values trusted by hand, volume
-// destruction, and these rules themselves) take effect only once M distinct
-// admins approved them, the way non-routine releases need M approvers.
+// destruction, auto-unseal set up or removed, and these rules themselves)
+// take effect only once M distinct admins approved them, the way
+// non-routine releases need M approvers.
 //
 // An action is bound to its exact parameters by a hash (Hash), and every
 // vote to that hash; it expires; each step (request, approval, denial,
@@ -40,20 +41,22 @@ type Kind string
 
 // The admin actions under the two-person rule.
 const (
-	KindRecoveryShares Kind = "recovery.shares" // split the master key into recovery shares (secret result)
-	KindBackupExport   Kind = "backup.export"   // write an encrypted backup (secret result)
-	KindOfficerAdd     Kind = "officer.add"     // add an officer
-	KindOfficerRole    Kind = "officer.role"    // raise a role, or change an admin's
-	KindOfficerRemove  Kind = "officer.remove"  // remove an officer
-	KindPolicy         Kind = "policy.set"      // a release policy change that lowers an approval count
-	KindReference      Kind = "reference.set"   // trust reference values by hand
-	KindVolumeDestroy  Kind = "volume.destroy"  // erase a revoked volume's secrets
-	KindRules          Kind = "quorum.rules"    // change these rules
+	KindRecoveryShares Kind = "recovery.shares"    // split the master key into recovery shares (secret result)
+	KindBackupExport   Kind = "backup.export"      // write an encrypted backup (secret result)
+	KindOfficerAdd     Kind = "officer.add"        // add an officer
+	KindOfficerRole    Kind = "officer.role"       // raise a role, or change an admin's
+	KindOfficerRemove  Kind = "officer.remove"     // remove an officer
+	KindPolicy         Kind = "policy.set"         // a release policy change that lowers an approval count
+	KindReference      Kind = "reference.set"      // trust reference values by hand
+	KindVolumeDestroy  Kind = "volume.destroy"     // erase a revoked volume's secrets
+	KindRules          Kind = "quorum.rules"       // change these rules
+	KindUnsealSetup    Kind = "auto_unseal.setup"  // let the console unlock itself through a PKCS#11 token
+	KindUnsealRemove   Kind = "auto_unseal.remove" // take that away: starts need an officer again
 )
 
 // Kinds lists every kind, in the order the screens show them.
 var Kinds = []Kind{KindRecoveryShares, KindBackupExport, KindOfficerAdd, KindOfficerRole, KindOfficerRemove,
-	KindPolicy, KindReference, KindVolumeDestroy, KindRules}
+	KindPolicy, KindReference, KindVolumeDestroy, KindRules, KindUnsealSetup, KindUnsealRemove}
 
 func (k Kind) valid() bool {
 	for _, x := range Kinds {

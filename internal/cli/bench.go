@@ -42,6 +42,16 @@ each chip (untimed), as a running console has, so the storm measures the
 steady state. --cold skips that: the first report of each chip then also
 verifies its VCEK's chain to the AMD root and the second builds its
 signature table, inside the storm.
+
+--database puts the console in that database (a SQLite file or a
+PostgreSQL URL, empty: the bench initialises a console there) instead of a
+temporary SQLite file. --wire sends each request as an agent does: HTTP
+over TLS 1.3 to a real release API listener on loopback, the client
+pinning its key, so the latencies include TLS, HTTP and JSON (the
+per-address rate limits are lifted, as all guests come from 127.0.0.1).
+--replicas N (with --wire) starts N consoles on the one database, each
+with its own store handle, key service, engine and listener, as N serve
+processes have them, and spreads the guests over them.
 `)
 	},
 	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
@@ -54,29 +64,49 @@ signature table, inside the storm.
 		rate := fs.Float64("rate", 0, "open loop: guests boot at this many per second (0: closed loop, each slot sends again when answered)")
 		cold := fs.Bool("cold", false, "start the storm with a console that has not verified any of the chips yet (as right after a restart)")
 		rateOfCeiling := fs.Float64("rate-of-ceiling", 0, "open loop at this share of the raw ECDSA P-384 rate measured in the same run (e.g. 0.7)")
-		release := func([]string) error {
-			if *guests < 1 || *conc < 1 || *chips < 1 || *inService < 0 || *rate < 0 || *rateOfCeiling < 0 || *rateOfCeiling > 10 {
-				return &exitError{code: 2, msg: "--guests, --concurrency and --chips must be positive, --in-service, --rate and --rate-of-ceiling not negative"}
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			res, err := bootstorm.Run(ctx, bootstorm.Options{Guests: *guests, Concurrency: *conc, Chips: *chips, InService: *inService, Rate: *rate, RateOfCeiling: *rateOfCeiling, Cold: *cold, Progress: env.stderr, CPUProfile: *cpuProfile})
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(env.stdout, res)
-			}
-			admitted := "no admission bound"
-			if res.InService > 0 {
-				admitted = fmt.Sprintf("at most %d admitted", res.InService)
-			}
-			endToEnd := fmt.Sprintf("call to answer; at least %d/throughput = %.0f ms", res.Concurrency, 1000*float64(res.Concurrency)/max(res.PerSecond, 1))
-			if res.OfferedRate > 0 {
-				admitted += fmt.Sprintf(", open loop at %.0f boots/s", res.OfferedRate)
-				endToEnd = "from each guest's scheduled boot to its answer"
-			}
-			fmt.Fprintf(env.stdout, `Boot storm: %d guests, %d concurrent, %d CPU cores, %s
+		// --database may be every command's flag already (the console's
+		// PostgreSQL URL); the bench reads it either way, and only when
+		// given on its command line, never from the environment.
+		if fs.Lookup("database") == nil {
+			fs.String("database", "", "the bench console's database, holding no console yet: a SQLite file or a postgres:// URL (default: a SQLite file in a temporary directory)")
+		}
+		overWire := fs.Bool("wire", false, "send every request through a real release API listener (HTTP over pinned TLS 1.3, as agents do) instead of calling the engine")
+		replicas := fs.Int("replicas", 1, "consoles serving the storm on the one database, guests spread over them (needs --wire)")
+		release := func(sfs *flag.FlagSet) func([]string) error {
+			return func([]string) error {
+				if *guests < 1 || *conc < 1 || *chips < 1 || *inService < 0 || *rate < 0 || *rateOfCeiling < 0 || *rateOfCeiling > 10 || *replicas < 1 || *replicas > 16 {
+					return &exitError{code: 2, msg: "--guests, --concurrency and --chips must be positive, --in-service, --rate and --rate-of-ceiling not negative, --replicas 1 to 16"}
+				}
+				if *replicas > 1 && !*overWire {
+					return &exitError{code: 2, msg: "--replicas needs --wire: replicas are reached over their release listeners"}
+				}
+				database := ""
+				sfs.Visit(func(f *flag.Flag) {
+					if f.Name == "database" {
+						database = f.Value.String()
+					}
+				})
+				ctx, cancel := signalContext()
+				defer cancel()
+				res, err := bootstorm.Run(ctx, bootstorm.Options{Guests: *guests, Concurrency: *conc, Chips: *chips, InService: *inService, Rate: *rate, RateOfCeiling: *rateOfCeiling, Cold: *cold, Progress: env.stderr, CPUProfile: *cpuProfile,
+					Database: database, Wire: *overWire, Replicas: *replicas})
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return printJSON(env.stdout, res)
+				}
+				admitted := "no admission bound"
+				if res.InService > 0 {
+					admitted = fmt.Sprintf("at most %d admitted", res.InService)
+				}
+				endToEnd := fmt.Sprintf("call to answer; at least %d/throughput = %.0f ms", res.Concurrency, 1000*float64(res.Concurrency)/max(res.PerSecond, 1))
+				if res.OfferedRate > 0 {
+					admitted += fmt.Sprintf(", open loop at %.0f boots/s", res.OfferedRate)
+					endToEnd = "from each guest's scheduled boot to its answer"
+				}
+				fmt.Fprintf(env.stdout, `Boot storm: %d guests, %d concurrent, %d CPU cores, %s
+  console:         %s, %s, %d replica(s)
   releases:        %d ok, %d errors in %.2f s
   throughput:      %.0f releases/s
   end-to-end:      p50 %.2f ms, p99 %.2f ms, max %.2f ms (%s)
@@ -84,17 +114,19 @@ signature table, inside the storm.
   CPU:             %.0f µs per release, cores %.0f %% busy
   ECDSA P-384:     %.0f verifies/s on %d cores (raw, same run)
   ratio:           %.0f %% of the raw verify rate
-`, res.Guests, res.Concurrency, res.Cores, admitted, res.OK, res.Errors, res.Seconds, res.PerSecond,
-				res.P50ms, res.P99ms, res.MaxMs, endToEnd,
-				res.ServiceP50ms, res.ServiceP99ms, res.ServiceMaxMs,
-				res.CPUPerReleaseUs, 100*res.CPUBusy,
-				res.ECDSAPerSecond, res.Cores, 100*res.Ratio)
-			if res.Errors > 0 {
-				return &exitError{code: 1, msg: fmt.Sprintf("%d releases failed (first: %s)", res.Errors, res.FirstError)}
+`, res.Guests, res.Concurrency, res.Cores, admitted, res.Mode, res.Database, res.Replicas, res.OK, res.Errors, res.Seconds, res.PerSecond,
+					res.P50ms, res.P99ms, res.MaxMs, endToEnd,
+					res.ServiceP50ms, res.ServiceP99ms, res.ServiceMaxMs,
+					res.CPUPerReleaseUs, 100*res.CPUBusy,
+					res.ECDSAPerSecond, res.Cores, 100*res.Ratio)
+				if res.Errors > 0 {
+					return &exitError{code: 1, msg: fmt.Sprintf("%d releases failed (first: %s)", res.Errors, res.FirstError)}
+				}
+				return nil
 			}
-			return nil
 		}
 		return []*subcommand{{name: "release", synopsis: `keyholder bench release [--guests 10000] [--concurrency 256] [--chips 64] [--in-service N]
-                        [--rate N | --rate-of-ceiling F] [--cold] [--json]`, flags: sharedFlagsOnly(release)}}
+                        [--rate N | --rate-of-ceiling F] [--cold] [--json]
+                        [--database FILE|postgres://...] [--wire [--replicas N]]`, flags: release}}
 	},
 }

@@ -140,7 +140,13 @@ func startLocalConsole(ctx context.Context, env *cliEnv, log *slog.Logger, event
 		return nil, nil, err
 	}
 	undo = append(undo, func() { db.Close() })
-	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, o.releaseListen, o.devSim, o.hooks)
+	hooks := o.hooks
+	if hooks.unlock == nil {
+		// Like serve: a console with auto-unseal set up unlocks through its
+		// PKCS#11 token (KEYHOLDER_PKCS11_MODULE, _TOKEN, _PIN_FILE or _PIN).
+		hooks.unlock = autoUnsealHook(log, &pkcs11Flags{}, env, true)
+	}
+	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, o.releaseListen, o.devSim, hooks)
 	if err != nil {
 		return nil, nil, err
 	}

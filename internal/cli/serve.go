@@ -107,16 +107,12 @@ func serve(env *cliEnv, o serveOptions) error {
 	defer db.Close()
 
 	hub := app.NewHub()
+	pf := o.pkcs11
+	if pf == nil {
+		pf = &pkcs11Flags{}
+	}
 	if o.hooks.unlock == nil {
-		pf := o.pkcs11
-		if pf == nil {
-			pf = &pkcs11Flags{}
-		}
-		auto := o.autoUnseal
-		o.hooks.unlock = func(ctx context.Context, cust *custody.Service) error {
-			autoUnsealAtStart(ctx, log, cust, pf, env, auto)
-			return nil
-		}
+		o.hooks.unlock = autoUnsealHook(log, pf, env, o.autoUnseal)
 	}
 	cust, rel, stopRelease, err := startConsoleCore(ctx, env, log, db, o.releaseListen, o.devSim, o.hooks)
 	if err != nil {
@@ -154,7 +150,8 @@ func serve(env *cliEnv, o serveOptions) error {
 			return ok && err == nil
 		})
 	}
-	svcs := app.New(ctx, app.Config{Version: env.cfg.Version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel, Replica: rep}, db, hub)
+	svcs := app.New(ctx, app.Config{Version: env.cfg.Version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel, Replica: rep,
+		AutoUnsealToken: pf.opener(env)}, db, hub)
 	svcs.ConnectRelease()
 	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	handler, err := app.NewHandler(svcs, app.HandlerOptions{Assets: env.cfg.Assets, Hub: hub, AllowedHosts: allowedHosts(ln.Addr(), consoleCert), Log: log})

@@ -12,6 +12,7 @@ import (
 
 	"keyholder/backend/custody"
 	"keyholder/backend/hsm"
+	"keyholder/backend/quorum"
 )
 
 // pkcs11Flags say how to reach the auto-unseal token. Each falls back to
@@ -67,6 +68,28 @@ func (f *pkcs11Flags) config(env *cliEnv, stored custody.UnsealInfo) (hsm.Config
 	return cfg, nil
 }
 
+// opener is app.Config.AutoUnsealToken for a console started with these
+// flags: nil when no PKCS#11 module is given. Each call reads the PIN,
+// opens the token (making the AES key when it has none) and wipes the PIN.
+func (f *pkcs11Flags) opener(env *cliEnv) func() (custody.KeyWrapper, custody.UnsealInfo, func(), error) {
+	if envOr(f.module, "KEYHOLDER_PKCS11_MODULE") == "" {
+		return nil
+	}
+	return func() (custody.KeyWrapper, custody.UnsealInfo, func(), error) {
+		cfg, err := f.config(env, custody.UnsealInfo{})
+		defer clear(cfg.PIN)
+		if err != nil {
+			return nil, custody.UnsealInfo{}, nil, err
+		}
+		tok, err := hsm.Open(cfg, true)
+		if err != nil {
+			return nil, custody.UnsealInfo{}, nil, err
+		}
+		info := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
+		return tok, info, func() { tok.Close() }, nil
+	}
+}
+
 var unsealCommand = &command{
 	name:  "unseal",
 	short: "set up, show or remove auto-unseal through a PKCS#11 token",
@@ -77,7 +100,15 @@ the key in the token when it has none. A console started with access to
 the token (keyholder serve with the same module, token and PIN, from flags
 or KEYHOLDER_PKCS11_MODULE, _TOKEN, _PIN_FILE or _PIN) unlocks itself
 without an officer; without it, it stays locked and says why. The PIN is
-never stored. setup and remove are an admin's custody actions.
+never stored.
+
+setup and remove are admin actions under the two-person rule: on a
+console with two admins or more, one admin's setup or remove waits until
+another admin approves it ('keyholder requests approve ID', or the
+Approvals screen); the rules say how many (keyholder requests list shows
+them as auto_unseal.setup and auto_unseal.remove). The admin who asks for
+setup reaches the token (the master key is wrapped then, never shown);
+the approving admins need not.
 `)
 	},
 	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
@@ -116,7 +147,7 @@ never stored. setup and remove are an admin's custody actions.
 					return &exitError{code: 2, msg: err.Error()}
 				}
 				defer clear(cfg.PIN)
-				_, svc, o, done, err := of.openUnlocked(ctx, env)
+				db, svc, o, done, err := of.openUnlocked(ctx, env)
 				if err != nil {
 					return err
 				}
@@ -127,22 +158,34 @@ never stored. setup and remove are an admin's custody actions.
 				}
 				defer tok.Close()
 				info := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
-				if err := svc.SetupAutoUnseal(ctx, o.Name, tok, info); err != nil {
+				q, by := quorumFor(db, svc, o)
+				a, err := q.SetupAutoUnseal(ctx, by, tok, info)
+				if err != nil {
 					return err
 				}
 				if tok.Created() {
 					fmt.Fprintf(env.stdout, "Created AES key %q in token %q.\n", info.KeyLabel, info.TokenLabel)
 				}
+				if a.Status != quorum.StatusDone {
+					waiting(env.stdout, a, "")
+					return nil
+				}
 				fmt.Fprintf(env.stdout, "Auto-unseal is set up: a console with access to token %q unlocks itself at start.\n", info.TokenLabel)
 				return nil
 			case "remove":
-				_, svc, o, done, err := of.openUnlocked(ctx, env)
+				db, svc, o, done, err := of.openUnlocked(ctx, env)
 				if err != nil {
 					return err
 				}
 				defer done()
-				if err := svc.RemoveAutoUnseal(ctx, o.Name); err != nil {
+				q, by := quorumFor(db, svc, o)
+				a, err := q.RemoveAutoUnseal(ctx, by)
+				if err != nil {
 					return err
+				}
+				if a.Status != quorum.StatusDone {
+					waiting(env.stdout, a, "")
+					return nil
 				}
 				fmt.Fprintln(env.stdout, "Auto-unseal is removed: the next start waits for an officer.")
 				return nil
@@ -158,6 +201,15 @@ never stored. setup and remove are an admin's custody actions.
 			{name: "remove", synopsis: "keyholder unseal remove [--officer ADMIN --passphrase-file F]", flags: sub("remove")},
 		}
 	},
+}
+
+// autoUnsealHook is the consoleHooks.unlock of serve and the desktop app:
+// autoUnsealAtStart, which never stops the start.
+func autoUnsealHook(log *slog.Logger, pf *pkcs11Flags, env *cliEnv, enabled bool) func(context.Context, *custody.Service) error {
+	return func(ctx context.Context, cust *custody.Service) error {
+		autoUnsealAtStart(ctx, log, cust, pf, env, enabled)
+		return nil
+	}
 }
 
 // autoUnsealAtStart unlocks the console's key service through its PKCS#11

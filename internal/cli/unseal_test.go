@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -106,6 +107,80 @@ func TestAutoUnsealCommands(t *testing.T) {
 		t.Fatalf("status after removal: %q", out)
 	}
 	if strings.Contains(l.out.String()+l.err.String(), "pin-4711") {
+		t.Fatal("the PIN appears in command output")
+	}
+}
+
+// TestAutoUnsealChangesNeedTwoAdmins: once a console has two admins, one
+// admin alone can neither set up nor remove auto-unseal (either would let
+// the console open its keys without an officer, or take that away): the
+// change waits as an admin action until a second admin approves it with
+// 'keyholder requests approve', and each step is audited.
+func TestAutoUnsealChangesNeedTwoAdmins(t *testing.T) {
+	module := hsmtest.Token(t, "kh-two", "pin-2222")
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	alice := secretFile(t, root, "alice", "alice's passphrase one")
+	bob := secretFile(t, root, "bob", "bob's passphrase two")
+	pin := secretFile(t, root, "pin", "pin-2222")
+	asAlice := []string{"--data", data, "--officer", "alice", "--passphrase-file", alice}
+	asBob := []string{"--data", data, "--officer", "bob", "--passphrase-file", bob}
+	var l cliLog
+	run := func(code int, args ...string) string { t.Helper(); return l.run(t, code, args...) }
+	run(0, "init", "--data", data, "--officer", "alice", "--passphrase-file", alice)
+	run(0, append([]string{"officers", "add", "bob", "--role", "admin", "--new-passphrase-file", bob}, asAlice...)...)
+
+	setupArgs := append([]string{"unseal", "setup", "--pkcs11-module", module, "--token-label", "kh-two", "--pin-file", pin}, asAlice...)
+	out := run(0, setupArgs...)
+	setup := actionID.FindString(out)
+	if setup == "" || !strings.Contains(out, "Waiting for approval") || !strings.Contains(out, "1 of 2") {
+		t.Fatalf("setup by one admin of two: %s", out)
+	}
+	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, "not set up") {
+		t.Fatalf("auto-unseal set up by one admin alone: %s", out)
+	}
+	var listing struct {
+		AdminActions []struct {
+			ID, Kind, Status string
+			Params           map[string]any `json:"params"`
+		} `json:"admin_actions"`
+	}
+	if err := json.Unmarshal([]byte(run(0, "requests", "list", "--json", "--data", data)), &listing); err != nil {
+		t.Fatal(err)
+	}
+	if len(listing.AdminActions) != 1 || listing.AdminActions[0].ID != setup || listing.AdminActions[0].Kind != "auto_unseal.setup" ||
+		listing.AdminActions[0].Params["token_label"] != "kh-two" {
+		t.Fatalf("pending actions: %+v", listing.AdminActions)
+	}
+	run(1, append([]string{"requests", "approve", setup}, asAlice...)...) // not twice by the same admin
+	run(0, append([]string{"requests", "approve", setup}, asBob...)...)
+	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, `token "kh-two"`) {
+		t.Fatalf("status after the second admin approved: %s", out)
+	}
+
+	// Removal waits the same way.
+	out = run(0, append([]string{"unseal", "remove"}, asBob...)...)
+	remove := actionID.FindString(out)
+	if remove == "" || !strings.Contains(out, "Waiting for approval") {
+		t.Fatalf("removal by one admin of two: %s", out)
+	}
+	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, `token "kh-two"`) {
+		t.Fatalf("auto-unseal removed by one admin alone: %s", out)
+	}
+	run(0, append([]string{"requests", "approve", remove}, asAlice...)...)
+	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, "not set up") {
+		t.Fatalf("status after the removal was approved: %s", out)
+	}
+
+	// The audit log holds the requests, the approvals and both changes,
+	// made in the name of both admins.
+	log := run(0, "audit", "export", "--data", data, "--json")
+	for _, want := range []string{`"custody.auto_unseal.setup"`, `"custody.auto_unseal.remove"`, `"officer:alice+bob"`, `"officer:bob+alice"`, setup, remove} {
+		if !strings.Contains(log, want) {
+			t.Errorf("audit log lacks %s", want)
+		}
+	}
+	if strings.Contains(l.out.String()+l.err.String(), "pin-2222") {
 		t.Fatal("the PIN appears in command output")
 	}
 }

@@ -110,6 +110,9 @@ export interface Client {
     collectShares(actionID: string): Promise<string[]>;
     collectBackup(actionID: string): Promise<BackupFile>;
     collectBackupTo(actionID: string, path: string): Promise<BackupInfo>;
+    /** setupAutoUnseal: ask (two-person rule) to unseal through the PKCS#11 token the console was started with. */
+    setupAutoUnseal(): Promise<AdminOutcome>;
+    removeAutoUnseal(): Promise<AdminOutcome>;
   };
   audit: {
     list(q: AuditQuery): Promise<AuditEntry[]>;
@@ -194,6 +197,8 @@ export function makeClient(t: Transport): Client {
       recoveryShares: (m, n) => c('Keys', 'RecoveryShares')<AdminOutcome>(m, n),
       backup: (p) => c('Keys', 'Backup')<AdminOutcome>(p),
       backupDownload: () => c('Keys', 'BackupDownload')<AdminOutcome>(),
+      setupAutoUnseal: () => c('Keys', 'SetupAutoUnseal')<AdminOutcome>(),
+      removeAutoUnseal: () => c('Keys', 'RemoveAutoUnseal')<AdminOutcome>(),
       collectShares: (id) => c('Keys', 'CollectShares')<string[]>(id),
       collectBackup: (id) => c('Keys', 'CollectBackup')<BackupFile>(id),
       collectBackupTo: (id, p) => c('Keys', 'CollectBackupTo')<BackupInfo>(id, p),

@@ -411,7 +411,9 @@ export type AdminActionKind =
   | 'policy.set'
   | 'reference.set'
   | 'volume.destroy'
-  | 'quorum.rules';
+  | 'quorum.rules'
+  | 'auto_unseal.setup'
+  | 'auto_unseal.remove';
 
 /** AdminVote is one admin's approval, bound to the action's hash. */
 export interface AdminVote {

@@ -46,10 +46,28 @@ type Options struct {
 	Progress                   io.Writer     // where progress lines go; nil: nowhere
 	CPUProfile                 string        // write a CPU profile of the storm to this file
 	ECDSAFor                   time.Duration // how long the ECDSA ceiling is measured; zero: 2 s
+	// Database is where the bench console lives: "" for a SQLite file in
+	// a temporary directory, else a SQLite path or a PostgreSQL URL
+	// (store.Open) holding no console yet.
+	Database string
+	// Wire sends every request through a real release API listener (TLS
+	// 1.3, pinned, HTTP) as agents do, instead of calling the engine.
+	Wire bool
+	// Replicas is how many consoles serve the storm on the one database,
+	// each with its own store handle, key service, engine and listener
+	// (Wire only); 0 or 1: one.
+	Replicas int
 }
 
 // Result is what `keyholder bench release` reports.
 type Result struct {
+	// Mode is "in-process" (the engine called directly) or "wire" (HTTP
+	// over pinned TLS to the release listener).
+	Mode string `json:"mode"`
+	// Database is "sqlite" or "postgres"; Replicas how many consoles
+	// served the storm.
+	Database string `json:"database"`
+	Replicas int    `json:"replicas"`
 	// OfferedRate is the open-loop arrival rate (releases per second); 0
 	// for a closed loop.
 	OfferedRate float64 `json:"offered_rate,omitempty"`
@@ -94,20 +112,35 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			fmt.Fprintf(o.Progress, format+"\n", a...)
 		}
 	}
+	if o.Replicas < 1 {
+		o.Replicas = 1
+	}
+	if o.Replicas > 1 && !o.Wire {
+		return nil, errors.New("replicas need the wire mode: they are reached over their listeners")
+	}
+	location := o.Database
 	dir, err := os.MkdirTemp("", "keyholder-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	db, err := store.Open(ctx, filepath.Join(dir, "keyholder.db"), store.Options{Exclusive: true})
+	if location == "" {
+		location = filepath.Join(dir, "keyholder.db")
+	}
+	// One process alone may hold a SQLite file exclusively; replicas share it.
+	db, err := store.Open(ctx, location, store.Options{Exclusive: o.Replicas == 1})
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
 	// The officer passphrase's Argon2id cost is not what is measured.
-	cust := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, CheckpointEvery: 1 << 30})
+	custOpts := custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, CheckpointEvery: 1 << 30}
+	cust := custody.New(db, custOpts)
 	pass := []byte("benchmark passphrase")
 	if _, err := cust.Init(ctx, "bench", pass); err != nil {
+		if errors.Is(err, custody.ErrInitialized) {
+			return nil, fmt.Errorf("bench database %s holds a console already; give an empty one: %w", db.Path(), err)
+		}
 		return nil, err
 	}
 	logf("setting up %d volumes and guests on %d simulated chips…", o.Guests, o.Chips)
@@ -155,22 +188,53 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench setup: %w", err)
 	}
-	v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots()})
-	if err != nil {
-		return nil, err
-	}
 	svc := make([]time.Duration, o.Guests)
 	var nsvc atomic.Int64
-	av := release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}
-	eng, err := release.New(release.Config{DB: db, Secrets: cust, ChallengeTTL: 3 * time.Hour, MaxWaiting: o.Guests + 16,
-		Verifier: av, MaxInService: o.InService,
-		ServiceTime: func(d time.Duration) {
-			if i := nsvc.Add(1) - 1; i < int64(len(svc)) {
-				svc[i] = d
+	serviceTime := func(d time.Duration) {
+		if i := nsvc.Add(1) - 1; i < int64(len(svc)) {
+			svc[i] = d
+		}
+	}
+	// The consoles: the first over db and cust, each further replica over
+	// its own store handle and key service (unlocked by the officer, as
+	// at a replica's start), as separate serve processes have them.
+	reps := make([]*replica, o.Replicas)
+	for r := range reps {
+		rdb, rcust := db, cust
+		if r > 0 {
+			if rdb, err = store.Open(ctx, location, store.Options{}); err != nil {
+				return nil, err
 			}
-		}})
-	if err != nil {
-		return nil, err
+			defer rdb.Close()
+			rcust = custody.New(rdb, custOpts)
+			if _, err := rcust.Unlock(ctx, "bench", pass); err != nil {
+				return nil, err
+			}
+			defer rcust.Close(ctx)
+		}
+		v, err := attest.NewVerifier(ctx, attest.Options{TrustSimulatedRoot: true, SimulatedRoots: sim.Root().TrustedRoots()})
+		if err != nil {
+			return nil, err
+		}
+		av := release.AttestVerifier{Verifier: v, References: attest.NewReferences(rdb)}
+		eng, err := release.New(release.Config{DB: rdb, Secrets: rcust, ChallengeTTL: 3 * time.Hour, MaxWaiting: o.Guests + 16,
+			Verifier: av, MaxInService: o.InService, ServiceTime: serviceTime})
+		if err != nil {
+			return nil, err
+		}
+		reps[r] = &replica{eng: eng, av: av}
+		if o.Wire {
+			stop, err := reps[r].listen(dir, o.Concurrency)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
+	}
+	mode := "in-process"
+	if o.Wire {
+		mode = "wire"
+		logf("%d release API listener(s) on loopback (TLS 1.3, pinned)", len(reps))
 	}
 
 	logf("signing %d reports beforehand (not timed)…", o.Guests)
@@ -190,7 +254,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				}
 				g := &agentsim.Guest{Chip: chips[i%len(chips)]}
 				g.NewLaunch()
-				ch, err := eng.Challenge()
+				ch, err := reps[i%len(reps)].challenge(ctx)
 				if err != nil {
 					prepErr.Store(err)
 					return
@@ -221,18 +285,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// minute after a restart (--cold).
 	if !o.Cold {
 		logf("verifying two reports per chip beforehand (a console that has seen the fleet; not timed)…")
-		for _, c := range chips {
-			g := &agentsim.Guest{Chip: c}
-			for range 2 {
-				g.NewLaunch()
-				var rd [64]byte
-				rand.Read(rd[:])
-				ev, err := g.Evidence(ctx, rd)
-				if err != nil {
-					return nil, err
-				}
-				if _, err := av.Verify(ctx, ev, release.ImageRef{ID: imageID}, rd); err != nil {
-					return nil, fmt.Errorf("bench warm-up: %w", err)
+		for _, rep := range reps {
+			for _, c := range chips {
+				g := &agentsim.Guest{Chip: c}
+				for range 2 {
+					g.NewLaunch()
+					var rd [64]byte
+					rand.Read(rd[:])
+					ev, err := g.Evidence(ctx, rd)
+					if err != nil {
+						return nil, err
+					}
+					if _, err := rep.av.Verify(ctx, ev, release.ImageRef{ID: imageID}, rd); err != nil {
+						return nil, fmt.Errorf("bench warm-up: %w", err)
+					}
 				}
 			}
 		}
@@ -272,6 +338,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cpu0 := processCPU()
 	start := time.Now()
 	for w := 0; w < o.Concurrency; w++ {
+		// Over the wire, each slot is a guest's agent: its own pinned
+		// HTTPS client per replica (a connection kept alive between its
+		// requests, as from an agent's challenge to its release).
+		send := make([]func(*wire.ReleaseRequest) (*wire.Release, error), len(reps))
+		for r, rep := range reps {
+			if send[r], err = rep.sender(ctx); err != nil {
+				return nil, err
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -285,7 +360,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					t0 = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 					time.Sleep(time.Until(t0))
 				}
-				rels[i], errs[i] = eng.Release(ctx, reqs[i])
+				rels[i], errs[i] = send[i%len(reps)](reqs[i])
 				lat[i] = time.Since(t0)
 			}
 		}()
@@ -298,7 +373,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	// Untimed: every answer must be a routine release that opens.
-	res := &Result{OfferedRate: rate, Guests: o.Guests, Concurrency: o.Concurrency, Cores: runtime.NumCPU(), InService: o.InService, Seconds: elapsed.Seconds(), ECDSAPerSecond: ecdsaRate}
+	res := &Result{Mode: mode, Database: DatabaseKind(location), Replicas: len(reps), OfferedRate: rate, Guests: o.Guests, Concurrency: o.Concurrency, Cores: runtime.NumCPU(), InService: o.InService, Seconds: elapsed.Seconds(), ECDSAPerSecond: ecdsaRate}
 	for i := range rels {
 		err := errs[i]
 		if err == nil && (rels[i].Status != wire.StatusReleased || rels[i].Class != string(release.ClassRoutine)) {

@@ -22,6 +22,8 @@ const kindLabels: Record<string, string> = {
   'reference.set': 'Trust reference values',
   'volume.destroy': 'Destroy volume',
   'quorum.rules': 'Two-person rule',
+  'auto_unseal.setup': 'Set up auto-unseal',
+  'auto_unseal.remove': 'Remove auto-unseal',
 };
 
 /**

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# bench/replicas.sh — one console on SQLite against two replicas on one
+# PostgreSQL, in one run, both through the real release API (keyholder
+# bench release --wire: HTTP over pinned TLS 1.3, as agents do):
+#   1. SQLite, one process: closed loop -> capacity C1 (releases/s)
+#   2. SQLite, one process: open loop at 70 % of C1 -> p99
+#   3. PostgreSQL, one process: closed loop (what the database costs alone)
+#   4. PostgreSQL, 2 replicas: closed loop -> capacity C2
+#   5. PostgreSQL, 2 replicas: open loop at 70 % of C2 -> p99
+# Goal: C2 >= 50 % of C1, and p99 <= 100 ms at 70 % of capacity.
+# Every storm starts from an empty database (a new SQLite file, a new
+# PostgreSQL database) with a known fleet.
+#
+# PostgreSQL: KEYHOLDER_BENCH_POSTGRES (a server URL, e.g.
+# postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable: the bench
+# creates and drops its own databases there), or else a scratch server
+# started here from Debian's postgresql package (initdb in a temporary
+# directory, loopback port, durable settings: fsync and synchronous
+# commit on, as SQLite's commits are; as user nobody when run as root).
+#
+# Usage: bench/replicas.sh   Environment: GUESTS (3000), CONCURRENCY (64),
+# CHIPS (64). Needs go, jq, postgresql.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GUESTS=${GUESTS:-3000}
+CONCURRENCY=${CONCURRENCY:-64}
+CHIPS=${CHIPS:-64}
+for t in go jq; do
+  command -v "$t" >/dev/null || { echo "bench: $t is missing" >&2; exit 1; }
+done
+WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/keyholder-replicas.XXXXXX")
+PGPID=""
+cleanup() {
+  if [ -n "$PGPID" ]; then kill -QUIT "$PGPID" 2>/dev/null || true; wait "$PGPID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+echo "bench: $GUESTS guests, $CONCURRENCY in flight, $CHIPS chips, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+[ -e frontend/dist/index.html ] || { mkdir -p frontend/dist && echo x > frontend/dist/index.html; }
+go build -o "$WORK/keyholder" .
+
+PSQL=psql
+if [ -z "${KEYHOLDER_BENCH_POSTGRES:-}" ]; then
+  BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [ -n "$BIN" ] && [ -x "$BIN/initdb" ] || { echo "bench: PostgreSQL server programs missing (Debian package postgresql)" >&2; exit 1; }
+  PSQL="$BIN/psql"
+  as=()
+  if [ "$(id -u)" = 0 ]; then
+    chown nobody "$WORK"
+    as=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+  fi
+  "${as[@]}" "$BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
+  PORT=$(shuf -i 20000-60000 -n 1)
+  "${as[@]}" "$BIN/postgres" -D "$WORK/pg" -c listen_addresses=127.0.0.1 -p "$PORT" -c unix_socket_directories= \
+    -c max_connections=200 >"$WORK/pg.log" 2>&1 &
+  PGPID=$!
+  KEYHOLDER_BENCH_POSTGRES="postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
+  for _ in $(seq 100); do
+    "$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -qc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  "$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -qc 'SELECT 1' >/dev/null || { cat "$WORK/pg.log" >&2; exit 1; }
+  echo "bench: scratch PostgreSQL $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW server_version') on 127.0.0.1:$PORT (fsync $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW fsync'), synchronous_commit $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW synchronous_commit'))"
+fi
+
+# pgdb prints the URL of a new, empty PostgreSQL database.
+pgdb() {
+  local name="keyholder_bench_$$_$(date +%s%N)"
+  "$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -qc "CREATE DATABASE $name" >/dev/null
+  echo "$KEYHOLDER_BENCH_POSTGRES" | sed -E "s#(//[^/]*)/[^?]*#\1/$name#"
+}
+# storm LABEL ARGS... runs one storm and prints its JSON to $WORK/LABEL.json.
+storm() {
+  local label=$1; shift
+  "$WORK/keyholder" bench release --guests "$GUESTS" --concurrency "$CONCURRENCY" --chips "$CHIPS" --wire --json "$@" \
+    >"$WORK/$label.json" 2>"$WORK/$label.log" || { cat "$WORK/$label.log" >&2; exit 1; }
+  jq -r --arg l "$label" '"bench: \($l): \(.releases_per_second | floor) releases/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, \(.ok) ok, \(.errors) errors"' "$WORK/$label.json"
+}
+field() { jq -r ".$2" "$WORK/$1.json"; }
+
+storm sqlite-closed --database "$WORK/closed.db"
+C1=$(field sqlite-closed releases_per_second)
+storm sqlite-70 --database "$WORK/open.db" --rate "$(jq -n "$C1 * 0.7")"
+storm pg1-closed --database "$(pgdb)"
+storm pg2-closed --database "$(pgdb)" --replicas 2
+C2=$(field pg2-closed releases_per_second)
+storm pg2-70 --database "$(pgdb)" --replicas 2 --rate "$(jq -n "$C2 * 0.7")"
+
+echo
+echo "| console (--wire)            | capacity (releases/s) | at 70 %: offered | p50 ms | p99 ms |"
+echo "|-----------------------------|----------------------:|-----------------:|-------:|-------:|"
+printf "| SQLite, 1 process           | %21.0f | %16.0f | %6.1f | %6.1f |\n" "$C1" "$(field sqlite-70 offered_rate)" "$(field sqlite-70 p50_ms)" "$(field sqlite-70 p99_ms)"
+printf "| PostgreSQL, 1 process       | %21.0f | %16s | %6s | %6s |\n" "$(field pg1-closed releases_per_second)" "-" "-" "-"
+printf "| PostgreSQL, 2 replicas      | %21.0f | %16.0f | %6.1f | %6.1f |\n" "$C2" "$(field pg2-70 offered_rate)" "$(field pg2-70 p50_ms)" "$(field pg2-70 p99_ms)"
+share=$(jq -n "100 * $C2 / $C1 | floor")
+echo
+echo "replicas keep $share % of the single-process throughput (goal >= 50 %); p99 at 70 %: $(field sqlite-70 p99_ms) ms and $(field pg2-70 p99_ms) ms (goal <= 100 ms)"
+jq -n --argjson s "$share" --argjson a "$(field sqlite-70 p99_ms)" --argjson b "$(field pg2-70 p99_ms)" \
+  'if $s >= 50 and $a <= 100 and $b <= 100 then empty else error("goal not met") end'
