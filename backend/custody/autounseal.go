@@ -41,6 +41,9 @@ type UnsealInfo struct {
 	TokenLabel string `json:"token_label"`
 	KeyLabel   string `json:"key_label"`
 	Mechanism  string `json:"mechanism"` // e.g. CKM_AES_GCM
+	// Module is the path of the token's PKCS#11 library, as given, so that
+	// approving admins see which library (a SoftHSM2 or a real HSM).
+	Module string `json:"module,omitempty"`
 }
 
 const autoUnsealName = "auto-unseal"

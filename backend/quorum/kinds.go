@@ -55,8 +55,10 @@ type (
 	rulesParams struct {
 		Rules Rules `json:"rules"`
 	}
+	// unsealSetupParams names the token only: the master key is wrapped
+	// at collect time (CollectAutoUnseal), after the approvals.
 	unsealSetupParams struct {
-		Key custody.AutoUnsealKey `json:"key"`
+		Info custody.UnsealInfo `json:"info"`
 	}
 	unsealRemoveParams struct {
 		Info custody.UnsealInfo `json:"info"`
@@ -71,23 +73,64 @@ func wrappedDigest(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// SetupAutoUnseal asks to let the console unlock itself at start through a
-// PKCS#11 token (custody auto-unseal). The master key is wrapped by w now,
-// and checked by unwrapping once, so the requester's session must be
-// unlocked and reach the token; the approving admins need neither: they
-// approve the stored wrapping (no plaintext key), bound by the hash. The
-// change replaces an earlier setup.
-func (s *Service) SetupAutoUnseal(ctx context.Context, by Actor, w custody.KeyWrapper, info custody.UnsealInfo) (Action, error) {
-	// Refuse a non-admin before the token is used for them.
-	if err := s.admin(ctx, s.db, by, s.now()); err != nil {
-		return Action{}, err
+// SetupAutoUnseal asks to let the console unlock itself at start through
+// a PKCS#11 token (custody auto-unseal). Only the token's description is
+// stored and approved (no key, and the token is not touched): once the
+// admins approved it, the requester wraps the master key through that
+// very token with CollectAutoUnseal. The change replaces an earlier setup.
+func (s *Service) SetupAutoUnseal(ctx context.Context, by Actor, info custody.UnsealInfo) (Action, error) {
+	if info.Kind == "" || info.TokenLabel == "" || info.KeyLabel == "" || info.Mechanism == "" {
+		return Action{}, fmt.Errorf("%w: auto-unseal needs a token kind, token label, key label and mechanism", ErrInvalid)
 	}
-	k, err := s.cust.PrepareAutoUnseal(w, info)
+	summary := fmt.Sprintf("let the console unlock itself without an officer through %s key %q on token %q", info.Kind, info.KeyLabel, info.TokenLabel)
+	if info.Module != "" {
+		summary += fmt.Sprintf(" (library %s)", info.Module)
+	}
+	return s.submit(ctx, by, proposal{kind: KindUnsealSetup, params: unsealSetupParams{Info: info}, shown: info, summary: summary})
+}
+
+// CollectAutoUnseal carries out approved auto-unseal setup id for the
+// admin who asked, once: w must be the token described by the approved
+// action (info, compared field by field), the master key is wrapped by it
+// (and test-unwrapped) now and stored in the same transaction as the
+// delivery, audited. A token other than the approved one is refused and
+// leaves the action as it was. The service must be unlocked.
+func (s *Service) CollectAutoUnseal(ctx context.Context, by Actor, id string, w custody.KeyWrapper, info custody.UnsealInfo) error {
+	now := s.now()
+	var expired bool
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if !s.cust.Unlocked() {
+			return custody.ErrLocked
+		}
+		_, params, exp, err := s.claimTx(ctx, tx, by, id, KindUnsealSetup, now)
+		if err != nil || exp {
+			expired = exp
+			return err
+		}
+		var p unsealSetupParams
+		if err := json.Unmarshal(params, &p); err != nil {
+			return fmt.Errorf("admin action %s parameters: %w", id, err)
+		}
+		if p.Info != info {
+			return fmt.Errorf("collect %s: %w: approved %s key %q on token %q (library %q), given %s key %q on token %q (library %q)", id, ErrChanged,
+				p.Info.Kind, p.Info.KeyLabel, p.Info.TokenLabel, p.Info.Module, info.Kind, info.KeyLabel, info.TokenLabel, info.Module)
+		}
+		k, err := s.cust.PrepareAutoUnseal(w, p.Info)
+		if err != nil {
+			return err
+		}
+		return custody.SetAutoUnsealTx(ctx, tx, officerActor(by.Officer.Name), k, now)
+	})
+	if a, gerr := Get(ctx, s.db, id); gerr == nil && (err == nil || expired) {
+		s.emit(a)
+	}
 	if err != nil {
-		return Action{}, err
+		return err
 	}
-	return s.submit(ctx, by, proposal{kind: KindUnsealSetup, params: unsealSetupParams{Key: k}, shown: info,
-		summary: fmt.Sprintf("let the console unlock itself without an officer through %s key %q on token %q", info.Kind, info.KeyLabel, info.TokenLabel)})
+	if expired {
+		return fmt.Errorf("collect %s: %w", id, ErrExpired)
+	}
+	return nil
 }
 
 // RemoveAutoUnseal asks to delete the token-wrapped master key: once done,
@@ -324,12 +367,6 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 			return err
 		}
 		return custody.DestroyTx(ctx, tx, actor, p.VolumeID, now)
-	case KindUnsealSetup:
-		var p unsealSetupParams
-		if err := dec(&p); err != nil {
-			return err
-		}
-		return custody.SetAutoUnsealTx(ctx, tx, actor, p.Key, now)
 	case KindUnsealRemove:
 		var p unsealRemoveParams
 		if err := dec(&p); err != nil {

@@ -68,8 +68,11 @@ func (k Kind) valid() bool {
 }
 
 // Secret reports whether the kind's result is itself secret, delivered once
-// to the officer who asked (Collect*).
-func (k Kind) Secret() bool { return k == KindRecoveryShares || k == KindBackupExport }
+// to the officer who asked (Collect*). An auto-unseal setup is one too: the
+// master key is wrapped by the token only when its requester collects it.
+func (k Kind) Secret() bool {
+	return k == KindRecoveryShares || k == KindBackupExport || k == KindUnsealSetup
+}
 
 // Action statuses.
 const (
