@@ -47,9 +47,14 @@ type Config struct {
 	Replica *replica.Replica
 	// Dialogs opens native file dialogs (desktop only; nil in the web console).
 	Dialogs Dialogs
-	// AutoUnsealToken opens the PKCS#11 token this process was started
-	// with (serve --pkcs11-module, --pin-file), for Keys.SetupAutoUnseal;
-	// nil: none. The caller calls done to close the token.
+	// AutoUnsealTokenInfo describes the PKCS#11 token this process was
+	// started with (serve --pkcs11-module, --token-label, --key-label)
+	// without opening it, for Keys.SetupAutoUnseal to ask for; nil: none.
+	AutoUnsealTokenInfo func() (custody.UnsealInfo, error)
+	// AutoUnsealToken opens that token, creating its AES key when it has
+	// none, for Keys.CollectAutoUnseal once a setup is approved; nil: none.
+	// info describes the opened token as AutoUnsealTokenInfo does. The
+	// caller calls done to close the token.
 	AutoUnsealToken func() (w custody.KeyWrapper, info custody.UnsealInfo, done func(), err error)
 }
 

@@ -16,7 +16,8 @@ import (
 
 // TestAutoUnsealThroughTheConsole, on a real SoftHSM2 token: in the
 // console, one admin of two asks to set up auto-unseal with the token the
-// console was started with; nothing changes until a second admin approves;
+// console was started with; nothing changes, and the token is not opened,
+// until a second admin approved and the first collects it (only they can);
 // a viewer can do neither. Removal goes the same way. A console started
 // without a token says so instead.
 func TestAutoUnsealThroughTheConsole(t *testing.T) {
@@ -30,14 +31,16 @@ func TestAutoUnsealThroughTheConsole(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	c := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	opened := 0
+	desc := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: "kh-app", KeyLabel: hsm.DefaultKeyLabel, Mechanism: hsm.Mechanism, Module: module}
 	s := New(ctx, Config{Mode: "web", Now: c.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.Now},
+		AutoUnsealTokenInfo: func() (custody.UnsealInfo, error) { return desc, nil },
 		AutoUnsealToken: func() (custody.KeyWrapper, custody.UnsealInfo, func(), error) {
 			tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: "kh-app", PIN: []byte("3141-pin")}, true)
 			if err != nil {
 				return nil, custody.UnsealInfo{}, nil, err
 			}
 			opened++
-			return tok, custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}, func() { tok.Close() }, nil
+			return tok, custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism, Module: module}, func() { tok.Close() }, nil
 		}}, db, NewHub())
 	alice := setupAs(t, s, "alice", "alice's passphrase")
 	for _, o := range [][2]string{{"vic", "viewer"}, {"bob", "admin"}} {
@@ -64,8 +67,14 @@ func TestAutoUnsealThroughTheConsole(t *testing.T) {
 	if _, err := s.Approvals.ApproveAction(vic, out.Action.ID, out.Action.Hash); code(err) != CodeForbidden {
 		t.Fatalf("a viewer approved: %v", err)
 	}
-	if done, err := s.Approvals.ApproveAction(bob, out.Action.ID, out.Action.Hash); err != nil || !done.Done || !on() {
-		t.Fatalf("second admin: %+v %v (on %v)", done, err, on())
+	if done, err := s.Approvals.ApproveAction(bob, out.Action.ID, out.Action.Hash); err != nil || done.Action.Status != quorum.StatusApproved || on() || opened != 0 {
+		t.Fatalf("second admin: %+v %v (on %v, token opened %d times)", done, err, on(), opened)
+	}
+	if _, err := s.Keys.CollectAutoUnseal(bob, out.Action.ID); code(err) != CodeForbidden || on() {
+		t.Fatalf("collected by bob, who did not ask: %v (on %v)", err, on())
+	}
+	if got, err := s.Keys.CollectAutoUnseal(alice, out.Action.ID); err != nil || !got.Done || got.Action.Status != quorum.StatusDelivered || !on() {
+		t.Fatalf("collected by alice: %+v %v (on %v)", got, err, on())
 	}
 
 	out, err = s.Keys.RemoveAutoUnseal(bob)
@@ -80,7 +89,7 @@ func TestAutoUnsealThroughTheConsole(t *testing.T) {
 	}
 
 	// A console started without a token.
-	s.Keys.cfg.AutoUnsealToken = nil
+	s.Keys.cfg.AutoUnsealToken, s.Keys.cfg.AutoUnsealTokenInfo = nil, nil
 	if _, err := s.Keys.SetupAutoUnseal(alice); code(err) != CodeConflict {
 		t.Fatalf("setup without a token: %v", err)
 	}

@@ -112,6 +112,8 @@ export interface Client {
     collectBackupTo(actionID: string, path: string): Promise<BackupInfo>;
     /** setupAutoUnseal: ask (two-person rule) to unseal through the PKCS#11 token the console was started with. */
     setupAutoUnseal(): Promise<AdminOutcome>;
+    /** collectAutoUnseal: the requester carries out an approved setup (the master key is wrapped by the token then), once. */
+    collectAutoUnseal(actionID: string): Promise<AdminOutcome>;
     removeAutoUnseal(): Promise<AdminOutcome>;
   };
   audit: {
@@ -198,6 +200,7 @@ export function makeClient(t: Transport): Client {
       backup: (p) => c('Keys', 'Backup')<AdminOutcome>(p),
       backupDownload: () => c('Keys', 'BackupDownload')<AdminOutcome>(),
       setupAutoUnseal: () => c('Keys', 'SetupAutoUnseal')<AdminOutcome>(),
+      collectAutoUnseal: (id) => c('Keys', 'CollectAutoUnseal')<AdminOutcome>(id),
       removeAutoUnseal: () => c('Keys', 'RemoveAutoUnseal')<AdminOutcome>(),
       collectShares: (id) => c('Keys', 'CollectShares')<string[]>(id),
       collectBackup: (id) => c('Keys', 'CollectBackup')<BackupFile>(id),

@@ -434,7 +434,7 @@ export interface AdminAction {
   status: 'pending' | 'approved' | 'done' | 'delivered' | 'denied' | 'expired' | 'failed';
   approvals_needed: number;
   votes: AdminVote[] | null;
-  /** secret: the result (shares, a backup) goes once to requested_by. */
+  /** secret: the result (shares, a backup, an auto-unseal setup) goes once to requested_by. */
   secret: boolean;
   reason: string;
   created_at: string;

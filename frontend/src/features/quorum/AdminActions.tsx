@@ -78,6 +78,9 @@ export function AdminActions() {
     run(a.id + ':c', async () => {
       if (a.kind === 'recovery.shares') {
         setShares(await reauth(() => api().keys.collectShares(a.id)));
+      } else if (a.kind === 'auto_unseal.setup') {
+        await reauth(() => api().keys.collectAutoUnseal(a.id));
+        notifications.show({ color: 'teal', title: 'Auto-unseal set up', message: 'The master key is wrapped by the approved token.' });
       } else if (desktop) {
         const path = await api().console.pickSaveFile('Save the encrypted backup', `keyholder-${new Date().toISOString().slice(0, 10)}.khbackup`);
         if (!path) return;
@@ -153,7 +156,7 @@ export function AdminActions() {
             {a.status === 'approved' && a.secret && a.requested_by === me?.officer && (
               <Group mt="md">
                 <Button leftSection={<IconDownload size={16} />} loading={busy === a.id + ':c'} onClick={() => void collect(a)} data-testid="admin-collect">
-                  {a.kind === 'recovery.shares' ? 'Show the shares (once)' : 'Get the backup (once)'}
+                  {a.kind === 'recovery.shares' ? 'Show the shares (once)' : a.kind === 'auto_unseal.setup' ? 'Set up auto-unseal (once)' : 'Get the backup (once)'}
                 </Button>
               </Group>
             )}
