@@ -47,8 +47,21 @@ func (k *Keys) CollectAutoUnseal(c Caller, id string) (AdminOutcome, error) {
 }
 
 func (k *Keys) collectAutoUnseal(by quorum.Actor, id string) (AdminOutcome, error) {
-	if k.cfg.AutoUnsealToken == nil {
+	if k.cfg.AutoUnsealToken == nil || k.cfg.AutoUnsealTokenInfo == nil {
 		return AdminOutcome{}, toError(k.log, "set up auto-unseal", errNoToken)
+	}
+	// Open the token (which may create a key in it) only for the setup
+	// the admins approved, and only for its requester.
+	approved, err := k.quorum.ApprovedAutoUnseal(k.ctx, by, id)
+	if err != nil {
+		return AdminOutcome{}, toError(k.log, "set up auto-unseal", err)
+	}
+	desc, err := k.cfg.AutoUnsealTokenInfo()
+	if err == nil {
+		err = quorum.MatchAutoUnseal(id, approved, desc)
+	}
+	if err != nil {
+		return AdminOutcome{}, toError(k.log, "set up auto-unseal", err)
 	}
 	w, info, done, err := k.cfg.AutoUnsealToken()
 	if err != nil {

@@ -70,9 +70,15 @@ func TestAutoUnsealThroughTheConsole(t *testing.T) {
 	if done, err := s.Approvals.ApproveAction(bob, out.Action.ID, out.Action.Hash); err != nil || done.Action.Status != quorum.StatusApproved || on() || opened != 0 {
 		t.Fatalf("second admin: %+v %v (on %v, token opened %d times)", done, err, on(), opened)
 	}
-	if _, err := s.Keys.CollectAutoUnseal(bob, out.Action.ID); code(err) != CodeForbidden || on() {
-		t.Fatalf("collected by bob, who did not ask: %v (on %v)", err, on())
+	if _, err := s.Keys.CollectAutoUnseal(bob, out.Action.ID); code(err) != CodeForbidden || on() || opened != 0 {
+		t.Fatalf("collected by bob, who did not ask: %v (on %v, token opened %d times)", err, on(), opened)
 	}
+	// A console now started with another token than the approved one.
+	desc.TokenLabel = "kh-other"
+	if _, err := s.Keys.CollectAutoUnseal(alice, out.Action.ID); code(err) != CodeConflict || on() || opened != 0 {
+		t.Fatalf("collected with another token: %v (on %v, token opened %d times)", err, on(), opened)
+	}
+	desc.TokenLabel = "kh-app"
 	if got, err := s.Keys.CollectAutoUnseal(alice, out.Action.ID); err != nil || !got.Done || got.Action.Status != quorum.StatusDelivered || !on() {
 		t.Fatalf("collected by alice: %+v %v (on %v)", got, err, on())
 	}

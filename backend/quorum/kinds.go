@@ -89,6 +89,48 @@ func (s *Service) SetupAutoUnseal(ctx context.Context, by Actor, info custody.Un
 	return s.submit(ctx, by, proposal{kind: KindUnsealSetup, params: unsealSetupParams{Info: info}, shown: info, summary: summary})
 }
 
+// ApprovedAutoUnseal returns the token description of approved auto-unseal
+// setup id when by may collect it now (by asked, it is approved and not
+// expired), changing nothing: callers check the token they would open
+// against it before they open it (and create a key in it).
+func (s *Service) ApprovedAutoUnseal(ctx context.Context, by Actor, id string) (custody.UnsealInfo, error) {
+	now := s.now()
+	if err := s.admin(ctx, s.db, by, now); err != nil {
+		return custody.UnsealInfo{}, err
+	}
+	a, err := get(ctx, s.db, id)
+	if err != nil {
+		return custody.UnsealInfo{}, err
+	}
+	switch {
+	case a.Kind != KindUnsealSetup || a.Status != StatusApproved:
+		return custody.UnsealInfo{}, fmt.Errorf("collect %s (%s, %s): %w", id, a.Kind, a.Status, ErrNotCollectable)
+	case !now.Before(a.ExpiresAt):
+		return custody.UnsealInfo{}, fmt.Errorf("collect %s: %w", id, ErrExpired)
+	case a.RequestedBy != by.Officer.Name:
+		return custody.UnsealInfo{}, fmt.Errorf("collect %s: %w (%s asked)", id, ErrNotRequester, a.RequestedBy)
+	}
+	params, err := storedParams(ctx, s.db, a)
+	if err != nil {
+		return custody.UnsealInfo{}, err
+	}
+	var p unsealSetupParams
+	if err := json.Unmarshal(params, &p); err != nil {
+		return custody.UnsealInfo{}, fmt.Errorf("admin action %s parameters: %w", id, err)
+	}
+	return p.Info, nil
+}
+
+// MatchAutoUnseal reports, as an ErrChanged error, a token description
+// other than the approved one.
+func MatchAutoUnseal(id string, approved, given custody.UnsealInfo) error {
+	if approved == given {
+		return nil
+	}
+	return fmt.Errorf("collect %s: %w: approved %s key %q on token %q (library %q), given %s key %q on token %q (library %q)", id, ErrChanged,
+		approved.Kind, approved.KeyLabel, approved.TokenLabel, approved.Module, given.Kind, given.KeyLabel, given.TokenLabel, given.Module)
+}
+
 // CollectAutoUnseal carries out approved auto-unseal setup id for the
 // admin who asked, once: w must be the token described by the approved
 // action (info, compared field by field), the master key is wrapped by it
@@ -111,9 +153,8 @@ func (s *Service) CollectAutoUnseal(ctx context.Context, by Actor, id string, w 
 		if err := json.Unmarshal(params, &p); err != nil {
 			return fmt.Errorf("admin action %s parameters: %w", id, err)
 		}
-		if p.Info != info {
-			return fmt.Errorf("collect %s: %w: approved %s key %q on token %q (library %q), given %s key %q on token %q (library %q)", id, ErrChanged,
-				p.Info.Kind, p.Info.KeyLabel, p.Info.TokenLabel, p.Info.Module, info.Kind, info.KeyLabel, info.TokenLabel, info.Module)
+		if err := MatchAutoUnseal(id, p.Info, info); err != nil {
+			return err
 		}
 		k, err := s.cust.PrepareAutoUnseal(w, p.Info)
 		if err != nil {

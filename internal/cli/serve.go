@@ -151,7 +151,7 @@ func serve(env *cliEnv, o serveOptions) error {
 		})
 	}
 	svcs := app.New(ctx, app.Config{Version: env.cfg.Version, DataDir: env.dataDir, Mode: "web", DevTrustSimulatedRoot: o.devSim, FreshAuth: o.freshAuth, Log: log, Custody: cust, Release: rel, Replica: rep,
-		AutoUnsealToken: pf.opener(env)}, db, hub)
+		AutoUnsealToken: pf.opener(env), AutoUnsealTokenInfo: pf.describer()}, db, hub)
 	svcs.ConnectRelease()
 	defer svcs.Close() // final signed audit checkpoint, before the store closes
 	handler, err := app.NewHandler(svcs, app.HandlerOptions{Assets: env.cfg.Assets, Hub: hub, AllowedHosts: allowedHosts(ln.Addr(), consoleCert), Log: log})

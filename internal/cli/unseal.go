@@ -37,21 +37,37 @@ func envOr(v, name string) string {
 	return os.Getenv(name)
 }
 
+// describe resolves the flags, the environment and (for a setup already
+// made) the stored labels into the token's description, without the PIN
+// and without touching the token.
+func (f *pkcs11Flags) describe(stored custody.UnsealInfo) (custody.UnsealInfo, error) {
+	info := custody.UnsealInfo{Kind: "pkcs11", Module: envOr(f.module, "KEYHOLDER_PKCS11_MODULE"), TokenLabel: envOr(f.tokenLabel, "KEYHOLDER_PKCS11_TOKEN"),
+		KeyLabel: f.keyLabel, Mechanism: hsm.Mechanism}
+	if info.TokenLabel == "" {
+		info.TokenLabel = stored.TokenLabel
+	}
+	if info.KeyLabel == "" {
+		info.KeyLabel = stored.KeyLabel
+	}
+	if info.KeyLabel == "" {
+		info.KeyLabel = hsm.DefaultKeyLabel
+	}
+	if info.Module == "" {
+		return info, errors.New("no PKCS#11 module given (--pkcs11-module or KEYHOLDER_PKCS11_MODULE)")
+	}
+	if info.TokenLabel == "" {
+		return info, errors.New("no token label given (--token-label or KEYHOLDER_PKCS11_TOKEN)")
+	}
+	return info, nil
+}
+
 // config resolves the flags, the environment and (for a setup already
 // made) the stored labels. The PIN is read here; the caller wipes cfg.PIN.
 func (f *pkcs11Flags) config(env *cliEnv, stored custody.UnsealInfo) (hsm.Config, error) {
-	cfg := hsm.Config{Module: envOr(f.module, "KEYHOLDER_PKCS11_MODULE"), TokenLabel: envOr(f.tokenLabel, "KEYHOLDER_PKCS11_TOKEN"), KeyLabel: f.keyLabel}
-	if cfg.TokenLabel == "" {
-		cfg.TokenLabel = stored.TokenLabel
-	}
-	if cfg.KeyLabel == "" {
-		cfg.KeyLabel = stored.KeyLabel
-	}
-	if cfg.Module == "" {
-		return cfg, errors.New("no PKCS#11 module given (--pkcs11-module or KEYHOLDER_PKCS11_MODULE)")
-	}
-	if cfg.TokenLabel == "" {
-		return cfg, errors.New("no token label given (--token-label or KEYHOLDER_PKCS11_TOKEN)")
+	info, err := f.describe(stored)
+	cfg := hsm.Config{Module: info.Module, TokenLabel: info.TokenLabel, KeyLabel: info.KeyLabel}
+	if err != nil {
+		return cfg, err
 	}
 	switch file := envOr(f.pinFile, "KEYHOLDER_PKCS11_PIN_FILE"); {
 	case file != "":
@@ -68,9 +84,24 @@ func (f *pkcs11Flags) config(env *cliEnv, stored custody.UnsealInfo) (hsm.Config
 	return cfg, nil
 }
 
+// opened describes an open token as describe does.
+func opened(tok *hsm.Token, cfg hsm.Config) custody.UnsealInfo {
+	return custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism, Module: cfg.Module}
+}
+
+// describer is app.Config.AutoUnsealTokenInfo for a console started with
+// these flags: nil when no PKCS#11 module is given.
+func (f *pkcs11Flags) describer() func() (custody.UnsealInfo, error) {
+	if envOr(f.module, "KEYHOLDER_PKCS11_MODULE") == "" {
+		return nil
+	}
+	return func() (custody.UnsealInfo, error) { return f.describe(custody.UnsealInfo{}) }
+}
+
 // opener is app.Config.AutoUnsealToken for a console started with these
 // flags: nil when no PKCS#11 module is given. Each call reads the PIN,
 // opens the token (making the AES key when it has none) and wipes the PIN.
+// It runs only to carry out an approved setup.
 func (f *pkcs11Flags) opener(env *cliEnv) func() (custody.KeyWrapper, custody.UnsealInfo, func(), error) {
 	if envOr(f.module, "KEYHOLDER_PKCS11_MODULE") == "" {
 		return nil
@@ -85,8 +116,7 @@ func (f *pkcs11Flags) opener(env *cliEnv) func() (custody.KeyWrapper, custody.Un
 		if err != nil {
 			return nil, custody.UnsealInfo{}, nil, err
 		}
-		info := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
-		return tok, info, func() { tok.Close() }, nil
+		return tok, opened(tok, cfg), func() { tok.Close() }, nil
 	}
 }
 
@@ -106,15 +136,21 @@ setup and remove are admin actions under the two-person rule: on a
 console with two admins or more, one admin's setup or remove waits until
 another admin approves it ('keyholder requests approve ID', or the
 Approvals screen); the rules say how many (keyholder requests list shows
-them as auto_unseal.setup and auto_unseal.remove). The admin who asks for
-setup reaches the token (the master key is wrapped then, never shown);
-the approving admins need not.
+them as auto_unseal.setup and auto_unseal.remove). A setup request names
+the token (library, token label, key label) and touches nothing; the
+admins approve that token, and then the admin who asked runs
+'keyholder unseal setup --collect ID' with the same token flags: only then
+is the key created in the token when it has none, and the master key
+wrapped by it (never shown) and stored. Another token is refused. The
+approving admins need not reach the token. On a console with one admin,
+setup does both at once.
 `)
 	},
 	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
 		of := addOfficerFlags(fs)
 		pf := addPKCS11Flags(fs)
 		asJSON := fs.Bool("json", false, "status: print JSON")
+		collect := fs.String("collect", "", "setup: carry out approved auto-unseal setup `ID` (the admin who asked, with the same token flags)")
 		run := func(sub string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -143,32 +179,51 @@ the approving admins need not.
 				return nil
 			case "setup":
 				cfg, err := pf.config(env, custody.UnsealInfo{})
+				defer clear(cfg.PIN)
 				if err != nil {
 					return &exitError{code: 2, msg: err.Error()}
 				}
-				defer clear(cfg.PIN)
+				info, err := pf.describe(custody.UnsealInfo{})
+				if err != nil {
+					return &exitError{code: 2, msg: err.Error()}
+				}
 				db, svc, o, done, err := of.openUnlocked(ctx, env)
 				if err != nil {
 					return err
 				}
 				defer done()
+				q, by := quorumFor(db, svc, o)
+				id := *collect
+				if id == "" {
+					a, err := q.SetupAutoUnseal(ctx, by, info)
+					if err != nil {
+						return err
+					}
+					if a.Status != quorum.StatusApproved {
+						waiting(env.stdout, a, collectUnsealCommand(a.ID, info, pf))
+						return nil
+					}
+					id = a.ID
+				}
+				// Approved: only now, and only for the approved token, is
+				// the token opened (and its key made).
+				approved, err := q.ApprovedAutoUnseal(ctx, by, id)
+				if err != nil {
+					return err
+				}
+				if err := quorum.MatchAutoUnseal(id, approved, info); err != nil {
+					return err
+				}
 				tok, err := hsm.Open(cfg, true)
 				if err != nil {
 					return err
 				}
 				defer tok.Close()
-				info := custody.UnsealInfo{Kind: "pkcs11", TokenLabel: tok.TokenLabel(), KeyLabel: tok.KeyLabel(), Mechanism: hsm.Mechanism}
-				q, by := quorumFor(db, svc, o)
-				a, err := q.SetupAutoUnseal(ctx, by, tok, info)
-				if err != nil {
+				if err := q.CollectAutoUnseal(ctx, by, id, tok, opened(tok, cfg)); err != nil {
 					return err
 				}
 				if tok.Created() {
 					fmt.Fprintf(env.stdout, "Created AES key %q in token %q.\n", info.KeyLabel, info.TokenLabel)
-				}
-				if a.Status != quorum.StatusDone {
-					waiting(env.stdout, a, "")
-					return nil
 				}
 				fmt.Fprintf(env.stdout, "Auto-unseal is set up: a console with access to token %q unlocks itself at start.\n", info.TokenLabel)
 				return nil
@@ -196,11 +251,21 @@ the approving admins need not.
 			return sharedFlagsOnly(func([]string) error { return run(name) })
 		}
 		return []*subcommand{
-			{name: "setup", synopsis: "keyholder unseal setup  --pkcs11-module LIB --token-label L --pin-file F [--key-label K] [--officer ADMIN --passphrase-file F]", flags: sub("setup")},
+			{name: "setup", synopsis: "keyholder unseal setup  --pkcs11-module LIB --token-label L --pin-file F [--key-label K] [--collect ID] [--officer ADMIN --passphrase-file F]", flags: sub("setup")},
 			{name: "status", synopsis: "keyholder unseal status [--json]", flags: sub("status")},
 			{name: "remove", synopsis: "keyholder unseal remove [--officer ADMIN --passphrase-file F]", flags: sub("remove")},
 		}
 	},
+}
+
+// collectUnsealCommand is the command that carries out approved setup id
+// with the token it names (the PIN as it was given).
+func collectUnsealCommand(id string, info custody.UnsealInfo, pf *pkcs11Flags) string {
+	cmd := fmt.Sprintf("keyholder unseal setup --collect %s --pkcs11-module %s --token-label %s --key-label %s", id, info.Module, info.TokenLabel, info.KeyLabel)
+	if pf.pinFile != "" {
+		cmd += " --pin-file " + pf.pinFile
+	}
+	return cmd
 }
 
 // autoUnsealHook is the consoleHooks.unlock of serve and the desktop app:

@@ -115,7 +115,9 @@ func TestAutoUnsealCommands(t *testing.T) {
 // admin alone can neither set up nor remove auto-unseal (either would let
 // the console open its keys without an officer, or take that away): the
 // change waits as an admin action until a second admin approves it with
-// 'keyholder requests approve', and each step is audited.
+// 'keyholder requests approve', and each step is audited. A setup request
+// names the token and touches nothing (no key is made in it); after the
+// approval only the admin who asked carries it out, only with that token.
 func TestAutoUnsealChangesNeedTwoAdmins(t *testing.T) {
 	module := hsmtest.Token(t, "kh-two", "pin-2222")
 	root := t.TempDir()
@@ -133,7 +135,8 @@ func TestAutoUnsealChangesNeedTwoAdmins(t *testing.T) {
 	setupArgs := append([]string{"unseal", "setup", "--pkcs11-module", module, "--token-label", "kh-two", "--pin-file", pin}, asAlice...)
 	out := run(0, setupArgs...)
 	setup := actionID.FindString(out)
-	if setup == "" || !strings.Contains(out, "Waiting for approval") || !strings.Contains(out, "1 of 2") {
+	if setup == "" || !strings.Contains(out, "Waiting for approval") || !strings.Contains(out, "1 of 2") ||
+		!strings.Contains(out, "keyholder unseal setup --collect "+setup) || strings.Contains(out, "Created AES key") {
 		t.Fatalf("setup by one admin of two: %s", out)
 	}
 	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, "not set up") {
@@ -154,8 +157,21 @@ func TestAutoUnsealChangesNeedTwoAdmins(t *testing.T) {
 	}
 	run(1, append([]string{"requests", "approve", setup}, asAlice...)...) // not twice by the same admin
 	run(0, append([]string{"requests", "approve", setup}, asBob...)...)
+	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, "not set up") {
+		t.Fatalf("auto-unseal set up before its requester collected it: %s", out)
+	}
+	collect := []string{"unseal", "setup", "--collect", setup, "--pkcs11-module", module, "--pin-file", pin}
+	run(1, append(append(collect, "--token-label", "kh-two"), asBob...)...)                                 // bob did not ask
+	run(1, append(append(collect, "--token-label", "kh-two", "--key-label", "another-key"), asAlice...)...) // not the approved key
+	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, "not set up") {
+		t.Fatalf("auto-unseal set up by a refused collection: %s", out)
+	}
+	if out := run(0, append(append(collect, "--token-label", "kh-two"), asAlice...)...); !strings.Contains(out, "Created AES key") || !strings.Contains(out, "set up") {
+		t.Fatalf("collected by alice: %s", out)
+	}
+	run(1, append(append(collect, "--token-label", "kh-two"), asAlice...)...) // once
 	if out := run(0, "unseal", "status", "--data", data); !strings.Contains(out, `token "kh-two"`) {
-		t.Fatalf("status after the second admin approved: %s", out)
+		t.Fatalf("status after the setup was collected: %s", out)
 	}
 
 	// Removal waits the same way.
@@ -175,7 +191,7 @@ func TestAutoUnsealChangesNeedTwoAdmins(t *testing.T) {
 	// The audit log holds the requests, the approvals and both changes,
 	// made in the name of both admins.
 	log := run(0, "audit", "export", "--data", data, "--json")
-	for _, want := range []string{`"custody.auto_unseal.setup"`, `"custody.auto_unseal.remove"`, `"officer:alice+bob"`, `"officer:bob+alice"`, setup, remove} {
+	for _, want := range []string{`"custody.auto_unseal.setup"`, `"custody.auto_unseal.remove"`, `"admin.deliver"`, `"officer:alice+bob"`, `"officer:bob+alice"`, setup, remove} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s", want)
 		}
