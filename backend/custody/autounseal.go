@@ -75,8 +75,10 @@ func authorizeAutoUnsealChange(ctx context.Context, tx *sql.Tx, officer, action 
 	return nil
 }
 
-// AutoUnsealKey is the master key wrapped by a token's key, made before the
-// change is approved and stored (PrepareAutoUnseal): no plaintext key.
+// AutoUnsealKey is the master key wrapped by a token's key (PrepareAutoUnseal),
+// made only when the change is carried out, right before it is stored (under
+// the two-person rule: when the approved setup is collected, never while it
+// waits): no plaintext key.
 type AutoUnsealKey struct {
 	Info    UnsealInfo `json:"info"`
 	Wrapped []byte     `json:"wrapped"`
