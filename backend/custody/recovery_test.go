@@ -372,6 +372,9 @@ func openRestored(t *testing.T, dir string) *store.DB {
 // a backup running now, another officer's or another replica's.
 func TestBackupKeepsOthersInProgress(t *testing.T) {
 	ctx := context.Background()
+	// On PostgreSQL the snapshot goes to the temporary folder: this test's
+	// own, not the one other tests share.
+	t.Setenv("TMPDIR", t.TempDir())
 	s, _ := newTestService(t)
 	dir := filepath.Dir(s.DB().Path())
 	if s.DB().Dialect() == store.Postgres {
