@@ -89,11 +89,11 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	b.session = newSession(b)
 	b.quorum = newQuorum(b)
 	go b.expireAdminActions()
-	// Catch-up only: while the key service is unlocked, audit.Append signs
-	// a checkpoint with every Nth entry in that entry's own transaction.
-	// The ticker signs what was appended without the key (by another
-	// process on the same data directory) instead of waiting for this
-	// console's next append.
+	// Catch-up only: while the key service is unlocked, appends through
+	// custody's AuditLog sign a checkpoint with every Nth entry in that
+	// entry's own transaction. The ticker signs what was appended without
+	// the key (by another process on the same data directory) instead of
+	// waiting for this console's next append.
 	go b.checkpoints()
 	go b.watchAudit(500 * time.Millisecond)
 	return &Services{

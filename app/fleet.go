@@ -17,7 +17,7 @@ type Fleet struct {
 	svc *fleet.Service
 }
 
-func newFleet(b *base) *Fleet { return &Fleet{base: b, svc: fleet.New(b.db)} }
+func newFleet(b *base) *Fleet { return &Fleet{base: b, svc: fleet.New(b.db, b.custody.AuditLog())} }
 
 // List returns the guests matching f.
 func (f *Fleet) List(filter fleet.Filter) ([]fleet.Guest, error) {

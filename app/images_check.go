@@ -77,7 +77,7 @@ func (i *Images) auditPrepareFailure(actor string, req PrepareRequest, err error
 	if errors.As(err, &ae) {
 		reason = ae.Message
 	}
-	if _, aerr := audit.AppendDB(i.ctx, i.db, audit.Entry{At: i.db.Now(), Actor: actor, Action: "image.prepare", Subject: req.Dest,
+	if _, aerr := i.custody.AuditLog().AppendDB(i.ctx, audit.Entry{At: i.db.Now(), Actor: actor, Action: "image.prepare", Subject: req.Dest,
 		Decision: decision, Reason: reason}); aerr != nil {
 		i.log.Error("audit a failed preparation", "err", aerr)
 	}

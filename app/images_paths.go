@@ -75,7 +75,7 @@ func (i *Images) SetImageFolders(c Caller, folders []string) error {
 			ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, settingImageFolders, string(val), store.Time(now)); err != nil {
 			return store.Classify(err)
 		}
-		_, err := audit.Append(i.ctx, tx, audit.Entry{At: now, Actor: "officer:" + o.Name, Action: "settings.image_folders", Decision: "ok", Reason: string(val)})
+		_, err := i.custody.AuditLog().Append(i.ctx, tx, audit.Entry{At: now, Actor: "officer:" + o.Name, Action: "settings.image_folders", Decision: "ok", Reason: string(val)})
 		return err
 	})
 	i.events.Emit(EventAuditAppended, nil)

@@ -116,7 +116,7 @@ func (l *loginLimiter) pruneLocked(now time.Time) {
 
 // auditSession records a session change made by an admin.
 func (s *Session) auditSession(ctx context.Context, admin, action, subject, reason string) {
-	if _, err := audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: "officer:" + admin, Action: action, Subject: subject, Decision: "ok", Reason: reason}); err != nil {
+	if _, err := s.custody.AuditLog().AppendDB(ctx, audit.Entry{At: s.now(), Actor: "officer:" + admin, Action: action, Subject: subject, Decision: "ok", Reason: reason}); err != nil {
 		s.log.Warn("audit session change", "err", err)
 	}
 }

@@ -276,7 +276,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s: err = %v, want %s", c.name, err, c.want)
 		}
 	}
-	if err := fleet.New(con.db).Revoke(ctx, "officer:alice", "vm-other", "test", release.DenyRequestsOfRevokedTx); err != nil {
+	if err := fleet.New(con.db, con.cust.AuditLog()).Revoke(ctx, "officer:alice", "vm-other", "test", release.DenyRequestsOfRevokedTx); err != nil {
 		t.Fatal(err)
 	}
 	other.NewLaunch()

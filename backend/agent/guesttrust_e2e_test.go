@@ -116,7 +116,7 @@ func TestMaskedChipMigration(t *testing.T) {
 	}
 
 	// The fleet keys and shows the chip by its hardware ID, never zeros.
-	gd, err := fleet.New(con.db).Get(context.Background(), "vm-masked", 0)
+	gd, err := fleet.New(con.db, con.cust.AuditLog()).Get(context.Background(), "vm-masked", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestVLEKHasNoChipIdentity(t *testing.T) {
 	if hb, err := con.client.Heartbeat(ctx, g, agent.Request{VMID: "vm-vlek", VolumeID: vol}); err != nil || hb.Status != "verified" {
 		t.Fatalf("heartbeat of the same launch: %+v %v", hb, err)
 	}
-	gd, err := fleet.New(con.db).Get(ctx, "vm-vlek", 0)
+	gd, err := fleet.New(con.db, con.cust.AuditLog()).Get(ctx, "vm-vlek", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestVLEKHasNoChipIdentity(t *testing.T) {
 	}
 
 	// The image's policy may make VLEK launches routine.
-	if err := release.SetPolicy(ctx, con.db, "officer:alice", "img_vlek", &release.Policy{VLEKRoutine: true}); err != nil {
+	if err := release.SetPolicy(ctx, con.cust.AuditLog(), "officer:alice", "img_vlek", &release.Policy{VLEKRoutine: true}); err != nil {
 		t.Fatal(err)
 	}
 	g.NewLaunch()
@@ -222,7 +222,7 @@ func TestTurinFMCChange(t *testing.T) {
 	if c := obtainClass(t, con, g, "vm-turin", vol, true); c != string(release.ClassPlatformChange) {
 		t.Fatalf("boot after an FMC update: class %s, want platform_change", c)
 	}
-	gd, err := fleet.New(con.db).Get(context.Background(), "vm-turin", 0)
+	gd, err := fleet.New(con.db, con.cust.AuditLog()).Get(context.Background(), "vm-turin", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestStaleCRLPolicy(t *testing.T) {
 	if c := obtainClass(t, con, g, "vm-crl", vol, true); c != string(release.ClassFirstBoot) {
 		t.Fatalf("first boot under warn: %s", c)
 	}
-	if err := release.SetPolicy(ctx, con.db, "officer:alice", "", &release.Policy{StaleCRL: "refuse"}); err != nil {
+	if err := release.SetPolicy(ctx, con.cust.AuditLog(), "officer:alice", "", &release.Policy{StaleCRL: "refuse"}); err != nil {
 		t.Fatal(err)
 	}
 	g.NewLaunch()

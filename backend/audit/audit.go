@@ -3,15 +3,20 @@
 // removed or reordered entry breaks the chain at that point.
 //
 // What to use:
-//   - Append(ctx, tx, Entry) inside the transaction that makes the change
-//     being recorded, so that both commit or neither does. Seq, PrevHash and
-//     Hash are filled in; a zero At means now.
-//   - SetSigner registers the console's Ed25519 audit key for a database
-//     (custody does so at unlock, with the key unwrapped under the master
-//     key, and removes it at lock). From then on Append itself writes a
-//     signed checkpoint over the entry that makes N entries follow the
-//     newest checkpoint, in the same transaction as that entry, whoever
-//     appends (custody, the release engine's group commit, a command).
+//   - A *Log is one database's log (NewLog). custody makes the console's
+//     and hands it out (custody.Service.AuditLog) to every package that
+//     appends: release, quorum, images, fleet, the app.
+//   - Log.Append(ctx, tx, Entry) inside the transaction that makes the
+//     change being recorded, so that both commit or neither does. Seq,
+//     PrevHash and Hash are filled in; a zero At means now.
+//   - Log.SetSigner puts the console's Ed25519 audit key in the log's
+//     signer slot (custody does so at unlock, with the key unwrapped under
+//     the master key, and empties the slot at lock). From then on Append
+//     itself writes a signed checkpoint over the entry that makes N entries
+//     follow the newest checkpoint, in the same transaction as that entry,
+//     whoever appends through this Log (custody, the release engine's group
+//     commit, a command). A Log with an empty slot (a tool working on a
+//     locked store, a freshly restored database) appends unsigned entries.
 //     SignCheckpoint/WriteCheckpoint sign the head on demand (custody does
 //     at shutdown and before a backup, and to catch up after a locked
 //     period).
@@ -34,8 +39,8 @@
 //     so no crash can leave N or more committed entries unsigned. After a
 //     clean shutdown the tail is empty (custody signs it on Close). Entries
 //     appended while the service is locked (before unlock, or by a process
-//     that is not unlocked) are unsigned until the first append after
-//     unlock or a custody Checkpoint, which then signs them all at once.
+//     that is not unlocked) are unsigned until the first append through a
+//     Log with a signer or a custody Checkpoint, which then signs them all at once.
 //   - Someone who can write the database can delete the tail together with
 //     the checkpoints that cover it; the log then looks like a shorter one.
 //     Only a copy of a checkpoint kept elsewhere (the head sequence number

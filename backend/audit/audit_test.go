@@ -59,7 +59,7 @@ func newLog(t *testing.T, n int, checkpointAt ...int) fixture {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 1; i <= n; i++ {
 		err := db.Tx(ctx, func(tx *sql.Tx) error {
-			e, err := Append(ctx, tx, Entry{At: at.Add(time.Duration(i) * time.Second), Actor: "guest:vm" + fmt.Sprint(i%3), Action: "release",
+			e, err := NewLog(db).Append(ctx, tx, Entry{At: at.Add(time.Duration(i) * time.Second), Actor: "guest:vm" + fmt.Sprint(i%3), Action: "release",
 				Subject: "vol_a", Decision: "allow", Reason: fmt.Sprintf("routine boot %d", i), EvidenceHash: strings.Repeat("ab", 32)})
 			if err != nil {
 				return err
@@ -189,7 +189,7 @@ func TestAppendRollsBackWithCaller(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("decision failed")
 	err := f.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := Append(ctx, tx, Entry{Actor: "system", Action: "x"}); err != nil {
+		if _, err := NewLog(f.db).Append(ctx, tx, Entry{Actor: "system", Action: "x"}); err != nil {
 			return err
 		}
 		return boom
@@ -201,7 +201,7 @@ func TestAppendRollsBackWithCaller(t *testing.T) {
 		t.Fatalf("head = %d after a rolled-back append, want 2", seq)
 	}
 	for _, e := range []Entry{{Action: "x"}, {Actor: "a"}, {Actor: strings.Repeat("a", 300), Action: "x"}} {
-		if _, err := AppendDB(ctx, f.db, e); !errors.Is(err, ErrInvalidEntry) {
+		if _, err := NewLog(f.db).AppendDB(ctx, e); !errors.Is(err, ErrInvalidEntry) {
 			t.Errorf("Append(%.20v): err = %v, want ErrInvalidEntry", e, err)
 		}
 	}
@@ -209,7 +209,7 @@ func TestAppendRollsBackWithCaller(t *testing.T) {
 
 func TestConcurrentAppendsKeepOneChain(t *testing.T) {
 	f := newLog(t, 0)
-	appendConcurrently(t, f.db, 8, 25)
+	appendConcurrently(t, NewLog(f.db), 8, 25)
 	rep, err := Verify(context.Background(), f.db, nil)
 	if err != nil || rep.Entries != 200 {
 		t.Fatalf("after concurrent appends: %+v, %v", rep, err)

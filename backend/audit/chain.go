@@ -55,10 +55,11 @@ func HashEntry(e Entry) string {
 // one log), so two appends never share a sequence number and the chain
 // never forks.
 //
-// While a Signer is registered for the database (SetSigner), Append also
-// writes the signed checkpoint over e when e makes the number of entries
-// after the newest checkpoint reach N, in this same transaction.
-func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
+// tx must be a transaction on l's database. While l holds a Signer
+// (SetSigner), Append also writes the signed checkpoint over e when e makes
+// the number of entries after the newest checkpoint reach N, in this same
+// transaction; without one it appends e unsigned.
+func (l *Log) Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 	if e.Actor == "" || e.Action == "" {
 		return Entry{}, fmt.Errorf("%w: actor and action are required", ErrInvalidEntry)
 	}
@@ -80,7 +81,8 @@ func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 	if err := store.Lock(ctx, tx, store.LockAudit); err != nil {
 		return Entry{}, fmt.Errorf("append audit entry: %w", err)
 	}
-	h, err := readHead(ctx, tx, anySigner())
+	r := l.registered()
+	h, err := readHead(ctx, tx, r != nil)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -92,7 +94,7 @@ func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("append audit entry: %w", store.Classify(err))
 	}
-	if err := checkpointAfterAppend(ctx, tx, e, at, h); err != nil {
+	if err := checkpointAfterAppend(ctx, tx, r, e, at, h); err != nil {
 		return Entry{}, err
 	}
 	return e, nil
@@ -100,11 +102,11 @@ func Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 
 // AppendDB is Append in a transaction of its own, for entries that record
 // no other change (a failed login, for example).
-func AppendDB(ctx context.Context, db *store.DB, e Entry) (Entry, error) {
+func (l *Log) AppendDB(ctx context.Context, e Entry) (Entry, error) {
 	var out Entry
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := l.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = Append(ctx, tx, e)
+		out, err = l.Append(ctx, tx, e)
 		return err
 	})
 	return out, err

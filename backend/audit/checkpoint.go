@@ -11,9 +11,9 @@ import (
 	"keyholder/backend/store"
 )
 
-// Signer signs audit checkpoints. custody registers one (the console's
-// Ed25519 audit key, unwrapped under the master key) while the key service
-// is unlocked; this package never sees the key itself, only the signatures.
+// Signer signs audit checkpoints. custody puts one in its Log (the
+// console's Ed25519 audit key, unwrapped under the master key) while the
+// key service is unlocked; this package never sees the key itself, only the signatures.
 type Signer interface {
 	// PublicKey is the key the checkpoints verify under.
 	PublicKey() ed25519.PublicKey
@@ -23,122 +23,72 @@ type Signer interface {
 	Sign(msg []byte) ([]byte, error)
 }
 
-// signers are the registered checkpoint signers, by database file (the path
-// SQLite itself reports, so that Append, which sees only a *sql.Tx, can find
-// the signer of the database it writes to).
-var signers struct {
-	sync.RWMutex
-	byFile map[string][]*registration
+// Log is one database's audit log, the value every appender holds. Its
+// signer slot is empty until custody puts the console's audit key there at
+// unlock (SetSigner) and empty again from lock; while it holds a signer,
+// Append writes the signed checkpoints itself. A Log whose slot is empty
+// (never set, or a tool working on a locked store) appends unsigned entries;
+// the first append through a Log with a signer, or a custody Checkpoint,
+// signs them later. Appenders share one Log per console (custody hands it
+// out with AuditLog), so that all of them sign with the key custody holds.
+// A Log is safe for concurrent use.
+type Log struct {
+	db *store.DB
+
+	mu  sync.RWMutex
+	reg *registration // nil: no signer
 }
+
+// NewLog returns the log of db with an empty signer slot.
+func NewLog(db *store.DB) *Log { return &Log{db: db} }
+
+// DB is the database the log is kept in.
+func (l *Log) DB() *store.DB { return l.db }
 
 type registration struct {
 	signer Signer
 	every  int64
 }
 
-// SetSigner makes Append sign checkpoints for db's log with s: whenever an
-// append makes the number of entries after the newest checkpoint reach
-// every, a checkpoint over that entry is written in the appending
-// transaction, so that it commits (or rolls back, also to a savepoint) with
-// the entry. every <= 0 means 64. The returned function removes the
-// registration (call it when the key is wiped); it is idempotent. When
-// several signers are registered for one file, the newest is used.
-func SetSigner(ctx context.Context, db *store.DB, s Signer, every int64) (remove func(), err error) {
+// SetSigner makes Append sign checkpoints with s: whenever an append makes
+// the number of entries after the newest checkpoint reach every, a
+// checkpoint over that entry is written in the appending transaction, so
+// that it commits (or rolls back, also to a savepoint) with the entry.
+// every <= 0 means 64. It replaces the signer set before. The returned
+// function empties the slot again if s is still in it (call it when the key
+// is wiped); it is idempotent.
+func (l *Log) SetSigner(s Signer, every int64) (remove func(), err error) {
 	if s == nil {
 		return nil, errors.New("set audit signer: nil signer")
 	}
 	if every <= 0 {
 		every = 64
 	}
-	file, err := dbFile(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	if file == "" {
-		return nil, errors.New("set audit signer: the database has no file name")
-	}
 	r := &registration{signer: s, every: every}
-	signers.Lock()
-	if signers.byFile == nil {
-		signers.byFile = map[string][]*registration{}
-	}
-	signers.byFile[file] = append(signers.byFile[file], r)
-	signers.Unlock()
-	var once sync.Once
+	l.mu.Lock()
+	l.reg = r
+	l.mu.Unlock()
 	return func() {
-		once.Do(func() {
-			signers.Lock()
-			defer signers.Unlock()
-			rs := signers.byFile[file]
-			for i := range rs {
-				if rs[i] == r {
-					rs = append(rs[:i:i], rs[i+1:]...)
-					break
-				}
-			}
-			if len(rs) == 0 {
-				delete(signers.byFile, file)
-			} else {
-				signers.byFile[file] = rs
-			}
-		})
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.reg == r {
+			l.reg = nil
+		}
 	}, nil
 }
 
-// dbFile is the main database's file as SQLite names it.
-func dbFile(ctx context.Context, q queryer) (string, error) {
-	// PRAGMA database_list costs half of its table-valued form in a SELECT.
-	rows, err := q.QueryContext(ctx, `PRAGMA database_list`)
-	if err != nil {
-		return "", fmt.Errorf("read database file name: %w", store.Classify(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var seq int64
-		var name, file string
-		if err := rows.Scan(&seq, &name, &file); err != nil {
-			return "", fmt.Errorf("read database file name: %w", err)
-		}
-		if name == "main" {
-			return file, nil
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("read database file name: %w", store.Classify(err))
-	}
-	return "", nil
-}
-
-// anySigner reports whether any signer is registered (if not, Append need
-// not look for one).
-func anySigner() bool {
-	signers.RLock()
-	defer signers.RUnlock()
-	return len(signers.byFile) > 0
-}
-
-// minEvery is the smallest checkpoint interval of any registered signer
-// (0: none registered): an append with fewer entries since the newest
-// checkpoint needs no signer, nor the database's file name to find one.
-func minEvery() int64 {
-	signers.RLock()
-	defer signers.RUnlock()
-	var m int64
-	for _, rs := range signers.byFile {
-		for _, r := range rs {
-			if m == 0 || r.every < m {
-				m = r.every
-			}
-		}
-	}
-	return m
+// registered is the signer in the slot, or nil.
+func (l *Log) registered() *registration {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.reg
 }
 
 // head is what Append reads before it inserts.
 type head struct {
 	seq  int64  // the newest entry (0: none)
 	hash string // its hash (GenesisHash: none)
-	// With a signer registered somewhere: the entry the newest checkpoint
+	// With a signer in the log's slot: the entry the newest checkpoint
 	// covers (0: none).
 	checkpoint int64
 }
@@ -179,31 +129,10 @@ func lastCheckpoint(ctx context.Context, q queryer) (int64, error) {
 	return seq, nil
 }
 
-// signerFor returns the newest signer registered for file, or nil.
-func signerFor(file string) *registration {
-	if file == "" {
-		return nil
-	}
-	signers.RLock()
-	defer signers.RUnlock()
-	if rs := signers.byFile[file]; len(rs) > 0 {
-		return rs[len(rs)-1]
-	}
-	return nil
-}
-
 // checkpointAfterAppend runs in Append's transaction after e was inserted
-// (h is the head read before): it signs a checkpoint over e once every
-// entries follow the newest one.
-func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, e Entry, at string, h head) error {
-	if m := minEvery(); m == 0 || e.Seq-h.checkpoint < m {
-		return nil // no signer could be due (the common case: no file name query)
-	}
-	file, err := dbFile(ctx, tx)
-	if err != nil {
-		return err
-	}
-	r := signerFor(file)
+// (h is the head read before, r the signer Append found in the slot): it
+// signs a checkpoint over e once every entries follow the newest one.
+func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, r *registration, e Entry, at string, h head) error {
 	if r == nil || e.Seq-h.checkpoint < r.every {
 		return nil
 	}
@@ -224,7 +153,7 @@ func insertCheckpoint(ctx context.Context, tx queryExecer, seq int64, hash, at s
 }
 
 // KeySigner is a Signer over a private key held by the caller (tests and
-// tools; custody registers its own, which it can wipe).
+// tools; custody sets its own, which it can wipe).
 type KeySigner ed25519.PrivateKey
 
 // PublicKey implements Signer.

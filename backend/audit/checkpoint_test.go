@@ -60,9 +60,9 @@ func openDB(t *testing.T) *store.DB {
 	return db
 }
 
-func register(t *testing.T, db *store.DB, s Signer, every int64) func() {
+func register(t *testing.T, l *Log, s Signer, every int64) func() {
 	t.Helper()
-	remove, err := SetSigner(context.Background(), db, s, every)
+	remove, err := l.SetSigner(s, every)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +70,10 @@ func register(t *testing.T, db *store.DB, s Signer, every int64) func() {
 	return remove
 }
 
-func appendN(t *testing.T, db *store.DB, n int) {
+func appendN(t *testing.T, l *Log, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
-		if _, err := AppendDB(context.Background(), db, Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
+		if _, err := l.AppendDB(context.Background(), Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,11 +116,12 @@ func verifyOK(t *testing.T, db *store.DB, pub ed25519.PublicKey, entries, unsign
 func TestAppendCheckpointsEveryN(t *testing.T) {
 	for _, n := range []int64{1, 2, 6, 64} {
 		t.Run(fmt.Sprint("N=", n), func(t *testing.T) {
-			db := openDB(t)
+			l := NewLog(openDB(t))
+			db := l.DB()
 			s := newSigner()
-			register(t, db, s, n)
+			register(t, l, s, n)
 			total := 3*n + 5
-			appendN(t, db, int(total))
+			appendN(t, l, int(total))
 			var want []int64
 			for k := n; k <= total; k += n {
 				want = append(want, k)
@@ -151,24 +152,25 @@ func TestLockedAppendsCatchUp(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			db := openDB(t)
+			l := NewLog(openDB(t))
+			db := l.DB()
 			_, key, _ := ed25519.GenerateKey(nil)
 			s := signerFrom(key)
-			remove := register(t, db, s, n)
-			appendN(t, db, 5) // checkpoint at 4
+			remove := register(t, l, s, n)
+			appendN(t, l, 5) // checkpoint at 4
 			c.lock(remove, s)
-			appendN(t, db, 3*n) // 6..17: locked, nothing signed
+			appendN(t, l, 3*n) // 6..17: locked, nothing signed
 			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(4)) {
 				t.Fatalf("while locked: checkpoints at %v, want [4]", got)
 			}
 			verifyOK(t, db, s.pub, 17, 13)
-			register(t, db, signerFrom(key), n) // unlocked again
+			register(t, l, signerFrom(key), n) // unlocked again
 
-			appendN(t, db, 1) // 18 catches up
+			appendN(t, l, 1) // 18 catches up
 			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(4, 18)) {
 				t.Fatalf("after unlock: checkpoints at %v, want [4 18]", got)
 			}
-			appendN(t, db, n) // 19..22: the next at 22
+			appendN(t, l, n) // 19..22: the next at 22
 			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(4, 18, 22)) {
 				t.Fatalf("checkpoints at %v, want [4 18 22]", got)
 			}
@@ -186,11 +188,11 @@ func TestCheckpointRollsBackWithEntry(t *testing.T) {
 	boom := errors.New("decision failed")
 	cases := []struct {
 		name string
-		run  func(ctx context.Context, db *store.DB) error
+		run  func(ctx context.Context, l *Log) error
 	}{
-		{"transaction rolled back", func(ctx context.Context, db *store.DB) error {
-			err := db.Tx(ctx, func(tx *sql.Tx) error {
-				if _, err := Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "release"}); err != nil {
+		{"transaction rolled back", func(ctx context.Context, l *Log) error {
+			err := l.DB().Tx(ctx, func(tx *sql.Tx) error {
+				if _, err := l.Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "release"}); err != nil {
 					return err
 				}
 				if got := countIn(t, tx); got != 1 {
@@ -203,12 +205,12 @@ func TestCheckpointRollsBackWithEntry(t *testing.T) {
 			}
 			return nil
 		}},
-		{"savepoint rolled back", func(ctx context.Context, db *store.DB) error {
-			return db.Tx(ctx, func(tx *sql.Tx) error {
+		{"savepoint rolled back", func(ctx context.Context, l *Log) error {
+			return l.DB().Tx(ctx, func(tx *sql.Tx) error {
 				if _, err := tx.Exec(`SAVEPOINT decision`); err != nil {
 					return err
 				}
-				if _, err := Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "release"}); err != nil {
+				if _, err := l.Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "release"}); err != nil {
 					return err
 				}
 				if _, err := tx.Exec(`ROLLBACK TO decision`); err != nil {
@@ -227,18 +229,19 @@ func TestCheckpointRollsBackWithEntry(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			db := openDB(t)
+			l := NewLog(openDB(t))
+			db := l.DB()
 			s := newSigner()
-			register(t, db, s, n)
-			appendN(t, db, n-1)
-			if err := c.run(ctx, db); err != nil {
+			register(t, l, s, n)
+			appendN(t, l, n-1)
+			if err := c.run(ctx, l); err != nil {
 				t.Fatal(err)
 			}
 			if got := checkpointSeqs(t, db); len(got) != 0 {
 				t.Fatalf("checkpoints at %v after the rollback, want none", got)
 			}
 			verifyOK(t, db, s.pub, n-1, n-1)
-			appendN(t, db, 1)
+			appendN(t, l, 1)
 			if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(n)) {
 				t.Fatalf("checkpoints at %v, want [%d]", got, n)
 			}
@@ -260,10 +263,11 @@ func countIn(t *testing.T, tx *sql.Tx) int {
 // entry.
 func TestConcurrentAppendsCheckpointEveryN(t *testing.T) {
 	const n, writers, each = 7, 8, 25
-	db := openDB(t)
+	l := NewLog(openDB(t))
+	db := l.DB()
 	s := newSigner()
-	register(t, db, s, n)
-	appendConcurrently(t, db, writers, each)
+	register(t, l, s, n)
+	appendConcurrently(t, l, writers, each)
 	var want []int64
 	for k := int64(n); k <= writers*each; k += n {
 		want = append(want, k)
@@ -276,7 +280,7 @@ func TestConcurrentAppendsCheckpointEveryN(t *testing.T) {
 
 // appendConcurrently has writers goroutines append each entries apiece,
 // every append in its own write transaction.
-func appendConcurrently(t *testing.T, db *store.DB, writers, each int) {
+func appendConcurrently(t *testing.T, l *Log, writers, each int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -285,7 +289,7 @@ func appendConcurrently(t *testing.T, db *store.DB, writers, each int) {
 		go func(g int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, err := AppendDB(context.Background(), db, Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "release", Decision: "allow"}); err != nil {
+				if _, err := l.AppendDB(context.Background(), Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "release", Decision: "allow"}); err != nil {
 					errs <- err
 					return
 				}
@@ -319,10 +323,11 @@ func TestVerifyNamesTruncation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			db := openDB(t)
+			l := NewLog(openDB(t))
+			db := l.DB()
 			s := newSigner()
-			register(t, db, s, n)
-			appendN(t, db, 3*n+2)
+			register(t, l, s, n)
+			appendN(t, l, 3*n+2)
 			if _, err := db.Exec(`DELETE FROM audit_log WHERE seq > ?`, c.keepTo); err != nil {
 				t.Fatal(err)
 			}
@@ -341,9 +346,8 @@ func TestVerifyNamesTruncation(t *testing.T) {
 	}
 }
 
-// BenchmarkAppend measures what the registered signer adds to an append
-// (finding the database's signer and its newest checkpoint, and every Nth
-// time a signature), each append in its own transaction.
+// BenchmarkAppend measures what a signer in the log's slot adds to an
+// append (reading the newest checkpoint, and every Nth time a signature), each append in its own transaction.
 func BenchmarkAppend(b *testing.B) {
 	for _, every := range []int64{0, 1 << 40, 64} {
 		b.Run(fmt.Sprint("every=", every), func(b *testing.B) {
@@ -353,8 +357,9 @@ func BenchmarkAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			if every > 0 { // 0: no signer; 1<<40: look it up, never sign
-				remove, err := SetSigner(ctx, db, newSigner(), every)
+			l := NewLog(db)
+			if every > 0 { // 0: no signer; 1<<40: read the newest checkpoint, never sign
+				remove, err := l.SetSigner(newSigner(), every)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -365,7 +370,7 @@ func BenchmarkAppend(b *testing.B) {
 				err := db.Tx(ctx, func(tx *sql.Tx) error {
 					// Several appends per transaction, as a group commit makes.
 					for j := 0; j < 16; j++ {
-						if _, err := Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
+						if _, err := l.Append(ctx, tx, Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
 							return err
 						}
 					}
@@ -377,4 +382,32 @@ func BenchmarkAppend(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The signer belongs to the Log it was set on, not to the database: a
+// second Log over the same database (a tool working on a locked store)
+// appends unsigned, and the next append through the Log with the signer
+// catches up. Removing a signer that was replaced meanwhile (an old lock
+// racing a new unlock) leaves the new one in the slot.
+func TestSignerBelongsToItsLog(t *testing.T) {
+	const n = 3
+	signed := NewLog(openDB(t))
+	db := signed.DB()
+	plain := NewLog(db)
+	_, key, _ := ed25519.GenerateKey(nil)
+	s := signerFrom(key)
+	removeOld := register(t, signed, s, n)
+	appendN(t, plain, 2*n) // no signer in plain's slot
+	if got := checkpointSeqs(t, db); len(got) != 0 {
+		t.Fatalf("appends through a Log without a signer: checkpoints at %v, want none", got)
+	}
+	verifyOK(t, db, s.pub, 2*n, 2*n)
+
+	register(t, signed, signerFrom(key), n) // replaces s
+	removeOld()                             // must not empty the slot
+	appendN(t, signed, 1)
+	if got := checkpointSeqs(t, db); !reflect.DeepEqual(got, seqs(2*n+1)) {
+		t.Fatalf("checkpoints at %v, want [%d]", got, 2*n+1)
+	}
+	verifyOK(t, db, s.pub, 2*n+1, 0)
 }

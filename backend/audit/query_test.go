@@ -50,7 +50,7 @@ func TestListFilters(t *testing.T) {
 			{Actor: "guest:vm-3", Action: "release", Subject: "vol_3", Decision: "released", Reason: "routine_boot; known launch; generation 1"},           // 9
 		} {
 			e.At = t0.Add(time.Duration(i) * time.Hour)
-			if _, err := Append(ctx, tx, e); err != nil {
+			if _, err := NewLog(db).Append(ctx, tx, e); err != nil {
 				return err
 			}
 		}

@@ -78,7 +78,7 @@ func (s *Service) PrepareEnvelope(name string, role Role, passphrase []byte) (En
 }
 
 // AddOfficerTx adds the officer of a prepared envelope, audited as actor.
-func AddOfficerTx(ctx context.Context, tx *sql.Tx, actor string, e Envelope, now time.Time) (Officer, error) {
+func (s *Service) AddOfficerTx(ctx context.Context, tx *sql.Tx, actor string, e Envelope, now time.Time) (Officer, error) {
 	if err := checkName(e.Name); err != nil {
 		return Officer{}, err
 	}
@@ -97,14 +97,14 @@ func AddOfficerTx(ctx context.Context, tx *sql.Tx, actor string, e Envelope, now
 		}
 		return Officer{}, fmt.Errorf("store officer: %w", store.Classify(err))
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "officer.add", Subject: o.ID,
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "officer.add", Subject: o.ID,
 		Decision: "ok", Reason: fmt.Sprintf("added %s as %s", o.Name, o.Role)})
 	return o, err
 }
 
 // SetRoleTx changes an officer's role, audited as actor; the last admin
 // stays an admin.
-func SetRoleTx(ctx context.Context, tx *sql.Tx, actor, name string, role Role, now time.Time) error {
+func (s *Service) SetRoleTx(ctx context.Context, tx *sql.Tx, actor, name string, role Role, now time.Time) error {
 	if !role.Valid() {
 		return fmt.Errorf("%w: unknown role %q", ErrInvalid, role)
 	}
@@ -120,14 +120,14 @@ func SetRoleTx(ctx context.Context, tx *sql.Tx, actor, name string, role Role, n
 	if _, err := tx.ExecContext(ctx, `UPDATE officers SET role = ? WHERE id = ?`, string(role), r.ID); err != nil {
 		return fmt.Errorf("set role: %w", store.Classify(err))
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "officer.role", Subject: r.ID,
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "officer.role", Subject: r.ID,
 		Decision: "ok", Reason: fmt.Sprintf("%s: %s -> %s", name, r.Role, role)})
 	return err
 }
 
 // RemoveOfficerTx deletes an officer's envelope, audited as actor; the last
 // admin stays.
-func RemoveOfficerTx(ctx context.Context, tx *sql.Tx, actor, name string, now time.Time) error {
+func (s *Service) RemoveOfficerTx(ctx context.Context, tx *sql.Tx, actor, name string, now time.Time) error {
 	r, err := findOfficer(ctx, tx, name)
 	if err != nil {
 		return err
@@ -138,14 +138,14 @@ func RemoveOfficerTx(ctx context.Context, tx *sql.Tx, actor, name string, now ti
 	if _, err := tx.ExecContext(ctx, `DELETE FROM officers WHERE id = ?`, r.ID); err != nil {
 		return fmt.Errorf("remove officer: %w", store.Classify(err))
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "officer.remove", Subject: r.ID,
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "officer.remove", Subject: r.ID,
 		Decision: "ok", Reason: "removed " + name})
 	return err
 }
 
 // DestroyTx erases every wrapped secret of a revoked volume, audited as
 // actor.
-func DestroyTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, now time.Time) error {
+func (s *Service) DestroyTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, now time.Time) error {
 	vs, _, err := volumeStatus(ctx, tx, volumeID)
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func DestroyTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, now time
 	if _, err := tx.ExecContext(ctx, `UPDATE volumes SET status = 'destroyed' WHERE id = ?`, volumeID); err != nil {
 		return fmt.Errorf("destroy volume: %w", store.Classify(err))
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.destroy", Subject: volumeID,
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.destroy", Subject: volumeID,
 		Decision: "ok", Reason: strconv.Itoa(n) + " release secrets erased"})
 	return err
 }
@@ -184,7 +184,7 @@ func (s *Service) SplitRecoveryTx(ctx context.Context, tx *sql.Tx, actor string,
 			out = append(out, sh.String())
 			clear(sh.Value)
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "recovery.split", Subject: cid,
+		_, err = s.log.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "recovery.split", Subject: cid,
 			Decision: "ok", Reason: fmt.Sprintf("master key split into %d shares, %d needed (split %s)", n, m, hex.EncodeToString(set[:]))})
 		return err
 	})

@@ -107,7 +107,7 @@ func (s *Service) PrepareAutoUnseal(w KeyWrapper, info UnsealInfo) (AutoUnsealKe
 
 // SetAutoUnsealTx stores a prepared auto-unseal key (replacing an earlier
 // one), audited as actor. It checks the change, not the actor.
-func SetAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, k AutoUnsealKey, now time.Time) error {
+func (s *Service) SetAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, k AutoUnsealKey, now time.Time) error {
 	if len(k.Wrapped) == 0 || k.Info.Kind == "" {
 		return fmt.Errorf("%w: empty auto-unseal key", ErrInvalid)
 	}
@@ -124,14 +124,14 @@ func SetAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, k AutoUnseal
 		autoUnsealName, pub, k.Wrapped, store.Time(now)); err != nil {
 		return fmt.Errorf("store the auto-unseal key: %w", store.Classify(err))
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "custody.auto_unseal.setup", Subject: cid,
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "custody.auto_unseal.setup", Subject: cid,
 		Decision: "ok", Reason: fmt.Sprintf("master key wrapped by %s key %q on token %q (%s)", k.Info.Kind, k.Info.KeyLabel, k.Info.TokenLabel, k.Info.Mechanism)})
 	return err
 }
 
 // RemoveAutoUnsealTx deletes the token-wrapped master key, audited as
 // actor; ErrNoAutoUnseal when there is none.
-func RemoveAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, now time.Time) error {
+func (s *Service) RemoveAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, now time.Time) error {
 	cid, err := consoleID(ctx, tx)
 	if err != nil {
 		return err
@@ -143,7 +143,7 @@ func RemoveAutoUnsealTx(ctx context.Context, tx *sql.Tx, actor string, now time.
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNoAutoUnseal
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "custody.auto_unseal.remove", Subject: cid,
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "custody.auto_unseal.remove", Subject: cid,
 		Decision: "ok", Reason: "token-wrapped master key removed; starts need an officer login"})
 	return err
 }
@@ -159,7 +159,7 @@ func (s *Service) SetupAutoUnseal(ctx context.Context, officer string, w KeyWrap
 		if err := authorizeAutoUnsealChange(ctx, tx, officer, "setup"); err != nil {
 			return err
 		}
-		return SetAutoUnsealTx(ctx, tx, officerActor(officer), k, s.now())
+		return s.SetAutoUnsealTx(ctx, tx, officerActor(officer), k, s.now())
 	})
 }
 
@@ -171,7 +171,7 @@ func (s *Service) RemoveAutoUnseal(ctx context.Context, officer string) error {
 		if err := authorizeAutoUnsealChange(ctx, tx, officer, "remove"); err != nil {
 			return err
 		}
-		return RemoveAutoUnsealTx(ctx, tx, officerActor(officer), s.now())
+		return s.RemoveAutoUnsealTx(ctx, tx, officerActor(officer), s.now())
 	})
 }
 
@@ -222,13 +222,13 @@ func (s *Service) AutoUnseal(ctx context.Context, w KeyWrapper) error {
 	if err != nil {
 		s.setLockedReason("auto-unseal failed: " + err.Error())
 		cid, _ := consoleID(ctx, s.db)
-		audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: "system:auto-unseal", Action: "custody.auto_unseal", Subject: cid,
+		s.log.AppendDB(ctx, audit.Entry{At: s.now(), Actor: "system:auto-unseal", Action: "custody.auto_unseal", Subject: cid,
 			Decision: "deny", Reason: err.Error()})
 		return err
 	}
 	s.setLockedReason("")
 	cid, _ := consoleID(ctx, s.db)
-	audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: "system:auto-unseal", Action: "custody.auto_unseal", Subject: cid,
+	s.log.AppendDB(ctx, audit.Entry{At: s.now(), Actor: "system:auto-unseal", Action: "custody.auto_unseal", Subject: cid,
 		Decision: "ok", Reason: "unlocked with the token-wrapped master key"})
 	return nil
 }

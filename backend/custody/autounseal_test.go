@@ -149,7 +149,7 @@ func TestAutoUnsealDirectChangeNeedsSoleAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return SetAutoUnsealTx(ctx, tx, "officer:alice+bob", k, s.now()) }); err != nil {
+	if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return s.SetAutoUnsealTx(ctx, tx, "officer:alice+bob", k, s.now()) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RemoveAutoUnseal(ctx, "bob"); !errors.Is(err, ErrForbidden) {

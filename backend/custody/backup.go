@@ -186,7 +186,7 @@ func (s *Service) WriteBackup(ctx context.Context, actor string, w io.Writer, fi
 		extra = append(extra, b)
 		listed = append(listed, backupFile{Name: name, Size: int64(len(b))})
 	}
-	if _, err := audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: actor, Action: "console.backup", Decision: "ok", Reason: "encrypted backup written"}); err != nil {
+	if _, err := s.log.AppendDB(ctx, audit.Entry{At: s.now(), Actor: actor, Action: "console.backup", Decision: "ok", Reason: "encrypted backup written"}); err != nil {
 		return BackupInfo{}, err
 	}
 	if err := s.CheckpointNow(ctx); err != nil {
@@ -572,7 +572,7 @@ func checkRestored(ctx context.Context, path string, hdr backupHeader, master []
 	if err != nil || !ok || cid != hdr.ConsoleID {
 		return fmt.Errorf("%w: the database inside does not match its header", ErrBackupCorrupt)
 	}
-	if _, err := audit.AppendDB(ctx, db, audit.Entry{Actor: officerActor(officer), Action: "console.restore", Subject: cid, Decision: "ok",
+	if _, err := audit.NewLog(db).AppendDB(ctx, audit.Entry{Actor: officerActor(officer), Action: "console.restore", Subject: cid, Decision: "ok",
 		Reason: "restored from the backup of " + store.Time(hdr.CreatedAt)}); err != nil {
 		return err
 	}

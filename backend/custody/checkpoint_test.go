@@ -15,12 +15,12 @@ import (
 
 const testPass = "correct horse battery"
 
-func appendPlain(t *testing.T, db *store.DB, n int) {
+func appendPlain(t *testing.T, log *audit.Log, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
-		// As the release engine does: audit.Append in its own transaction,
-		// with no custody call around it.
-		if _, err := audit.AppendDB(context.Background(), db, audit.Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
+		// As the release engine does: an append through custody's AuditLog
+		// in its own transaction, with no custody call around it.
+		if _, err := log.AppendDB(context.Background(), audit.Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -55,15 +55,15 @@ func wantReport(t *testing.T, s *Service, entries, unsigned int64) {
 	}
 }
 
-// While unlocked, entries that other packages append with plain audit.Append
-// get a checkpoint at exactly every Nth entry, signed with the console key.
+// While unlocked, entries that other packages append through AuditLog get a
+// checkpoint at exactly every Nth entry, signed with the console key.
 func TestUnlockedAppendsCheckpointEveryN(t *testing.T) {
 	const n = 7
 	s := New(openTestDB(t, t.TempDir()), Options{KDF: testKDF, CheckpointEvery: n})
 	if _, err := s.Init(context.Background(), "alice", []byte(testPass)); err != nil { // entry 1
 		t.Fatal(err)
 	}
-	appendPlain(t, s.DB(), 3*n+5-1)
+	appendPlain(t, s.AuditLog(), 3*n+5-1)
 	if got, want := checkpointsAt(t, s.DB()), []int64{n, 2 * n, 3 * n}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("checkpoints at %v, want %v", got, want)
 	}
@@ -84,9 +84,9 @@ func TestUnlockedAppendsCheckpointEveryN(t *testing.T) {
 func TestLockedAppendsCatchUpAtUnlock(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestService(t)
-	appendPlain(t, s.DB(), 5) // entries 2..6; checkpoint at 5
+	appendPlain(t, s.AuditLog(), 5) // entries 2..6; checkpoint at 5
 	s.Lock()
-	appendPlain(t, s.DB(), 12) // 7..18
+	appendPlain(t, s.AuditLog(), 12) // 7..18
 	if err := s.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -101,20 +101,20 @@ func TestLockedAppendsCatchUpAtUnlock(t *testing.T) {
 	if got := checkpointsAt(t, s.DB()); !reflect.DeepEqual(got, []int64{5, 19}) {
 		t.Fatalf("after unlock: checkpoints at %v, want [5 19]", got)
 	}
-	appendPlain(t, s.DB(), 5) // 20..24: the next at 24
+	appendPlain(t, s.AuditLog(), 5) // 20..24: the next at 24
 	if got := checkpointsAt(t, s.DB()); !reflect.DeepEqual(got, []int64{5, 19, 24}) {
 		t.Fatalf("checkpoints at %v, want [5 19 24]", got)
 	}
 	wantReport(t, s, 24, 0)
 }
 
-// Checkpoint catches up on entries appended while no key was registered for
-// the database, without waiting for the next append.
+// Checkpoint catches up on entries appended while no key was in the audit
+// log's signer slot, without waiting for the next append.
 func TestCheckpointCatchesUp(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestService(t)
 	s.Lock()
-	appendPlain(t, s.DB(), 7) // 2..8
+	appendPlain(t, s.AuditLog(), 7) // 2..8
 	// Unlock without an audited login: adopt is what Unlock does with a
 	// verified master key, before it appends.
 	o, err := findOfficer(ctx, s.DB(), "alice")
@@ -153,8 +153,8 @@ func mustConsoleID(t *testing.T, s *Service) string {
 func TestSignersArePerDatabase(t *testing.T) {
 	a, _ := newTestService(t)
 	b, _ := newTestService(t)
-	appendPlain(t, a.DB(), 9)
-	appendPlain(t, b.DB(), 4)
+	appendPlain(t, a.AuditLog(), 9)
+	appendPlain(t, b.AuditLog(), 4)
 	if got := checkpointsAt(t, a.DB()); !reflect.DeepEqual(got, []int64{5, 10}) {
 		t.Fatalf("console a: checkpoints at %v", got)
 	}
@@ -184,7 +184,7 @@ func TestCheckpointsUnderLockChurn(t *testing.T) {
 		go func(g int) {
 			defer wg.Done()
 			for i := 0; i < 30; i++ {
-				if _, err := audit.AppendDB(ctx, s.DB(), audit.Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "heartbeat"}); err != nil {
+				if _, err := s.AuditLog().AppendDB(ctx, audit.Entry{Actor: fmt.Sprintf("guest:vm%d", g), Action: "heartbeat"}); err != nil {
 					errs <- err
 					return
 				}

@@ -13,12 +13,14 @@
 //   - SplitRecovery and Recover handle Shamir recovery shares (see
 //     backend/shamir); WriteBackup and RestoreBackup the encrypted export.
 //
-// Every change is audited in the same transaction (backend/audit). While
-// unlocked, the service registers the unwrapped audit signing key with
-// audit.SetSigner, so that any audit.Append on this database (custody's,
-// the release engine's) that makes CheckpointEvery entries follow the newest
-// checkpoint signs one in its own transaction; Lock removes and wipes it,
-// Close first signs the tail. The master key exists in plaintext only in
+// Every change is audited in the same transaction (backend/audit), through
+// the console's audit log, which the service makes and hands out with
+// AuditLog to every other package that appends (release, quorum, images,
+// fleet). While unlocked, the service puts the unwrapped audit signing key
+// in that log's signer slot, so that any append through it (custody's, the
+// release engine's) that makes CheckpointEvery entries follow the newest
+// checkpoint signs one in its own transaction; Lock empties the slot and
+// wipes the key, Close first signs the tail. The master key exists in plaintext only in
 // this process's memory while the service is unlocked; release secrets are
 // unwrapped on demand and the caller wipes the returned slice. Nothing this
 // package returns in an error contains key material.
@@ -110,7 +112,7 @@ type Options struct {
 	// Now is the clock (backoff, audit times); nil means time.Now.
 	Now func() time.Time
 	// CheckpointEvery is N: while the service is unlocked, every audit
-	// append (custody's, the release engine's, anyone's on this database)
+	// append through its AuditLog (custody's, the release engine's, ...)
 	// that makes N entries follow the newest checkpoint writes a signed
 	// checkpoint over itself in its own transaction; Close signs the tail.
 	// Zero means 64.
@@ -123,6 +125,7 @@ type Options struct {
 // Service is the key service. It is safe for concurrent use.
 type Service struct {
 	db   *store.DB
+	log  *audit.Log // the console's audit log; its signer is set while unlocked
 	opts Options
 
 	// kdf bounds concurrent passphrase checks: each takes the envelope's
@@ -153,7 +156,7 @@ func New(db *store.DB, opts Options) *Service {
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = 64
 	}
-	return &Service{db: db, opts: opts, kdf: make(chan struct{}, 2)}
+	return &Service{db: db, log: audit.NewLog(db), opts: opts, kdf: make(chan struct{}, 2)}
 }
 
 // withKDFSlot runs fn when one of the passphrase-check slots is free.
@@ -176,6 +179,12 @@ func (s *Service) withKDFSlot(ctx context.Context, fn func()) error {
 
 // DB is the store the service works on.
 func (s *Service) DB() *store.DB { return s.db }
+
+// AuditLog is the console's audit log over DB. Every package that appends
+// to it in this process uses this one, so that its entries are signed with
+// the key the service holds while unlocked (and appended unsigned while
+// locked).
+func (s *Service) AuditLog() *audit.Log { return s.log }
 
 func (s *Service) now() time.Time { return s.opts.Now() }
 
@@ -263,13 +272,13 @@ func (s *Service) lockLocked() {
 	s.master, s.signer = nil, nil
 }
 
-// setSignerLocked takes the unwrapped audit key seed (copying it) and
-// registers it with the audit package, so that appends on this database
-// sign their checkpoints in their own transaction. s.mu is held.
-func (s *Service) setSignerLocked(ctx context.Context, seed []byte) error {
+// setSignerLocked takes the unwrapped audit key seed (copying it) and puts
+// it in the audit log's signer slot, so that appends through AuditLog sign
+// their checkpoints in their own transaction. s.mu is held.
+func (s *Service) setSignerLocked(seed []byte) error {
 	k := &auditKey{priv: ed25519.NewKeyFromSeed(seed)}
 	k.pub = k.priv.Public().(ed25519.PublicKey)
-	remove, err := audit.SetSigner(ctx, s.db, k, s.opts.CheckpointEvery)
+	remove, err := s.log.SetSigner(k, s.opts.CheckpointEvery)
 	if err != nil {
 		k.wipe()
 		return err
@@ -280,14 +289,14 @@ func (s *Service) setSignerLocked(ctx context.Context, seed []byte) error {
 }
 
 // auditKey is the unwrapped audit signing key. It has its own lock, not
-// s.mu: audit.Append calls Sign from transactions that custody runs while
+// s.mu: audit.Log.Append calls Sign from transactions that custody runs while
 // holding s.mu for reading, and a nested read lock could deadlock against a
 // waiting Lock.
 type auditKey struct {
 	mu     sync.RWMutex
 	priv   ed25519.PrivateKey // nil once wiped
 	pub    ed25519.PublicKey
-	remove func() // the audit.SetSigner registration
+	remove func() // empties the audit log's signer slot (audit.Log.SetSigner)
 }
 
 var errKeyWiped = errors.New("the audit signing key is wiped (the key service locked)")
@@ -305,7 +314,8 @@ func (k *auditKey) Sign(msg []byte) ([]byte, error) {
 	return ed25519.Sign(k.priv, msg), nil
 }
 
-// wipe unregisters the key and clears it; a nil k is a no-op.
+// wipe takes the key out of the audit log's signer slot and clears it; a
+// nil k is a no-op.
 func (k *auditKey) wipe() {
 	if k == nil {
 		return
@@ -383,7 +393,7 @@ func (s *Service) Init(ctx context.Context, name string, passphrase []byte) (Off
 			auditKeyName, []byte(pub), wrapWith(master, infoConsoleKey, seed, consoleKeyAAD(cid, auditKeyName)), store.Time(now)); err != nil {
 			return fmt.Errorf("store audit signing key: %w", store.Classify(err))
 		}
-		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(name), Action: "console.init", Subject: cid,
+		_, err := s.log.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(name), Action: "console.init", Subject: cid,
 			Decision: "ok", Reason: "console initialised; first officer " + name + " (admin)"})
 		return err
 	})
@@ -394,7 +404,7 @@ func (s *Service) Init(ctx context.Context, name string, passphrase []byte) (Off
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lockLocked()
-	if err := s.setSignerLocked(ctx, seed); err != nil {
+	if err := s.setSignerLocked(seed); err != nil {
 		clear(master)
 		return off, fmt.Errorf("console initialised, but the key service stays locked: %w", err)
 	}
@@ -430,7 +440,7 @@ func (s *Service) adopt(ctx context.Context, master []byte, cid string) error {
 		clear(master)
 		return errors.New("audit signing key does not open under the master key")
 	}
-	err = s.setSignerLocked(ctx, seed)
+	err = s.setSignerLocked(seed)
 	clear(seed)
 	if err != nil {
 		clear(master)
@@ -488,8 +498,8 @@ func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
 
 // Checkpoint signs the audit log's head when at least N entries follow the
 // last checkpoint: a catch-up for entries appended while no key was
-// registered (before unlock, or by another process). While the service is
-// unlocked, audit.Append has already signed every N entries in their own
+// in the log's signer slot (before unlock, or by another process). While the
+// service is unlocked, its AuditLog has already signed every N entries in their own
 // transactions, so this normally finds nothing to do. It does nothing
 // while the service is locked.
 func (s *Service) Checkpoint(ctx context.Context) error { return s.checkpoint(ctx, false) }
@@ -524,7 +534,7 @@ func (s *Service) checkpoint(ctx context.Context, force bool) error {
 }
 
 // afterWrite runs after a custody transaction commits. It has nothing left
-// to do: audit.Append checkpoints every N entries inside the transaction.
+// to do: AuditLog().Append checkpoints every N entries inside the transaction.
 func (s *Service) afterWrite(context.Context) {}
 
 func officerActor(name string) string { return "officer:" + name }

@@ -165,7 +165,7 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 		// Same answer and about the same work as a wrong passphrase, so
 		// officer names cannot be probed.
 		s.withKDFSlot(ctx, func() { clear(passphraseKey(passphrase, make([]byte, saltSize), s.opts.KDF)) })
-		audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: officerActor(name), Action: "officer.auth", Decision: "deny", Reason: "unknown officer"})
+		s.log.AppendDB(ctx, audit.Entry{At: s.now(), Actor: officerActor(name), Action: "officer.auth", Decision: "deny", Reason: "unknown officer"})
 		return Officer{}, ErrWrongPassphrase
 	}
 	if err != nil {
@@ -179,7 +179,7 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 	if err != nil {
 		var te *ThrottledError
 		if errors.As(err, &te) {
-			audit.AppendDB(ctx, s.db, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
+			s.log.AppendDB(ctx, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
 				Reason: fmt.Sprintf("throttled after %d wrong passphrases", r.FailedAttempts)})
 		}
 		return Officer{}, err
@@ -203,7 +203,7 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 		}
 	}
 	if err != nil {
-		audit.AppendDB(ctx, s.db, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
+		s.log.AppendDB(ctx, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "deny",
 			Reason: fmt.Sprintf("wrong passphrase (%d in a row)", fails)})
 		return Officer{}, ErrWrongPassphrase
 	}
@@ -214,7 +214,7 @@ func (s *Service) Authenticate(ctx context.Context, name string, passphrase []by
 		if _, err := tx.ExecContext(ctx, `UPDATE officers SET failed_attempts = 0, next_attempt_at = '', last_login_at = ? WHERE id = ?`, store.Time(now), r.ID); err != nil {
 			return store.Classify(err)
 		}
-		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "allow"})
+		_, err := s.log.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(r.Name), Action: "officer.auth", Subject: r.ID, Decision: "allow"})
 		return err
 	})
 	if err != nil {
@@ -325,7 +325,7 @@ func (s *Service) AddOfficer(ctx context.Context, admin, name string, role Role,
 			if err := insertOfficer(ctx, tx, o, master, passphrase, s.opts.KDF, cid); err != nil {
 				return err
 			}
-			_, err := audit.Append(ctx, tx, audit.Entry{At: o.CreatedAt, Actor: officerActor(admin), Action: "officer.add", Subject: o.ID,
+			_, err := s.log.Append(ctx, tx, audit.Entry{At: o.CreatedAt, Actor: officerActor(admin), Action: "officer.add", Subject: o.ID,
 				Decision: "ok", Reason: fmt.Sprintf("added %s as %s", name, role)})
 			return err
 		})
@@ -343,7 +343,7 @@ func (s *Service) RemoveOfficer(ctx context.Context, admin, name string) error {
 		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
 			return err
 		}
-		return RemoveOfficerTx(ctx, tx, officerActor(admin), name, s.now())
+		return s.RemoveOfficerTx(ctx, tx, officerActor(admin), name, s.now())
 	})
 	if err == nil {
 		s.afterWrite(ctx)
@@ -360,7 +360,7 @@ func (s *Service) SetRole(ctx context.Context, admin, name string, role Role) er
 		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
 			return err
 		}
-		return SetRoleTx(ctx, tx, officerActor(admin), name, role, s.now())
+		return s.SetRoleTx(ctx, tx, officerActor(admin), name, role, s.now())
 	})
 	if err == nil {
 		s.afterWrite(ctx)
@@ -408,7 +408,7 @@ func (s *Service) setPassphrase(ctx context.Context, actor, name string, pass []
 				failed_attempts = 0, next_attempt_at = '' WHERE id = ?`, p.Time, p.MemoryKiB, p.Threads, salt, wrapped, r.ID); err != nil {
 				return fmt.Errorf("store envelope: %w", store.Classify(err))
 			}
-			_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: action, Subject: r.ID, Decision: "ok", Reason: reason})
+			_, err = s.log.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: action, Subject: r.ID, Decision: "ok", Reason: reason})
 			return err
 		})
 	})

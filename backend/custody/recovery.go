@@ -69,7 +69,7 @@ func (s *Service) Recover(ctx context.Context, shareTexts []string, officer stri
 	cid, ok, err := verifyMaster(ctx, s.db, master)
 	if err == nil && (!ok || len(master) != keySize) {
 		err = ErrWrongShares
-		audit.AppendDB(ctx, s.db, audit.Entry{At: s.now(), Actor: officerActor(officer), Action: "recovery.use", Decision: "deny", Reason: "shares do not rebuild the master key"})
+		s.log.AppendDB(ctx, audit.Entry{At: s.now(), Actor: officerActor(officer), Action: "recovery.use", Decision: "deny", Reason: "shares do not rebuild the master key"})
 	}
 	if err != nil {
 		clear(master)
@@ -95,7 +95,7 @@ func (s *Service) Recover(ctx context.Context, shareTexts []string, officer stri
 		default:
 			return err
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(officer), Action: "recovery.use", Subject: o.ID, Decision: "ok",
+		_, err = s.log.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(officer), Action: "recovery.use", Subject: o.ID, Decision: "ok",
 			Reason: fmt.Sprintf("access rebuilt from %d recovery shares; new passphrase for %s (%s)", len(shares), officer, o.Role)})
 		return err
 	})

@@ -118,7 +118,7 @@ func (s *Service) CreateReservedVolumeTx(ctx context.Context, tx *sql.Tx, actor,
 		if err := insertGeneration(ctx, tx, master, cid, id, 1, GenCurrent, secret, actor, now); err != nil {
 			return err
 		}
-		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.create", Subject: id, Decision: "ok",
+		_, err := s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.create", Subject: id, Decision: "ok",
 			Reason: fmt.Sprintf("volume %q created with generation 1", name)})
 		return err
 	})
@@ -294,7 +294,7 @@ func (s *Service) RotateTx(ctx context.Context, tx *sql.Tx, actor, volumeID stri
 		if err := insertGeneration(ctx, tx, master, cid, volumeID, gen, GenPending, secret, actor, now); err != nil {
 			return err
 		}
-		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.rotate", Subject: volumeID, Decision: "pending",
+		_, err := s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "volume.rotate", Subject: volumeID, Decision: "pending",
 			Reason: fmt.Sprintf("generation %d created; waits for the agent's confirmation", gen)})
 		return err
 	})
@@ -352,7 +352,7 @@ func (s *Service) ConfirmRotationTx(ctx context.Context, tx *sql.Tx, actor, volu
 			return fmt.Errorf("confirm rotation: %w", store.Classify(err))
 		}
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.rotation_confirmed", Subject: volumeID, Decision: "ok",
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.rotation_confirmed", Subject: volumeID, Decision: "ok",
 		Reason: fmt.Sprintf("generation %d is current; generation %d superseded", generation, cur)})
 	return err
 }
@@ -368,7 +368,7 @@ func (s *Service) AbandonRotation(ctx context.Context, actor, volumeID string, g
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("abandon generation %d of %s: %w", generation, volumeID, ErrNotPending)
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.rotation_abandoned", Subject: volumeID,
+		_, err = s.log.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.rotation_abandoned", Subject: volumeID,
 			Decision: "ok", Reason: fmt.Sprintf("generation %d abandoned: %s", generation, reason)})
 		return err
 	})
@@ -400,7 +400,7 @@ func (s *Service) RevokeTx(ctx context.Context, tx *sql.Tx, actor, volumeID, rea
 	if _, err := tx.ExecContext(ctx, `UPDATE volumes SET status = 'revoked' WHERE id = ?`, volumeID); err != nil {
 		return fmt.Errorf("revoke volume: %w", store.Classify(err))
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.revoke", Subject: volumeID, Decision: "deny", Reason: reason})
+	_, err = s.log.Append(ctx, tx, audit.Entry{At: s.now(), Actor: actor, Action: "volume.revoke", Subject: volumeID, Decision: "deny", Reason: reason})
 	return err
 }
 
@@ -416,7 +416,7 @@ func (s *Service) Destroy(ctx context.Context, admin, volumeID, confirm string) 
 		if _, err := requireRole(ctx, tx, admin, RoleAdmin); err != nil {
 			return err
 		}
-		return DestroyTx(ctx, tx, officerActor(admin), volumeID, s.now())
+		return s.DestroyTx(ctx, tx, officerActor(admin), volumeID, s.now())
 	})
 	if err == nil {
 		s.afterWrite(ctx)

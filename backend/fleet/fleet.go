@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"keyholder/backend/audit"
 	"keyholder/backend/store"
 )
 
@@ -94,10 +95,15 @@ type Summary struct {
 }
 
 // Service reads and writes the fleet.
-type Service struct{ db *store.DB }
+type Service struct {
+	db  *store.DB
+	log *audit.Log
+}
 
-// New returns a fleet service over db.
-func New(db *store.DB) *Service { return &Service{db: db} }
+// New returns a fleet service over db that audits revocations in log (the
+// console's, custody.Service.AuditLog; a read-only caller may pass
+// audit.NewLog(db)).
+func New(db *store.DB, log *audit.Log) *Service { return &Service{db: db, log: log} }
 
 // statusExpr is a guest's effective status: a verified guest whose last
 // evidence is older than three heartbeat intervals is stale. The first

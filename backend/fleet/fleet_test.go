@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"keyholder/backend/audit"
 	"keyholder/backend/store"
 	"keyholder/backend/store/storetest"
 	"keyholder/internal/testclock"
@@ -22,7 +23,8 @@ func TestRecordStatusAndHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc := New(db)
+	log := audit.NewLog(db)
+	svc := New(db, log)
 	rec := func(o Observation) bool {
 		t.Helper()
 		var ok bool
@@ -102,7 +104,7 @@ func TestRecordStatusAndHistory(t *testing.T) {
 
 	// The revocation ends the guest's release requests in its own
 	// transaction: when that fails, the guest is not revoked either.
-	failing := func(context.Context, *sql.Tx, string, string, string, time.Time) error {
+	failing := func(context.Context, *audit.Log, *sql.Tx, string, string, string, time.Time) error {
 		return errors.New("requests stay open")
 	}
 	if err := svc.Revoke(ctx, "officer:a", "vm-1", "test", failing); err == nil {
@@ -116,7 +118,10 @@ func TestRecordStatusAndHistory(t *testing.T) {
 	}
 	// Revoked is sticky until reinstated.
 	var closed []string
-	closer := func(ctx context.Context, tx *sql.Tx, actor, vmID, reason string, now time.Time) error {
+	closer := func(ctx context.Context, l *audit.Log, tx *sql.Tx, actor, vmID, reason string, now time.Time) error {
+		if l != log {
+			t.Errorf("closer gets another audit log than the fleet service's")
+		}
 		var revoked int
 		if err := tx.QueryRowContext(ctx, `SELECT revoked FROM vms WHERE id = ?`, vmID).Scan(&revoked); err != nil || revoked != 1 {
 			t.Errorf("closer runs outside the revocation's transaction: revoked=%d %v", revoked, err)
@@ -163,7 +168,7 @@ func recorder(t *testing.T, step time.Duration) (db *store.DB, svc *Service, clk
 			t.Fatal(err)
 		}
 	}
-	return db, New(db), clk, record
+	return db, New(db, audit.NewLog(db)), clk, record
 }
 
 func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T) {

@@ -421,10 +421,10 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 
 // RequestCloser denies the open release requests (pending, or approved and
 // not collected) of revoked guest vmID inside the revocation's transaction,
-// each audited as actor's denial. The release engine owns release requests
+// each audited as actor's denial in log. The release engine owns release requests
 // and imports fleet, so fleet takes it as a function:
 // release.DenyRequestsOfRevokedTx.
-type RequestCloser func(ctx context.Context, tx *sql.Tx, actor, vmID, reason string, now time.Time) error
+type RequestCloser func(ctx context.Context, log *audit.Log, tx *sql.Tx, actor, vmID, reason string, now time.Time) error
 
 // Revoke marks a guest revoked: every release and heartbeat it makes is
 // refused until an officer reinstates it. closeRequests denies its open
@@ -443,10 +443,10 @@ func (s *Service) Revoke(ctx context.Context, actor, id, reason string, closeReq
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("guest %s: %w", id, store.ErrNotFound)
 		}
-		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "guest.revoke", Subject: id, Decision: "revoked", Reason: reason}); err != nil {
+		if _, err := s.log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "guest.revoke", Subject: id, Decision: "revoked", Reason: reason}); err != nil {
 			return err
 		}
-		return closeRequests(ctx, tx, actor, id, reason, now)
+		return closeRequests(ctx, s.log, tx, actor, id, reason, now)
 	})
 }
 
@@ -461,7 +461,7 @@ func (s *Service) Reinstate(ctx context.Context, actor, id, reason string) error
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("guest %s is not revoked: %w", id, store.ErrNotFound)
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: s.db.Now(), Actor: actor, Action: "guest.reinstate", Subject: id, Decision: "reinstated", Reason: reason})
+		_, err = s.log.Append(ctx, tx, audit.Entry{At: s.db.Now(), Actor: actor, Action: "guest.reinstate", Subject: id, Decision: "reinstated", Reason: reason})
 		return err
 	})
 }

@@ -15,8 +15,8 @@ import (
 
 // Registrar registers the images diskimage.Prepare makes in the console's
 // store: the image (CreateTx), the volume with its generation-1 release
-// secret (custody, which must be unlocked) and an audit entry, in one
-// transaction. It implements diskimage.Registrar, Reserver and Checker.
+// secret (custody, which must be unlocked) and an audit entry (in custody's
+// AuditLog), in one transaction. It implements diskimage.Registrar, Reserver and Checker.
 type Registrar struct {
 	DB      *store.DB
 	Custody *custody.Service
@@ -68,7 +68,7 @@ func (r *Registrar) register(ctx context.Context, req diskimage.Registration, fi
 		if err := finish(is); err != nil {
 			return err
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now(), Actor: req.Actor, Action: "image.prepare", Subject: im.ID, Decision: "ok",
+		_, err = r.Custody.AuditLog().Append(ctx, tx, audit.Entry{At: now(), Actor: req.Actor, Action: "image.prepare", Subject: im.ID, Decision: "ok",
 			Reason: fmt.Sprintf("image %q prepared with volume %s (generation %d)", im.Name, is.VolumeID, is.Generation)})
 		return err
 	})

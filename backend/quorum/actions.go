@@ -180,7 +180,7 @@ func (s *Service) submit(ctx context.Context, by Actor, p proposal) (Action, err
 			needed, store.Time(now), store.Time(now.Add(rules.ttl()))); err != nil {
 			return fmt.Errorf("store admin action: %w", store.Classify(err))
 		}
-		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.request", Subject: id,
+		if _, err := s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.request", Subject: id,
 			Decision: "pending", Reason: fmt.Sprintf("%s: %s (%d of %d admins needed)", p.kind, p.summary, needed, admins), EvidenceHash: hash}); err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func (s *Service) fail(ctx context.Context, id string, cause error) {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "admin.execute", Subject: id, Decision: "failed", Reason: msg})
+		_, err = s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "admin.execute", Subject: id, Decision: "failed", Reason: msg})
 		return err
 	})
 }
@@ -282,7 +282,7 @@ func (s *Service) voteTx(ctx context.Context, tx *sql.Tx, by Actor, a Action, ha
 	}
 	needed := min(a.ApprovalsNeeded, max(admins, 1))
 	decision := fmt.Sprintf("approval %d of %d", len(voters), needed)
-	if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.approve", Subject: a.ID,
+	if _, err := s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.approve", Subject: a.ID,
 		Decision: decision, Reason: fmt.Sprintf("%s: %s", a.Kind, a.Summary), EvidenceHash: a.Hash}); err != nil {
 		return false, err
 	}
@@ -299,7 +299,7 @@ func (s *Service) voteTx(ctx context.Context, tx *sql.Tx, by Actor, a Action, ha
 			store.Time(now), store.Time(now.Add(rules.ttl())), a.ID); err != nil {
 			return false, fmt.Errorf("approve admin action: %w", store.Classify(err))
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "admin.approved", Subject: a.ID, Decision: "approved",
+		_, err = s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "admin.approved", Subject: a.ID, Decision: "approved",
 			Reason: fmt.Sprintf("%s: %s; for %s to collect once", a.Kind, a.Summary, a.RequestedBy), EvidenceHash: a.Hash})
 		return false, err
 	}
@@ -309,7 +309,7 @@ func (s *Service) voteTx(ctx context.Context, tx *sql.Tx, by Actor, a Action, ha
 	if _, err := tx.ExecContext(ctx, `UPDATE admin_actions SET status = 'done', decided_at = ? WHERE id = ?`, store.Time(now), a.ID); err != nil {
 		return false, fmt.Errorf("complete admin action: %w", store.Classify(err))
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "admin.execute", Subject: a.ID, Decision: "done",
+	_, err = s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "admin.execute", Subject: a.ID, Decision: "done",
 		Reason: fmt.Sprintf("%s: %s (requested by %s)", a.Kind, a.Summary, a.RequestedBy), EvidenceHash: a.Hash})
 	return false, err
 }
@@ -358,7 +358,7 @@ func (s *Service) Deny(ctx context.Context, by Actor, id, note string) (Action, 
 		if _, err := tx.ExecContext(ctx, `UPDATE admin_actions SET status = 'denied', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), id); err != nil {
 			return fmt.Errorf("deny admin action: %w", store.Classify(err))
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.deny", Subject: id, Decision: "denied",
+		_, err = s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.deny", Subject: id, Decision: "denied",
 			Reason: fmt.Sprintf("%s: %s: %s", a.Kind, a.Summary, note), EvidenceHash: a.Hash})
 		return err
 	})
@@ -373,7 +373,7 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, a Action, now time.T
 	if _, err := tx.ExecContext(ctx, `UPDATE admin_actions SET status = 'expired', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), a.ID); err != nil {
 		return fmt.Errorf("expire admin action: %w", store.Classify(err))
 	}
-	_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "admin.expire", Subject: a.ID, Decision: "expired",
+	_, err := s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "admin.expire", Subject: a.ID, Decision: "expired",
 		Reason: fmt.Sprintf("%s: %s: %s", a.Kind, a.Summary, reason), EvidenceHash: a.Hash})
 	return err
 }
@@ -441,7 +441,7 @@ func (s *Service) claimTx(ctx context.Context, tx *sql.Tx, by Actor, id string, 
 	if n, _ := res.RowsAffected(); n != 1 {
 		return Action{}, nil, false, fmt.Errorf("collect %s: %w", id, ErrNotCollectable)
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.deliver", Subject: id, Decision: "delivered",
+	_, err = s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Officer.Name), Action: "admin.deliver", Subject: id, Decision: "delivered",
 		Reason: fmt.Sprintf("%s: %s", a.Kind, a.Summary), EvidenceHash: a.Hash})
 	return a, params, false, err
 }

@@ -160,7 +160,7 @@ func (s *Service) CollectAutoUnseal(ctx context.Context, by Actor, id string, w 
 		if err != nil {
 			return err
 		}
-		return custody.SetAutoUnsealTx(ctx, tx, officerActor(by.Officer.Name), k, now)
+		return s.cust.SetAutoUnsealTx(ctx, tx, officerActor(by.Officer.Name), k, now)
 	})
 	if a, gerr := Get(ctx, s.db, id); gerr == nil && (err == nil || expired) {
 		s.emit(a)
@@ -356,7 +356,7 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 		if err := dec(&p); err != nil {
 			return err
 		}
-		_, err := custody.AddOfficerTx(ctx, tx, actor, p.Envelope, now)
+		_, err := s.cust.AddOfficerTx(ctx, tx, actor, p.Envelope, now)
 		return err
 	case KindOfficerRole:
 		var p roleParams
@@ -370,7 +370,7 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 		if o.Role != p.From {
 			return fmt.Errorf("%w: %s is %s now, not %s", ErrChanged, p.Name, o.Role, p.From)
 		}
-		return custody.SetRoleTx(ctx, tx, actor, p.Name, p.Role, now)
+		return s.cust.SetRoleTx(ctx, tx, actor, p.Name, p.Role, now)
 	case KindOfficerRemove:
 		var p removeParams
 		if err := dec(&p); err != nil {
@@ -383,13 +383,13 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 		if o.ID != p.ID {
 			return fmt.Errorf("%w: %s is another officer now", ErrChanged, p.Name)
 		}
-		return custody.RemoveOfficerTx(ctx, tx, actor, p.Name, now)
+		return s.cust.RemoveOfficerTx(ctx, tx, actor, p.Name, now)
 	case KindPolicy:
 		var p policyParams
 		if err := dec(&p); err != nil {
 			return err
 		}
-		return release.SetPolicyTx(ctx, tx, actor, p.ImageID, p.Policy, now)
+		return release.SetPolicyTx(ctx, s.cust.AuditLog(), tx, actor, p.ImageID, p.Policy, now)
 	case KindReference:
 		var p referenceParams
 		if err := dec(&p); err != nil {
@@ -399,7 +399,7 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 		if err != nil {
 			return err
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "reference.set", Subject: p.ImageID,
+		_, err = s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "reference.set", Subject: p.ImageID,
 			Decision: "ok", Reason: fmt.Sprintf("reference values version %d (%d measurements, sha256 %s)", v.Version, len(v.Values.Measurements), v.Hash)})
 		return err
 	case KindVolumeDestroy:
@@ -407,7 +407,7 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 		if err := dec(&p); err != nil {
 			return err
 		}
-		return custody.DestroyTx(ctx, tx, actor, p.VolumeID, now)
+		return s.cust.DestroyTx(ctx, tx, actor, p.VolumeID, now)
 	case KindUnsealRemove:
 		var p unsealRemoveParams
 		if err := dec(&p); err != nil {
@@ -420,7 +420,7 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 		if !sameHash(wrappedDigest(k.Wrapped), p.WrappedSHA256) {
 			return fmt.Errorf("%w: auto-unseal was set up again since the removal was asked", ErrChanged)
 		}
-		return custody.RemoveAutoUnsealTx(ctx, tx, actor, now)
+		return s.cust.RemoveAutoUnsealTx(ctx, tx, actor, now)
 	case KindRules:
 		var p rulesParams
 		if err := dec(&p); err != nil {
@@ -434,7 +434,7 @@ func (s *Service) execute(ctx context.Context, tx *sql.Tx, kind Kind, params []b
 			ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, settingRules, string(b), store.Time(now)); err != nil {
 			return fmt.Errorf("store quorum rules: %w", store.Classify(err))
 		}
-		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "quorum.rules", Subject: "console", Decision: "changed", Reason: string(b)})
+		_, err := s.cust.AuditLog().Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "quorum.rules", Subject: "console", Decision: "changed", Reason: string(b)})
 		return err
 	}
 	return fmt.Errorf("%w: %s has no effect to carry out", ErrInvalid, kind)

@@ -166,7 +166,7 @@ func quorumCases() []quorumCase {
 			applied: func(e *env) bool { return e.role("victor") == "" }},
 		{name: "lower an approval count",
 			setup: func(e *env) {
-				if err := release.SetPolicy(e.ctx, e.db, "officer:alice", "", &release.Policy{Approvers: map[release.Class]int{release.ClassMigration: 3}}); err != nil {
+				if err := release.SetPolicy(e.ctx, e.cust.AuditLog(), "officer:alice", "", &release.Policy{Approvers: map[release.Class]int{release.ClassMigration: 3}}); err != nil {
 					e.t.Fatal(err)
 				}
 			},

@@ -32,11 +32,11 @@ func (a AttestVerifier) AKDigest(ev wire.Evidence) []byte {
 }
 
 // RecordReferenceTx makes proposal (reference values proposed from an
-// approved first boot) the image's reference values, audited in the
+// approved first boot) the image's reference values, audited in log in the
 // caller's transaction. When the image has reference values already (pinned
 // meanwhile) it records nothing, and returns ErrPinnedOtherwise unless they
 // admit the proposal's measurements.
-func (a AttestVerifier) RecordReferenceTx(ctx context.Context, tx *sql.Tx, now time.Time, imageID string, proposal json.RawMessage, by string) error {
+func (a AttestVerifier) RecordReferenceTx(ctx context.Context, log *audit.Log, tx *sql.Tx, now time.Time, imageID string, proposal json.RawMessage, by string) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reference_values WHERE image_id = ?`, imageID).Scan(&n); err != nil {
 		return fmt.Errorf("read reference values: %w", store.Classify(err))
@@ -67,7 +67,7 @@ func (a AttestVerifier) RecordReferenceTx(ctx context.Context, tx *sql.Tx, now t
 	if err != nil {
 		return err
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: by, Action: "reference.approve", Subject: imageID, Decision: "approved",
+	_, err = log.Append(ctx, tx, audit.Entry{At: now, Actor: by, Action: "reference.approve", Subject: imageID, Decision: "approved",
 		Reason: fmt.Sprintf("reference values version %d (measurement %s) approved with a first boot", v.Version, firstMeasurement(rv))})
 	return err
 }
@@ -86,7 +86,7 @@ var ErrPinnedOtherwise = errors.New("the reference values were pinned otherwise"
 // ReferenceRecorder is implemented by verifiers that can turn an approved
 // first boot's proposal into reference values (AttestVerifier).
 type ReferenceRecorder interface {
-	RecordReferenceTx(ctx context.Context, tx *sql.Tx, now time.Time, imageID string, proposal json.RawMessage, by string) error
+	RecordReferenceTx(ctx context.Context, log *audit.Log, tx *sql.Tx, now time.Time, imageID string, proposal json.RawMessage, by string) error
 }
 
 // notAuthentic are the attest reason codes that mean the report is not

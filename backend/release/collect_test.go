@@ -114,7 +114,7 @@ func TestRevokingAVMClosesItsRequests(t *testing.T) {
 	if err != nil || orel.Status != wire.StatusPending {
 		t.Fatalf("other VM: %+v %v", orel, err)
 	}
-	if err := fleet.New(e.db).Revoke(e.ctx, "officer:alice", "vm-close", "stolen disk image", DenyRequestsOfRevokedTx); err != nil {
+	if err := fleet.New(e.db, e.cust.AuditLog()).Revoke(e.ctx, "officer:alice", "vm-close", "stolen disk image", DenyRequestsOfRevokedTx); err != nil {
 		t.Fatal(err)
 	}
 	r, err := GetRequest(e.ctx, e.db, approvedID)
@@ -153,7 +153,7 @@ func TestCollectChecksTheCurrentPolicy(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
 			_, id := e.approved(guest{vm: "vm-pol", vol: e.volume("pol"), chip: 1, meas: 7, launch: 1, tcbSNP: 20})
-			if err := SetPolicy(e.ctx, e.db, "officer:alice", "", &c.p); err != nil {
+			if err := SetPolicy(e.ctx, e.cust.AuditLog(), "officer:alice", "", &c.p); err != nil {
 				t.Fatal(err)
 			}
 			e.wantRefusedAtCollection(id, c.want, c.msg)
@@ -162,7 +162,7 @@ func TestCollectChecksTheCurrentPolicy(t *testing.T) {
 	// A policy change that does not touch the class leaves the approval good.
 	e := newEnv(t)
 	a, id := e.approved(guest{vm: "vm-ok", vol: e.volume("ok"), chip: 1, meas: 7, launch: 1, tcbSNP: 20})
-	if err := SetPolicy(e.ctx, e.db, "officer:alice", "", &Policy{Approvers: map[Class]int{ClassMigration: 3}}); err != nil {
+	if err := SetPolicy(e.ctx, e.cust.AuditLog(), "officer:alice", "", &Policy{Approvers: map[Class]int{ClassMigration: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	rel, err := e.svc.Poll(e.ctx, id)

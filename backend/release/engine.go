@@ -56,6 +56,9 @@ type Secrets interface {
 	RotateTx(ctx context.Context, tx *sql.Tx, actor, volumeID string) (int, error)
 	// ConfirmRotationTx makes a pending generation current.
 	ConfirmRotationTx(ctx context.Context, tx *sql.Tx, actor, volumeID string, generation int) error
+	// AuditLog is the console's audit log, which the engine appends its
+	// decisions to (signed while the key service is unlocked).
+	AuditLog() *audit.Log
 	// ChallengeKey MACs the challenges (challenges.go).
 	ChallengeKey
 }
@@ -126,6 +129,7 @@ type Service struct {
 	db         *store.DB
 	verifier   Verifier
 	secrets    Secrets
+	audit      *audit.Log // secrets.AuditLog()
 	challenges *Challenges
 	now        func() time.Time
 	notify     func(Event)
@@ -238,7 +242,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxPollWaiters <= 0 {
 		cfg.MaxPollWaiters = 4096
 	}
-	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, now: cfg.Now,
+	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, audit: cfg.Secrets.AuditLog(), now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
 		cpu: newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime,
 		waiters: newPollWaiters(cfg.MaxPollWaiters)}
@@ -573,7 +577,7 @@ func (s *Service) recordRefusal(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	if req.Purpose == wire.PurposeHeartbeat {
 		action = "heartbeat"
 	}
-	_, err := audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: action, Subject: req.VolumeID,
+	_, err := s.audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: action, Subject: req.VolumeID,
 		Decision: "denied", Reason: fmt.Sprintf("%s: %s (request %s)", d.decision.Code, d.decision.Message, d.reqID), EvidenceHash: d.evHash})
 	return err
 }
@@ -734,7 +738,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 	if c.Simulated {
 		reason += "; SIMULATED evidence"
 	}
-	if _, err := audit.Append(ctx, tx, audit.Entry{At: a.now, Actor: actor, Action: "release", Subject: a.volumeID,
+	if _, err := s.audit.Append(ctx, tx, audit.Entry{At: a.now, Actor: actor, Action: "release", Subject: a.volumeID,
 		Decision: "released", Reason: reason, EvidenceHash: a.evHash}); err != nil {
 		return nil, nil, err
 	}
@@ -831,7 +835,7 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	if _, err := fleet.Record(ctx, tx, o); err != nil {
 		return err
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "release", Subject: req.VolumeID,
+	_, err = s.audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "release", Subject: req.VolumeID,
 		Decision: "pending", Reason: fmt.Sprintf("%s needs %d approval(s); request %s", joinClasses(d.decision.Signals), max(1, d.decision.Approvers), d.reqID),
 		EvidenceHash: d.evHash})
 	return err
@@ -911,7 +915,7 @@ func (s *Service) heartbeat(ctx context.Context, req *wire.ReleaseRequest, gate 
 			if _, err := fleet.Record(ctx, tx, o); err != nil {
 				return nil, err
 			}
-			_, err := audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "heartbeat", Subject: req.VolumeID,
+			_, err := s.audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "heartbeat", Subject: req.VolumeID,
 				Decision: "failing", Reason: msg, EvidenceHash: d.evHash})
 			return refusal(wire.CodeUnexpectedEvent, msg), err
 		}
@@ -960,7 +964,7 @@ func (s *Service) ConfirmRotation(ctx context.Context, c *wire.RotationConfirm) 
 		clear(secret)
 		if subtle.ConstantTimeCompare(want, c.Proof) != 1 {
 			werr = refusal(wire.CodeBadProof, "the proof does not match the new generation's secret")
-			_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: guestActor(c.VMID), Action: "rotation.confirm", Subject: c.VolumeID,
+			_, err := s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: guestActor(c.VMID), Action: "rotation.confirm", Subject: c.VolumeID,
 				Decision: "denied", Reason: fmt.Sprintf("bad proof for generation %d (request %s)", c.Generation, c.RequestID)})
 			return err
 		}

@@ -202,7 +202,7 @@ func (e *testEnv) wantReleased(a attempt, rel *wire.Release, err error, gen int)
 }
 
 func (e *testEnv) status(vm string) fleet.Status {
-	d, err := fleet.New(e.db).Get(e.ctx, vm, 0)
+	d, err := fleet.New(e.db, e.cust.AuditLog()).Get(e.ctx, vm, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestReleaseLifecycle(t *testing.T) {
 	if st := e.status("vm-web"); st != fleet.Failing {
 		t.Errorf("status after debug refusal = %s", st)
 	}
-	if _, err := fleet.New(e.db).Get(ctx, "vm-x", 0); !errors.Is(err, store.ErrNotFound) {
+	if _, err := fleet.New(e.db, e.cust.AuditLog()).Get(ctx, "vm-x", 0); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unauthenticated request for an unknown VM created a row: %v", err)
 	}
 
@@ -381,7 +381,7 @@ func TestReleaseLifecycle(t *testing.T) {
 	}
 
 	// Revoked VM.
-	if err := fleet.New(e.db).Revoke(ctx, "officer:alice", "vm-db", "decommissioned", DenyRequestsOfRevokedTx); err != nil {
+	if err := fleet.New(e.db, e.cust.AuditLog()).Revoke(ctx, "officer:alice", "vm-db", "decommissioned", DenyRequestsOfRevokedTx); err != nil {
 		t.Fatal(err)
 	}
 	b = e.request(g2, wire.PurposeBoot, 0)
@@ -480,7 +480,7 @@ func TestApprovalRules(t *testing.T) {
 	e.svc.Deny(ctx, r2.RequestID, e.approver("alice"), "test over")
 
 	// Two of N for migrations.
-	if err := SetPolicy(ctx, e.db, "officer:alice", "", &Policy{Approvers: map[Class]int{ClassMigration: 2}}); err != nil {
+	if err := SetPolicy(ctx, e.cust.AuditLog(), "officer:alice", "", &Policy{Approvers: map[Class]int{ClassMigration: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	g.chip, g.launch = 2, 2
@@ -572,7 +572,7 @@ func TestApprovalRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.secrets[vol2] = s2
-	if err := SetPolicy(ctx, e.db, "officer:alice", img, &Policy{Actions: map[Class]Action{ClassPlatformChange: ActionDeny}}); err != nil {
+	if err := SetPolicy(ctx, e.cust.AuditLog(), "officer:alice", img, &Policy{Actions: map[Class]Action{ClassPlatformChange: ActionDeny}}); err != nil {
 		t.Fatal(err)
 	}
 	h := guest{vm: "vm-2", vol: vol2, chip: 1, meas: 1, launch: 50, tcbSNP: 20}
@@ -750,7 +750,7 @@ func TestPolicyChangesApplyToTheNextRequest(t *testing.T) {
 	if rel, err := boot(); err != nil || rel.Status != wire.StatusReleased {
 		t.Fatalf("routine boot with the policy cached: %+v %v", rel, err)
 	}
-	if err := SetPolicy(ctx, e.db, "officer:alice", "", &Policy{Actions: map[Class]Action{ClassRoutine: ActionDeny}}); err != nil {
+	if err := SetPolicy(ctx, e.cust.AuditLog(), "officer:alice", "", &Policy{Actions: map[Class]Action{ClassRoutine: ActionDeny}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := boot(); code(err) != wire.CodeDeniedByPolicy {

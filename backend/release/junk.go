@@ -138,7 +138,7 @@ func (h *Handler) FlushJunk(ctx context.Context) error {
 	entries := junkEntries(nets, since, now)
 	return h.svc.tx(ctx, func(tx *sql.Tx) error {
 		for _, e := range entries {
-			if _, err := audit.Append(stmtContext(ctx), tx, e); err != nil {
+			if _, err := h.svc.audit.Append(stmtContext(ctx), tx, e); err != nil {
 				return err
 			}
 		}

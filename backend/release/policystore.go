@@ -72,19 +72,21 @@ func loadPolicy(ctx context.Context, q querier, imageID string) (Policy, int64, 
 }
 
 // SetPolicy stores the console default (imageID "") or an image's override
-// (nil removes it), audited in the same transaction.
-func SetPolicy(ctx context.Context, db *store.DB, actor, imageID string, p *Policy) error {
+// (nil removes it) in log's database, audited in log in the same
+// transaction.
+func SetPolicy(ctx context.Context, log *audit.Log, actor, imageID string, p *Policy) error {
 	if p != nil {
 		if err := p.Validate(); err != nil {
 			return err
 		}
 	}
+	db := log.DB()
 	now := db.Now()
-	return db.Tx(ctx, func(tx *sql.Tx) error { return SetPolicyTx(ctx, tx, actor, imageID, p, now) })
+	return db.Tx(ctx, func(tx *sql.Tx) error { return SetPolicyTx(ctx, log, tx, actor, imageID, p, now) })
 }
 
 // SetPolicyTx is SetPolicy in the caller's transaction.
-func SetPolicyTx(ctx context.Context, tx *sql.Tx, actor, imageID string, p *Policy, now time.Time) error {
+func SetPolicyTx(ctx context.Context, log *audit.Log, tx *sql.Tx, actor, imageID string, p *Policy, now time.Time) error {
 	var b []byte
 	if p != nil {
 		if err := p.Validate(); err != nil {
@@ -113,7 +115,7 @@ func SetPolicyTx(ctx context.Context, tx *sql.Tx, actor, imageID string, p *Poli
 	if imageID != "" {
 		subject = imageID
 	}
-	_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "policy.set", Subject: subject, Decision: "changed", Reason: string(b)})
+	_, err = log.Append(ctx, tx, audit.Entry{At: now, Actor: actor, Action: "policy.set", Subject: subject, Decision: "changed", Reason: string(b)})
 	return err
 }
 

@@ -270,7 +270,7 @@ func (s *Service) Approve(ctx context.Context, id string, by Approver, note stri
 			}
 			losers = r.Competing
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Name), Action: "release.approve", Subject: id,
+		_, err = s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Name), Action: "release.approve", Subject: id,
 			Decision: decision, Reason: fmt.Sprintf("%s of %s (volume %s): %s", r.Class, r.VMID, r.VolumeID, note), EvidenceHash: r.EvidenceHash})
 		return err
 	})
@@ -320,7 +320,7 @@ func (s *Service) Deny(ctx context.Context, id string, by Approver, note string)
 			Code: string(wire.CodeDeniedByOfficer), Message: reason, RequestID: id, Simulated: r.Simulated}); err != nil {
 			return err
 		}
-		_, err = audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Name), Action: "release.deny", Subject: id,
+		_, err = s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(by.Name), Action: "release.deny", Subject: id,
 			Decision: "denied", Reason: fmt.Sprintf("%s of %s (volume %s): %s", r.Class, r.VMID, r.VolumeID, note), EvidenceHash: r.EvidenceHash})
 		return err
 	})
@@ -353,7 +353,7 @@ func (s *Service) denyCompetingTx(ctx context.Context, tx *sql.Tx, picked Reques
 				return err
 			}
 		}
-		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(officer), Action: "release.deny", Subject: c.ID,
+		if _, err := s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: officerActor(officer), Action: "release.deny", Subject: c.ID,
 			Decision: "denied", Reason: fmt.Sprintf("%s of %s (volume %s): %s", c.Class, c.VMID, c.VolumeID, reason), EvidenceHash: c.EvidenceHash}); err != nil {
 			return err
 		}
@@ -402,7 +402,7 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.
 	if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, "request expired"); err != nil {
 		return err
 	}
-	_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
+	_, err := s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
 		Decision: "expired", Reason: fmt.Sprintf("%s of %s: %s", r.Class, r.VMID, reason), EvidenceHash: r.EvidenceHash})
 	return err
 }
@@ -423,7 +423,7 @@ func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, chipID, new
 		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'expired', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.ID); err != nil {
 			return fmt.Errorf("supersede request: %w", store.Classify(err))
 		}
-		if _, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
+		if _, err := s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
 			Decision: "expired", Reason: fmt.Sprintf("%s of %s: %s", r.Class, r.VMID, reason), EvidenceHash: r.EvidenceHash}); err != nil {
 			return err
 		}
@@ -545,7 +545,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 		if err := fleet.SetStatusTx(ctx, tx, r.VMID, fleet.Failing, msg); err != nil {
 			return nil, nil, nil, err
 		}
-		_, err := audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release", Subject: r.VolumeID, Decision: "denied",
+		_, err := s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release", Subject: r.VolumeID, Decision: "denied",
 			Reason: fmt.Sprintf("%s: %s (request %s)", code, msg, r.ID), EvidenceHash: r.EvidenceHash})
 		return nil, nil, refusal(code, msg), err
 	}
@@ -613,7 +613,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 		// another claim pinned different ones meanwhile, this launch is not
 		// admitted by them.
 		if rr, ok := s.verifier.(ReferenceRecorder); ok {
-			err := rr.RecordReferenceTx(ctx, tx, now, vol.imageID, claims.ProposedReference, officerActor(strings.Join(names, "+")))
+			err := rr.RecordReferenceTx(ctx, s.audit, tx, now, vol.imageID, claims.ProposedReference, officerActor(strings.Join(names, "+")))
 			if errors.Is(err, ErrPinnedOtherwise) {
 				return final(wire.CodeDeniedByPolicy, "the image's reference values were pinned by another first boot meanwhile and do not admit this measurement")
 			}

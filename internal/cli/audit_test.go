@@ -63,10 +63,11 @@ func TestAuditVerifyTruncation(t *testing.T) {
 			if _, err := svc.Unlock(ctx, "alice", []byte("alice's long passphrase")); err != nil {
 				t.Fatal(err)
 			}
-			// Plain appends, as the release engine makes them, until two
-			// follow a checkpoint; then the process "crashes" (no Close).
+			// Plain appends through the console's log, as the release
+			// engine makes them, until two follow a checkpoint; then the
+			// process "crashes" (no Close).
 			for {
-				e, err := audit.AppendDB(ctx, db, audit.Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"})
+				e, err := svc.AuditLog().AppendDB(ctx, audit.Entry{Actor: "guest:vm1", Action: "heartbeat", Decision: "allow"})
 				if err != nil {
 					t.Fatal(err)
 				}

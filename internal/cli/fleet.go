@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"keyholder/backend/audit"
 	"keyholder/backend/fleet"
 )
 
@@ -45,7 +46,8 @@ simulated AMD root.
 				return err
 			}
 			defer db.Close()
-			gs, err := fleet.New(db).List(ctx, fleet.Filter{Status: fleet.Status(*status), Search: *search})
+			// Listing appends nothing; the log is a locked store's (unsigned).
+			gs, err := fleet.New(db, audit.NewLog(db)).List(ctx, fleet.Filter{Status: fleet.Status(*status), Search: *search})
 			if err != nil {
 				return err
 			}

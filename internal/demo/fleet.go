@@ -113,7 +113,7 @@ func Setup(ctx context.Context, db *store.DB, cust *custody.Service, n int) (*Fl
 			return nil, err
 		}
 	}
-	if err := release.SetPolicy(ctx, db, "officer:demo", "", &release.Policy{HeartbeatInterval: release.Duration(15 * time.Second)}); err != nil {
+	if err := release.SetPolicy(ctx, cust.AuditLog(), "officer:demo", "", &release.Policy{HeartbeatInterval: release.Duration(15 * time.Second)}); err != nil {
 		return nil, err
 	}
 	fl := &Fleet{Log: slog.New(slog.DiscardHandler)}
