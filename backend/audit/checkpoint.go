@@ -31,7 +31,7 @@ type Signer interface {
 // the first append through a Log with a signer, or a custody Checkpoint,
 // signs them later. Appenders share one Log per console (custody hands it
 // out with AuditLog), so that all of them sign with the key custody holds.
-// A Log is safe for concurrent use.
+// Make one with NewLog; a Log is safe for concurrent use.
 type Log struct {
 	db *store.DB
 
