@@ -15,8 +15,7 @@ import (
 // integer flags compared with != 0. What differs only in spelling is
 // translated here, once, for PostgreSQL (rewrite): SQLite's placeholders
 // (?, ?NNN) become $n and json_extract(col, '$.key') becomes
-// (col::jsonb ->> 'key'); PRAGMA database_list names the current database.
-// Values cross the same way: a Go bool argument is
+// (col::jsonb ->> 'key'). Values cross the same way: a Go bool argument is
 // stored as the integer 0 or 1 (flags are INTEGER columns in both), and a
 // boolean result comes back as 0 or 1, so a caller scans into an int or a
 // bool alike.
@@ -59,11 +58,6 @@ var jsonExtract = regexp.MustCompile(`json_extract\(\s*([A-Za-z_][A-Za-z0-9_.]*)
 func rewriteForPostgres(q string) string {
 	if v, ok := rewriteCache.Load(q); ok {
 		return v.(string)
-	}
-	if strings.TrimSpace(q) == "PRAGMA database_list" {
-		// The audit signer registry names a database by its file; a
-		// PostgreSQL database by its name on the server.
-		return `SELECT 0, 'main', current_database()`
 	}
 	out := rewritePlaceholders(q)
 	if strings.Contains(out, "json_extract") {
