@@ -19,9 +19,14 @@ type Fleet struct {
 
 func newFleet(b *base) *Fleet { return &Fleet{base: b, svc: fleet.New(b.db, b.custody.AuditLog())} }
 
-// List returns the guests matching f.
-func (f *Fleet) List(filter fleet.Filter) ([]fleet.Guest, error) {
-	gs, err := f.svc.List(f.ctx, filter)
+// List returns the guests matching f. It runs in the call's context: a
+// browser that navigates away from a large listing cancels its query, so it
+// does not hold up the next page's calls.
+func (f *Fleet) List(c Caller, filter fleet.Filter) ([]fleet.Guest, error) {
+	if !filter.ValidPage() {
+		return nil, &Error{Code: CodeInvalid, Message: fleet.ErrInvalidPage.Error()}
+	}
+	gs, err := f.svc.List(c.Context(), filter)
 	return gs, toError(f.log, "list guests", err)
 }
 

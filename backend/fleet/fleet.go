@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -79,14 +80,31 @@ type Filter struct {
 	Status Status `json:"status"`
 	Search string `json:"search"` // substring of ID, name, image, chip ID
 	Limit  int    `json:"limit"`  // 0 means all
-	// Order is "" (most recently seen first) or OrderAttention: failing,
+	// After, with OrderID, starts the listing after this VM ID: a client
+	// reads a large fleet in slices (keyset paging), and every guest that
+	// exists throughout is read exactly once, however the others change.
+	After string `json:"after"`
+	// Order is "" (most recently seen first), OrderAttention: failing,
 	// pending, stale, revoked, then verified guests, newest evidence first
-	// within each; with Limit, the first page of what needs an officer.
+	// within each (with Limit, the first page of what needs an officer), or
+	// OrderID: by VM ID (with Limit and After, cheap slices of the fleet).
 	Order string `json:"order"`
 }
 
+// OrderID lists the guests by VM ID, the order of keyset paging (After).
+const OrderID = "id"
+
+// ErrInvalidPage is a negative limit, or After without OrderID.
+var ErrInvalidPage = errors.New("a page needs a limit of at least 0, and after needs order \"id\"")
+
 // OrderAttention lists the guests that need an officer first.
 const OrderAttention = "attention"
+
+// ValidPage says whether f's paging makes sense: no negative limit, and
+// After only in ID order.
+func (f Filter) ValidPage() bool {
+	return f.Limit >= 0 && (f.After == "" || f.Order == OrderID)
+}
 
 // Summary counts guests by status.
 type Summary struct {
@@ -141,13 +159,24 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 		where += ` AND (lower(v.id) LIKE ? ESCAPE '\' OR lower(v.name) LIKE ? ESCAPE '\' OR lower(COALESCE(i.name, '')) LIKE ? ESCAPE '\' OR lower(v.chip_id) LIKE ? ESCAPE '\')`
 		wargs = append(wargs, like, like, like, like)
 	}
+	if f.After != "" {
+		where += ` AND v.id > ?`
+		wargs = append(wargs, f.After)
+	}
 	order := ` ORDER BY`
 	var oargs []any
-	if f.Order == OrderAttention {
+	if f.Order == OrderID {
+		order += ` v.id`
+	} else if f.Order == OrderAttention {
 		order += ` CASE ` + statusExpr + ` WHEN 'failing' THEN 0 WHEN 'pending' THEN 1 WHEN 'stale' THEN 2 WHEN 'revoked' THEN 3 ELSE 4 END,`
 		oargs = append(oargs, now)
 	}
-	order += ` v.last_evidence_at IS NULL, v.last_evidence_at DESC, v.id`
+	if f.Order != OrderID {
+		order += ` v.last_evidence_at IS NULL, v.last_evidence_at DESC, v.id`
+	}
+	if !f.ValidPage() {
+		return nil, fmt.Errorf("list guests: %w", ErrInvalidPage)
+	}
 	if f.Limit > 0 {
 		// A page: pick its IDs first (a sort of narrow rows), so that the
 		// failing reason's subquery runs for the page only, not for every

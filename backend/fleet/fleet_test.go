@@ -332,3 +332,51 @@ func TestListAttentionOrder(t *testing.T) {
 		t.Fatalf("attention order = %v, want %v", got, want)
 	}
 }
+
+// TestListSlicesByID: read in slices (OrderID, Limit, After), the fleet
+// comes back whole, each guest once, even when guests heartbeat (and move
+// in every other order) between two slices; After without OrderID and a
+// negative limit are refused.
+func TestListSlicesByID(t *testing.T) {
+	_, svc, _, record := recorder(t, time.Second)
+	ctx := context.Background()
+	obs := func(id, kind string) Observation {
+		return Observation{VMID: id, Kind: kind, ChipID: "c", Measurement: "m", ReportID: "r-" + id + kind, Result: ResultReleased,
+			Status: Verified, Authentic: true, Create: kind == "release", HeartbeatEvery: time.Hour}
+	}
+	var want []string
+	for i := 0; i < 7; i++ {
+		id := fmt.Sprintf("vm-%d", i)
+		record(obs(id, "release"))
+		want = append(want, id)
+	}
+	var got []string
+	after := ""
+	for n := 0; ; n++ {
+		gs, err := svc.List(ctx, Filter{Order: OrderID, Limit: 3, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gs) == 0 {
+			break
+		}
+		for _, g := range gs {
+			got = append(got, g.ID)
+		}
+		after = gs[len(gs)-1].ID
+		if n == 0 {
+			// The last guests move to the front of the default order.
+			hb := obs("vm-6", "heartbeat")
+			hb.Result = ResultVerified
+			record(hb)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("slices = %v, want %v", got, want)
+	}
+	for _, f := range []Filter{{After: "vm-1"}, {Order: OrderAttention, After: "vm-1", Limit: 2}, {Limit: -1}} {
+		if _, err := svc.List(ctx, f); !errors.Is(err, ErrInvalidPage) {
+			t.Errorf("List(%+v) = %v, want ErrInvalidPage", f, err)
+		}
+	}
+}

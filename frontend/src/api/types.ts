@@ -41,8 +41,10 @@ export interface FleetFilter {
   status?: GuestStatus | '';
   search?: string;
   limit?: number;
-  /** "attention": failing, pending, stale, revoked, then verified; "" newest evidence first */
-  order?: '' | 'attention';
+  /** "attention": failing, pending, stale, revoked, then verified; "id": by VM ID (for slices); "" newest evidence first */
+  order?: '' | 'attention' | 'id';
+  /** with order "id": the guests after this VM ID (the next slice). */
+  after?: string;
 }
 
 export interface FleetSummary {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeClient, setClient, type Guest } from '../api';
 import type { EventHandler, Transport } from '../api/transport';
-import { comparator, filterGuests, FIRST_PAGE, FleetStore, patchOrder } from './fleet';
+import { comparator, filterGuests, FIRST_PAGE, FleetStore, patchOrder, SLICE } from './fleet';
 
 function guest(id: string, patch: Partial<Guest> = {}): Guest {
   return {
@@ -34,8 +34,12 @@ class FakeTransport implements Transport {
   async call<T>(service: string, method: string, args: unknown[] = []): Promise<T> {
     if (service === 'Fleet' && method === 'List') {
       this.listCalls++;
-      const f = (args[0] ?? {}) as { limit?: number };
+      const f = (args[0] ?? {}) as { limit?: number; order?: string; after?: string };
       this.asked.push(f);
+      if (f.order === 'id') {
+        const byID = [...this.list].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).filter((g) => !f.after || g.id > f.after);
+        return (f.limit ? byID.slice(0, f.limit) : byID) as T;
+      }
       return (f.limit ? this.list.slice(0, f.limit) : this.list) as T;
     }
     throw new Error(`unexpected ${service}.${method}`);
@@ -83,6 +87,26 @@ describe('FleetStore', () => {
     expect(seen).toContainEqual({ size: FIRST_PAGE, complete: false });
     expect(s.getState()).toMatchObject({ loaded: true, complete: true });
     expect(s.getState().guests.size).toBe(FIRST_PAGE + 5);
+    unsub();
+  });
+
+  it('reads a large fleet in slices by VM ID and shows it once whole', async () => {
+    const n = 2 * SLICE + 7;
+    const many = Array.from({ length: n }, (_, i) => guest(`vm-${String(i).padStart(6, '0')}`));
+    const t = new FakeTransport(many);
+    setClient(makeClient(t));
+    const s = new FleetStore();
+    const sizes: number[] = [];
+    const unsub = s.subscribe(() => sizes.push(s.getState().guests.size));
+    await s.load();
+    expect(t.asked.slice(1)).toEqual([
+      { order: 'id', limit: SLICE, after: '' },
+      { order: 'id', limit: SLICE, after: many[SLICE - 1].id },
+      { order: 'id', limit: SLICE, after: many[2 * SLICE - 1].id },
+    ]);
+    // The first page, then the whole fleet: never a partial list.
+    expect([...new Set(sizes)]).toEqual([0, FIRST_PAGE, n]);
+    expect(s.getState()).toMatchObject({ loaded: true, complete: true });
     unsub();
   });
 
