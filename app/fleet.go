@@ -98,8 +98,10 @@ func (f *Fleet) emitGuest(id string) {
 
 // ConnectRelease routes the release engine's events to the frontend:
 // EventApprovalsChanged with the release.Request, and EventFleetChanged
-// with the fleet.Guest — coalesced every 500 ms, and as one nil ("reload")
-// when more than 20 guests changed, so a boot storm does not flood the UI.
+// with the changed fleet.Guests — coalesced every 250 ms into one array
+// read in one query, and as one nil ("reload") only when more than
+// maxPushed guests changed, so a boot storm does not flood the UI and a
+// busy large fleet is never reloaded whole for a few dozen heartbeats.
 // main calls it once after New when cfg.Release is set.
 func (s *Services) ConnectRelease() {
 	b := s.Fleet.base
@@ -120,6 +122,10 @@ func (s *Services) ConnectRelease() {
 	go n.run(b.ctx)
 }
 
+// maxPushed is how many changed guests one EventFleetChanged carries; more
+// make it a reload.
+const maxPushed = 500
+
 type fleetNotifier struct {
 	f     *Fleet
 	mu    sync.Mutex
@@ -133,7 +139,7 @@ func (n *fleetNotifier) mark(id string) {
 }
 
 func (n *fleetNotifier) run(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -145,12 +151,19 @@ func (n *fleetNotifier) run(ctx context.Context) {
 		ids := n.dirty
 		n.dirty = map[string]bool{}
 		n.mu.Unlock()
-		if len(ids) > 20 {
+		if len(ids) == 0 {
+			continue
+		}
+		if len(ids) > maxPushed {
 			n.f.events.Emit(EventFleetChanged, nil)
 			continue
 		}
+		list := make([]string, 0, len(ids))
 		for id := range ids {
-			n.f.emitGuest(id)
+			list = append(list, id)
+		}
+		if gs, err := n.f.svc.Guests(ctx, list); err == nil && len(gs) > 0 {
+			n.f.events.Emit(EventFleetChanged, gs)
 		}
 	}
 }

@@ -130,10 +130,19 @@ const statusExpr = `CASE WHEN v.status = 'verified' AND v.stale_after != '' AND 
 
 // List returns the guests that match f, most recently seen first.
 func (s *Service) List(ctx context.Context, f Filter) ([]Guest, error) {
-	return s.list(ctx, f, "")
+	return s.list(ctx, f, nil)
 }
 
-func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error) {
+// Guests returns the guests with these IDs (those that exist), in one
+// query: the console pushes a batch of changed guests with it.
+func (s *Service) Guests(ctx context.Context, ids []string) ([]Guest, error) {
+	if len(ids) == 0 {
+		return []Guest{}, nil
+	}
+	return s.list(ctx, Filter{}, ids)
+}
+
+func (s *Service) list(ctx context.Context, f Filter, ids []string) ([]Guest, error) {
 	now := store.Time(s.db.Now())
 	q := `SELECT v.id, v.name, COALESCE(v.image_id, ''), COALESCE(i.name, ''), COALESCE(v.volume_id, ''),
 		` + statusExpr + `, v.product, v.chip_id, v.signer, v.measurement, v.tcb, v.generation, v.simulated,
@@ -146,9 +155,11 @@ func (s *Service) list(ctx context.Context, f Filter, id string) ([]Guest, error
 	args := []any{now, "\x1f"}
 	where := `1=1`
 	var wargs []any
-	if id != "" {
-		where += ` AND v.id = ?`
-		wargs = append(wargs, id)
+	if ids != nil {
+		where += ` AND v.id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+		for _, id := range ids {
+			wargs = append(wargs, id)
+		}
 	}
 	if f.Status != "" {
 		where += ` AND ` + statusExpr + ` = ?`

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -378,5 +379,31 @@ func TestListSlicesByID(t *testing.T) {
 		if _, err := svc.List(ctx, f); !errors.Is(err, ErrInvalidPage) {
 			t.Errorf("List(%+v) = %v, want ErrInvalidPage", f, err)
 		}
+	}
+}
+
+// TestGuestsByID: one query returns the named guests that exist (a pushed
+// batch), and none for no IDs.
+func TestGuestsByID(t *testing.T) {
+	_, svc, _, record := recorder(t, time.Second)
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		record(Observation{VMID: fmt.Sprintf("vm-%d", i), Kind: "release", ChipID: "c", Measurement: "m", ReportID: fmt.Sprintf("r%d", i),
+			Result: ResultReleased, Status: Verified, Authentic: true, Create: true, HeartbeatEvery: time.Hour})
+	}
+	gs, err := svc.Guests(ctx, []string{"vm-3", "vm-nope", "vm-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range gs {
+		got = append(got, g.ID)
+	}
+	sort.Strings(got)
+	if fmt.Sprint(got) != "[vm-1 vm-3]" {
+		t.Fatalf("Guests = %v, want [vm-1 vm-3]", got)
+	}
+	if gs, err := svc.Guests(ctx, nil); err != nil || len(gs) != 0 {
+		t.Fatalf("Guests(nil) = %v, %v", gs, err)
 	}
 }

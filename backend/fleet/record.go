@@ -380,7 +380,7 @@ func (s *Service) Get(ctx context.Context, id string, limit int) (GuestDetail, e
 		limit = 100
 	}
 	var d GuestDetail
-	gs, err := s.list(ctx, Filter{}, id)
+	gs, err := s.list(ctx, Filter{}, []string{id})
 	if err != nil {
 		return d, err
 	}
