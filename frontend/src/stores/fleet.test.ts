@@ -63,6 +63,7 @@ describe('FleetStore', () => {
     const s = new FleetStore();
     const unsub = s.subscribe(() => {});
     await s.load();
+    const calls = t.listCalls;
     expect(s.getState().guests.size).toBe(2);
 
     t.emit('fleet:changed', guest('vm-2', { status: 'failing' }));
@@ -71,7 +72,7 @@ describe('FleetStore', () => {
     const g = s.getState().guests;
     expect(g.get('vm-2')?.status).toBe('failing');
     expect(g.get('vm-3')?.status).toBe('pending');
-    expect(t.listCalls).toBe(1);
+    expect(t.listCalls).toBe(calls);
     unsub();
   });
 
@@ -83,7 +84,7 @@ describe('FleetStore', () => {
     const seen: { size: number; complete: boolean }[] = [];
     const unsub = s.subscribe(() => seen.push({ size: s.getState().guests.size, complete: s.getState().complete }));
     await s.load();
-    expect(t.asked[0]).toEqual({ order: 'attention', limit: FIRST_PAGE });
+    expect(t.asked).toContainEqual({ order: 'attention', limit: FIRST_PAGE });
     expect(seen).toContainEqual({ size: FIRST_PAGE, complete: false });
     expect(s.getState()).toMatchObject({ loaded: true, complete: true });
     expect(s.getState().guests.size).toBe(FIRST_PAGE + 5);
@@ -99,7 +100,8 @@ describe('FleetStore', () => {
     const sizes: number[] = [];
     const unsub = s.subscribe(() => sizes.push(s.getState().guests.size));
     await s.load();
-    expect(t.asked.slice(1)).toEqual([
+    expect(t.asked.slice(0, 2)).toEqual([{ limit: FIRST_PAGE }, { order: 'attention', limit: FIRST_PAGE }]);
+    expect(t.asked.slice(2)).toEqual([
       { order: 'id', limit: SLICE, after: '' },
       { order: 'id', limit: SLICE, after: many[SLICE - 1].id },
       { order: 'id', limit: SLICE, after: many[2 * SLICE - 1].id },
@@ -116,6 +118,7 @@ describe('FleetStore', () => {
     const s = new FleetStore();
     const unsub = s.subscribe(() => {});
     await s.load();
+    const calls = t.listCalls;
     const v = s.getState().version;
     t.emit('fleet:changed', guest('vm-2', { status: 'failing' }));
     await tick(150);
@@ -124,7 +127,7 @@ describe('FleetStore', () => {
     expect(s.changedSince(v)?.sort()).toEqual(['vm-2', 'vm-3', 'vm-4']);
     expect(s.changedSince(s.getState().version)).toEqual([]);
     expect(s.getState().guests.get('vm-3')?.status).toBe('stale');
-    expect(t.listCalls).toBe(1);
+    expect(t.listCalls).toBe(calls);
     unsub();
   });
 
@@ -134,9 +137,10 @@ describe('FleetStore', () => {
     const s = new FleetStore();
     const unsub = s.subscribe(() => {});
     await s.load();
+    const calls = t.listCalls;
     t.emit('fleet:changed', null);
     await tick(400);
-    expect(t.listCalls).toBe(2);
+    expect(t.listCalls).toBeGreaterThan(calls);
     unsub();
   });
 });

@@ -36,7 +36,8 @@ const LOG = 64;
  * FleetStore keeps every guest in memory and applies pushed changes one by
  * one: a `fleet:changed` event carrying a guest (or an array of guests)
  * replaces those rows; one without data (or a resync) reloads the whole
- * list. The first load asks for the problems-first page, then reads the
+ * list. The first load asks for the problems-first page (and the most
+ * recently seen page beside it), then reads the
  * whole fleet in slices (SLICE, by VM ID) in the background and shows it
  * once complete, so the view sorts a large fleet once. Filtering and sorting run on the client; a view keeps
  * its order and moves only the changed rows (changedSince), so a heartbeat
@@ -91,12 +92,19 @@ export class FleetStore {
     this.duringLoad = new Map();
     try {
       if (!this.state.loaded) {
+        // The problems first, and beside them the most recently seen
+        // guests, so a view sorted by evidence shows the live guests
+        // before the whole fleet is in.
+        const newestP = api().fleet.list({ limit: FIRST_PAGE });
+        newestP.catch(() => {}); // awaited below unless the first page fails
         const first = await api().fleet.list({ order: 'attention', limit: FIRST_PAGE });
         if (first.length < FIRST_PAGE) {
           this.replace(first, true);
           return;
         }
         this.replace(first, false);
+        const newest = await newestP;
+        this.replace([...first, ...newest], false);
       }
       this.replace(await this.readSlices(), true);
     } catch (e) {
