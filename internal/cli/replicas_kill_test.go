@@ -243,12 +243,25 @@ func TestReplicasSurviveSIGKILL(t *testing.T) {
 			})
 		}
 	}
+	// Progress every 5 s, stopped before the test returns (a log line after
+	// it would panic).
+	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
 	go func() {
-		for ctx.Err() == nil {
-			time.Sleep(5 * time.Second)
-			t.Logf("progress: %d released, %d failed, %d retries (first: %v)", done.Load(), failed.Load(), retries.Load(), firstRetry.Load())
+		defer close(progressDone)
+		tk := time.NewTicker(5 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+				t.Logf("progress: %d released, %d failed, %d retries (first: %v)", done.Load(), failed.Load(), retries.Load(), firstRetry.Load())
+			}
 		}
 	}()
+	defer func() { close(stopProgress); <-progressDone }()
 	var wg sync.WaitGroup
 	// The first boots wait for an officer while the storm runs.
 	for i := guests; i < total; i++ {
