@@ -88,14 +88,18 @@ func New(ctx context.Context, cfg Config, db *store.DB, ev Events) *Services {
 	b := &base{ctx: ctx, cfg: cfg, db: db, events: ev, log: cfg.Log, custody: cfg.Custody}
 	b.session = newSession(b)
 	b.quorum = newQuorum(b)
-	go b.expireAdminActions()
-	// Catch-up only: while the key service is unlocked, appends through
-	// custody's AuditLog sign a checkpoint with every Nth entry in that
-	// entry's own transaction. The ticker signs what was appended without
-	// the key (by another process on the same data directory) instead of
-	// waiting for this console's next append.
-	go b.checkpoints()
-	go b.watchAudit(500 * time.Millisecond)
+	// Without a store (Wails generating the bindings from the method set)
+	// there is nothing to watch.
+	if db != nil {
+		go b.expireAdminActions()
+		// Catch-up only: while the key service is unlocked, appends through
+		// custody's AuditLog sign a checkpoint with every Nth entry in that
+		// entry's own transaction. The ticker signs what was appended without
+		// the key (by another process on the same data directory) instead of
+		// waiting for this console's next append.
+		go b.checkpoints()
+		go b.watchAudit(500 * time.Millisecond)
+	}
 	return &Services{
 		Console:   &Console{b},
 		Fleet:     newFleet(b),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"testing"
+	"time"
 
 	"keyholder/backend/store"
 	"keyholder/backend/store/storetest"
@@ -82,4 +83,22 @@ func listDiff(file, served []string) string {
 		b.WriteString("  same names, different formatting or order\n")
 	}
 	return b.String()
+}
+
+// TestNewWithoutStore: Wails generates the desktop's bindings from services
+// made without a store; nothing in them may touch the store (the audit
+// watcher did at once, and the desktop build panicked).
+func TestNewWithoutStore(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svcs := New(ctx, Config{Version: "test", Mode: "desktop"}, nil, &DesktopEvents{})
+	h, err := NewHandler(svcs, HandlerOptions{AnyHost: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Methods()) == 0 {
+		t.Fatal("no methods")
+	}
+	// A background goroutine that reads the store would panic by now.
+	time.Sleep(200 * time.Millisecond)
 }
