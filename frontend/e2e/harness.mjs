@@ -99,3 +99,25 @@ export async function allowImageFolder(page, dir) {
   await page.getByTestId('image-folders-save').click();
   await page.getByText('Image folders saved').waitFor();
 }
+
+/**
+ * startImageConsole is the image wizard's fixture: a fresh image folder
+ * (prefix names it), `keyholder serve`, Chromium at 1360×900, the first
+ * officer set up and the folder allowed. stop() undoes all of it.
+ */
+export async function startImageConsole(prefix) {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const ks = await startConsole(['serve']);
+  const browser = await launchBrowser();
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  page.setDefaultTimeout(120_000);
+  await setupOfficer(page, ks.url);
+  // The web console touches only files inside folders an admin allowed.
+  await allowImageFolder(page, dir);
+  const stop = async () => {
+    await browser.close();
+    await ks.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { dir, ks, browser, page, stop };
+}

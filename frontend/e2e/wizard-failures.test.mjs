@@ -2,30 +2,20 @@
 // checked before anything starts, the problem shows at once, Cancel always
 // works, and the failure is audited.
 import assert from 'node:assert/strict';
-import { linkSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { linkSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { allowImageFolder, launchBrowser, screenshot, setupOfficer, startConsole } from './harness.mjs';
+import { screenshot, startImageConsole } from './harness.mjs';
 
-let ks, browser, page, dir;
+let page, dir, stop;
 
 before(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'keyholder-wizard-fail-'));
-  ks = await startConsole(['serve']);
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-  page.setDefaultTimeout(120_000);
-  await setupOfficer(page, ks.url);
-  // The web console touches only files inside folders an admin allowed.
-  await allowImageFolder(page, dir);
+  ({ page, dir, stop } = await startImageConsole('keyholder-wizard-fail-'));
 });
 
 after(async () => {
-  await browser?.close();
-  await ks?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await stop?.();
 });
 
 /** toOutput walks the wizard up to its output step for src. */

@@ -3,29 +3,19 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { allowImageFolder, BIN, launchBrowser, screenshot, setupOfficer, startConsole } from './harness.mjs';
+import { BIN, screenshot, startImageConsole } from './harness.mjs';
 
-let ks, browser, page, dir;
+let page, dir, stop;
 
 before(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'keyholder-wizard-'));
-  ks = await startConsole(['serve']);
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-  page.setDefaultTimeout(120_000);
-  await setupOfficer(page, ks.url);
-  // The web console touches only files inside folders an admin allowed.
-  await allowImageFolder(page, dir);
+  ({ page, dir, stop } = await startImageConsole('keyholder-wizard-'));
 });
 
 after(async () => {
-  await browser?.close();
-  await ks?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await stop?.();
 });
 
 test('a damaged disk image is refused with a clear message', async () => {
