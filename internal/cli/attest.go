@@ -424,13 +424,11 @@ func attestFetchCerts(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 	from := fs.String("from", "", "import certificate and CRL files from `DIR` instead of fetching")
 	devSim := fs.Bool("dev-trust-simulated-amd-root", false, "DEVELOPMENT ONLY: accept CRLs signed by the simulated AMD root")
 	return func([]string) error {
-		ctx, cancel := signalContext()
-		defer cancel()
-		db, err := openStore(ctx, env, false)
+		ctx, db, done, err := openCommandStore(env)
 		if err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
 		cache := attest.NewCertCache(db)
 		o := attest.Options{Certs: cache}
 		if *devSim {

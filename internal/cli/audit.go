@@ -37,13 +37,11 @@ export writes the entries oldest first: JSON lines with --json, else text.
 		asJSON := fs.Bool("json", false, "JSON output (export: JSON lines)")
 		out := fs.String("out", "", "export: write to this file instead of standard output")
 		run := func(sub string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			db, err := openStore(ctx, env, false)
+			ctx, db, done, err := openCommandStore(env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer done()
 			if sub == "export" {
 				return exportAudit(env, db, *asJSON, *out)
 			}

@@ -328,6 +328,18 @@ func defaultDataDirForHelp() string {
 	return d
 }
 
+// openCommandStore opens the store (shared, as tools do) for one command,
+// under a context that an interrupt cancels; done closes the store, then
+// the context.
+func openCommandStore(env *cliEnv) (ctx context.Context, db *store.DB, done func(), err error) {
+	ctx, cancel := signalContext()
+	if db, err = openStore(ctx, env, false); err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, db, func() { db.Close(); cancel() }, nil
+}
+
 // openStore opens the console's database in env's data directory. A console
 // (desktop or serve) opens it exclusively; tools share it.
 func openStore(ctx context.Context, env *cliEnv, exclusive bool) (*store.DB, error) {

@@ -39,13 +39,11 @@ simulated AMD root.
 			if !ok {
 				return &exitError{code: 2, msg: fmt.Sprintf("--status %q: want verified, stale, failing, pending or revoked", *status)}
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			db, err := openStore(ctx, env, false)
+			ctx, db, done, err := openCommandStore(env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer done()
 			// Listing appends nothing; the log is a locked store's (unsigned).
 			gs, err := fleet.New(db, audit.NewLog(db)).List(ctx, fleet.Filter{Status: fleet.Status(*status), Search: *search})
 			if err != nil {

@@ -27,13 +27,11 @@ split the master key into recovery shares: keyholder split-key.
 			if len(args) > 0 {
 				return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[0])}
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			db, err := openStore(ctx, env, false)
+			ctx, db, done, err := openCommandStore(env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer done()
 			if ok, err := custody.Initialized(ctx, db); err != nil {
 				return err
 			} else if ok {

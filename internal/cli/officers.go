@@ -28,13 +28,11 @@ more than one admin ('keyholder requests').
 		role := fs.String("role", "approver", "role of a new officer: admin, approver or viewer")
 		newPass := fs.String("new-passphrase-file", "", "read the new officer's passphrase from this file (- for standard input) instead of prompting")
 		list := func([]string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			db, err := openStore(ctx, env, false)
+			ctx, db, done, err := openCommandStore(env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer done()
 			list, err := custody.New(db, env.cfg.Custody).Officers(ctx)
 			if err != nil {
 				return err
@@ -54,13 +52,11 @@ more than one admin ('keyholder requests').
 			return tw.Flush()
 		}
 		passwd := func([]string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			db, err := openStore(ctx, env, false)
+			ctx, db, done, err := openCommandStore(env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer done()
 			svc := custody.New(db, env.cfg.Custody)
 			old, err := of.passphrase(env, "Current passphrase: ")
 			if err != nil {
@@ -83,13 +79,11 @@ more than one admin ('keyholder requests').
 		// two-person rule.
 		change := func(sub string) func([]string) error {
 			return func(rest []string) error {
-				ctx, cancel := signalContext()
-				defer cancel()
-				db, err := openStore(ctx, env, false)
+				ctx, db, done, err := openCommandStore(env)
 				if err != nil {
 					return err
 				}
-				defer db.Close()
+				defer done()
 				svc, admin, err := of.unlock(ctx, env, db)
 				if err != nil {
 					return err

@@ -63,13 +63,11 @@ A share with a typo is named before anything is combined.
 			if err := sc.Err(); err != nil {
 				return fmt.Errorf("read shares: %w", err)
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			db, err := openStore(ctx, env, false)
+			ctx, db, done, err := openCommandStore(env)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer done()
 			pass, err := readNewPassphrase(env, *newPass, fmt.Sprintf("New passphrase for %s: ", *officer))
 			if err != nil {
 				return err

@@ -69,13 +69,11 @@ func requestsList(env *cliEnv, fs *flag.FlagSet) func([]string) error {
 		default:
 			return &exitError{code: 2, msg: fmt.Sprintf("--status %q: want pending, approved, denied, expired, completed, done, delivered, failed or all", *status)}
 		}
-		ctx, cancel := signalContext()
-		defer cancel()
-		db, err := openStore(ctx, env, false)
+		ctx, db, done, err := openCommandStore(env)
 		if err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
 		rs, err := release.ListRequests(ctx, db, release.RequestStatus(st))
 		if err != nil {
 			return err
@@ -153,13 +151,11 @@ func requestsDecide(env *cliEnv, verb string, fs *flag.FlagSet) func([]string) e
 			return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", args[1])}
 		}
 		id := args[0]
-		ctx, cancel := signalContext()
-		defer cancel()
-		db, err := openStore(ctx, env, false)
+		ctx, db, done, err := openCommandStore(env)
 		if err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
 		cust, o, err := of.unlock(ctx, env, db)
 		if err != nil {
 			return err
