@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"keyholder/backend/attest"
@@ -98,15 +99,7 @@ type errorCode struct {
 
 // applies reports whether the rule covers a call of op.
 func (c errorCode) applies(op string) bool {
-	if c.ops == nil {
-		return true
-	}
-	for _, o := range c.ops {
-		if o == op {
-			return true
-		}
-	}
-	return false
+	return c.ops == nil || slices.Contains(c.ops, op)
 }
 
 // errorCodes is every backend error the UI branches on and its code: the
