@@ -48,3 +48,32 @@ func TestHashQueueOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestHashQueueSubmitDoesNotWait: a chunk that is not next is left waiting
+// and submit returns at once (its worker writes meanwhile); the worker
+// whose chunk is next hashes both, in order, and signals the other.
+func TestHashQueueSubmitDoesNotWait(t *testing.T) {
+	var order []int64
+	q := newHashQueue(2, func(h *hashed) { order = append(order, h.seq) })
+	later := &hashed{seq: 1, done: make(chan struct{}, 1)}
+	if q.submit(later) {
+		t.Fatal("chunk 1 was hashed before chunk 0")
+	}
+	select {
+	case <-later.done:
+		t.Fatal("chunk 1 signalled before it was hashed")
+	default:
+	}
+	first := &hashed{seq: 0, done: make(chan struct{}, 1)}
+	if !q.submit(first) {
+		t.Fatal("chunk 0, the next one, was not hashed by its own worker")
+	}
+	select {
+	case <-later.done:
+	default:
+		t.Fatal("chunk 1 waiting was not hashed after chunk 0")
+	}
+	if len(order) != 2 || order[0] != 0 || order[1] != 1 {
+		t.Fatalf("hash order %v, want [0 1]", order)
+	}
+}

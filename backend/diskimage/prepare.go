@@ -713,7 +713,9 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 					data = out[:n]
 				}
 				h.seq, h.s, h.n, h.in, h.out, h.crc, h.ok = j.seq, s, n, in[:r], data, crc, ok
-				q.hash(h)
+				// The write runs beside the hashing: both only read
+				// the buffers, which are reused once both are done.
+				hashed := q.submit(h)
 				if ok = ok && ctx.Err() == nil; ok && s.dst >= 0 {
 					at := s.dst + j.off
 					if gz != nil {
@@ -723,10 +725,14 @@ func run(ctx context.Context, workers int, src io.ReaderAt, dst io.WriterAt, p *
 						fail(fmt.Errorf("write output: %w", err))
 					}
 				}
+				if !hashed {
+					<-h.done
+				}
 			}
 		}()
 	}
 	stopTick := prog.start(&done)
+	start := time.Now()
 	var seq int64
 feed:
 	for _, s := range p.spans {
@@ -742,6 +748,9 @@ feed:
 	close(jobs)
 	wg.Wait()
 	stopTick()
+	if runObserver != nil {
+		runObserver(q.busy, time.Since(start))
+	}
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
@@ -774,6 +783,7 @@ type hashQueue struct {
 	hashing bool
 	waiting map[int64]*hashed
 	fn      func(*hashed)
+	busy    time.Duration // time spent hashing, for the benchmarks
 }
 
 func newHashQueue(workers int, fn func(*hashed)) *hashQueue {
@@ -782,14 +792,25 @@ func newHashQueue(workers int, fn func(*hashed)) *hashQueue {
 
 // hash returns once h was hashed (by this goroutine or another).
 func (q *hashQueue) hash(h *hashed) {
+	if !q.submit(h) {
+		<-h.done
+	}
+}
+
+// submit hands h to the queue. If h is the next chunk and no one is
+// hashing, this goroutine hashes it and every later chunk already waiting,
+// and submit reports true: h is hashed. Otherwise h waits for the current
+// hasher, submit reports false at once, and h.done is signalled once h is
+// hashed; until then h's buffers are only read.
+func (q *hashQueue) submit(h *hashed) bool {
 	q.mu.Lock()
 	if q.hashing || h.seq != q.next {
 		q.waiting[h.seq] = h
 		q.mu.Unlock()
-		<-h.done
-		return
+		return false
 	}
 	q.hashing = true
+	start := time.Now()
 	for cur := h; cur != nil; {
 		q.next++
 		q.mu.Unlock()
@@ -802,8 +823,15 @@ func (q *hashQueue) hash(h *hashed) {
 		delete(q.waiting, q.next)
 	}
 	q.hashing = false
+	q.busy += time.Since(start)
 	q.mu.Unlock()
+	return true
 }
+
+// runObserver, when a benchmark sets it, is told after each run how long
+// the hash chain was busy and how long the run took: how close the
+// pipeline is to the chain's own rate, the one step that cannot be split.
+var runObserver func(hashBusy, wall time.Duration)
 
 // errSourceChanged is what reading the source short becomes: another
 // program truncated it while it was read.
