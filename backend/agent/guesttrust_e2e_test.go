@@ -537,3 +537,56 @@ func TestFirstBootPinnedMeanwhile(t *testing.T) {
 		t.Fatalf("a first boot the pinned values do not admit: status %q, %d sealed bytes, %v", got.Status, len(got.Sealed), err)
 	}
 }
+
+// TestVLEKRequestNotSupersededByAStranger: a VLEK names no chip, so "asked
+// again from the same chip" cannot be told apart from a stranger: another
+// genuine VLEK guest running the same image under the real guest's VM ID
+// must not end the real guest's pending request.
+func TestVLEKRequestNotSupersededByAStranger(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_vlek_sup")
+	real, _ := agentsim.NewGuest(attest.Genoa, "vlek-real-host")
+	real.VLEK = true
+	if c := obtainClass(t, con, real, "vm-vlek-sup", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot with a VLEK: class %s", c)
+	}
+	// The real guest's next launch waits for an officer (a VLEK launch).
+	real.NewLaunch()
+	rr, err := claim(t, con, real, "vm-vlek-sup", vol)
+	if err != nil || rr.Status != wire.StatusPending {
+		t.Fatalf("the real guest's new launch: %+v %v", rr, err)
+	}
+	// A stranger: the same image on another host of the same provider.
+	stranger, _ := agentsim.NewGuest(attest.Genoa, "vlek-stranger-host")
+	stranger.VLEK = true
+	if _, err := claim(t, con, stranger, "vm-vlek-sup", vol); err != nil && agent.Code(err) != wire.CodeRateLimited {
+		t.Logf("stranger's claim: %v", err)
+	}
+	r, err := release.GetRequest(ctx, con.db, rr.RequestID)
+	if err != nil || r.Status != release.StatusPending {
+		t.Fatalf("the real guest's pending request after a stranger's VLEK request: %s %q %v", r.Status, r.Reason, err)
+	}
+	// A VCEK guest that asks again from its own chip still supersedes its
+	// own earlier request (its keys are gone with the reboot).
+	vcek, _ := agentsim.NewGuest(attest.Genoa, "vcek-sup-host")
+	if c := obtainClass(t, con, vcek, "vm-vcek-sup", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot with a VCEK: class %s", c)
+	}
+	if err := vcek.MoveTo(attest.Genoa, "vcek-sup-other"); err != nil {
+		t.Fatal(err)
+	}
+	vcek.NewLaunch()
+	first, err := claim(t, con, vcek, "vm-vcek-sup", vol)
+	if err != nil || first.Status != wire.StatusPending {
+		t.Fatalf("migration: %+v %v", first, err)
+	}
+	vcek.NewLaunch()
+	if _, err := claim(t, con, vcek, "vm-vcek-sup", vol); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := release.GetRequest(ctx, con.db, first.RequestID); r.Status != release.StatusExpired {
+		t.Fatalf("a VCEK guest's request after it asked again from the same chip: %s", r.Status)
+	}
+}
