@@ -3,10 +3,12 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -588,5 +590,54 @@ func TestVLEKRequestNotSupersededByAStranger(t *testing.T) {
 	}
 	if r, _ := release.GetRequest(ctx, con.db, first.RequestID); r.Status != release.StatusExpired {
 		t.Fatalf("a VCEK guest's request after it asked again from the same chip: %s", r.Status)
+	}
+}
+
+// TestMalformedCertTableRefused: a certificate table whose entry's offset
+// plus length wraps around 32 bits (found by FuzzVerifyReport) is refused
+// as malformed evidence. It used to panic inside the verifier while the
+// request held a CPU slot, which was then never given back: a client with
+// a challenge per slot stopped every release of the console.
+func TestMalformedCertTableRefused(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_certtable")
+	g, _ := agentsim.NewGuest(attest.Genoa, "certtable-host")
+	if c := obtainClass(t, con, g, "vm-certtable", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot: %s", c)
+	}
+	// One table entry (GUID, offset, length) and the all-zero end entry:
+	// offset 0xffffffe1 and length 0x40 add up to 0x21 in 32 bits, inside
+	// the table.
+	table := make([]byte, 4096)
+	table[0] = 0x63 // any GUID
+	binary.LittleEndian.PutUint32(table[16:], 0xffffffe1)
+	binary.LittleEndian.PutUint32(table[20:], 0x40)
+	for i := 0; i < runtime.GOMAXPROCS(0)+2; i++ {
+		var ch wire.Challenge
+		if err := postJSON(con, "/v1/challenge", nil, &ch); err != nil {
+			t.Fatal(err)
+		}
+		_, pub, _ := wire.NewKeyPair()
+		req := &wire.ReleaseRequest{Version: wire.Version, VMID: "vm-certtable", VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub}
+		rd, _ := wire.Transcript(req.Binding(nil))
+		g.NewLaunch()
+		ev, err := g.Evidence(ctx, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.CertTable = table
+		req.Evidence = ev
+		var rel wire.Release
+		err = postJSON(con, "/v1/release", req, &rel)
+		if c := agent.Code(err); c != wire.CodeEvidenceInvalid && c != wire.CodeBadRequest {
+			t.Fatalf("request %d with a wrapping certificate table: %+v, %v (code %q)", i, rel, err, c)
+		}
+	}
+	// The console still verifies: the guest's next boot is routine.
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-certtable", vol, false); c != string(release.ClassRoutine) {
+		t.Fatalf("reboot after the malformed requests: %s", c)
 	}
 }

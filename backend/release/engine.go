@@ -480,9 +480,13 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
 	adm.started = time.Now() // service time runs from here
-	d.claims, err = s.verifier.Verify(ctx, req.Evidence, ImageRef{ID: d.vol.imageID, ConfigVersion: d.vol.config,
-		RefuseStaleCRL: d.policy.StaleCRL == StaleCRLRefuse}, d.expected)
-	s.releaseCPU()
+	// The slot is given back even if the verifier panics (the HTTP server
+	// recovers the panic; a slot kept would stop every later release).
+	d.claims, err = func() (Claims, error) {
+		defer s.releaseCPU()
+		return s.verifier.Verify(ctx, req.Evidence, ImageRef{ID: d.vol.imageID, ConfigVersion: d.vol.config,
+			RefuseStaleCRL: d.policy.StaleCRL == StaleCRLRefuse}, d.expected)
+	}()
 	if err != nil {
 		return s.internal("verify evidence", err)
 	}
