@@ -112,13 +112,29 @@ func (i *Images) checkPath(c Caller, path string, output bool) error {
 	if len(folders) == 0 {
 		return &Error{Code: CodeForbidden, Message: "the web console may not touch files until an admin sets image folders in Settings"}
 	}
+	var roots []string
+	for _, f := range folders {
+		if root, err := filepath.EvalSymlinks(f); err == nil {
+			roots = append(roots, root)
+		}
+	}
+	outside := &Error{Code: CodeForbidden, Message: "that path is outside the image folders an admin allowed"}
+	// missing answers a path that does not resolve: not found inside the
+	// folders, but outside them the same refusal as for a file that exists
+	// (whether a file exists there is not the caller's to learn).
+	missing := func(target string, e *Error) error {
+		if within(roots, target) || within(folders, target) {
+			return e
+		}
+		return outside
+	}
 	// Resolve links: the file itself for reading, its folder for writing
 	// (the file does not exist yet).
 	target := filepath.Clean(path)
 	if output {
 		dir, err := filepath.EvalSymlinks(filepath.Dir(target))
 		if err != nil {
-			return &Error{Code: CodeNotFound, Message: "no such folder: " + filepath.Dir(target)}
+			return missing(target, &Error{Code: CodeNotFound, Message: "no such folder: " + filepath.Dir(target)})
 		}
 		target = filepath.Join(dir, filepath.Base(target))
 		if st, err := os.Lstat(target); err == nil && st.Mode()&os.ModeSymlink != 0 {
@@ -127,18 +143,23 @@ func (i *Images) checkPath(c Caller, path string, output bool) error {
 	} else {
 		t, err := filepath.EvalSymlinks(target)
 		if err != nil {
-			return &Error{Code: CodeNotFound, Message: "no such file: " + path}
+			return missing(target, &Error{Code: CodeNotFound, Message: "no such file: " + path})
 		}
 		target = t
 	}
+	if within(roots, target) {
+		return nil
+	}
+	return outside
+}
+
+// within reports whether path lies strictly inside one of the folders
+// (lexically: both sides already cleaned or resolved).
+func within(folders []string, path string) bool {
 	for _, f := range folders {
-		root, err := filepath.EvalSymlinks(f)
-		if err != nil {
-			continue
-		}
-		if rel, err := filepath.Rel(root, target); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return nil
+		if rel, err := filepath.Rel(f, path); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return true
 		}
 	}
-	return &Error{Code: CodeForbidden, Message: "that path is outside the image folders an admin allowed"}
+	return false
 }

@@ -63,12 +63,21 @@ func TestImagePathsInTheWebConsole(t *testing.T) {
 		{"the folder itself", alice, allowed, CodeForbidden},
 		{"system file", alice, "/etc/passwd", CodeForbidden},
 		{"relative", alice, "disk.raw", CodeInvalid},
+		// Outside the folders, a missing file is refused like a present
+		// one: the answer does not tell whether a file exists there.
+		{"missing outside", bob, filepath.Join(outside, "missing.raw"), CodeForbidden},
+		{"missing folder outside", bob, "/nonexistent-dir/x.raw", CodeForbidden},
+		{"missing inside", bob, filepath.Join(allowed, "missing.raw"), CodeNotFound},
 	} {
 		if got := inspect(tc.c, tc.path); got != tc.want {
 			t.Errorf("%s: Inspect(%s) = %q, want %q", tc.name, tc.path, got, tc.want)
 		}
 	}
-	// Prepare checks its output too.
+	// Prepare checks its output too; a folder that does not exist outside
+	// the image folders is refused as outside, not as missing.
+	if _, err := s.Images.Prepare(alice, PrepareRequest{Source: img, Dest: "/nonexistent-dir/out.raw", Name: "x"}); code(err) != CodeForbidden {
+		t.Fatalf("prepare into a missing folder outside: %v", err)
+	}
 	if _, err := s.Images.Prepare(alice, PrepareRequest{Source: img, Dest: filepath.Join(outside, "out.raw"), Name: "x"}); code(err) != CodeForbidden {
 		t.Fatalf("prepare into a folder not allowed: %v", err)
 	}

@@ -3,10 +3,12 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -535,5 +537,107 @@ func TestFirstBootPinnedMeanwhile(t *testing.T) {
 	err = getJSON(con, "/v1/release/"+rb.RequestID, &got)
 	if c := agent.Code(err); (c != wire.CodeDeniedByPolicy && c != wire.CodeEvidenceInvalid) || got.Status == wire.StatusReleased || len(got.Sealed) > 0 {
 		t.Fatalf("a first boot the pinned values do not admit: status %q, %d sealed bytes, %v", got.Status, len(got.Sealed), err)
+	}
+}
+
+// TestVLEKRequestNotSupersededByAStranger: a VLEK names no chip, so "asked
+// again from the same chip" cannot be told apart from a stranger: another
+// genuine VLEK guest running the same image under the real guest's VM ID
+// must not end the real guest's pending request.
+func TestVLEKRequestNotSupersededByAStranger(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_vlek_sup")
+	real, _ := agentsim.NewGuest(attest.Genoa, "vlek-real-host")
+	real.VLEK = true
+	if c := obtainClass(t, con, real, "vm-vlek-sup", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot with a VLEK: class %s", c)
+	}
+	// The real guest's next launch waits for an officer (a VLEK launch).
+	real.NewLaunch()
+	rr, err := claim(t, con, real, "vm-vlek-sup", vol)
+	if err != nil || rr.Status != wire.StatusPending {
+		t.Fatalf("the real guest's new launch: %+v %v", rr, err)
+	}
+	// A stranger: the same image on another host of the same provider.
+	stranger, _ := agentsim.NewGuest(attest.Genoa, "vlek-stranger-host")
+	stranger.VLEK = true
+	if _, err := claim(t, con, stranger, "vm-vlek-sup", vol); err != nil && agent.Code(err) != wire.CodeRateLimited {
+		t.Logf("stranger's claim: %v", err)
+	}
+	r, err := release.GetRequest(ctx, con.db, rr.RequestID)
+	if err != nil || r.Status != release.StatusPending {
+		t.Fatalf("the real guest's pending request after a stranger's VLEK request: %s %q %v", r.Status, r.Reason, err)
+	}
+	// A VCEK guest that asks again from its own chip still supersedes its
+	// own earlier request (its keys are gone with the reboot).
+	vcek, _ := agentsim.NewGuest(attest.Genoa, "vcek-sup-host")
+	if c := obtainClass(t, con, vcek, "vm-vcek-sup", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot with a VCEK: class %s", c)
+	}
+	if err := vcek.MoveTo(attest.Genoa, "vcek-sup-other"); err != nil {
+		t.Fatal(err)
+	}
+	vcek.NewLaunch()
+	first, err := claim(t, con, vcek, "vm-vcek-sup", vol)
+	if err != nil || first.Status != wire.StatusPending {
+		t.Fatalf("migration: %+v %v", first, err)
+	}
+	vcek.NewLaunch()
+	if _, err := claim(t, con, vcek, "vm-vcek-sup", vol); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := release.GetRequest(ctx, con.db, first.RequestID); r.Status != release.StatusExpired {
+		t.Fatalf("a VCEK guest's request after it asked again from the same chip: %s", r.Status)
+	}
+}
+
+// TestMalformedCertTableRefused: a certificate table whose entry's offset
+// plus length wraps around 32 bits (found by FuzzVerifyReport) is refused
+// as malformed evidence. It used to panic inside the verifier while the
+// request held a CPU slot, which was then never given back: a client with
+// a challenge per slot stopped every release of the console.
+func TestMalformedCertTableRefused(t *testing.T) {
+	ctx := context.Background()
+	con := startConsole(t, t.TempDir(), true)
+	defer con.stop()
+	vol := referencedVolume(t, con, "img_certtable")
+	g, _ := agentsim.NewGuest(attest.Genoa, "certtable-host")
+	if c := obtainClass(t, con, g, "vm-certtable", vol, true); c != string(release.ClassFirstBoot) {
+		t.Fatalf("first boot: %s", c)
+	}
+	// One table entry (GUID, offset, length) and the all-zero end entry:
+	// offset 0xffffffe1 and length 0x40 add up to 0x21 in 32 bits, inside
+	// the table.
+	table := make([]byte, 4096)
+	table[0] = 0x63 // any GUID
+	binary.LittleEndian.PutUint32(table[16:], 0xffffffe1)
+	binary.LittleEndian.PutUint32(table[20:], 0x40)
+	for i := 0; i < runtime.GOMAXPROCS(0)+2; i++ {
+		var ch wire.Challenge
+		if err := postJSON(con, "/v1/challenge", nil, &ch); err != nil {
+			t.Fatal(err)
+		}
+		_, pub, _ := wire.NewKeyPair()
+		req := &wire.ReleaseRequest{Version: wire.Version, VMID: "vm-certtable", VolumeID: vol, Purpose: wire.PurposeBoot, Nonce: ch.Nonce, HPKEPublicKey: pub}
+		rd, _ := wire.Transcript(req.Binding(nil))
+		g.NewLaunch()
+		ev, err := g.Evidence(ctx, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.CertTable = table
+		req.Evidence = ev
+		var rel wire.Release
+		err = postJSON(con, "/v1/release", req, &rel)
+		if c := agent.Code(err); c != wire.CodeEvidenceInvalid && c != wire.CodeBadRequest {
+			t.Fatalf("request %d with a wrapping certificate table: %+v, %v (code %q)", i, rel, err, c)
+		}
+	}
+	// The console still verifies: the guest's next boot is routine.
+	g.NewLaunch()
+	if c := obtainClass(t, con, g, "vm-certtable", vol, false); c != string(release.ClassRoutine) {
+		t.Fatalf("reboot after the malformed requests: %s", c)
 	}
 }

@@ -149,6 +149,9 @@ func (ev *Evidence) certs() (*evidenceCerts, error) {
 		return nil, fmt.Errorf("%w: certificate table is %d bytes, the limit is %d", ErrMalformed, len(ev.CertTable), MaxCertTableSize)
 	}
 	if len(ev.CertTable) > 0 {
+		if err := checkCertTableRanges(ev.CertTable); err != nil {
+			return nil, fmt.Errorf("%w: certificate table: %v", ErrMalformed, err)
+		}
 		var t abi.CertTable
 		if err := t.Unmarshal(ev.CertTable); err != nil {
 			return nil, fmt.Errorf("%w: certificate table: %v", ErrMalformed, err)
@@ -187,6 +190,23 @@ func (ev *Evidence) certs() (*evidenceCerts, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkCertTableRanges refuses a certificate table whose entry reaches
+// past the table. abi.CertTable.Unmarshal adds offset and length in 32
+// bits: a sum that wraps around passes its check and then panics slicing
+// the table, or allocates up to 4 GiB for the entry first.
+func checkCertTableRanges(table []byte) error {
+	entries, err := abi.ParseSnpCertTableHeader(table)
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		if uint64(e.Offset)+uint64(e.Length) > uint64(len(table)) {
+			return fmt.Errorf("entry %d (offset %d, length %d) reaches past the table's %d bytes", i, e.Offset, e.Length, len(table))
+		}
+	}
+	return nil
 }
 
 // parseAll parses every certificate. Verify does not need it (intermediates

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"keyholder/backend/release/wire"
 )
 
 func TestCPUSlotsPriorityAndCancel(t *testing.T) {
@@ -99,5 +101,42 @@ func TestCPUSlotsBoundedStartQueue(t *testing.T) {
 	}
 	if c.peakWaiting() != 2 {
 		t.Fatalf("peak waiting = %d, want 2", c.peakWaiting())
+	}
+}
+
+// panickingVerifier panics in Verify, as a parser bug in it would.
+type panickingVerifier struct{ fakeVerifier }
+
+func (panickingVerifier) Verify(context.Context, wire.Evidence, ImageRef, [64]byte) (Claims, error) {
+	panic("verifier bug")
+}
+
+// TestVerifierPanicGivesItsCPUSlotBack: a panic while verifying (the HTTP
+// server recovers it and the console goes on) gives the CPU slot back, so
+// that a few bad requests do not leave the console unable to verify.
+func TestVerifierPanicGivesItsCPUSlotBack(t *testing.T) {
+	e := newEnv(t)
+	g := guest{vm: "vm-panic", vol: e.volume("panic"), chip: 1, meas: 1, launch: 1}
+	svc, err := New(Config{DB: e.db, Verifier: panickingVerifier{}, Secrets: e.cust, Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := svc.cpu.free
+	for i := 0; i < slots; i++ {
+		a := e.request(g, wire.PurposeBoot, 0)
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("the verifier's panic did not reach the caller")
+				}
+			}()
+			svc.Release(e.ctx, a.req)
+		}()
+	}
+	svc.cpu.mu.Lock()
+	free := svc.cpu.free
+	svc.cpu.mu.Unlock()
+	if free != slots {
+		t.Fatalf("%d of %d CPU slots free after verifier panics", free, slots)
 	}
 }

@@ -8,10 +8,10 @@
 //     key derived from the master key, an expiry of 60 s), then used up,
 //     first in this process and then in the decision's transaction
 //     (consumed_challenges: single use across every console process on the
-//     database); a request without a valid challenge is junk and only then
-//     does the request count against its VM's rate limit;
+//     database); a request without a valid challenge is junk;
 //  2. the evidence is verified (Verifier; AttestVerifier applies the image's
-//     latest reference values and the transcript hash as REPORT_DATA);
+//     latest reference values and the transcript hash as REPORT_DATA); only
+//     authentic evidence counts against its VM's rate limit;
 //  3. in one write transaction: what the fleet knows about the VM is read,
 //     Classify (a pure function) decides the class and the action by the
 //     effective Policy, and the outcome is recorded — released (the secret

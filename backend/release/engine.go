@@ -420,10 +420,10 @@ type decided struct {
 // (with the context its statements run under, see stmtContext). Refusals are
 // recorded and audited here.
 //
-// After the nonce, gate (nil: none) may refuse the request for its VM (the
-// handler's per-VM rate limit: only requests holding a valid challenge
-// count against a VM); then the request waits for admission (adm, which the
-// caller leaves once its answer is ready).
+// After the nonce the request waits for admission (adm, which the caller
+// leaves once its answer is ready); after the evidence, gate (nil: none)
+// may refuse it for its VM (the handler's per-VM rate limit: only authentic
+// evidence, which binds the VM ID, counts against a VM).
 func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *admission, gate vmGate, act func(context.Context, *sql.Tx, decided) (*wire.Error, error)) *wire.Error {
 	d := decided{reqID: store.NewID("req"), now: s.now(), evHash: wire.EvidenceHash(req.Evidence)}
 	sctx := stmtContext(ctx)
@@ -447,11 +447,6 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	// refuses a second use by any console process).
 	if !s.challenges.claim(req.Nonce, exp) {
 		return nonceRefusal()
-	}
-	if gate != nil {
-		if werr := gate(req.VMID); werr != nil {
-			return werr
-		}
 	}
 	var ak []byte
 	if len(req.Evidence.TPM) > 0 {
@@ -480,13 +475,26 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		return refusal(wire.CodeUnavailable, "the request was cancelled")
 	}
 	adm.started = time.Now() // service time runs from here
-	d.claims, err = s.verifier.Verify(ctx, req.Evidence, ImageRef{ID: d.vol.imageID, ConfigVersion: d.vol.config,
-		RefuseStaleCRL: d.policy.StaleCRL == StaleCRLRefuse}, d.expected)
-	s.releaseCPU()
+	// The slot is given back even if the verifier panics (the HTTP server
+	// recovers the panic; a slot kept would stop every later release).
+	d.claims, err = func() (Claims, error) {
+		defer s.releaseCPU()
+		return s.verifier.Verify(ctx, req.Evidence, ImageRef{ID: d.vol.imageID, ConfigVersion: d.vol.config,
+			RefuseStaleCRL: d.policy.StaleCRL == StaleCRLRefuse}, d.expected)
+	}()
 	if err != nil {
 		return s.internal("verify evidence", err)
 	}
 	d.authentic = d.claims.Authentic && subtle.ConstantTimeCompare(d.claims.ReportData[:], d.expected[:]) == 1
+	// Only authentic evidence counts against the VM it names (wire
+	// version 2 binds the VM ID into REPORT_DATA): challenges are free to
+	// anyone, and a stranger's forged requests must not spend a guest's
+	// allowance.
+	if gate != nil && d.authentic {
+		if werr := gate(req.VMID); werr != nil {
+			return werr
+		}
+	}
 	var werr *wire.Error
 	replayed := false
 	err = s.tx(ctx, func(tx *sql.Tx) error {

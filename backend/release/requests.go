@@ -412,8 +412,13 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.
 // are gone). It never ends an approved request, a request from another
 // chip, or a first-boot claim: the VM ID is the guest's own word, and any
 // genuine guest can use any VM ID, so a stranger must not be able to end the
-// real guest's request. Those wait for an officer or expire.
+// real guest's request. Those wait for an officer or expire. Nor does it
+// end anything when the chip is unknown (a VLEK names none): every VLEK
+// guest of the provider would be "the same chip".
 func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, chipID, newID string, now time.Time) error {
+	if chipID == "" {
+		return nil
+	}
 	rs, err := listRequests(ctx, tx, `vm_id = ? AND status = 'pending' AND first_boot_claim = 0 AND json_extract(claims, '$.chip_id') = ?`, vmID, chipID)
 	if err != nil {
 		return err

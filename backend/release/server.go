@@ -23,9 +23,10 @@ type ServerOptions struct {
 	SourceRate  float64
 	SourceBurst int
 	// VMRate and VMBurst limit release and heartbeat requests per VM ID:
-	// 2/s, burst 10. Only a request holding a valid, unused challenge
-	// counts against its VM: the VM ID is not authenticated, and a stranger
-	// must not be able to spend a guest's allowance.
+	// 2/s, burst 10. Only a request with authentic evidence (a genuine
+	// report binding the VM ID) counts against its VM: challenges are free
+	// to anyone, and a stranger must not be able to spend a guest's
+	// allowance.
 	VMRate  float64
 	VMBurst int
 	// ChallengeRate and ChallengeBurst limit challenges per client address
@@ -58,7 +59,8 @@ type ServerOptions struct {
 // Checks run cheapest first, and nothing a stranger sends costs a guest
 // anything: the per-address limit; the junk limit of the address; a place
 // to read and decode the body (bounded, load shed beyond); the challenge,
-// checked without storage; only then the per-VM limit, and the evidence.
+// checked without storage; the evidence; only then the per-VM limit, for
+// authentic evidence alone.
 type Handler struct {
 	svc          *Service
 	source       *Limiter

@@ -134,3 +134,46 @@ func TestChallengeIssuanceLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedEvidenceDoesNotSpendTheVMsAllowance: challenges are free to
+// anyone, so holding one proves nothing about the VM a request names. A
+// stranger who fetches challenges and sends forged evidence under the real
+// guest's VM ID must not get the guest answered 429: only authentic
+// evidence counts against a VM.
+func TestForgedEvidenceDoesNotSpendTheVMsAllowance(t *testing.T) {
+	e := newEnv(t)
+	h := NewHandler(e.svc, ServerOptions{SourceRate: 1000, SourceBurst: 1000, VMRate: 1, VMBurst: 2, ChallengeRate: 1000, ChallengeBurst: 1000,
+		JunkRate: 1, JunkBurst: 1000, Now: e.clk.Now})
+	g := guest{vm: "vm-target", vol: e.volume("target"), chip: 1, meas: 1, launch: 1}
+	e.released(g)
+	send := func(req *wire.ReleaseRequest, remote string) int {
+		b, _ := json.Marshal(req)
+		r := httptest.NewRequest("POST", "/v1/release", strings.NewReader(string(b)))
+		r.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	stranger := g
+	stranger.forged = true
+	for i := 0; i < 5; i++ {
+		stranger.launch = byte(20 + i)
+		if code := send(e.request(stranger, wire.PurposeBoot, 0).req, "198.51.100.7:999"); code != http.StatusForbidden {
+			t.Fatalf("forged request %d with a valid challenge: HTTP %d", i, code)
+		}
+	}
+	g.launch = 2
+	if code := send(e.request(g, wire.PurposeBoot, 0).req, "192.0.2.50:1"); code != http.StatusOK {
+		t.Fatalf("the real guest after a stranger's forged requests: HTTP %d, want 200", code)
+	}
+	// The guest's own authentic requests still count: the third within
+	// the burst of 2 is refused.
+	var last int
+	for i := 0; i < 2; i++ {
+		g.launch = byte(3 + i)
+		last = send(e.request(g, wire.PurposeBoot, 0).req, "192.0.2.50:1")
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("third authentic request within the VM's burst of 2: HTTP %d", last)
+	}
+}
