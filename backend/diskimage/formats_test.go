@@ -145,9 +145,9 @@ func setVHDXLogGUID(t *testing.T, p string) {
 	os.WriteFile(p, b, 0o644)
 }
 
-// TestVHDXRefusals: a VHDX with damaged headers is refused; one damaged
-// header of two, or a log GUID without log entries (qemu opens it too),
-// is not.
+// TestVHDXRefusals: a VHDX with damaged headers, or with a log to replay
+// larger than the in-memory replay takes, is refused; one damaged header
+// of two, or a log GUID without log entries (qemu opens it too), is not.
 func TestVHDXRefusals(t *testing.T) {
 	dir := t.TempDir()
 	src, want := sourceDisk(t, dir, 2<<20)
@@ -166,11 +166,16 @@ func TestVHDXRefusals(t *testing.T) {
 	ob := bytes.Clone(b)
 	ob[64<<10+20] ^= 1 // the other header is still valid
 	os.WriteFile(oneHeader, ob, 0o644)
+	// A log to replay that is larger than the memory replay allows.
+	bigLog := filepath.Join(dir, "biglog.vhdx")
+	runTool(t, "qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "log_size=32M", src, bigLog)
+	setVHDXLogGUID(t, bigLog)
 	cases := []struct {
 		name, path, wantErr string
 		wantIs              error
 	}{
 		{"no valid header", noHeaders, "without a valid header", ErrCorrupt},
+		{"log too large to replay", bigLog, "with a 32 MiB log to replay (at most 16 MiB are replayed); attach it once in Hyper-V (or run qemu-img check -r all on a copy)", ErrUnsupported},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
