@@ -36,7 +36,7 @@ func TestDerivationsInARowDoNotAddUp(t *testing.T) {
 	const m = 64 << 10 // KiB
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	pass, salt := []byte("correct horse"), []byte("0123456789abcdef")
-	debug.FreeOSMemory() // what earlier tests left idle goes back to the OS
+	debug.FreeOSMemory()       // what earlier tests left idle goes back to the OS
 	sink = make([]byte, m<<10) // the previous derivation's blocks, not yet collected
 	for i := 0; i < len(sink); i += page {
 		sink[i] = 1
