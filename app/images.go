@@ -54,7 +54,7 @@ type PrepareRequest struct {
 	Source     string `json:"source"`
 	Dest       string `json:"dest"`
 	Mode       string `json:"mode"`        // "data" (default) or "os"
-	Output     string `json:"output"`      // "raw" (default), "gcp", "azure", "aws"
+	Output     string `json:"output"`      // "raw" (default), "gcp", "azure", "aws" (raw), "vmdk"
 	SectorSize int    `json:"sector_size"` // 512 or 4096 (default)
 	Name       string `json:"name"`
 	// RecoveryPassphrase, if not empty, adds a recovery keyslot.
@@ -67,7 +67,7 @@ type PrepareRequest struct {
 // Prepare starts encrypting req.Source into req.Dest in the background and
 // returns the operation's ID. Progress arrives as EventProgress events with
 // that ID (stage "encrypt", then "hash" where the output is hashed in a
-// second pass: os mode and the gcp/aws packages); the last one has Finished set, and an
+// second pass: os mode, raw, aws or azure); the last one has Finished set, and an
 // Error unless it succeeded. Result returns the outcome. Needs a fresh
 // admin session (it creates a volume and its release secret).
 func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {

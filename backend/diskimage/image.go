@@ -2,10 +2,11 @@
 // their partitions and filesystems, and prepares encrypted copies of them:
 // a whole disk in one LUKS2 volume ("data" mode) or a bootable disk with
 // only the root partition encrypted ("os" mode), written as raw, a GCP
-// tar.gz (whole GiB), an Azure fixed VHD (whole MiB) or an AWS
-// streamOptimized VMDK, with a manifest.
+// tar.gz (whole GiB), an Azure fixed VHD (whole MiB), raw for AWS (EC2
+// import-snapshot) or a streamOptimized VMDK (VMware, EC2 VM Import), with
+// a manifest.
 //
-// Prepare's order makes it crash-safe. For a data-mode raw or Azure output with a
+// Prepare's order makes it crash-safe. For a data-mode raw, AWS, Azure or GCP output with a
 // registrar that reserves (images.Registrar does): custody reserves a volume
 // ID and release secret in memory only; the LUKS2 header with that secret's
 // keyslot is written first into a temporary file beside the destination,

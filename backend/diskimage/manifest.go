@@ -44,6 +44,9 @@ type KeyslotInfo struct {
 
 // OutputInfo describes the output file.
 type OutputInfo struct {
+	// Format is the output asked for: "raw", "gcp" (disk.raw in a tar.gz),
+	// "azure" (fixed VHD), "aws" (raw, the same bytes as "raw") or "vmdk"
+	// (streamOptimized VMDK).
 	Format string `json:"format"`
 	File   string `json:"file"`
 	Size   int64  `json:"size"`

@@ -19,7 +19,7 @@ import (
 // finishOutput turns the raw temporary disk into the requested output and
 // returns the file to rename (its name is the last of temps) and, for the
 // packaged outputs, their SHA-256 and size, computed as they were written
-// (empty: hash the file).
+// (empty: hash the file). Raw and AWS (raw too) outputs are the disk as is.
 func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir, dest string, temps *[]string) (*os.File, string, int64, error) {
 	switch o.Output {
 	case OutputAzure:
@@ -32,7 +32,7 @@ func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir,
 			return nil, "", 0, fmt.Errorf("write VHD footer: %w", err)
 		}
 		return raw, "", 0, nil
-	case OutputGCP, OutputAWS:
+	case OutputGCP, OutputVMDK:
 		f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".keyholder-tmp-*")
 		if err != nil {
 			return nil, "", 0, err
@@ -40,7 +40,7 @@ func finishOutput(ctx context.Context, o Options, raw *os.File, size int64, dir,
 		lockTemp(f)
 		*temps = append(*temps, f.Name())
 		write := writeGCP
-		if o.Output == OutputAWS {
+		if o.Output == OutputVMDK {
 			write = writeVMDKStream
 		}
 		hw := &hashingWriter{w: f, h: sha256.New()}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,14 +27,26 @@ const (
 	OutputRaw   = "raw"   // the disk as is
 	OutputGCP   = "gcp"   // disk.raw in a tar.gz, as Compute Engine imports it
 	OutputAzure = "azure" // a fixed VHD, size rounded up to a whole MiB
-	OutputAWS   = "aws"   // a streamOptimized VMDK, as EC2 VM Import takes it
+	OutputAWS   = "aws"   // the disk as is (the same bytes as raw), as EC2 import-snapshot takes it (Format=RAW)
+	OutputVMDK  = "vmdk"  // a streamOptimized VMDK, as VMware and EC2 VM Import take it
 )
+
+// Outputs are the outputs Prepare writes, in the order to offer them.
+func Outputs() []string {
+	return []string{OutputRaw, OutputGCP, OutputAzure, OutputAWS, OutputVMDK}
+}
+
+// outputList is Outputs as words: "raw, gcp, azure, aws or vmdk".
+func outputList() string {
+	o := Outputs()
+	return strings.Join(o[:len(o)-1], ", ") + " or " + o[len(o)-1]
+}
 
 // Options configure Prepare.
 type Options struct {
 	Source, Dest string
 	Mode         string // ModeData (default) or ModeOS
-	Output       string // OutputRaw (default), OutputGCP, OutputAzure, OutputAWS
+	Output       string // OutputRaw (default), OutputGCP, OutputAzure, OutputAWS, OutputVMDK
 	SectorSize   int    // 512 or 4096 (default)
 	// RecoveryPassphrase, if set, adds a recovery keyslot under RecoveryKDF
 	// (nil: luks2.RecoveryKDF()).
@@ -278,10 +291,10 @@ func (pr *preparation) close() {
 }
 
 // headerFirstFits reports whether the output can be written header first:
-// a data-mode raw, Azure or GCP output.
+// a data-mode raw (or AWS, which is raw), Azure or GCP output.
 func (pr *preparation) headerFirstFits() bool {
 	o := pr.opts.Output
-	return pr.opts.Mode == ModeData && (o == OutputRaw || o == OutputAzure || o == OutputGCP)
+	return pr.opts.Mode == ModeData && (o == OutputRaw || o == OutputAWS || o == OutputAzure || o == OutputGCP)
 }
 
 // keyslots are the new volume's keyslots: the release secret's, and the
@@ -311,7 +324,7 @@ func (pr *preparation) console(url, pin string) (string, string) {
 
 // registerLast encrypts the payload first and, inside the registration,
 // writes the header, finishes the output (a second pass hashes it) and
-// syncs: the path for registrars that cannot reserve, os mode and the AWS
+// syncs: the path for registrars that cannot reserve, os mode and the VMDK
 // output.
 func (pr *preparation) registerLast(reg Registrar) error {
 	ctx, opts, p, tmp := pr.ctx, pr.opts, pr.plan, pr.tmp
@@ -426,7 +439,7 @@ func moveIntoPlace(out *Result, m *Manifest, dir, dest string, temps []string) e
 	return nil
 }
 
-// headerFirst is Prepare for a data-mode raw, Azure or GCP output with a
+// headerFirst is Prepare for a data-mode raw, AWS, Azure or GCP output with a
 // registrar that reserves: the volume ID and release secret are reserved
 // first, the LUKS2 header is written first, and the output's SHA-256 is
 // computed as it streams out (header, then the payload in order), so there
@@ -583,8 +596,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("prepare: %w: source and destination are required", ErrInvalid)
 	case o.Mode != ModeData && o.Mode != ModeOS:
 		return fmt.Errorf("prepare: %w: mode %q (want data or os)", ErrInvalid, o.Mode)
-	case o.Output != OutputRaw && o.Output != OutputGCP && o.Output != OutputAzure && o.Output != OutputAWS:
-		return fmt.Errorf("prepare: %w: output %q (want raw, gcp, azure or aws)", ErrInvalid, o.Output)
+	case !slices.Contains(Outputs(), o.Output):
+		return fmt.Errorf("prepare: %w: output %q (want %s)", ErrInvalid, o.Output, outputList())
 	case o.SectorSize != 512 && o.SectorSize != 4096:
 		return fmt.Errorf("prepare: %w: sector size %d (want 512 or 4096)", ErrInvalid, o.SectorSize)
 	}

@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -329,16 +330,21 @@ func TestPrepareOutputs(t *testing.T) {
 	c := newConsole(t)
 	dir := t.TempDir()
 	src, want := sourceDisk(t, dir, 2<<20+4096)
-	for _, output := range []string{OutputAzure, OutputGCP, OutputAWS} {
+	for _, output := range []string{OutputAzure, OutputGCP, OutputAWS, OutputVMDK} {
 		t.Run(output, func(t *testing.T) {
 			dst := filepath.Join(dir, "out-"+output)
+			var stages []string
 			res, err := Prepare(context.Background(), Options{Source: src, Dest: dst, Output: output, Name: "img-" + output,
-				RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, c.reg)
+				RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery,
+				Progress: func(p Progress) { stages = append(stages, p.Stage) }}, c.reg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if b, _ := os.ReadFile(dst); res.Manifest.Output.SHA256 != sha(b) || res.Manifest.Output.Size != int64(len(b)) {
 				t.Fatal("manifest output hash or size is wrong")
+			}
+			if res.Manifest.Output.Format != output {
+				t.Fatalf("manifest output format %q, want %q", res.Manifest.Output.Format, output)
 			}
 			raw := filepath.Join(t.TempDir(), "disk.raw")
 			switch output {
@@ -388,6 +394,30 @@ func TestPrepareOutputs(t *testing.T) {
 					t.Fatalf("tar -tzvf: %s", out)
 				}
 			case OutputAWS:
+				// EC2 import-snapshot's RAW: the same disk as --output
+				// raw, written header first (one pass, no "hash" stage).
+				out := runTool(t, "qemu-img", "info", "--output=json", dst)
+				var info struct {
+					Format      string `json:"format"`
+					VirtualSize int64  `json:"virtual-size"`
+				}
+				json.Unmarshal([]byte(out), &info)
+				plain := filepath.Join(dir, "out-aws-as-raw")
+				pres, err := Prepare(context.Background(), Options{Source: src, Dest: plain, Output: OutputRaw, Name: "img-aws-as-raw",
+					RecoveryPassphrase: []byte("r"), RecoveryKDF: cheapRecovery}, c.reg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.Format != "raw" || info.VirtualSize != pres.Manifest.Output.Size || res.Manifest.Output.Size != pres.Manifest.Output.Size ||
+					res.Manifest.Output.DiskSize != pres.Manifest.Output.DiskSize {
+					t.Fatalf("aws output: qemu-img info %s; size %d, disk size %d; raw output %d, disk size %d", out,
+						res.Manifest.Output.Size, res.Manifest.Output.DiskSize, pres.Manifest.Output.Size, pres.Manifest.Output.DiskSize)
+				}
+				if slices.Contains(stages, "hash") {
+					t.Fatalf("aws output hashed in a second pass (stages %v): not written header first", stages)
+				}
+				raw = dst
+			case OutputVMDK:
 				f, err := OpenFile(dst)
 				if err != nil || f.Format() != VMDK || !strings.Contains(f.Detail(), "streamOptimized") {
 					t.Fatalf("our reader: %v", err)

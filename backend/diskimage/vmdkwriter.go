@@ -12,7 +12,7 @@ import (
 )
 
 // writeVMDKStream writes the disk in raw (size bytes, a multiple of 512) as
-// a streamOptimized VMDK, as EC2 VM Import takes it: header, descriptor,
+// a streamOptimized VMDK, as VMware and EC2 VM Import take it: header, descriptor,
 // then each 64 KiB grain deflated behind its marker (level 0: encrypted
 // data does not compress), a grain table after every 512 grains, the grain
 // directory, the footer and the end-of-stream marker.
@@ -108,7 +108,7 @@ func writeVMDKStream(ctx context.Context, w io.Writer, raw io.ReaderAt, size int
 		off := int64(g * grainSectors * 512)
 		n := min(int64(len(grain)), size-off)
 		if _, err := raw.ReadAt(grain[:n], off); err != nil {
-			return fmt.Errorf("package aws: %w", err)
+			return fmt.Errorf("package vmdk: %w", err)
 		}
 		if !allZero(grain[:n]) {
 			zbuf.Reset()

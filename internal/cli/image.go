@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,12 @@ most often a container of an unknown format; it is prepared only with
 DST is written to a temporary file beside it and renamed only once image and
 volume are registered, so an interrupted run (Ctrl-C cancels) leaves nothing
 that looks finished. DST.manifest.json describes the result.
+--output chooses what DST is:
+  raw    the disk as is (default)
+  gcp    disk.raw in a tar.gz, a whole number of GiB (Compute Engine import)
+  azure  a fixed VHD, a whole number of MiB
+  aws    raw, the same bytes as raw (EC2 import-snapshot, Format=RAW)
+  vmdk   a streamOptimized VMDK (VMware; EC2 VM Import, Format=VMDK)
 
 `+imageReferencesUsage)
 	},
@@ -57,7 +64,7 @@ that looks finished. DST.manifest.json describes the result.
 		in := fs.String("in", "", "prepare: source image")
 		out := fs.String("out", "", "prepare: output image to create")
 		mode := fs.String("mode", diskimage.ModeData, "prepare: data or os")
-		output := fs.String("output", diskimage.OutputRaw, "prepare: raw, gcp, azure or aws")
+		output := fs.String("output", diskimage.OutputRaw, "prepare: raw, gcp (disk.raw in a tar.gz), azure (fixed VHD), aws (raw, for EC2 import-snapshot) or vmdk (streamOptimized)")
 		sectorSize := fs.Int("sector-size", 4096, "prepare: encryption sector size, 512 or 4096")
 		recoveryFile := fs.String("recovery-passphrase-file", "", "prepare: add a recovery keyslot opened by the passphrase in this file")
 		name := fs.String("name", "", "prepare: image name in the console (default: the source file name)")
@@ -86,6 +93,9 @@ that looks finished. DST.manifest.json describes the result.
 		prepare := func([]string) error {
 			if *in == "" || *out == "" {
 				return &exitError{code: 2, msg: "--in SRC and --out DST are required"}
+			}
+			if outs := diskimage.Outputs(); !slices.Contains(outs, *output) {
+				return &exitError{code: 2, msg: fmt.Sprintf("unknown output %q: want %s or %s", *output, strings.Join(outs[:len(outs)-1], ", "), outs[len(outs)-1])}
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -150,7 +160,7 @@ that looks finished. DST.manifest.json describes the result.
 			{name: "inspect", synopsis: "keyholder image inspect FILE [--json]", args: 1, flags: sharedFlagsOnly(inspect)},
 			{name: "references", synopsis: imageReferencesSynopsis, args: -1,
 				flags: sharedFlagsOnly(func(args []string) error { return runImageReferences(env, of, rf, *asJSON, args) })},
-			{name: "prepare", synopsis: `keyholder image prepare --in SRC --out DST [--mode data|os] [--output raw|gcp|azure|aws]
+			{name: "prepare", synopsis: `keyholder image prepare --in SRC --out DST [--mode data|os] [--output raw|gcp|azure|aws|vmdk]
       [--sector-size 512|4096] [--recovery-passphrase-file F] [--name NAME]
       [--officer NAME] [--passphrase-file F] [--force] [--json] [--data DIR]`, flags: sharedFlagsOnly(prepare)},
 		}

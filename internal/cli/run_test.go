@@ -57,6 +57,7 @@ func TestHelpFromTable(t *testing.T) {
 		{"requests", "approve", "-hash"},
 		{"requests", "list", "-status"},
 		{"image", "prepare", "-sector-size"},
+		{"image", "prepare", "-output"},
 	} {
 		code, out, _ := runCLI(t, "help", tc.cmd, tc.sub)
 		if code != 0 || !strings.Contains(out, "keyholder "+tc.cmd+" "+tc.sub) || !strings.Contains(out, "  "+tc.flag+" ") || !strings.Contains(out, "  -data ") {
@@ -88,6 +89,8 @@ func TestSubcommandDispatch(t *testing.T) {
 		{[]string{"officers", "role", "bob", "--data", data}, "usage: keyholder officers role NAME ROLE"},
 		{[]string{"officers", "list", "extra", "--data", data}, `unexpected argument "extra"`},
 		{[]string{"image", "inspect"}, "usage: keyholder image inspect FILE"},
+		// An unknown output is refused before anything is unlocked or read.
+		{[]string{"image", "prepare", "--in", "src.raw", "--out", "dst", "--output", "ova", "--data", data}, `unknown output "ova": want raw, gcp, azure, aws or vmdk`},
 		{[]string{"shares"}, "missing subcommand: combine"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
