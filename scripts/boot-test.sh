@@ -18,8 +18,9 @@
 #      stops in the initramfs and nothing opens; a data disk prepared with
 #      --mode data is opened by the systemd unit after boot;
 #   5. checks --output gcp (tar.gz, one disk.raw of whole GiB), azure (fixed
-#      VHD of whole MiB; booted too) and aws (streamOptimized VMDK) with
-#      tar, qemu-img and sgdisk.
+#      VHD of whole MiB; booted too), aws (raw, the size of --output raw, its
+#      GPT and LUKS2 root partition intact) and vmdk (streamOptimized) with
+#      tar, qemu-img, sgdisk and cryptsetup.
 #
 # Serial consoles land in artifacts/boot-*.log. Needs root (mmdebstrap and
 # chroot) and the packages in .ci/apt-packages.txt. KVM is used where
@@ -367,7 +368,7 @@ boot data "$UUID_DATA" "$WORK/plain.qcow2" qcow2 -kernel "$GUEST/vmlinuz" -initr
   -drive file="$WORK/data.raw",format=raw,if=none,id=khdata,cache=unsafe -device virtio-blk-pci,drive=khdata,serial=khdata
 
 # While the VMs start (slowly, under TCG), the other upload formats.
-phase "while they start: --output gcp and --output aws"
+phase "while they start: --output gcp, aws and vmdk"
 prepare "$GUEST/guest.qcow2" "$WORK/os-gcp.tar.gz" os gcp >/dev/null
 members=$(tar -tzvf "$WORK/os-gcp.tar.gz")
 echo "    gcp: $members"
@@ -378,20 +379,44 @@ gsize=$(awk '{print $3}' <<<"$members")
 tar -xzf "$WORK/os-gcp.tar.gz" -C "$WORK" disk.raw
 sgdisk -v "$WORK/disk.raw" | grep -q 'No problems found' || fail "gcp: the GPT of disk.raw is not valid at its padded size"
 rm -f "$WORK/os-gcp.tar.gz" "$WORK/disk.raw"
-# --output aws is a streamOptimized VMDK (what EC2 VM Import and
-# import-snapshot take), not raw: check it as one.
-prepare "$GUEST/guest.qcow2" "$WORK/os-aws.vmdk" os aws >/dev/null
+# --output aws is raw (EC2 import-snapshot's Format=RAW): the disk as
+# --output raw writes it, no container around it, its GPT valid and its root
+# partition a LUKS2 volume with the manifest's UUID.
+prepare "$GUEST/guest.qcow2" "$WORK/os-aws.raw" os aws >/dev/null
 AWS_SIZE=$(jq -r 'select(.result) | .result.manifest.output.disk_size' "$WORK/prepare.out")
-info=$(qemu-img info --output=json "$WORK/os-aws.vmdk")
-[ "$(jq -r .format <<<"$info")" = vmdk ] || fail "aws: qemu-img reads $(jq -r .format <<<"$info"), want vmdk"
-[ "$(jq -r '."format-specific".data."create-type"' <<<"$info")" = streamOptimized ] || fail "aws: the VMDK is not streamOptimized"
-[ "$(jq -r '."virtual-size"' <<<"$info")" = "$AWS_SIZE" ] || fail "aws: virtual size $(jq -r '."virtual-size"' <<<"$info"), want $AWS_SIZE"
-qemu-img check -q -f vmdk "$WORK/os-aws.vmdk" || fail "aws: qemu-img check finds errors"
-qemu-img convert -f vmdk -O raw "$WORK/os-aws.vmdk" "$WORK/os-aws.raw"
-$KH image inspect --json "$WORK/os-aws.raw" | jq -e '.partitions[] | select(.filesystem == "crypto_LUKS")' >/dev/null ||
-  fail "aws: no LUKS2 partition in the disk"
-echo "    aws: streamOptimized VMDK, virtual size $AWS_SIZE, qemu-img check clean, a LUKS2 root partition inside"
-rm -f "$WORK/os-aws.vmdk" "$WORK/os-aws.raw"
+AWS_UUID=$(jq -r .luks_uuid "$WORK/os-aws.raw.manifest.json")
+AWS_ROOT=$(jq -r .os.root_partition "$WORK/os-aws.raw.manifest.json")
+RAW_SIZE=$(jq -r .output.size "$WORK/os.raw.manifest.json")
+info=$(qemu-img info --output=json "$WORK/os-aws.raw")
+fsize=$(stat -c %s "$WORK/os-aws.raw")
+[ "$(jq -r .format <<<"$info")" = raw ] || fail "aws: qemu-img reads $(jq -r .format <<<"$info"), want raw"
+[ "$(jq -r '."virtual-size"' <<<"$info")" = "$fsize" ] || fail "aws: virtual size $(jq -r '."virtual-size"' <<<"$info") is not the file's $fsize bytes"
+[ "$fsize" = "$RAW_SIZE" ] || fail "aws: $fsize bytes, --output raw of the same guest is $RAW_SIZE"
+[ "$fsize" = "$AWS_SIZE" ] || fail "aws: $fsize bytes, the manifest's disk is $AWS_SIZE"
+sgdisk -v "$WORK/os-aws.raw" | grep -q 'No problems found' || fail "aws: the GPT is not valid"
+start=$(sgdisk -i "$AWS_ROOT" "$WORK/os-aws.raw" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+[ -n "$start" ] || fail "aws: no partition $AWS_ROOT (the manifest's root) in the GPT"
+# cryptsetup reads the 16 MiB LUKS2 header copied out of the root partition.
+dd if="$WORK/os-aws.raw" of="$WORK/os-aws.luks" bs=512 skip="$start" count=32768 status=none
+cryptsetup isLuks --type luks2 "$WORK/os-aws.luks" || fail "aws: partition $AWS_ROOT is not a LUKS2 volume"
+[ "$(cryptsetup luksUUID "$WORK/os-aws.luks")" = "$AWS_UUID" ] || fail "aws: the LUKS2 UUID is not the manifest's $AWS_UUID"
+echo "    aws: raw, $fsize bytes (as --output raw), GPT valid, partition $AWS_ROOT a LUKS2 volume $AWS_UUID"
+rm -f "$WORK/os-aws.raw" "$WORK/os-aws.luks"
+# --output vmdk is a streamOptimized VMDK (VMware; EC2 VM Import and
+# import-snapshot take it too): check it as one.
+prepare "$GUEST/guest.qcow2" "$WORK/os.vmdk" os vmdk >/dev/null
+VMDK_SIZE=$(jq -r 'select(.result) | .result.manifest.output.disk_size' "$WORK/prepare.out")
+info=$(qemu-img info --output=json "$WORK/os.vmdk")
+[ "$(jq -r .format <<<"$info")" = vmdk ] || fail "vmdk: qemu-img reads $(jq -r .format <<<"$info"), want vmdk"
+[ "$(jq -r '."format-specific".data."create-type"' <<<"$info")" = streamOptimized ] || fail "vmdk: the VMDK is not streamOptimized"
+[ "$(jq -r '."virtual-size"' <<<"$info")" = "$VMDK_SIZE" ] || fail "vmdk: virtual size $(jq -r '."virtual-size"' <<<"$info"), want $VMDK_SIZE"
+qemu-img check -q -f vmdk "$WORK/os.vmdk" || fail "vmdk: qemu-img check finds errors"
+qemu-img convert -f vmdk -O raw "$WORK/os.vmdk" "$WORK/os-vmdk.raw"
+sgdisk -v "$WORK/os-vmdk.raw" | grep -q 'No problems found' || fail "vmdk: the GPT of the disk inside is not valid"
+$KH image inspect --json "$WORK/os-vmdk.raw" | jq -e '.partitions[] | select(.filesystem == "crypto_LUKS")' >/dev/null ||
+  fail "vmdk: no LUKS2 partition in the disk"
+echo "    vmdk: streamOptimized VMDK, virtual size $VMDK_SIZE, qemu-img check clean, GPT valid, a LUKS2 root partition inside"
+rm -f "$WORK/os.vmdk" "$WORK/os-vmdk.raw"
 
 phase "boot 1 (raw): the first boot waits for an officer in the initramfs"
 approve_first_boot os "$VM_OS"

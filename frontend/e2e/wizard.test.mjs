@@ -157,12 +157,17 @@ test('with Shamir shares, two of three shares rebuild the recovery passphrase th
   await page.getByTestId('wizard-next').click();
   await page.getByTestId('wizard-measurements').fill('cd'.repeat(48));
   await page.getByTestId('wizard-next').click();
-  await page.getByTestId('output-raw').click();
-  await page.getByTestId('wizard-name').fill('db-01');
+  // AWS: a raw disk (EC2 import-snapshot's Format=RAW), named .raw by default.
+  await page.getByTestId('output-aws').click();
   const dest = path.join(dir, 'db-01-encrypted.raw');
-  await page.getByTestId('wizard-dest').fill(dest);
+  assert.equal(await page.getByTestId('wizard-dest').inputValue(), dest);
+  await page.getByTestId('wizard-name').fill('db-01');
   await page.getByTestId('wizard-start').click();
   await page.getByTestId('wizard-summary').waitFor();
+  assert.equal(JSON.parse(await page.getByTestId('manifest').innerText()).output.format, 'aws');
+  assert.match(await page.getByTestId('upload-command').innerText(), /import-snapshot[\s\S]*Format=RAW/);
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', dest], { encoding: 'utf8' }));
+  assert.equal(info.format, 'raw');
 
   const combined = spawnSync(BIN, ['shares', 'combine'], { input: texts[0] + '\n' + texts[2] + '\n' });
   assert.equal(combined.status, 0, `shares combine: ${combined.stderr}`);

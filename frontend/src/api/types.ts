@@ -270,7 +270,8 @@ export interface DiskInfo {
 }
 
 export type PrepareMode = 'data' | 'os';
-export type OutputFormat = 'raw' | 'gcp' | 'azure' | 'aws';
+/** The outputs image prepare writes: aws is raw (EC2 import-snapshot's RAW); vmdk is a streamOptimized VMDK. */
+export type OutputFormat = 'raw' | 'gcp' | 'azure' | 'aws' | 'vmdk';
 
 export interface PrepareRequest {
   source: string;

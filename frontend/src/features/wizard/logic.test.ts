@@ -29,7 +29,8 @@ describe('uploadCommand and defaultDest', () => {
   it.each([
     ['gcp', /gcloud compute images create web-01 .*SEV_SNP_CAPABLE/s],
     ['azure', /az storage blob upload .*--type page.*--file \/tmp\/web-01-encrypted\.vhd/s],
-    ['aws', /aws ec2 import-snapshot .*Format=VMDK/s],
+    ['aws', /aws s3 cp \/tmp\/web-01-encrypted\.raw .*aws ec2 import-snapshot .*Format=RAW,.*S3Key=web-01\.raw/s],
+    ['vmdk', /govc import\.vmdk \/tmp\/web-01-encrypted\.vmdk .*aws ec2 import-snapshot .*Format=VMDK,.*S3Key=web-01\.vmdk/s],
     ['raw', /scp \/tmp\/web-01-encrypted\.raw/],
   ] as const)('%s', (out, re) => {
     const dest = defaultDest('/tmp/web-01.qcow2', out);

@@ -42,7 +42,7 @@ export function defaultDest(source: string, output: OutputFormat): string {
   const slash = Math.max(source.lastIndexOf('/'), source.lastIndexOf('\\'));
   const dir = slash >= 0 ? source.slice(0, slash + 1) : '';
   const base = (slash >= 0 ? source.slice(slash + 1) : source).replace(/\.(raw|img|qcow2|vmdk|vhd|vhdx|vdi)$/i, '');
-  const ext = { raw: '.raw', gcp: '.tar.gz', azure: '.vhd', aws: '.vmdk' }[output];
+  const ext = { raw: '.raw', gcp: '.tar.gz', azure: '.vhd', aws: '.raw', vmdk: '.vmdk' }[output];
   return `${dir}${base || 'image'}-encrypted${ext}`;
 }
 
@@ -70,6 +70,15 @@ export function uploadCommand(output: OutputFormat, file: string, name: string):
       ].join('\n');
     case 'aws':
       return [
+        `aws s3 cp ${f} s3://BUCKET/${n}.raw`,
+        `aws ec2 import-snapshot --description ${n} \\`,
+        `  --disk-container "Format=RAW,UserBucket={S3Bucket=BUCKET,S3Key=${n}.raw}"`,
+      ].join('\n');
+    case 'vmdk':
+      return [
+        `# VMware vSphere: import it into a datastore`,
+        `govc import.vmdk ${f} ${n}`,
+        `# or EC2: upload it and import it as a snapshot`,
         `aws s3 cp ${f} s3://BUCKET/${n}.vmdk`,
         `aws ec2 import-snapshot --description ${n} \\`,
         `  --disk-container "Format=VMDK,UserBucket={S3Bucket=BUCKET,S3Key=${n}.vmdk}"`,

@@ -7,7 +7,8 @@ const outputs: { value: OutputFormat; label: string; what: string }[] = [
   { value: 'raw', label: 'Raw disk', what: 'a plain disk file for any hypervisor' },
   { value: 'gcp', label: 'Google Cloud', what: 'disk.raw inside a tar.gz, as Compute Engine imports it' },
   { value: 'azure', label: 'Azure', what: 'a fixed VHD rounded up to a whole MiB' },
-  { value: 'aws', label: 'AWS', what: 'a streamOptimized VMDK for EC2 import-snapshot' },
+  { value: 'aws', label: 'AWS', what: 'a raw disk, as EC2 import-snapshot takes it (Format=RAW)' },
+  { value: 'vmdk', label: 'VMware (VMDK)', what: 'a streamOptimized VMDK for vSphere, or for EC2 as Format=VMDK' },
 ];
 
 /** OutputStep: the cloud format, the image's name and where the encrypted image goes. */
@@ -15,7 +16,7 @@ export function OutputStep({ s, dispatch, prep, desktop }: StepProps) {
   return (
     <Stack mt="md">
       <Radio.Group value={s.output} onChange={(v) => dispatch({ type: 'output', output: v as OutputFormat })}>
-        <SimpleGrid cols={{ base: 2, md: 4 }}>
+        <SimpleGrid cols={{ base: 2, sm: 3, md: 5 }}>
           {outputs.map((o) => (
             <Radio.Card key={o.value} value={o.value} className={classes.choice} data-testid={`output-${o.value}`}>
               <Text fw={600}>{o.label}</Text>
