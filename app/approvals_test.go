@@ -30,7 +30,9 @@ type releaseConsole struct {
 	alice Caller
 }
 
-func newReleaseConsole(t *testing.T) *releaseConsole {
+// newReleaseConsole builds the console; opts adjust the release engine's
+// configuration.
+func newReleaseConsole(t *testing.T, opts ...func(*release.Config)) *releaseConsole {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -45,8 +47,12 @@ func newReleaseConsole(t *testing.T) *releaseConsole {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := release.New(release.Config{DB: db, Secrets: cust, Now: c.Now,
-		Verifier: release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}})
+	cfg := release.Config{DB: db, Secrets: cust, Now: c.Now,
+		Verifier: release.AttestVerifier{Verifier: v, References: attest.NewReferences(db)}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	eng, err := release.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,5 +224,29 @@ func TestApprovalsThroughTheApp(t *testing.T) {
 	}
 	if _, err := rc.svcs.Approvals.SetPolicy(rc.alice, "", &release.Policy{Actions: map[release.Class]release.Action{"nonsense": release.ActionRelease}}); code(err) != CodeInvalid {
 		t.Fatalf("invalid policy: %v", err)
+	}
+}
+
+// The engine is given the officer's real authentication time, not the
+// time of the call: an engine that accepts a shorter age than the console
+// refuses an approval from a session whose login is older than that
+// (issue 12, item 5).
+func TestEngineGetsTheRealAuthenticationTime(t *testing.T) {
+	rc := newReleaseConsole(t, func(c *release.Config) { c.MaxAuthAge = time.Minute })
+	a := rc.svcs.Approvals
+	g, _ := agentsim.NewGuest(attest.Genoa, "authat-chip")
+	rel := rc.ask(t, g, "vm-authat")
+	rc.clk.Advance(2 * time.Minute) // still fresh for the console, not for the engine
+	if _, err := a.Approve(rc.alice, rel.RequestID, "late"); code(err) != CodeReauth {
+		t.Fatalf("approval two minutes after the login, engine's limit one: %v, want %s", err, CodeReauth)
+	}
+	if r, err := a.Get(rc.alice, rel.RequestID); err != nil || r.Status != release.StatusPending || len(r.Approvals) != 0 {
+		t.Fatalf("after the refused approval: %+v %v", r, err)
+	}
+	if _, err := rc.svcs.Session.Unlock(rc.alice, "alice's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Approve(rc.alice, rel.RequestID, "fresh"); err != nil || r.Status != release.StatusApproved {
+		t.Fatalf("approval right after re-authenticating: %+v %v", r, err)
 	}
 }
