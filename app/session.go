@@ -515,6 +515,23 @@ func (s *Session) endOfficer(name string) int {
 	return n
 }
 
+// endOfficerID ends every session of the officer with that ID (removed,
+// replaced under their name, or whose role changed).
+func (s *Session) endOfficerID(id string) {
+	s.mu.Lock()
+	n := 0
+	for _, u := range s.byID {
+		if u.officer.ID == id {
+			s.removeLocked(u)
+			n++
+		}
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		s.events.Emit(EventSessionChanged, nil)
+	}
+}
+
 // errNoSession and errLocked are the refusals of calls without an open session.
 var (
 	errNoSession = &Error{Code: CodeUnauthorized, Message: "log in as an officer first"}
@@ -560,11 +577,12 @@ func (s *Session) current(ctx context.Context, id string) (custody.Officer, time
 	u.lastSeen = s.now()
 	o, authAt := u.officer, u.authAt
 	s.mu.Unlock()
-	// The officer as the store knows them now.
+	// The officer as the store knows them now: the same officer (ID; the
+	// name may have passed to someone else) with the same role.
 	cur, err := s.custody.Officer(ctx, o.Name)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && cur.Role != o.Role):
-		s.endOfficer(o.Name)
+	case errors.Is(err, store.ErrNotFound) || (err == nil && (cur.ID != o.ID || cur.Role != o.Role)):
+		s.endOfficerID(o.ID)
 		return custody.Officer{}, time.Time{}, &Error{Code: CodeUnauthorized, Message: "your officer account changed; log in again"}
 	case err != nil:
 		return custody.Officer{}, time.Time{}, &Error{Code: CodeUnavailable, Message: "cannot check who may do this; refused"}

@@ -16,6 +16,7 @@ import (
 
 	"keyholder/backend/agent/agentsim"
 	"keyholder/backend/attest"
+	"keyholder/backend/custody"
 	"keyholder/backend/release"
 	"keyholder/internal/testclock"
 )
@@ -391,5 +392,31 @@ func TestEventStreamFollowsItsSession(t *testing.T) {
 	}
 	if strings.Contains(string(rest), "data:") {
 		t.Fatalf("an ended session's stream got events: %q", rest)
+	}
+}
+
+// A session belongs to the officer who logged in, not to their name: an
+// officer removed and added again under the same name and role by another
+// process (keyholder officers) is someone else, and the old session ends
+// at its next call.
+func TestSessionEndsWhenItsOfficerIsReplaced(t *testing.T) {
+	s, _ := newSessionServices(t, "web")
+	alice := setupAs(t, s, "alice", "alice's passphrase")
+	if _, err := s.Keys.AddOfficer(alice, "bob", "approver", "bob's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	bob := loginAs(t, s, "bob", "bob's passphrase")
+	ctx := context.Background()
+	if err := s.Session.custody.RemoveOfficer(ctx, "alice", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session.custody.AddOfficer(ctx, "alice", "bob", custody.RoleApprover, []byte("another bob's passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Keys.Officers(bob); code(err) != CodeUnauthorized {
+		t.Fatalf("the removed officer's session after a new officer took the name: %v, want %s", err, CodeUnauthorized)
+	}
+	if list, _ := s.Session.List(alice); len(list) != 1 || list[0].Officer != "alice" {
+		t.Fatalf("sessions left: %+v", list)
 	}
 }
