@@ -215,3 +215,22 @@ func mustExec(t *testing.T, db *store.DB, q string, args ...any) {
 		t.Fatal(err)
 	}
 }
+
+// The console's listener cuts off clients that send or read slowly: every
+// timeout and the header limit are set (issue 12, item 2); the event
+// stream extends its write deadline itself (TestEventStreamFollowsItsSession).
+func TestServerIsBounded(t *testing.T) {
+	srv := NewServer(http.NotFoundHandler())
+	for name, v := range map[string]time.Duration{"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
+		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout} {
+		if v <= 0 {
+			t.Errorf("%s is not set", name)
+		}
+	}
+	if srv.ReadHeaderTimeout > srv.ReadTimeout {
+		t.Errorf("ReadHeaderTimeout %s exceeds ReadTimeout %s", srv.ReadHeaderTimeout, srv.ReadTimeout)
+	}
+	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
+		t.Errorf("MaxHeaderBytes %d", srv.MaxHeaderBytes)
+	}
+}

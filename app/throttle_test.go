@@ -86,3 +86,38 @@ func TestLoginLimiterCapsChecksInFlight(t *testing.T) {
 		t.Fatalf("after one finished: %v", err)
 	}
 }
+
+// A login runs under its caller's context (the HTTP request's): one whose
+// caller went away before its check ran never runs the KDF (issue 12,
+// item 3).
+func TestAbandonedLoginRunsNoKDF(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
+	var kdfs atomic.Int32
+	s := New(ctx, Config{Mode: "web", Now: clk.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: clk.Now,
+		KDFStarted: func() { kdfs.Add(1) }}}, db, NewHub())
+	setupAs(t, s, "alice", "alice's passphrase")
+	kdfs.Store(0)
+	gone, leave := context.WithCancel(context.Background())
+	leave()
+	c := anon(s)
+	c.Source, c.ctx = "203.0.113.9", gone
+	for _, name := range []string{"alice", "nobody"} {
+		if _, err := s.Session.Login(c, name, "alice's passphrase"); err == nil {
+			t.Fatalf("an abandoned login of %s succeeded", name)
+		}
+	}
+	if n := kdfs.Load(); n != 0 {
+		t.Fatalf("%d KDFs ran for abandoned logins", n)
+	}
+	c.ctx = context.Background()
+	if _, err := s.Session.Login(c, "alice", "alice's passphrase"); err != nil {
+		t.Fatalf("a login from the same address afterwards: %v", err)
+	}
+}

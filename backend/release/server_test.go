@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"keyholder/backend/release/wire"
 )
@@ -175,5 +176,27 @@ func TestForgedEvidenceDoesNotSpendTheVMsAllowance(t *testing.T) {
 	}
 	if last != http.StatusTooManyRequests {
 		t.Fatalf("third authentic request within the VM's burst of 2: HTTP %d", last)
+	}
+}
+
+// The release listener cuts off clients that send or read slowly: every
+// timeout and the header limit are set (issue 12, item 2).
+func TestServerIsBounded(t *testing.T) {
+	id, err := LoadOrCreateTLS(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(http.NotFoundHandler(), id, nil)
+	for name, v := range map[string]time.Duration{"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
+		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout} {
+		if v <= 0 {
+			t.Errorf("%s is not set", name)
+		}
+	}
+	if srv.ReadHeaderTimeout > srv.ReadTimeout {
+		t.Errorf("ReadHeaderTimeout %s exceeds ReadTimeout %s", srv.ReadHeaderTimeout, srv.ReadTimeout)
+	}
+	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
+		t.Errorf("MaxHeaderBytes %d", srv.MaxHeaderBytes)
 	}
 }
