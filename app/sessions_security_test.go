@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -418,5 +419,60 @@ func TestSessionEndsWhenItsOfficerIsReplaced(t *testing.T) {
 	}
 	if list, _ := s.Session.List(alice); len(list) != 1 || list[0].Officer != "alice" {
 		t.Fatalf("sessions left: %+v", list)
+	}
+}
+
+// The console keeps a session token's SHA-256 only, never the token.
+func TestSessionTokenIsKeptHashed(t *testing.T) {
+	s, _ := newSessionServices(t, "web")
+	setupAs(t, s, "alice", "alice's passphrase")
+	c := anon(s)
+	c.out = &callOut{}
+	if _, err := s.Session.Login(c, "alice", "alice's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	tok := c.out.token
+	s.Session.mu.Lock()
+	kept := fmt.Sprintf("%+v %+v", s.Session.byID, s.Session.byHash)
+	var found bool
+	for _, u := range s.Session.byID {
+		found = found || u.tokenHash == sha256.Sum256([]byte(tok))
+		kept += fmt.Sprintf(" %+v", *u)
+	}
+	s.Session.mu.Unlock()
+	if !found {
+		t.Fatal("no session holds the token's hash")
+	}
+	if strings.Contains(kept, tok) || strings.Contains(kept, fmt.Sprint([]byte(tok))) {
+		t.Fatal("the console keeps a session token in the clear")
+	}
+}
+
+// Each session has its own idle lock and its own recent authentication:
+// one officer's two devices lock and re-authenticate separately.
+func TestEachSessionLocksAndAuthenticatesAlone(t *testing.T) {
+	s, clk := newSessionServices(t, "web")
+	alice := setupAs(t, s, "alice", "alice's passphrase")
+	laptop := loginAs(t, s, "alice", "alice's passphrase")
+	clk.Advance(DefaultIdleLock / 2)
+	if _, err := s.Session.Touch(laptop); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(DefaultIdleLock / 2)
+	if _, err := s.Keys.Volumes(alice); code(err) != CodeUnauthorized {
+		t.Fatalf("the idle session: %v, want locked", err)
+	}
+	if _, err := s.Keys.Volumes(laptop); err != nil {
+		t.Fatalf("the session in use: %v", err)
+	}
+	if _, err := s.Session.Unlock(alice, "alice's passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	// Only the session that entered the passphrase counts as recent.
+	if err := s.Session.End(laptop, "ses_none"); code(err) != CodeReauth {
+		t.Fatalf("the other session's old login: %v, want %s", err, CodeReauth)
+	}
+	if err := s.Session.End(alice, "ses_none"); code(err) != CodeNotFound {
+		t.Fatalf("the session that re-authenticated: %v, want %s", err, CodeNotFound)
 	}
 }
