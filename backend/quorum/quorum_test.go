@@ -662,3 +662,38 @@ func TestStaleTargetIsNotChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesApplyPerKind: M is configured per kind; a kind the rules do not
+// name keeps the default of 2.
+func TestRulesApplyPerKind(t *testing.T) {
+	e := newEnv(t)
+	e.team()
+	if _, err := e.cust.AddOfficer(e.ctx, "alice", "dave", custody.RoleAdmin, []byte("dave's passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.q.SetRules(e.ctx, e.as("alice"), Rules{Approvals: map[Kind]int{KindBackupExport: 1, KindOfficerAdd: 3}})
+	if err != nil || r.Status != StatusPending {
+		t.Fatalf("rules: %+v %v", r, err)
+	}
+	if r, err = e.q.Approve(e.ctx, e.as("bob"), r.ID, r.Hash); err != nil || r.Status != StatusDone {
+		t.Fatalf("rules approved: %+v %v", r, err)
+	}
+	b, err := e.q.RequestBackup(e.ctx, e.as("alice"))
+	if err != nil || b.Status != StatusApproved || b.ApprovalsNeeded != 1 {
+		t.Fatalf("backup under a rule of 1: %+v %v", b, err)
+	}
+	a, err := e.q.AddOfficer(e.ctx, e.as("alice"), "erin", custody.RoleViewer, []byte("erin's passphrase"))
+	if err != nil || a.Status != StatusPending || a.ApprovalsNeeded != 3 {
+		t.Fatalf("add officer under a rule of 3: %+v %v", a, err)
+	}
+	if a, err = e.q.Approve(e.ctx, e.as("bob"), a.ID, a.Hash); err != nil || a.Status != StatusPending || e.role("erin") != "" {
+		t.Fatalf("two of three: %+v %v", a, err)
+	}
+	if a, err = e.q.Approve(e.ctx, e.as("dave"), a.ID, a.Hash); err != nil || a.Status != StatusDone || e.role("erin") != custody.RoleViewer {
+		t.Fatalf("three of three: %+v %v", a, err)
+	}
+	rm, err := e.q.RemoveOfficer(e.ctx, e.as("alice"), "erin")
+	if err != nil || rm.Status != StatusPending || rm.ApprovalsNeeded != DefaultApprovals {
+		t.Fatalf("a kind the rules do not name: %+v %v", rm, err)
+	}
+}
