@@ -60,13 +60,8 @@ func HashEntry(e Entry) string {
 // the number of entries after the newest checkpoint reach N, in this same
 // transaction; without one it appends e unsigned.
 func (l *Log) Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
-	if e.Actor == "" || e.Action == "" {
-		return Entry{}, fmt.Errorf("%w: actor and action are required", ErrInvalidEntry)
-	}
-	for _, f := range []string{e.Actor, e.Action, e.Subject, e.Decision, e.EvidenceHash} {
-		if len(f) > maxShortField {
-			return Entry{}, fmt.Errorf("%w: field longer than %d bytes", ErrInvalidEntry, maxShortField)
-		}
+	if err := Check(e); err != nil {
+		return Entry{}, err
 	}
 	if len(e.Reason) > maxReason {
 		e.Reason = e.Reason[:maxReason]
@@ -98,6 +93,21 @@ func (l *Log) Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
 		return Entry{}, err
 	}
 	return e, nil
+}
+
+// Check returns the ErrInvalidEntry that Append would refuse e with, or
+// nil: a caller that appends e later (at the end of its transaction) learns
+// now whether it can.
+func Check(e Entry) error {
+	if e.Actor == "" || e.Action == "" {
+		return fmt.Errorf("%w: actor and action are required", ErrInvalidEntry)
+	}
+	for _, f := range []string{e.Actor, e.Action, e.Subject, e.Decision, e.EvidenceHash} {
+		if len(f) > maxShortField {
+			return fmt.Errorf("%w: field longer than %d bytes", ErrInvalidEntry, maxShortField)
+		}
+	}
+	return nil
 }
 
 // AppendDB is Append in a transaction of its own, for entries that record

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"keyholder/backend/audit"
 	"keyholder/backend/store"
 )
 
@@ -17,6 +18,17 @@ import (
 // rolls back only its own statements), and commits once: every caller still
 // learns of its decision only after it is durable, and the audit chain stays
 // in commit order.
+
+// On PostgreSQL, where several replicas commit to one database, a batch of
+// decisions for guests (each naming the keys it reads and writes: its VM,
+// volume, challenge, launch and evidence) runs in a keyed transaction
+// (store.TxKeyed): it holds those keys' locks, not the writer lock, so the
+// replicas' batches run side by side. Their audit entries, which form one
+// chain, are appended together at the end of the batch (appendAudit), so
+// the audit lock, which every batch needs, is held only from those appends
+// to the commit instead of from the batch's first decision. A batch with
+// any other job (an officer's decision, the expiry) is an ordinary write
+// transaction, serial with everything, as on SQLite.
 
 // maxBatch bounds the decisions one commit carries.
 const maxBatch = 128
@@ -41,14 +53,21 @@ const (
 type job struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
+	keys []string // nil: fn needs an ordinary (serial) write transaction
 	done chan error
 }
 
 // tx runs fn in a write transaction shared with other queued decisions and
 // returns fn's error, or the commit's.
 func (s *Service) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.txKeyed(ctx, nil, fn)
+}
+
+// txKeyed is tx for a decision whose reads and writes concern only what
+// keys name (store.TxKeyed); nil keys: an ordinary write transaction.
+func (s *Service) txKeyed(ctx context.Context, keys []string, fn func(*sql.Tx) error) error {
 	s.startCommitter.Do(func() { go s.commitLoop() })
-	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	j := &job{ctx: ctx, fn: fn, keys: keys, done: make(chan error, 1)}
 	select {
 	case s.jobs <- j:
 	case <-ctx.Done():
@@ -144,10 +163,28 @@ func (s *Service) runBatch(batch []*job) {
 		}
 	}
 	defer offCPU()
+	// Keyed decisions only: a keyed transaction over all their keys.
+	var keys []string
+	for _, j := range batch {
+		if j.keys == nil {
+			keys = nil
+			break
+		}
+		keys = append(keys, j.keys...)
+	}
+	begin := s.db.Tx
+	if keys != nil {
+		begin = func(ctx context.Context, fn func(*sql.Tx) error) error { return s.db.TxKeyed(ctx, keys, fn) }
+	}
 	// Statements run from query strings; the store keeps them prepared per
 	// connection (store/stmtcache.go), across batches.
-	err := s.db.Tx(context.Background(), func(tx *sql.Tx) error {
+	err := begin(context.Background(), func(tx *sql.Tx) error {
 		defer offCPU()
+		if s.deferAudit {
+			s.deferred = s.deferred[:0]
+			s.batchTx.Store(tx)
+			defer s.batchTx.Store(nil)
+		}
 		for i, j := range batch {
 			if err := j.ctx.Err(); err != nil {
 				results[i] = err
@@ -156,8 +193,10 @@ func (s *Service) runBatch(batch []*job) {
 			if _, err := tx.ExecContext(context.Background(), `SAVEPOINT decision`); err != nil {
 				return fmt.Errorf("savepoint: %w", store.Classify(err))
 			}
+			mark := len(s.deferred)
 			if err := runJob(j.fn, tx); err != nil {
 				results[i] = err
+				s.deferred = s.deferred[:mark] // its entries go with its statements
 				if _, rerr := tx.Exec(`ROLLBACK TO decision`); rerr != nil {
 					return fmt.Errorf("roll back a decision: %w", store.Classify(rerr))
 				}
@@ -166,7 +205,7 @@ func (s *Service) runBatch(batch []*job) {
 				return fmt.Errorf("release savepoint: %w", store.Classify(err))
 			}
 		}
-		return nil
+		return s.flushAudit(tx)
 	})
 	for i, j := range batch {
 		switch {
@@ -176,4 +215,35 @@ func (s *Service) runBatch(batch []*job) {
 			j.done <- results[i]
 		}
 	}
+}
+
+// appendAudit appends e to the audit log in tx. In a batch of the
+// committer on PostgreSQL it only checks e and keeps it for flushAudit,
+// which appends the batch's entries, in the order of their decisions, at
+// the batch's end; elsewhere (and on SQLite) it appends at once.
+func (s *Service) appendAudit(ctx context.Context, tx *sql.Tx, e audit.Entry) error {
+	if s.deferAudit && s.batchTx.Load() == tx {
+		if err := audit.Check(e); err != nil {
+			return err
+		}
+		if e.At.IsZero() {
+			e.At = s.now()
+		}
+		s.deferred = append(s.deferred, e)
+		return nil
+	}
+	_, err := s.audit.Append(ctx, tx, e)
+	return err
+}
+
+// flushAudit appends the entries appendAudit kept for the batch in tx.
+func (s *Service) flushAudit(tx *sql.Tx) error {
+	for i, e := range s.deferred {
+		if _, err := s.audit.Append(context.Background(), tx, e); err != nil {
+			return err
+		}
+		s.deferred[i] = audit.Entry{}
+	}
+	s.deferred = s.deferred[:0]
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"keyholder/backend/audit"
@@ -149,8 +150,15 @@ type Service struct {
 	admit       chan struct{}
 	serviceTime func(time.Duration)
 	// cpu bounds the goroutines doing public-key work (cpuslots.go).
-	cpu            *cpuSlots
-	jobs           chan *job
+	cpu  *cpuSlots
+	jobs chan *job
+	// deferAudit (PostgreSQL): the committer's batches append their
+	// decisions' audit entries at their end (appendAudit). batchTx is the
+	// batch's transaction while its decisions run, deferred their entries
+	// (the committer's goroutine only).
+	deferAudit     bool
+	batchTx        atomic.Pointer[sql.Tx]
+	deferred       []audit.Entry
 	startCommitter sync.Once
 	closed         chan struct{}
 	closeOnce      sync.Once
@@ -244,7 +252,8 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, audit: cfg.Secrets.AuditLog(), now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
-		cpu: newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime,
+		deferAudit: cfg.DB.Dialect() == store.Postgres,
+		cpu:        newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime,
 		waiters: newPollWaiters(cfg.MaxPollWaiters)}
 	if s.now == nil {
 		s.now = cfg.DB.Now
@@ -497,7 +506,17 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	}
 	var werr *wire.Error
 	replayed := false
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	// What the decision reads to decide and writes: the VM's rows (its
+	// history, launches, requests), the volume's (generations, first-boot
+	// claims, its other VMs), the challenge, the launch's report ID (seen
+	// on another VM?) and the evidence (seen before?). On PostgreSQL the
+	// group commit holds these keys' locks instead of the writer lock, so
+	// replicas decide for different guests at once (commit.go).
+	keys := []string{"vm:" + req.VMID, "volume:" + req.VolumeID, "challenge:" + string(req.Nonce), "evidence:" + d.evHash}
+	if d.claims.ReportID != "" {
+		keys = append(keys, "launch:"+d.claims.ReportID)
+	}
+	err = s.txKeyed(ctx, keys, func(tx *sql.Tx) error {
 		ctx := sctx
 		fresh, err := consumeTx(ctx, tx, req.Nonce, exp)
 		if err != nil {
@@ -585,7 +604,7 @@ func (s *Service) recordRefusal(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	if req.Purpose == wire.PurposeHeartbeat {
 		action = "heartbeat"
 	}
-	_, err := s.audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: action, Subject: req.VolumeID,
+	err := s.appendAudit(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: action, Subject: req.VolumeID,
 		Decision: "denied", Reason: fmt.Sprintf("%s: %s (request %s)", d.decision.Code, d.decision.Message, d.reqID), EvidenceHash: d.evHash})
 	return err
 }
@@ -746,7 +765,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 	if c.Simulated {
 		reason += "; SIMULATED evidence"
 	}
-	if _, err := s.audit.Append(ctx, tx, audit.Entry{At: a.now, Actor: actor, Action: "release", Subject: a.volumeID,
+	if err := s.appendAudit(ctx, tx, audit.Entry{At: a.now, Actor: actor, Action: "release", Subject: a.volumeID,
 		Decision: "released", Reason: reason, EvidenceHash: a.evHash}); err != nil {
 		return nil, nil, err
 	}
@@ -843,7 +862,7 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	if _, err := fleet.Record(ctx, tx, o); err != nil {
 		return err
 	}
-	_, err = s.audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "release", Subject: req.VolumeID,
+	err = s.appendAudit(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "release", Subject: req.VolumeID,
 		Decision: "pending", Reason: fmt.Sprintf("%s needs %d approval(s); request %s", joinClasses(d.decision.Signals), max(1, d.decision.Approvers), d.reqID),
 		EvidenceHash: d.evHash})
 	return err
@@ -923,7 +942,7 @@ func (s *Service) heartbeat(ctx context.Context, req *wire.ReleaseRequest, gate 
 			if _, err := fleet.Record(ctx, tx, o); err != nil {
 				return nil, err
 			}
-			_, err := s.audit.Append(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "heartbeat", Subject: req.VolumeID,
+			err := s.appendAudit(ctx, tx, audit.Entry{At: d.now, Actor: guestActor(req.VMID), Action: "heartbeat", Subject: req.VolumeID,
 				Decision: "failing", Reason: msg, EvidenceHash: d.evHash})
 			return refusal(wire.CodeUnexpectedEvent, msg), err
 		}

@@ -428,7 +428,7 @@ func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, chipID, new
 		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'expired', reason = ?, decided_at = ? WHERE id = ?`, reason, store.Time(now), r.ID); err != nil {
 			return fmt.Errorf("supersede request: %w", store.Classify(err))
 		}
-		if _, err := s.audit.Append(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
+		if err := s.appendAudit(ctx, tx, audit.Entry{At: now, Actor: "console", Action: "release.expire", Subject: r.ID,
 			Decision: "expired", Reason: fmt.Sprintf("%s of %s: %s", r.Class, r.VMID, reason), EvidenceHash: r.EvidenceHash}); err != nil {
 			return err
 		}

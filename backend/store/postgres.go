@@ -26,6 +26,12 @@ import (
 //     run one after another, so the read-then-write code of the domain
 //     packages (the audit head, a generation number, a vote count) keeps
 //     the meaning it has on SQLite. Reads outside a transaction never wait.
+//   - Keyed write transactions (TxKeyed: the release engine's group
+//     commits) share the writer lock with each other instead, and take one
+//     advisory lock per key they name (a VM, a volume, a launch), all at
+//     their start, in ascending order: keyed transactions of different
+//     replicas on different keys run at once, while an ordinary write
+//     transaction still excludes every one of them.
 //   - Lock waits end after Options.BusyTimeout (lock_timeout) with ErrBusy,
 //     like SQLite's busy timeout.
 //   - Named locks (Lock) serialise one concern explicitly; on SQLite they
@@ -191,11 +197,27 @@ func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 	if err != nil {
 		return nil, err
 	}
-	if !opts.ReadOnly {
-		if _, err := c.inner.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, []driver.NamedValue{{Ordinal: 1, Value: int64(lockWriter)}}); err != nil {
+	if opts.ReadOnly {
+		return tx, nil
+	}
+	writer := []driver.NamedValue{{Ordinal: 1, Value: int64(lockWriter)}}
+	keys, keyed := ctx.Value(keyedTxKey{}).(keySet)
+	if !keyed {
+		if _, err := c.inner.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writer); err != nil {
 			tx.Rollback()
 			return nil, err
 		}
+		return tx, nil
+	}
+	// The writer lock shared, then every key's lock in ascending order
+	// (the sub-select with OFFSET 0 sorts before the locks are taken), in
+	// one round trip: two keyed transactions never wait for each other in
+	// a cycle.
+	if _, err := c.inner.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), (SELECT COUNT(pg_advisory_xact_lock($2, k)) FROM
+		(SELECT DISTINCT k FROM unnest(CAST($3 AS int4[])) AS u(k) ORDER BY k OFFSET 0) AS s)`,
+		append(writer, driver.NamedValue{Ordinal: 2, Value: int64(lockKeyClass)}, driver.NamedValue{Ordinal: 3, Value: keys.array()})); err != nil {
+		tx.Rollback()
+		return nil, err
 	}
 	return tx, nil
 }
