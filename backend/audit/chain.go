@@ -60,39 +60,69 @@ func HashEntry(e Entry) string {
 // the number of entries after the newest checkpoint reach N, in this same
 // transaction; without one it appends e unsigned.
 func (l *Log) Append(ctx context.Context, tx *sql.Tx, e Entry) (Entry, error) {
-	if err := Check(e); err != nil {
+	out, err := l.appendAll(ctx, tx, []Entry{e})
+	if err != nil {
 		return Entry{}, err
 	}
-	if len(e.Reason) > maxReason {
-		e.Reason = e.Reason[:maxReason]
+	return out[0], nil
+}
+
+// AppendAll is Append for several entries, in their order, with one lock
+// and one read of the head for all of them (a batch of decisions appends
+// its entries together). Nothing is appended when one is malformed.
+func (l *Log) AppendAll(ctx context.Context, tx *sql.Tx, es []Entry) error {
+	_, err := l.appendAll(ctx, tx, es)
+	return err
+}
+
+func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, error) {
+	if len(es) == 0 {
+		return nil, nil
 	}
-	if e.At.IsZero() {
-		e.At = time.Now()
+	for _, e := range es {
+		if err := Check(e); err != nil {
+			return nil, err
+		}
 	}
-	// Round-trip the time through its stored form so that the hash computed
-	// here equals the one Verify recomputes from the row.
-	at := store.Time(e.At)
-	e.At, _ = store.ParseTime(at)
 	if err := store.Lock(ctx, tx, store.LockAudit); err != nil {
-		return Entry{}, fmt.Errorf("append audit entry: %w", err)
+		return nil, fmt.Errorf("append audit entry: %w", err)
 	}
 	r := l.registered()
 	h, err := readHead(ctx, tx, r != nil)
 	if err != nil {
-		return Entry{}, err
+		return nil, err
 	}
-	e.Seq, e.PrevHash = h.seq+1, h.hash
-	e.Hash = HashEntry(e)
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)
+	out := make([]Entry, 0, len(es))
+	for _, e := range es {
+		if len(e.Reason) > maxReason {
+			e.Reason = e.Reason[:maxReason]
+		}
+		if e.At.IsZero() {
+			e.At = time.Now()
+		}
+		// Round-trip the time through its stored form so that the hash
+		// computed here equals the one Verify recomputes from the row.
+		at := store.Time(e.At)
+		e.At, _ = store.ParseTime(at)
+		e.Seq, e.PrevHash = h.seq+1, h.hash
+		e.Hash = HashEntry(e)
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
-	if err != nil {
-		return Entry{}, fmt.Errorf("append audit entry: %w", store.Classify(err))
+			e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("append audit entry: %w", store.Classify(err))
+		}
+		signed, err := checkpointAfterAppend(ctx, tx, r, e, at, h)
+		if err != nil {
+			return nil, err
+		}
+		h.seq, h.hash = e.Seq, e.Hash
+		if signed {
+			h.checkpoint = e.Seq
+		}
+		out = append(out, e)
 	}
-	if err := checkpointAfterAppend(ctx, tx, r, e, at, h); err != nil {
-		return Entry{}, err
-	}
-	return e, nil
+	return out, nil
 }
 
 // Check returns the ErrInvalidEntry that Append would refuse e with, or

@@ -132,15 +132,16 @@ func lastCheckpoint(ctx context.Context, q queryer) (int64, error) {
 // checkpointAfterAppend runs in Append's transaction after e was inserted
 // (h is the head read before, r the signer Append found in the slot): it
 // signs a checkpoint over e once every entries follow the newest one.
-func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, r *registration, e Entry, at string, h head) error {
+// It reports whether it wrote one.
+func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, r *registration, e Entry, at string, h head) (bool, error) {
 	if r == nil || e.Seq-h.checkpoint < r.every {
-		return nil
+		return false, nil
 	}
 	sig, err := r.signer.Sign(checkpointMessage(e.Seq, e.Hash, at))
 	if err != nil {
-		return nil // locked meanwhile: a later append catches up
+		return false, nil // locked meanwhile: a later append catches up
 	}
-	return insertCheckpoint(ctx, tx, e.Seq, e.Hash, at, sig)
+	return true, insertCheckpoint(ctx, tx, e.Seq, e.Hash, at, sig)
 }
 
 func insertCheckpoint(ctx context.Context, tx queryExecer, seq int64, hash, at string, sig []byte) error {

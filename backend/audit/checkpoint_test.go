@@ -411,3 +411,36 @@ func TestSignerBelongsToItsLog(t *testing.T) {
 	}
 	verifyOK(t, db, s.pub, 2*n+1, 0)
 }
+
+// AppendAll appends its entries in order, one chain, and signs the
+// checkpoints at the same entries as Appends one at a time would: batches
+// of 3 with N=2 cross a checkpoint inside a batch, and a malformed entry
+// makes the whole batch append nothing.
+func TestAppendAllChainsAndCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	l := NewLog(openDB(t))
+	db := l.DB()
+	s := newSigner()
+	register(t, l, s, 2)
+	for b := 0; b < 4; b++ {
+		es := []Entry{{Actor: "guest:a", Action: "release"}, {Actor: "guest:b", Action: "release"}, {Actor: "guest:c", Action: "release", Reason: fmt.Sprint(b)}}
+		if err := db.Tx(ctx, func(tx *sql.Tx) error { return l.AppendAll(ctx, tx, es) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := checkpointSeqs(t, db), seqs(2, 4, 6, 8, 10, 12); !reflect.DeepEqual(got, want) {
+		t.Fatalf("checkpoints at %v, want %v", got, want)
+	}
+	verifyOK(t, db, s.pub, 12, 0)
+	var actor string
+	if err := db.QueryRow(`SELECT actor FROM audit_log WHERE seq = 11`).Scan(&actor); err != nil || actor != "guest:b" {
+		t.Fatalf("entry 11 by %q (%v), want guest:b: the batch's order", actor, err)
+	}
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		return l.AppendAll(ctx, tx, []Entry{{Actor: "guest:a", Action: "release"}, {Actor: "guest:b"}})
+	})
+	if !errors.Is(err, ErrInvalidEntry) {
+		t.Fatalf("AppendAll with an entry without action: %v, want ErrInvalidEntry", err)
+	}
+	verifyOK(t, db, s.pub, 12, 0)
+}

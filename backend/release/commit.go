@@ -238,12 +238,8 @@ func (s *Service) appendAudit(ctx context.Context, tx *sql.Tx, e audit.Entry) er
 
 // flushAudit appends the entries appendAudit kept for the batch in tx.
 func (s *Service) flushAudit(tx *sql.Tx) error {
-	for i, e := range s.deferred {
-		if _, err := s.audit.Append(context.Background(), tx, e); err != nil {
-			return err
-		}
-		s.deferred[i] = audit.Entry{}
-	}
+	err := s.audit.AppendAll(context.Background(), tx, s.deferred)
+	clear(s.deferred)
 	s.deferred = s.deferred[:0]
-	return nil
+	return err
 }
