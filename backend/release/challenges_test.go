@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"keyholder/backend/audit"
 	"keyholder/backend/custody"
 	"keyholder/backend/release/wire"
 	"keyholder/backend/store"
@@ -185,6 +186,83 @@ func TestApprovalDeliveredOnceAcrossConsoles(t *testing.T) {
 		wg.Wait()
 		if n := released.Load(); n != 1 {
 			t.Fatalf("round %d: the approved secret was delivered %d times", round, n)
+		}
+	}
+}
+
+// TestReplicasDecideTogether: two consoles on one database decide boots of
+// many guests at once, some guests asking both consoles at the same time
+// (one volume, one VM, two challenges). On PostgreSQL their group commits
+// run side by side under per-key locks and append their audit entries at
+// their ends; every boot is released, every decision is audited exactly
+// once, and the audit chain is one unbroken chain.
+func TestReplicasDecideTogether(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx
+	b := e.secondConsole()
+	const guests = 24
+	gs := make([]guest, guests)
+	for i := range gs {
+		gs[i] = guest{vm: fmt.Sprintf("vm-together-%d", i), vol: e.volume(fmt.Sprintf("together-%d", i)), chip: 1, meas: 1, launch: byte(10 + i)}
+		e.released(gs[i]) // first boot approved: the next boots are routine
+	}
+	before, err := audit.List(ctx, e.db, audit.Query{Limit: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type try struct {
+		a   attempt
+		svc *Service
+	}
+	var tries []try
+	for i, g := range gs {
+		tries = append(tries, try{e.request(g, wire.PurposeBoot, 0), []*Service{e.svc, b}[i%2]})
+		if i%3 == 0 { // the same guest at the other console too
+			tries = append(tries, try{e.request(g, wire.PurposeBoot, 0), []*Service{b, e.svc}[i%2]})
+		}
+	}
+	rels := make([]*wire.Release, len(tries))
+	errs := make([]error, len(tries))
+	var wg sync.WaitGroup
+	for i, tr := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rels[i], errs[i] = tr.svc.Release(ctx, tr.a.req)
+		}()
+	}
+	wg.Wait()
+	for i, tr := range tries {
+		e.wantReleased(tr.a, rels[i], errs[i], 1)
+	}
+	pub, _, err := e.cust.AuditPublicKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(ctx, e.db, pub)
+	if err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	if want := int64(len(before) + len(tries)); rep.Entries != want {
+		t.Fatalf("%d audit entries, want %d: one per decision", rep.Entries, want)
+	}
+	after, err := audit.List(ctx, e.db, audit.Query{Limit: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := map[string]int{}
+	for _, en := range after[:len(after)-len(before)] {
+		if en.Action == "release" && en.Decision == "released" {
+			released[en.Subject]++
+		}
+	}
+	for i, g := range gs {
+		want := 1
+		if i%3 == 0 {
+			want = 2
+		}
+		if released[g.vol] != want {
+			t.Fatalf("volume of %s: %d release entries, want %d", g.vm, released[g.vol], want)
 		}
 	}
 }
