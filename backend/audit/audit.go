@@ -146,8 +146,9 @@ func (q Query) where() (string, []any) {
 	if v := strings.TrimSpace(q.VM); v != "" {
 		w += ` AND (actor = ? OR subject = ?
 			OR subject IN (SELECT id FROM approval_requests WHERE vm_id = ?)
-			OR subject IN (SELECT volume_id FROM vms WHERE id = ? AND volume_id IS NOT NULL))`
-		args = append(args, "guest:"+v, v, v, v)
+			OR subject IN (SELECT volume_id FROM vms WHERE id = ? AND volume_id IS NOT NULL)
+			OR subject IN (SELECT volume_id FROM vm_volumes WHERE vm_id = ?))`
+		args = append(args, "guest:"+v, v, v, v, v)
 	}
 	if !q.From.IsZero() {
 		w += ` AND at >= ?`

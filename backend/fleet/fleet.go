@@ -48,9 +48,12 @@ type Guest struct {
 	Name      string `json:"name"`
 	ImageID   string `json:"image_id"`
 	ImageName string `json:"image_name"`
-	VolumeID  string `json:"volume_id"`
-	Status    Status `json:"status"`
-	Product   string `json:"product"`
+	// VolumeID is the volume of the guest's latest release; Volumes every
+	// volume released to it (an encrypted root and its data disks), by ID.
+	VolumeID string   `json:"volume_id"`
+	Volumes  []string `json:"volumes"`
+	Status   Status   `json:"status"`
+	Product  string   `json:"product"`
 	// ChipID is the chip's identity: the hardware ID of the VCEK that
 	// signed the guest's last authentic report (never the report's
 	// maskable CHIP_ID); "" when a VLEK signed it.
@@ -230,7 +233,48 @@ func (s *Service) list(ctx context.Context, f Filter, ids []string) ([]Guest, er
 		}
 		out = append(out, g)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	return out, s.fillVolumes(ctx, out)
+}
+
+// fillVolumes sets the Volumes of gs, reading vm_volumes for a few hundred
+// guests at a time.
+func (s *Service) fillVolumes(ctx context.Context, gs []Guest) error {
+	const chunk = 500
+	at := make(map[string]int, len(gs))
+	for i := range gs {
+		gs[i].Volumes = []string{}
+		at[gs[i].ID] = i
+	}
+	for lo := 0; lo < len(gs); lo += chunk {
+		part := gs[lo:min(lo+chunk, len(gs))]
+		args := make([]any, len(part))
+		for i, g := range part {
+			args[i] = g.ID
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT vm_id, volume_id FROM vm_volumes WHERE vm_id IN (?`+strings.Repeat(`, ?`, len(part)-1)+`) ORDER BY vm_id, volume_id`, args...)
+		if err != nil {
+			return fmt.Errorf("list volumes of guests: %w", store.Classify(err))
+		}
+		for rows.Next() {
+			var vm, vol string
+			if err := rows.Scan(&vm, &vol); err != nil {
+				rows.Close()
+				return fmt.Errorf("list volumes of guests: %w", err)
+			}
+			if i, ok := at[vm]; ok {
+				gs[i].Volumes = append(gs[i].Volumes, vol)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list volumes of guests: %w", err)
+		}
+	}
+	return nil
 }
 
 // Summary counts the fleet by status.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -58,14 +59,14 @@ func TestRecordStatusAndHistory(t *testing.T) {
 	if !rec(o) {
 		t.Fatal("release did not create the guest")
 	}
-	h, err := Lookup(ctx, db, "vm-1", "c1", "m1", "r2")
+	h, err := Lookup(ctx, db, "vm-1", "", "c1", "m1", "r2")
 	if err != nil || !h.Exists || !h.EverReleased || !h.ChipApproved || !h.MeasurementSeen || h.ApprovedTCB == nil || *h.ApprovedTCB != tcb || h.ReportIDEarlierLaunch {
 		t.Fatalf("lookup after release: %+v %v", h, err)
 	}
-	if h, _ := Lookup(ctx, db, "vm-1", "c2", "m2", "r1"); h.ChipApproved || h.MeasurementSeen {
+	if h, _ := Lookup(ctx, db, "vm-1", "", "c2", "m2", "r1"); h.ChipApproved || h.MeasurementSeen {
 		t.Fatalf("another chip or measurement counts as approved: %+v", h)
 	}
-	if h, _ := Lookup(ctx, db, "vm-2", "c1", "m1", "r1"); h.Exists || !h.ReportIDOtherVM {
+	if h, _ := Lookup(ctx, db, "vm-2", "", "c1", "m1", "r1"); h.Exists || !h.ReportIDOtherVM {
 		t.Fatalf("vm-2 presenting vm-1's launch: %+v", h)
 	}
 
@@ -228,17 +229,38 @@ func TestEvidenceIsKeptForAuthenticObservationsAndApprovedOnRelease(t *testing.T
 	if err != nil || string(d.Evidence) != string(third) || string(d.ApprovedEvidence) != string(third) || d.Status != Verified {
 		t.Fatalf("after the second release: status %s, evidence %s, approved %s, %v", d.Status, d.Evidence, d.ApprovedEvidence, err)
 	}
-	h, err := Lookup(ctx, db, "vm-1", "c1", "m1", "r1")
-	if err != nil || h.VolumeID != "vol-2" || !h.ReportIDEarlierLaunch {
+	h, err := Lookup(ctx, db, "vm-1", "vol-2", "c1", "m1", "r1")
+	if err != nil || !h.VolumeReleased || !h.ReportIDEarlierLaunch {
 		t.Fatalf("lookup after the second release: %+v, %v", h, err)
 	}
-	if h, _ := Lookup(ctx, db, "vm-2", "c1", "m1", "r3"); !h.ReportIDOtherVM {
+	if d.VolumeID != "vol-2" || !reflect.DeepEqual(d.Volumes, []string{"vol-2"}) {
+		t.Fatalf("after the release of vol-2: volume %q, volumes %v", d.VolumeID, d.Volumes)
+	}
+	// Another volume is not the VM's until it is released to it.
+	if _, err := db.Exec(`INSERT INTO volumes(id, name, created_at) VALUES ('vol-3', 'third', '2026-04-01T08:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	record(Observation{VMID: "vm-1", Kind: "release", Result: ResultReleased, Status: Verified, Released: true, Authentic: true,
+		VolumeID: "vol-3", ChipID: "c1", Measurement: "m1", ReportID: "r3", Generation: 1})
+	if h, _ := Lookup(ctx, db, "vm-1", "vol-4", "c1", "m1", "r3"); h.VolumeReleased {
+		t.Fatalf("a volume never released to vm-1 counts as its own: %+v", h)
+	}
+	if h, _ := Lookup(ctx, db, "vm-1", "vol-3", "c1", "m1", "r3"); !h.VolumeReleased {
+		t.Fatalf("vol-3 released to vm-1 is not its own: %+v", h)
+	}
+	if h, _ := Lookup(ctx, db, "vm-2", "vol-3", "c1", "m1", "r9"); h.VolumeReleased {
+		t.Fatalf("vm-1's volume counts as vm-2's: %+v", h)
+	}
+	if d, err := svc.Get(ctx, "vm-1", 10); err != nil || !reflect.DeepEqual(d.Volumes, []string{"vol-2", "vol-3"}) {
+		t.Fatalf("volumes of vm-1 = %v, %v; want [vol-2 vol-3]", d.Volumes, err)
+	}
+	if h, _ := Lookup(ctx, db, "vm-2", "", "c1", "m1", "r3"); !h.ReportIDOtherVM {
 		t.Fatalf("vm-2 presenting vm-1's current launch r3 is not noticed: %+v", h)
 	}
-	if h, _ := Lookup(ctx, db, "vm-2", "c1", "m1", "r1"); !h.ReportIDOtherVM {
+	if h, _ := Lookup(ctx, db, "vm-2", "", "c1", "m1", "r1"); !h.ReportIDOtherVM {
 		t.Fatalf("vm-2 presenting vm-1's earlier launch r1 is not noticed: %+v", h)
 	}
-	if h, _ := Lookup(ctx, db, "vm-1", "c1", "m1", "r3"); h.ReportIDOtherVM || h.ReportIDEarlierLaunch {
+	if h, _ := Lookup(ctx, db, "vm-1", "", "c1", "m1", "r3"); h.ReportIDOtherVM || h.ReportIDEarlierLaunch {
 		t.Fatalf("vm-1's own current launch counts as another VM's or an earlier one: %+v", h)
 	}
 }

@@ -47,7 +47,8 @@ type Observation struct {
 	TCB         TCB
 	Simulated   bool
 	// Released: a secret went to this launch, so its chip, measurement, TCB
-	// and launch become approved for the VM and the VM is bound to VolumeID.
+	// and launch become approved for the VM, and VolumeID becomes one of the
+	// VM's volumes (vm_volumes).
 	Released   bool
 	Generation int
 	// HeartbeatEvery sets when a verified VM turns stale (three intervals).
@@ -63,9 +64,11 @@ type Observation struct {
 
 // History is what the fleet remembers about a VM, for the release engine.
 type History struct {
-	Exists          bool
-	Revoked         bool
-	VolumeID        string // the volume the VM is bound to
+	Exists  bool
+	Revoked bool
+	// VolumeReleased: the volume asked for was released to this VM before
+	// (it is one of the VM's volumes).
+	VolumeReleased  bool
 	EverReleased    bool
 	ChipApproved    bool
 	MeasurementSeen bool
@@ -90,19 +93,19 @@ type Writer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// Lookup reads what the fleet knows about vmID seen on chipID with
-// measurement and launch reportID, in one statement (it runs for every
-// release and heartbeat).
-func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID string) (History, error) {
+// Lookup reads what the fleet knows about vmID asking for volumeID, seen
+// on chipID with measurement and launch reportID, in one statement (it runs
+// for every release and heartbeat).
+func Lookup(ctx context.Context, q Queryer, vmID, volumeID, chipID, measurement, reportID string) (History, error) {
 	var h History
-	var exists, revoked, chip, meas, earlier, other, same int
-	var vol, tcb, lastRelease string
+	var exists, revoked, vol, chip, meas, earlier, other, same int
+	var tcb, lastRelease string
 	// The guest's row once (a LEFT JOIN keeps the row for an unknown
 	// guest), the rest as point lookups.
 	err := q.QueryRowContext(ctx, `SELECT
 		v.id IS NOT NULL,
 		COALESCE(v.revoked, 0),
-		COALESCE(v.volume_id, ''),
+		EXISTS (SELECT 1 FROM vm_volumes WHERE vm_id = ?1 AND volume_id = ?5),
 		COALESCE(v.approved_tcb, ''),
 		COALESCE(v.last_release_at, ''),
 		EXISTS (SELECT 1 FROM vm_chips WHERE vm_id = ?1 AND chip_id = ?2),
@@ -111,7 +114,7 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 		?4 != '' AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id != ?1),
 		?4 != '' AND ?4 = COALESCE(v.report_id, '')
 		FROM (SELECT 1) AS one LEFT JOIN vms v ON v.id = ?1`,
-		vmID, chipID, measurement, reportID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other, &same)
+		vmID, chipID, measurement, reportID, volumeID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other, &same)
 	if err != nil {
 		return h, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
 	}
@@ -120,9 +123,7 @@ func Lookup(ctx context.Context, q Queryer, vmID, chipID, measurement, reportID 
 		return h, nil
 	}
 	h.Exists, h.Revoked, h.EverReleased = true, revoked != 0, lastRelease != ""
-	if h.EverReleased {
-		h.VolumeID = vol
-	}
+	h.VolumeReleased = h.EverReleased && vol > 0
 	if tcb != "" {
 		var t TCB
 		if err := json.Unmarshal([]byte(tcb), &t); err != nil {
@@ -219,6 +220,8 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			}
 		}
 		if o.Released {
+			// vms.volume_id is the volume of the latest release; the VM's
+			// volumes are in vm_volumes.
 			if _, err := tx.ExecContext(ctx, `UPDATE vms SET volume_id = NULLIF(?1, '') WHERE id = ?2 AND volume_id IS DISTINCT FROM NULLIF(?1, '')`,
 				o.VolumeID, o.VMID); err != nil {
 				return 0, fmt.Errorf("bind guest %s: %w", o.VMID, store.Classify(err))
@@ -256,6 +259,8 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			// treats every new VLEK launch by the image's policy).
 			{`INSERT INTO vm_chips(vm_id, chip_id, first_seen) SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT) WHERE ?2 != '' ON CONFLICT DO NOTHING`, []any{o.VMID, o.ChipID, at}},
 			{`INSERT INTO vm_measurements(vm_id, measurement, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, []any{o.VMID, o.Measurement, at}},
+			{`INSERT INTO vm_volumes(vm_id, volume_id, first_release_at, last_release_at, generation) SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS BIGINT) WHERE ?2 != ''
+				ON CONFLICT (vm_id, volume_id) DO UPDATE SET last_release_at = excluded.last_release_at, generation = excluded.generation`, []any{o.VMID, o.VolumeID, at, o.Generation}},
 		} {
 			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 				return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))
@@ -288,13 +293,36 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 	return true, nil
 }
 
-// SetGenerationTx records that VM vmID now boots from generation gen of its
-// volume (a confirmed key rotation).
-func SetGenerationTx(ctx context.Context, tx Writer, vmID string, gen int) error {
+// SetGenerationTx records that VM vmID now boots from generation gen of
+// volume volumeID (a confirmed key rotation).
+func SetGenerationTx(ctx context.Context, tx Writer, vmID, volumeID string, gen int) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE vms SET generation = ? WHERE id = ?`, gen, vmID); err != nil {
 		return fmt.Errorf("set generation of %s: %w", vmID, store.Classify(err))
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE vm_volumes SET generation = ? WHERE vm_id = ? AND volume_id = ?`, gen, vmID, volumeID); err != nil {
+		return fmt.Errorf("set generation of %s on %s: %w", volumeID, vmID, store.Classify(err))
+	}
 	return nil
+}
+
+// VolumesOf returns the volumes released to vmID, by ID.
+func VolumesOf(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, vmID string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT volume_id FROM vm_volumes WHERE vm_id = ? ORDER BY volume_id`, vmID)
+	if err != nil {
+		return nil, fmt.Errorf("volumes of %s: %w", vmID, store.Classify(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // SetStatusTx sets a VM's status and reason (for example pending → failing

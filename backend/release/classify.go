@@ -91,9 +91,12 @@ type Claims struct {
 
 // Known is what the console knows about the VM and volume a request names.
 type Known struct {
-	VMKnown    bool
-	VMRevoked  bool
-	VMVolumeID string // the volume the VM is bound to; "" before its first release
+	VMKnown   bool
+	VMRevoked bool
+	// VolumeReleased: the volume asked for was released to this VM before.
+	// A VM may hold several volumes (an encrypted root and data disks); a
+	// volume new to the VM is the first boot of that VM/volume pair.
+	VolumeReleased bool
 	// Volume state.
 	VolumeExists      bool
 	VolumeRevoked     bool
@@ -173,9 +176,6 @@ func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 	if k.VolumeRevoked {
 		return refuse(wire.CodeVolumeRevoked, "volume %s is revoked", ask.VolumeID)
 	}
-	if k.VMVolumeID != "" && k.VMVolumeID != ask.VolumeID {
-		return refuse(wire.CodeVolumeNotForVM, "the VM is bound to volume %s, not %s", k.VMVolumeID, ask.VolumeID)
-	}
 	if k.ReportIDOtherVM {
 		return refuse(wire.CodeReportOtherVM, "the report comes from the launch of another VM")
 	}
@@ -187,7 +187,7 @@ func Classify(ask Ask, c Claims, k Known, p Policy) Decision {
 	if ask.Purpose == wire.PurposeRotate {
 		sig = append(sig, ClassRotation)
 	}
-	if !k.EverReleased || !k.MeasurementSeen {
+	if !k.EverReleased || !k.MeasurementSeen || !k.VolumeReleased {
 		sig = append(sig, ClassFirstBoot)
 	}
 	if k.EverReleased && c.Signer == "VLEK" {

@@ -15,7 +15,7 @@ func TestClassify(t *testing.T) {
 	newer := tcb
 	newer.SNP = 21
 	goodClaims := Claims{Verified: true, Authentic: true, ChipID: "c1", Measurement: "m1", ReportID: "r1", ReportData: expected, TCB: tcb}
-	known := Known{VMKnown: true, VMVolumeID: "vol_1", VolumeExists: true, CurrentGeneration: 2,
+	known := Known{VMKnown: true, VolumeReleased: true, VolumeExists: true, CurrentGeneration: 2,
 		EverReleased: true, ChipApproved: true, MeasurementSeen: true, LastTCB: &tcb}
 	ask := Ask{Purpose: wire.PurposeBoot, VolumeID: "vol_1", Generation: 2, Expected: expected}
 	def := DefaultPolicy()
@@ -41,9 +41,21 @@ func TestClassify(t *testing.T) {
 			k.ChipApproved = false
 			k.MeasurementSeen = false
 			k.LastTCB = nil
-			k.VMVolumeID = ""
+			k.VolumeReleased = false
 		},
 			class: ClassFirstBoot, action: ActionApprove, signals: []Class{ClassFirstBoot}, approvers: 1},
+		// A VM may hold several volumes (an encrypted root and data disks);
+		// a volume it never received before is the first boot of that
+		// VM/volume pair: an officer decides, by the first_boot policy.
+		{name: "first boot: a volume new to this VM", known: func(k *Known) { k.VolumeReleased = false },
+			class: ClassFirstBoot, action: ActionApprove, signals: []Class{ClassFirstBoot}, approvers: 1},
+		{name: "first boot: a volume new to this VM, on a new chip", known: func(k *Known) { k.VolumeReleased, k.ChipApproved = false, false },
+			class: ClassFirstBoot, action: ActionApprove, signals: []Class{ClassFirstBoot, ClassMigration}, approvers: 1},
+		{name: "a volume new to this VM is no routine even if routine boots need no one", known: func(k *Known) { k.VolumeReleased = false },
+			policy: func(p *Policy) { p.Actions[ClassRoutine] = ActionRelease },
+			class:  ClassFirstBoot, action: ActionApprove, signals: []Class{ClassFirstBoot}, approvers: 1},
+		{name: "a volume new to this VM, but its launch was released to another VM", known: func(k *Known) { k.VolumeReleased, k.ReportIDOtherVM = false, true },
+			class: ClassRefused, action: ActionDeny, code: wire.CodeReportOtherVM, signals: []Class{ClassRefused}},
 		{name: "first boot: new measurement", known: func(k *Known) { k.MeasurementSeen = false }, class: ClassFirstBoot, action: ActionApprove, signals: []Class{ClassFirstBoot}, approvers: 1},
 		{name: "migration", known: func(k *Known) { k.ChipApproved = false }, class: ClassMigration, action: ActionApprove, signals: []Class{ClassMigration}, approvers: 1},
 		{name: "restore: older generation", ask: func(a *Ask) { a.Generation = 1 }, class: ClassRestore, action: ActionApprove, signals: []Class{ClassRestore}, approvers: 1},
@@ -66,7 +78,7 @@ func TestClassify(t *testing.T) {
 		{name: "VLEK: routine when the image's policy says so", claims: func(c *Claims) { c.Signer, c.ChipID = "VLEK", "" }, policy: func(p *Policy) { p.VLEKRoutine = true },
 			class: ClassRoutine, action: ActionRelease, signals: []Class{ClassRoutine}},
 		{name: "VLEK: first boot stays a first boot", claims: func(c *Claims) { c.Signer, c.ChipID = "VLEK", "" }, known: func(k *Known) {
-			k.EverReleased, k.ChipApproved, k.MeasurementSeen, k.LastTCB, k.VMVolumeID = false, false, false, nil, ""
+			k.EverReleased, k.ChipApproved, k.MeasurementSeen, k.LastTCB, k.VolumeReleased = false, false, false, nil, false
 		}, class: ClassFirstBoot, action: ActionApprove, signals: []Class{ClassFirstBoot}, approvers: 1},
 		{name: "unreferenced launch of a known VM", claims: func(c *Claims) { c.Unreferenced = true }, class: ClassFirstBoot, action: ActionApprove, signals: []Class{ClassFirstBoot}, approvers: 1},
 		{name: "unreferenced launch even if first boots are released", claims: func(c *Claims) { c.Unreferenced = true },
@@ -96,7 +108,6 @@ func TestClassify(t *testing.T) {
 		{name: "revoked vm", known: func(k *Known) { k.VMRevoked = true }, class: ClassRefused, action: ActionDeny, code: wire.CodeVMRevoked, signals: []Class{ClassRefused}},
 		{name: "unknown volume", known: func(k *Known) { k.VolumeExists = false }, class: ClassRefused, action: ActionDeny, code: wire.CodeVolumeUnknown, signals: []Class{ClassRefused}},
 		{name: "revoked volume", known: func(k *Known) { k.VolumeRevoked = true }, class: ClassRefused, action: ActionDeny, code: wire.CodeVolumeRevoked, signals: []Class{ClassRefused}},
-		{name: "volume of another vm", known: func(k *Known) { k.VMVolumeID = "vol_2" }, class: ClassRefused, action: ActionDeny, code: wire.CodeVolumeNotForVM, signals: []Class{ClassRefused}},
 		{name: "report of another vm", known: func(k *Known) { k.ReportIDOtherVM = true }, class: ClassRefused, action: ActionDeny, code: wire.CodeReportOtherVM, signals: []Class{ClassRefused}},
 		{name: "debug policy", claims: func(c *Claims) { c.Debug = true }, class: ClassRefused, action: ActionDeny, code: wire.CodePolicyDebug, signals: []Class{ClassRefused}},
 		{name: "debug policy even if routine is released", claims: func(c *Claims) { c.Debug = true }, policy: func(p *Policy) { p.AllowMigrationAgent = true },

@@ -525,7 +525,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		if replayed = !fresh; replayed {
 			return nil
 		}
-		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
+		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, req.VolumeID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
 		if err != nil {
 			return err
 		}
@@ -540,7 +540,7 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 			}
 		}
 		known := Known{
-			VMKnown: d.hist.Exists, VMRevoked: d.hist.Revoked, VMVolumeID: d.hist.VolumeID,
+			VMKnown: d.hist.Exists, VMRevoked: d.hist.Revoked, VolumeReleased: d.hist.VolumeReleased,
 			VolumeExists: d.vol.exists, VolumeRevoked: d.vol.exists && d.vol.status != "active", CurrentGeneration: d.current,
 			EverReleased: d.hist.EverReleased, ChipApproved: d.hist.ChipApproved, MeasurementSeen: d.hist.MeasurementSeen,
 			LastTCB: d.hist.ApprovedTCB, ReportIDOtherVM: d.hist.ReportIDOtherVM, ReportIDEarlierLaunch: d.hist.ReportIDEarlierLaunch,
@@ -799,6 +799,11 @@ type Summary struct {
 	// VolumeReleasedTo lists other VMs this volume's secret was released to
 	// (a re-created VM, or a VM presenting another one's disk).
 	VolumeReleasedTo []string `json:"volume_released_to,omitempty"`
+	// NewVolume: the VM received releases before, but never of this volume
+	// (a data disk added to it, or another VM's disk); VMVolumes lists the
+	// volumes it holds.
+	NewVolume bool     `json:"new_volume,omitempty"`
+	VMVolumes []string `json:"vm_volumes,omitempty"`
 	// Evidence is the request's decoded evidence and Previous that of the
 	// VM's last released launch (absent before it): the officer's diff.
 	Evidence json.RawMessage `json:"evidence,omitempty"`
@@ -821,7 +826,13 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 			return err
 		}
 	}
-	owners, err := tx.QueryContext(ctx, `SELECT id FROM vms WHERE volume_id = ? AND id != ? AND last_release_at != '' ORDER BY id LIMIT 10`, req.VolumeID, req.VMID)
+	if d.hist.EverReleased && !d.hist.VolumeReleased {
+		sum.NewVolume = true
+		if sum.VMVolumes, err = fleet.VolumesOf(ctx, tx, req.VMID); err != nil {
+			return err
+		}
+	}
+	owners, err := tx.QueryContext(ctx, `SELECT vm_id FROM vm_volumes WHERE volume_id = ? AND vm_id != ? ORDER BY vm_id LIMIT 10`, req.VolumeID, req.VMID)
 	if err != nil {
 		return fmt.Errorf("read volume owners: %w", store.Classify(err))
 	}
@@ -841,7 +852,7 @@ func (s *Service) insertPending(ctx context.Context, tx *sql.Tx, req *wire.Relea
 	}
 	claim := d.claims.Unreferenced
 	if !claim {
-		if err := s.supersedeTx(ctx, tx, req.VMID, d.claims.ChipID, d.reqID, d.now); err != nil {
+		if err := s.supersedeTx(ctx, tx, req.VMID, req.VolumeID, d.claims.ChipID, d.reqID, d.now); err != nil {
 			return err
 		}
 	}
@@ -998,7 +1009,7 @@ func (s *Service) ConfirmRotation(ctx context.Context, c *wire.RotationConfirm) 
 		if err := s.secrets.ConfirmRotationTx(ctx, tx, guestActor(c.VMID), c.VolumeID, c.Generation); err != nil {
 			return err
 		}
-		return fleet.SetGenerationTx(ctx, tx, c.VMID, c.Generation)
+		return fleet.SetGenerationTx(ctx, tx, c.VMID, c.VolumeID, c.Generation)
 	})
 	if err != nil {
 		return s.internal("confirm rotation", err)

@@ -286,7 +286,6 @@ func TestReleaseLifecycle(t *testing.T) {
 		{"reused report with a fresh nonce", reused, wire.CodeReportDataMismatch},
 		{"HPKE key not bound to the report", unbound, wire.CodeReportDataMismatch},
 		{"evidence from another VM's launch", otherVM, wire.CodeReportOtherVM},
-		{"VM asks for another VM's volume", wrongVol, wire.CodeVolumeNotForVM},
 		{"forged signature", forged, wire.CodeEvidenceInvalid},
 		{"debug policy", debug, wire.CodePolicyDebug},
 		{"generation that does not exist", future, wire.CodeGenerationUnknown},
@@ -297,6 +296,19 @@ func TestReleaseLifecycle(t *testing.T) {
 		if code(err) != c.want {
 			t.Errorf("%s: got %+v, %v; want %s", c.name, rel, err, c.want)
 		}
+	}
+	// A VM asking for a volume released to another VM (a re-created VM, or
+	// one presenting another's disk) is no routine: an officer decides,
+	// told who holds the volume. This one refuses.
+	rel, err = e.svc.Release(ctx, wrongVol.req)
+	if err != nil || rel.Status != wire.StatusPending || rel.Class != string(ClassFirstBoot) {
+		t.Fatalf("VM asks for another VM's volume: got %+v, %v; want pending first_boot", rel, err)
+	}
+	if r, err := GetRequest(ctx, e.db, rel.RequestID); err != nil || !strings.Contains(string(r.Summary), `"volume_released_to":["vm-web"]`) {
+		t.Fatalf("summary of a request for another VM's volume: %s %v", r.Summary, err)
+	}
+	if _, err := e.svc.Deny(ctx, rel.RequestID, e.approver("alice"), "not this VM's disk"); err != nil {
+		t.Fatal(err)
 	}
 	// The debug launch is authentic: the VM is failing now. The forged one
 	// did not change what the fleet believes.
@@ -405,11 +417,11 @@ func TestReleaseLifecycle(t *testing.T) {
 	for _, en := range entries {
 		counts[en.Action+"/"+en.Decision]++
 	}
-	// released: first boot, routine, vm-db, migration; pending: 3; denied:
-	// the eight refusals that showed a valid challenge and the revoked VM.
+	// released: first boot, routine, vm-db, migration; pending: 4; denied:
+	// the seven refusals that showed a valid challenge and the revoked VM.
 	// (The replayed and the pre-restart nonce are junk: the release API
 	// audits junk in aggregate, per source network.)
-	for k, want := range map[string]int{"release/released": 4, "release/pending": 3, "release/denied": 9, "release.approve/approved": 3, "heartbeat/failing": 1} {
+	for k, want := range map[string]int{"release/released": 4, "release/pending": 4, "release/denied": 8, "release.approve/approved": 3, "heartbeat/failing": 1} {
 		if counts[k] != want {
 			t.Errorf("audit %s: %d entries, want %d (all: %v)", k, counts[k], want, counts)
 		}

@@ -407,19 +407,20 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.
 	return err
 }
 
-// supersedeTx ends the VM's earlier pending requests from the same chip
-// when it asks again (it rebooted: the keys those requests were sealed to
-// are gone). It never ends an approved request, a request from another
+// supersedeTx ends the VM's earlier pending requests for the same volume
+// from the same chip when it asks again (it rebooted: the keys those
+// requests were sealed to are gone). A request for another of the VM's
+// volumes stays: one boot asks for each of its volumes. It never ends an approved request, a request from another
 // chip, or a first-boot claim: the VM ID is the guest's own word, and any
 // genuine guest can use any VM ID, so a stranger must not be able to end the
 // real guest's request. Those wait for an officer or expire. Nor does it
 // end anything when the chip is unknown (a VLEK names none): every VLEK
 // guest of the provider would be "the same chip".
-func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, chipID, newID string, now time.Time) error {
+func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, volumeID, chipID, newID string, now time.Time) error {
 	if chipID == "" {
 		return nil
 	}
-	rs, err := listRequests(ctx, tx, `vm_id = ? AND status = 'pending' AND first_boot_claim = 0 AND json_extract(claims, '$.chip_id') = ?`, vmID, chipID)
+	rs, err := listRequests(ctx, tx, `vm_id = ? AND volume_id = ? AND status = 'pending' AND first_boot_claim = 0 AND json_extract(claims, '$.chip_id') = ?`, vmID, volumeID, chipID)
 	if err != nil {
 		return err
 	}
@@ -563,7 +564,7 @@ func (s *Service) collectTx(ctx context.Context, tx *sql.Tx, r Request, now time
 	if unbound > 0 || bound < r.ApprovalsNeeded {
 		return final(wire.CodeDeniedByOfficer, "the approvals do not cover this evidence")
 	}
-	hist, err := fleet.Lookup(ctx, tx, r.VMID, "", "", "")
+	hist, err := fleet.Lookup(ctx, tx, r.VMID, r.VolumeID, "", "", "")
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,9 +20,10 @@ var fleetCommand = &command{
 
 Prints the guests the console knows: status (verified: fresh evidence;
 stale: no heartbeat for three intervals; failing: evidence refused; pending:
-waiting for an officer; revoked), chip, TCB, image, generation and the time
-of the last evidence. SIMULATED marks guests whose evidence came from the
-simulated AMD root.
+waiting for an officer; revoked), image, the volumes released to it (its
+root and data disks), chip, TCB, generation and the time of the last
+evidence. SIMULATED marks guests whose evidence came from the simulated AMD
+root.
 `)
 	},
 	flags: func(fs *flag.FlagSet, env *cliEnv) func([]string) error {
@@ -57,7 +59,7 @@ simulated AMD root.
 				return nil
 			}
 			tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GUEST\tSTATUS\tIMAGE\tPRODUCT\tCHIP\tTCB (bl/tee/snp/ucode[/fmc])\tGEN\tLAST EVIDENCE\t")
+			fmt.Fprintln(tw, "GUEST\tSTATUS\tIMAGE\tVOLUMES\tPRODUCT\tCHIP\tTCB (bl/tee/snp/ucode[/fmc])\tGEN\tLAST EVIDENCE\t")
 			for _, g := range gs {
 				st := string(g.Status)
 				if g.Simulated {
@@ -75,7 +77,7 @@ simulated AMD root.
 				if g.TCB.FMC != 0 {
 					tcb += fmt.Sprintf("/%d", g.TCB.FMC)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", g.ID, st, orDash(g.ImageName), orDash(g.Product), orDash(chip),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", g.ID, st, orDash(g.ImageName), orDash(strings.Join(g.Volumes, ",")), orDash(g.Product), orDash(chip),
 					tcb, g.Generation, last)
 			}
 			return tw.Flush()

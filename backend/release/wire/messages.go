@@ -36,7 +36,7 @@ const (
 	CodeEvidenceInvalid    Code = "evidence_invalid"       // the evidence did not verify (see Reasons)
 	CodeEvidenceReplayed   Code = "evidence_replayed"      // this exact evidence was presented before
 	CodeReportOtherVM      Code = "report_other_vm"        // the report's launch belongs to another VM
-	CodeVolumeNotForVM     Code = "volume_not_for_vm"      // the VM is bound to a different volume
+	CodeVolumeNotForVM     Code = "volume_not_for_vm"      // no longer sent (a VM may hold several volumes); kept for recorded refusals
 	CodeVolumeUnknown      Code = "volume_unknown"         // no such volume
 	CodeVolumeRevoked      Code = "volume_revoked"         // the volume was revoked
 	CodeVMRevoked          Code = "vm_revoked"             // the VM was revoked

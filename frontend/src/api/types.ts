@@ -16,7 +16,10 @@ export interface Guest {
   name: string;
   image_id: string;
   image_name: string;
+  /** The volume of the latest release. */
   volume_id: string;
+  /** Every volume released to the VM (its root and data disks), by ID. */
+  volumes?: string[];
   status: GuestStatus;
   product: string;
   /** The VCEK's hardware ID (never the report's maskable CHIP_ID); '' with a VLEK. */

@@ -52,6 +52,12 @@ const fieldHelp: { k: string; label: string; help: string; value: (g: GuestDetai
     value: (g) => tcbText(g.tcb),
   },
   {
+    k: 'volumes',
+    label: 'Volumes',
+    help: 'The Keyholder volumes released to this VM: its encrypted root and data disks. A volume new to the VM waits for an officer, like a first boot.',
+    value: (g) => (g.volumes && g.volumes.length ? g.volumes.join(', ') : g.volume_id || '—'),
+  },
+  {
     k: 'generation',
     label: 'Disk key generation',
     help: 'Which generation of the release secret the guest last received. Rotation creates a new one; restores from old backups ask for older ones.',
