@@ -16,7 +16,9 @@
 #      approve`), reaches multi-user and heartbeats `verified`; a reboot is a
 #      routine boot with no request; after the volume is revoked the boot
 #      stops in the initramfs and nothing opens; a data disk prepared with
-#      --mode data is opened by the systemd unit after boot;
+#      --mode data, attached to the same VM, is opened by the systemd unit
+#      after boot (its first boot on that VM waits for an officer too, later
+#      boots are routine);
 #   5. checks --output gcp (tar.gz, one disk.raw of whole GiB), azure (fixed
 #      VHD of whole MiB; booted too), aws (raw, the size of --output raw, its
 #      GPT and LUKS2 root partition intact) and vmdk (streamOptimized) with
@@ -133,6 +135,12 @@ KEYHOLDER_DEVICE=/dev/disk/by-partlabel/root
 KEYHOLDER_NAME=root
 KEYHOLDER_AGENT_ARGS="--simulate"
 EOF
+  # The data disk (QEMU -device ...,serial=khdata) starts its units when it
+  # appears, so VMs without it do not wait for it.
+  mkdir -p "$tree/etc/udev/rules.d"
+  cat >"$tree/etc/udev/rules.d/80-keyholder-data.rules" <<'EOF'
+ACTION=="add", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", ENV{ID_SERIAL}=="khdata", ENV{SYSTEMD_WANTS}+="keyholder-unlock@dev-disk-by\x2did-virtio\x2dkhdata.service keyholder-heartbeat@dev-disk-by\x2did-virtio\x2dkhdata.service"
+EOF
   echo keyholder-guest >"$tree/etc/hostname"
   # A fixed machine ID keeps systemd's first-boot setup away; the agent's VM
   # ID is the SMBIOS system UUID that QEMU's -uuid sets per VM.
@@ -145,7 +153,7 @@ EOF
   cat >"$tree/etc/systemd/system/boot-test-report.service" <<'EOF'
 [Unit]
 Description=boot test: report the state on the serial console
-After=multi-user.target
+After=multi-user.target keyholder-unlock@dev-disk-by\x2did-virtio\x2dkhdata.service
 [Service]
 Type=oneshot
 StandardOutput=tty
@@ -311,6 +319,19 @@ pending_request() {
     sleep 2
   done
 }
+# pending_volume_request NAME VMID VOLUME: wait for the VM's pending
+# first_boot request for VOLUME, print its ID.
+pending_volume_request() {
+  local deadline=$((SECONDS + BOOT_TIMEOUT)) id
+  while :; do
+    id=$(khj requests list --json | jq -r --arg vm "$2" --arg v "$3" \
+      '(.release_requests // .)[]? | select(.vm_id == $vm and .volume_id == $v and .class == "first_boot" and .status == "pending") | .id' | head -1)
+    [ -n "$id" ] && { echo "$id"; return; }
+    alive "$1" || fail "$1: QEMU exited while no request of $2 for volume $3 was pending (see artifacts/boot-$1.log)"
+    [ $SECONDS -lt $deadline ] || fail "$1: no pending first_boot request of $2 for volume $3 within ${BOOT_TIMEOUT}s (see artifacts/boot-$1.log)"
+    sleep 2
+  done
+}
 request_count() { khj requests list --status all --json | jq '(.release_requests // .) | length'; }
 wait_fleet() { # wait_fleet NAME VMID STATUS
   local deadline=$((SECONDS + BOOT_TIMEOUT)) st
@@ -353,19 +374,19 @@ tail -c 512 "$WORK/os.vhd" | head -c 8 | grep -q conectix || fail "azure: no VHD
 [ "$(tail -c 512 "$WORK/os.vhd" | od -An -tu1 -j60 -N4 | tr -s ' ')" = " 0 0 0 2" ] || fail "azure: the VHD is not of the fixed type"
 
 # ---------------------------------------------------------------- boots
-# Three VMs, started together so that their slow early boots overlap: the
-# prepared raw image (three boots), the Azure VHD, and the unprepared guest
-# (direct kernel boot, keyholder=off) with the data disk.
-UUID_OS=6f1c2a9e-3b1d-4c55-9a0e-0d2b7c1e4f10 UUID_AZ=0b9d2c4e-7a61-4f3b-8e25-9c1d3a5b7e02 UUID_DATA=3c8e1f2a-5d47-4b69-a0c3-e2f4b6d8a013
-VM_OS=vm-$UUID_OS VM_AZ=vm-$UUID_AZ VM_DATA=vm-$UUID_DATA
+# Two VMs, started together so that their slow early boots overlap: the
+# prepared raw image (three boots) with the data disk attached, and the
+# Azure VHD. The raw VM's root and data disk are both Keyholder volumes:
+# the initramfs opens the root, the systemd unit the data disk after boot.
+UUID_OS=6f1c2a9e-3b1d-4c55-9a0e-0d2b7c1e4f10 UUID_AZ=0b9d2c4e-7a61-4f3b-8e25-9c1d3a5b7e02
+VM_OS=vm-$UUID_OS VM_AZ=vm-$UUID_AZ
 DATA_UNIT='keyholder-unlock@dev-disk-by\x2did-virtio\x2dkhdata.service'
-phase "boot: start the raw, azure and data VMs"
-boot os "$UUID_OS" "$WORK/os.raw" raw
-boot azure "$UUID_AZ" "$WORK/os.vhd" vpc
-qemu-img create -q -f qcow2 -b "$GUEST/guest.qcow2" -F qcow2 "$WORK/plain.qcow2"
-boot data "$UUID_DATA" "$WORK/plain.qcow2" qcow2 -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" \
-  -append "root=/dev/disk/by-partlabel/root rw console=ttyS0 quiet no_timer_check keyholder=off systemd.wants=$DATA_UNIT systemd.mask=keyholder-heartbeat@dev-disk-by\\x2dpartlabel-root.service" \
+DATA_OPENED='Opened /dev/disk/by-id/virtio-khdata as /dev/mapper/keyholder-virtio-khdata'
+DATA_SAYS='BOOT-TEST data volume says: hello from the Keyholder boot test'
+phase "boot: start the raw (with the data disk) and azure VMs"
+boot os "$UUID_OS" "$WORK/os.raw" raw \
   -drive file="$WORK/data.raw",format=raw,if=none,id=khdata,cache=unsafe -device virtio-blk-pci,drive=khdata,serial=khdata
+boot azure "$UUID_AZ" "$WORK/os.vhd" vpc
 
 # While the VMs start (slowly, under TCG), the other upload formats.
 phase "while they start: --output gcp, aws and vmdk"
@@ -420,10 +441,22 @@ rm -f "$WORK/os.vmdk" "$WORK/os-vmdk.raw"
 
 phase "boot 1 (raw): the first boot waits for an officer in the initramfs"
 approve_first_boot os "$VM_OS"
-phase "boot 1 (raw): approved; the root volume opens, multi-user, heartbeat verified"
+phase "boot 1 (raw): approved; the root volume opens"
 wait_serial os 'Opened /dev/disk/by-partlabel/root as /dev/mapper/root \(first_boot\)' "root volume opened (first_boot)"
+phase "boot 1 (raw): the data disk, new to this VM, waits for an officer; then opens, multi-user, verified"
+id=$(pending_volume_request os "$VM_OS" "$DATA_VOL")
+echo "    os: pending first_boot request $id of $VM_OS for the data volume ($(t_rel))"
+khj requests list --json | jq -e --arg id "$id" --arg root "$OS_VOL" \
+  '(.release_requests // .)[] | select(.id == $id) | .summary | .new_volume == true and .vm_volumes == [$root]' >/dev/null ||
+  fail "the data volume's request does not say that the VM holds its root volume (and only that)"
+officer requests approve "$id" --note "boot test: data disk" | sed "s/^/    os: /"
+wait_serial os "$DATA_OPENED \\(first_boot\\)" "data volume opened by $DATA_UNIT (first_boot)"
+wait_serial os "$DATA_SAYS" "the data volume mounted and read"
 wait_serial os 'BOOT-TEST multi-user.target: active' "multi-user reached"
 wait_fleet os "$VM_OS" verified
+vols=$(khj fleet --json | jq -c --arg vm "$VM_OS" '.[] | select(.id == $vm) | .volumes | sort')
+[ "$vols" = "$(jq -nc --arg a "$OS_VOL" --arg b "$DATA_VOL" '[$a, $b] | sort')" ] ||
+  fail "the fleet lists volumes $vols for $VM_OS, want its root and data volumes"
 
 phase "azure VHD: first boot approved, root opens, multi-user, heartbeat verified"
 approve_first_boot azure "$VM_AZ"
@@ -433,15 +466,10 @@ phase "boot 2 (raw): a reboot is a routine boot, released with no request"
 before=$(request_count)
 reboot_vm os
 
-phase "data disk: opened by the systemd unit after boot"
-approve_first_boot data "$VM_DATA"
-wait_serial data 'Opened /dev/disk/by-id/virtio-khdata as /dev/mapper/keyholder-virtio-khdata \(first_boot\)' "data volume opened by $DATA_UNIT"
-wait_serial data 'BOOT-TEST data volume says: hello from the Keyholder boot test' "the data volume mounted and read"
-serial data | grep -q 'keyholder=off on the kernel command line' || fail "data: the initramfs did not skip the root volume"
-stop_vm data
-
 phase "boot 2 (raw): routine boot, azure: multi-user"
 wait_serial os 'Opened /dev/disk/by-partlabel/root as /dev/mapper/root \(routine_boot\)' "root volume opened (routine_boot)"
+wait_serial os "$DATA_OPENED \\(routine_boot\\)" "data volume opened (routine_boot)"
+wait_serial os "$DATA_SAYS" "the data volume mounted and read"
 after=$(request_count)
 [ "$before" = "$after" ] || fail "the routine boot made a request ($before requests before, $after after)"
 serial os | grep -q 'Waiting for an officer' && fail "the routine boot waited for an officer"
