@@ -35,6 +35,9 @@ interface RequestSummary {
   generation?: number;
   current_generation?: number;
   simulated?: boolean;
+  /** the VM received releases before, but never of this volume; vm_volumes are those it holds */
+  new_volume?: boolean;
+  vm_volumes?: string[];
   reasons?: { code: string; message: string }[];
   previous?: unknown;
   evidence?: unknown;
@@ -440,7 +443,12 @@ function RequestCard({
         <div onClick={(e) => e.stopPropagation()}>
           <RequestTrustNotices request={{ ...q, competing: [], summary: { pins: (s as { pins?: string }).pins } }} />
           <SimpleGrid cols={{ base: 2, md: 4 }} my="sm">
-            <Fact label="Volume" value={`${shortHex(q.volume_id, 16)} · gen ${q.generation}`} full={q.volume_id} />
+            <Fact
+              label="Volume"
+              value={`${shortHex(q.volume_id, 16)} · gen ${q.generation}`}
+              full={s.new_volume ? `${q.volume_id} (the VM holds ${(s.vm_volumes ?? []).join(', ') || 'no other volume'})` : q.volume_id}
+              badge={s.new_volume ? { text: 'new to this VM', color: 'orange' } : undefined}
+            />
             <Fact
               label="Chip"
               value={`${s.product ?? '—'} · ${s.signer === 'VLEK' ? 'none (VLEK)' : shortChip(s.chip_id, s.chip_name)}`}
