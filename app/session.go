@@ -500,10 +500,22 @@ func (s *Session) alive(id string) bool {
 // endOfficer ends every session of an officer (their role changed or they
 // were removed) and says how many ended.
 func (s *Session) endOfficer(name string) int {
+	return s.endWhere(func(o custody.Officer) bool { return o.Name == name })
+}
+
+// endOfficerID ends every session of the officer with that ID (removed,
+// replaced under their name, or whose role changed).
+func (s *Session) endOfficerID(id string) {
+	s.endWhere(func(o custody.Officer) bool { return o.ID == id })
+}
+
+// endWhere ends every session whose officer matches and says how many
+// ended.
+func (s *Session) endWhere(match func(custody.Officer) bool) int {
 	s.mu.Lock()
 	n := 0
 	for _, u := range s.byID {
-		if u.officer.Name == name {
+		if match(u.officer) {
 			s.removeLocked(u)
 			n++
 		}
@@ -513,23 +525,6 @@ func (s *Session) endOfficer(name string) int {
 		s.events.Emit(EventSessionChanged, nil)
 	}
 	return n
-}
-
-// endOfficerID ends every session of the officer with that ID (removed,
-// replaced under their name, or whose role changed).
-func (s *Session) endOfficerID(id string) {
-	s.mu.Lock()
-	n := 0
-	for _, u := range s.byID {
-		if u.officer.ID == id {
-			s.removeLocked(u)
-			n++
-		}
-	}
-	s.mu.Unlock()
-	if n > 0 {
-		s.events.Emit(EventSessionChanged, nil)
-	}
 }
 
 // errNoSession and errLocked are the refusals of calls without an open session.

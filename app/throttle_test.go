@@ -20,19 +20,7 @@ import (
 // passphrase from that address is throttled afterwards; another address
 // is not.
 func TestLoginsThrottledPerSource(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
-	var kdfs atomic.Int32
-	s := New(ctx, Config{Mode: "web", Now: clk.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: clk.Now,
-		KDFStarted: func() { kdfs.Add(1) }}}, db, NewHub())
-	setupAs(t, s, "alice", "alice's passphrase")
-	kdfs.Store(0)
+	s, kdfs := newKDFCountingServices(t)
 	from := func(src string) Caller { c := anon(s); c.Source = src; return c }
 
 	var wg sync.WaitGroup
@@ -91,19 +79,7 @@ func TestLoginLimiterCapsChecksInFlight(t *testing.T) {
 // caller went away before its check ran never runs the KDF (issue 12,
 // item 3).
 func TestAbandonedLoginRunsNoKDF(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
-	var kdfs atomic.Int32
-	s := New(ctx, Config{Mode: "web", Now: clk.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: clk.Now,
-		KDFStarted: func() { kdfs.Add(1) }}}, db, NewHub())
-	setupAs(t, s, "alice", "alice's passphrase")
-	kdfs.Store(0)
+	s, kdfs := newKDFCountingServices(t)
 	gone, leave := context.WithCancel(context.Background())
 	leave()
 	c := anon(s)
@@ -120,4 +96,24 @@ func TestAbandonedLoginRunsNoKDF(t *testing.T) {
 	if _, err := s.Session.Login(c, "alice", "alice's passphrase"); err != nil {
 		t.Fatalf("a login from the same address afterwards: %v", err)
 	}
+}
+
+// newKDFCountingServices is a web console with officer alice set up, and
+// the number of passphrase KDFs started since.
+func newKDFCountingServices(t *testing.T) (*Services, *atomic.Int32) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
+	kdfs := new(atomic.Int32)
+	s := New(ctx, Config{Mode: "web", Now: clk.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: clk.Now,
+		KDFStarted: func() { kdfs.Add(1) }}}, db, NewHub())
+	setupAs(t, s, "alice", "alice's passphrase")
+	kdfs.Store(0)
+	return s, kdfs
 }
