@@ -491,6 +491,23 @@ func TestApprovalRules(t *testing.T) {
 	}
 	e.svc.Deny(ctx, r2.RequestID, e.approver("alice"), "test over")
 
+	// A request past its deadline ran out of time: the guest asking again
+	// does not rewrite that as "superseded" (the console expires it as
+	// undecided, and it stays in the officers' view as expired).
+	g.launch = 82
+	r3, _ := e.svc.Release(ctx, e.request(g, wire.PurposeBoot, 0).req)
+	old, _ := GetRequest(ctx, e.db, r3.RequestID)
+	e.clk.Advance(old.ExpiresAt.Sub(e.clk.Now()) + time.Second)
+	g.launch = 83
+	r4, _ := e.svc.Release(ctx, e.request(g, wire.PurposeBoot, 0).req)
+	if _, err := e.svc.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := GetRequest(ctx, e.db, r3.RequestID); got.Status != StatusExpired || strings.HasPrefix(got.Reason, "superseded") {
+		t.Fatalf("a request past its deadline when its guest asked again: %s %q", got.Status, got.Reason)
+	}
+	e.svc.Deny(ctx, r4.RequestID, e.approver("alice"), "test over")
+
 	// Two of N for migrations.
 	if err := SetPolicy(ctx, e.cust.AuditLog(), "officer:alice", "", &Policy{Approvers: map[Class]int{ClassMigration: 2}}); err != nil {
 		t.Fatal(err)

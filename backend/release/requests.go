@@ -415,12 +415,14 @@ func (s *Service) expireTx(ctx context.Context, tx *sql.Tx, r Request, now time.
 // genuine guest can use any VM ID, so a stranger must not be able to end the
 // real guest's request. Those wait for an officer or expire. Nor does it
 // end anything when the chip is unknown (a VLEK names none): every VLEK
-// guest of the provider would be "the same chip".
+// guest of the provider would be "the same chip". A request already past
+// its deadline ran out of time and is left for ExpireDue, which records it
+// as undecided.
 func (s *Service) supersedeTx(ctx context.Context, tx *sql.Tx, vmID, volumeID, chipID, newID string, now time.Time) error {
 	if chipID == "" {
 		return nil
 	}
-	rs, err := listRequests(ctx, tx, `vm_id = ? AND volume_id = ? AND status = 'pending' AND first_boot_claim = 0 AND json_extract(claims, '$.chip_id') = ?`, vmID, volumeID, chipID)
+	rs, err := listRequests(ctx, tx, `vm_id = ? AND volume_id = ? AND status = 'pending' AND first_boot_claim = 0 AND json_extract(claims, '$.chip_id') = ? AND expires_at > ?`, vmID, volumeID, chipID, store.Time(now))
 	if err != nil {
 		return err
 	}
