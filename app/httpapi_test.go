@@ -13,6 +13,7 @@ import (
 
 	"keyholder/backend/store"
 	"keyholder/backend/store/storetest"
+	"keyholder/internal/servertest"
 )
 
 func newTestServer(t *testing.T) (*httptest.Server, *store.DB, *Hub) {
@@ -221,16 +222,5 @@ func mustExec(t *testing.T, db *store.DB, q string, args ...any) {
 // stream extends its write deadline itself (TestEventStreamFollowsItsSession).
 func TestServerIsBounded(t *testing.T) {
 	srv := NewServer(http.NotFoundHandler())
-	for name, v := range map[string]time.Duration{"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
-		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout} {
-		if v <= 0 {
-			t.Errorf("%s is not set", name)
-		}
-	}
-	if srv.ReadHeaderTimeout > srv.ReadTimeout {
-		t.Errorf("ReadHeaderTimeout %s exceeds ReadTimeout %s", srv.ReadHeaderTimeout, srv.ReadTimeout)
-	}
-	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
-		t.Errorf("MaxHeaderBytes %d", srv.MaxHeaderBytes)
-	}
+	servertest.Bounded(t, srv)
 }

@@ -77,3 +77,11 @@ func TestHashQueueSubmitDoesNotWait(t *testing.T) {
 		t.Fatalf("hash order %v, want [0 1]", order)
 	}
 }
+
+// hash returns once h was hashed (by this goroutine or another): a worker
+// that writes nothing beside the hashing.
+func (q *hashQueue) hash(h *hashed) {
+	if !q.submit(h) {
+		<-h.done
+	}
+}

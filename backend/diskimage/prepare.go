@@ -803,13 +803,6 @@ func newHashQueue(workers int, fn func(*hashed)) *hashQueue {
 	return &hashQueue{waiting: make(map[int64]*hashed, workers), fn: fn}
 }
 
-// hash returns once h was hashed (by this goroutine or another).
-func (q *hashQueue) hash(h *hashed) {
-	if !q.submit(h) {
-		<-h.done
-	}
-}
-
 // submit hands h to the queue. If h is the next chunk and no one is
 // hashing, this goroutine hashes it and every later chunk already waiting,
 // and submit reports true: h is hashed. Otherwise h waits for the current

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"keyholder/backend/release/wire"
+	"keyholder/internal/servertest"
 )
 
 func TestHandlerRefusals(t *testing.T) {
@@ -187,16 +188,5 @@ func TestServerIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := NewServer(http.NotFoundHandler(), id, nil)
-	for name, v := range map[string]time.Duration{"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
-		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout} {
-		if v <= 0 {
-			t.Errorf("%s is not set", name)
-		}
-	}
-	if srv.ReadHeaderTimeout > srv.ReadTimeout {
-		t.Errorf("ReadHeaderTimeout %s exceeds ReadTimeout %s", srv.ReadHeaderTimeout, srv.ReadTimeout)
-	}
-	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
-		t.Errorf("MaxHeaderBytes %d", srv.MaxHeaderBytes)
-	}
+	servertest.Bounded(t, srv)
 }
