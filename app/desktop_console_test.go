@@ -32,11 +32,7 @@ func sharedConsole(t *testing.T) (url, pin string, hub *Hub) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t, store.Options{})
 	hub = NewHub()
 	svcs := New(ctx, Config{Mode: "web", CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}}}, db, hub)
 	h, err := NewHandler(svcs, HandlerOptions{Hub: hub, AnyHost: true})

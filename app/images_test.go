@@ -21,11 +21,7 @@ func newImagesConsole(t *testing.T) (*Services, *Hub, Caller) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t, store.Options{})
 	cust := custody.New(db, custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
 	hub := NewHub()
 	svcs := New(ctx, Config{Mode: "web", Custody: cust}, db, hub)

@@ -22,11 +22,7 @@ func newSessionServices(t *testing.T, mode string) (*Services, *testclock.Clock)
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t, store.Options{})
 	c := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	svcs := New(ctx, Config{Mode: mode, Now: c.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: c.Now}}, db, NewHub())
 	return svcs, c

@@ -104,11 +104,7 @@ func newKDFCountingServices(t *testing.T) (*Services, *atomic.Int32) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t, store.Options{})
 	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	kdfs := new(atomic.Int32)
 	s := New(ctx, Config{Mode: "web", Now: clk.Now, CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, Now: clk.Now,

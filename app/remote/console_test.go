@@ -46,11 +46,7 @@ func newConsole(t *testing.T) *console {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	db, err := store.Open(ctx, storetest.Location(t, t.TempDir()), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t, store.Options{})
 	hub := app.NewHub()
 	svcs := app.New(ctx, app.Config{Version: "test", Mode: "web",
 		CustodyOptions: custody.Options{KDF: custody.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}}}, db, hub)
