@@ -63,13 +63,25 @@ type Options struct {
 	CAFile string
 	// UserAgent names this client to the console (its session list shows it).
 	UserAgent string
+	// AnswerTimeout bounds how long a call waits for the console to start
+	// its answer (0: DefaultAnswerTimeout). The event stream is not bound
+	// by it: the console answers it at once and then keeps it open.
+	AnswerTimeout time.Duration
 }
+
+// DefaultAnswerTimeout is how long a call waits for the console's answer to
+// begin. Every call the window makes is short (long work runs as an
+// operation the window polls); the slowest, a login's key derivation or a
+// backup's export, take seconds.
+const DefaultAnswerTimeout = 2 * time.Minute
 
 // Client calls one console. It is safe for concurrent use.
 type Client struct {
 	base string // scheme://host[:port], no trailing slash
 	hc   *http.Client
 	ua   string
+	// answer is the transport's ResponseHeaderTimeout, for the message.
+	answer time.Duration
 }
 
 // New checks o and makes a client; it does not connect.
@@ -98,7 +110,14 @@ func New(o Options) (*Client, error) {
 	if ua == "" {
 		ua = "Keyholder desktop"
 	}
-	return &Client{base: base, ua: ua, hc: &http.Client{
+	answer := o.AnswerTimeout
+	if answer <= 0 {
+		answer = DefaultAnswerTimeout
+	}
+	// A console that takes a call and never answers would hold the window's
+	// call (and its spinner) forever.
+	tr.ResponseHeaderTimeout = answer
+	return &Client{base: base, ua: ua, answer: answer, hc: &http.Client{
 		Transport: tr,
 		// A redirect could lead the session cookie elsewhere: refuse it.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -283,6 +302,10 @@ func (c *Client) transportError(err error) error {
 	var ce *tls.CertificateVerificationError
 	if errors.As(err, &ce) {
 		return &CallError{Code: "unavailable", Message: fmt.Sprintf("%s: the console's certificate is not signed by the given CA or does not name this host; refused", c.base), cause: err}
+	}
+	var op *net.OpError
+	if ne, ok := unwrapURL(err).(net.Error); ok && ne.Timeout() && !(errors.As(err, &op) && op.Op == "dial") {
+		return &CallError{Code: "unavailable", Message: fmt.Sprintf("the console at %s did not answer within %s", c.base, c.answer), cause: err}
 	}
 	return &CallError{Code: "unavailable", Message: fmt.Sprintf("the console at %s is not reachable: %v", c.base, unwrapURL(err)), cause: err}
 }

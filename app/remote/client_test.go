@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -13,11 +14,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"keyholder/app/remote"
 )
@@ -220,4 +226,29 @@ func selfSigned(t *testing.T, k *ecdsa.PrivateKey) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// A console that takes the call and never answers (hung, or a network
+// that swallows its replies) does not hold the window's call forever: the
+// call ends with "unavailable" saying so.
+func TestConsoleThatNeverAnswers(t *testing.T) {
+	id := newIdentity(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }), ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{id.Cert}, MinVersion: tls.VersionTLS13}))
+	t.Cleanup(func() { close(release); srv.Close() })
+
+	cl, err := remote.New(remote.Options{URL: "https://" + ln.Addr().String(), Pin: id.Pin, AnswerTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Call(context.Background(), "", "Session", "State", nil)
+	var ce *remote.CallError
+	if !errors.As(err, &ce) || ce.Code != "unavailable" || !strings.Contains(ce.Message, "did not answer within 100ms") {
+		t.Fatalf("a call to a console that never answers: %v", err)
+	}
 }
