@@ -246,3 +246,33 @@ func TestEngineGetsTheRealAuthenticationTime(t *testing.T) {
 		t.Fatalf("approval right after re-authenticating: %+v %v", r, err)
 	}
 }
+
+// TestResyncReloadsOfficersViews: when the release engine says events may
+// have been lost (a replica's listener reconnected), every event stream
+// sees a gap in the sequence, which the web console and the desktop's
+// remote client both take as "reload every view".
+func TestResyncReloadsOfficersViews(t *testing.T) {
+	rc := newReleaseConsole(t)
+	events, stop := rc.hub.Subscribe()
+	defer stop()
+	seq := func() uint64 {
+		t.Helper()
+		select {
+		case b := <-events:
+			var ev struct {
+				Seq uint64 `json:"seq"`
+			}
+			json.Unmarshal(b, &ev)
+			return ev.Seq
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event")
+			return 0
+		}
+	}
+	rc.hub.Emit(EventAuditAppended, nil)
+	before := seq()
+	rc.eng.Deliver(release.Event{Kind: release.EventResync})
+	if after := seq(); after == before+1 {
+		t.Fatalf("the resync's message follows seq %d without a gap: no view reloads", before)
+	}
+}

@@ -11,6 +11,9 @@ const (
 	EventApprovalsChanged = "approvals:changed" // data: release.Request
 	EventAuditAppended    = "audit:appended"    // data: {"seq": newest entry} or nil
 	EventProgress         = "progress"          // data: Progress
+	// EventsLost follows a skipped sequence number: events may have been
+	// lost (see Hub.Lost), and clients reload their views on the gap.
+	EventsLost = "events:lost" // data: nil
 )
 
 // Events pushes named events to whatever frontend is attached. The desktop
@@ -64,6 +67,17 @@ func (h *Hub) Emit(name string, data any) {
 	}
 }
 
+// Lost tells every subscriber that events may have been lost before they
+// reached this console (a replica's listener reconnected): the sequence
+// skips a number and an EventsLost follows, so each client sees a gap and
+// reloads its views, as after a drop for a slow subscriber.
+func (h *Hub) Lost() {
+	h.mu.Lock()
+	h.seq++
+	h.mu.Unlock()
+	h.Emit(EventsLost, nil)
+}
+
 // Subscribe returns a channel of encoded events and a function that ends the
 // subscription.
 func (h *Hub) Subscribe() (<-chan []byte, func()) {
@@ -85,5 +99,14 @@ type MultiEvents []Events
 func (m MultiEvents) Emit(name string, data any) {
 	for _, e := range m {
 		e.Emit(name, data)
+	}
+}
+
+// Lost implements the optional Lost of the sinks that have one.
+func (m MultiEvents) Lost() {
+	for _, e := range m {
+		if l, ok := e.(interface{ Lost() }); ok {
+			l.Lost()
+		}
 	}
 }

@@ -117,6 +117,10 @@ func (s *Services) ConnectRelease() {
 			}
 		case "fleet":
 			n.mark(ev.VMID)
+		case release.EventResync:
+			if l, ok := b.events.(interface{ Lost() }); ok {
+				l.Lost()
+			}
 		}
 	})
 	go n.run(b.ctx)

@@ -78,10 +78,16 @@ var (
 
 // Event tells the UI what changed; Notify receives it after the commit.
 type Event struct {
-	Kind      string // "fleet" or "request"
+	Kind      string // "fleet", "request" or EventResync
 	VMID      string
 	RequestID string
 }
+
+// EventResync is the kind of an event that says others may have been lost
+// (a replica's listener reconnected, and notifications sent meanwhile never
+// reached it): officers' views reload, and every waiting guest's poll
+// re-reads its request.
+const EventResync = "resync"
 
 // Config is what the engine needs.
 type Config struct {
@@ -188,8 +194,11 @@ func (s *Service) emit(ev Event) {
 }
 
 func (s *Service) deliver(ev Event) {
-	if ev.Kind == "request" && ev.RequestID != "" {
+	switch {
+	case ev.Kind == "request" && ev.RequestID != "":
 		s.waiters.wake(ev.RequestID)
+	case ev.Kind == EventResync:
+		s.waiters.wakeAll()
 	}
 	s.mu.Lock()
 	fn := s.notify

@@ -72,6 +72,20 @@ func (p *pollWaiters) wake(id string) {
 	delete(p.m, id)
 }
 
+// wakeAll releases every waiter: the events that would have woken some
+// of them may have been lost.
+func (p *pollWaiters) wakeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, set := range p.m {
+		for ch := range set {
+			close(ch)
+		}
+	}
+	p.m = make(map[string]map[chan struct{}]struct{})
+	p.n = 0
+}
+
 // waiting is the number of polls waiting now.
 func (p *pollWaiters) waiting() int {
 	p.mu.Lock()

@@ -44,7 +44,20 @@ func (r *Replica) bridge(ctx context.Context, eng *release.Service, ready func()
 			}
 		}
 	}()
-	go r.db.Listen(ctx, channel, ready, func(payload string) {
+	// Notifications sent while the listener reconnects are lost: after
+	// every reconnect (not the first connection) this replica's views and
+	// waiting polls re-read what they show.
+	connected := false
+	onReady := func() {
+		if connected {
+			eng.Deliver(release.Event{Kind: release.EventResync})
+		}
+		connected = true
+		if ready != nil {
+			ready()
+		}
+	}
+	go r.db.Listen(ctx, channel, onReady, func(payload string) {
 		var e envelope
 		if json.Unmarshal([]byte(payload), &e) != nil || e.From == r.id {
 			return

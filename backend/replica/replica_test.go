@@ -177,3 +177,60 @@ func TestBridgeCarriesEvents(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 }
+
+// TestBridgeReconnectResyncs: notifications sent while a replica's
+// listener is reconnecting are lost, so once it is back the replica's
+// engine gets a "resync" event (officers' views reload, waiting guests
+// re-read their requests) instead of silently missing a decision.
+func TestBridgeReconnectResyncs(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loc := storetest.NewDatabase(t, storetest.Server(t))
+	db, err := store.Open(ctx, loc, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	eng, err := release.New(release.Config{DB: db, Secrets: custody.New(db, custody.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan release.Event, 16)
+	eng.OnEvent(func(ev release.Event) { got <- ev })
+	r, err := Register(ctx, db, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{}, 4)
+	r.bridge(ctx, eng, func() { ready <- struct{}{} })
+	<-ready
+	// The first connection lost nothing: no resync.
+	select {
+	case ev := <-got:
+		t.Fatalf("an event before any reconnect: %+v", ev)
+	default:
+	}
+	// Cut the listener's connection, as a database restart or a network
+	// failure would.
+	res, err := db.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("%d listener connections terminated, want 1", n)
+	}
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the listener did not reconnect")
+	}
+	select {
+	case ev := <-got:
+		if ev.Kind != release.EventResync {
+			t.Fatalf("after the reconnect: %+v, want a resync", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no resync after the listener reconnected")
+	}
+}
