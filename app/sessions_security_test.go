@@ -476,3 +476,26 @@ func TestEachSessionLocksAndAuthenticatesAlone(t *testing.T) {
 		t.Fatalf("the session that re-authenticated: %v, want %s", err, CodeNotFound)
 	}
 }
+
+// When the store cannot say who a session's officer is now (the database
+// is down), a call is refused as unavailable, whatever role it needs: it
+// never runs for an officer the console could not check. The session
+// itself stays, since the store's failure says nothing about the officer.
+func TestSessionFailsClosedWhenTheStoreFails(t *testing.T) {
+	s, _ := newSessionServices(t, "web")
+	alice := setupAs(t, s, "alice", "alice's passphrase")
+	if _, err := s.Session.requireRole(alice); err != nil {
+		t.Fatal(err)
+	}
+	s.Fleet.base.db.Close()
+	o, err := s.Session.requireRole(alice)
+	if code(err) != CodeUnavailable {
+		t.Fatalf("a call while the store is down: officer %+v, error %v, want %s", o, err, CodeUnavailable)
+	}
+	s.Session.mu.Lock()
+	n := len(s.Session.byID)
+	s.Session.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d sessions after a store failure, want alice's still there", n)
+	}
+}
