@@ -121,25 +121,10 @@ func TestBridgeCarriesEvents(t *testing.T) {
 	engines := make([]*release.Service, 2)
 	got := make([]chan release.Event, 2)
 	for i := range engines {
-		db, err := store.Open(ctx, loc, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		eng, err := release.New(release.Config{DB: db, Secrets: custody.New(db, custody.Options{})})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := make(chan release.Event, 16)
-		eng.OnEvent(func(ev release.Event) { ch <- ev })
-		engines[i], got[i] = eng, ch
-		r, err := Register(ctx, db, "", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ready := make(chan struct{})
-		r.bridge(ctx, eng, func() { close(ready) })
-		<-ready
+		r := newBridged(t, ctx, loc)
+		engines[i], got[i] = r.eng, r.got
+		r.bridge(ctx, r.eng, func() { r.ready <- struct{}{} })
+		<-r.ready
 	}
 	engines[0].Deliver(release.Event{Kind: "local only"}) // not broadcast
 	engines[0].EmitForTest(release.Event{Kind: "request", RequestID: "req_1"})
@@ -185,24 +170,9 @@ func TestBridgeCarriesEvents(t *testing.T) {
 func TestBridgeReconnectResyncs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	loc := storetest.NewDatabase(t, storetest.Server(t))
-	db, err := store.Open(ctx, loc, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	eng, err := release.New(release.Config{DB: db, Secrets: custody.New(db, custody.Options{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan release.Event, 16)
-	eng.OnEvent(func(ev release.Event) { got <- ev })
-	r, err := Register(ctx, db, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{}, 4)
-	r.bridge(ctx, eng, func() { ready <- struct{}{} })
+	r := newBridged(t, ctx, storetest.NewDatabase(t, storetest.Server(t)))
+	db, got, ready := r.db, r.got, r.ready
+	r.bridge(ctx, r.eng, func() { ready <- struct{}{} })
 	<-ready
 	// The first connection lost nothing: no resync.
 	select {
@@ -233,4 +203,33 @@ func TestBridgeReconnectResyncs(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no resync after the listener reconnected")
 	}
+}
+
+// bridged is a replica on the database at loc with its own release engine,
+// whose events arrive on got; ready is for the bridge's ready calls.
+type bridged struct {
+	*Replica
+	eng   *release.Service
+	got   chan release.Event
+	ready chan struct{}
+}
+
+func newBridged(t *testing.T, ctx context.Context, loc string) *bridged {
+	t.Helper()
+	db, err := store.Open(ctx, loc, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	eng, err := release.New(release.Config{DB: db, Secrets: custody.New(db, custody.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan release.Event, 16)
+	eng.OnEvent(func(ev release.Event) { got <- ev })
+	r, err := Register(ctx, db, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bridged{Replica: r, eng: eng, got: got, ready: make(chan struct{}, 4)}
 }
