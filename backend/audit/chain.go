@@ -84,6 +84,9 @@ func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, e
 			return nil, err
 		}
 	}
+	if l.db != nil && l.db.Dialect() == store.Postgres {
+		return l.appendAllPipelined(ctx, tx, es)
+	}
 	if err := store.Lock(ctx, tx, store.LockAudit); err != nil {
 		return nil, fmt.Errorf("append audit entry: %w", err)
 	}
@@ -106,8 +109,7 @@ func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, e
 		e.At, _ = store.ParseTime(at)
 		e.Seq, e.PrevHash = h.seq+1, h.hash
 		e.Hash = HashEntry(e)
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = tx.ExecContext(ctx, insertEntrySQL,
 			e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
 		if err != nil {
 			return nil, fmt.Errorf("append audit entry: %w", store.Classify(err))
@@ -124,6 +126,58 @@ func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, e
 	}
 	return out, nil
 }
+
+// appendAllPipelined is appendAll on PostgreSQL, where every statement is
+// a round trip to the server and the audit lock is held from the first of
+// them to the commit: the lock and the head in one round trip (the head
+// query runs after the lock is granted and reads what the holder before
+// committed), then every entry and checkpoint in one more (store.Batch).
+// The entries are checked by the caller.
+func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, error) {
+	r := l.registered()
+	h := head{hash: GenesisHash}
+	var b store.Batch
+	store.LockBatch(&b, store.LockAudit)
+	b.Query(func(scan func(...any) error) error {
+		return scan(&h.seq, &h.hash, &h.checkpoint)
+	}, `SELECT COALESCE((SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1), 0),
+		COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), ''),
+		(SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints)`)
+	if err := store.RunBatch(ctx, tx, &b); err != nil {
+		return nil, fmt.Errorf("append audit entry: read audit head: %w", err)
+	}
+	if h.seq == 0 {
+		h.hash = GenesisHash
+	}
+	var ins store.Batch
+	out := make([]Entry, 0, len(es))
+	for _, e := range es {
+		if len(e.Reason) > maxReason {
+			e.Reason = e.Reason[:maxReason]
+		}
+		if e.At.IsZero() {
+			e.At = time.Now()
+		}
+		at := store.Time(e.At)
+		e.At, _ = store.ParseTime(at)
+		e.Seq, e.PrevHash = h.seq+1, h.hash
+		e.Hash = HashEntry(e)
+		ins.Exec(insertEntrySQL, e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
+		if sig := checkpointSignature(r, e, at, h); sig != nil {
+			ins.Exec(insertCheckpointSQL, e.Seq, e.Hash, at, sig)
+			h.checkpoint = e.Seq
+		}
+		h.seq, h.hash = e.Seq, e.Hash
+		out = append(out, e)
+	}
+	if err := store.RunBatch(ctx, tx, &ins); err != nil {
+		return nil, fmt.Errorf("append audit entry: %w", err)
+	}
+	return out, nil
+}
+
+const insertEntrySQL = `INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Check returns the ErrInvalidEntry that Append would refuse e with, or
 // nil: a caller that appends e later (at the end of its transaction) learns

@@ -134,19 +134,33 @@ func lastCheckpoint(ctx context.Context, q queryer) (int64, error) {
 // signs a checkpoint over e once every entries follow the newest one.
 // It reports whether it wrote one.
 func checkpointAfterAppend(ctx context.Context, tx *sql.Tx, r *registration, e Entry, at string, h head) (bool, error) {
-	if r == nil || e.Seq-h.checkpoint < r.every {
+	sig := checkpointSignature(r, e, at, h)
+	if sig == nil {
 		return false, nil
-	}
-	sig, err := r.signer.Sign(checkpointMessage(e.Seq, e.Hash, at))
-	if err != nil {
-		return false, nil // locked meanwhile: a later append catches up
 	}
 	return true, insertCheckpoint(ctx, tx, e.Seq, e.Hash, at, sig)
 }
 
+// checkpointSignature is the signature of the checkpoint over e that an
+// append of e must write (h is the head before e), or nil: no signer, not
+// yet every entries after the newest checkpoint, or the signer was wiped
+// meanwhile (a later append catches up).
+func checkpointSignature(r *registration, e Entry, at string, h head) []byte {
+	if r == nil || e.Seq-h.checkpoint < r.every {
+		return nil
+	}
+	sig, err := r.signer.Sign(checkpointMessage(e.Seq, e.Hash, at))
+	if err != nil {
+		return nil
+	}
+	return sig
+}
+
+const insertCheckpointSQL = `INSERT INTO audit_checkpoints(seq, hash, at, signature) VALUES (?, ?, ?, ?)
+		ON CONFLICT(seq) DO NOTHING`
+
 func insertCheckpoint(ctx context.Context, tx queryExecer, seq int64, hash, at string, sig []byte) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints(seq, hash, at, signature) VALUES (?, ?, ?, ?)
-		ON CONFLICT(seq) DO NOTHING`, seq, hash, at, sig)
+	_, err := tx.ExecContext(ctx, insertCheckpointSQL, seq, hash, at, sig)
 	if err != nil {
 		return fmt.Errorf("write audit checkpoint: %w", store.Classify(err))
 	}

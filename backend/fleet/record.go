@@ -97,12 +97,34 @@ type Writer interface {
 // on chipID with measurement and launch reportID, in one statement (it runs
 // for every release and heartbeat).
 func Lookup(ctx context.Context, q Queryer, vmID, volumeID, chipID, measurement, reportID string) (History, error) {
-	var h History
-	var exists, revoked, vol, chip, meas, earlier, other, same int
-	var tcb, lastRelease string
-	// The guest's row once (a LEFT JOIN keeps the row for an unknown
-	// guest), the rest as point lookups.
-	err := q.QueryRowContext(ctx, `SELECT
+	var r lookupRow
+	err := q.QueryRowContext(ctx, lookupSQL, vmID, chipID, measurement, reportID, volumeID).Scan(r.dest()...)
+	if err != nil {
+		return History{}, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
+	}
+	return r.history(vmID)
+}
+
+// QueueLookup queues Lookup's statement in b; once b ran, the returned
+// function gives its result.
+func QueueLookup(b *store.Batch, vmID, volumeID, chipID, measurement, reportID string) func() (History, error) {
+	var r lookupRow
+	got := false
+	b.Query(func(scan func(...any) error) error {
+		got = true
+		return scan(r.dest()...)
+	}, lookupSQL, vmID, chipID, measurement, reportID, volumeID)
+	return func() (History, error) {
+		if !got {
+			return History{}, fmt.Errorf("look up guest %s: no answer", vmID)
+		}
+		return r.history(vmID)
+	}
+}
+
+// The guest's row once (a LEFT JOIN keeps the row for an unknown guest),
+// the rest as point lookups.
+const lookupSQL = `SELECT
 		v.id IS NOT NULL,
 		COALESCE(v.revoked, 0),
 		EXISTS (SELECT 1 FROM vm_volumes WHERE vm_id = ?1 AND volume_id = ?5),
@@ -113,26 +135,35 @@ func Lookup(ctx context.Context, q Queryer, vmID, volumeID, chipID, measurement,
 		?4 != '' AND ?4 != COALESCE(v.report_id, '') AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id = ?1),
 		?4 != '' AND EXISTS (SELECT 1 FROM vm_launches WHERE report_id = ?4 AND vm_id != ?1),
 		?4 != '' AND ?4 = COALESCE(v.report_id, '')
-		FROM (SELECT 1) AS one LEFT JOIN vms v ON v.id = ?1`,
-		vmID, chipID, measurement, reportID, volumeID).Scan(&exists, &revoked, &vol, &tcb, &lastRelease, &chip, &meas, &earlier, &other, &same)
-	if err != nil {
-		return h, fmt.Errorf("look up guest %s: %w", vmID, store.Classify(err))
-	}
-	h.ReportIDOtherVM = other > 0
-	if exists == 0 {
+		FROM (SELECT 1) AS one LEFT JOIN vms v ON v.id = ?1`
+
+// lookupRow is lookupSQL's row.
+type lookupRow struct {
+	exists, revoked, vol, chip, meas, earlier, other, same int
+	tcb, lastRelease                                      string
+}
+
+func (r *lookupRow) dest() []any {
+	return []any{&r.exists, &r.revoked, &r.vol, &r.tcb, &r.lastRelease, &r.chip, &r.meas, &r.earlier, &r.other, &r.same}
+}
+
+func (r *lookupRow) history(vmID string) (History, error) {
+	var h History
+	h.ReportIDOtherVM = r.other > 0
+	if r.exists == 0 {
 		return h, nil
 	}
-	h.Exists, h.Revoked, h.EverReleased = true, revoked != 0, lastRelease != ""
-	h.VolumeReleased = h.EverReleased && vol > 0
-	if tcb != "" {
+	h.Exists, h.Revoked, h.EverReleased = true, r.revoked != 0, r.lastRelease != ""
+	h.VolumeReleased = h.EverReleased && r.vol > 0
+	if r.tcb != "" {
 		var t TCB
-		if err := json.Unmarshal([]byte(tcb), &t); err != nil {
+		if err := json.Unmarshal([]byte(r.tcb), &t); err != nil {
 			return h, fmt.Errorf("guest %s: approved TCB: %w", vmID, err)
 		}
 		h.ApprovedTCB = &t
 	}
-	h.ChipApproved, h.MeasurementSeen, h.ReportIDEarlierLaunch = chip > 0, meas > 0, earlier > 0
-	h.SameLaunch = same > 0 && h.EverReleased
+	h.ChipApproved, h.MeasurementSeen, h.ReportIDEarlierLaunch = r.chip > 0, r.meas > 0, r.earlier > 0
+	h.SameLaunch = r.same > 0 && h.EverReleased
 	return h, nil
 }
 
@@ -141,12 +172,27 @@ func Lookup(ctx context.Context, q Queryer, vmID, volumeID, chipID, measurement,
 // are as unrepeatable as every request is, by their single-use nonces.
 func EvidenceSeen(ctx context.Context, q Queryer, evidenceHash string) (bool, error) {
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM attestations WHERE evidence_hash = ? AND evidence_hash != '' AND kind != 'approval'`, evidenceHash).Scan(&n)
+	err := q.QueryRowContext(ctx, evidenceSeenSQL, evidenceHash).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("look up evidence: %w", store.Classify(err))
 	}
 	return n > 0, nil
 }
+
+// QueueEvidenceSeen queues EvidenceSeen's statement in b; once b ran,
+// *seen holds its answer.
+func QueueEvidenceSeen(b *store.Batch, evidenceHash string, seen *bool) {
+	b.Query(func(scan func(...any) error) error {
+		var n int
+		if err := scan(&n); err != nil {
+			return err
+		}
+		*seen = n > 0
+		return nil
+	}, evidenceSeenSQL, evidenceHash)
+}
+
+const evidenceSeenSQL = `SELECT COUNT(*) FROM attestations WHERE evidence_hash = ? AND evidence_hash != '' AND kind != 'approval'`
 
 // Record writes an observation inside the caller's transaction: the VM's row
 // (created when o.Create), its approved chips, measurements and launches
@@ -181,6 +227,10 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 	// approved_evidence is '=' when it equals evidence (after a release,
 	// until newer evidence arrives), so a release does not store the same
 	// decoded evidence twice; approvedEvidenceSQL reads it back.
+	// The statements after the first UPDATE need none of its results but
+	// the row count: they go out together (store.Batch: on PostgreSQL one
+	// round trip instead of up to eight), in the order written here.
+	var writes store.Batch
 	update := func() (int64, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE vms SET
 			status_reason = CASE WHEN ?1 = '' THEN status_reason ELSE ?2 END,
@@ -214,18 +264,14 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 		}
 		if o.Status != "" {
 			// A revoked VM stays revoked.
-			if _, err := tx.ExecContext(ctx, `UPDATE vms SET status = CASE WHEN revoked != 0 THEN 'revoked' ELSE ?1 END
-				WHERE id = ?2 AND status != CASE WHEN revoked != 0 THEN 'revoked' ELSE ?1 END`, string(o.Status), o.VMID); err != nil {
-				return 0, fmt.Errorf("update status of guest %s: %w", o.VMID, store.Classify(err))
-			}
+			writes.Exec(`UPDATE vms SET status = CASE WHEN revoked != 0 THEN 'revoked' ELSE ?1 END
+				WHERE id = ?2 AND status != CASE WHEN revoked != 0 THEN 'revoked' ELSE ?1 END`, string(o.Status), o.VMID)
 		}
 		if o.Released {
 			// vms.volume_id is the volume of the latest release; the VM's
 			// volumes are in vm_volumes.
-			if _, err := tx.ExecContext(ctx, `UPDATE vms SET volume_id = NULLIF(?1, '') WHERE id = ?2 AND volume_id IS DISTINCT FROM NULLIF(?1, '')`,
-				o.VolumeID, o.VMID); err != nil {
-				return 0, fmt.Errorf("bind guest %s: %w", o.VMID, store.Classify(err))
-			}
+			writes.Exec(`UPDATE vms SET volume_id = NULLIF(?1, '') WHERE id = ?2 AND volume_id IS DISTINCT FROM NULLIF(?1, '')`,
+				o.VolumeID, o.VMID)
 		}
 		return n, nil
 	}
@@ -262,33 +308,34 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			{`INSERT INTO vm_volumes(vm_id, volume_id, first_release_at, last_release_at, generation) SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS BIGINT) WHERE ?2 != ''
 				ON CONFLICT (vm_id, volume_id) DO UPDATE SET last_release_at = excluded.last_release_at, generation = excluded.generation`, []any{o.VMID, o.VolumeID, at, o.Generation}},
 		} {
-			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
-				return false, fmt.Errorf("record release to %s: %w", o.VMID, store.Classify(err))
-			}
+			writes.Exec(q.sql, q.args...)
 		}
+	}
+	insertAttestation := func(b *store.Batch) {
+		b.Exec(`INSERT INTO attestations(vm_id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.VMID, at, o.Kind, o.Result, o.Class, o.Code, o.Message, o.RequestID, o.EvidenceHash, o.ChipID, o.Measurement, string(tcb), boolInt(o.Simulated))
 	}
 	if o.Kind == "heartbeat" && o.Result == ResultVerified {
 		// A heartbeat that shows nothing new extends the guest's newest
-		// row if that is a run of such heartbeats (migration 0008).
-		res, err := tx.ExecContext(ctx, `UPDATE attestations SET last_at = ?1, count = count + 1
+		// row if that is a run of such heartbeats (migration 0008); if
+		// none was extended, a new row follows.
+		extended := false
+		writes.ExecThen(func(n int64) error { extended = n == 1; return nil }, `UPDATE attestations SET last_at = ?1, count = count + 1
 			WHERE id = (SELECT MAX(id) FROM attestations WHERE vm_id = ?2)
 			AND kind = 'heartbeat' AND result = 'verified' AND chip_id = ?3 AND measurement = ?4 AND tcb = ?5 AND simulated = ?6`,
 			at, o.VMID, o.ChipID, o.Measurement, string(tcb), boolInt(o.Simulated))
-		if err != nil {
-			return false, fmt.Errorf("record heartbeat of %s: %w", o.VMID, store.Classify(err))
+		if err := store.RunBatch(ctx, tx, &writes); err != nil {
+			return false, fmt.Errorf("record heartbeat of %s: %w", o.VMID, err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return false, err
-		}
-		if n == 1 {
+		if extended {
 			return true, nil
 		}
+		writes = store.Batch{}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO attestations(vm_id, at, kind, result, class, code, message, request_id, evidence_hash, chip_id, measurement, tcb, simulated)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		o.VMID, at, o.Kind, o.Result, o.Class, o.Code, o.Message, o.RequestID, o.EvidenceHash, o.ChipID, o.Measurement, string(tcb), boolInt(o.Simulated)); err != nil {
-		return false, fmt.Errorf("record attestation of %s: %w", o.VMID, store.Classify(err))
+	insertAttestation(&writes)
+	if err := store.RunBatch(ctx, tx, &writes); err != nil {
+		return false, fmt.Errorf("record attestation of %s: %w", o.VMID, err)
 	}
 	return true, nil
 }

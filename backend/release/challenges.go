@@ -159,7 +159,7 @@ func (c *Challenges) usedLocally() int {
 // consumeTx records nonce as used in tx; false means it was used already
 // (by this or another console process: the primary key refuses the row).
 func consumeTx(ctx context.Context, tx *sql.Tx, nonce []byte, exp time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO consumed_challenges(nonce, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, nonce, store.Time(exp))
+	res, err := tx.ExecContext(ctx, consumeSQL, nonce, store.Time(exp))
 	if err != nil {
 		return false, fmt.Errorf("record used challenge: %w", store.Classify(err))
 	}
@@ -169,6 +169,17 @@ func consumeTx(ctx context.Context, tx *sql.Tx, nonce []byte, exp time.Time) (bo
 	}
 	return n == 1, nil
 }
+
+// queueConsume queues consumeTx's statement in b; once b ran, *fresh says
+// whether the nonce was unused.
+func queueConsume(b *store.Batch, nonce []byte, exp time.Time, fresh *bool) {
+	b.ExecThen(func(n int64) error {
+		*fresh = n == 1
+		return nil
+	}, consumeSQL, nonce, store.Time(exp))
+}
+
+const consumeSQL = `INSERT INTO consumed_challenges(nonce, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING`
 
 // SweepChallenges deletes the records of used challenges that have expired
 // (their MAC check refuses them anyway) and returns how many it deleted.

@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +30,15 @@ import (
 // to the commit instead of from the batch's first decision. A batch with
 // any other job (an officer's decision, the expiry) is an ordinary write
 // transaction, serial with everything, as on SQLite.
+
+// pgCommitters is how many batches one engine runs at once on PostgreSQL.
+// A batch there is a conversation with the server, a round trip per
+// statement, and waits far more than it computes; one committer alone
+// leaves both the processors and the server idle while decisions queue
+// behind it. Keyed batches (the guests' decisions) of several committers
+// run side by side, as those of several replicas do; they meet only at
+// the audit lock, which each holds from its appends to its commit.
+const pgCommitters = 4
 
 // maxBatch bounds the decisions one commit carries.
 const maxBatch = 128
@@ -66,7 +76,11 @@ func (s *Service) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // txKeyed is tx for a decision whose reads and writes concern only what
 // keys name (store.TxKeyed); nil keys: an ordinary write transaction.
 func (s *Service) txKeyed(ctx context.Context, keys []string, fn func(*sql.Tx) error) error {
-	s.startCommitter.Do(func() { go s.commitLoop() })
+	s.startCommitter.Do(func() {
+		for range s.committers {
+			go s.commitLoop()
+		}
+	})
 	j := &job{ctx: ctx, fn: fn, keys: keys, done: make(chan error, 1)}
 	select {
 	case s.jobs <- j:
@@ -153,9 +167,13 @@ func (s *Service) runBatch(batch []*job) {
 	results := make([]error, len(batch))
 	// The decisions run on a processor slot of their own, taken before any
 	// verifier or sealer waiting for one, and given back before the commit
-	// waits for the disk.
-	s.acquireCPU(context.Background(), prioCommit)
-	onCPU := true
+	// waits for the disk. On PostgreSQL a batch spends its time waiting for
+	// the server's answers, not on a processor: it takes no slot, which
+	// would idle a processor that a verifier could use.
+	onCPU := s.db.Dialect() != store.Postgres
+	if onCPU {
+		s.acquireCPU(context.Background(), prioCommit)
+	}
 	offCPU := func() {
 		if onCPU {
 			onCPU = false
@@ -176,37 +194,28 @@ func (s *Service) runBatch(batch []*job) {
 	if keys != nil {
 		begin = func(ctx context.Context, fn func(*sql.Tx) error) error { return s.db.TxKeyed(ctx, keys, fn) }
 	}
-	// Statements run from query strings; the store keeps them prepared per
-	// connection (store/stmtcache.go), across batches.
-	err := begin(context.Background(), func(tx *sql.Tx) error {
-		defer offCPU()
-		if s.deferAudit {
-			s.deferred = s.deferred[:0]
-			s.batchTx.Store(tx)
-			defer s.batchTx.Store(nil)
-		}
-		for i, j := range batch {
-			if err := j.ctx.Err(); err != nil {
-				results[i] = err
+	// Each decision runs inside a savepoint, so that a failing one rolls
+	// back only its own statements. On PostgreSQL that costs two round
+	// trips per decision, for a failure that hardly ever happens: there a
+	// batch runs without savepoints first, and when a decision fails the
+	// whole transaction rolls back and the batch runs again, with them
+	// (a batch of one decision needs no second run: its failure is the
+	// batch's). Decisions are written to run again from the start (they
+	// set what they report afresh each time).
+	guarded := s.db.Dialect() != store.Postgres
+	var err error
+	for {
+		clear(results)
+		err = begin(context.Background(), func(tx *sql.Tx) error { return s.runDecisions(tx, batch, results, guarded, offCPU) })
+		if errors.Is(err, errDecisionFailed) {
+			if len(batch) > 1 {
+				guarded = true
 				continue
 			}
-			if _, err := tx.ExecContext(context.Background(), `SAVEPOINT decision`); err != nil {
-				return fmt.Errorf("savepoint: %w", store.Classify(err))
-			}
-			mark := len(s.deferred)
-			if err := runJob(j.fn, tx); err != nil {
-				results[i] = err
-				s.deferred = s.deferred[:mark] // its entries go with its statements
-				if _, rerr := tx.Exec(`ROLLBACK TO decision`); rerr != nil {
-					return fmt.Errorf("roll back a decision: %w", store.Classify(rerr))
-				}
-			}
-			if _, err := tx.ExecContext(context.Background(), `RELEASE decision`); err != nil {
-				return fmt.Errorf("release savepoint: %w", store.Classify(err))
-			}
+			err = nil // results holds the decision's error
 		}
-		return s.flushAudit(tx)
-	})
+		break
+	}
 	for i, j := range batch {
 		switch {
 		case err != nil:
@@ -217,29 +226,98 @@ func (s *Service) runBatch(batch []*job) {
 	}
 }
 
-// appendAudit appends e to the audit log in tx. In a batch of the
-// committer on PostgreSQL it only checks e and keeps it for flushAudit,
-// which appends the batch's entries, in the order of their decisions, at
-// the batch's end; elsewhere (and on SQLite) it appends at once.
+// errDecisionFailed rolls back a batch that ran without savepoints when
+// one of its decisions failed.
+var errDecisionFailed = errors.New("a decision of the batch failed")
+
+// runDecisions runs batch's decisions in tx, each in a savepoint when
+// guarded, and appends their audit entries; results receives each
+// decision's error. Unguarded, the first failing decision ends the batch
+// with errDecisionFailed.
+func (s *Service) runDecisions(tx *sql.Tx, batch []*job, results []error, guarded bool, offCPU func()) error {
+	defer offCPU()
+	var b *batchAudit
+	if s.deferAudit {
+		b = &batchAudit{}
+		s.batches.Store(tx, b)
+		defer s.batches.Delete(tx)
+	}
+	for i, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if !guarded {
+			if err := runJob(j.fn, tx); err != nil {
+				results[i] = err
+				return errDecisionFailed
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(context.Background(), `SAVEPOINT decision`); err != nil {
+			return fmt.Errorf("savepoint: %w", store.Classify(err))
+		}
+		mark := b.len()
+		if err := runJob(j.fn, tx); err != nil {
+			results[i] = err
+			b.truncate(mark) // its entries go with its statements
+			if _, rerr := tx.Exec(`ROLLBACK TO decision`); rerr != nil {
+				return fmt.Errorf("roll back a decision: %w", store.Classify(rerr))
+			}
+		}
+		if _, err := tx.ExecContext(context.Background(), `RELEASE decision`); err != nil {
+			return fmt.Errorf("release savepoint: %w", store.Classify(err))
+		}
+	}
+	return s.flushAudit(tx, b)
+}
+
+// batchAudit holds the audit entries of one batch's decisions until the
+// batch's end (PostgreSQL). Only the goroutine running the batch uses it.
+type batchAudit struct{ entries []audit.Entry }
+
+func (b *batchAudit) len() int {
+	if b == nil {
+		return 0
+	}
+	return len(b.entries)
+}
+
+func (b *batchAudit) truncate(n int) {
+	if b != nil {
+		clear(b.entries[n:])
+		b.entries = b.entries[:n]
+	}
+}
+
+// appendAudit appends e to the audit log in tx. In a batch of a committer
+// on PostgreSQL it only checks e and keeps it for flushAudit, which
+// appends the batch's entries, in the order of their decisions, at the
+// batch's end; elsewhere (and on SQLite) it appends at once.
 func (s *Service) appendAudit(ctx context.Context, tx *sql.Tx, e audit.Entry) error {
-	if s.deferAudit && s.batchTx.Load() == tx {
-		if err := audit.Check(e); err != nil {
-			return err
+	if s.deferAudit {
+		if v, ok := s.batches.Load(tx); ok {
+			if err := audit.Check(e); err != nil {
+				return err
+			}
+			if e.At.IsZero() {
+				e.At = s.now()
+			}
+			b := v.(*batchAudit)
+			b.entries = append(b.entries, e)
+			return nil
 		}
-		if e.At.IsZero() {
-			e.At = s.now()
-		}
-		s.deferred = append(s.deferred, e)
-		return nil
 	}
 	_, err := s.audit.Append(ctx, tx, e)
 	return err
 }
 
 // flushAudit appends the entries appendAudit kept for the batch in tx.
-func (s *Service) flushAudit(tx *sql.Tx) error {
-	err := s.audit.AppendAll(context.Background(), tx, s.deferred)
-	clear(s.deferred)
-	s.deferred = s.deferred[:0]
+func (s *Service) flushAudit(tx *sql.Tx, b *batchAudit) error {
+	if b == nil {
+		return nil
+	}
+	err := s.audit.AppendAll(context.Background(), tx, b.entries)
+	b.truncate(0)
 	return err
 }

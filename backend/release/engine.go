@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"keyholder/backend/audit"
@@ -125,6 +124,10 @@ type Config struct {
 	// unavailable (HTTP 503 with Retry-After) at once instead of holding its
 	// evidence in memory in a queue that grows. Zero means 1024.
 	MaxWaiting int
+	// Committers, on PostgreSQL, is how many batches of decisions the
+	// engine runs at once (commit.go); zero means 4. On SQLite, whose
+	// writes are serial, there is one.
+	Committers int
 	// MaxPollWaiters bounds the guests' polls waiting for their request to
 	// change (PollWait); a poll beyond it is answered at once. Zero means
 	// 4096.
@@ -158,13 +161,14 @@ type Service struct {
 	// cpu bounds the goroutines doing public-key work (cpuslots.go).
 	cpu  *cpuSlots
 	jobs chan *job
-	// deferAudit (PostgreSQL): the committer's batches append their
-	// decisions' audit entries at their end (appendAudit). batchTx is the
-	// batch's transaction while its decisions run, deferred their entries
-	// (the committer's goroutine only).
-	deferAudit     bool
-	batchTx        atomic.Pointer[sql.Tx]
-	deferred       []audit.Entry
+	// deferAudit (PostgreSQL): the committers' batches append their
+	// decisions' audit entries at their end (appendAudit). batches maps
+	// each running batch's transaction to its entries (*batchAudit).
+	deferAudit bool
+	batches    sync.Map
+	// committers is how many batches run at once: 1 on SQLite (one
+	// writer), more on PostgreSQL (commit.go).
+	committers     int
 	startCommitter sync.Once
 	closed         chan struct{}
 	closeOnce      sync.Once
@@ -261,9 +265,15 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, audit: cfg.Secrets.AuditLog(), now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
-		deferAudit: cfg.DB != nil && cfg.DB.Dialect() == store.Postgres,
+		deferAudit: cfg.DB != nil && cfg.DB.Dialect() == store.Postgres, committers: 1,
 		cpu:        newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime,
 		waiters: newPollWaiters(cfg.MaxPollWaiters)}
+	if s.deferAudit {
+		s.committers = pgCommitters
+		if cfg.Committers > 0 {
+			s.committers = cfg.Committers
+		}
+	}
 	if s.now == nil {
 		s.now = cfg.DB.Now
 	}
@@ -527,19 +537,22 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 	}
 	err = s.txKeyed(ctx, keys, func(tx *sql.Tx) error {
 		ctx := sctx
-		fresh, err := consumeTx(ctx, tx, req.Nonce, exp)
-		if err != nil {
-			return err
+		// The nonce, the guest's history and the evidence together (on
+		// PostgreSQL one round trip, see store.Batch); what was read is
+		// used only if the nonce was fresh.
+		var b store.Batch
+		var fresh, seen bool
+		queueConsume(&b, req.Nonce, exp, &fresh)
+		hist := fleet.QueueLookup(&b, req.VMID, req.VolumeID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
+		fleet.QueueEvidenceSeen(&b, d.evHash, &seen)
+		if err := store.RunBatch(ctx, tx, &b); err != nil {
+			return fmt.Errorf("record used challenge, look up guest: %w", err)
 		}
 		if replayed = !fresh; replayed {
 			return nil
 		}
-		d.hist, err = fleet.Lookup(ctx, tx, req.VMID, req.VolumeID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
-		if err != nil {
-			return err
-		}
-		seen, err := fleet.EvidenceSeen(ctx, tx, d.evHash)
-		if err != nil {
+		var err error
+		if d.hist, err = hist(); err != nil {
 			return err
 		}
 		if d.vol.exists {

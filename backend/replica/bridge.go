@@ -35,13 +35,13 @@ func (r *Replica) bridge(ctx context.Context, eng *release.Service, ready func()
 	})
 	go func() {
 		for {
+			var e envelope
 			select {
 			case <-ctx.Done():
 				return
-			case e := <-q:
-				b, _ := json.Marshal(e)
-				r.db.Notify(ctx, channel, string(b))
+			case e = <-q:
 			}
+			r.db.NotifyAll(ctx, channel, drain(e, q, maxNotifyBatch))
 		}
 	}()
 	// Notifications sent while the listener reconnects are lost: after
@@ -64,4 +64,36 @@ func (r *Replica) bridge(ctx context.Context, eng *release.Service, ready func()
 		}
 		eng.Deliver(release.Event{Kind: e.Kind, VMID: e.VMID, RequestID: e.RequestID})
 	})
+}
+
+// maxNotifyBatch bounds the notifications sent in one transaction.
+const maxNotifyBatch = 256
+
+// drain returns first and the events waiting in q behind it (at most max
+// in all), each once, as notification payloads: under a storm the events
+// of many decisions go out in one transaction (a notifying transaction
+// commits, and waits for the disk, like any other; PostgreSQL also
+// serialises the commits of all notifying transactions), and a VM that
+// changed twice meanwhile is announced once.
+func drain(first envelope, q <-chan envelope, max int) []string {
+	seen := map[envelope]bool{first: true}
+	out := []string{encode(first)}
+	for len(out) < max {
+		select {
+		case e := <-q:
+			if seen[e] {
+				continue
+			}
+			seen[e] = true
+			out = append(out, encode(e))
+		default:
+			return out
+		}
+	}
+	return out
+}
+
+func encode(e envelope) string {
+	b, _ := json.Marshal(e)
+	return string(b)
 }

@@ -25,6 +25,23 @@ func (db *DB) Notify(ctx context.Context, channel, payload string) error {
 	return nil
 }
 
+// NotifyAll sends each payload to every process listening on channel, in
+// order, in one transaction: one commit (and one wait for the disk) for all
+// of them, where Notify takes one each.
+func (db *DB) NotifyAll(ctx context.Context, channel string, payloads []string) error {
+	if db.dialect != Postgres || len(payloads) == 0 {
+		return nil
+	}
+	var b Batch
+	for _, p := range payloads {
+		b.Exec(`SELECT pg_notify(?, ?)`, channel, p)
+	}
+	if err := RunBatch(ctx, db, &b); err != nil {
+		return fmt.Errorf("notify %s: %w", channel, err)
+	}
+	return nil
+}
+
 // Listen calls fn with the payload of every notification on channel until
 // ctx ends, on a connection of its own; after a lost connection it
 // reconnects with back-off (notifications sent meanwhile are lost, so a

@@ -74,6 +74,10 @@ func Lock(ctx context.Context, tx *sql.Tx, name LockName) error {
 	return nil
 }
 
+// LockBatch queues taking the named advisory lock (Lock) in b: the
+// statements queued after it run once it is held.
+func LockBatch(b *Batch, name LockName) { b.Exec(lockSQL, int64(name)) }
+
 // maxPostgresConns bounds one replica's connections to the server.
 const maxPostgresConns = 32
 
@@ -223,6 +227,13 @@ func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if b, ok := isBatch(query, args); ok {
+		pc, ok := c.inner.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return nil, errors.New("run batch: not a pgx connection")
+		}
+		return driver.RowsAffected(0), runBatchPostgres(ctx, pc.Conn(), b)
+	}
 	return c.inner.ExecContext(ctx, rewriteForPostgres(query), args)
 }
 
@@ -234,8 +245,12 @@ func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.N
 	return &pgRows{Rows: rows}, nil
 }
 
-// CheckNamedValue passes a bool as the integer SQLite would store.
+// CheckNamedValue passes a bool as the integer SQLite would store, and a
+// *Batch to ExecContext (RunBatch).
 func (c *pgConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if checkBatchArg(nv) {
+		return nil
+	}
 	if b, ok := nv.Value.(bool); ok {
 		if b {
 			nv.Value = int64(1)

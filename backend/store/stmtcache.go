@@ -164,7 +164,19 @@ func (c *cachingConn) release(cs *cachedStmt) {
 	c.mu.Unlock()
 }
 
+// CheckNamedValue lets a *Batch through to ExecContext (RunBatch); every
+// other value gets database/sql's default conversion.
+func (c *cachingConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if checkBatchArg(nv) {
+		return nil
+	}
+	return driver.ErrSkip
+}
+
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if b, ok := isBatch(query, args); ok {
+		return driver.RowsAffected(0), runBatchSequential(ctx, c, b)
+	}
 	cs, err := c.acquire(ctx, query)
 	if err != nil {
 		return nil, err
