@@ -140,7 +140,7 @@ const lookupSQL = `SELECT
 // lookupRow is lookupSQL's row.
 type lookupRow struct {
 	exists, revoked, vol, chip, meas, earlier, other, same int
-	tcb, lastRelease                                      string
+	tcb, lastRelease                                       string
 }
 
 func (r *lookupRow) dest() []any {

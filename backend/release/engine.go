@@ -266,7 +266,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{db: cfg.DB, verifier: cfg.Verifier, secrets: cfg.Secrets, audit: cfg.Secrets.AuditLog(), now: cfg.Now,
 		notify: cfg.Notify, authAge: cfg.MaxAuthAge, log: cfg.Log, jobs: make(chan *job, 1024), closed: make(chan struct{}),
 		deferAudit: cfg.DB != nil && cfg.DB.Dialect() == store.Postgres, committers: 1,
-		cpu:        newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime,
+		cpu: newCPUSlots(runtime.GOMAXPROCS(0), cfg.MaxWaiting), admit: admit, serviceTime: cfg.ServiceTime,
 		waiters: newPollWaiters(cfg.MaxPollWaiters)}
 	if s.deferAudit {
 		s.committers = pgCommitters
