@@ -232,12 +232,33 @@ func (s *Service) CurrentGenerationTx(ctx context.Context, tx *sql.Tx, volumeID 
 	return currentGeneration(ctx, tx, volumeID)
 }
 
+// QueueCurrentGeneration queues CurrentGenerationTx's statement in b (a
+// caller that sends several statements at once, see store.Batch); once b
+// ran, the returned function gives its result.
+func (s *Service) QueueCurrentGeneration(b *store.Batch, volumeID string) func() (current, pending int, err error) {
+	var cur int
+	var pend sql.NullInt64
+	found := false
+	b.Query(func(scan func(...any) error) error {
+		found = true
+		return scan(&cur, &pend)
+	}, currentGenerationSQL, volumeID)
+	return func() (int, int, error) {
+		if !found {
+			return 0, 0, fmt.Errorf("volume %s: %w", volumeID, store.ErrNotFound)
+		}
+		return cur, int(pend.Int64), nil
+	}
+}
+
+const currentGenerationSQL = `SELECT current_generation,
+		(SELECT MAX(generation) FROM volume_generations WHERE volume_id = ?1 AND status = 'pending')
+		FROM volumes WHERE id = ?1`
+
 func currentGeneration(ctx context.Context, q rowQueryer, volumeID string) (int, int, error) {
 	var cur int
 	var pending sql.NullInt64
-	err := q.QueryRowContext(ctx, `SELECT current_generation,
-		(SELECT MAX(generation) FROM volume_generations WHERE volume_id = ?1 AND status = 'pending')
-		FROM volumes WHERE id = ?1`, volumeID).Scan(&cur, &pending)
+	err := q.QueryRowContext(ctx, currentGenerationSQL, volumeID).Scan(&cur, &pending)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("volume %s: %w", volumeID, store.ErrNotFound)
 	}

@@ -53,6 +53,10 @@ type Observation struct {
 	Generation int
 	// HeartbeatEvery sets when a verified VM turns stale (three intervals).
 	HeartbeatEvery time.Duration
+	// Exists says that the caller read, in this transaction and under a
+	// lock that keeps it so (the release engine's: the VM's key), that
+	// the VM's row exists: Record then sends all its statements at once.
+	Exists bool
 	// Create makes the VM's row when it does not exist yet. Unauthenticated
 	// requests never create rows.
 	Create bool
@@ -230,37 +234,24 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 	// The statements after the first UPDATE need none of its results but
 	// the row count: they go out together (store.Batch: on PostgreSQL one
 	// round trip instead of up to eight), in the order written here.
+	//
+	// When the caller knows that the VM's row exists (Exists), the first
+	// UPDATE goes with them: nothing waits for its row count.
 	var writes store.Batch
+	updateArgs := []any{string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
+		staleAfter, o.Released, img, o.Generation, o.VMID, string(o.Evidence), o.ReportID, o.Signer}
 	update := func() (int64, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE vms SET
-			status_reason = CASE WHEN ?1 = '' THEN status_reason ELSE ?2 END,
-			simulated = CASE WHEN ?1 = '' THEN simulated ELSE ?3 END,
-			product = CASE WHEN ?4 != 0 THEN ?5 ELSE product END,
-			chip_id = CASE WHEN ?4 != 0 THEN ?6 ELSE chip_id END,
-			signer = CASE WHEN ?4 != 0 THEN ?17 ELSE signer END,
-			measurement = CASE WHEN ?4 != 0 THEN ?7 ELSE measurement END,
-			tcb = CASE WHEN ?4 != 0 THEN ?8 ELSE tcb END,
-			last_evidence_at = CASE WHEN ?4 != 0 THEN ?9 ELSE last_evidence_at END,
-			stale_after = CASE WHEN ?10 != '' THEN ?10 ELSE stale_after END,
-			image_id = CASE WHEN ?11 != 0 THEN COALESCE(?12, image_id) ELSE image_id END,
-			generation = CASE WHEN ?11 != 0 THEN ?13 ELSE generation END,
-			approved_tcb = CASE WHEN ?11 != 0 THEN ?8 ELSE approved_tcb END,
-			last_release_at = CASE WHEN ?11 != 0 THEN ?9 ELSE last_release_at END,
-			report_id = CASE WHEN ?11 != 0 THEN ?16 ELSE report_id END,
-			evidence = CASE WHEN ?4 != 0 AND ?15 != '' THEN ?15 ELSE evidence END,
-			approved_evidence = CASE
-				WHEN ?11 != 0 AND ?15 != '' THEN '='
-				WHEN ?4 != 0 AND ?15 != '' AND approved_evidence = '=' THEN evidence
-				ELSE approved_evidence END
-			WHERE id = ?14`,
-			string(o.Status), reason, boolInt(o.Simulated), o.Authentic, o.Product, o.ChipID, o.Measurement, string(tcb), at,
-			staleAfter, o.Released, img, o.Generation, o.VMID, string(o.Evidence), o.ReportID, o.Signer)
-		if err != nil {
-			return 0, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
-		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 0 {
-			return n, err
+		var n int64 = 1
+		if o.Exists {
+			writes.Exec(updateVMSQL, updateArgs...)
+		} else {
+			res, err := tx.ExecContext(ctx, updateVMSQL, updateArgs...)
+			if err != nil {
+				return 0, fmt.Errorf("update guest %s: %w", o.VMID, store.Classify(err))
+			}
+			if n, err = res.RowsAffected(); err != nil || n == 0 {
+				return n, err
+			}
 		}
 		if o.Status != "" {
 			// A revoked VM stays revoked.
@@ -339,6 +330,29 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 	}
 	return true, nil
 }
+
+// updateVMSQL is Record's UPDATE of the VM's row.
+const updateVMSQL = `UPDATE vms SET
+			status_reason = CASE WHEN ?1 = '' THEN status_reason ELSE ?2 END,
+			simulated = CASE WHEN ?1 = '' THEN simulated ELSE ?3 END,
+			product = CASE WHEN ?4 != 0 THEN ?5 ELSE product END,
+			chip_id = CASE WHEN ?4 != 0 THEN ?6 ELSE chip_id END,
+			signer = CASE WHEN ?4 != 0 THEN ?17 ELSE signer END,
+			measurement = CASE WHEN ?4 != 0 THEN ?7 ELSE measurement END,
+			tcb = CASE WHEN ?4 != 0 THEN ?8 ELSE tcb END,
+			last_evidence_at = CASE WHEN ?4 != 0 THEN ?9 ELSE last_evidence_at END,
+			stale_after = CASE WHEN ?10 != '' THEN ?10 ELSE stale_after END,
+			image_id = CASE WHEN ?11 != 0 THEN COALESCE(?12, image_id) ELSE image_id END,
+			generation = CASE WHEN ?11 != 0 THEN ?13 ELSE generation END,
+			approved_tcb = CASE WHEN ?11 != 0 THEN ?8 ELSE approved_tcb END,
+			last_release_at = CASE WHEN ?11 != 0 THEN ?9 ELSE last_release_at END,
+			report_id = CASE WHEN ?11 != 0 THEN ?16 ELSE report_id END,
+			evidence = CASE WHEN ?4 != 0 AND ?15 != '' THEN ?15 ELSE evidence END,
+			approved_evidence = CASE
+				WHEN ?11 != 0 AND ?15 != '' THEN '='
+				WHEN ?4 != 0 AND ?15 != '' AND approved_evidence = '=' THEN evidence
+				ELSE approved_evidence END
+			WHERE id = ?14`
 
 // SetGenerationTx records that VM vmID now boots from generation gen of
 // volume volumeID (a confirmed key rotation).

@@ -38,7 +38,7 @@ import (
 // behind it. Keyed batches (the guests' decisions) of several committers
 // run side by side, as those of several replicas do; they meet only at
 // the audit lock, which each holds from its appends to its commit.
-const pgCommitters = 4
+const pgCommitters = 2
 
 // maxBatch bounds the decisions one commit carries.
 const maxBatch = 128

@@ -63,6 +63,13 @@ type Secrets interface {
 	ChallengeKey
 }
 
+// generationQueuer is what a Secrets may implement to read a volume's
+// generations together with other statements (*custody.Service does):
+// the engine then reads them in the batch it reads the guest's history in.
+type generationQueuer interface {
+	QueueCurrentGeneration(b *store.Batch, volumeID string) func() (current, pending int, err error)
+}
+
 // Errors that officers' calls branch on.
 var (
 	ErrNotPending      = errors.New("the request is no longer waiting for a decision")
@@ -125,7 +132,7 @@ type Config struct {
 	// evidence in memory in a queue that grows. Zero means 1024.
 	MaxWaiting int
 	// Committers, on PostgreSQL, is how many batches of decisions the
-	// engine runs at once (commit.go); zero means 4. On SQLite, whose
+	// engine runs at once (commit.go); zero means 2. On SQLite, whose
 	// writes are serial, there is one.
 	Committers int
 	// MaxPollWaiters bounds the guests' polls waiting for their request to
@@ -545,6 +552,10 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		queueConsume(&b, req.Nonce, exp, &fresh)
 		hist := fleet.QueueLookup(&b, req.VMID, req.VolumeID, d.claims.ChipID, d.claims.Measurement, d.claims.ReportID)
 		fleet.QueueEvidenceSeen(&b, d.evHash, &seen)
+		var gens func() (int, int, error)
+		if q, ok := s.secrets.(generationQueuer); ok && d.vol.exists {
+			gens = q.QueueCurrentGeneration(&b, req.VolumeID)
+		}
 		if err := store.RunBatch(ctx, tx, &b); err != nil {
 			return fmt.Errorf("record used challenge, look up guest: %w", err)
 		}
@@ -556,7 +567,11 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 			return err
 		}
 		if d.vol.exists {
-			d.current, d.pending, err = s.secrets.CurrentGenerationTx(ctx, tx, req.VolumeID)
+			if gens != nil {
+				d.current, d.pending, err = gens()
+			} else {
+				d.current, d.pending, err = s.secrets.CurrentGenerationTx(ctx, tx, req.VolumeID)
+			}
 			if err != nil {
 				return fmt.Errorf("read generations: %w", err)
 			}
@@ -638,7 +653,7 @@ func (s *Service) observation(req *wire.ReleaseRequest, d decided, kind, result 
 		Class: string(d.decision.Class), RequestID: d.reqID, EvidenceHash: d.evHash,
 		Authentic: d.authentic, Product: c.Product, Signer: c.Signer, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID,
 		TCB: c.TCB, Simulated: c.Simulated, Generation: d.gen, HeartbeatEvery: d.policy.Heartbeat(),
-		Create: d.authentic && d.vol.exists, Evidence: c.Evidence,
+		Create: d.authentic && d.vol.exists, Evidence: c.Evidence, Exists: d.hist.Exists,
 	}
 }
 
@@ -655,7 +670,7 @@ func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest,
 			reqID: d.reqID, vmID: req.VMID, volumeID: req.VolumeID, imageID: d.vol.imageID, purpose: req.Purpose,
 			gen: d.gen, pub: req.HPKEPublicKey, claims: d.claims, evHash: d.evHash, class: d.decision.Class,
 			now: d.now, heartbeat: d.policy.Heartbeat(), reason: "policy releases " + joinClasses(d.decision.Signals),
-			pending: d.pending, pendingKnown: true,
+			pending: d.pending, pendingKnown: true, vmExists: d.hist.Exists,
 		})
 		return rel, ts, nil, err
 	case ActionApprove:
@@ -689,6 +704,9 @@ type releaseArgs struct {
 	// in this transaction already (pendingKnown).
 	pending      int
 	pendingKnown bool
+	// vmExists: the caller read in this transaction, holding the VM's
+	// key, that its row exists (fleet.Observation.Exists).
+	vmExists bool
 	// pk is pub parsed, when the caller has it (a checked request);
 	// otherwise releaseTx parses pub.
 	pk hpke.PublicKey
@@ -773,6 +791,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 		Status: fleet.Verified, Class: string(a.class), RequestID: a.reqID, EvidenceHash: a.evHash,
 		Authentic: true, Product: c.Product, Signer: c.Signer, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
 		Simulated: c.Simulated, Released: true, Generation: a.gen, HeartbeatEvery: a.heartbeat, Create: true, Evidence: c.Evidence,
+		Exists: a.vmExists,
 	}); err != nil {
 		return nil, nil, err
 	}
