@@ -40,6 +40,10 @@ import (
 // the audit lock, which each holds from its appends to its commit.
 const pgCommitters = 2
 
+// pgReaders is how many requests of one engine read their volume and
+// policy from PostgreSQL at once (Service.reads).
+const pgReaders = 2
+
 // maxBatch bounds the decisions one commit carries.
 const maxBatch = 128
 
