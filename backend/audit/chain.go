@@ -75,6 +75,27 @@ func (l *Log) AppendAll(ctx context.Context, tx *sql.Tx, es []Entry) error {
 	return err
 }
 
+// AppendAllLast is AppendAll for a transaction's last statements (the
+// caller runs none in tx after it): on PostgreSQL the entries go out with
+// the COMMIT (store.RunBatchAtCommit), so that the audit lock, which every
+// appender waits for, is held one round trip less; if they fail, the
+// commit fails.
+func (l *Log) AppendAllLast(ctx context.Context, tx *sql.Tx, es []Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	for _, e := range es {
+		if err := Check(e); err != nil {
+			return err
+		}
+	}
+	if l.db != nil && l.db.Dialect() == store.Postgres {
+		_, err := l.appendAllPipelined(ctx, tx, es, true)
+		return err
+	}
+	return l.AppendAll(ctx, tx, es)
+}
+
 func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, error) {
 	if len(es) == 0 {
 		return nil, nil
@@ -85,7 +106,7 @@ func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, e
 		}
 	}
 	if l.db != nil && l.db.Dialect() == store.Postgres {
-		return l.appendAllPipelined(ctx, tx, es)
+		return l.appendAllPipelined(ctx, tx, es, false)
 	}
 	if err := store.Lock(ctx, tx, store.LockAudit); err != nil {
 		return nil, fmt.Errorf("append audit entry: %w", err)
@@ -131,9 +152,10 @@ func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, e
 // a round trip to the server and the audit lock is held from the first of
 // them to the commit: the lock and the head in one round trip (the head
 // query runs after the lock is granted and reads what the holder before
-// committed), then every entry and checkpoint in one more (store.Batch).
+// committed), then every entry and checkpoint in one more (store.Batch),
+// or with the commit (atCommit).
 // The entries are checked by the caller.
-func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, error) {
+func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry, atCommit bool) ([]Entry, error) {
 	r := l.registered()
 	h := head{hash: GenesisHash}
 	var b store.Batch
@@ -170,7 +192,11 @@ func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry) ([
 		h.seq, h.hash = e.Seq, e.Hash
 		out = append(out, e)
 	}
-	if err := store.RunBatch(ctx, tx, &ins); err != nil {
+	run := store.RunBatch
+	if atCommit {
+		run = store.RunBatchAtCommit
+	}
+	if err := run(ctx, tx, &ins); err != nil {
 		return nil, fmt.Errorf("append audit entry: %w", err)
 	}
 	return out, nil

@@ -321,7 +321,7 @@ func (s *Service) flushAudit(tx *sql.Tx, b *batchAudit) error {
 	if b == nil {
 		return nil
 	}
-	err := s.audit.AppendAll(context.Background(), tx, b.entries)
+	err := s.audit.AppendAllLast(context.Background(), tx, b.entries)
 	b.truncate(0)
 	return err
 }

@@ -35,6 +35,8 @@ type batchItem struct {
 	args  []any
 	// exec, when set, receives the statement's affected rows.
 	exec func(rowsAffected int64) error
+	// tag, when set, receives the statement's command tag (PostgreSQL).
+	tag func(tag string) error
 	// row, when set, receives each result row (a query).
 	row func(scan func(dest ...any) error) error
 }
@@ -59,6 +61,12 @@ func (b *Batch) Query(row func(scan func(dest ...any) error) error, query string
 	b.items = append(b.items, batchItem{query: query, args: args, row: row})
 }
 
+// ExecThenTag queues a statement and calls then with its command tag
+// ("COMMIT", "ROLLBACK", "INSERT 0 1"); PostgreSQL only.
+func (b *Batch) ExecThenTag(then func(tag string) error, query string, args ...any) {
+	b.items = append(b.items, batchItem{query: query, args: args, tag: then})
+}
+
 // Len is how many statements b holds.
 func (b *Batch) Len() int { return len(b.items) }
 
@@ -80,6 +88,32 @@ func RunBatch(ctx context.Context, tx Execer, b *Batch) error {
 	}
 	_, err := tx.ExecContext(ctx, batchQuery, b)
 	return err
+}
+
+// batchAtCommitQuery carries a *Batch whose statements go out with the
+// transaction's COMMIT (RunBatchAtCommit).
+const batchAtCommitQuery = "-- keyholder batch at commit"
+
+// RunBatchAtCommit runs b's statements in tx as its last ones: on
+// PostgreSQL they go out together with the COMMIT, one round trip for
+// both (a statement that fails makes the commit fail, and nothing of tx is
+// committed); on SQLite, and outside a write transaction begun by Tx or
+// TxKeyed, they run at once, as RunBatch does. The caller runs no other
+// statement in tx after it.
+func RunBatchAtCommit(ctx context.Context, tx Execer, b *Batch) error {
+	if b == nil || len(b.items) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, batchAtCommitQuery, b)
+	return err
+}
+
+func isBatchAtCommit(query string, args []driver.NamedValue) (*Batch, bool) {
+	if query != batchAtCommitQuery || len(args) != 1 {
+		return nil, false
+	}
+	b, ok := args[0].Value.(*Batch)
+	return b, ok
 }
 
 // isBatch reports whether a driver call carries a batch, and which.
@@ -200,8 +234,11 @@ func runBatchPostgres(ctx context.Context, conn *pgx.Conn, b *Batch) error {
 			})
 			continue
 		}
-		then := it.exec
+		then, tag := it.exec, it.tag
 		q.Exec(func(ct pgconn.CommandTag) error {
+			if tag != nil {
+				return tag(ct.String())
+			}
 			if then != nil {
 				return then(ct.RowsAffected())
 			}

@@ -180,7 +180,10 @@ func (c *pgConnector) Driver() driver.Driver { return c.base.Driver() }
 
 // pgConn translates SQLite's spelling (rewriteForPostgres), passes bools as
 // 0/1, returns bools as 0/1, and serialises write transactions.
-type pgConn struct{ inner pgInner }
+type pgConn struct {
+	inner pgInner
+	tx    *pgWriteTx // the write transaction open on it (BeginTx), if any
+}
 
 func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
 	return c.inner.PrepareContext(context.Background(), rewriteForPostgres(query))
@@ -197,6 +200,43 @@ func (c *pgConn) Begin() (driver.Tx, error) {
 }
 
 func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	pc, isPgx := c.inner.(interface{ Conn() *pgx.Conn })
+	if opts.ReadOnly || opts.Isolation != driver.IsolationLevel(sql.LevelDefault) || !isPgx {
+		return c.beginInner(ctx, opts)
+	}
+	// A write transaction: BEGIN and its locks in one round trip (the
+	// simple protocol runs both statements of one string; the lock keys are
+	// numbers, written into it).
+	lock := fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, int64(lockWriter))
+	if keys, keyed := ctx.Value(keyedTxKey{}).(keySet); keyed {
+		lock = fmt.Sprintf(keyedLockSQL, int64(lockWriter), int64(lockKeyClass), "'"+keys.array()+"'")
+	}
+	conn := pc.Conn()
+	if _, err := conn.Exec(ctx, "BEGIN; "+lock); err != nil {
+		if conn.PgConn().TxStatus() != 'I' {
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		if pgconn.SafeToRetry(err) {
+			return nil, driver.ErrBadConn
+		}
+		return nil, err
+	}
+	tx := &pgWriteTx{c: c, conn: conn}
+	c.tx = tx
+	return tx, nil
+}
+
+// keyedLockSQL takes the writer lock shared, then every key's lock in
+// ascending order (the sub-select with OFFSET 0 sorts before the locks are
+// taken), in one statement: two keyed transactions never wait for each
+// other in a cycle.
+const keyedLockSQL = `SELECT pg_advisory_xact_lock_shared(%d), (SELECT COUNT(pg_advisory_xact_lock(%d, k)) FROM
+		(SELECT DISTINCT k FROM unnest(CAST(%s AS int4[])) AS u(k) ORDER BY k OFFSET 0) AS s)`
+
+// beginInner begins a transaction through pgx's own database/sql
+// connection: read-only ones, and write ones of another isolation level
+// (which then take their locks in a statement of their own).
+func (c *pgConn) beginInner(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	tx, err := c.inner.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -204,26 +244,62 @@ func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 	if opts.ReadOnly {
 		return tx, nil
 	}
-	writer := []driver.NamedValue{{Ordinal: 1, Value: int64(lockWriter)}}
-	keys, keyed := ctx.Value(keyedTxKey{}).(keySet)
-	if !keyed {
-		if _, err := c.inner.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writer); err != nil {
-			tx.Rollback()
-			return nil, err
-		}
-		return tx, nil
+	lock := fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, int64(lockWriter))
+	if keys, keyed := ctx.Value(keyedTxKey{}).(keySet); keyed {
+		lock = fmt.Sprintf(keyedLockSQL, int64(lockWriter), int64(lockKeyClass), "'"+keys.array()+"'")
 	}
-	// The writer lock shared, then every key's lock in ascending order
-	// (the sub-select with OFFSET 0 sorts before the locks are taken), in
-	// one round trip: two keyed transactions never wait for each other in
-	// a cycle.
-	if _, err := c.inner.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), (SELECT COUNT(pg_advisory_xact_lock($2, k)) FROM
-		(SELECT DISTINCT k FROM unnest(CAST($3 AS int4[])) AS u(k) ORDER BY k OFFSET 0) AS s)`,
-		append(writer, driver.NamedValue{Ordinal: 2, Value: int64(lockKeyClass)}, driver.NamedValue{Ordinal: 3, Value: keys.array()})); err != nil {
+	if _, err := c.inner.ExecContext(ctx, lock, nil); err != nil {
 		tx.Rollback()
 		return nil, err
 	}
 	return tx, nil
+}
+
+// pgWriteTx is a write transaction begun by pgConn.BeginTx. Statements a
+// caller leaves for the commit (RunBatchAtCommit) go out with COMMIT.
+type pgWriteTx struct {
+	c        *pgConn
+	conn     *pgx.Conn
+	atCommit []*Batch
+	done     bool
+}
+
+func (t *pgWriteTx) finish() {
+	t.done = true
+	if t.c.tx == t {
+		t.c.tx = nil
+	}
+}
+
+func (t *pgWriteTx) Commit() error {
+	defer t.finish()
+	ctx := context.Background()
+	var all Batch
+	for _, b := range t.atCommit {
+		all.items = append(all.items, b.items...)
+	}
+	t.atCommit = nil
+	committed := false
+	all.ExecThenTag(func(tag string) error {
+		// A transaction that failed answers COMMIT with ROLLBACK.
+		if tag != "COMMIT" {
+			return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+		}
+		committed = true
+		return nil
+	}, "COMMIT")
+	err := runBatchPostgres(ctx, t.conn, &all)
+	if err != nil && !committed && t.conn.PgConn().TxStatus() != 'I' {
+		t.conn.Exec(ctx, "ROLLBACK")
+	}
+	return err
+}
+
+func (t *pgWriteTx) Rollback() error {
+	defer t.finish()
+	t.atCommit = nil
+	_, err := t.conn.Exec(context.Background(), "ROLLBACK")
+	return err
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -233,6 +309,14 @@ func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.Na
 			return nil, errors.New("run batch: not a pgx connection")
 		}
 		return driver.RowsAffected(0), runBatchPostgres(ctx, pc.Conn(), b)
+	}
+	if b, ok := isBatchAtCommit(query, args); ok {
+		if c.tx == nil || c.tx.done {
+			// No transaction of ours to carry them: run them now.
+			return c.ExecContext(ctx, batchQuery, args)
+		}
+		c.tx.atCommit = append(c.tx.atCommit, b)
+		return driver.RowsAffected(0), nil
 	}
 	return c.inner.ExecContext(ctx, rewriteForPostgres(query), args)
 }

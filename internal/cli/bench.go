@@ -51,7 +51,10 @@ pinning its key, so the latencies include TLS, HTTP and JSON (the
 per-address rate limits are lifted, as all guests come from 127.0.0.1).
 --replicas N (with --wire) starts N consoles on the one database, each
 with its own store handle, key service, engine and listener, as N serve
-processes have them, and spreads the guests over them.
+processes have them, and spreads the guests over them. --warm-up N boots
+N guests more before the storm, not timed (Concurrency at a time, spread
+over the consoles), so that the storm meets consoles that have served
+releases before: database connections open, statements prepared.
 `)
 	},
 	subcommands: func(fs *flag.FlagSet, env *cliEnv) []*subcommand {
@@ -71,11 +74,12 @@ processes have them, and spreads the guests over them.
 			fs.String("database", "", "the bench console's database, holding no console yet: a SQLite file or a postgres:// URL (default: a SQLite file in a temporary directory)")
 		}
 		overWire := fs.Bool("wire", false, "send every request through a real release API listener (HTTP over pinned TLS 1.3, as agents do) instead of calling the engine")
+		warmUp := fs.Int("warm-up", 0, "guests more that boot before the storm, not timed, so that it meets consoles that have served releases before")
 		replicas := fs.Int("replicas", 1, "consoles serving the storm on the one database, guests spread over them (needs --wire)")
 		release := func(sfs *flag.FlagSet) func([]string) error {
 			return func([]string) error {
-				if *guests < 1 || *conc < 1 || *chips < 1 || *inService < 0 || *rate < 0 || *rateOfCeiling < 0 || *rateOfCeiling > 10 || *replicas < 1 || *replicas > 16 {
-					return &exitError{code: 2, msg: "--guests, --concurrency and --chips must be positive, --in-service, --rate and --rate-of-ceiling not negative, --replicas 1 to 16"}
+				if *guests < 1 || *conc < 1 || *chips < 1 || *inService < 0 || *rate < 0 || *rateOfCeiling < 0 || *rateOfCeiling > 10 || *replicas < 1 || *replicas > 16 || *warmUp < 0 {
+					return &exitError{code: 2, msg: "--guests, --concurrency and --chips must be positive, --in-service, --rate and --rate-of-ceiling and --warm-up not negative, --replicas 1 to 16"}
 				}
 				if *replicas > 1 && !*overWire {
 					return &exitError{code: 2, msg: "--replicas needs --wire: replicas are reached over their release listeners"}
@@ -89,7 +93,7 @@ processes have them, and spreads the guests over them.
 				ctx, cancel := signalContext()
 				defer cancel()
 				res, err := bootstorm.Run(ctx, bootstorm.Options{Guests: *guests, Concurrency: *conc, Chips: *chips, InService: *inService, Rate: *rate, RateOfCeiling: *rateOfCeiling, Cold: *cold, Progress: env.stderr, CPUProfile: *cpuProfile,
-					Database: database, Wire: *overWire, Replicas: *replicas})
+					Database: database, Wire: *overWire, Replicas: *replicas, WarmUp: *warmUp})
 				if err != nil {
 					return err
 				}
@@ -127,6 +131,6 @@ processes have them, and spreads the guests over them.
 		}
 		return []*subcommand{{name: "release", synopsis: `keyholder bench release [--guests 10000] [--concurrency 256] [--chips 64] [--in-service N]
                         [--rate N | --rate-of-ceiling F] [--cold] [--json]
-                        [--database FILE|postgres://...] [--wire [--replicas N]]`, flags: release}}
+                        [--database FILE|postgres://...] [--wire [--replicas N]] [--warm-up N]`, flags: release}}
 	},
 }

@@ -57,6 +57,12 @@ type Options struct {
 	// each with its own store handle, key service, engine and listener
 	// (Wire only); 0 or 1: one.
 	Replicas int
+	// WarmUp guests more, of the same fleet, boot before the storm, not
+	// timed, Concurrency at a time, spread over the consoles as the storm
+	// is: the storm then meets consoles that have served releases before
+	// (their database connections open, their statements prepared), as a
+	// console serving a fleet has, not the first requests after a start.
+	WarmUp int
 }
 
 // Result is what `keyholder bench release` reports.
@@ -154,7 +160,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	now := time.Now()
-	vols := make([]string, o.Guests)
+	// Guests [0, WarmUp) warm the consoles up; the storm's are the rest.
+	if o.WarmUp < 0 {
+		o.WarmUp = 0
+	}
+	total := o.WarmUp + o.Guests
+	vols := make([]string, total)
 	var imageID string
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		im, err := images.CreateTx(ctx, tx, now, "bench", "", "bench")
@@ -237,9 +248,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		logf("%d release API listener(s) on loopback (TLS 1.3, pinned)", len(reps))
 	}
 
-	logf("signing %d reports beforehand (not timed)…", o.Guests)
-	reqs := make([]*wire.ReleaseRequest, o.Guests)
-	keys := make([]hpke.PrivateKey, o.Guests)
+	logf("signing %d reports beforehand (not timed)…", total)
+	reqs := make([]*wire.ReleaseRequest, total)
+	keys := make([]hpke.PrivateKey, total)
 	var wg sync.WaitGroup
 	var prepErr atomic.Value
 	next := atomic.Int64{}
@@ -249,7 +260,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= o.Guests {
+				if i >= total {
 					return
 				}
 				g := &agentsim.Guest{Chip: chips[i%len(chips)]}
@@ -304,12 +315,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
+	if o.WarmUp > 0 {
+		logf("warming up: %d releases, %d in flight (not timed)…", o.WarmUp, o.Concurrency)
+		if err := warmUp(ctx, reps, reqs[:o.WarmUp], keys, vols, o.Concurrency); err != nil {
+			return nil, fmt.Errorf("bench warm-up: %w", err)
+		}
+	}
+
 	logf("measuring raw ECDSA P-384 verify on %d cores…", runtime.NumCPU())
 	if o.ECDSAFor <= 0 {
 		o.ECDSAFor = 2 * time.Second
 	}
 	ecdsaRate := ecdsaCeiling(o.ECDSAFor)
 
+	nsvc.Store(0) // the warm-up's service times are not the storm's
 	logf("storm: %d releases, %d in flight…", o.Guests, o.Concurrency)
 	lat := make([]time.Duration, o.Guests)
 	rels := make([]*wire.Release, o.Guests)
@@ -360,7 +379,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					t0 = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 					time.Sleep(time.Until(t0))
 				}
-				rels[i], errs[i] = send[i%len(reps)](reqs[i])
+				g := o.WarmUp + i
+				rels[i], errs[i] = send[g%len(reps)](reqs[g])
 				lat[i] = time.Since(t0)
 			}
 		}()
@@ -376,13 +396,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Mode: mode, Database: DatabaseKind(location), Replicas: len(reps), OfferedRate: rate, Guests: o.Guests, Concurrency: o.Concurrency, Cores: runtime.NumCPU(), InService: o.InService, Seconds: elapsed.Seconds(), ECDSAPerSecond: ecdsaRate}
 	for i := range rels {
 		err := errs[i]
-		if err == nil && (rels[i].Status != wire.StatusReleased || rels[i].Class != string(release.ClassRoutine)) {
-			err = fmt.Errorf("%s answered %s/%s", reqs[i].VMID, rels[i].Status, rels[i].Class)
-		}
 		if err == nil {
-			var s []byte
-			s, err = wire.Open(keys[i], rels[i].RequestID, vols[i], 1, rels[i].Sealed)
-			clear(s)
+			g := o.WarmUp + i
+			err = checkRelease(reqs[g], rels[i], keys[g], vols[g])
 		}
 		if err != nil {
 			if res.Errors == 0 {
@@ -414,10 +430,62 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var n int
 	db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE action = 'release' AND decision = 'released'`).Scan(&n)
-	if n != res.OK {
+	if n != o.WarmUp+res.OK {
 		return res, errors.New("audit log does not hold one release entry per release")
 	}
 	return res, nil
+}
+
+// checkRelease checks that rel is a routine release to req whose secret
+// opens with key.
+func checkRelease(req *wire.ReleaseRequest, rel *wire.Release, key hpke.PrivateKey, vol string) error {
+	if rel.Status != wire.StatusReleased || rel.Class != string(release.ClassRoutine) {
+		return fmt.Errorf("%s answered %s/%s", req.VMID, rel.Status, rel.Class)
+	}
+	s, err := wire.Open(key, rel.RequestID, vol, 1, rel.Sealed)
+	clear(s)
+	return err
+}
+
+// warmUp releases reqs (guest i through console i mod len(reps)),
+// concurrency at a time, each with a client of its own per console as the
+// storm's slots have; every one must be a routine release that opens.
+func warmUp(ctx context.Context, reps []*replica, reqs []*wire.ReleaseRequest, keys []hpke.PrivateKey, vols []string, concurrency int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range min(concurrency, len(reqs)) {
+		send := make([]func(*wire.ReleaseRequest) (*wire.Release, error), len(reps))
+		for r, rep := range reps {
+			var err error
+			if send[r], err = rep.sender(ctx); err != nil {
+				return err
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(reqs) {
+					return
+				}
+				rel, err := send[i%len(reps)](reqs[i])
+				if err == nil {
+					err = checkRelease(reqs[i], rel, keys[i], vols[i])
+				}
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	return nil
 }
 
 // ecdsaCeiling verifies one P-384 signature on every core for d and
