@@ -315,9 +315,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
+	// The storm's slots. Over the wire, each slot is a guest's agent: its
+	// own pinned HTTPS client per replica (a connection kept alive between
+	// its requests, as from an agent's challenge to its release).
+	slots := make([][]func(*wire.ReleaseRequest) (*wire.Release, error), o.Concurrency)
+	for w := range slots {
+		slots[w] = make([]func(*wire.ReleaseRequest) (*wire.Release, error), len(reps))
+		for r, rep := range reps {
+			if slots[w][r], err = rep.sender(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if o.WarmUp > 0 {
 		logf("warming up: %d releases, %d in flight (not timed)…", o.WarmUp, o.Concurrency)
-		if err := warmUp(ctx, reps, reqs[:o.WarmUp], keys, vols, o.Concurrency); err != nil {
+		if err := warmUp(slots, reqs[:o.WarmUp], keys, vols); err != nil {
 			return nil, fmt.Errorf("bench warm-up: %w", err)
 		}
 	}
@@ -357,15 +369,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cpu0 := processCPU()
 	start := time.Now()
 	for w := 0; w < o.Concurrency; w++ {
-		// Over the wire, each slot is a guest's agent: its own pinned
-		// HTTPS client per replica (a connection kept alive between its
-		// requests, as from an agent's challenge to its release).
-		send := make([]func(*wire.ReleaseRequest) (*wire.Release, error), len(reps))
-		for r, rep := range reps {
-			if send[r], err = rep.sender(ctx); err != nil {
-				return nil, err
-			}
-		}
+		send := slots[w]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -447,21 +451,15 @@ func checkRelease(req *wire.ReleaseRequest, rel *wire.Release, key hpke.PrivateK
 	return err
 }
 
-// warmUp releases reqs (guest i through console i mod len(reps)),
-// concurrency at a time, each with a client of its own per console as the
-// storm's slots have; every one must be a routine release that opens.
-func warmUp(ctx context.Context, reps []*replica, reqs []*wire.ReleaseRequest, keys []hpke.PrivateKey, vols []string, concurrency int) error {
+// warmUp releases reqs through the storm's slots (guest i through
+// console i mod the consoles), every slot at once, so that the storm's
+// slots keep their connections from it; every one must be a routine
+// release that opens.
+func warmUp(slots [][]func(*wire.ReleaseRequest) (*wire.Release, error), reqs []*wire.ReleaseRequest, keys []hpke.PrivateKey, vols []string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for range min(concurrency, len(reqs)) {
-		send := make([]func(*wire.ReleaseRequest) (*wire.Release, error), len(reps))
-		for r, rep := range reps {
-			var err error
-			if send[r], err = rep.sender(ctx); err != nil {
-				return err
-			}
-		}
+	for _, send := range slots {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -470,7 +468,7 @@ func warmUp(ctx context.Context, reps []*replica, reqs []*wire.ReleaseRequest, k
 				if i >= len(reqs) {
 					return
 				}
-				rel, err := send[i%len(reps)](reqs[i])
+				rel, err := send[i%len(send)](reqs[i])
 				if err == nil {
 					err = checkRelease(reqs[i], rel, keys[i], vols[i])
 				}
