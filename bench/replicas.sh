@@ -9,7 +9,10 @@
 #   5. PostgreSQL, 2 replicas: open loop at 70 % of C2 -> p99
 # Goal: C2 >= 50 % of C1, and p99 <= 100 ms at 70 % of capacity.
 # Every storm starts from an empty database (a new SQLite file, a new
-# PostgreSQL database) with a known fleet.
+# PostgreSQL database) with a known fleet, and from consoles that have
+# served WARMUP releases before it (untimed, through the storm's own
+# connections: the steady state of a console serving a fleet, not its first
+# requests after a start; the same for every storm).
 #
 # PostgreSQL: KEYHOLDER_BENCH_POSTGRES (a server URL, e.g.
 # postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable: the bench
@@ -19,12 +22,13 @@
 # commit on, as SQLite's commits are; as user nobody when run as root).
 #
 # Usage: bench/replicas.sh   Environment: GUESTS (3000), CONCURRENCY (64),
-# CHIPS (64). Needs go, jq, postgresql.
+# CHIPS (64), WARMUP (256). Needs go, jq, postgresql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GUESTS=${GUESTS:-3000}
 CONCURRENCY=${CONCURRENCY:-64}
 CHIPS=${CHIPS:-64}
+WARMUP=${WARMUP:-256}
 for t in go jq; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing" >&2; exit 1; }
 done
@@ -35,7 +39,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-echo "bench: $GUESTS guests, $CONCURRENCY in flight, $CHIPS chips, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench: $GUESTS guests ($WARMUP more to warm up), $CONCURRENCY in flight, $CHIPS chips, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 [ -e frontend/dist/index.html ] || { mkdir -p frontend/dist && echo x > frontend/dist/index.html; }
 go build -o "$WORK/keyholder" .
@@ -73,7 +77,7 @@ pgdb() {
 # storm LABEL ARGS... runs one storm and prints its JSON to $WORK/LABEL.json.
 storm() {
   local label=$1; shift
-  "$WORK/keyholder" bench release --guests "$GUESTS" --concurrency "$CONCURRENCY" --chips "$CHIPS" --wire --json "$@" \
+  "$WORK/keyholder" bench release --guests "$GUESTS" --concurrency "$CONCURRENCY" --chips "$CHIPS" --warm-up "$WARMUP" --wire --json "$@" \
     >"$WORK/$label.json" 2>"$WORK/$label.log" || { cat "$WORK/$label.log" >&2; exit 1; }
   jq -r --arg l "$label" '"bench: \($l): \(.releases_per_second | floor) releases/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, \(.ok) ok, \(.errors) errors"' "$WORK/$label.json"
 }

@@ -315,6 +315,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
+	logf("measuring raw ECDSA P-384 verify on %d cores…", runtime.NumCPU())
+	if o.ECDSAFor <= 0 {
+		o.ECDSAFor = 2 * time.Second
+	}
+	ecdsaRate := ecdsaCeiling(o.ECDSAFor)
+
 	// The storm's slots. Over the wire, each slot is a guest's agent: its
 	// own pinned HTTPS client per replica (a connection kept alive between
 	// its requests, as from an agent's challenge to its release).
@@ -333,12 +339,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("bench warm-up: %w", err)
 		}
 	}
-
-	logf("measuring raw ECDSA P-384 verify on %d cores…", runtime.NumCPU())
-	if o.ECDSAFor <= 0 {
-		o.ECDSAFor = 2 * time.Second
-	}
-	ecdsaRate := ecdsaCeiling(o.ECDSAFor)
 
 	nsvc.Store(0) // the warm-up's service times are not the storm's
 	logf("storm: %d releases, %d in flight…", o.Guests, o.Concurrency)
