@@ -259,6 +259,14 @@ func (s *Service) runDecisions(tx *sql.Tx, batch []*job, results []error, guarde
 		s.batches.Store(tx, b)
 		defer s.batches.Delete(tx)
 	}
+	if !guarded {
+		// Any failure fails the whole run (and the batch runs again,
+		// guarded): a decision's writes may wait for the next decision's
+		// statements or the audit's (store.DeferWrites).
+		if err := store.DeferWrites(context.Background(), tx); err != nil {
+			return fmt.Errorf("defer writes: %w", store.Classify(err))
+		}
+	}
 	for i, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			results[i] = err
@@ -286,7 +294,23 @@ func (s *Service) runDecisions(tx *sql.Tx, batch []*job, results []error, guarde
 			return fmt.Errorf("release savepoint: %w", store.Classify(err))
 		}
 	}
-	return s.flushAudit(tx, b)
+	if guarded {
+		return s.flushAudit(tx, b)
+	}
+	// The last decision's writes go out with the audit's first statements,
+	// or here when there are no entries: their failure is a decision's.
+	noEntries := b.len() == 0
+	err := s.flushAudit(tx, b)
+	if err == nil && noEntries {
+		err = store.FlushWrites(context.Background(), tx)
+	}
+	if err != nil {
+		if len(batch) == 1 && results[0] == nil {
+			results[0] = err
+		}
+		return errDecisionFailed
+	}
+	return nil
 }
 
 // batchAudit holds the audit entries of one batch's decisions until the

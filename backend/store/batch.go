@@ -116,6 +116,41 @@ func isBatchAtCommit(query string, args []driver.NamedValue) (*Batch, bool) {
 	return b, ok
 }
 
+// deferWritesQuery switches a transaction to DeferWrites.
+const deferWritesQuery = "-- keyholder defer writes"
+
+// DeferWrites lets the rest of tx send its batches of writes late: on
+// PostgreSQL a batch (RunBatch) whose statements are all queued with Exec
+// no longer goes out at once but in front of the next batch or statement
+// of tx, or with the commit; the statements still run in the order they
+// were given, and every read still sees every write before it. What is
+// saved is a round trip per such batch. The price: the error of a
+// deferred statement is returned by a later call (RunBatch, ExecContext,
+// QueryContext or the commit), so only a caller that treats any error in
+// tx as the failure of all of it may use it (the release engine's
+// batches without savepoints). On SQLite it does nothing.
+func DeferWrites(ctx context.Context, tx Execer) error {
+	_, err := tx.ExecContext(ctx, deferWritesQuery)
+	return err
+}
+
+// FlushWrites sends the writes DeferWrites left waiting in tx now, and
+// returns their error.
+func FlushWrites(ctx context.Context, tx Execer) error {
+	return RunBatch(ctx, tx, &Batch{items: []batchItem{{query: `SELECT 1`, row: func(func(...any) error) error { return nil }}}})
+}
+
+// writesOnly reports whether b holds statements queued with Exec only
+// (nothing waits for their results).
+func (b *Batch) writesOnly() bool {
+	for _, it := range b.items {
+		if it.exec != nil || it.row != nil || it.tag != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // isBatch reports whether a driver call carries a batch, and which.
 func isBatch(query string, args []driver.NamedValue) (*Batch, bool) {
 	if query != batchQuery || len(args) != 1 {

@@ -186,10 +186,13 @@ type pgConn struct {
 }
 
 func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
-	return c.inner.PrepareContext(context.Background(), rewriteForPostgres(query))
+	return c.PrepareContext(context.Background(), query)
 }
 
 func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if err := c.flushPending(ctx); err != nil {
+		return nil, err
+	}
 	return c.inner.PrepareContext(ctx, rewriteForPostgres(query))
 }
 
@@ -262,6 +265,27 @@ type pgWriteTx struct {
 	conn     *pgx.Conn
 	atCommit []*Batch
 	done     bool
+	// deferring (DeferWrites): batches of writes only wait in pending and
+	// go out in front of the next batch or statement, or with the commit.
+	deferring bool
+	pending   []*Batch
+}
+
+// takePending returns the pending writes followed by b's statements, as
+// one batch, and empties pending.
+func (t *pgWriteTx) takePending(b *Batch) *Batch {
+	if len(t.pending) == 0 {
+		return b
+	}
+	var all Batch
+	for _, p := range t.pending {
+		all.items = append(all.items, p.items...)
+	}
+	if b != nil {
+		all.items = append(all.items, b.items...)
+	}
+	t.pending = nil
+	return &all
 }
 
 func (t *pgWriteTx) finish() {
@@ -274,7 +298,7 @@ func (t *pgWriteTx) finish() {
 func (t *pgWriteTx) Commit() error {
 	defer t.finish()
 	ctx := context.Background()
-	var all Batch
+	all := t.takePending(&Batch{})
 	for _, b := range t.atCommit {
 		all.items = append(all.items, b.items...)
 	}
@@ -288,7 +312,7 @@ func (t *pgWriteTx) Commit() error {
 		committed = true
 		return nil
 	}, "COMMIT")
-	err := runBatchPostgres(ctx, t.conn, &all)
+	err := runBatchPostgres(ctx, t.conn, all)
 	if err != nil && !committed && t.conn.PgConn().TxStatus() != 'I' {
 		t.conn.Exec(ctx, "ROLLBACK")
 	}
@@ -297,7 +321,7 @@ func (t *pgWriteTx) Commit() error {
 
 func (t *pgWriteTx) Rollback() error {
 	defer t.finish()
-	t.atCommit = nil
+	t.atCommit, t.pending = nil, nil
 	_, err := t.conn.Exec(context.Background(), "ROLLBACK")
 	return err
 }
@@ -308,20 +332,58 @@ func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.Na
 		if !ok {
 			return nil, errors.New("run batch: not a pgx connection")
 		}
+		if t := c.openTx(); t != nil && t.deferring {
+			if b.writesOnly() {
+				t.pending = append(t.pending, b)
+				return driver.RowsAffected(0), nil
+			}
+			b = t.takePending(b)
+		}
 		return driver.RowsAffected(0), runBatchPostgres(ctx, pc.Conn(), b)
 	}
 	if b, ok := isBatchAtCommit(query, args); ok {
-		if c.tx == nil || c.tx.done {
+		t := c.openTx()
+		if t == nil {
 			// No transaction of ours to carry them: run them now.
 			return c.ExecContext(ctx, batchQuery, args)
 		}
-		c.tx.atCommit = append(c.tx.atCommit, b)
+		t.atCommit = append(t.atCommit, b)
 		return driver.RowsAffected(0), nil
+	}
+	if query == deferWritesQuery {
+		if t := c.openTx(); t != nil {
+			t.deferring = true
+		}
+		return driver.RowsAffected(0), nil
+	}
+	if err := c.flushPending(ctx); err != nil {
+		return nil, err
 	}
 	return c.inner.ExecContext(ctx, rewriteForPostgres(query), args)
 }
 
+// openTx is the write transaction open on c that pgConn began, or nil.
+func (c *pgConn) openTx() *pgWriteTx {
+	if c.tx == nil || c.tx.done {
+		return nil
+	}
+	return c.tx
+}
+
+// flushPending sends the writes DeferWrites left waiting, before a
+// statement that is not a batch runs.
+func (c *pgConn) flushPending(ctx context.Context) error {
+	t := c.openTx()
+	if t == nil || len(t.pending) == 0 {
+		return nil
+	}
+	return runBatchPostgres(ctx, t.conn, t.takePending(nil))
+}
+
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if err := c.flushPending(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := c.inner.QueryContext(ctx, rewriteForPostgres(query), args)
 	if err != nil {
 		return nil, err
