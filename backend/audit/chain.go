@@ -172,6 +172,8 @@ func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry, at
 		h.hash = GenesisHash
 	}
 	var ins store.Batch
+	var cols entryColumns
+	var checkpoints []func(*store.Batch)
 	out := make([]Entry, 0, len(es))
 	for _, e := range es {
 		if len(e.Reason) > maxReason {
@@ -184,13 +186,22 @@ func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry, at
 		e.At, _ = store.ParseTime(at)
 		e.Seq, e.PrevHash = h.seq+1, h.hash
 		e.Hash = HashEntry(e)
-		ins.Exec(insertEntrySQL, e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
+		cols.add(e, at)
 		if sig := checkpointSignature(r, e, at, h); sig != nil {
-			ins.Exec(insertCheckpointSQL, e.Seq, e.Hash, at, sig)
+			checkpoints = append(checkpoints, func(b *store.Batch) { b.Exec(insertCheckpointSQL, e.Seq, e.Hash, at, sig) })
 			h.checkpoint = e.Seq
 		}
 		h.seq, h.hash = e.Seq, e.Hash
 		out = append(out, e)
+	}
+	// Every entry in one statement (PostgreSQL's unnest over one array a
+	// column), then the checkpoints.
+	ins.Exec(`INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)
+		SELECT * FROM unnest(CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]),
+			CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]))`,
+		cols.seq, cols.at, cols.actor, cols.action, cols.subject, cols.decision, cols.reason, cols.evidence, cols.prev, cols.hash)
+	for _, c := range checkpoints {
+		c(&ins)
 	}
 	run := store.RunBatch
 	if atCommit {
@@ -200,6 +211,25 @@ func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry, at
 		return nil, fmt.Errorf("append audit entry: %w", err)
 	}
 	return out, nil
+}
+
+// entryColumns are entries to insert, a slice per column.
+type entryColumns struct {
+	seq                                                                store.Int64Array
+	at, actor, action, subject, decision, reason, evidence, prev, hash store.TextArray
+}
+
+func (c *entryColumns) add(e Entry, at string) {
+	c.seq = append(c.seq, e.Seq)
+	c.at = append(c.at, at)
+	c.actor = append(c.actor, e.Actor)
+	c.action = append(c.action, e.Action)
+	c.subject = append(c.subject, e.Subject)
+	c.decision = append(c.decision, e.Decision)
+	c.reason = append(c.reason, e.Reason)
+	c.evidence = append(c.evidence, e.EvidenceHash)
+	c.prev = append(c.prev, e.PrevHash)
+	c.hash = append(c.hash, e.Hash)
 }
 
 const insertEntrySQL = `INSERT INTO audit_log(seq, at, actor, action, subject, decision, reason, evidence_hash, prev_hash, hash)

@@ -166,13 +166,27 @@ func checkBatchArg(nv *driver.NamedValue) bool {
 	return ok
 }
 
+// TextArray and Int64Array are batch arguments that PostgreSQL receives
+// as a text[] and a bigint[] (for unnest); PostgreSQL only.
+type (
+	TextArray  []string
+	Int64Array []int64
+)
+
 // batchArgs converts a batch statement's arguments as database/sql would
 // for ExecContext: driver.Valuer, integers as int64, a bool as 0 or 1.
 func batchArgs(args []any) ([]driver.NamedValue, error) {
 	out := make([]driver.NamedValue, len(args))
 	for i, a := range args {
-		if b, ok := a.(bool); ok {
-			a = boolValue(b)
+		switch x := a.(type) {
+		case bool:
+			a = boolValue(x)
+		case TextArray:
+			out[i] = driver.NamedValue{Ordinal: i + 1, Value: []string(x)}
+			continue
+		case Int64Array:
+			out[i] = driver.NamedValue{Ordinal: i + 1, Value: []int64(x)}
+			continue
 		}
 		v, err := driver.DefaultParameterConverter.ConvertValue(a)
 		if err != nil {
