@@ -429,3 +429,56 @@ func TestGuestsByID(t *testing.T) {
 		t.Fatalf("Guests(nil) = %v, %v", gs, err)
 	}
 }
+
+// TestRecordOfAKnownGuestSendsItsStatementsTogether: an observation whose
+// caller knows the guest's row exists (Exists: its UPDATE goes out with
+// the rest) leaves exactly what the same observation without it leaves:
+// the guest's row, its history, launches, chips, measurements and
+// volumes; for a release, a heartbeat that extends a run, and a refusal.
+func TestRecordOfAKnownGuestSendsItsStatementsTogether(t *testing.T) {
+	db, _, _, record := recorder(t, time.Second)
+	ev := json.RawMessage(`{"snp":{"measurement":"aa"}}`)
+	for _, vm := range []string{"vm-a", "vm-b"} {
+		record(Observation{VMID: vm, Kind: "release", Result: ResultReleased, Status: Verified, Released: true, Create: true,
+			ChipID: "c1", Measurement: "m1", ReportID: "r1-" + vm, Authentic: true, Generation: 1, HeartbeatEvery: time.Minute, Evidence: ev})
+	}
+	steps := []Observation{
+		{Kind: "release", Result: ResultReleased, Status: Verified, Released: true, Create: true,
+			ChipID: "c2", Measurement: "m2", ReportID: "r2", Authentic: true, Generation: 2, HeartbeatEvery: time.Minute, Evidence: ev},
+		{Kind: "heartbeat", Result: ResultVerified, Status: Verified, ChipID: "c2", Measurement: "m2", Authentic: true, HeartbeatEvery: time.Minute},
+		{Kind: "heartbeat", Result: ResultVerified, Status: Verified, ChipID: "c2", Measurement: "m2", Authentic: true, HeartbeatEvery: time.Minute},
+		{Kind: "release", Result: ResultDenied, Status: Failing, Code: "measurement_mismatch", Message: "no", ChipID: "c2", Measurement: "m3", Authentic: true},
+	}
+	for _, o := range steps {
+		a, b := o, o
+		a.VMID, a.Exists = "vm-a", true
+		b.VMID = "vm-b"
+		if a.ReportID != "" {
+			a.ReportID, b.ReportID = o.ReportID+"-a", o.ReportID+"-b"
+		}
+		record(a)
+		record(b)
+	}
+	state := func(vm string) string {
+		t.Helper()
+		var out []string
+		for _, q := range []string{
+			`SELECT status || '|' || status_reason || '|' || chip_id || '|' || measurement || '|' || generation || '|' || COALESCE(volume_id, '') || '|' || approved_evidence || '|' || evidence FROM vms WHERE id = ?`,
+			`SELECT COUNT(*) || '|' || COALESCE(SUM(count), 0) FROM attestations WHERE vm_id = ?`,
+			`SELECT COUNT(*) FROM vm_launches WHERE vm_id = ?`,
+			`SELECT COUNT(*) FROM vm_chips WHERE vm_id = ?`,
+			`SELECT COUNT(*) FROM vm_measurements WHERE vm_id = ?`,
+			`SELECT COUNT(*) || '|' || COALESCE(MAX(generation), 0) FROM vm_volumes WHERE vm_id = ?`,
+		} {
+			var s string
+			if err := db.QueryRow(q, vm).Scan(&s); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			out = append(out, s)
+		}
+		return fmt.Sprint(out)
+	}
+	if a, b := state("vm-a"), state("vm-b"); a != b {
+		t.Fatalf("with Exists: %s\nwithout:     %s", a, b)
+	}
+}

@@ -2,7 +2,9 @@ package replica
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -232,4 +234,74 @@ func newBridged(t *testing.T, ctx context.Context, loc string) *bridged {
 		t.Fatal(err)
 	}
 	return &bridged{Replica: r, eng: eng, got: got, ready: make(chan struct{}, 4)}
+}
+
+// TestDrainSendsTheQueueOnce: the events waiting behind the first go out
+// together, in order, each once, at most max of them; the rest stay queued.
+func TestDrainSendsTheQueueOnce(t *testing.T) {
+	q := make(chan envelope, 16)
+	a := envelope{From: "r", Kind: "fleet", VMID: "vm-1"}
+	b := envelope{From: "r", Kind: "request", RequestID: "req_1"}
+	c := envelope{From: "r", Kind: "fleet", VMID: "vm-2"}
+	for _, e := range []envelope{b, a, b, c, a} {
+		q <- e
+	}
+	got := drain(a, q, 3)
+	want := []string{encode(a), encode(b), encode(c)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("drain = %v, want %v", got, want)
+	}
+	// c was the fourth taken; the last a stays for the next round.
+	if len(q) != 1 {
+		t.Fatalf("%d events left in the queue, want 1", len(q))
+	}
+	if got := drain(<-q, q, 3); len(got) != 1 || got[0] != encode(a) {
+		t.Fatalf("second round = %v", got)
+	}
+}
+
+// TestBridgeCarriesABurst: events emitted faster than they are sent (one
+// notifying transaction for the queue) all reach the other replica, in
+// order.
+func TestBridgeCarriesABurst(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loc := storetest.NewDatabase(t, storetest.Server(t))
+	engines := make([]*release.Service, 2)
+	got := make([]chan release.Event, 2)
+	for i := range engines {
+		db, err := store.Open(ctx, loc, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		eng, err := release.New(release.Config{DB: db, Secrets: custody.New(db, custody.Options{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan release.Event, 256)
+		eng.OnEvent(func(ev release.Event) { ch <- ev })
+		engines[i], got[i] = eng, ch
+		r, err := Register(ctx, db, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := make(chan struct{})
+		r.bridge(ctx, eng, func() { close(ready) })
+		<-ready
+	}
+	const n = 100
+	for i := range n {
+		engines[0].EmitForTest(release.Event{Kind: "request", RequestID: fmt.Sprintf("req_%03d", i)})
+	}
+	for i := range n {
+		select {
+		case ev := <-got[1]:
+			if want := fmt.Sprintf("req_%03d", i); ev.RequestID != want {
+				t.Fatalf("replica 1 got %+v, want %s", ev, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("event %d did not reach the other replica", i)
+		}
+	}
 }
