@@ -30,10 +30,17 @@ import (
 // to the commit instead of from the batch's first decision. A batch with
 // any other job (an officer's decision, the expiry) is an ordinary write
 // transaction, serial with everything, as on SQLite.
+//
+// There every statement is a round trip to the server, so a batch sends
+// them in as few as it can (store.Batch): a decision's reads together,
+// its writes with the next decision's statements (store.DeferWrites), the
+// audit entries with the commit (audit.AppendAllLast). It runs without
+// savepoints first; a failing decision rolls the whole batch back and it
+// runs again with them (runBatch).
 
 // pgCommitters is how many batches one engine runs at once on PostgreSQL.
-// A batch there is a conversation with the server, a round trip per
-// statement, and waits far more than it computes; one committer alone
+// A batch there is a conversation with the server and waits far more than
+// it computes; one committer alone
 // leaves both the processors and the server idle while decisions queue
 // behind it. Keyed batches (the guests' decisions) of several committers
 // run side by side, as those of several replicas do; they meet only at
