@@ -432,7 +432,9 @@ func TestGuestsByID(t *testing.T) {
 
 // TestRecordOfAKnownGuestSendsItsStatementsTogether: an observation whose
 // caller knows the guest's row exists (Exists: its UPDATE goes out with
-// the rest) leaves exactly what the same observation without it leaves:
+// the rest), and for a release on a recorded chip and measurement that
+// those are (ChipKnown, MeasurementKnown: their rows are left alone),
+// leaves exactly what the same observation without them leaves:
 // the guest's row, its history, launches, chips, measurements and
 // volumes; for a release, a heartbeat that extends a run, and a refusal.
 func TestRecordOfAKnownGuestSendsItsStatementsTogether(t *testing.T) {
@@ -448,10 +450,14 @@ func TestRecordOfAKnownGuestSendsItsStatementsTogether(t *testing.T) {
 		{Kind: "heartbeat", Result: ResultVerified, Status: Verified, ChipID: "c2", Measurement: "m2", Authentic: true, HeartbeatEvery: time.Minute},
 		{Kind: "heartbeat", Result: ResultVerified, Status: Verified, ChipID: "c2", Measurement: "m2", Authentic: true, HeartbeatEvery: time.Minute},
 		{Kind: "release", Result: ResultDenied, Status: Failing, Code: "measurement_mismatch", Message: "no", ChipID: "c2", Measurement: "m3", Authentic: true},
+		// Released again on the chip and measurement recorded above.
+		{Kind: "release", Result: ResultReleased, Status: Verified, Released: true, Create: true,
+			ChipID: "c2", Measurement: "m2", ReportID: "r3", Authentic: true, Generation: 2, HeartbeatEvery: time.Minute, Evidence: ev},
 	}
-	for _, o := range steps {
+	for i, o := range steps {
 		a, b := o, o
 		a.VMID, a.Exists = "vm-a", true
+		a.ChipKnown, a.MeasurementKnown = i == len(steps)-1, i == len(steps)-1
 		b.VMID = "vm-b"
 		if a.ReportID != "" {
 			a.ReportID, b.ReportID = o.ReportID+"-a", o.ReportID+"-b"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"keyholder/backend/audit"
@@ -57,6 +58,10 @@ type Observation struct {
 	// lock that keeps it so (the release engine's: the VM's key), that
 	// the VM's row exists: Record then sends all its statements at once.
 	Exists bool
+	// ChipKnown and MeasurementKnown say, as Exists does, that the VM's
+	// chip and measurement are recorded already (History.ChipApproved,
+	// History.MeasurementSeen): a release then leaves their rows alone.
+	ChipKnown, MeasurementKnown bool
 	// Create makes the VM's row when it does not exist yet. Unauthenticated
 	// requests never create rows.
 	Create bool
@@ -299,6 +304,12 @@ func Record(ctx context.Context, tx Writer, o Observation) (bool, error) {
 			{`INSERT INTO vm_volumes(vm_id, volume_id, first_release_at, last_release_at, generation) SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS BIGINT) WHERE ?2 != ''
 				ON CONFLICT (vm_id, volume_id) DO UPDATE SET last_release_at = excluded.last_release_at, generation = excluded.generation`, []any{o.VMID, o.VolumeID, at, o.Generation}},
 		} {
+			// Rows the caller read, under the VM's lock, to be there
+			// already would not change: their statements are left out.
+			if (o.ChipKnown && strings.HasPrefix(q.sql, "INSERT INTO vm_chips")) ||
+				(o.MeasurementKnown && strings.HasPrefix(q.sql, "INSERT INTO vm_measurements")) {
+				continue
+			}
 			writes.Exec(q.sql, q.args...)
 		}
 	}

@@ -706,6 +706,7 @@ func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest,
 			gen: d.gen, pub: req.HPKEPublicKey, claims: d.claims, evHash: d.evHash, class: d.decision.Class,
 			now: d.now, heartbeat: d.policy.Heartbeat(), reason: "policy releases " + joinClasses(d.decision.Signals),
 			pending: d.pending, pendingKnown: true, vmExists: d.hist.Exists,
+			chipKnown: d.hist.ChipApproved, measurementKnown: d.hist.MeasurementSeen,
 		})
 		return rel, ts, nil, err
 	case ActionApprove:
@@ -742,6 +743,9 @@ type releaseArgs struct {
 	// vmExists: the caller read in this transaction, holding the VM's
 	// key, that its row exists (fleet.Observation.Exists).
 	vmExists bool
+	// chipKnown, measurementKnown: the VM's chip and measurement are
+	// recorded (read with vmExists).
+	chipKnown, measurementKnown bool
 	// pk is pub parsed, when the caller has it (a checked request);
 	// otherwise releaseTx parses pub.
 	pk hpke.PublicKey
@@ -826,7 +830,7 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 		Status: fleet.Verified, Class: string(a.class), RequestID: a.reqID, EvidenceHash: a.evHash,
 		Authentic: true, Product: c.Product, Signer: c.Signer, ChipID: c.ChipID, Measurement: c.Measurement, ReportID: c.ReportID, TCB: c.TCB,
 		Simulated: c.Simulated, Released: true, Generation: a.gen, HeartbeatEvery: a.heartbeat, Create: true, Evidence: c.Evidence,
-		Exists: a.vmExists,
+		Exists: a.vmExists, ChipKnown: a.vmExists && a.chipKnown, MeasurementKnown: a.vmExists && a.measurementKnown,
 	}); err != nil {
 		return nil, nil, err
 	}
