@@ -180,20 +180,50 @@ func (s *Service) ReleaseSecretTx(ctx context.Context, tx *sql.Tx, volumeID stri
 	return s.releaseSecret(ctx, tx, volumeID, generation)
 }
 
+// releaseSecretSQL reads the volume and the generation in one statement
+// (it runs for every release, in the release engine's writer).
+const releaseSecretSQL = `SELECT v.status, g.status, g.wrapped FROM volumes v
+		LEFT JOIN volume_generations g ON g.volume_id = v.id AND g.generation = ?2 WHERE v.id = ?1`
+
 func (s *Service) releaseSecret(ctx context.Context, q rowQueryer, volumeID string, generation int) ([]byte, error) {
-	// The volume and the generation in one statement (it runs for every
-	// release, in the release engine's one writer).
 	var vs string
 	var status sql.NullString
 	var wrapped []byte
-	err := q.QueryRowContext(ctx, `SELECT v.status, g.status, g.wrapped FROM volumes v
-		LEFT JOIN volume_generations g ON g.volume_id = v.id AND g.generation = ?2 WHERE v.id = ?1`, volumeID, generation).Scan(&vs, &status, &wrapped)
+	err := q.QueryRowContext(ctx, releaseSecretSQL, volumeID, generation).Scan(&vs, &status, &wrapped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("volume %s: %w", volumeID, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read volume %s generation %d: %w", volumeID, generation, store.Classify(err))
 	}
+	return s.unwrapReleased(volumeID, generation, vs, status, wrapped)
+}
+
+// QueueReleaseSecret queues ReleaseSecretTx's read in b (a caller that
+// sends several statements at once, see store.Batch); once b ran, the
+// returned function checks and unwraps what it read as ReleaseSecretTx
+// does (the caller wipes the secret). Nothing is unwrapped unless it is
+// called.
+func (s *Service) QueueReleaseSecret(b *store.Batch, volumeID string, generation int) func() ([]byte, error) {
+	var vs string
+	var status sql.NullString
+	var wrapped []byte
+	found := false
+	b.Query(func(scan func(...any) error) error {
+		found = true
+		return scan(&vs, &status, &wrapped)
+	}, releaseSecretSQL, volumeID, generation)
+	return func() ([]byte, error) {
+		if !found {
+			return nil, fmt.Errorf("volume %s: %w", volumeID, store.ErrNotFound)
+		}
+		return s.unwrapReleased(volumeID, generation, vs, status, wrapped)
+	}
+}
+
+// unwrapReleased checks a volume's and a generation's status as read by
+// releaseSecretSQL and unwraps the generation's secret.
+func (s *Service) unwrapReleased(volumeID string, generation int, vs string, status sql.NullString, wrapped []byte) ([]byte, error) {
 	switch vs {
 	case VolumeRevoked:
 		return nil, fmt.Errorf("volume %s: %w", volumeID, ErrRevoked)
@@ -210,7 +240,7 @@ func (s *Service) releaseSecret(ctx context.Context, q rowQueryer, volumeID stri
 		return nil, fmt.Errorf("volume %s generation %d: %w (abandoned rotation)", volumeID, generation, ErrNoGeneration)
 	}
 	var secret []byte
-	err = s.withMaster(func(master []byte, cid string) error {
+	err := s.withMaster(func(master []byte, cid string) error {
 		var err error
 		secret, err = unwrapWith(master, infoReleaseSecret, wrapped, secretAAD(cid, volumeID, generation))
 		if err != nil {

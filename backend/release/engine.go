@@ -70,6 +70,13 @@ type generationQueuer interface {
 	QueueCurrentGeneration(b *store.Batch, volumeID string) func() (current, pending int, err error)
 }
 
+// secretQueuer is what a Secrets may implement to read a generation's
+// wrapped secret together with other statements (*custody.Service does);
+// the returned function unwraps it as ReleaseSecretTx would.
+type secretQueuer interface {
+	QueueReleaseSecret(b *store.Batch, volumeID string, generation int) func() ([]byte, error)
+}
+
 // Errors that officers' calls branch on.
 var (
 	ErrNotPending      = errors.New("the request is no longer waiting for a decision")
@@ -477,6 +484,9 @@ type decided struct {
 	policy    Policy
 	decision  Decision
 	gen       int // the generation to release
+	// secret, if not nil, unwraps the secret of the generation the
+	// request named, read with the guest's history.
+	secret func() ([]byte, error)
 }
 
 // decide runs the common part of releases and heartbeats: nonce, evidence,
@@ -590,6 +600,12 @@ func (s *Service) decide(ctx context.Context, req *wire.ReleaseRequest, adm *adm
 		var gens func() (int, int, error)
 		if q, ok := s.secrets.(generationQueuer); ok && d.vol.exists {
 			gens = q.QueueCurrentGeneration(&b, req.VolumeID)
+		}
+		// A release that names its generation: its secret's row too (only
+		// unwrapped if the decision releases it).
+		d.secret = nil
+		if q, ok := s.secrets.(secretQueuer); ok && d.vol.exists && req.Generation != 0 && req.Purpose != wire.PurposeHeartbeat {
+			d.secret = q.QueueReleaseSecret(&b, req.VolumeID, req.Generation)
 		}
 		if err := store.RunBatch(ctx, tx, &b); err != nil {
 			return fmt.Errorf("record used challenge, look up guest: %w", err)
@@ -706,7 +722,7 @@ func (s *Service) act(ctx context.Context, tx *sql.Tx, req *wire.ReleaseRequest,
 			gen: d.gen, pub: req.HPKEPublicKey, claims: d.claims, evHash: d.evHash, class: d.decision.Class,
 			now: d.now, heartbeat: d.policy.Heartbeat(), reason: "policy releases " + joinClasses(d.decision.Signals),
 			pending: d.pending, pendingKnown: true, vmExists: d.hist.Exists,
-			chipKnown: d.hist.ChipApproved, measurementKnown: d.hist.MeasurementSeen,
+			chipKnown: d.hist.ChipApproved, measurementKnown: d.hist.MeasurementSeen, secret: d.secret,
 		})
 		return rel, ts, nil, err
 	case ActionApprove:
@@ -746,6 +762,8 @@ type releaseArgs struct {
 	// chipKnown, measurementKnown: the VM's chip and measurement are
 	// recorded (read with vmExists).
 	chipKnown, measurementKnown bool
+	// secret, if not nil, unwraps gen's secret (read already).
+	secret func() ([]byte, error)
 	// pk is pub parsed, when the caller has it (a checked request);
 	// otherwise releaseTx parses pub.
 	pk hpke.PublicKey
@@ -792,7 +810,13 @@ func (s *Service) releaseTx(ctx context.Context, tx *sql.Tx, a releaseArgs) (*wi
 			return nil, nil, err
 		}
 	}
-	secret, err := s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, a.gen)
+	var secret []byte
+	var err error
+	if a.secret != nil {
+		secret, err = a.secret()
+	} else {
+		secret, err = s.secrets.ReleaseSecretTx(ctx, tx, a.volumeID, a.gen)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("release secret: %w", err)
 	}
