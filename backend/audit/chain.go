@@ -118,18 +118,7 @@ func (l *Log) appendAll(ctx context.Context, tx *sql.Tx, es []Entry) ([]Entry, e
 	}
 	out := make([]Entry, 0, len(es))
 	for _, e := range es {
-		if len(e.Reason) > maxReason {
-			e.Reason = e.Reason[:maxReason]
-		}
-		if e.At.IsZero() {
-			e.At = time.Now()
-		}
-		// Round-trip the time through its stored form so that the hash
-		// computed here equals the one Verify recomputes from the row.
-		at := store.Time(e.At)
-		e.At, _ = store.ParseTime(at)
-		e.Seq, e.PrevHash = h.seq+1, h.hash
-		e.Hash = HashEntry(e)
+		e, at := h.link(e)
 		_, err = tx.ExecContext(ctx, insertEntrySQL,
 			e.Seq, at, e.Actor, e.Action, e.Subject, e.Decision, e.Reason, e.EvidenceHash, e.PrevHash, e.Hash)
 		if err != nil {
@@ -176,16 +165,7 @@ func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry, at
 	var checkpoints []func(*store.Batch)
 	out := make([]Entry, 0, len(es))
 	for _, e := range es {
-		if len(e.Reason) > maxReason {
-			e.Reason = e.Reason[:maxReason]
-		}
-		if e.At.IsZero() {
-			e.At = time.Now()
-		}
-		at := store.Time(e.At)
-		e.At, _ = store.ParseTime(at)
-		e.Seq, e.PrevHash = h.seq+1, h.hash
-		e.Hash = HashEntry(e)
+		e, at := h.link(e)
 		cols.add(e, at)
 		if sig := checkpointSignature(r, e, at, h); sig != nil {
 			checkpoints = append(checkpoints, func(b *store.Batch) { b.Exec(insertCheckpointSQL, e.Seq, e.Hash, at, sig) })
@@ -211,6 +191,24 @@ func (l *Log) appendAllPipelined(ctx context.Context, tx *sql.Tx, es []Entry, at
 		return nil, fmt.Errorf("append audit entry: %w", err)
 	}
 	return out, nil
+}
+
+// link makes e the entry after h: its reason cut to maxReason, its time
+// set (now, if zero) and its sequence number, previous hash and hash. at
+// is the time as stored; e.At is round-tripped through it, so that the
+// hash computed here equals the one Verify recomputes from the row.
+func (h head) link(e Entry) (Entry, string) {
+	if len(e.Reason) > maxReason {
+		e.Reason = e.Reason[:maxReason]
+	}
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	at := store.Time(e.At)
+	e.At, _ = store.ParseTime(at)
+	e.Seq, e.PrevHash = h.seq+1, h.hash
+	e.Hash = HashEntry(e)
+	return e, at
 }
 
 // entryColumns are entries to insert, a slice per column.

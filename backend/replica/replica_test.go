@@ -227,7 +227,7 @@ func newBridged(t *testing.T, ctx context.Context, loc string) *bridged {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan release.Event, 16)
+	got := make(chan release.Event, 256)
 	eng.OnEvent(func(ev release.Event) { got <- ev })
 	r, err := Register(ctx, db, "", "")
 	if err != nil {
@@ -270,25 +270,10 @@ func TestBridgeCarriesABurst(t *testing.T) {
 	engines := make([]*release.Service, 2)
 	got := make([]chan release.Event, 2)
 	for i := range engines {
-		db, err := store.Open(ctx, loc, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		eng, err := release.New(release.Config{DB: db, Secrets: custody.New(db, custody.Options{})})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := make(chan release.Event, 256)
-		eng.OnEvent(func(ev release.Event) { ch <- ev })
-		engines[i], got[i] = eng, ch
-		r, err := Register(ctx, db, "", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ready := make(chan struct{})
-		r.bridge(ctx, eng, func() { close(ready) })
-		<-ready
+		r := newBridged(t, ctx, loc)
+		engines[i], got[i] = r.eng, r.got
+		r.bridge(ctx, r.eng, func() { r.ready <- struct{}{} })
+		<-r.ready
 	}
 	const n = 100
 	for i := range n {
