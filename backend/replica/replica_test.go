@@ -119,15 +119,7 @@ func TestLeaseAndLiveness(t *testing.T) {
 func TestBridgeCarriesEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	loc := storetest.NewDatabase(t, storetest.Server(t))
-	engines := make([]*release.Service, 2)
-	got := make([]chan release.Event, 2)
-	for i := range engines {
-		r := newBridged(t, ctx, loc)
-		engines[i], got[i] = r.eng, r.got
-		r.bridge(ctx, r.eng, func() { r.ready <- struct{}{} })
-		<-r.ready
-	}
+	engines, got := bridgedPair(t, ctx)
 	engines[0].Deliver(release.Event{Kind: "local only"}) // not broadcast
 	engines[0].EmitForTest(release.Event{Kind: "request", RequestID: "req_1"})
 	select {
@@ -266,15 +258,7 @@ func TestDrainSendsTheQueueOnce(t *testing.T) {
 func TestBridgeCarriesABurst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	loc := storetest.NewDatabase(t, storetest.Server(t))
-	engines := make([]*release.Service, 2)
-	got := make([]chan release.Event, 2)
-	for i := range engines {
-		r := newBridged(t, ctx, loc)
-		engines[i], got[i] = r.eng, r.got
-		r.bridge(ctx, r.eng, func() { r.ready <- struct{}{} })
-		<-r.ready
-	}
+	engines, got := bridgedPair(t, ctx)
 	const n = 100
 	for i := range n {
 		engines[0].EmitForTest(release.Event{Kind: "request", RequestID: fmt.Sprintf("req_%03d", i)})
@@ -289,4 +273,19 @@ func TestBridgeCarriesABurst(t *testing.T) {
 			t.Fatalf("event %d did not reach the other replica", i)
 		}
 	}
+}
+
+// bridgedPair is two bridged replicas on one new database, both listening.
+func bridgedPair(t *testing.T, ctx context.Context) ([]*release.Service, []chan release.Event) {
+	t.Helper()
+	loc := storetest.NewDatabase(t, storetest.Server(t))
+	engines := make([]*release.Service, 2)
+	got := make([]chan release.Event, 2)
+	for i := range engines {
+		r := newBridged(t, ctx, loc)
+		engines[i], got[i] = r.eng, r.got
+		r.bridge(ctx, r.eng, func() { r.ready <- struct{}{} })
+		<-r.ready
+	}
+	return engines, got
 }
