@@ -101,12 +101,3 @@ func (m MultiEvents) Emit(name string, data any) {
 		e.Emit(name, data)
 	}
 }
-
-// Lost implements the optional Lost of the sinks that have one.
-func (m MultiEvents) Lost() {
-	for _, e := range m {
-		if l, ok := e.(interface{ Lost() }); ok {
-			l.Lost()
-		}
-	}
-}

@@ -117,6 +117,7 @@ cryptsetup_run() {
 # (it is a reference, not one of the goals' peers).
 qemu_run() {
   local key=$1 src=$2 out=$2.luks
+  sync
   if ! /usr/bin/time -f "%e %U %S %M" -o "$RES/t" sh -c "for i in 1 2 3 4 5; do rm -f '$out'; qemu-img convert -f raw -O luks --object secret,id=sec0,data=bench -o key-secret=sec0,iter-time=250 '$src' '$out' && sync && exit 0; done; exit 1" > "$RES/out" 2>&1; then
     echo "bench: qemu-img failed five times ($(tail -1 "$RES/out")); its row is left empty" >&2
     touch "$RES/$key.failed"

@@ -225,8 +225,14 @@ func (c *Client) Call(ctx context.Context, token, service, method string, args j
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Keyholder-Client", "1")
 	c.authorize(req, token)
+	start := time.Now()
 	res, err := c.hc.Do(req)
 	if err != nil {
+		// A timeout as long as the answer's bound is that bound (the dial
+		// and handshake time out sooner, with their own words).
+		if ne, ok := unwrapURL(err).(net.Error); ok && ne.Timeout() && time.Since(start) >= c.answer {
+			return nil, &CallError{Code: "unavailable", Message: fmt.Sprintf("the console at %s did not answer within %s", c.base, c.answer), cause: err}
+		}
 		return nil, c.transportError(err)
 	}
 	defer res.Body.Close()
@@ -302,10 +308,6 @@ func (c *Client) transportError(err error) error {
 	var ce *tls.CertificateVerificationError
 	if errors.As(err, &ce) {
 		return &CallError{Code: "unavailable", Message: fmt.Sprintf("%s: the console's certificate is not signed by the given CA or does not name this host; refused", c.base), cause: err}
-	}
-	var op *net.OpError
-	if ne, ok := unwrapURL(err).(net.Error); ok && ne.Timeout() && !(errors.As(err, &op) && op.Op == "dial") {
-		return &CallError{Code: "unavailable", Message: fmt.Sprintf("the console at %s did not answer within %s", c.base, c.answer), cause: err}
 	}
 	return &CallError{Code: "unavailable", Message: fmt.Sprintf("the console at %s is not reachable: %v", c.base, unwrapURL(err)), cause: err}
 }
