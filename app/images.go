@@ -67,7 +67,8 @@ type PrepareRequest struct {
 // Prepare starts encrypting req.Source into req.Dest in the background and
 // returns the operation's ID. Progress arrives as EventProgress events with
 // that ID (stage "encrypt", then "hash" where the output is hashed in a
-// second pass: an os-mode raw, aws or azure output); the last one has Finished set, and an
+// second pass: an os-mode raw, aws or azure output, or else "sync" while
+// the written output is made durable); the last one has Finished set, and an
 // Error unless it succeeded. Result returns the outcome. Needs a fresh
 // admin session (it creates a volume and its release secret).
 func (i *Images) Prepare(c Caller, req PrepareRequest) (string, error) {

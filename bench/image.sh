@@ -68,6 +68,22 @@ timed() {
   cat "$RES/t" >> "$RES/$key"
 }
 n=0
+# The watcher below runs beside a CPU-bound pipeline on few cores, so it
+# must not fork in its loops (a sleep and a grep 50-100 times a second
+# took 5-10 % of the pipeline's rate): nap waits on a pipe nobody writes,
+# and lines and /proc are read with builtins.
+exec {napfd}<> <(:)
+nap() { read -rt "$1" -u "$napfd" _ || true; }
+# first_line FILE PATTERN sets line to FILE's first line matching the
+# glob PATTERN, if it has one (a variable, not output: a command
+# substitution forks).
+first_line() {
+  local l
+  while IFS= read -r l; do
+    if [[ $l == $2 ]]; then line=$l; return 0; fi
+  done < "$1" 2>/dev/null
+  return 1
+}
 # keyholder KEY DIR SRC [prepare flags]: one prepare, also sampling the
 # pipeline's own peak RSS (after the unlock) into $RES/KEY.rss.
 keyholder() {
@@ -77,12 +93,12 @@ keyholder() {
   sync
   /usr/bin/time -f "%e %U %S %M" -o "$RES/t" "$BIN" image prepare --data "$DISK/data" --passphrase-file "$DISK/pass" \
     --in "$src" --out "$out" --name "run$n" --force --json "$@" > "$RES/out" 2>&1 &
-  local tpid=$! kpid="" hwm=0 pre=0 t0=0 t1=0 done0=""
-  until [ -n "$kpid" ] || ! kill -0 "$tpid" 2>/dev/null; do kpid=$(pgrep -P "$tpid" || true); [ -n "$kpid" ] || sleep 0.01; done
+  local tpid=$! kpid="" hwm=0 pre=0 t0=0 t1=0 ts="" done0="" line=""
+  until [ -n "$kpid" ] || ! kill -0 "$tpid" 2>/dev/null; do kpid=$(pgrep -P "$tpid" || true); [ -n "$kpid" ] || nap 0.01; done
   if [ -n "$kpid" ]; then
-    until grep -q '"progress"' "$RES/out" 2>/dev/null || ! kill -0 "$kpid" 2>/dev/null; do sleep 0.01; done
-    t0=$(date +%s.%N)
-    done0=$(grep -m1 '"progress"' "$RES/out" 2>/dev/null | sed -n 's/.*"done":\([0-9]*\).*/\1/p')
+    until first_line "$RES/out" '*"progress"*' || ! kill -0 "$kpid" 2>/dev/null; do nap 0.01; done
+    t0=$EPOCHREALTIME
+    [[ $line =~ \"done\":([0-9]+) ]] && done0=${BASH_REMATCH[1]}
     # Resetting the peak also resets what GNU time reports: keep the peak
     # so far (the unlock's) for the whole process's figure.
     pre=$(awk '/^VmHWM:/ {print $2}' "/proc/$kpid/status" 2>/dev/null || echo 0)
@@ -91,10 +107,12 @@ keyholder() {
         while read -r k v _; do
           if [ "$k" = VmHWM: ] && [ "$v" -gt "$hwm" ]; then hwm=$v; fi
         done < "/proc/$kpid/status" 2>/dev/null || true
-        sleep 0.02
+        # The "sync" stage: every byte written, the disk makes it durable.
+        [ -z "$ts" ] && first_line "$RES/out" '*"stage":"sync"*' && ts=$EPOCHREALTIME
+        nap 0.02
       done
     fi
-    t1=$(date +%s.%N)
+    t1=$EPOCHREALTIME
   fi
   wait "$tpid" || { cat "$RES/out" >&2; exit 1; }
   awk -v pre="${pre:-0}" '{print $1, $2, $3, ($4 > pre ? $4 : pre)}' "$RES/t" >> "$RES/$key"
@@ -103,6 +121,10 @@ keyholder() {
   # to the process's exit, so after the unlock and including the sync and
   # the registration.
   [ -n "$done0" ] && echo "$t0 $t1 $done0" | awk -v b="$(stat -c %s "$src")" '{print (b - $3) / 1000000 / ($2 - $1)}' >> "$RES/$key.pipe"
+  # Its two phases: writing (first progress line to the sync stage, in
+  # MB/s) and the final sync (sync stage to exit, in s/GiB).
+  [ -n "$done0" ] && [ -n "$ts" ] && echo "$t0 $ts $t1 $done0" | awk -v b="$(stat -c %s "$src")" \
+    '{print (b - $4) / 1000000 / ($2 - $1), ($3 - $2) / (b / 1073741824)}' >> "$RES/$key.phases"
   rm -f "$out" "$out.manifest.json"
 }
 cryptsetup_run() {
@@ -128,7 +150,14 @@ qemu_run() {
 }
 dd_run() {
   local key=$1 src=$2 out=$2.dd
-  timed "$key" sh -c "dd if='$src' of='$out' bs=4M oflag=direct status=none && sync"
+  # The end of dd's writing goes to KEY.mid, to split it from the sync.
+  timed "$key" sh -c "dd if='$src' of='$out' bs=4M oflag=direct status=none && date +%s.%N > '$RES/mid' && sync"
+  local t1=$EPOCHREALTIME wall b
+  wall=$(tail -n1 "$RES/$key" | cut -d' ' -f1)
+  b=$(stat -c %s "$src")
+  # The phases as keyholder's: dd's write rate and its sync in s/GiB (the
+  # write phase timed from the wall time's start).
+  awk -v t1="$t1" -v w="$wall" -v b="$b" '{s = t1 - $1; print b / 1000000 / (w - s), s / (b / 1073741824)}' "$RES/mid" >> "$RES/$key.phases"
   rm -f "$out"
 }
 
@@ -209,6 +238,19 @@ for place in $PLACES; do
     report "$place.qemu-img" "$place.qemu-img.fixed" "qemu-img convert -O luks"
   fi
   report "$place.dd" "$place.dd.fixed" "dd oflag=direct (copy only)"
+  if [ $place = disk ]; then
+    # On a disk the durable output costs twice: writing, then the final
+    # sync, whose length depends on how much the disk's cache still holds.
+    echo
+    echo "| on disk, by phase | writing MB/s | final sync s/GiB |"
+    echo "|---|---|---|"
+    for t in keyholder dd; do
+      [ -s "$RES/disk.$t.phases" ] || continue
+      echo "| $t | $(awk '{print $1}' "$RES/disk.$t.phases" | P=0 range | commas) | $(awk '{print $2}' "$RES/disk.$t.phases" | P=2 range) |"
+    done
+    echo
+    echo "disk, keyholder/dd net MB/s round by round (each pair run back to back): $(paste -d' ' <(net disk.keyholder disk.keyholder.fixed) <(net disk.dd disk.dd.fixed) | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $2}')"
+  fi
 done
 echo
 # The goals and the limit need both places.
@@ -245,3 +287,13 @@ busy=$(awk '/PrepareCPU\/raw/ {for (i = 1; i < NF; i++) if ($(i + 1) == "hash-bu
 echo "limit: two-stream SHA-256 kernel (source and output chains, one core) $(printf %.0f "$limit" | commas) MB/s;" \
   "pipeline alone $(printf %.0f "$pipe" | commas) MB/s = $(ratio "$pipe" "$limit") of it, chain busy $(printf %.0f "$busy") %;" \
   "keyholder net on tmpfs (best round) $(printf %.0f "$kt" | commas) MB/s = $(ratio "$kt" "$limit") of it"
+# On the disk the chain's time and the final sync add up (the sync can
+# only start once the last chunk is written, and this VM's disk takes no
+# writes while it flushes): keyholder's limit there is both in a row, with
+# the sync as long as keyholder's own syncs took in this run (median).
+if [ -s "$RES/disk.keyholder.phases" ]; then
+  sync_gib=$(awk '{print $2}' "$RES/disk.keyholder.phases" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
+  dlimit=$(awk -v l="$limit" -v s="$sync_gib" 'BEGIN {print 1 / (1 / l + s / 1073.741824)}')
+  echo "limit on the disk: the chain ($(printf %.0f "$limit" | commas) MB/s) then the final sync ($(printf %.2f "$sync_gib") s/GiB) = $(printf %.0f "$dlimit" | commas) MB/s;" \
+    "keyholder net on the disk (best round) $(printf %.0f "$kd" | commas) MB/s = $(ratio "$kd" "$dlimit") of it; dd's best round $(printf %.0f "$dd" | commas) MB/s"
+fi

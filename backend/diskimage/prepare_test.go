@@ -176,7 +176,7 @@ func TestPrepareData(t *testing.T) {
 			if ims, vols := c.reg.registered(); len(ims) != 1 || ims[0] != "web" || vols != 1 || m.ImageID != "img_web" {
 				t.Fatalf("registered %v, %d volumes; manifest image %s", ims, vols, m.ImageID)
 			}
-			if len(stages) == 0 || stages[0] != "encrypt" {
+			if len(stages) == 0 || stages[0] != "encrypt" || stages[len(stages)-1] != "sync" || slices.Index(stages, "sync") != len(stages)-1 {
 				t.Fatalf("progress stages %v", stages)
 			}
 			assertOnly(t, filepath.Dir(dst), "disk.img", "disk.img.manifest.json")

@@ -3,6 +3,18 @@ import { eta, formatBytes, formatDuration } from '../logic';
 import { running } from '../state';
 import type { StepProps } from './props';
 
+/** stageLabel says what the preparation is doing in a progress stage. */
+function stageLabel(stage: string | undefined): string {
+  switch (stage) {
+    case 'hash':
+      return 'Computing the output checksum…';
+    case 'sync':
+      return 'Every byte is written; the disk is making the image durable…';
+    default:
+      return 'Encrypting on this machine…';
+  }
+}
+
 /** EncryptStep shows the running preparation with Cancel, or how it failed and the way back. */
 export function EncryptStep({ s, prep }: StepProps) {
   const { progress, runErr } = s;
@@ -10,7 +22,7 @@ export function EncryptStep({ s, prep }: StepProps) {
   return (
     <Stack mt="md" data-testid="wizard-progress">
       <Text size="sm">
-        {progress?.stage === 'hash' ? 'Computing the output checksum…' : 'Encrypting on this machine…'} {formatBytes(progress?.done ?? 0)} of{' '}
+        {stageLabel(progress?.stage)} {formatBytes(progress?.done ?? 0)} of{' '}
         {formatBytes(progress?.total ?? s.disk?.virtual_size ?? 0)}
       </Text>
       <Progress
@@ -20,10 +32,18 @@ export function EncryptStep({ s, prep }: StepProps) {
         animated={busy}
         color={runErr ? 'red' : 'teal'}
       />
-      <Group>
-        <Badge variant="light">{progress?.rate ? `${formatBytes(progress.rate)}/s` : 'starting…'}</Badge>
-        <Badge variant="light">time left {formatDuration(progress ? eta(progress.done, progress.total, progress.rate) : null)}</Badge>
-      </Group>
+      {progress?.stage === 'sync' ? (
+        <Group>
+          <Badge variant="light" data-testid="wizard-syncing">
+            waiting for the disk
+          </Badge>
+        </Group>
+      ) : (
+        <Group>
+          <Badge variant="light">{progress?.rate ? `${formatBytes(progress.rate)}/s` : 'starting…'}</Badge>
+          <Badge variant="light">time left {formatDuration(progress ? eta(progress.done, progress.total, progress.rate) : null)}</Badge>
+        </Group>
+      )}
       {busy && (
         <Group>
           <Button color="red" variant="light" onClick={() => void prep.cancel()} data-testid="wizard-cancel">
