@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultDest, eta, formatBytes, generateRecoveryPassphrase, parseMeasurements, uploadCommand } from './logic';
+import { defaultDest, eta, formatBytes, generateRecoveryPassphrase, parseMeasurements, stageLabel, uploadCommand } from './logic';
 
 const M = 'ab'.repeat(48);
 
@@ -49,5 +49,14 @@ describe('formatting', () => {
     expect(eta(50, 150, 10)).toBe(10);
     expect(eta(10, 10, 5)).toBeNull();
     expect(eta(1, 10, 0)).toBeNull();
+  });
+});
+
+describe('stageLabel', () => {
+  it('says what each stage of a preparation does', () => {
+    expect(stageLabel('encrypt')).toBe('Encrypting on this machine…');
+    expect(stageLabel('hash')).toBe('Computing the output checksum…');
+    expect(stageLabel('sync')).toMatch(/every byte is written; the disk is making the image durable/i);
+    expect(stageLabel(undefined)).toBe('Encrypting on this machine…');
   });
 });

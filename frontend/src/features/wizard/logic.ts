@@ -112,3 +112,15 @@ export function formatDuration(s: number | null): string {
   const m = Math.floor(s / 60);
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
+
+/** stageLabel says what the preparation is doing in a progress stage. */
+export function stageLabel(stage: string | undefined): string {
+  switch (stage) {
+    case 'hash':
+      return 'Computing the output checksum…';
+    case 'sync':
+      return 'Every byte is written; the disk is making the image durable…';
+    default:
+      return 'Encrypting on this machine…';
+  }
+}

@@ -1,19 +1,7 @@
 import { Alert, Badge, Button, Group, Progress, Stack, Text } from '@mantine/core';
-import { eta, formatBytes, formatDuration } from '../logic';
+import { eta, formatBytes, formatDuration, stageLabel } from '../logic';
 import { running } from '../state';
 import type { StepProps } from './props';
-
-/** stageLabel says what the preparation is doing in a progress stage. */
-function stageLabel(stage: string | undefined): string {
-  switch (stage) {
-    case 'hash':
-      return 'Computing the output checksum…';
-    case 'sync':
-      return 'Every byte is written; the disk is making the image durable…';
-    default:
-      return 'Encrypting on this machine…';
-  }
-}
 
 /** EncryptStep shows the running preparation with Cancel, or how it failed and the way back. */
 export function EncryptStep({ s, prep }: StepProps) {
