@@ -120,10 +120,11 @@ keyholder() {
   # The pipeline's own rate: from its first progress line (bytes done then)
   # to the process's exit, so after the unlock and including the sync and
   # the registration.
-  [ -n "$done0" ] && echo "$t0 $t1 $done0" | awk -v b="$(stat -c %s "$src")" '{print (b - $3) / 1000000 / ($2 - $1)}' >> "$RES/$key.pipe"
+  local b; b=$(stat -c %s "$src")
+  [ -n "$done0" ] && echo "$t0 $t1 $done0" | awk -v b="$b" '{print (b - $3) / 1000000 / ($2 - $1)}' >> "$RES/$key.pipe"
   # Its two phases: writing (first progress line to the sync stage, in
   # MB/s) and the final sync (sync stage to exit, in s/GiB).
-  [ -n "$done0" ] && [ -n "$ts" ] && echo "$t0 $ts $t1 $done0" | awk -v b="$(stat -c %s "$src")" \
+  [ -n "$done0" ] && [ -n "$ts" ] && echo "$t0 $ts $t1 $done0" | awk -v b="$b" \
     '{print (b - $4) / 1000000 / ($2 - $1), ($3 - $2) / (b / 1073741824)}' >> "$RES/$key.phases"
   rm -f "$out" "$out.manifest.json"
 }

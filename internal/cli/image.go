@@ -224,9 +224,11 @@ func progressPrinter(env *cliEnv, asJSON bool) func(diskimage.Progress) {
 		case asJSON:
 			enc.Encode(map[string]any{"progress": map[string]any{"stage": p.Stage, "done": p.Done, "total": p.Total, "rate": p.Rate, "eta_seconds": eta}})
 		case tty:
-			line := fmt.Sprintf("%-8s %s / %s  %s/s  ETA %s", p.Stage, humanBytes(p.Done), humanBytes(p.Total), humanBytes(int64(p.Rate)), (time.Duration(eta) * time.Second).Round(time.Second))
+			var line string
 			if p.Stage == "sync" {
 				line = fmt.Sprintf("%-8s %s written, waiting for the disk to make it durable", p.Stage, humanBytes(p.Done))
+			} else {
+				line = fmt.Sprintf("%-8s %s / %s  %s/s  ETA %s", p.Stage, humanBytes(p.Done), humanBytes(p.Total), humanBytes(int64(p.Rate)), (time.Duration(eta) * time.Second).Round(time.Second))
 			}
 			fmt.Fprintf(env.stderr, "\r%s%s", line, strings.Repeat(" ", max(0, 70-len(line))))
 		}

@@ -20,18 +20,18 @@ export function EncryptStep({ s, prep }: StepProps) {
         animated={busy}
         color={runErr ? 'red' : 'teal'}
       />
-      {progress?.stage === 'sync' ? (
-        <Group>
+      <Group>
+        {progress?.stage === 'sync' ? (
           <Badge variant="light" data-testid="wizard-syncing">
             waiting for the disk
           </Badge>
-        </Group>
-      ) : (
-        <Group>
-          <Badge variant="light">{progress?.rate ? `${formatBytes(progress.rate)}/s` : 'starting…'}</Badge>
-          <Badge variant="light">time left {formatDuration(progress ? eta(progress.done, progress.total, progress.rate) : null)}</Badge>
-        </Group>
-      )}
+        ) : (
+          <>
+            <Badge variant="light">{progress?.rate ? `${formatBytes(progress.rate)}/s` : 'starting…'}</Badge>
+            <Badge variant="light">time left {formatDuration(progress ? eta(progress.done, progress.total, progress.rate) : null)}</Badge>
+          </>
+        )}
+      </Group>
       {busy && (
         <Group>
           <Button color="red" variant="light" onClick={() => void prep.cancel()} data-testid="wizard-cancel">
