@@ -120,7 +120,10 @@ keyholder() {
   # The pipeline's own rate: from its first progress line (bytes done then)
   # to the process's exit, so after the unlock and including the sync and
   # the registration.
+  # (Nothing when the first progress line came at the end: a run shorter
+  # than the progress interval has no rate to measure after it.)
   local b; b=$(stat -c %s "$src")
+  [ -n "$done0" ] && [ "$done0" -lt "$b" ] || done0=""
   [ -n "$done0" ] && echo "$t0 $t1 $done0" | awk -v b="$b" '{print (b - $3) / 1000000 / ($2 - $1)}' >> "$RES/$key.pipe"
   # Its two phases: writing (first progress line to the sync stage, in
   # MB/s) and the final sync (sync stage to exit, in s/GiB).
