@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p artifacts
 tools/wails/bin/wails build -tags webkit2_41 -s -ldflags "-X main.version=smoke" -o keyholder >artifacts/wails-build.log 2>&1 \
-  || { tail -30 artifacts/wails-build.log; exit 1; }
+  || { tail -30 artifacts/wails-build.log; echo "desktop smoke FAILED: wails build"; exit 1; }
 bin=build/bin/keyholder
 tmp=$(mktemp -d)
 disp=:$((90 + RANDOM % 400))
@@ -35,36 +35,59 @@ export XDG_CONFIG_HOME=$tmp/config
 choice=$XDG_CONFIG_HOME/keyholder/desktop.json
 for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
 
+# fail REASON [LOG] prints the end of the app's log (or LOG), then the
+# reason, last, where a reader of the run's last lines sees it.
+fail() {
+  local log=${2:-$tmp/app.log}
+  [ -s "$log" ] && { echo "--- the last lines of $(basename "$log")"; tail -30 "$log"; }
+  echo "desktop smoke FAILED: $1"
+  exit 1
+}
+
 # wait_window waits for the Keyholder window and checks its size.
 wait_window() {
   local win=""
   for _ in $(seq 300); do
     win=$(xwininfo -root -tree 2>/dev/null | grep '"Keyholder": ("keyholder"' | head -1 || true)
     [ -n "$win" ] && break
-    kill -0 $app 2>/dev/null || { echo "desktop app exited:"; cat "$tmp/app.log"; return 1; }
+    kill -0 $app 2>/dev/null || fail "the desktop app exited"
     sleep 0.1
   done
-  [ -n "$win" ] || { echo "no Keyholder window appeared"; cat "$tmp/app.log"; return 1; }
+  [ -n "$win" ] || fail "no Keyholder window appeared"
   echo "window: $win"
   local geom w h
   geom=$(echo "$win" | grep -oE '[0-9]+x[0-9]+[+-][0-9]+[+-][0-9]+' | head -1 | grep -oE '^[0-9]+x[0-9]+')
   w=${geom%x*}; h=${geom#*x}
-  [ "$w" -ge 960 ] && [ "$h" -ge 600 ] || { echo "window too small: $geom"; return 1; }
+  [ "$w" -ge 960 ] && [ "$h" -ge 600 ] || fail "window too small: $geom"
 }
 
-# shot FILE MIN_COLOURS waits until the screen has rendered (a blank or
-# half-painted window has few colours) and saves it.
-shot() {
-  local colors=0
-  for _ in $(seq 60); do
-    import -window root "$1" 2>/dev/null || true
-    colors=$(convert "$1" -format %k info: 2>/dev/null || echo 0)
-    [ "$colors" -ge "$2" ] && break
+# settle FILE MIN_COLOURS [REPLACED] waits until the window is ready for
+# keys and saves the screen to FILE: it has rendered (a blank or half-painted
+# window, or a spinner, has few colours), it is no longer the screen in the
+# screenshot REPLACED (more than 2 % of the pixels differ), and it has stayed
+# the same for half a second (a spinner or a screen still being drawn moves;
+# a text cursor's blink, 100 pixels at most, does not count).
+# A fixed sleep instead sent the officer's keys to a screen still loading
+# when the machine was busy.
+settle() {
+  local file=$1 min=$2 replaced=${3:-} prev=$tmp/settle.png colors=0 why="it never rendered"
+  rm -f "$prev"
+  for _ in $(seq 90); do
+    if import -window root "$file" 2>/dev/null; then
+      colors=$(convert "$file" -format %k info: 2>/dev/null || echo 0)
+      if [ "$colors" -lt "$2" ]; then why="it looks blank ($colors colours)"
+      elif [ -n "$replaced" ] && [ "$(differ "$file" "$replaced")" -le $((1440 * 900 / 50)) ]; then why="it still shows $(basename "$replaced")"
+      elif [ ! -e "$prev" ] || [ "$(differ "$file" "$prev")" -gt 100 ]; then why="it kept changing"
+      else echo "screenshot: $file ($colors colours)"; return 0
+      fi
+      cp "$file" "$prev"
+    fi
     sleep 0.5
   done
-  echo "screenshot: $1 ($colors colours)"
-  [ "$colors" -ge "$2" ] || { echo "the window looks blank ($colors colours)"; cat "$tmp/app.log"; return 1; }
+  fail "the window was not ready after 45 s: $why (see $file)"
 }
+# differ A B: how many pixels of the two screenshots differ visibly
+differ() { compare -metric AE -fuzz 5% "$1" "$2" null: 2>&1 | cut -d' ' -f1 | cut -d. -f1; }
 
 # per mille of the screen in the SIMULATED badge colour (the light theme's
 # grape filled, darkened for contrast in global.css): the
@@ -75,13 +98,13 @@ simulated_share() { convert "$1" -fuzz 6% -fill black +opaque '#862e9c' -fill wh
 "$bin" --data "$tmp/data" >"$tmp/app.log" 2>&1 &
 app=$!
 wait_window
-shot artifacts/desktop-choice.png 200
-[ ! -e "$tmp/data/keyholder.db" ] || { echo "the desktop app opened a store before the officer chose"; exit 1; }
+settle artifacts/desktop-choice.png 200
+[ ! -e "$tmp/data/keyholder.db" ] || fail "the desktop app opened a store before the officer chose"
 xdotool key Tab Return # "Use this computer", the first control
 for _ in $(seq 100); do [ -s "$tmp/data/keyholder.db" ] && break; sleep 0.2; done
-[ -s "$tmp/data/keyholder.db" ] || { echo "the desktop app did not open its store after the choice"; cat "$tmp/app.log"; exit 1; }
-grep -q '"mode": "local"' "$choice" || { echo "the choice was not remembered:"; cat "$choice"; exit 1; }
-shot artifacts/desktop-setup.png 200
+[ -s "$tmp/data/keyholder.db" ] || fail "the desktop app did not open its store after the choice"
+grep -q '"mode": "local"' "$choice" || fail "the choice was not remembered (its config file is above)" "$choice"
+settle artifacts/desktop-setup.png 200 artifacts/desktop-choice.png
 kill $app; wait $app 2>/dev/null || true
 rm -f "$choice"
 
@@ -89,9 +112,9 @@ rm -f "$choice"
 "$bin" demo >"$tmp/app.log" 2>&1 &
 app=$!
 wait_window
-shot artifacts/desktop-login.png 200
+settle artifacts/desktop-login.png 200
 pass=$(grep -oE 'passphrase "[^"]+"' "$tmp/app.log" | head -1 | cut -d'"' -f2)
-[ -n "$pass" ] || { echo "demo printed no passphrase"; cat "$tmp/app.log"; exit 1; }
+[ -n "$pass" ] || fail "demo printed no passphrase"
 xdotool key Tab
 xdotool type --delay 15 demo
 xdotool key Tab
@@ -105,7 +128,7 @@ for _ in $(seq 60); do
   [ "${share:-0}" -ge 3 ] && break
 done
 echo "fleet screen: SIMULATED badges cover ${share} per mille of the screen"
-[ "${share:-0}" -ge 3 ] || { echo "the fleet screen with SIMULATED guests did not appear (see artifacts/desktop.png)"; cat "$tmp/app.log"; exit 1; }
+[ "${share:-0}" -ge 3 ] || fail "the fleet screen with SIMULATED guests did not appear (see artifacts/desktop.png)"
 kill $app; wait $app 2>/dev/null || true
 
 # 3. A shared console over TLS; the desktop connects to it by its pin.
@@ -116,29 +139,28 @@ start_console() {
   "$bin" demo --web --listen "127.0.0.1:$port" --tls-cert "$tmp/console.crt" --tls-key "$tmp/console.key" >"$tmp/console.log" 2>&1 &
   console=$!
   for _ in $(seq 300); do grep -q 'Console certificate (SPKI pin' "$tmp/console.log" && break; sleep 0.1; done
-  grep -q 'Console certificate (SPKI pin' "$tmp/console.log" || { echo "the shared console did not start:"; cat "$tmp/console.log"; exit 1; }
+  grep -q 'Console certificate (SPKI pin' "$tmp/console.log" || fail "the shared console did not start" "$tmp/console.log"
 }
 start_console
 url=$(grep -oE 'Keyholder console: https://\S+' "$tmp/console.log" | cut -d' ' -f3 | sed 's#/$##' || true)
 pin=$(grep -oE 'Console certificate \(SPKI pin, SHA-256\): [0-9a-f]{64}' "$tmp/console.log" | grep -oE '[0-9a-f]{64}$' || true)
 pass=$(grep -oE 'passphrase "[^"]+"' "$tmp/console.log" | head -1 | cut -d'"' -f2 || true)
-[ -n "$url" ] && [ -n "$pin" ] && [ -n "$pass" ] || { echo "the shared console printed no URL, pin or passphrase:"; cat "$tmp/console.log"; exit 1; }
+[ -n "$url" ] && [ -n "$pin" ] && [ -n "$pass" ] || fail "the shared console printed no URL, pin or passphrase" "$tmp/console.log"
 "$bin" --data "$tmp/remote-data" >"$tmp/app.log" 2>&1 &
 app=$!
 wait_window
-shot artifacts/desktop-remote-choice.png 200
+settle artifacts/desktop-remote-choice.png 200
 xdotool key Tab Tab ctrl+a
 xdotool type --delay 15 "$url"
 xdotool key Tab
 xdotool type --delay 5 "$pin"
 xdotool key Return
 for _ in $(seq 100); do [ -s "$choice" ] && break; sleep 0.2; done
-[ -s "$choice" ] || { echo "the desktop did not connect to $url (see artifacts/desktop-remote-choice.png)"; import -window root artifacts/desktop-remote-choice.png; cat "$tmp/app.log"; exit 1; }
-grep -q '"mode": "remote"' "$choice" && grep -q "$pin" "$choice" || { echo "the connection was not remembered:"; cat "$choice"; exit 1; }
-! grep -qiE 'token|passphrase|session' "$choice" || { echo "the desktop's config file holds a secret:"; cat "$choice"; exit 1; }
-[ ! -e "$tmp/remote-data/keyholder.db" ] || { echo "a client of a shared console opened a store of its own"; exit 1; }
-sleep 1 # the login screen replaces the choice
-shot artifacts/desktop-remote-login.png 200
+[ -s "$choice" ] || { import -window root artifacts/desktop-remote-choice.png; fail "the desktop did not connect to $url (see artifacts/desktop-remote-choice.png)"; }
+grep -q '"mode": "remote"' "$choice" && grep -q "$pin" "$choice" || fail "the connection was not remembered (its config file is above)" "$choice"
+! grep -qiE 'token|passphrase|session' "$choice" || fail "the desktop's config file (above) holds a secret" "$choice"
+[ ! -e "$tmp/remote-data/keyholder.db" ] || fail "a client of a shared console opened a store of its own"
+settle artifacts/desktop-remote-login.png 200 artifacts/desktop-remote-choice.png
 xdotool key Tab
 xdotool type --delay 15 demo
 xdotool key Tab
@@ -152,7 +174,7 @@ for _ in $(seq 60); do
   [ "${share:-0}" -ge 3 ] && break
 done
 echo "remote fleet screen: SIMULATED badges cover ${share} per mille of the screen"
-[ "${share:-0}" -ge 3 ] || { echo "the shared console's fleet did not appear in the desktop (see artifacts/desktop-remote.png)"; cat "$tmp/app.log"; exit 1; }
+[ "${share:-0}" -ge 3 ] || fail "the shared console's fleet did not appear in the desktop (see artifacts/desktop-remote.png)"
 
 # per mille of the screen in the down banner's red (Mantine's filled red, darkened for contrast)
 red_share() { convert "$1" -fuzz 4% -fill black +opaque '#c92a2a' -fill white -opaque '#c92a2a' -colorspace gray -format '%[fx:mean*1000]' info: | cut -d. -f1; }
@@ -166,7 +188,7 @@ for _ in $(seq 60); do
   [ "${red:-0}" -ge $((base + 20)) ] && break
 done
 echo "console down: the banner's red covers ${red} per mille of the screen (${base} before)"
-[ "${red:-0}" -ge $((base + 20)) ] || { echo "no banner said the console is down (see artifacts/desktop-remote-down.png)"; cat "$tmp/app.log"; exit 1; }
+[ "${red:-0}" -ge $((base + 20)) ] || fail "no banner said the console is down (see artifacts/desktop-remote-down.png)"
 start_console
 for _ in $(seq 120); do
   sleep 0.5
@@ -175,5 +197,5 @@ for _ in $(seq 120); do
   [ "${red:-0}" -le $((base + 5)) ] && break
 done
 echo "console back: red covers ${red} per mille"
-[ "${red:-0}" -le $((base + 5)) ] || { echo "the down banner stayed after the console came back (see artifacts/desktop-remote-back.png)"; cat "$tmp/app.log"; exit 1; }
+[ "${red:-0}" -le $((base + 5)) ] || fail "the down banner stayed after the console came back (see artifacts/desktop-remote-back.png)"
 echo "desktop smoke: local, demo and remote modes pass"

@@ -11,13 +11,20 @@ cd "$(dirname "$0")/.."
 export CI="${CI:-}"
 mkdir -p artifacts
 pass=0; fail=0; failed=()
+# Each step's output also lands in artifacts/steps/; the end of a failed
+# step's output is printed again under the summary, where a reader of only
+# the last lines of a long run (a CI page) sees why it failed.
+mkdir -p artifacts/steps
 step() {
   local name=$1; shift
   echo "=== $name"
-  local t0=$SECONDS
-  if "$@"; then pass=$((pass+1)); echo "--- ok   $name ($((SECONDS-t0))s)"
-  else fail=$((fail+1)); failed+=("$name"); echo "--- FAIL $name ($((SECONDS-t0))s)"; fi
+  local t0=$SECONDS rc log
+  log=artifacts/steps/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-' | tr -s '-' | sed 's/-$//').log
+  "$@" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 0 ]; then pass=$((pass+1)); echo "--- ok   $name ($((SECONDS-t0))s)"
+  else fail=$((fail+1)); failed+=("$name"); faillogs+=("$log"); echo "--- FAIL $name ($((SECONDS-t0))s)"; fi
 }
+faillogs=()
 gopkgs=$(go list ./... | grep -v /node_modules/)
 
 gofmt_check() { local bad; bad=$(gofmt -l $(git ls-files '*.go') 2>/dev/null); [ -z "$bad" ] || { echo "gofmt wants to change: $bad"; return 1; }; }
@@ -73,6 +80,10 @@ step "desktop smoke (wails build + Xvfb)" ./scripts/desktop-smoke.sh
 step "boot test (QEMU: a prepared Debian guest gets its key)" ./scripts/boot-test.sh
 
 echo
+for i in "${!failed[@]}"; do
+  echo "=== the last lines of the failed step \"${failed[$i]}\" (all of it: ${faillogs[$i]})"
+  tail -20 "${faillogs[$i]}"
+done
 [ $fail -eq 0 ] || echo "failed steps: ${failed[*]}"
 echo "make test: $pass passed, $fail failed"
 [ $fail -eq 0 ]
