@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -257,9 +260,10 @@ func (req *ReleaseRequest) Check() error {
 }
 
 // decodeStrict unmarshals one JSON object into v, refusing unknown fields,
-// duplicate object keys (at any depth) and trailing data.
+// fields named twice or spelled otherwise than the protocol spells them, and
+// trailing data.
 func decodeStrict(body []byte, v any) error {
-	if err := checkNoDuplicates(body); err != nil {
+	if err := checkNames(body, reflect.TypeOf(v)); err != nil {
 		return fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -273,16 +277,21 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-// checkNoDuplicates walks the token stream and refuses an object that names
-// a key twice (encoding/json would silently keep the last one, and two
-// parsers could then disagree about what was signed or checked). It also
-// bounds nesting.
-func checkNoDuplicates(body []byte) error {
+// checkNames walks the token stream of a JSON value to be decoded into a
+// value of type t and refuses what encoding/json would take silently: an
+// object that names a field twice (encoding/json keeps the last), and a
+// struct's field spelled otherwise than its tag (encoding/json matches names
+// without regard to case, and even folds the Kelvin sign to k). Either way a
+// request could carry a second value that another parser reads, and two
+// parsers could disagree about what was checked. It also bounds nesting.
+func checkNames(body []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	type frame struct {
 		obj    bool
 		keys   map[string]struct{}
-		expect bool // in an object: the next token is a key
+		expect bool                    // in an object: the next token is a key
+		fields map[string]reflect.Type // a struct's JSON names; nil: any name
+		next   reflect.Type            // the type of the value that follows (nil: unknown)
 	}
 	var stack []*frame
 	for {
@@ -308,16 +317,40 @@ func checkNoDuplicates(body []byte) error {
 			}
 			top.keys[k] = struct{}{}
 			top.expect = false
+			if top.fields != nil {
+				ft, ok := top.fields[k]
+				if !ok {
+					return fmt.Errorf("unknown field %q", k)
+				}
+				top.next = ft
+			}
 			continue
 		}
-		if top != nil && top.obj {
-			top.expect = true
+		// tok is a value: of the root, an array's element or an object's field.
+		vt := t
+		if top != nil {
+			vt = top.next
+			if top.obj {
+				top.expect = true
+			}
 		}
 		switch d, _ := tok.(json.Delim); d {
 		case '{':
-			stack = append(stack, &frame{obj: true, keys: map[string]struct{}{}, expect: true})
+			f := &frame{obj: true, keys: map[string]struct{}{}, expect: true}
+			switch vt = deref(vt); {
+			case vt == nil:
+			case vt.Kind() == reflect.Struct:
+				f.fields = jsonFields(vt)
+			case vt.Kind() == reflect.Map:
+				f.next = vt.Elem()
+			}
+			stack = append(stack, f)
 		case '[':
-			stack = append(stack, &frame{})
+			f := &frame{}
+			if vt = deref(vt); vt != nil && (vt.Kind() == reflect.Slice || vt.Kind() == reflect.Array) {
+				f.next = vt.Elem()
+			}
+			stack = append(stack, f)
 		case ']', '}':
 			stack = stack[:len(stack)-1]
 		}
@@ -325,4 +358,49 @@ func checkNoDuplicates(body []byte) error {
 			return errors.New("JSON nested too deeply")
 		}
 	}
+}
+
+// deref is t without its pointers (nil stays nil).
+func deref(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// fieldNames caches jsonFields.
+var fieldNames sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields maps a struct's JSON field names, exactly as encoding/json
+// writes them, to the fields' types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldNames.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if ft := deref(f.Type); f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			for k, v := range jsonFields(ft) {
+				m[k] = v
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	fieldNames.Store(t, m)
+	return m
 }

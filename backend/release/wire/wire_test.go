@@ -254,6 +254,13 @@ func TestDecodeReleaseRequest(t *testing.T) {
 		{"unknown field", strings.Replace(good, `"vm_id"`, `"vm_idx":"a","vm_id"`, 1), "unknown field"},
 		{"duplicate field", strings.Replace(good, `"vm_id"`, `"volume_id":"vol_2","vm_id"`, 1), "appears twice"},
 		{"duplicate nested field", strings.Replace(good, `"report"`, `"tpm":"","tpm"`, 1), "appears twice"},
+		// encoding/json matches names without regard to case (and folds
+		// the Kelvin sign to k): a second spelling of a field would be a
+		// second value that another parser reads differently.
+		{"field twice in two cases", strings.Replace(good, `"vm_id"`, `"VM_ID":"vm-evil","vm_id"`, 1), `unknown field "VM_ID"`},
+		{"field in another case", strings.Replace(good, `"vm_id"`, `"Vm_Id"`, 1), `unknown field "Vm_Id"`},
+		{"nested field in another case", strings.Replace(good, `"report"`, `"REPORT"`, 1), `unknown field "REPORT"`},
+		{"field with a folding rune", strings.Replace(good, `"hpke_public_key"`, `"hpke_public_\u212aey"`, 1), "unknown field \"hpke_public_\u212aey\""},
 		{"trailing data", good + "{}", "after the JSON object"},
 		{"not an object", `[1,2]`, "bad request"},
 		{"empty", ``, "bad request"},
@@ -307,6 +314,7 @@ func FuzzDecodeReleaseRequest(f *testing.F) {
 	b, _ := json.Marshal(validRequest())
 	f.Add(b)
 	f.Add([]byte(`{"vm_id":"a","vm_id":"b"}`))
+	f.Add([]byte(`{"vm_id":"a","VM_ID":"b","evidence":{"Report":""}}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeReleaseRequest(bytes.NewReader(body))
@@ -331,12 +339,32 @@ func FuzzDecodeReleaseRequest(f *testing.F) {
 	})
 }
 
+func TestDecodeRotationConfirm(t *testing.T) {
+	good := encode(t, RotationConfirm{RequestID: "req_1", VMID: "vm-1", VolumeID: "vol_1", Generation: 2, Proof: make([]byte, 32)})
+	cases := []struct{ name, body, wantErr string }{
+		{"valid", good, ""},
+		{"duplicate field", strings.Replace(good, `"vm_id"`, `"vm_id":"vm-2","vm_id"`, 1), "appears twice"},
+		{"field twice in two cases", strings.Replace(good, `"request_id"`, `"Request_ID":"req_2","request_id"`, 1), `unknown field "Request_ID"`},
+		{"field in another case", strings.Replace(good, `"proof"`, `"PROOF"`, 1), `unknown field "PROOF"`},
+	}
+	for _, c := range cases {
+		_, err := DecodeRotationConfirm(strings.NewReader(c.body))
+		switch {
+		case c.wantErr == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.wantErr)
+		}
+	}
+}
+
 // FuzzDecodeRotationConfirm: the decoder never panics and accepts only
 // well-formed confirmations.
 func FuzzDecodeRotationConfirm(f *testing.F) {
 	good, _ := json.Marshal(RotationConfirm{RequestID: "req_1", VMID: "vm-1", VolumeID: "vol_1", Generation: 2, Proof: make([]byte, 32)})
 	f.Add(good)
 	f.Add([]byte(`{"request_id":"req_1","request_id":"req_2"}`))
+	f.Add([]byte(`{"request_id":"req_1","REQUEST_ID":"req_2"}`))
 	f.Add([]byte(`{"generation":-1}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c, err := DecodeRotationConfirm(bytes.NewReader(body))
