@@ -55,6 +55,7 @@ wait_window() {
   done
   [ -n "$win" ] || fail "no Keyholder window appeared"
   echo "window: $win"
+  winid=$(echo "$win" | awk '{print $1}')
   local geom w h
   geom=$(echo "$win" | grep -oE '[0-9]+x[0-9]+[+-][0-9]+[+-][0-9]+' | head -1 | grep -oE '^[0-9]+x[0-9]+')
   w=${geom%x*}; h=${geom#*x}
@@ -86,6 +87,41 @@ settle() {
   done
   fail "the window was not ready after 45 s: $why (see $file)"
 }
+# send_keys REPLACED COMMAND...: gives the window the keyboard, runs the
+# xdotool COMMAND, and checks that the screen no longer looks like the
+# screenshot REPLACED; when no key arrived it tries again (three times).
+# Without a window manager the keyboard follows the pointer, and a window
+# mapped under a resting pointer on a busy machine may never learn that it
+# has it: every key then went nowhere (a login screen that stayed empty).
+send_keys() {
+  local replaced=$1 shot=artifacts/desktop-keys.png; shift
+  for attempt in 1 2 3; do
+    xdotool mousemove 1439 899 mousemove 720 450
+    timeout 5 xdotool windowfocus --sync "$winid" || true
+    "$@"
+    for _ in $(seq 8); do
+      sleep 0.5
+      import -window root "$shot" 2>/dev/null || continue
+      [ "$(differ "$shot" "$replaced")" -gt 100 ] && return 0
+    done
+    echo "the window did not take the keys (attempt $attempt of 3)"
+  done
+  fail "the window never took the keys (see $shot)"
+}
+# login NAME PASSPHRASE types into the login form's two fields.
+login() {
+  xdotool key Tab
+  xdotool type --delay 15 "$1"
+  xdotool key Tab
+  xdotool type --delay 15 "$2"
+}
+# connect URL PIN types into the choice screen's URL and pin fields.
+connect() {
+  xdotool key Tab Tab ctrl+a
+  xdotool type --delay 15 "$1"
+  xdotool key Tab
+  xdotool type --delay 5 "$2"
+}
 # differ A B: how many pixels of the two screenshots differ visibly
 differ() { compare -metric AE -fuzz 5% "$1" "$2" null: 2>&1 | cut -d' ' -f1 | cut -d. -f1; }
 
@@ -100,7 +136,8 @@ app=$!
 wait_window
 settle artifacts/desktop-choice.png 200
 [ ! -e "$tmp/data/keyholder.db" ] || fail "the desktop app opened a store before the officer chose"
-xdotool key Tab Return # "Use this computer", the first control
+send_keys artifacts/desktop-choice.png xdotool key Tab # to "Use this computer", the first control
+xdotool key Return
 for _ in $(seq 100); do [ -s "$tmp/data/keyholder.db" ] && break; sleep 0.2; done
 [ -s "$tmp/data/keyholder.db" ] || fail "the desktop app did not open its store after the choice"
 grep -q '"mode": "local"' "$choice" || fail "the choice was not remembered (its config file is above)" "$choice"
@@ -115,10 +152,7 @@ wait_window
 settle artifacts/desktop-login.png 200
 pass=$(grep -oE 'passphrase "[^"]+"' "$tmp/app.log" | head -1 | cut -d'"' -f2)
 [ -n "$pass" ] || fail "demo printed no passphrase"
-xdotool key Tab
-xdotool type --delay 15 demo
-xdotool key Tab
-xdotool type --delay 15 "$pass"
+send_keys artifacts/desktop-login.png login demo "$pass"
 xdotool key Return
 share=0
 for _ in $(seq 60); do
@@ -150,10 +184,7 @@ pass=$(grep -oE 'passphrase "[^"]+"' "$tmp/console.log" | head -1 | cut -d'"' -f
 app=$!
 wait_window
 settle artifacts/desktop-remote-choice.png 200
-xdotool key Tab Tab ctrl+a
-xdotool type --delay 15 "$url"
-xdotool key Tab
-xdotool type --delay 5 "$pin"
+send_keys artifacts/desktop-remote-choice.png connect "$url" "$pin"
 xdotool key Return
 for _ in $(seq 100); do [ -s "$choice" ] && break; sleep 0.2; done
 [ -s "$choice" ] || { import -window root artifacts/desktop-remote-choice.png; fail "the desktop did not connect to $url (see artifacts/desktop-remote-choice.png)"; }
@@ -161,10 +192,7 @@ grep -q '"mode": "remote"' "$choice" && grep -q "$pin" "$choice" || fail "the co
 ! grep -qiE 'token|passphrase|session' "$choice" || fail "the desktop's config file (above) holds a secret" "$choice"
 [ ! -e "$tmp/remote-data/keyholder.db" ] || fail "a client of a shared console opened a store of its own"
 settle artifacts/desktop-remote-login.png 200 artifacts/desktop-remote-choice.png
-xdotool key Tab
-xdotool type --delay 15 demo
-xdotool key Tab
-xdotool type --delay 15 "$pass"
+send_keys artifacts/desktop-remote-login.png login demo "$pass"
 xdotool key Return
 share=0
 for _ in $(seq 60); do
