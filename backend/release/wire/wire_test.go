@@ -279,14 +279,21 @@ func TestDecodeReleaseRequest(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := DecodeReleaseRequest(strings.NewReader(c.body))
-		switch {
-		case c.wantErr == "" && err != nil:
-			t.Errorf("%s: refused: %v", c.name, err)
-		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
-			t.Errorf("%s: err = %v, want %q", c.name, err, c.wantErr)
-		case err != nil && !errors.Is(err, ErrDecode):
-			t.Errorf("%s: err %v does not wrap ErrDecode", c.name, err)
-		}
+		checkDecodeErr(t, c.name, err, c.wantErr)
+	}
+}
+
+// checkDecodeErr fails the test unless err is nil when want is "", or an
+// ErrDecode whose text holds want.
+func checkDecodeErr(t *testing.T, name string, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s: refused: %v", name, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: err = %v, want %q", name, err, want)
+	case err != nil && !errors.Is(err, ErrDecode):
+		t.Errorf("%s: err %v does not wrap ErrDecode", name, err)
 	}
 }
 
@@ -349,12 +356,7 @@ func TestDecodeRotationConfirm(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := DecodeRotationConfirm(strings.NewReader(c.body))
-		switch {
-		case c.wantErr == "" && err != nil:
-			t.Errorf("%s: refused: %v", c.name, err)
-		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
-			t.Errorf("%s: err = %v, want %q", c.name, err, c.wantErr)
-		}
+		checkDecodeErr(t, c.name, err, c.wantErr)
 	}
 }
 
