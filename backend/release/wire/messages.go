@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -273,4 +275,132 @@ func decodeStrict(body []byte, v any) error {
 		return fmt.Errorf("%w: data after the JSON object", ErrDecode)
 	}
 	return nil
+}
+
+// checkNames walks the token stream of a JSON value to be decoded into a
+// value of type t and refuses what encoding/json would take silently: an
+// object that names a field twice (encoding/json keeps the last), and a
+// struct's field spelled otherwise than its tag (encoding/json matches names
+// without regard to case, and even folds the Kelvin sign to k). Either way a
+// request could carry a second value that another parser reads, and two
+// parsers could disagree about what was checked. It also bounds nesting.
+func checkNames(body []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		obj    bool
+		keys   map[string]struct{}
+		expect bool                    // in an object: the next token is a key
+		fields map[string]reflect.Type // a struct's JSON names; nil: any name
+		next   reflect.Type            // the type of the value that follows (nil: unknown)
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.expect {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			k, _ := tok.(string)
+			if _, dup := top.keys[k]; dup {
+				return fmt.Errorf("field %q appears twice", k)
+			}
+			top.keys[k] = struct{}{}
+			top.expect = false
+			if top.fields != nil {
+				ft, ok := top.fields[k]
+				if !ok {
+					return fmt.Errorf("unknown field %q", k)
+				}
+				top.next = ft
+			}
+			continue
+		}
+		// tok is a value: of the root, an array's element or an object's field.
+		vt := t
+		if top != nil {
+			vt = top.next
+			if top.obj {
+				top.expect = true
+			}
+		}
+		switch d, _ := tok.(json.Delim); d {
+		case '{':
+			f := &frame{obj: true, keys: map[string]struct{}{}, expect: true}
+			switch vt = deref(vt); {
+			case vt == nil:
+			case vt.Kind() == reflect.Struct:
+				f.fields = jsonFields(vt)
+			case vt.Kind() == reflect.Map:
+				f.next = vt.Elem()
+			}
+			stack = append(stack, f)
+		case '[':
+			f := &frame{}
+			if vt = deref(vt); vt != nil && (vt.Kind() == reflect.Slice || vt.Kind() == reflect.Array) {
+				f.next = vt.Elem()
+			}
+			stack = append(stack, f)
+		case ']', '}':
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 16 {
+			return errors.New("JSON nested too deeply")
+		}
+	}
+}
+
+// deref is t without its pointers (nil stays nil).
+func deref(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// fieldNames caches jsonFields.
+var fieldNames sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields maps a struct's JSON field names, exactly as encoding/json
+// writes them, to the fields' types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldNames.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if ft := deref(f.Type); f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			for k, v := range jsonFields(ft) {
+				m[k] = v
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	fieldNames.Store(t, m)
+	return m
 }
