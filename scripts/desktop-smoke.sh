@@ -25,7 +25,8 @@ tools/wails/bin/wails build -tags webkit2_41 -s -ldflags "-X main.version=smoke"
 bin=build/bin/keyholder
 tmp=$(mktemp -d)
 disp=:$((90 + RANDOM % 400))
-Xvfb "$disp" -screen 0 1440x900x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+screen_w=1440 screen_h=900 # the screen; the window fills most of it, its middle included
+Xvfb "$disp" -screen 0 ${screen_w}x${screen_h}x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
 xvfb=$!
 app=""
 console=""
@@ -76,8 +77,8 @@ settle() {
   for _ in $(seq 90); do
     if import -window root "$file" 2>/dev/null; then
       colors=$(convert "$file" -format %k info: 2>/dev/null || echo 0)
-      if [ "$colors" -lt "$2" ]; then why="it looks blank ($colors colours)"
-      elif [ -n "$replaced" ] && [ "$(differ "$file" "$replaced")" -le $((1440 * 900 / 50)) ]; then why="it still shows $(basename "$replaced")"
+      if [ "$colors" -lt "$min" ]; then why="it looks blank ($colors colours)"
+      elif [ -n "$replaced" ] && [ "$(differ "$file" "$replaced")" -le $((screen_w * screen_h / 50)) ]; then why="it still shows $(basename "$replaced")"
       elif [ ! -e "$prev" ] || [ "$(differ "$file" "$prev")" -gt 100 ]; then why="it kept changing"
       else echo "screenshot: $file ($colors colours)"; return 0
       fi
@@ -96,7 +97,7 @@ settle() {
 send_keys() {
   local replaced=$1 shot=artifacts/desktop-keys.png try; shift
   for try in 1 2 3; do
-    xdotool mousemove 1439 899 mousemove 720 450
+    xdotool mousemove $((screen_w - 1)) $((screen_h - 1)) mousemove $((screen_w / 2)) $((screen_h / 2))
     timeout 5 xdotool windowfocus --sync "$winid" || true
     "$@"
     for _ in $(seq 8); do
@@ -133,7 +134,7 @@ log_in() {
     done
     cp "$fleet" "artifacts/desktop-login-again-$attempt.png"
     echo "$what: no login after Return (attempt $attempt of 3; artifacts/desktop-login-again-$attempt.png)"
-    xdotool mousemove 100 450 click 1 # an empty part of the page: no field keeps the focus
+    xdotool mousemove 100 $((screen_h / 2)) click 1 # an empty part of the page: no field keeps the focus
   done
   fail "the $what with SIMULATED guests did not appear (see $fleet)"
 }

@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-}"
 mkdir -p artifacts
-pass=0; fail=0; failed=()
+pass=0; fail=0; failed=(); faillogs=()
 # Each step's output also lands in artifacts/steps/; the end of a failed
 # step's output is printed again under the summary, where a reader of only
 # the last lines of a long run (a CI page) sees why it failed.
@@ -24,7 +24,6 @@ step() {
   if [ "$rc" -eq 0 ]; then pass=$((pass+1)); echo "--- ok   $name ($((SECONDS-t0))s)"
   else fail=$((fail+1)); failed+=("$name"); faillogs+=("$log"); echo "--- FAIL $name ($((SECONDS-t0))s)"; fi
 }
-faillogs=()
 gopkgs=$(go list ./... | grep -v /node_modules/)
 
 gofmt_check() { local bad; bad=$(gofmt -l $(git ls-files '*.go') 2>/dev/null); [ -z "$bad" ] || { echo "gofmt wants to change: $bad"; return 1; }; }
