@@ -24,10 +24,12 @@
 # creates and drops its own databases there), or else a scratch server
 # started here from Debian's postgresql package (initdb in a temporary
 # directory, loopback port, durable settings: fsync and synchronous
-# commit on, as SQLite's commits are; as user nobody when run as root).
+# commit on, as SQLite's commits are; as user nobody when run as root;
+# with PG_MALLOC as the server's GLIBC_TUNABLES, see below; PG_MALLOC=
+# leaves glibc's defaults).
 #
 # Usage: bench/replicas.sh   Environment: GUESTS (3000), CONCURRENCY (64),
-# CHIPS (64), WARMUP (256), ROUNDS (3). Needs go, jq, postgresql.
+# CHIPS (64), WARMUP (256), ROUNDS (3), PG_MALLOC. Needs go, jq, postgresql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GUESTS=${GUESTS:-3000}
@@ -35,6 +37,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 CHIPS=${CHIPS:-64}
 WARMUP=${WARMUP:-256}
 ROUNDS=${ROUNDS:-3}
+PG_MALLOC=${PG_MALLOC-glibc.malloc.trim_threshold=16777216:glibc.malloc.mmap_threshold=16777216}
 for t in go jq; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing" >&2; exit 1; }
 done
@@ -62,7 +65,14 @@ if [ -z "${KEYHOLDER_BENCH_POSTGRES:-}" ]; then
   fi
   "${as[@]}" "$BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
   PORT=$(shuf -i 20000-60000 -n 1)
-  "${as[@]}" "$BIN/postgres" -D "$WORK/pg" -c listen_addresses=127.0.0.1 -p "$PORT" -c unix_socket_directories= \
+  # glibc gives a backend's freed heap back to the kernel as soon as 128 KiB
+  # lie free at its top, which happens after nearly every statement here;
+  # each time, the kernel flushes the TLB of every processor the server
+  # ran on, an interrupt to each, which on this VM cost the server about a
+  # tenth of its CPU (perf: brk -> flush_tlb_mm_range). Keeping up to 16 MiB
+  # freed per backend ends that (README, "For a team": the same setting for
+  # a production server).
+  GLIBC_TUNABLES=$PG_MALLOC "${as[@]}" "$BIN/postgres" -D "$WORK/pg" -c listen_addresses=127.0.0.1 -p "$PORT" -c unix_socket_directories= \
     -c max_connections=200 >"$WORK/pg.log" 2>&1 &
   PGPID=$!
   KEYHOLDER_BENCH_POSTGRES="postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
@@ -71,7 +81,7 @@ if [ -z "${KEYHOLDER_BENCH_POSTGRES:-}" ]; then
     sleep 0.2
   done
   "$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -qc 'SELECT 1' >/dev/null || { cat "$WORK/pg.log" >&2; exit 1; }
-  echo "bench: scratch PostgreSQL $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW server_version') on 127.0.0.1:$PORT (fsync $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW fsync'), synchronous_commit $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW synchronous_commit'))"
+  echo "bench: scratch PostgreSQL $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW server_version') on 127.0.0.1:$PORT (fsync $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW fsync'), synchronous_commit $("$PSQL" "$KEYHOLDER_BENCH_POSTGRES" -Atc 'SHOW synchronous_commit'), GLIBC_TUNABLES ${PG_MALLOC:-unset})"
 fi
 
 # pgdb prints the URL of a new, empty PostgreSQL database.
