@@ -20,8 +20,8 @@
 # requests after a start; the same for every storm). 256 were not enough
 # on PostgreSQL: a replica's batches took 27-36 ms on average in the
 # storm's first half second and 4-6 ms after it (storms at 70 %, 2
-# replicas, batch log), and that half second made the p99 (65-160 ms in
-# ten storms; 39-53 ms in five after 1,024). A pause after the warm-up did
+# replicas, batch log), and that half second made the p99 (45-161 ms in
+# fifteen storms; 39-53 ms in five after 1,024). A pause after the warm-up did
 # not shorten it, nor did generic plans from the start, and no connection
 # was opened during it: what warms up is counted in releases served.
 # 1,024 are one to two seconds of two replicas at 70 % of their capacity.
