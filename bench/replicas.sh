@@ -23,8 +23,12 @@
 # replicas, batch log), and that half second made the p99 (45-161 ms in
 # fifteen storms; 39-53 ms in five after 1,024). A pause after the warm-up did
 # not shorten it, nor did generic plans from the start, and no connection
-# was opened during it: what warms up is counted in releases served.
-# 1,024 are one to two seconds of two replicas at 70 % of their capacity.
+# was opened during it. What warms up is the console process's memory: in
+# that half second its heap and goroutine stacks still grow, and memmove
+# and memclr on fresh pages (each one faulting, on this VM at the host)
+# took 7-9 % of the machine, against 1.6-1.9 % after 1,024 (perf, the
+# storm's first 0.6 s). 1,024 are one to two seconds of two replicas at
+# 70 % of their capacity.
 #
 # PostgreSQL: KEYHOLDER_BENCH_POSTGRES (a server URL, e.g.
 # postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable: the bench
