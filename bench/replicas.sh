@@ -77,7 +77,7 @@ if [ -z "${KEYHOLDER_BENCH_POSTGRES:-}" ]; then
   "${as[@]}" "$BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
   PORT=$(shuf -i 20000-60000 -n 1)
   # glibc gives a backend's freed heap back to the kernel as soon as 128 KiB
-  # lie free at its top, which happens after nearly every statement here;
+  # lie free at its top, here over a hundred times a second in a storm;
   # each time, the kernel flushes the TLB of every processor the server
   # ran on, an interrupt to each, which on this VM cost the server about a
   # tenth of its CPU (perf: brk -> flush_tlb_mm_range). Keeping up to 16 MiB
